@@ -1,0 +1,13 @@
+"""The two exceptions the engine raises for bad input.
+
+Both are ValueErrors whose message is one plain sentence a person can act on,
+so every front end (dashboard, CLI, library user) can show ``str(error)`` as is.
+"""
+
+
+class InvalidImageError(ValueError):
+    """The bytes or file given as an image cannot be used as one."""
+
+
+class ModelLoadError(ValueError):
+    """A model (or its labels file) cannot be loaded or cannot be explained."""
