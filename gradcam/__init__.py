@@ -1,0 +1,38 @@
+"""Grad-CAM Explorer's engine: explain why an image classifier chose a class.
+
+    import gradcam
+    model = gradcam.load_model("EfficientNet-Lite0")      # offline, real ImageNet weights
+    image = gradcam.load_image("cat.jpg")
+    explanation = gradcam.explain(model, image)             # top-1 class, last conv layer
+    gradcam.overlay(image, explanation.heatmap).save("cat-gradcam.png")
+
+This package never imports Streamlit; the dashboard is a thin layer over it.
+"""
+
+from .cam import METHODS, Explanation, Prediction, explain, explain_many, predict
+from .errors import InvalidImageError, ModelLoadError
+from .images import load_image
+from .layers import TargetLayer, default_layer, target_layers
+from .models import DEFAULT_MODEL, Model, available_models, load_model
+from .overlay import COLORMAPS, overlay
+
+__all__ = [
+    "COLORMAPS",
+    "DEFAULT_MODEL",
+    "METHODS",
+    "Explanation",
+    "InvalidImageError",
+    "Model",
+    "ModelLoadError",
+    "Prediction",
+    "TargetLayer",
+    "available_models",
+    "default_layer",
+    "explain",
+    "explain_many",
+    "load_image",
+    "load_model",
+    "overlay",
+    "predict",
+    "target_layers",
+]

