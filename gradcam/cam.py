@@ -196,8 +196,9 @@ def upsample(raw: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
         return np.zeros((size[1], size[0]), np.float32), True
     scaled = Image.fromarray((raw / peak).astype(np.float32), mode="F")
     # Bilinear, not bicubic: it never overshoots, so the result stays in [0, 1].
-    resized = np.asarray(scaled.resize(size, Image.BILINEAR), np.float32)
-    return np.clip(resized, 0.0, 1.0), False
+    resized = np.clip(np.asarray(scaled.resize(size, Image.BILINEAR), np.float32), 0.0, None)
+    # Pixel centres rarely land on a cell centre, so rescale: the hottest spot is 1.
+    return resized / resized.max(), False
 
 
 # --- public API -----------------------------------------------------------------

@@ -1,0 +1,38 @@
+"""Shared fixtures: the real offline model and real photos, loaded once per run."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def photo(name: str) -> Image.Image:
+    """A free-licence photo that ships inside scikit-image (no download)."""
+    from skimage import data
+
+    return Image.fromarray(getattr(data, name)()).convert("RGB")
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    import gradcam
+
+    return gradcam.load_model("EfficientNet-Lite0")
+
+
+@pytest.fixture(scope="session")
+def cat():
+    return photo("chelsea")  # Chelsea the cat: ImageNet calls her an Egyptian cat / tabby
+
+
+@pytest.fixture(scope="session")
+def coffee():
+    return photo("coffee")  # a cup of espresso on a saucer
+
+
+@pytest.fixture(scope="session")
+def noise_image():
+    return Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8))
