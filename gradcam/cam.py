@@ -115,6 +115,7 @@ def _build(model, layer: TargetLayer, method: str, keep_tensors: bool):
             tf.TensorSpec((), tf.int32),
         ],
         reduce_retracing=True,
+        autograph=False,  # no Python control flow on tensors here; skipping the conversion halves the trace
     )
     def run(x, target_rows, top):
         with tf.GradientTape() as tape:
@@ -146,8 +147,10 @@ def _forward(model):
         if "forward" not in model._compiled:
             height, width = model.input_size
             spec = tf.TensorSpec((1, height, width, model.channels), tf.float32)
+            # The same graph walk as the explanations, so predictions and maps
+            # agree on the logits, and a softmax model's true logits are reported.
             model._compiled["forward"] = tf.function(
-                lambda x: model.keras(x, training=False), input_signature=[spec]
+                lambda x: run_capturing(model.keras, x, None)[1], input_signature=[spec], autograph=False
             )
         return model._compiled["forward"]
 
@@ -207,16 +210,8 @@ def upsample(raw: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
 def predict(model, image, top: int = 5) -> list[Prediction]:
     """The model's ``top`` classes for ``image``, most likely first."""
     image = _as_image(image)
-    output = np.asarray(_forward(model)(model.prepare(image)), np.float64).reshape(-1)
-    kind = output_activation(model.keras)
-    if kind == "linear":
-        logits = output
-        probabilities = _probabilities(model, logits)
-    else:
-        probabilities = output
-        clipped = np.clip(output, 1e-30, 1.0)
-        logits = np.log(clipped) if kind == "softmax" else np.log(clipped / np.clip(1 - output, 1e-30, 1))
-    return _predictions(model, logits, probabilities, top)
+    logits = np.asarray(_forward(model)(model.prepare(image)), np.float64).reshape(-1)
+    return _predictions(model, logits, _probabilities(model, logits), top)
 
 
 def compute(model, image, targets=None, layer=None, method: str = "gradcam", *, top: int = 1,

@@ -125,15 +125,16 @@ def _without_activation(layer) -> Callable:
     return log_probabilities
 
 
-def run_capturing(keras_model, x, layer_name: str, on_capture: Callable | None = None):
+def run_capturing(keras_model, x, layer_name: str | None, on_capture: Callable | None = None):
     """Run ``keras_model`` on ``x``; return (the named layer's output, the logits).
+    With ``layer_name`` None nothing is captured: (None, logits).
 
     ``on_capture`` sees the layer's output as soon as it exists, so a gradient tape
     can watch it even when the layers are frozen (non-trainable weights are not
     watched by default, which silently breaks Grad-CAM on transfer-learning models).
     """
     captured = {}
-    path = layer_name.split(SEPARATOR)
+    path = layer_name.split(SEPARATOR) if layer_name else [None]
     strip = _final_layer(keras_model) if output_activation(keras_model) != "linear" else None
 
     def run(model, inputs, remaining):
@@ -158,6 +159,8 @@ def run_capturing(keras_model, x, layer_name: str, on_capture: Callable | None =
         return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
     logits = run(keras_model, x, path)
+    if layer_name is None:
+        return None, logits
     if "features" not in captured:
         raise ValueError(f'Layer "{layer_name}" was not reached when running the model.')
     return captured["features"], logits

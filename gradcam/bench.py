@@ -1,0 +1,184 @@
+"""The speed benchmark: ``python -m gradcam.bench``.
+
+Machines here are shared and noisy, so nothing is compared with a wall-clock
+constant. Every contender is timed in the same run, interleaved round by round
+(A, B, C, A, B, C, ...), and the report gives medians and ratios against a
+baseline measured alongside; the targets are ratios too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+from PIL import Image
+
+
+def _median_ms(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    for run in contenders.values():  # warm up: trace, allocate, fill caches
+        run()
+        run()
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def keras_tutorial_gradcam(keras_model, x, layer_name, class_index):
+    """Grad-CAM the way Keras' own example does it: a sub-model rebuilt on every
+    call and an eager gradient tape (without its in-place softmax removal, so the
+    shared model is left as it was; that does not change the timing)."""
+    import keras
+    import tensorflow as tf
+
+    grad_model = keras.Model(keras_model.inputs, [keras_model.get_layer(layer_name).output, keras_model.output])
+    with tf.GradientTape() as tape:
+        features, predictions = grad_model(x)
+        score = predictions[:, class_index]
+    grads = tape.gradient(score, features)
+    pooled = tf.reduce_mean(grads, axis=(0, 1, 2))
+    heatmap = tf.squeeze(features[0] @ pooled[..., tf.newaxis])
+    return tf.maximum(heatmap, 0) / tf.math.reduce_max(heatmap)
+
+
+def _tf_keras_vis(keras_model, x, layer_name, class_index):
+    """tf-keras-vis' Gradcam, set up once as its documentation shows, or None."""
+    try:
+        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+        from tf_keras_vis.utils.scores import CategoricalScore
+    except ImportError:
+        return None
+    explainer = Gradcam(keras_model, model_modifier=ReplaceToLinear(), clone=True)
+    score = CategoricalScore([class_index])
+    return lambda: explainer(score, x, penultimate_layer=layer_name)
+
+
+def measure_model(name: str, image: Image.Image, rounds: int, weights: str | None) -> dict:
+    import gradcam
+
+    model = gradcam.load_model(name, weights=weights) if weights is None else gradcam.load_model(name)
+    layers = gradcam.target_layers(model)
+    last = gradcam.default_layer(model).name
+    early = layers[len(layers) // 4].name
+    x = model.prepare(image)
+    target = gradcam.predict(model, image)[0].index
+
+    contenders = {
+        "forward pass": lambda: gradcam.predict(model, image),
+        "Grad-CAM, last layer": lambda: gradcam.explain(model, image, target=target),
+        "Grad-CAM, early layer": lambda: gradcam.explain(model, image, target=target, layer=early),
+        "all top-5 maps": lambda: gradcam.explain_many(model, image, top=5),
+        "Grad-CAM++, last layer": lambda: gradcam.explain(model, image, target=target, method="gradcam++"),
+        "Keras tutorial's way": lambda: keras_tutorial_gradcam(model.keras, x, last, target),
+    }
+    vis = _tf_keras_vis(model.keras, x, last, target) if "/" not in last else None
+    if vis is not None:
+        contenders["tf-keras-vis Gradcam"] = vis
+    times = _median_ms(contenders, rounds)
+    return {"model": name, "early layer": early, "last layer": last, "ms": times}
+
+
+def cold_first_explanation(model: str) -> float:
+    """Seconds from a new Python process's start to its first explanation (the
+    model's conversion already cached), imports included: what a CLI user waits."""
+    code = (
+        "import time, sys; t0 = time.perf_counter();"
+        "import gradcam; from PIL import Image;"
+        f"m = gradcam.load_model({model!r});"
+        "gradcam.explain(m, Image.new('RGB', (640, 480), 'gray'));"
+        "print(time.perf_counter() - t0)"
+    )
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    total = time.perf_counter() - start
+    return {"from process start": total, "after interpreter start": float(out.stdout.strip().splitlines()[-1])}
+
+
+def overlay_ms(rounds: int) -> float:
+    import gradcam
+
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8))
+    heatmap = np.random.default_rng(1).random((768, 1024)).astype(np.float32)
+    return _median_ms({"overlay": lambda: gradcam.overlay(photo, heatmap, 0.4, "jet")}, rounds * 3)["overlay"]
+
+
+TARGETS = [
+    # (what, ratio, limit, comparison): the issue's targets, as ratios.
+    ("last-layer Grad-CAM / forward pass", ("Grad-CAM, last layer", "forward pass"), 1.3, "<="),
+    ("top-5 maps / one map", ("all top-5 maps", "Grad-CAM, last layer"), 1.5, "<="),
+    ("Keras tutorial's way / ours", ("Keras tutorial's way", "Grad-CAM, last layer"), 5.0, ">="),
+    ("tf-keras-vis / ours", ("tf-keras-vis Gradcam", "Grad-CAM, last layer"), 5.0, ">="),
+]
+
+
+def report(results: list[dict], overlay: float, cold: dict, out=sys.stdout) -> bool:
+    met_all = True
+    for result in results:
+        times = result["ms"]
+        print(f"\n{result['model']}  (last layer {result['last layer']}, early layer {result['early layer']})", file=out)
+        for name, ms in times.items():
+            print(f"  {name:<26} {ms:8.1f} ms", file=out)
+        for what, (a, b), limit, sense in TARGETS:
+            if a not in times:
+                print(f"  {what:<40} not measured (tf-keras-vis not installed)", file=out)
+                continue
+            ratio = times[a] / times[b]
+            met = ratio <= limit if sense == "<=" else ratio >= limit
+            met_all &= met
+            print(f"  {what:<40} {ratio:6.2f}x  target {sense} {limit}x  {'met' if met else 'MISSED'}", file=out)
+    met = overlay <= 30.0
+    met_all &= met
+    print(f"\noverlay on 1024x768: {overlay:.1f} ms  target <= 30 ms  {'met' if met else 'MISSED'}", file=out)
+    met = cold["from process start"] <= 5.0
+    met_all &= met
+    print(
+        f"cold first explanation (EfficientNet-Lite0, cached conversion): "
+        f"{cold['from process start']:.2f} s from process start "
+        f"({cold['after interpreter start']:.2f} s after the interpreter)  target <= 5 s  "
+        f"{'met' if met else 'MISSED'}",
+        file=out,
+    )
+    return met_all
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gradcam.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds per contender (default 15)")
+    parser.add_argument("--large", default="ResNet50", help="the larger Keras application to time (untrained)")
+    parser.add_argument("--json", metavar="PATH", help="also write the raw figures as JSON")
+    args = parser.parse_args(argv)
+
+    import gradcam
+    from skimage import data
+
+    image = Image.fromarray(data.chelsea())
+    gradcam.load_model(gradcam.DEFAULT_MODEL)  # make sure the conversion is cached before the cold run
+    cold = cold_first_explanation(gradcam.DEFAULT_MODEL)
+    results = [
+        measure_model(gradcam.DEFAULT_MODEL, image, args.rounds, weights="imagenet"),
+        measure_model(args.large, image, args.rounds, weights=None),
+    ]
+    overlay = overlay_ms(args.rounds)
+    met = report(results, overlay, cold)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"models": results, "overlay_ms": overlay, "cold_s": cold}, f, indent=2)
+    print("\nall targets met" if met else "\nsome targets missed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,383 @@
+"""Command line front end: ``python -m gradcam models|layers|predict|explain``.
+
+A thin layer over the engine, like the dashboard: parse arguments, call the
+public API, print. Bad input of any kind ends as one ``error: <sentence>`` line
+on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Must happen before TensorFlow is imported. The engine imports TensorFlow lazily
+# (inside functions), so setting it here, before any model is loaded, is early enough.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import csv  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import gradcam  # noqa: E402
+from gradcam.cam import target_index  # noqa: E402
+from gradcam.images import SUPPORTED_FORMATS  # noqa: E402
+from gradcam.layers import resolve_layer  # noqa: E402
+from gradcam.models import PREPROCESSING  # noqa: E402
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+SUMMARY_COLUMNS = ("file", "top1_label", "top1_probability", "target_label", "layer", "method", "overlay", "error")
+
+
+class BadInput(ValueError):
+    """Input the CLI itself refuses (the engine's own errors are ValueErrors too)."""
+
+
+# --- TensorFlow, quietly --------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _stderr_descriptor_silenced():
+    """TensorFlow 2.21 prints oneDNN notices from C++ straight to file descriptor 2
+    while it is imported, before TF_CPP_MIN_LOG_LEVEL applies; hide them."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no usable descriptor 2 (an unusual embedding): nothing to hide
+        yield
+        return
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _import_tensorflow_quietly() -> None:
+    if "tensorflow" in sys.modules:
+        return
+    with _stderr_descriptor_silenced():
+        import tensorflow  # noqa: F401
+    # Python-side warnings (e.g. "WARNING:absl:...") are not for the CLI's user either.
+    for name in ("absl", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# --- models ---------------------------------------------------------------------
+
+# Loaded models by (name or path, labels, preprocessing). One CLI run loads one
+# model; this only matters when main() runs several times in one process (the
+# tests), where it also keeps the compiled Grad-CAM functions that live on a model.
+_MODELS: dict[tuple, gradcam.Model] = {}
+
+
+def _load_model(args) -> gradcam.Model:
+    name = args.model
+    builtin = name in dict(gradcam.available_models())
+    if builtin and (args.labels or args.preprocessing):
+        raise BadInput(f"--labels and --preprocessing are for your own model files; {name} knows its own.")
+    if not builtin and not Path(name).is_file():
+        if Path(name).suffix.lower() in (".keras", ".h5") or os.sep in name:
+            raise BadInput(f"No such model file: {name}.")
+        choices = ", ".join(n for n, _ in gradcam.available_models())
+        raise BadInput(f'Unknown model "{name}"; choose one of {choices}, or give the path to a .keras or .h5 file.')
+    key = (name if builtin else str(Path(name).resolve()), args.labels, args.preprocessing)
+    if key not in _MODELS:
+        _import_tensorflow_quietly()
+        _MODELS[key] = gradcam.load_model(name, labels=args.labels, preprocessing=args.preprocessing)
+    return _MODELS[key]
+
+
+# --- helpers --------------------------------------------------------------------
+
+
+def _target(text: str | None):
+    """--target as the engine wants it: an int for "285", the label otherwise."""
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _check_overlay_options(args) -> None:
+    # Ask the engine on a 1-pixel image, so bad --alpha/--colormap fail before the
+    # slow model load, with the engine's own message.
+    gradcam.overlay(Image.new("RGB", (1, 1)), np.zeros((1, 1), np.float32), args.alpha, args.colormap)
+
+
+def _method_name(method: str) -> str:
+    return gradcam.METHODS[method][0]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _prediction_dicts(predictions) -> list[dict]:
+    return [{"index": p.index, "label": p.label, "probability": p.probability} for p in predictions]
+
+
+def _note_no_evidence(name: str, explanation) -> None:
+    if explanation.no_positive_evidence:
+        print(
+            f"note: {name}: nothing in layer {explanation.layer} speaks for {explanation.label}, "
+            "so the heatmap is empty; try another layer or class.",
+            file=sys.stderr,
+        )
+
+
+def _save(image: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower().lstrip(".") in SUPPORTED_FORMATS
+
+
+def _overlay_names(files: list[Path]) -> list[str]:
+    """<stem>-gradcam.png per file; cat.jpg and cat.png become cat-jpg-… and cat-png-…"""
+    stems = [f.stem for f in files]
+    return [
+        f"{f.stem}-gradcam.png" if stems.count(f.stem) == 1 else f"{f.stem}-{f.suffix.lstrip('.')}-gradcam.png"
+        for f in files
+    ]
+
+
+# --- subcommands ----------------------------------------------------------------
+
+
+def cmd_models(args) -> int:
+    models = gradcam.available_models()
+    width = max(len(name) for name, _ in models)
+    for name, description in models:
+        mark = "*" if name == gradcam.DEFAULT_MODEL else " "
+        print(f"{mark} {name:<{width}}  {description}")
+    print("\n* default model")
+    return EXIT_OK
+
+
+def cmd_layers(args) -> int:
+    model = _load_model(args)
+    default = gradcam.default_layer(model)
+    layers = gradcam.target_layers(model)
+    width = max(len(layer.name) for layer in layers)
+    for layer in layers:
+        shape = "x".join("?" if n is None else str(n) for n in layer.shape)
+        mark = "  (default)" if layer.name == default.name else ""
+        print(f"{layer.name:<{width}}  {shape}{mark}")
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    image = gradcam.load_image(args.image)  # before the model: a bad image fails fast
+    model = _load_model(args)
+    predictions = gradcam.predict(model, image, top=args.top)
+    if args.json:
+        report = {
+            "model": model.name,
+            "image": args.image,
+            "sha256": _sha256(Path(args.image)),
+            "predictions": _prediction_dicts(predictions),
+        }
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    width = max(len(p.label) for p in predictions)
+    for rank, p in enumerate(predictions, 1):
+        print(f"{rank:>2}. {p.label:<{width}}  {p.probability:7.2%}  (class {p.index})")
+    return EXIT_OK
+
+
+def cmd_explain(args) -> int:
+    _check_overlay_options(args)
+    source = Path(args.image)
+    if source.is_dir():
+        return _explain_folder(args, source)
+    return _explain_image(args, source)
+
+
+def _explain_image(args, source: Path) -> int:
+    image = gradcam.load_image(source)
+    model = _load_model(args)
+    explanation = gradcam.explain(model, image, _target(args.target), args.layer, args.method)
+
+    out = Path(args.out) if args.out else Path(f"{source.stem}-gradcam.png")  # in the current folder
+    if out.is_dir():
+        out = out / f"{source.stem}-gradcam.png"
+    if not out.suffix:
+        out = out.with_suffix(".png")
+    _save(gradcam.overlay(image, explanation.heatmap, args.alpha, args.colormap), out)
+    heatmap = None
+    if args.heatmap:
+        heatmap = Path(args.heatmap)
+        heatmap.parent.mkdir(parents=True, exist_ok=True)
+        np.save(heatmap, explanation.heatmap)
+        heatmap = heatmap if heatmap.suffix == ".npy" else Path(f"{heatmap}.npy")  # what np.save wrote
+
+    _note_no_evidence(source.name, explanation)
+    if args.json:
+        report = {
+            "model": model.name,
+            "image": str(source),
+            "sha256": _sha256(source),
+            "layer": explanation.layer,
+            "method": explanation.method,
+            "target": explanation.target,
+            "label": explanation.label,
+            "probability": explanation.probability,
+            "predictions": _prediction_dicts(explanation.predictions),
+            "no_positive_evidence": explanation.no_positive_evidence,
+            "overlay": str(out),
+            "heatmap": None if heatmap is None else str(heatmap),
+        }
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    saved = f"{out}" + ("" if heatmap is None else f", heatmap {heatmap}")
+    print(
+        f"{explanation.label} (class {explanation.target}, {explanation.probability:.1%}), "
+        f"layer {explanation.layer}, {_method_name(explanation.method)} -> {saved}"
+    )
+    return EXIT_OK
+
+
+def _explain_folder(args, folder: Path) -> int:
+    from tqdm import tqdm
+
+    if args.heatmap:
+        raise BadInput("--heatmap saves one image's map; it cannot be used with a folder.")
+    files = sorted(f for f in folder.iterdir() if _is_image_file(f))
+    if not files:
+        raise BadInput(f"The folder {folder} has no images ({', '.join(SUPPORTED_FORMATS)}).")
+    folder = folder.resolve()  # so "." gets a real name for the default output folder
+    out_dir = Path(args.out) if args.out else folder.with_name(f"{folder.name}-gradcam")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInput(f"--out {out_dir} is a file; a folder of images needs an output folder.")
+
+    # Load the model and check --layer/--target once, so a typo is one error, not one per image.
+    model = _load_model(args)
+    layer = resolve_layer(model, args.layer)
+    target = None if args.target is None else target_index(model, _target(args.target))
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    rows = []
+    for file, name in zip(tqdm(files, desc="Explaining", unit="image", file=sys.stderr), _overlay_names(files)):
+        row = dict.fromkeys(SUMMARY_COLUMNS, "")
+        row.update(file=file.name, layer=layer.name, method=args.method)
+        try:
+            image = gradcam.load_image(file)
+            explanation = gradcam.explain(model, image, target, layer, args.method)
+            _save(gradcam.overlay(image, explanation.heatmap, args.alpha, args.colormap), out_dir / name)
+        except ValueError as error:  # a broken image must not stop the others
+            row["error"] = str(error)
+            tqdm.write(f"error: {file.name}: {error}", file=sys.stderr)
+        else:
+            _note_no_evidence(file.name, explanation)
+            top = explanation.predictions[0]
+            row.update(
+                top1_label=top.label,
+                top1_probability=f"{top.probability:.6f}",
+                target_label=explanation.label,
+                overlay=str(out_dir / name),
+            )
+        rows.append(row)
+
+    summary = out_dir / "summary.csv"
+    with summary.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    done = sum(1 for row in rows if not row["error"])
+    if args.json:
+        print(json.dumps({"model": model.name, "output": str(out_dir), "summary": str(summary), "images": rows},
+                         indent=2))
+    else:
+        print(f"Explained {done} of {len(rows)} images into {out_dir} (summary: {summary}).")
+    return EXIT_OK if done else EXIT_FAILED
+
+
+# --- argument parsing -----------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
+def _add_model_options(parser: argparse.ArgumentParser, positional: bool = False) -> None:
+    help_text = "a built-in model name or a .keras/.h5 file (default: %(default)s)"
+    if positional:
+        parser.add_argument("model", nargs="?", default=gradcam.DEFAULT_MODEL, help=help_text)
+    else:
+        parser.add_argument("--model", "-m", default=gradcam.DEFAULT_MODEL, help=help_text)
+    parser.add_argument("--labels", metavar="FILE", help="class names for your own model (text or JSON)")
+    parser.add_argument("--preprocessing", choices=list(PREPROCESSING),
+                        help="how your own model expects pixels scaled")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gradcam", description="Explain image classifiers with Grad-CAM.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("models", help="list the built-in models")
+    p.set_defaults(run=cmd_models)
+
+    p = commands.add_parser("layers", help="list the layers Grad-CAM can look at")
+    _add_model_options(p, positional=True)
+    p.set_defaults(run=cmd_layers)
+
+    p = commands.add_parser("predict", help="the model's top classes for an image")
+    p.add_argument("image", metavar="IMAGE")
+    _add_model_options(p)
+    p.add_argument("--top", type=_positive_int, default=5, help="how many classes (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=cmd_predict)
+
+    p = commands.add_parser("explain", help="write a Grad-CAM overlay for an image or a folder of images")
+    p.add_argument("image", metavar="IMAGE|FOLDER")
+    _add_model_options(p)
+    p.add_argument("--target", "-t", help="class index or label to explain (default: the top-1 class)")
+    p.add_argument("--layer", "-l", help="layer to look at (default: the last feature map; see 'layers')")
+    p.add_argument("--method", choices=list(gradcam.METHODS), default="gradcam")
+    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity, 0..1 (default: %(default)s)")
+    p.add_argument("--colormap", default="jet", help=f"one of {', '.join(gradcam.COLORMAPS)} (default: %(default)s)")
+    p.add_argument("--out", "-o", metavar="PATH",
+                   help="overlay PNG (default: <image stem>-gradcam.png here), or the output folder for a folder")
+    p.add_argument("--heatmap", metavar="FILE.npy", help="also save the heatmap (image height x width, 0..1)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a summary line")
+    p.set_defaults(run=cmd_explain)
+    return parser
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # usage errors: argparse's own message, exit 2
+    try:
+        return args.run(args)
+    except ValueError as error:  # BadInput, InvalidImageError, ModelLoadError, the engine's ValueErrors
+        print(f"error: {_one_line(error)}", file=sys.stderr)
+    except OSError as error:  # e.g. an output folder that cannot be created
+        where = f" {error.filename}" if error.filename else ""
+        print(f"error: Cannot write{where}: {error.strerror or _one_line(error)}.", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_BAD_INPUT
