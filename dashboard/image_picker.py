@@ -1,0 +1,97 @@
+"""Where the photo comes from: the sample gallery, an upload or the camera.
+
+The current photo lives in st.session_state (bytes, name, hash), so it survives
+reruns and every page sees the same one. A bad upload shows the engine's sentence
+and leaves the current photo as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+from PIL import Image, ImageOps
+
+import gradcam
+from gradcam.images import SUPPORTED_FORMATS
+
+from . import cached
+from .safe_text import md
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = {  # file -> caption, in gallery order; the first is preselected
+    "cat.jpg": "Cat",
+    "coffee.jpg": "Espresso",
+    "cat-and-coffee.jpg": "Cat and coffee",
+    "rocket.jpg": "Rocket launch",
+    "astronaut.jpg": "Astronaut",
+}
+
+
+@dataclass(frozen=True)
+class CurrentImage:
+    image: Image.Image  # decoded, upright, RGB, at display size
+    name: str
+    sha256: str  # of the bytes as uploaded
+
+
+def _use(data: bytes, name: str) -> bool:
+    """Make ``data`` the current photo if it decodes; otherwise keep the old one."""
+    digest = cached.sha256(data)
+    try:
+        cached.display_image(digest, data)
+    except gradcam.InvalidImageError as error:
+        st.session_state["image_error"] = f"{md(name)}: {error}"
+        return False
+    st.session_state.update(image_data=data, image_name=name, image_hash=digest, image_error=None)
+    return True
+
+
+def _use_sample(file_name: str) -> None:
+    _use((SAMPLES_DIR / file_name).read_bytes(), file_name)
+
+
+@st.cache_resource(show_spinner=False)
+def _thumbnail(file_name: str) -> Image.Image:
+    # One shape for every sample, so the gallery's buttons line up.
+    return ImageOps.fit(Image.open(SAMPLES_DIR / file_name).convert("RGB"), (320, 220), Image.LANCZOS)
+
+
+def _gallery() -> None:
+    columns = st.columns(len(SAMPLES))
+    for column, (file_name, caption) in zip(columns, SAMPLES.items()):
+        with column:
+            st.image(_thumbnail(file_name), width="stretch")
+            current = st.session_state.get("image_name") == file_name
+            st.button(caption, key=f"sample_{file_name}", on_click=_use_sample, args=(file_name,),
+                      type="primary" if current else "secondary", width="stretch")
+
+
+def _new_file(widget_key: str, uploaded) -> None:
+    """Use an uploaded file once: a rerun must not re-read (or re-report) it."""
+    if uploaded is None or st.session_state.get(f"{widget_key}_seen") == uploaded.file_id:
+        return
+    st.session_state[f"{widget_key}_seen"] = uploaded.file_id
+    _use(uploaded.getvalue(), uploaded.name)
+
+
+def pick_image() -> CurrentImage:
+    """Draw the picker; return the current photo (a sample until the user picks one)."""
+    if "image_data" not in st.session_state:
+        _use_sample(next(iter(SAMPLES)))
+
+    samples, upload, camera = st.tabs(["Sample photos", "Upload", "Camera"])
+    with samples:
+        _gallery()
+    with upload:
+        _new_file("upload", st.file_uploader("Upload an image", type=list(SUPPORTED_FORMATS), key="upload"))
+    with camera:
+        if st.toggle("Use the camera", key="camera_on"):
+            _new_file("camera", st.camera_input("Take a photo", key="camera"))
+    if st.session_state.get("image_error"):
+        st.error(st.session_state["image_error"])
+
+    state = st.session_state
+    return CurrentImage(cached.display_image(state["image_hash"], state["image_data"]),
+                        state["image_name"], state["image_hash"])

@@ -1,0 +1,103 @@
+"""Headless Chromium (Debian's, never a downloaded one) driven by Playwright, and
+the few things a person does on the Explore page."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    # This machine has no network: without these Chromium keeps trying to call home.
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextlib.contextmanager
+def browser_page(width: int = 1400, height: int = 1000):
+    """Yield (page, console messages) in a fresh headless Chromium profile."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": width, "height": height},
+        )
+        page = context.pages[0] if context.pages else context.new_page()
+        console: list = []
+        page.on("console", lambda message: console.append((message.type, message.text)))
+        page.on("pageerror", lambda error: console.append(("pageerror", str(error))))
+        try:
+            yield page, console
+        finally:
+            context.close()
+
+
+OVERLAY = "[data-testid='stImage']:has-text('Grad-CAM overlay') img"
+
+
+def overlay_source(page) -> str:
+    return page.locator(OVERLAY).first.get_attribute("src") or ""
+
+
+def wait_for_overlay_change(page, before: str, timeout: float = 60.0) -> float:
+    """Seconds until the overlay image differs from ``before``."""
+    start = time.perf_counter()
+    deadline = start + timeout
+    while time.perf_counter() < deadline:
+        try:
+            now = overlay_source(page)
+        except Exception:  # the element is being replaced by a rerun
+            now = before
+        if now and now != before:
+            return time.perf_counter() - start
+        time.sleep(0.02)
+    raise TimeoutError("the overlay did not change")
+
+
+def open_explorer(page, url: str, timeout: float = 120.0) -> None:
+    page.goto(url)
+    page.wait_for_selector(OVERLAY, timeout=timeout * 1000)
+    wait_until_idle(page)
+
+
+def wait_until_idle(page, timeout: float = 60.0) -> None:
+    """Wait until Streamlit has finished its rerun (its status widget disappears)."""
+    page.wait_for_timeout(150)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000
+    )
+
+
+def upload_photo(page, path: Path) -> None:
+    page.get_by_role("tab", name="Upload").click()
+    page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(path))
+
+
+def press_on_slider(page, key: str, times: int = 1) -> None:
+    """Move the Opacity slider by keyboard, as a person can."""
+    thumb = page.get_by_role("slider").first
+    thumb.focus()
+    for _ in range(times):
+        thumb.press(key)
+
+
+def target_label(page) -> str:
+    """The Target class box's shown value."""
+    box = page.locator("[data-testid='stSelectbox']:has-text('Target class')")
+    return box.inner_text()
+
+
+def pick_prediction(page, label: str) -> None:
+    page.locator("[data-testid='stRadio'] label", has_text=label).first.click()
+
+
+def exceptions_shown(page) -> list[str]:
+    return page.locator("[data-testid='stException']").all_inner_texts()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then runs them all. README.md's test command, and
+# what CI runs (.ci/run calls exactly this).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+
+# The end-to-end test drives Debian's Chromium (Playwright's own browser download
+# does not work offline). Install it when it is missing and we are allowed to.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+exec python -m pytest "$@"

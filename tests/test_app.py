@@ -1,0 +1,143 @@
+"""The Explore page through Streamlit's AppTest: what a person sees and does."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from dashboard import cached
+from gradcam.labels import imagenet_labels
+
+PAGE = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+
+CATS = {"Egyptian cat", "tabby", "tiger cat"}
+
+
+def jpeg_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture
+def app():
+    return run(AppTest.from_file(PAGE, default_timeout=180))
+
+
+def target_label(at: AppTest) -> str:
+    box = at.selectbox(key="target")
+    return box.format_func(box.value).split("  (")[0]
+
+
+def top5_labels(at: AppTest) -> list[str]:
+    return [option.split("  (")[0] for option in at.radio(key="target_pick").options]
+
+
+def top5_indices(at: AppTest) -> list[int]:
+    """The class indices behind the radio's shown options (ImageNet models)."""
+    return [imagenet_labels().index(label) for label in top5_labels(at)]
+
+
+def overlay_caption(at: AppTest) -> str:
+    return next(c for image in at.image for c in image.captions if c.startswith("Grad-CAM overlay"))
+
+
+def test_the_page_opens_on_a_sample_with_its_top5(app):
+    assert app.session_state["image_name"] == "cat.jpg"
+    assert target_label(app) in CATS
+    assert len(top5_labels(app)) == 5 and top5_labels(app)[0] == target_label(app)
+    assert overlay_caption(app) == "Grad-CAM overlay, opacity 0.40"
+    assert app.selectbox(key="model_choice").value == "EfficientNet-Lite0"
+    assert app.selectbox(key="layer").value == "top_activation"
+    assert len(app.get("download_button")) == 3
+    assert not app.error
+
+
+def test_uploading_a_photo_changes_the_predictions(app, coffee):
+    app.file_uploader(key="upload").set_value(("my coffee.jpg", jpeg_bytes(coffee), "image/jpeg"))
+    run(app)
+    assert app.session_state["image_name"] == "my coffee.jpg"
+    assert target_label(app) == "espresso"
+    assert "espresso" in top5_labels(app) and not set(top5_labels(app)) & CATS
+
+
+def test_a_sample_button_switches_the_photo(app):
+    app.button(key="sample_coffee.jpg").click()
+    run(app)
+    assert target_label(app) == "espresso"
+
+
+def test_every_control_works(app):
+    app.selectbox(key="layer").set_value("block10_add")
+    run(app)
+    assert any("(14 x 14 cells" in c for image in app.image for c in image.captions)
+    app.selectbox(key="method").set_value("gradcam++")
+    run(app)
+    app.slider(key="opacity").set_value(0.8)
+    run(app)
+    assert overlay_caption(app) == "Grad-CAM overlay, opacity 0.80"
+    app.selectbox(key="colormap").set_value("viridis")
+    run(app)
+    second = top5_indices(app)[1]
+    app.radio(key="target_pick").set_value(second)
+    run(app)
+    assert app.selectbox(key="target").value == second
+    app.selectbox(key="target").set_value(950)  # a class far outside the top-5: orange
+    run(app)
+    assert target_label(app) == "orange" and app.radio(key="target_pick").value is None
+    app.selectbox(key="model_choice").set_value("EfficientNet-Lite1")
+    run(app)
+    assert app.selectbox(key="layer").value == "top_activation"
+    assert target_label(app) in CATS  # a new model starts from its own top-1
+
+
+def test_a_corrupt_upload_says_so_and_the_next_good_one_works(app, coffee):
+    app.file_uploader(key="upload").set_value(("broken.jpg", b"this is not a photo at all", "image/jpeg"))
+    run(app)
+    assert len(app.error) == 1 and "broken" in app.error[0].value
+    assert app.session_state["image_name"] == "cat.jpg" and target_label(app) in CATS  # nothing lost
+    app.file_uploader(key="upload").set_value(("coffee.jpg", jpeg_bytes(coffee), "image/jpeg"))
+    run(app)
+    assert not app.error and target_label(app) == "espresso"
+
+
+def test_a_bad_model_upload_says_so_and_the_page_keeps_working(app):
+    app.selectbox(key="model_choice").set_value("Upload a Keras model...")
+    run(app)
+    app.file_uploader(key="model_upload").set_value(("model.keras", b"not a model", "application/octet-stream"))
+    run(app)
+    assert [e.value for e in app.error] == ["The file is not a Keras model \\(expected a \\.keras or \\.h5 file\\)\\."]
+    assert target_label(app) in CATS  # still explaining with the model that worked
+
+
+def test_opacity_colormap_and_top5_targets_never_call_the_model_again(app):
+    st.cache_data.clear()
+    cached.engine_calls.clear()
+    run(app)
+    calls = dict(cached.engine_calls)
+    assert calls.get("explain") == 1
+    app.slider(key="opacity").set_value(0.7)
+    run(app)
+    app.selectbox(key="colormap").set_value("inferno")
+    run(app)
+    for index in top5_indices(app)[1:]:
+        app.radio(key="target_pick").set_value(index)
+        run(app)
+    app.selectbox(key="target").set_value(top5_indices(app)[0])
+    run(app)
+    assert dict(cached.engine_calls) == calls
+
+
+def test_state_is_kept_in_session_state_for_the_other_pages(app):
+    for key in ("image_hash", "image_name", "model_key", "layer", "target", "method", "opacity"):
+        assert key in app.session_state
