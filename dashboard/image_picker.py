@@ -36,7 +36,7 @@ class CurrentImage:
     sha256: str  # of the bytes as uploaded
 
 
-def _use(data: bytes, name: str) -> bool:
+def _use(data: bytes, name: str, source: str) -> bool:
     """Make ``data`` the current photo if it decodes; otherwise keep the old one."""
     digest = cached.sha256(data)
     try:
@@ -44,12 +44,13 @@ def _use(data: bytes, name: str) -> bool:
     except gradcam.InvalidImageError as error:
         st.session_state["image_error"] = f"{md(name)}: {error}"
         return False
-    st.session_state.update(image_data=data, image_name=name, image_hash=digest, image_error=None)
+    st.session_state.update(image_data=data, image_name=name, image_hash=digest, image_source=source,
+                            image_error=None)
     return True
 
 
 def _use_sample(file_name: str) -> None:
-    _use((SAMPLES_DIR / file_name).read_bytes(), file_name)
+    _use((SAMPLES_DIR / file_name).read_bytes(), file_name, source=f"sample:{file_name}")
 
 
 @st.cache_resource(show_spinner=False)
@@ -63,7 +64,7 @@ def _gallery() -> None:
     for column, (file_name, caption) in zip(columns, SAMPLES.items()):
         with column:
             st.image(_thumbnail(file_name), width="stretch")
-            current = st.session_state.get("image_name") == file_name
+            current = st.session_state.get("image_source") == f"sample:{file_name}"
             st.button(caption, key=f"sample_{file_name}", on_click=_use_sample, args=(file_name,),
                       type="primary" if current else "secondary", width="stretch")
 
@@ -73,7 +74,7 @@ def _new_file(widget_key: str, uploaded) -> None:
     if uploaded is None or st.session_state.get(f"{widget_key}_seen") == uploaded.file_id:
         return
     st.session_state[f"{widget_key}_seen"] = uploaded.file_id
-    _use(uploaded.getvalue(), uploaded.name)
+    _use(uploaded.getvalue(), uploaded.name, source=widget_key)
 
 
 def pick_image() -> CurrentImage:

@@ -56,8 +56,9 @@ def pick_model() -> tuple[str, gradcam.Model]:
         "Model",
         options,
         key="model_choice",
-        format_func=lambda name: name if name == UPLOAD else f"{name}  ({described[name]})",
     )
+    if choice in described:
+        st.caption(described[choice])
     try:
         picked = _own_model() if choice == UPLOAD else (choice, _builtin(choice))
     except gradcam.ModelLoadError as error:

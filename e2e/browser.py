@@ -40,11 +40,37 @@ def browser_page(width: int = 1400, height: int = 1000):
             context.close()
 
 
-OVERLAY = "[data-testid='stImage']:has-text('Grad-CAM overlay') img"
+OVERLAY = "img[alt='Grad-CAM overlay']"
 
 
 def overlay_source(page) -> str:
     return page.locator(OVERLAY).first.get_attribute("src") or ""
+
+
+_WATCH_OVERLAY = """() => {
+    const find = () => document.querySelector("img[alt='Grad-CAM overlay']");
+    const before = find()?.src;
+    window.__overlayShown = null;
+    const start = performance.now();
+    const check = () => {
+        const img = find();
+        if (img && img.src !== before && img.complete && img.naturalWidth) {
+            window.__overlayShown = performance.now() - start;
+        } else {
+            requestAnimationFrame(check);
+        }
+    };
+    requestAnimationFrame(check);
+}"""
+
+
+def timed(page, action, timeout: float = 60.0) -> float:
+    """Seconds from ``action()`` to a new overlay image loaded in the page, timed
+    inside the browser (a MutationObserver), so the test driver's polling adds nothing."""
+    page.evaluate(_WATCH_OVERLAY)
+    action()
+    page.wait_for_function("() => window.__overlayShown !== null", timeout=timeout * 1000, polling=10)
+    return page.evaluate("() => window.__overlayShown") / 1000.0
 
 
 def wait_for_overlay_change(page, before: str, timeout: float = 60.0) -> float:
@@ -91,8 +117,7 @@ def press_on_slider(page, key: str, times: int = 1) -> None:
 
 def target_label(page) -> str:
     """The Target class box's shown value."""
-    box = page.locator("[data-testid='stSelectbox']:has-text('Target class')")
-    return box.inner_text()
+    return page.get_by_role("combobox", name="Target class").input_value()
 
 
 def pick_prediction(page, label: str) -> None:

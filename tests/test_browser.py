@@ -1,0 +1,51 @@
+"""One real browser session on the real server: what only a browser shows."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from e2e.browser import (
+    browser_page, chromium_path, exceptions_shown, open_explorer, overlay_source, press_on_slider,
+    target_label, upload_photo, wait_for_overlay_change, wait_until_idle,
+)
+from e2e.server import streamlit_server
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+
+
+def require_chromium():
+    if chromium_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing in CI; scripts/test.sh installs it")
+        pytest.skip("no Chromium on this machine (apt-get install -y chromium)")
+
+
+def test_upload_explain_and_move_the_opacity_in_chromium(tmp_path, coffee):
+    require_chromium()
+    photo = tmp_path / "coffee.jpg"
+    coffee.save(photo, quality=92)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    with streamlit_server() as url, browser_page() as (page, console):
+        open_explorer(page, url)
+        assert "Egyptian cat" in target_label(page) or "tabby" in target_label(page)
+        page.screenshot(path=str(SCREENSHOTS / "explore-start.png"))
+
+        before = overlay_source(page)
+        upload_photo(page, photo)
+        wait_for_overlay_change(page, before, timeout=120)
+        wait_until_idle(page)
+        assert "espresso" in target_label(page)
+
+        before = overlay_source(page)
+        press_on_slider(page, "ArrowRight", times=6)  # 0.40 -> 0.70
+        wait_for_overlay_change(page, before)
+        wait_until_idle(page)
+        assert page.get_by_text("Grad-CAM overlay, opacity 0.70").count() == 1
+        page.get_by_role("tab", name="Sample photos").click()
+        page.screenshot(path=str(SCREENSHOTS / "explore-coffee.png"))
+
+        assert exceptions_shown(page) == []
+        errors = [text for kind, text in console if kind in ("error", "pageerror")]
+        assert errors == []
