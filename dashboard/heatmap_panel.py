@@ -50,7 +50,7 @@ def predictions_chart(explained: Explained, target: int) -> alt.Chart:
         .mark_bar(size=22)
         .encode(
             x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-            y=alt.Y("class:N", sort=None, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
+            y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
             color=alt.Color("explained:N", scale=alt.Scale(domain=["explained", "other"],
                                                              range=["#d62728", "#9bb7d4"]), legend=None),
             tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
