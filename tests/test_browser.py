@@ -38,10 +38,11 @@ def test_upload_explain_and_move_the_opacity_in_chromium(tmp_path, coffee):
         wait_until_idle(page)
         assert "espresso" in target_label(page)
 
-        before = overlay_source(page)
-        press_on_slider(page, "ArrowRight", times=6)  # 0.40 -> 0.70
-        wait_for_overlay_change(page, before)
-        wait_until_idle(page)
+        for _ in range(6):  # 0.40 -> 0.70, one step at a time as a person would see each
+            before = overlay_source(page)
+            press_on_slider(page, "ArrowRight")
+            wait_for_overlay_change(page, before)
+            wait_until_idle(page)
         assert page.get_by_text("Grad-CAM overlay, opacity 0.70").count() == 1
         page.get_by_role("tab", name="Sample photos").click()
         page.screenshot(path=str(SCREENSHOTS / "explore-coffee.png"))
