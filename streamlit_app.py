@@ -11,6 +11,8 @@ import gradcam
 from dashboard import cached, heatmap_panel
 from dashboard.image_picker import pick_image
 from dashboard.model_picker import pick_model
+from dashboard.heatmap_panel import score_text
+from dashboard.safe_text import md
 
 st.set_page_config(page_title="Grad-CAM Explorer", page_icon=":fire:", layout="wide")
 for key, default in (("opacity", 0.4), ("colormap", "jet"), ("method", "gradcam")):
@@ -42,7 +44,7 @@ with st.sidebar:
     every_class = [*top5, *(i for i in range(len(model.labels)) if i not in top5)]
     target = st.selectbox(
         "Target class", every_class, key="target",
-        format_func=lambda i: f"{model.labels[i]}  ({top5[i]:.1%})" if i in top5 else model.labels[i],
+        format_func=lambda i: f"{model.labels[i]}  ({score_text(model, top5[i])})" if i in top5 else model.labels[i],
         help="The top-5 predictions first, then every class (type to search).",
     )
     opacity = st.slider("Opacity", 0.0, 1.0, step=0.05, key="opacity")
@@ -57,16 +59,16 @@ else:
 heatmap = cached.heatmap(class_map, current.image.size)
 record = heatmap_panel.record(model.name, layer, method, class_map, explained, current.name, current.sha256)
 heatmap_panel.show(current.image, heatmap, class_map, explained, opacity=opacity, colormap=colormap,
-                   record_json=record)
+                   record_json=record, model=model)
 
 st.subheader("Top-5 predictions")
 chart, pick = st.columns([2, 1])
 with chart:
-    st.altair_chart(heatmap_panel.predictions_chart(explained, target), width="stretch")
+    st.altair_chart(heatmap_panel.predictions_chart(explained, target, model.outputs_probabilities), width="stretch")
 with pick:
     # Picking a prediction makes it the target: the same state the sidebar's box uses.
     st.session_state["target_pick"] = target if target in top5 else None
     st.radio("Explain prediction", list(top5), key="target_pick",
-             format_func=lambda i: f"{model.labels[i]}  ({top5[i]:.1%})",
+             format_func=lambda i: f"{md(model.labels[i])}  ({score_text(model, top5[i])})",  # shown as Markdown
              on_change=lambda: st.session_state.update(target=st.session_state["target_pick"]))
 heatmap_panel.honesty_note(explained.layer_shape)

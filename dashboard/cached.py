@@ -49,7 +49,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, max_size="256MB", show_spinner=False)
 def display_image(image_hash: str, _data: bytes) -> Image.Image:
     """The photo decoded once (raises gradcam.InvalidImageError) and downscaled for display."""
     engine_calls["load_image"] += 1
@@ -88,7 +88,7 @@ def _class_map(explanation: gradcam.Explanation) -> ClassMap:
                     explanation.no_positive_evidence)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@st.cache_data(max_entries=256, max_size="128MB", show_spinner=False)
 def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
                  _image: Image.Image, _model: gradcam.Model) -> Explained:
     """Predictions and the maps of all top-5 classes, from one engine pass."""
@@ -101,7 +101,7 @@ def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
     )
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@st.cache_data(max_entries=256, max_size="64MB", show_spinner=False)
 def explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int,
                   _image: Image.Image, _model: gradcam.Model) -> ClassMap:
     """The map of one class outside the top-5."""

@@ -37,7 +37,12 @@ def colour_scale(colormap: str) -> Image.Image:
     return Image.fromarray(colorize(ramp, colormap))
 
 
-def predictions_chart(explained: Explained, target: int) -> alt.Chart:
+def score_text(model: gradcam.Model, value: float) -> str:
+    """A probability as a percentage; a regression model's output as the number it is."""
+    return f"{value:.1%}" if model.outputs_probabilities else f"{value:.4g}"
+
+
+def predictions_chart(explained: Explained, target: int, probabilities: bool = True) -> alt.Chart:
     table = pd.DataFrame(
         {
             "class": [p.label for p in explained.predictions],
@@ -49,7 +54,8 @@ def predictions_chart(explained: Explained, target: int) -> alt.Chart:
         alt.Chart(table)
         .mark_bar(size=22)
         .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
+            if probabilities else alt.X("probability:Q", title="output"),
             y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
             color=alt.Color("explained:N", scale=alt.Scale(domain=["explained", "other"],
                                                              range=["#d62728", "#9bb7d4"]), legend=None),
@@ -77,10 +83,10 @@ def record(model_name: str, layer: str, method: str, class_map: ClassMap, explai
 
 
 def show(photo: Image.Image, heatmap: np.ndarray, class_map: ClassMap, explained: Explained, *, opacity: float,
-         colormap: str, record_json: dict) -> None:
+         colormap: str, record_json: dict, model: gradcam.Model) -> None:
     overlaid = gradcam.overlay(photo, heatmap, opacity, colormap)
     height, width = class_map.raw.shape
-    title = f"**{md(class_map.label)}** ({class_map.probability:.1%})"
+    title = f"**{md(class_map.label)}** ({score_text(model, class_map.probability)})"
     if class_map.no_positive_evidence:
         st.warning(
             f"No positive evidence for {title} at this layer: nothing the layer sees raises this "

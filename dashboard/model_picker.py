@@ -64,6 +64,9 @@ def pick_model() -> tuple[str, gradcam.Model]:
     except gradcam.ModelLoadError as error:
         st.error(md(str(error)))
         picked = None
+    except Exception:  # anything the engine did not foresee still gets a sentence, not a traceback
+        st.error("This model could not be loaded or explained.")
+        picked = None
     if picked is None:  # keep explaining with the last model that worked
         last = st.session_state.get("model_key", gradcam.DEFAULT_MODEL)
         if last.startswith("own:") and last in st.session_state.get("own_models", {}):

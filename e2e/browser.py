@@ -21,6 +21,22 @@ def chromium_path() -> str | None:
 
 
 @contextlib.contextmanager
+def browser_pages(count: int, width: int = 1400, height: int = 1000):
+    """Yield ``count`` pages, each in its own browser context: separate cookies and
+    storage, so each is its own Streamlit session, as separate people would be."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS)
+        try:
+            pages = [browser.new_context(viewport={"width": width, "height": height}).new_page()
+                     for _ in range(count)]
+            yield pages
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
 def browser_page(width: int = 1400, height: int = 1000):
     """Yield (page, console messages) in a fresh headless Chromium profile."""
     from playwright.sync_api import sync_playwright
@@ -64,13 +80,22 @@ _WATCH_OVERLAY = """() => {
 }"""
 
 
+def watch_overlay(page) -> None:
+    """Start timing, inside the page, until a new overlay image has loaded."""
+    page.evaluate(_WATCH_OVERLAY)
+
+
+def overlay_shown_after(page, timeout: float = 60.0) -> float:
+    page.wait_for_function("() => window.__overlayShown !== null", timeout=timeout * 1000, polling=10)
+    return page.evaluate("() => window.__overlayShown") / 1000.0
+
+
 def timed(page, action, timeout: float = 60.0) -> float:
     """Seconds from ``action()`` to a new overlay image loaded in the page, timed
     inside the browser (a MutationObserver), so the test driver's polling adds nothing."""
-    page.evaluate(_WATCH_OVERLAY)
+    watch_overlay(page)
     action()
-    page.wait_for_function("() => window.__overlayShown !== null", timeout=timeout * 1000, polling=10)
-    return page.evaluate("() => window.__overlayShown") / 1000.0
+    return overlay_shown_after(page, timeout)
 
 
 def wait_for_overlay_change(page, before: str, timeout: float = 60.0) -> float:

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from .layers import TargetLayer, output_activation, resolve_layer, run_capturing
+from .layers import TargetLayer, logits_head, output_activation, resolve_layer, run_capturing
 from .labels import find_class
 
 # --- methods: each says only how channels are weighted --------------------------
@@ -91,16 +91,27 @@ class CamTensors:
 # --- the compiled pipeline ------------------------------------------------------
 
 
+def _head(model):
+    """The model's logits stand-in, made once per model (it builds a layer, which
+    must not happen while tracing)."""
+    with model._lock:
+        if "head" not in model._compiled:
+            model._compiled["head"] = logits_head(model.keras)
+        return model._compiled["head"]
+
+
 def _compiled(model, layer: TargetLayer, method: str, keep_tensors: bool):
-    """One tf.function per (model, layer, method), traced on first use only."""
+    """One tf.function per (model, layer, method). The lock makes every session
+    share one function object; TensorFlow traces it once, on its first call."""
+    head = _head(model)
     key = ("cam", layer.name, method, keep_tensors)
-    with model._lock:  # two sessions asking at once must not trace twice
+    with model._lock:
         if key not in model._compiled:
-            model._compiled[key] = _build(model, layer, method, keep_tensors)
+            model._compiled[key] = _build(model, layer, method, keep_tensors, head)
         return model._compiled[key]
 
 
-def _build(model, layer: TargetLayer, method: str, keep_tensors: bool):
+def _build(model, layer: TargetLayer, method: str, keep_tensors: bool, head):
     import tensorflow as tf
 
     weigh = METHODS[method][1]
@@ -119,7 +130,7 @@ def _build(model, layer: TargetLayer, method: str, keep_tensors: bool):
     )
     def run(x, target_rows, top):
         with tf.GradientTape() as tape:
-            features, logits = run_capturing(keras_model, x, layer.name, on_capture=tape.watch)
+            features, logits = run_capturing(keras_model, x, layer.name, on_capture=tape.watch, head=head)
             logits = tf.reshape(logits, (-1,))
             # top > 0: explain the model's own top classes (decided inside this pass).
             rows = tf.cond(
@@ -143,6 +154,7 @@ def _build(model, layer: TargetLayer, method: str, keep_tensors: bool):
 def _forward(model):
     import tensorflow as tf
 
+    head = _head(model)
     with model._lock:
         if "forward" not in model._compiled:
             height, width = model.input_size
@@ -150,7 +162,7 @@ def _forward(model):
             # The same graph walk as the explanations, so predictions and maps
             # agree on the logits, and a softmax model's true logits are reported.
             model._compiled["forward"] = tf.function(
-                lambda x: run_capturing(model.keras, x, None)[1], input_signature=[spec], autograph=False
+                lambda x: run_capturing(model.keras, x, None, head=head)[1], input_signature=[spec], autograph=False
             )
         return model._compiled["forward"]
 

@@ -64,12 +64,18 @@ def parse_labels(data: bytes | str, expected: int | None = None) -> list[str]:
     text = data.strip()
     if not text:
         raise ModelLoadError("The labels file is empty.")
+    labels = None
     if text[0] in "[{":
-        labels = _labels_from_json(text)
-    else:
+        try:
+            labels = _labels_from_json(text)
+        except ModelLoadError:
+            # "[background]" on the first line of a plain list is not JSON: read it as lines,
+            # unless it really was one JSON document (then the JSON error is the useful one).
+            if "\n" not in text:
+                raise
+    if labels is None:
         labels = [line.strip() for line in text.splitlines()]
-        while labels and not labels[-1]:
-            labels.pop()
+    labels = [label or f"class {i}" for i, label in enumerate(labels)]  # a blank line still names a class
     if any("\x00" in label for label in labels):
         raise ModelLoadError("The labels file is not text.")
     if expected is not None and len(labels) != expected:
@@ -82,7 +88,7 @@ def parse_labels(data: bytes | str, expected: int | None = None) -> list[str]:
 def _labels_from_json(text: str) -> list[str]:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ModelLoadError("The labels file looks like JSON but cannot be read as JSON.") from None
     if isinstance(value, list):
         return [str(v) for v in value]

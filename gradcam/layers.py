@@ -98,67 +98,91 @@ def output_activation(keras_model) -> str:
 
 
 def _final_layer(keras_model):
-    output = _graph(keras_model).outputs[0]
-    return output._keras_history.operation
+    """The layer that makes the model's scores, looking inside a nested final model
+    (a classifier head built as its own Sequential, a whole Keras application)."""
+    layer = _graph(keras_model).outputs[0]._keras_history.operation
+    while _is_nested_model(layer):
+        layer = _graph(layer).outputs[0]._keras_history.operation
+    return layer
 
 
-def _without_activation(layer) -> Callable:
-    """``layer`` as it would be without its final softmax/sigmoid: the pre-activation
-    scores (logits), computed from the layer's own weights, leaving it untouched."""
-    from keras import ops
+def logits_head(keras_model):
+    """(final layer, a stand-in that returns its pre-activation scores), or None
+    when the model already outputs logits.
 
+    Built once, eagerly, before any tracing. The stand-in is a twin of the final
+    layer made from its own config with a linear activation and a copy of its
+    weights, so quantized or unusual heads give exactly their logits; the cached
+    model itself is never changed.
+    """
+    if output_activation(keras_model) == "linear":
+        return None
+    layer = _final_layer(keras_model)
     if type(layer).__name__ in ("Softmax", "Activation"):
-        return lambda x, *args, **kwargs: x
-    if type(layer).__name__ == "Dense":
-
-        def dense_logits(x, *args, **kwargs):
-            logits = ops.matmul(x, layer.kernel)
-            return logits + layer.bias if layer.use_bias else logits
-
-        return dense_logits
-
-    # Some other layer ends in a softmax: its log-probabilities differ from the
-    # logits by one constant per image, which gives the same class ranking.
-    def log_probabilities(*args, **kwargs):
-        return ops.log(ops.maximum(layer(*args, **kwargs), 1e-30))
-
-    return log_probabilities
+        return layer, lambda x, *args, **kwargs: x
+    try:
+        twin = type(layer).from_config({**layer.get_config(), "activation": "linear", "name": layer.name + "_logits"})
+        twin.build(tuple(layer.input.shape))
+        twin.set_weights(layer.get_weights())
+    except Exception as error:
+        raise ValueError(
+            f'The last layer "{layer.name}" applies its {output_activation(keras_model)} inside itself '
+            "in a way that cannot be separated, so its logits (what Grad-CAM explains) are not available."
+        ) from error
+    return layer, twin
 
 
-def run_capturing(keras_model, x, layer_name: str | None, on_capture: Callable | None = None):
+def _in_inference_mode(op) -> Callable:
+    # Keras' own Functional.call passes training=False down; so must we, or
+    # dropout and data-augmentation layers (RandomFlip, ...) stay active.
+    if getattr(op, "_call_has_training_arg", False):
+        return lambda *args, **kwargs: op(*args, **{**kwargs, "training": False})
+    return op
+
+
+def _contains(model, layer) -> bool:
+    return any(inner is layer for _, inner in walk_layers(model)) or any(
+        inner is layer for inner in model.layers
+    )
+
+
+def run_capturing(keras_model, x, layer_name: str | None, on_capture: Callable | None = None, head=None):
     """Run ``keras_model`` on ``x``; return (the named layer's output, the logits).
     With ``layer_name`` None nothing is captured: (None, logits).
 
+    ``head`` is ``logits_head(keras_model)``, so the scores are pre-softmax.
     ``on_capture`` sees the layer's output as soon as it exists, so a gradient tape
     can watch it even when the layers are frozen (non-trainable weights are not
     watched by default, which silently breaks Grad-CAM on transfer-learning models).
     """
     captured = {}
-    path = layer_name.split(SEPARATOR) if layer_name else [None]
-    strip = _final_layer(keras_model) if output_activation(keras_model) != "linear" else None
+    final, stand_in = head if head is not None else (None, None)
 
     def run(model, inputs, remaining):
         def operation_fn(op):
-            if op.name == remaining[0] and len(remaining) == 1:
+            if remaining and op.name == remaining[0] and len(remaining) == 1:
 
                 def capture(*args, **kwargs):
-                    out = op(*args, **kwargs)
+                    out = _in_inference_mode(op)(*args, **kwargs)
                     if on_capture is not None:
                         on_capture(out)
                     captured.setdefault("features", out)
                     return out
 
                 return capture
-            if op.name == remaining[0] and _is_nested_model(op):
-                return lambda inner, *args, **kwargs: run(op, inner, remaining[1:])
-            if op is strip:
-                return _without_activation(op)
-            return op
+            if _is_nested_model(op) and (
+                (remaining and op.name == remaining[0]) or (final is not None and _contains(op, final))
+            ):
+                inner_path = remaining[1:] if remaining and op.name == remaining[0] else []
+                return lambda inner, *args, **kwargs: run(op, inner, inner_path)
+            if final is not None and op is final:
+                return stand_in
+            return _in_inference_mode(op)
 
         outputs = _graph(model)._run_through_graph([inputs], operation_fn=operation_fn)
         return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
-    logits = run(keras_model, x, path)
+    logits = run(keras_model, x, layer_name.split(SEPARATOR) if layer_name else [])
     if layer_name is None:
         return None, logits
     if "features" not in captured:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,14 @@ class Model:
     # Compiled functions live with the model they were traced for (see cam.py).
     _compiled: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def outputs_probabilities(self) -> bool:
+        """False for a model with one linear output (a regression or a raw score):
+        its 'probability' is the output value itself, not a share of 100%."""
+        from .layers import output_activation
+
+        return not (len(self.labels) == 1 and output_activation(self.keras) == "linear")
 
     def prepare(self, image: Image.Image) -> np.ndarray:
         """The network's input for ``image``: the whole frame resized (never cropped),
@@ -109,8 +118,16 @@ def available_models() -> list[tuple[str, str]]:
 
 
 def keras_weights_path(name: str) -> Path:
-    """Where Keras keeps (or would download) an application's ImageNet weights."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    """Where Keras keeps (or would download) an application's ImageNet weights:
+    Keras' own idea of its home ($KERAS_HOME read at import, or ~/.keras, or
+    /tmp/.keras when the home folder is not writable)."""
+    config = sys.modules.get("keras.src.backend.config")
+    if config is not None:
+        home = config.keras_home()
+    else:  # Keras' own rule, without importing Keras (which imports TensorFlow: seconds)
+        base = os.path.expanduser("~")
+        base = base if os.access(base, os.W_OK) else "/tmp"
+        home = os.environ.get("KERAS_HOME", os.path.join(base, ".keras"))
     return Path(home) / "models" / _APPLICATIONS[name].weights_file
 
 
@@ -234,6 +251,17 @@ def _explain_load_failure(error: Exception) -> str:
 
 def _own_model(source, labels, preprocessing) -> Model:
     keras_model, file_name = _read_model_file(source)
+    try:
+        return _checked_model(keras_model, file_name, labels, preprocessing)
+    except ModelLoadError:
+        raise
+    except Exception as error:  # e.g. a Sequential saved before it was ever built
+        raise ModelLoadError("The model's structure cannot be read (was it built before it was saved?).") from error
+
+
+def _checked_model(keras_model, file_name, labels, preprocessing) -> Model:
+    if not keras_model.inputs:
+        raise ModelLoadError("The model has no defined input; build it on an image shape before saving it.")
     if len(keras_model.inputs) != 1:
         raise ModelLoadError(
             f"The model has {len(keras_model.inputs)} inputs; Grad-CAM needs a model with one image input."
@@ -286,9 +314,11 @@ def _own_labels(labels, classes: int) -> list[str]:
         return parse_labels(bytes(labels), classes)
     if hasattr(labels, "read"):
         return parse_labels(labels.read(), classes)
+    if isinstance(labels, str) and "\n" in labels:  # the labels' text itself
+        return parse_labels(labels, classes)
     path = Path(labels)
     if not path.is_file():
-        raise ModelLoadError(f"No such labels file: {path}.")
+        raise ModelLoadError(f"No such labels file: {path.name}.")
     return parse_labels(path.read_bytes(), classes)
 
 

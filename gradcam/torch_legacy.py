@@ -108,9 +108,17 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             if len(raw) != count * dtype.itemsize:
                 raise ValueError(f"{os.fspath(path)} is truncated")
             storages[key] = np.frombuffer(raw, dtype=dtype)
+    if not isinstance(state, dict) or not all(isinstance(ref, _TensorRef) for ref in state.values()):
+        raise ValueError(f"{os.fspath(path)} does not hold a plain state dict of tensors")
     arrays = {}
     for name, ref in state.items():
-        flat = storages[ref.storage.key]
+        flat = storages.get(ref.storage.key)
+        # Sizes, strides and offsets come from the file: check them before as_strided
+        # reads memory with them, or a crafted file could read past the buffer.
+        last = ref.offset + sum((n - 1) * st for n, st in zip(ref.size, ref.stride) if n > 0)
+        if (flat is None or ref.offset < 0 or any(n < 0 or st < 0 for n, st in zip(ref.size, ref.stride))
+                or (0 not in ref.size and last >= len(flat))):
+            raise ValueError(f"{os.fspath(path)} is damaged (tensor {name} lies outside its storage)")
         itemsize = flat.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(
             flat[ref.offset:],

@@ -40,7 +40,8 @@ def target_label(at: AppTest) -> str:
 
 
 def top5_labels(at: AppTest) -> list[str]:
-    return [option.split("  (")[0] for option in at.radio(key="target_pick").options]
+    # Options are Markdown with the label escaped ("T\\-shirt"): unescape to compare.
+    return [option.split("  (")[0].replace("\\", "") for option in at.radio(key="target_pick").options]
 
 
 def top5_indices(at: AppTest) -> list[int]:

@@ -152,34 +152,85 @@ def test_softmax_and_logits_models_give_the_same_map(noise_image):
     assert float(softmax_model(np.zeros((1, 32, 32, 3))).numpy().sum()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_nested_frozen_base_model_works_where_the_tutorial_fails(noise_image):
-    """A transfer-learning model: a Keras application nested inside, frozen."""
+def test_nested_frozen_base_model_works_where_the_tutorial_fails(lite0, cat):
+    """Transfer learning as people do it: a pretrained network (here the real
+    EfficientNet-Lite0 without its classifier) nested, frozen, under a new head."""
     keras.utils.set_random_seed(4)
-    base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3))
+    base = keras.Model(lite0.keras.inputs, lite0.keras.get_layer("top_activation").output, name="pretrained")
     base.trainable = False
-    inputs = keras.Input((96, 96, 3))
+    inputs = keras.Input((224, 224, 3))
     pooled = keras.layers.GlobalAveragePooling2D()(base(inputs))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
-    wrapped = own_model(model, ["a", "b", "c"], "-1..1")
+    wrapped = own_model(model, ["a", "b", "c"], "efficientnet-lite")
 
     names = [t.name for t in gradcam.target_layers(wrapped)]
-    assert names[-1] == f"{base.name}/out_relu" and gradcam.default_layer(wrapped).name == names[-1]
+    assert names[-1] == "pretrained/top_activation" and gradcam.default_layer(wrapped).name == names[-1]
     with pytest.raises(ValueError, match="(?i)connected"):  # the Keras tutorial's way ("Graph disconnected")
-        keras.Model(model.inputs, [base.get_layer("out_relu").output, model.output])
+        keras.Model(model.inputs, [base.get_layer("top_activation").output, model.output])
 
-    explanation = gradcam.explain(wrapped, noise_image, target=1)
-    x = wrapped.prepare(noise_image)
+    explanation = gradcam.explain(wrapped, cat, target=1)
+    x = wrapped.prepare(cat)
     with tf.GradientTape() as tape:
         features = base(x)
-        logit = (tf.matmul(tf.reduce_mean(features, axis=(1, 2)), model.layers[-1].kernel) + model.layers[-1].bias)[0, 1]
+        tape.watch(features)
+        dense = model.layers[-1]
+        logit = (tf.matmul(tf.reduce_mean(features, axis=(1, 2)), dense.kernel) + dense.bias)[0, 1]
     grads = tape.gradient(logit, features)[0].numpy()
     expected = np.maximum((features[0].numpy() * grads.mean(axis=(0, 1))).sum(-1), 0)
-    assert explanation.raw.shape == (3, 3)
-    if expected.max() > 0:
-        assert correlation(explanation.raw, expected) > 0.999
+    assert explanation.raw.shape == (7, 7)
+    assert expected.max() > 1e-3 and np.count_nonzero(expected) >= 5
+    assert correlation(explanation.raw, expected) > 0.999
     # An inner layer of the nested base, by its short name too.
-    inner = gradcam.explain(wrapped, noise_image, layer="block_3_expand_relu")
-    assert inner.layer == f"{base.name}/block_3_expand_relu" and inner.raw.shape == (24, 24)
+    inner = gradcam.explain(wrapped, cat, layer="block10_add")
+    assert inner.layer == "pretrained/block10_add" and inner.raw.shape == (14, 14)
+    assert inner.raw.max() > 0
+
+
+def test_augmentation_layers_are_off_when_explaining(noise_image):
+    """RandomFlip and friends default to training mode when called directly; the
+    engine must run them as Keras' predict does: off, so results are repeatable."""
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.Sequential([keras.layers.RandomFlip(), keras.layers.RandomRotation(0.3)])(inputs)
+    x = keras.layers.Conv2D(6, 3, activation="relu", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(x))
+    wrapped = own_model(model, list("abcd"))
+    expected = model.predict(wrapped.prepare(noise_image), verbose=0)[0]
+    for _ in range(3):
+        assert np.allclose([p.probability for p in sorted(gradcam.predict(wrapped, noise_image, top=4),
+                                                          key=lambda p: p.index)], expected, atol=1e-5)
+    maps = [gradcam.explain(wrapped, noise_image, target=0).raw for _ in range(3)]
+    assert all(np.array_equal(maps[0], m) for m in maps[1:])
+
+
+def test_a_softmax_inside_a_nested_head_is_still_removed(noise_image):
+    keras.utils.set_random_seed(9)
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(6, 3, activation="relu", name="conv")(inputs)
+    head = keras.Sequential([keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4, activation="softmax")])
+    model = keras.Model(inputs, head(features))
+    wrapped = own_model(model, list("abcd"))
+    expected = model.predict(wrapped.prepare(noise_image), verbose=0)[0]
+    got = {p.index: p.probability for p in gradcam.predict(wrapped, noise_image, top=4)}
+    assert np.allclose([got[i] for i in range(4)], expected, atol=1e-5)  # softmax applied once, not twice
+
+
+def test_a_softmax_built_into_another_layer_type_gives_the_logit_map(noise_image):
+    """An EinsumDense(activation="softmax") head: the map must be the logit's,
+    exactly as for the same head without the softmax."""
+    keras.utils.set_random_seed(10)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(6, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    with_softmax = keras.Model(inputs, keras.layers.EinsumDense("ab,bc->ac", output_shape=4, activation="softmax",
+                                                                name="head")(x))
+    logits_only = keras.Model(inputs, keras.layers.EinsumDense("ab,bc->ac", output_shape=4, name="head")(x))
+    logits_only.set_weights(with_softmax.get_weights())
+    for target in range(4):
+        a = gradcam.explain(own_model(with_softmax, list("abcd")), noise_image, target=target).raw
+        b = gradcam.explain(own_model(logits_only, list("abcd")), noise_image, target=target).raw
+        assert np.allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
 def test_sequential_models_work(noise_image):
