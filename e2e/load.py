@@ -50,7 +50,7 @@ def run(sessions: int, rounds: int) -> dict:
         photos = _photos(Path(folder), sessions * rounds)
         expected = expected_labels(photos)
         times, wrong = [], []
-        with streamlit_server(__import__("os").environ.get("PAGE","streamlit_app.py")) as url, browser_pages(sessions) as pages:
+        with streamlit_server() as url, browser_pages(sessions) as pages:
             for page in pages:
                 open_explorer(page, url, timeout=180)
             for r in range(rounds):
