@@ -8,13 +8,15 @@ or switching among the top-5 classes never runs the model again.
 import streamlit as st
 
 import gradcam
-from dashboard import cached, heatmap_panel
-from dashboard.image_picker import pick_image
+from dashboard import cached, heatmap_panel, shared_state
+from dashboard.image_picker import current_sample, pick_image
 from dashboard.model_picker import pick_model
 from dashboard.heatmap_panel import score_text
 from dashboard.safe_text import md
 
 st.set_page_config(page_title="Grad-CAM Explorer", page_icon=":fire:", layout="wide")
+shared_state.read_url()  # a shared link's choices, once per session
+shared_state.restore()  # this page's widgets as they were before visiting another page
 for key, default in (("opacity", 0.4), ("colormap", "jet"), ("method", "gradcam")):
     st.session_state.setdefault(key, default)
 
@@ -25,6 +27,8 @@ with st.sidebar:
     if st.session_state.get("layer_for") != model_key or st.session_state.get("layer") not in layers:
         st.session_state["layer_for"] = model_key  # a new model starts at its own default layer
         st.session_state["layer"] = gradcam.default_layer(model).name
+    if (wanted := shared_state.take_wanted("layer")) in layers:
+        st.session_state["layer"] = wanted
     layer = st.selectbox("Layer", list(layers), key="layer", format_func=lambda name: str(layers[name]),
                          help="Later layers: coarser, more class-specific maps. The default is the last one.")
     method = st.selectbox("Method", list(gradcam.METHODS), key="method",
@@ -39,6 +43,8 @@ top5 = {p.index: p.probability for p in explained.predictions}
 if st.session_state.get("target_for") != (current.sha256, model_key):
     st.session_state["target_for"] = (current.sha256, model_key)
     st.session_state["target"] = explained.predictions[0].index  # a new photo or model: its top-1
+if (wanted := shared_state.take_wanted("target")) is not None and 0 <= wanted < len(model.labels):
+    st.session_state["target"] = wanted
 
 with st.sidebar:
     every_class = [*top5, *(i for i in range(len(model.labels)) if i not in top5)]
@@ -72,3 +78,9 @@ with pick:
              format_func=lambda i: f"{md(model.labels[i])}  ({score_text(model, top5[i])})",  # shown as Markdown
              on_change=lambda: st.session_state.update(target=st.session_state["target_pick"]))
 heatmap_panel.honesty_note(explained.layer_shape)
+
+shared_state.remember()
+shared_state.write_url({
+    "sample": current_sample(), "model": None if model_key.startswith("own:") else model_key, "layer": layer,
+    "target": target, "method": method, "opacity": f"{opacity:.2f}", "colormap": colormap,
+})

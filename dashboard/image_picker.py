@@ -49,7 +49,7 @@ def _use(data: bytes, name: str, source: str) -> bool:
     return True
 
 
-def _use_sample(file_name: str) -> None:
+def use_sample(file_name: str) -> None:
     _use((SAMPLES_DIR / file_name).read_bytes(), file_name, source=f"sample:{file_name}")
 
 
@@ -65,7 +65,7 @@ def _gallery() -> None:
         with column:
             st.image(_thumbnail(file_name), width="stretch")
             current = st.session_state.get("image_source") == f"sample:{file_name}"
-            st.button(caption, key=f"sample_{file_name}", on_click=_use_sample, args=(file_name,),
+            st.button(caption, key=f"sample_{file_name}", on_click=use_sample, args=(file_name,),
                       type="primary" if current else "secondary", width="stretch")
 
 
@@ -80,7 +80,7 @@ def _new_file(widget_key: str, uploaded) -> None:
 def pick_image() -> CurrentImage:
     """Draw the picker; return the current photo (a sample until the user picks one)."""
     if "image_data" not in st.session_state:
-        _use_sample(next(iter(SAMPLES)))
+        use_sample(next(iter(SAMPLES)))
 
     samples, upload, camera = st.tabs(["Sample photos", "Upload", "Camera"])
     with samples:
@@ -93,6 +93,19 @@ def pick_image() -> CurrentImage:
     if st.session_state.get("image_error"):
         st.error(st.session_state["image_error"])
 
+    return current_image()
+
+
+def current_image() -> CurrentImage:
+    """The current photo, without drawing anything (a sample until one is picked)."""
+    if "image_data" not in st.session_state:
+        use_sample(next(iter(SAMPLES)))
     state = st.session_state
     return CurrentImage(cached.display_image(state["image_hash"], state["image_data"]),
                         state["image_name"], state["image_hash"])
+
+
+def current_sample() -> str | None:
+    """The sample's file name when the current photo is a sample (a link can name it)."""
+    source = st.session_state.get("image_source", "")
+    return source.split(":", 1)[1] if source.startswith("sample:") else None

@@ -9,10 +9,13 @@
 This package never imports Streamlit; the dashboard is a thin layer over it.
 """
 
-from .cam import METHODS, Explanation, Prediction, explain, explain_many, predict
+from .cam import (
+    METHODS, Explanation, Prediction, explain, explain_contrast, explain_counterfactual, explain_layers,
+    explain_many, predict,
+)
 from .errors import InvalidImageError, ModelLoadError
 from .images import load_image
-from .layers import TargetLayer, default_layer, target_layers
+from .layers import TargetLayer, default_layer, stage_layers, target_layers
 from .models import DEFAULT_MODEL, Model, available_models, load_model
 from .overlay import COLORMAPS, overlay
 
@@ -29,10 +32,14 @@ __all__ = [
     "available_models",
     "default_layer",
     "explain",
+    "explain_contrast",
+    "explain_counterfactual",
+    "explain_layers",
     "explain_many",
     "load_image",
     "load_model",
     "overlay",
     "predict",
+    "stage_layers",
     "target_layers",
 ]

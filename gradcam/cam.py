@@ -17,7 +17,9 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from .layers import TargetLayer, logits_head, output_activation, resolve_layer, run_capturing
+from .layers import (
+    TargetLayer, logits_head, output_activation, resolve_layer, run_capturing, run_capturing_many, stage_layers,
+)
 from .labels import find_class
 
 # --- methods: each says only how channels are weighted --------------------------
@@ -256,6 +258,15 @@ def compute(model, image, targets=None, layer=None, method: str = "gradcam", *, 
     )
 
 
+def _explanation(model, image, before_relu, weights, index, label, probability, layer, method, predictions):
+    before = before_relu.astype(np.float32)
+    raw = np.maximum(before, 0.0)
+    heatmap, empty = upsample(raw, image.size)
+    return Explanation(heatmap=heatmap, raw=raw, target=int(index), label=label, probability=float(probability),
+                       layer=layer, method=method, predictions=predictions, no_positive_evidence=empty,
+                       channel_weights=weights, before_relu=before)
+
+
 def explain_many(model, image, targets: Sequence | None = None, layer=None, method: str = "gradcam",
                  top: int = 5) -> list[Explanation]:
     """Maps for several classes from one pass: ``targets`` (indices or labels), or
@@ -264,30 +275,98 @@ def explain_many(model, image, targets: Sequence | None = None, layer=None, meth
     indices = None if targets is None else [target_index(model, t) for t in targets]
     tensors = compute(model, image, indices, layer, method, top=top)
     predictions = _predictions(model, tensors.logits, tensors.probabilities, 5)
-    target_layer = resolve_layer(model, layer)
-    explanations = []
-    for k, index in enumerate(tensors.targets):
-        before = tensors.before_relu[k].astype(np.float32)
-        raw = np.maximum(before, 0.0)
-        heatmap, empty = upsample(raw, image.size)
-        explanations.append(
-            Explanation(
-                heatmap=heatmap,
-                raw=raw,
-                target=int(index),
-                label=model.labels[index],
-                probability=float(tensors.probabilities[index]),
-                layer=target_layer.name,
-                method=method,
-                predictions=predictions,
-                no_positive_evidence=empty,
-                channel_weights=tensors.channel_weights[k],
-                before_relu=before,
-            )
-        )
-    return explanations
+    name = resolve_layer(model, layer).name
+    return [
+        _explanation(model, image, tensors.before_relu[k], tensors.channel_weights[k], index, model.labels[index],
+                     tensors.probabilities[index], name, method, predictions)
+        for k, index in enumerate(tensors.targets)
+    ]
 
 
 def explain(model, image, target=None, layer=None, method: str = "gradcam") -> Explanation:
     """The map for one class: ``target`` is None (the top-1 class), an index or a label."""
     return explain_many(model, image, None if target is None else [target], layer, method, top=1)[0]
+
+
+def explain_contrast(model, image, target, other, layer=None, method: str = "gradcam") -> Explanation:
+    """Why ``target`` rather than ``other``: the map of the difference of their two
+    logits, i.e. the evidence that separates them (Selvaraju et al. 2017)."""
+    image = _as_image(image)
+    a, b = target_index(model, target), target_index(model, other)
+    row = np.zeros((1, len(model.labels)), np.float32)
+    row[0, a], row[0, b] = 1.0, -1.0
+    tensors = compute(model, image, row, layer, method)
+    predictions = _predictions(model, tensors.logits, tensors.probabilities, 5)
+    return _explanation(model, image, tensors.before_relu[0], tensors.channel_weights[0], a,
+                        f"{model.labels[a]} rather than {model.labels[b]}", tensors.probabilities[a],
+                        resolve_layer(model, layer).name, method, predictions)
+
+
+def explain_counterfactual(model, image, target=None, layer=None, method: str = "gradcam") -> Explanation:
+    """What speaks against ``target``: Grad-CAM with negated gradients, the regions
+    whose removal would raise the class's score (Selvaraju et al. 2017)."""
+    image = _as_image(image)
+    index = predict(model, image, top=1)[0].index if target is None else target_index(model, target)
+    row = np.zeros((1, len(model.labels)), np.float32)
+    row[0, index] = -1.0
+    tensors = compute(model, image, row, layer, method)
+    predictions = _predictions(model, tensors.logits, tensors.probabilities, 5)
+    return _explanation(model, image, tensors.before_relu[0], tensors.channel_weights[0], index,
+                        f"against {model.labels[index]}", tensors.probabilities[index],
+                        resolve_layer(model, layer).name, method, predictions)
+
+
+def _compiled_layers(model, layers: tuple, method: str):
+    import tensorflow as tf
+
+    head = _head(model)
+    key = ("layers", layers, method)
+    with model._lock:
+        if key not in model._compiled:
+            weigh = METHODS[method][1]
+            height, width = model.input_size
+            classes = len(model.labels)
+            keras_model = model.keras
+
+            @tf.function(
+                input_signature=[tf.TensorSpec((1, height, width, model.channels), tf.float32),
+                                 tf.TensorSpec((), tf.int32)],
+                autograph=False,
+            )
+            def run(x, target):
+                with tf.GradientTape() as tape:
+                    features, logits = run_capturing_many(keras_model, x, list(layers), tape.watch, head)
+                    logits = tf.reshape(logits, (-1,))
+                    index = tf.where(target >= 0, target, tf.cast(tf.argmax(logits), tf.int32))
+                    score = tf.gather(logits, index)
+                grads = tape.gradient(score, features)  # every layer's gradient from one backward pass
+                maps, weights = [], []
+                for a, g in zip(features, grads):
+                    w = weigh(a[0], g)  # (1, k)
+                    weights.append(w[0])
+                    maps.append(tf.einsum("hwk,k->hw", a[0], w[0]))
+                return logits, index, maps, weights
+
+            model._compiled[key] = run
+        return model._compiled[key]
+
+
+def explain_layers(model, image, layers=None, target=None, method: str = "gradcam") -> list[Explanation]:
+    """The map of one class at several layers from one forward and one backward
+    pass: ``layers`` (names, default one per stage of the network, early to late)."""
+    if method not in METHODS:
+        raise ValueError(f'Unknown method "{method}"; choose one of: {", ".join(METHODS)}.')
+    image = _as_image(image)
+    chosen = stage_layers(model) if layers is None else [resolve_layer(model, layer) for layer in layers]
+    names = tuple(t.name for t in chosen)
+    index = -1 if target is None else target_index(model, target)
+    logits, picked, maps, weights = _compiled_layers(model, names, method)(model.prepare(image), np.int32(index))
+    logits = logits.numpy().astype(np.float64)
+    probabilities = _probabilities(model, logits)
+    picked = int(picked.numpy())
+    predictions = _predictions(model, logits, probabilities, 5)
+    return [
+        _explanation(model, image, m.numpy(), w.numpy(), picked, model.labels[picked], probabilities[picked],
+                     name, method, predictions)
+        for name, m, w in zip(names, maps, weights)
+    ]

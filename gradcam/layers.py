@@ -148,33 +148,41 @@ def _contains(model, layer) -> bool:
 
 def run_capturing(keras_model, x, layer_name: str | None, on_capture: Callable | None = None, head=None):
     """Run ``keras_model`` on ``x``; return (the named layer's output, the logits).
-    With ``layer_name`` None nothing is captured: (None, logits).
+    With ``layer_name`` None nothing is captured: (None, logits)."""
+    names = [layer_name] if layer_name else []
+    features, logits = run_capturing_many(keras_model, x, names, on_capture, head)
+    return (features[0] if features else None), logits
+
+
+def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None = None, head=None):
+    """Run ``keras_model`` on ``x`` once; return ([each named layer's output], logits).
 
     ``head`` is ``logits_head(keras_model)``, so the scores are pre-softmax.
-    ``on_capture`` sees the layer's output as soon as it exists, so a gradient tape
+    ``on_capture`` sees each layer's output as soon as it exists, so a gradient tape
     can watch it even when the layers are frozen (non-trainable weights are not
     watched by default, which silently breaks Grad-CAM on transfer-learning models).
     """
-    captured = {}
+    captured: dict[str, object] = {}
     final, stand_in = head if head is not None else (None, None)
 
-    def run(model, inputs, remaining):
-        def operation_fn(op):
-            if remaining and op.name == remaining[0] and len(remaining) == 1:
+    def run(model, inputs, paths, prefix):
+        # paths: the still-to-find layer paths below this model, split at "/".
+        here = {p[0] for p in paths if len(p) == 1}
+        below = {p[0] for p in paths if len(p) > 1}
 
+        def operation_fn(op):
+            if op.name in here and not _is_nested_model(op):
                 def capture(*args, **kwargs):
                     out = _in_inference_mode(op)(*args, **kwargs)
                     if on_capture is not None:
                         on_capture(out)
-                    captured.setdefault("features", out)
+                    captured.setdefault(prefix + op.name, out)
                     return out
 
                 return capture
-            if _is_nested_model(op) and (
-                (remaining and op.name == remaining[0]) or (final is not None and _contains(op, final))
-            ):
-                inner_path = remaining[1:] if remaining and op.name == remaining[0] else []
-                return lambda inner, *args, **kwargs: run(op, inner, inner_path)
+            if _is_nested_model(op) and (op.name in below or (final is not None and _contains(op, final))):
+                inner = [p[1:] for p in paths if len(p) > 1 and p[0] == op.name]
+                return lambda inputs_, *args, **kwargs: run(op, inputs_, inner, prefix + op.name + SEPARATOR)
             if final is not None and op is final:
                 return stand_in
             return _in_inference_mode(op)
@@ -182,9 +190,20 @@ def run_capturing(keras_model, x, layer_name: str | None, on_capture: Callable |
         outputs = _graph(model)._run_through_graph([inputs], operation_fn=operation_fn)
         return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
-    logits = run(keras_model, x, layer_name.split(SEPARATOR) if layer_name else [])
-    if layer_name is None:
-        return None, logits
-    if "features" not in captured:
-        raise ValueError(f'Layer "{layer_name}" was not reached when running the model.')
-    return captured["features"], logits
+    logits = run(keras_model, x, [name.split(SEPARATOR) for name in layer_names], "")
+    missing = [name for name in layer_names if name not in captured]
+    if missing:
+        raise ValueError(f'Layer "{missing[0]}" was not reached when running the model.')
+    return [captured[name] for name in layer_names], logits
+
+
+def stage_layers(model) -> list[TargetLayer]:
+    """One layer per stage of the network, early to late: the last target layer at
+    each spatial resolution (the film strip of how the evidence forms)."""
+    stages: dict[tuple, TargetLayer] = {}
+    for target in target_layers(model):
+        height, width = target.shape[0], target.shape[1]
+        if (height or 2) * (width or 2) > 1:
+            stages.pop((height, width), None)  # keep insertion order of the last one
+            stages[(height, width)] = target
+    return list(stages.values())

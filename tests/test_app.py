@@ -142,3 +142,27 @@ def test_opacity_colormap_and_top5_targets_never_call_the_model_again(app):
 def test_state_is_kept_in_session_state_for_the_other_pages(app):
     for key in ("image_hash", "image_name", "model_key", "layer", "target", "method", "opacity"):
         assert key in app.session_state
+
+
+def test_a_shared_link_opens_on_its_view_and_the_url_follows_the_view():
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    for key, value in {"sample": "coffee.jpg", "model": "EfficientNet-Lite0", "layer": "block10_add",
+                       "target": "968", "method": "gradcam++", "opacity": "0.65", "colormap": "viridis"}.items():
+        at.query_params[key] = value
+    run(at)
+    assert at.session_state["image_name"] == "coffee.jpg"
+    assert at.selectbox(key="layer").value == "block10_add"
+    assert target_label(at) == "cup" and at.selectbox(key="method").value == "gradcam++"
+    assert at.slider(key="opacity").value == pytest.approx(0.65) and at.selectbox(key="colormap").value == "viridis"
+    at.selectbox(key="layer").set_value("top_activation")
+    run(at)
+    assert at.query_params["layer"] == "top_activation" and at.query_params["sample"] == "coffee.jpg"
+
+
+def test_a_link_with_nonsense_is_ignored_not_an_error():
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    for key, value in {"sample": "../../etc/passwd", "model": "Nope", "layer": "x", "target": "99999",
+                       "opacity": "lots", "method": "<b>"}.items():
+        at.query_params[key] = value
+    run(at)
+    assert not at.error and at.session_state["image_name"] == "cat.jpg" and target_label(at) in CATS

@@ -314,3 +314,29 @@ def test_pointing_game_on_a_cnn_trained_here():
         py, px = np.unravel_index(np.argmax(heatmap), heatmap.shape)
         hits += abs(py - cy) <= 7 and abs(px - cx) <= 7
     assert hits / len(test_x) >= 0.8
+
+
+# --- comparisons from the Grad-CAM paper, and layers in one pass ----------------
+
+
+def test_all_stages_from_one_pass_equal_each_layer_alone(lite0, side_by_side):
+    stages = gradcam.stage_layers(lite0)
+    assert [t.shape[0] for t in stages] == [112, 56, 28, 14, 7]  # early to late
+    strip = gradcam.explain_layers(lite0, side_by_side, target="espresso")
+    assert [e.layer for e in strip] == [t.name for t in stages]
+    for e in strip:
+        alone = gradcam.explain(lite0, side_by_side, target="espresso", layer=e.layer)
+        assert e.label == "espresso" and correlation(e.raw, alone.raw) > 0.9999
+
+
+def test_why_espresso_rather_than_cat_points_at_the_cup(lite0, side_by_side):
+    contrast = gradcam.explain_contrast(lite0, side_by_side, "espresso", "tiger cat")
+    assert contrast.label == "espresso rather than tiger cat"
+    assert mass_share(contrast.heatmap, (slice(None), slice(224, None))) > 0.8
+
+
+def test_counterfactual_shows_what_speaks_against_the_class(lite0, side_by_side):
+    against = gradcam.explain_counterfactual(lite0, side_by_side, "espresso")
+    assert against.label == "against espresso" and not against.no_positive_evidence
+    # What argues against "espresso" in this picture is the cat, not the cup.
+    assert mass_share(against.heatmap, (slice(None), slice(0, 224))) > 0.7
