@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import sys
 from collections import Counter
 from dataclasses import dataclass
 
@@ -20,6 +21,34 @@ from PIL import Image
 
 import gradcam
 from gradcam.cam import upsample
+
+def _keep_keras_state_between_reruns() -> None:
+    """Stop Streamlit from calling keras.backend.clear_session() after every rerun.
+
+    Streamlit does that (script_runner._clean_problem_modules) for apps that build
+    a model on each run. Ours are built once and cached, and for us it is harmful:
+    it empties TensorFlow's kernel cache, so every rerun re-optimises the compiled
+    Grad-CAM (~250 ms instead of ~20 ms), it runs a full garbage collection, and it
+    resets Keras' graph state while other sessions may be mid-trace. We keep the
+    rest of that clean-up (closing matplotlib figures). If a Streamlit release moves
+    the function, nothing breaks: we only lose the speed-up.
+    """
+    try:
+        from streamlit.runtime.scriptrunner import script_runner
+    except ImportError:
+        return
+    if getattr(script_runner._clean_problem_modules, "keeps_keras", False):
+        return
+
+    def clean_problem_modules_but_keras() -> None:
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
+
+    clean_problem_modules_but_keras.keeps_keras = True
+    script_runner._clean_problem_modules = clean_problem_modules_but_keras
+
+
+_keep_keras_state_between_reruns()
 
 # How many times each engine function really ran (cache misses). Tests read it.
 engine_calls: Counter = Counter()

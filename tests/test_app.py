@@ -166,3 +166,17 @@ def test_a_link_with_nonsense_is_ignored_not_an_error():
         at.query_params[key] = value
     run(at)
     assert not at.error and at.session_state["image_name"] == "cat.jpg" and target_label(at) in CATS
+
+
+def test_reruns_keep_tensorflows_compiled_kernels(app, monkeypatch):
+    """Streamlit clears Keras' session after every rerun unless we stop it; that
+    would re-optimise the compiled Grad-CAM on every slider move."""
+    from tensorflow.python.eager import context
+
+    clears = []
+    original = context.Context.clear_kernel_cache
+    monkeypatch.setattr(context.Context, "clear_kernel_cache", lambda self: (clears.append(1), original(self)))
+    for value in (0.5, 0.6, 0.7):
+        app.slider(key="opacity").set_value(value)
+        run(app)
+    assert clears == []
