@@ -21,7 +21,9 @@ from . import cached
 from .image_picker import SAMPLES, CurrentImage, current_image, use_sample
 
 WIDGET_KEYS = ("model_choice", "layer", "method", "target", "opacity", "colormap")
-URL_KEYS = ("sample", "model", "layer", "target", "method", "opacity", "colormap")
+URL_KEYS = ("sample", "model", "layer", "target", "method", "opacity", "colormap",
+            # The Compare page: its open tab, the contrast's second class, its own layer and model lists.
+            "compare", "other", "layers", "models")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,10 @@ def choices() -> Choices:
     chosen = st.session_state.get("chosen", {})
     model_key = st.session_state.get("model_key", gradcam.DEFAULT_MODEL)
     with st.spinner(f"Loading {model_key if not model_key.startswith('own:') else 'your model'}..."):
-        model = _model_from_key(model_key)
+        try:
+            model = _model_from_key(model_key)
+        except (gradcam.ModelLoadError, KeyError):  # e.g. an uploaded model from a session gone
+            model_key, model = gradcam.DEFAULT_MODEL, cached.builtin_model(gradcam.DEFAULT_MODEL)
     names = {t.name for t in gradcam.target_layers(model)}
     layer = chosen.get("layer") if chosen.get("layer") in names else gradcam.default_layer(model).name
     target = chosen.get("target")

@@ -316,6 +316,9 @@ def explain_counterfactual(model, image, target=None, layer=None, method: str = 
                         resolve_layer(model, layer).name, method, predictions)
 
 
+_MAX_LAYER_SETS = 8
+
+
 def _compiled_layers(model, layers: tuple, method: str):
     import tensorflow as tf
 
@@ -323,6 +326,11 @@ def _compiled_layers(model, layers: tuple, method: str):
     key = ("layers", layers, method)
     with model._lock:
         if key not in model._compiled:
+            # Every combination of layers is its own function: keep the few most
+            # recent, so a page offering free choice cannot grow memory without end.
+            kept = [k for k in model._compiled if isinstance(k, tuple) and k[0] == "layers"]
+            for old in kept[: max(0, len(kept) - _MAX_LAYER_SETS + 1)]:
+                del model._compiled[old]
             weigh = METHODS[method][1]
             height, width = model.input_size
             classes = len(model.labels)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from e2e.browser import (
-    browser_page, chromium_path, exceptions_shown, open_explorer, overlay_source, press_on_slider,
+    OVERLAY, browser_page, chromium_path, exceptions_shown, open_explorer, overlay_source, press_on_slider,
     target_label, upload_photo, wait_for_overlay_change, wait_until_idle,
 )
 from e2e.server import streamlit_server
@@ -47,6 +47,31 @@ def test_upload_explain_and_move_the_opacity_in_chromium(tmp_path, coffee):
         page.get_by_role("tab", name="Sample photos").click()
         page.screenshot(path=str(SCREENSHOTS / "explore-coffee.png"))
 
+        assert exceptions_shown(page) == []
+        errors = [text for kind, text in console if kind in ("error", "pageerror")]
+        assert errors == []
+
+
+PAGES = ["How Grad-CAM works", "Compare", "Report", "Batch"]  # the sidebar's names, as in streamlit_app.py
+
+
+def test_every_page_renders_in_chromium():
+    """A person starts on Explore and visits each page from the sidebar."""
+    require_chromium()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with streamlit_server() as url, browser_page(1400, 1300) as (page, console):
+        open_explorer(page, url)
+        for title in PAGES:
+            page.get_by_role("link", name=title).first.click()
+            page.wait_for_timeout(500)
+            wait_until_idle(page, timeout=120)
+            page.wait_for_selector("[data-testid='stImage'], [data-testid='stFileUploader']", timeout=120_000)
+            page.wait_for_timeout(500)
+            wait_until_idle(page, timeout=120)
+            page.screenshot(path=str(SCREENSHOTS / f"page-{title.split()[0].lower()}.png"))
+            assert exceptions_shown(page) == [], title
+        page.get_by_role("link", name="Explore").first.click()
+        page.wait_for_selector(OVERLAY, timeout=120_000)
         assert exceptions_shown(page) == []
         errors = [text for kind, text in console if kind in ("error", "pageerror")]
         assert errors == []

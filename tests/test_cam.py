@@ -340,3 +340,11 @@ def test_counterfactual_shows_what_speaks_against_the_class(lite0, side_by_side)
     assert against.label == "against espresso" and not against.no_positive_evidence
     # What argues against "espresso" in this picture is the cat, not the cup.
     assert mass_share(against.heatmap, (slice(None), slice(0, 224))) > 0.7
+
+
+def test_layer_sets_compiled_for_comparison_are_bounded(lite0, cat):
+    names = [t.name for t in gradcam.target_layers(lite0)][-12:]
+    for i in range(12):
+        gradcam.explain_layers(lite0, cat, layers=[names[i]], target=285)
+    kept = [k for k in lite0._compiled if isinstance(k, tuple) and k[0] == "layers"]
+    assert len(kept) <= 8 and ("layers", (names[-1],), "gradcam") in kept

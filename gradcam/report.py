@@ -1,0 +1,774 @@
+"""Reports for people who were not at the screen, and the helpers for explaining many photos.
+
+``report_html`` writes ONE self-contained HTML file: every image is a base64
+``data:`` URI, the CSS is inline, there is no script and no external URL, so it
+opens offline in any browser and can be mailed as it is. ``report_pdf`` gives
+the same content as a PDF (matplotlib, one page per explanation after a summary).
+
+Everything a user supplied (file names, class labels, the model's name) is data:
+it is HTML-escaped here, and never parsed as mathtext in the PDF.
+
+The batch helpers (reading uploads and .zip archives safely, explaining one photo
+into a small record, the CSV, the overlays archive) live here rather than in a
+page so pages stay widgets-only and the logic is testable without Streamlit.
+
+This module never imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import html
+import importlib.metadata
+import io
+import platform
+import re
+import textwrap
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .cam import METHODS, Explanation, Prediction, explain, upsample
+from .errors import InvalidImageError
+from .images import SUPPORTED_FORMATS, load_image
+from .overlay import colorize, overlay
+
+# Embedded photos are downscaled to this many pixels on their long side (JPEG):
+# a 50-photo report stays a few megabytes instead of hundreds.
+MAX_EMBEDDED_SIDE = 1024
+JPEG_QUALITY = 85
+
+# The same notes the dashboard gives, as plain sentences (our own text, not user data).
+WHAT_IT_SHOWS = (
+    "Grad-CAM shows where the chosen layer's feature maps raised the model's score for the "
+    "explained class: each feature map is weighted by how much the class's score (before softmax) "
+    "depends on it, and only the positive part of the weighted sum is drawn."
+)
+WHAT_IT_DOES_NOT_SHOW = (
+    "It is a coarse map: it is computed on the layer's own grid (7 x 7 cells for the last layer "
+    "of a 224-pixel network) and smoothed up to the photo, so it cannot point at anything smaller "
+    "than one cell; the soft edges are interpolation, not detail.",
+    "It shows correlation inside the network, not causation: a red region raised this class's score "
+    "for this photo in this network; it does not prove that the region caused the decision, and a "
+    "region that is not red may still matter.",
+    "At the last convolutional layer the map is class-discriminative (different classes light up "
+    "different regions); earlier layers give sharper maps that respond to edges and textures of any class.",
+    "Grad-CAM++ weighs positive gradients position by position; its maps usually spread over more of "
+    "the photo, so they tell classes apart less sharply than Grad-CAM's.",
+    "An empty map means there is no positive evidence for the class at that layer: nothing the layer "
+    "sees raises the score. It does not mean the model ignored the photo.",
+)
+
+
+# --- what one explanation in a report holds -------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportItem:
+    """One explained photo: everything a report shows about it, nothing more.
+
+    Deliberately flat (no full-size heatmap): a batch of hundreds of photos can
+    keep its items as thumbnails and a few numbers.
+    """
+
+    image: Image.Image  # the photo as explained (downscaled when embedded)
+    image_name: str
+    image_sha256: str  # of the bytes as uploaded
+    overlay: Image.Image  # the heatmap over the photo
+    target: int
+    label: str  # the explained class
+    probability: float
+    predictions: Sequence[Prediction]  # the model's top-5
+    layer: str
+    layer_resolution: tuple[int, int]  # (height, width) of the layer's grid
+    method: str  # a key of gradcam.METHODS
+    no_positive_evidence: bool = False
+    opacity: float = 0.4
+    colormap: str = "jet"
+    image_size: tuple[int, int] | None = None  # (width, height) as explained, when ``image`` is a thumbnail
+
+    @property
+    def explained_size(self) -> tuple[int, int]:
+        return tuple(self.image_size or self.image.size)
+
+    @classmethod
+    def from_explanation(cls, image: Image.Image, image_name: str, image_sha256: str, explanation: Explanation,
+                         overlay_image: Image.Image | None = None, *, opacity: float = 0.4,
+                         colormap: str = "jet") -> ReportItem:
+        """An item from ``gradcam.explain``'s result; the overlay is made when not given."""
+        if overlay_image is None:
+            overlay_image = overlay(image, explanation.heatmap, opacity, colormap)
+        return cls(
+            image=image, image_name=image_name, image_sha256=image_sha256, overlay=overlay_image,
+            target=explanation.target, label=explanation.label, probability=explanation.probability,
+            predictions=tuple(explanation.predictions), layer=explanation.layer,
+            layer_resolution=tuple(explanation.raw.shape), method=explanation.method,
+            no_positive_evidence=explanation.no_positive_evidence, opacity=opacity, colormap=colormap,
+        )
+
+
+# --- small shared pieces ----------------------------------------------------------
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what computed the report, read from package metadata: nothing is
+    imported (Streamlit in particular stays out of the engine)."""
+    versions = {"python": platform.python_version()}
+    distributions = {
+        "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel"),
+        "keras": ("keras",),
+        "numpy": ("numpy",),
+        "pillow": ("pillow",),
+        "matplotlib": ("matplotlib",),
+        "streamlit": ("streamlit",),
+    }
+    for name, candidates in distributions.items():
+        for distribution in candidates:
+            try:
+                versions[name] = importlib.metadata.version(distribution)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+def method_name(method: str) -> str:
+    return METHODS[method][0] if method in METHODS else str(method)
+
+
+def score_text(value: float, probabilities: bool = True) -> str:
+    """A probability as a percentage; a one-output regression model's value as the number it is."""
+    return f"{value:.1%}" if probabilities else f"{value:.4g}"
+
+
+def file_stem(name: str, limit: int = 60) -> str:
+    """A file name's stem that is safe inside a download's file name."""
+    stem = name.rsplit("/", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")
+    return stem[:limit] or "image"
+
+
+def _shrunk(image: Image.Image, max_side: int) -> Image.Image:
+    image = image.convert("RGB") if image.mode != "RGB" else image
+    if max(image.size) <= max_side:
+        return image
+    small = image.copy()
+    small.thumbnail((max_side, max_side), Image.LANCZOS)
+    return small
+
+
+def jpeg_bytes(image: Image.Image, max_side: int | None = None, quality: int = JPEG_QUALITY) -> bytes:
+    if max_side is not None:
+        image = _shrunk(image, max_side)
+    buffer = io.BytesIO()
+    (image.convert("RGB") if image.mode != "RGB" else image).save(buffer, format="JPEG", quality=quality,
+                                                                  optimize=True)
+    return buffer.getvalue()
+
+
+def _data_uri(image: Image.Image, max_side: int = MAX_EMBEDDED_SIDE) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(image, max_side)).decode("ascii")
+
+
+def _png_data_uri(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _colour_scale(colormap: str) -> Image.Image:
+    ramp = np.tile(np.linspace(0.0, 1.0, 256, dtype=np.float32), (10, 1))
+    return Image.fromarray(colorize(ramp, colormap))
+
+
+def _weights_fingerprint(model, weights_sha256: str | None) -> str | None:
+    if weights_sha256 is not None or model is None:
+        return weights_sha256
+    from .models import sha256_of_weights
+
+    return sha256_of_weights(model)  # once per report, however many items
+
+
+def _model_facts(model, model_name: str | None, weights_sha256: str | None,
+                 probabilities: bool | None = None) -> tuple[str, str | None, bool]:
+    name = model_name if model_name is not None else (getattr(model, "name", None) or "unknown model")
+    if probabilities is None:
+        probabilities = bool(getattr(model, "outputs_probabilities", True)) if model is not None else True
+    return name, _weights_fingerprint(model, weights_sha256), probabilities
+
+
+# --- the HTML report ----------------------------------------------------------------
+
+_CSS = """
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+ color:#1f2329;background:#fff;margin:0 auto;max-width:1100px;padding:24px 28px 48px;line-height:1.45}
+h1{font-size:1.9rem;margin:0 0 4px}
+h2{font-size:1.3rem;margin:0 0 12px}
+.lead{color:#555;margin:0 0 16px}
+table{border-collapse:collapse;margin:0 0 12px}
+th,td{text-align:left;padding:4px 10px 4px 0;vertical-align:top;border-bottom:1px solid #e6e8eb}
+th{color:#555;font-weight:600;white-space:nowrap}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+code,.hash{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85em;word-break:break-all}
+section.item{border-top:2px solid #d0d4da;padding:20px 0 8px;break-inside:avoid;page-break-inside:avoid}
+.figures{display:flex;flex-wrap:wrap;gap:16px;margin:0 0 12px}
+figure{margin:0;flex:1 1 320px;max-width:520px}
+figure img{max-width:100%;height:auto;display:block;border-radius:4px;background:#f3f4f6}
+figcaption{font-size:.85rem;color:#555;margin-top:4px}
+.scale{display:flex;align-items:center;gap:8px;font-size:.75rem;color:#666;margin-top:4px}
+.scale img{height:10px;width:160px;display:block}
+.facts{display:flex;flex-wrap:wrap;gap:28px;align-items:flex-start}
+.facts>table{flex:1 1 320px}
+tr.explained td{font-weight:700}
+.bar{display:inline-block;height:10px;background:#9bb7d4;border-radius:2px;vertical-align:middle}
+tr.explained .bar{background:#d62728}
+.notice{background:#fff6e0;border-left:4px solid #f0a500;padding:8px 12px;margin:0 0 12px}
+.note{background:#f6f8fa;border-left:4px solid #8a99ab;padding:12px 16px;margin:24px 0}
+.note li{margin-bottom:6px}
+a{color:#1f5fa8}
+footer{color:#555;font-size:.9rem;margin-top:24px}
+@media print{body{max-width:none;padding:0}.figures{flex-wrap:nowrap}}
+"""
+
+
+def _esc(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _rows(pairs: Iterable[tuple[str, str]]) -> str:
+    """Table rows from (heading, cell HTML): the cell must already be escaped."""
+    return "".join(f"<tr><th>{_esc(k)}</th><td>{v}</td></tr>" for k, v in pairs)
+
+
+def _top5_table(item: ReportItem, probabilities: bool) -> str:
+    rows = []
+    for rank, p in enumerate(item.predictions, 1):
+        width = max(0.0, min(1.0, float(p.probability))) * 120 if probabilities else 0
+        bar = f'<span class="bar" style="width:{width:.0f}px"></span> ' if probabilities else ""
+        rows.append(
+            f'<tr class="{"explained" if p.index == item.target else "other"}"><td class="num">{rank}</td>'
+            f"<td>{_esc(p.label)}</td><td class=\"num\">{bar}{_esc(score_text(p.probability, probabilities))}</td></tr>"
+        )
+    return (
+        "<table class=\"top5\"><caption style=\"text-align:left;font-weight:600;padding-bottom:4px\">"
+        "Top-5 predictions</caption><tr><th class=\"num\">#</th><th>Class</th><th class=\"num\">Probability</th></tr>"
+        + "".join(rows) + "</table>"
+    )
+
+
+def _item_html(number: int, item: ReportItem, model_name: str, weights_sha256: str | None,
+               probabilities: bool) -> str:
+    height, width = item.layer_resolution
+    name, label = _esc(item.image_name), _esc(item.label)
+    notice = ""
+    if item.no_positive_evidence:
+        notice = (f'<p class="notice">No positive evidence for {label} at this layer: nothing the layer sees '
+                  "raises this class's score, so the map is empty.</p>")
+    facts = _rows([
+        ("Explained class", f"{label} (class {item.target})"),
+        ("Probability", _esc(score_text(item.probability, probabilities))),
+        ("Method", _esc(method_name(item.method))),
+        ("Layer", f"<code>{_esc(item.layer)}</code>"),
+        ("Layer resolution", f"{height} x {width} cells"),
+        ("Image", name),
+        ("Image size", "{} x {} px (as explained)".format(*item.explained_size)),
+        ("Image SHA-256", f'<span class="hash">{_esc(item.image_sha256)}</span>'),
+        ("Model", _esc(model_name)),
+        ("Weights SHA-256", f'<span class="hash">{_esc(weights_sha256 or "not computed")}</span>'),
+    ])
+    return f"""
+<section class="item" id="item-{number}">
+<h2>{number}. {name}: {label}, {_esc(method_name(item.method))}</h2>
+<div class="figures">
+<figure><img src="{_data_uri(item.image)}" alt="The photo {name}"><figcaption>The photo</figcaption></figure>
+<figure><img src="{_data_uri(item.overlay)}" alt="Grad-CAM overlay for {label}">
+<figcaption>{_esc(method_name(item.method))} overlay for {label}, opacity {item.opacity:.2f}, colormap
+{_esc(item.colormap)}: the warmest regions raised this class's score most.</figcaption>
+<div class="scale">no evidence <img src="{_png_data_uri(_colour_scale(item.colormap))}" alt="colour scale">
+strongest</div>
+</figure>
+</div>
+{notice}
+<div class="facts">
+{_top5_table(item, probabilities)}
+<table class="meta">{facts}</table>
+</div>
+</section>"""
+
+
+def _summary_html(items: Sequence[ReportItem], probabilities: bool) -> str:
+    rows = "".join(
+        f'<tr><td class="num">{n}</td><td><a href="#item-{n}">{_esc(item.image_name)}</a></td>'
+        f"<td>{_esc(item.label)}</td>"
+        f'<td class="num">{_esc(score_text(item.probability, probabilities))}</td>'
+        f"<td>{_esc(method_name(item.method))}</td><td><code>{_esc(item.layer)}</code></td></tr>"
+        for n, item in enumerate(items, 1)
+    )
+    return ("<h2>Contents</h2><table><tr><th class=\"num\">#</th><th>Image</th><th>Explained class</th>"
+            "<th class=\"num\">Probability</th>"
+            f"<th>Method</th><th>Layer</th></tr>{rows}</table>")
+
+
+def _problems_html(problems: Sequence[tuple[str, str]]) -> str:
+    if not problems:
+        return ""
+    rows = "".join(f"<tr><td>{_esc(name)}</td><td>{_esc(sentence)}</td></tr>" for name, sentence in problems)
+    return (f'<section class="item"><h2>Not explained ({len(problems)})</h2>'
+            f"<table><tr><th>File</th><th>Why</th></tr>{rows}</table></section>")
+
+
+def _honesty_html() -> str:
+    points = "".join(f"<li>{_esc(point)}</li>" for point in WHAT_IT_DOES_NOT_SHOW)
+    return (f'<section class="note" id="what-grad-cam-shows"><h2>What Grad-CAM shows, and what it does not show</h2>'
+            f"<p>{_esc(WHAT_IT_SHOWS)}</p><ul>{points}</ul>"
+            "<p>Compare classes, layers and methods before concluding anything.</p></section>")
+
+
+def report_html(items: Sequence[ReportItem], *, title: str = "Grad-CAM report", model=None,
+                model_name: str | None = None, weights_sha256: str | None = None,
+                problems: Sequence[tuple[str, str]] = (), created: datetime | None = None,
+                probabilities: bool | None = None) -> str:
+    """One self-contained HTML file for ``items`` (images embedded, inline CSS, no script,
+    no external URL).
+
+    ``model`` (a ``gradcam.Model``) gives the model's name and the SHA-256 of its
+    weights, computed once; ``weights_sha256`` skips that computation when the
+    caller already knows it. ``problems`` lists (file name, sentence) of photos
+    that could not be explained. ``probabilities`` False shows scores as raw
+    outputs (a one-output regression model); by default the model says.
+    """
+    model_name, weights_sha256, probabilities = _model_facts(model, model_name, weights_sha256, probabilities)
+    created = (created or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    when = created.strftime("%Y-%m-%d %H:%M:%S UTC")
+    count = f"{len(items)} explanation{'s' if len(items) != 1 else ''}"
+    header = _rows([
+        ("Model", _esc(model_name)),
+        ("Weights SHA-256", f'<span class="hash">{_esc(weights_sha256 or "not computed")}</span>'),
+        ("Created", _esc(when)),
+        ("Explanations", str(len(items)) + (f", {len(problems)} not explained" if problems else "")),
+    ])
+    versions = _rows((name, f"<code>{_esc(version)}</code>") for name, version in library_versions().items())
+    body = "".join(_item_html(n, item, model_name, weights_sha256, probabilities) for n, item in enumerate(items, 1))
+    # The Content-Security-Policy makes the "nothing external, nothing runs" promise
+    # hold in the browser too, whatever a label or file name contains.
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<meta name="generator" content="Grad-CAM Explorer">
+<title>{_esc(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header>
+<h1>{_esc(title)}</h1>
+<p class="lead">{count} of why an image classifier chose a class, made with Grad-CAM Explorer on {_esc(when)}.
+This file is self-contained: it needs no network and runs no code.</p>
+<table class="meta">{header}</table>
+</header>
+{_summary_html(items, probabilities) if len(items) > 1 else ""}
+{body}
+{_problems_html(problems)}
+{_honesty_html()}
+<footer><h2>Software</h2><table>{versions}</table></footer>
+</body>
+</html>
+"""
+
+
+# --- the PDF report -----------------------------------------------------------------
+
+_A4 = (8.27, 11.69)  # inches, portrait
+_SUMMARY_ROWS = 30  # items listed on the summary page; each item has its own page anyway
+
+
+def _plain_text(figure, x, y, text, **kwargs):
+    """Text that is never parsed as mathtext: a label such as "$5 bill" stays text."""
+    return figure.text(x, y, text, parse_math=False, **kwargs)
+
+
+def _wrapped(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def _summary_page(items, title, model_name, weights_sha256, when, probabilities, problems):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=_A4)
+    _plain_text(figure, 0.07, 0.95, title, fontsize=18, weight="bold", va="top")
+    lines = [f"Created {when}", f"Model: {model_name}", f"Weights SHA-256: {weights_sha256 or 'not computed'}",
+             f"{len(items)} explanation(s)" + (f", {len(problems)} not explained" if problems else "")]
+    _plain_text(figure, 0.07, 0.91, "\n".join(lines), fontsize=8.5, va="top", linespacing=1.6)
+
+    y = 0.81
+    if items:
+        _plain_text(figure, 0.07, y, "Contents", fontsize=12, weight="bold", va="top")
+        y -= 0.025
+        for n, item in enumerate(items[:_SUMMARY_ROWS], 1):
+            row = (f"{n:>3}. {item.image_name[:48]}  -  {item.label[:40]}  "
+                   f"{score_text(item.probability, probabilities)}  ({method_name(item.method)}, page {n + 1})")
+            _plain_text(figure, 0.08, y, row, fontsize=7.5, va="top", family="monospace")
+            y -= 0.0155
+        if len(items) > _SUMMARY_ROWS:
+            _plain_text(figure, 0.08, y, f"... and {len(items) - _SUMMARY_ROWS} more, one page each.",
+                        fontsize=7.5, va="top")
+            y -= 0.0155
+    y -= 0.02
+    _plain_text(figure, 0.07, y, "What Grad-CAM shows, and what it does not show", fontsize=12, weight="bold",
+                va="top")
+    y -= 0.03
+    for paragraph in (WHAT_IT_SHOWS, *WHAT_IT_DOES_NOT_SHOW):
+        text = _wrapped(paragraph, 105)
+        _plain_text(figure, 0.07, y, text, fontsize=8, va="top", linespacing=1.4)
+        y -= 0.0145 * (text.count("\n") + 1) + 0.008
+    versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
+    _plain_text(figure, 0.07, 0.035, _wrapped("Software: " + versions, 120), fontsize=7, color="#555555",
+                va="bottom")
+    return figure
+
+
+def _item_page(number, item: ReportItem, model_name, weights_sha256, probabilities):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=_A4)
+    _plain_text(figure, 0.07, 0.955, f"{number}. {item.image_name}", fontsize=14, weight="bold", va="top")
+    _plain_text(figure, 0.07, 0.925, f"{method_name(item.method)} for {item.label} "
+                f"({score_text(item.probability, probabilities)})", fontsize=11, va="top")
+    for position, (picture, caption) in enumerate(((item.image, "The photo"),
+                                                   (item.overlay, f"Overlay, opacity {item.opacity:.2f}"))):
+        axes = figure.add_axes((0.07 + position * 0.45, 0.56, 0.41, 0.34))
+        axes.imshow(np.asarray(_shrunk(picture, 800)))
+        axes.set_axis_off()
+        axes.set_title(caption, fontsize=9)
+
+    _plain_text(figure, 0.07, 0.52, "Top-5 predictions", fontsize=11, weight="bold", va="top")
+    y = 0.49
+    for rank, p in enumerate(item.predictions, 1):
+        mark = "  <- explained" if p.index == item.target else ""
+        _plain_text(figure, 0.08, y, f"{rank}. {p.label[:60]}", fontsize=9, va="top",
+                    weight="bold" if mark else "normal")
+        _plain_text(figure, 0.62, y, score_text(p.probability, probabilities) + mark, fontsize=9, va="top")
+        y -= 0.022
+
+    height, width = item.layer_resolution
+    facts = [
+        ("Explained class", f"{item.label} (class {item.target})"),
+        ("Method", method_name(item.method)),
+        ("Layer", f"{item.layer} ({height} x {width} cells)"),
+        ("Image size", "{} x {} px (as explained)".format(*item.explained_size)),
+        ("Image SHA-256", item.image_sha256),
+        ("Model", model_name),
+        ("Weights SHA-256", weights_sha256 or "not computed"),
+    ]
+    y -= 0.02
+    for key, value in facts:
+        _plain_text(figure, 0.08, y, key, fontsize=8.5, va="top", color="#555555")
+        _plain_text(figure, 0.30, y, value, fontsize=8 if "SHA" in key else 8.5, va="top",
+                    family="monospace" if "SHA" in key else None)
+        y -= 0.022
+    if item.no_positive_evidence:
+        _plain_text(figure, 0.08, y - 0.01, "No positive evidence for this class at this layer: the map is empty.",
+                    fontsize=9, va="top", color="#b35c00")
+    return figure
+
+
+def report_pdf(items: Sequence[ReportItem], *, title: str = "Grad-CAM report", model=None,
+               model_name: str | None = None, weights_sha256: str | None = None,
+               problems: Sequence[tuple[str, str]] = (), created: datetime | None = None,
+               probabilities: bool | None = None) -> bytes:
+    """The report as a PDF: a summary page, then one page per item."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    model_name, weights_sha256, probabilities = _model_facts(model, model_name, weights_sha256, probabilities)
+    created = (created or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    when = created.strftime("%Y-%m-%d %H:%M:%S UTC")
+    buffer = io.BytesIO()
+    # Figure objects, not pyplot: no global state, so concurrent sessions cannot mix pages.
+    metadata = {"Title": title, "Creator": "Grad-CAM Explorer", "CreationDate": created}
+    with PdfPages(buffer, metadata=metadata) as pdf:
+        pdf.savefig(_summary_page(items, title, model_name, weights_sha256, when, probabilities, problems))
+        for number, item in enumerate(items, 1):
+            pdf.savefig(_item_page(number, item, model_name, weights_sha256, probabilities))
+    return buffer.getvalue()
+
+
+# --- batches: uploads and archives ---------------------------------------------------
+
+# A .zip is refused when it is built to exhaust memory or time ("zip bomb"): too many
+# entries, or declared sizes beyond these, are checked before anything is decompressed.
+MAX_ARCHIVE_MEMBERS = 500
+MAX_ARCHIVE_BYTES = 500 * 1024 * 1024  # total uncompressed size of the images in one archive
+MAX_MEMBER_BYTES = 200 * 1024 * 1024  # one image inside an archive (the uploader's own per-file limit)
+MAX_BATCH_IMAGES = 1000  # per run: each result is small, but time is not free
+IMAGE_EXTENSIONS = frozenset(SUPPORTED_FORMATS)
+
+
+@dataclass(frozen=True)
+class BatchSource:
+    """One image to explain: its shown name and how to get its bytes (read late, so
+    listing a 500-photo archive decompresses nothing)."""
+
+    name: str
+    size: int
+    read: Callable[[], bytes] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    sources: list[BatchSource]
+    problems: list[str]  # one sentence per refused archive (or other refused input)
+    skipped: int  # archive entries that are not images (folders, hidden files, other types)
+
+
+def _extension(name: str) -> str:
+    return name.rsplit(".", 1)[-1].lower() if "." in name.rsplit("/", 1)[-1] else ""
+
+
+def _hidden(member: str) -> bool:
+    """macOS resource forks (__MACOSX/, ._x.jpg) and dot-files are not photos."""
+    parts = [p for p in member.replace("\\", "/").split("/") if p]
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / (1024 * 1024):,.0f} MB"
+
+
+def _read_member(data: bytes, member: str, size: int) -> bytes:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(member) as handle:
+            # At most one byte more than declared: a header that lies about its
+            # size cannot make us decompress more than the limit.
+            content = handle.read(size + 1)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, ValueError) as error:
+        raise InvalidImageError(
+            "This archive entry cannot be read (it is damaged, encrypted or compressed in an unsupported way)."
+        ) from error
+    if len(content) > size:
+        raise InvalidImageError("This archive entry holds more data than its header declares.")
+    return content
+
+
+def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int]:
+    """The images inside a .zip, checked against the limits before reading any; raises
+    ValueError with one sentence when the archive is refused."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        raise ValueError(f"{name} is not a readable .zip archive.") from None
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        raise ValueError(f"{name} has {len(members):,} entries; the limit is {MAX_ARCHIVE_MEMBERS} per archive.")
+    images, skipped = [], 0
+    for info in members:
+        if info.is_dir() or _hidden(info.filename) or _extension(info.filename) not in IMAGE_EXTENSIONS:
+            skipped += 1
+            continue
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise ValueError(f"{name} holds an entry that unpacks to {_megabytes(info.file_size)}; "
+                             f"the limit is {_megabytes(MAX_MEMBER_BYTES)} per image.")
+        images.append(info)
+    total = sum(info.file_size for info in images)
+    if total > MAX_ARCHIVE_BYTES:
+        raise ValueError(f"{name} would unpack to {_megabytes(total)}; the limit is {_megabytes(MAX_ARCHIVE_BYTES)}.")
+    sources = [
+        BatchSource(f"{name}/{info.filename}", info.file_size,
+                    lambda data=data, member=info.filename, size=info.file_size: _read_member(data, member, size))
+        for info in images
+    ]
+    return sources, skipped
+
+
+def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
+    """The images to explain from uploaded (file name, bytes): plain files as they are
+    (a broken one fails later, with its own sentence), archives unpacked in memory
+    (never to disk). Shown names are unique, so results and downloads can refer to them."""
+    sources: list[BatchSource] = []
+    problems: list[str] = []
+    skipped = 0
+    for name, data in uploads:
+        if _extension(name) == "zip":
+            try:
+                inner, ignored = _archive_sources(name, data)
+            except ValueError as error:
+                problems.append(str(error))
+                continue
+            sources.extend(inner)
+            skipped += ignored
+        else:
+            sources.append(BatchSource(name, len(data), lambda data=data: data))
+    if len(sources) > MAX_BATCH_IMAGES:
+        problems.append(f"{len(sources):,} images were given; only the first {MAX_BATCH_IMAGES:,} are explained.")
+        sources = sources[:MAX_BATCH_IMAGES]
+    seen: dict[str, int] = {}
+    unique = []
+    for source in sources:
+        count = seen[source.name] = seen.get(source.name, 0) + 1
+        unique.append(source if count == 1 else BatchSource(f"{source.name} ({count})", source.size, source.read))
+    return Unpacked(unique, problems, skipped)
+
+
+# --- batches: one photo into a small record ---------------------------------------------
+
+THUMBNAIL_SIDE = 320  # contact-sheet and batch-report thumbnails
+DISPLAY_MAX_SIDE = 1280  # photos are explained at most this big, as in the dashboard
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _display_image(data: bytes, max_side: int) -> Image.Image:
+    image = load_image(data)
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.LANCZOS)
+    return image
+
+
+def explain_for_batch(model, data: bytes, *, layer=None, method: str = "gradcam", opacity: float = 0.4,
+                      colormap: str = "jet", thumbnail_side: int = THUMBNAIL_SIDE,
+                      max_side: int = DISPLAY_MAX_SIDE) -> dict:
+    """Explain one photo's top-1 class and keep only what a batch needs: thumbnails as
+    JPEG bytes, the top-5 and the layer-resolution map (a few hundred bytes, from which
+    a full-size overlay can be redrawn without running the model). Never the photo or
+    a full-size heatmap, so hundreds of records fit in a session.
+
+    Raises ``InvalidImageError`` for bytes that are not a usable photo.
+    """
+    image = _display_image(data, max_side)
+    explanation = explain(model, image, layer=layer, method=method)
+    thumb = _shrunk(image, thumbnail_side)
+    heat, _ = upsample(explanation.raw, thumb.size)
+    return {
+        "label": explanation.label,
+        "target": explanation.target,
+        "probability": explanation.probability,
+        "top5": [{"index": p.index, "label": p.label, "probability": p.probability, "logit": p.logit}
+                 for p in explanation.predictions],
+        "layer": explanation.layer,
+        "method": method,
+        "raw": explanation.raw.astype(np.float32),
+        "no_positive_evidence": explanation.no_positive_evidence,
+        "size": image.size,
+        "photo_jpeg": jpeg_bytes(thumb),
+        "overlay_jpeg": jpeg_bytes(overlay(thumb, heat, opacity, colormap)),
+    }
+
+
+def select(records: Sequence[dict], *, classes: Iterable[str] = (), min_probability: float = 0.0,
+           order: str = "confidence, high to low") -> list[dict]:
+    """The explained records a contact sheet shows: filtered by top-1 class (none
+    given: all) and minimum probability, then sorted."""
+    wanted = set(classes)
+    shown = [r for r in records if not r.get("error") and (not wanted or r["label"] in wanted)
+             and r["probability"] >= min_probability]
+    if order == "file name":
+        return sorted(shown, key=lambda r: r["file"].casefold())
+    return sorted(shown, key=lambda r: (r["probability"], r["file"].casefold()),
+                  reverse=order == "confidence, high to low")
+
+
+SORT_ORDERS = ("confidence, high to low", "confidence, low to high", "file name")
+
+CSV_COLUMNS = ("file", "sha256", "top1_label", "top1_probability",
+               *(f"top{k}_{what}" for k in range(2, 6) for what in ("label", "probability")),
+               "layer", "method", "error")
+
+
+def _csv_cell(text) -> str:
+    # A cell starting with = + - @ is a formula to Excel and LibreOffice; file names
+    # and labels are user data, so they are kept as text.
+    text = str(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def predictions_csv(records: Sequence[dict]) -> str:
+    """One row per file (explained or not): file, sha256, the top-5 with probabilities, error."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        row = dict.fromkeys(CSV_COLUMNS, "")
+        row.update(file=_csv_cell(record["file"]), sha256=record.get("sha256", ""),
+                   error=_csv_cell(record.get("error") or ""))
+        if not record.get("error"):
+            row.update(layer=record["layer"], method=record["method"])
+            for k, p in enumerate(record["top5"], 1):
+                row[f"top{k}_label"] = _csv_cell(p["label"])
+                row[f"top{k}_probability"] = f"{p['probability']:.6f}"
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _archive_name(name: str, taken: set[str]) -> str:
+    """A flat, safe name inside the overlays archive (no folders, no "..")."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "__")).strip("._") or "image"
+    base = base.rsplit(".", 1)[0] if "." in base else base
+    candidate, n = f"{base}-gradcam.jpg", 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}-gradcam.jpg"
+    taken.add(candidate)
+    return candidate
+
+
+def overlays_zip(records: Sequence[dict], originals: dict[str, Callable[[], bytes]] | None = None, *,
+                 opacity: float = 0.4, colormap: str = "jet", max_side: int = DISPLAY_MAX_SIDE) -> bytes:
+    """A .zip (built in memory) of every explained photo's overlay, plus predictions.csv.
+
+    Each overlay is redrawn at display size (at most ``max_side`` px, JPEG) from the
+    original upload in ``originals`` (shown name -> bytes) and the record's stored
+    layer-resolution map, so the model does not run again. A photo whose upload is
+    gone (or changed) gets its thumbnail instead.
+    """
+    originals = originals or {}
+    buffer = io.BytesIO()
+    taken: set[str] = set()
+    # JPEGs do not compress further: store them, deflate only the CSV.
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for record in records:
+            if record.get("error"):
+                continue
+            content = record["overlay_jpeg"]
+            read = originals.get(record["file"])
+            if read is not None:
+                try:
+                    data = read()
+                    if sha256(data) == record["sha256"]:
+                        image = _display_image(data, max_side)
+                        heat, _ = upsample(record["raw"], image.size)
+                        content = jpeg_bytes(overlay(image, heat, opacity, colormap), quality=90)
+                except ValueError:
+                    pass  # keep the thumbnail: it was explained once, it still has an overlay
+            archive.writestr(_archive_name(record["file"], taken), content)
+        archive.writestr("predictions.csv", predictions_csv(records), compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def batch_report_items(records: Sequence[dict], *, opacity: float = 0.4, colormap: str = "jet") -> list[ReportItem]:
+    """Report items from batch records, with their thumbnails as the images."""
+    items = []
+    for record in records:
+        if record.get("error"):
+            continue
+        items.append(ReportItem(
+            image=Image.open(io.BytesIO(record["photo_jpeg"])),
+            image_name=record["file"], image_sha256=record["sha256"],
+            overlay=Image.open(io.BytesIO(record["overlay_jpeg"])),
+            target=record["target"], label=record["label"], probability=record["probability"],
+            predictions=tuple(Prediction(**p) for p in record["top5"]), layer=record["layer"],
+            layer_resolution=tuple(record["raw"].shape), method=record["method"],
+            no_positive_evidence=record["no_positive_evidence"], opacity=opacity, colormap=colormap,
+            image_size=tuple(record["size"]),
+        ))
+    return items

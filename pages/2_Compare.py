@@ -1,0 +1,326 @@
+"""Compare: one photo's maps across layers, classes, methods and models.
+
+A thin page. Each comparison asks the engine for as few passes as it allows: the
+whole film strip of layers is one forward and one backward pass
+(``gradcam.explain_layers``), the top-5 maps one pass (shared with the Explore
+page's cache), and only the open tab is computed. Every engine call is cached per
+(image hash, model, layer, method, ...), so the opacity slider never runs a model.
+
+The view travels in the URL (``?compare=classes&other=...``): a link that opens
+this page directly restores the photo, model, layer, class, method and tab.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from PIL import Image
+
+import gradcam
+from dashboard import cached, shared_state
+from dashboard.cached import ClassMap
+from dashboard.heatmap_panel import score_text
+from dashboard.image_picker import current_sample
+from dashboard.safe_text import md
+from dashboard.shared_state import choices
+
+st.set_page_config(page_title="Compare - Grad-CAM Explorer", page_icon=":fire:", layout="wide")
+
+MODES = {"layers": "Layers", "classes": "Classes", "methods": "Methods", "models": "Models"}  # URL value -> tab
+STRIP_SIDE = 640  # pixels: a strip shows several maps at a time, so overlays are composed at this size
+PER_ROW = 6  # maps in one row of a strip before it wraps
+MAX_LAYERS = 12  # a strip stays readable, and one pass over a dozen layers stays quick
+LIST_SEPARATOR = ","  # layer and model names in the URL: Keras and our model names never contain one
+# This page's widgets. Streamlit forgets a widget's value in any run that does not draw
+# it (another page, or a closed tab here), so a copy is kept and put back.
+KEPT = ("compare_tab", "compare_target", "compare_other", "compare_layers", "compare_models")
+
+
+def class_map(explanation: gradcam.Explanation) -> ClassMap:
+    # Only the layer-resolution map is cached; the page upsamples what it shows.
+    return ClassMap(explanation.target, explanation.label, explanation.probability, explanation.raw,
+                    explanation.no_positive_evidence)
+
+
+@st.cache_data(max_entries=64, max_size="64MB", show_spinner=False)
+def layer_maps(image_hash: str, model_key: str, layers: tuple, target: int, method: str,
+               _image: Image.Image, _model: gradcam.Model) -> list[tuple[str, ClassMap]]:
+    """The class's map at each layer, from one forward and one backward pass."""
+    cached.engine_calls["explain_layers"] += 1
+    explanations = gradcam.explain_layers(_model, _image, layers=list(layers), target=target, method=method)
+    return [(e.layer, class_map(e)) for e in explanations]
+
+
+@st.cache_data(max_entries=64, max_size="32MB", show_spinner=False)
+def contrast_map(image_hash: str, model_key: str, layer: str, method: str, target: int, other: int,
+                 _image: Image.Image, _model: gradcam.Model) -> ClassMap:
+    cached.engine_calls["explain_contrast"] += 1
+    return class_map(gradcam.explain_contrast(_model, _image, target=target, other=other, layer=layer, method=method))
+
+
+@st.cache_data(max_entries=64, max_size="32MB", show_spinner=False)
+def counterfactual_map(image_hash: str, model_key: str, layer: str, method: str, target: int,
+                       _image: Image.Image, _model: gradcam.Model) -> ClassMap:
+    cached.engine_calls["explain_counterfactual"] += 1
+    return class_map(gradcam.explain_counterfactual(_model, _image, target=target, layer=layer, method=method))
+
+
+def one_class(image_hash: str, model_key: str, layer: str, method: str, target: int,
+              image: Image.Image, model: gradcam.Model) -> ClassMap:
+    """A class's map, from the top-5 pass the Explore page caches when the class is in it."""
+    top5 = cached.explain_top5(image_hash, model_key, layer, method, image, model)
+    if target in top5.maps:
+        return top5.maps[target]
+    return cached.explain_class(image_hash, model_key, layer, method, target, image, model)
+
+
+# --- a link that opens this page directly ----------------------------------------------
+
+
+def open_link() -> None:
+    """On the session's first run, a shared link's choices become the shared choices.
+
+    Explore does this itself when a session starts there; ``read_url`` only fills
+    Explore's widgets, so the values it found are copied into ``chosen`` (what
+    ``choices()`` reads). Layer and class are read from ``url_wanted`` without
+    taking them, so Explore still applies them when the person goes there.
+    """
+    first_run = not st.session_state.get("url_read")
+    shared_state.read_url()
+    if not first_run:
+        return
+    params = st.query_params
+    chosen = dict(st.session_state.get("chosen", {}))
+    name = params.get("model")
+    if name is not None and st.session_state.get("model_choice") == name:  # read_url checked it is built in
+        try:
+            with st.spinner(f"Loading {name}..."):
+                cached.builtin_model(name)
+        except gradcam.ModelLoadError as error:  # a Keras application offline: keep the default model
+            st.error(md(str(error)))
+        else:
+            st.session_state["model_key"] = name
+            chosen["model_choice"] = name
+    chosen.update(st.session_state.get("url_wanted", {}))
+    for key in ("method", "opacity", "colormap"):
+        if key in params and key in st.session_state:  # read_url keeps only valid values
+            chosen[key] = st.session_state[key]
+    st.session_state["chosen"] = chosen
+    if params.get("compare") in MODES:
+        st.session_state["compare_tab"] = MODES[params["compare"]]
+    # This page's own choices depend on the model: checked where their widgets are drawn.
+    st.session_state["compare_wanted"] = {
+        key: params[key] for key in ("other", "layers", "models") if params.get(key)
+    }
+
+
+def wanted(key: str):
+    return st.session_state.get("compare_wanted", {}).pop(key, None)
+
+
+def listed(text: str | None, allowed) -> list[str]:
+    return [name for name in (text or "").split(LIST_SEPARATOR) if name in allowed]
+
+
+# --- drawing --------------------------------------------------------------------------
+
+
+def small_photo(photo: Image.Image) -> Image.Image:
+    small = photo.copy()
+    small.thumbnail((STRIP_SIDE, STRIP_SIDE), Image.LANCZOS)
+    return small
+
+
+def show_map(where, shown: ClassMap, caption: str, photo: Image.Image, opacity: float, colormap: str) -> None:
+    """One overlay with its caption (Markdown: user text in it is already escaped)."""
+    if shown.no_positive_evidence:
+        caption += " · no positive evidence"
+    heatmap = cached.heatmap(shown, photo.size)
+    where.image(gradcam.overlay(photo, heatmap, opacity, colormap), caption=caption, width="stretch",
+                alt="Grad-CAM overlay")
+
+
+def strip(maps: list[tuple[ClassMap, str]], photo: Image.Image, opacity: float, colormap: str) -> None:
+    """Overlays side by side, wrapping after PER_ROW; at least three columns wide,
+    so two maps are not blown up to half the page each."""
+    per_row = min(max(len(maps), 3), PER_ROW)
+    for start in range(0, len(maps), per_row):
+        for column, (shown, caption) in zip(st.columns(per_row), maps[start:start + per_row]):
+            show_map(column, shown, caption, photo, opacity, colormap)
+
+
+def evidence_notice(shown: ClassMap, sentence: str) -> None:
+    if shown.no_positive_evidence:
+        st.info(sentence)
+
+
+# --- the page ---------------------------------------------------------------------------
+
+open_link()
+for key in KEPT:
+    if key not in st.session_state and f"{key}_kept" in st.session_state:
+        st.session_state[key] = st.session_state[f"{key}_kept"]  # checked again where the widget is drawn
+c = choices()
+photo, model = c.image.image, c.model
+small = small_photo(photo)
+
+with st.spinner("Explaining..."):
+    top5 = cached.explain_top5(c.image.sha256, c.model_key, c.layer, c.method, photo, model)
+top5_scores = {p.index: p.probability for p in top5.predictions}
+every_class = [*top5_scores, *(i for i in range(len(model.labels)) if i not in top5_scores)]
+
+
+def class_name(index: int) -> str:
+    # Widget options are plain text (not Markdown): the label as it is.
+    label = model.labels[index]
+    return f"{label}  ({score_text(model, top5_scores[index])})" if index in top5_scores else label
+
+
+st.title("Compare")
+st.caption(f"{md(c.image.name)} · model {md(model.name)} · layer {md(c.layer)} · "
+           f"{gradcam.METHODS[c.method][0]}. Change these on the Explore page.")
+
+# The class: Explore's choice, else the top-1 (a new photo, model or choice there resets it).
+class_for = (c.image.sha256, c.model_key, c.target)
+if st.session_state.get("compare_for") != class_for or st.session_state.get("compare_target") not in range(
+        len(model.labels)):
+    st.session_state["compare_for"] = class_for
+    st.session_state["compare_target"] = c.target if c.target is not None else top5.predictions[0].index
+st.session_state.setdefault("compare_opacity", c.opacity)
+pick_class, pick_opacity = st.columns([3, 1])
+target = pick_class.selectbox("Class", every_class, key="compare_target", format_func=class_name,
+                              help="The class whose maps are compared (top-5 first, then every class).")
+opacity = pick_opacity.slider("Opacity", 0.0, 1.0, step=0.05, key="compare_opacity")
+colormap = c.colormap
+label = md(model.labels[target])
+
+layers_tab, classes_tab, methods_tab, models_tab = st.tabs(list(MODES.values()), key="compare_tab",
+                                                           on_change="rerun")
+mode = st.session_state.get("compare_tab", "Layers")
+link = {}  # this tab's own choices, for the URL
+
+if layers_tab.open:
+    with layers_tab:
+        all_layers = {t.name: t for t in gradcam.target_layers(model)}
+        stages = [t.name for t in gradcam.stage_layers(model)]
+        if st.session_state.get("compare_layers_for") != c.model_key:
+            st.session_state["compare_layers_for"] = c.model_key  # a new model starts at its own stages
+            st.session_state["compare_layers"] = stages
+        if (names := listed(wanted("layers"), all_layers)):
+            st.session_state["compare_layers"] = names
+        st.session_state["compare_layers"] = [n for n in st.session_state.get("compare_layers", [])
+                                              if n in all_layers][:MAX_LAYERS]
+        picked = st.multiselect("Layers", list(all_layers), key="compare_layers",
+                                format_func=lambda name: str(all_layers[name]), max_selections=MAX_LAYERS,
+                                help="Default: the last layer at each resolution, early to late.")
+        ordered = tuple(name for name in all_layers if name in picked)  # early to late, whatever the click order
+        st.markdown(f"Where the evidence for **{label}** sits at each stage of the network, early to late: "
+                    "early layers see edges and textures at a fine grid, late layers whole objects at a coarse one.")
+        if not ordered:
+            st.info("Pick at least one layer.")
+        else:
+            with st.spinner("Explaining every layer in one pass..."):
+                maps = layer_maps(c.image.sha256, c.model_key, ordered, target, c.method, photo, model)
+            strip([(shown, f"**{md(name)}** · {shown.raw.shape[0]} x {shown.raw.shape[1]}") for name, shown in maps],
+                  small, opacity, colormap)
+        if list(ordered) != stages:
+            link["layers"] = LIST_SEPARATOR.join(ordered)
+
+if classes_tab.open:
+    with classes_tab:
+        st.markdown("The model's top-5 classes, each with its own map (one pass for all five).")
+        strip([(top5.maps[p.index], f"{rank}. **{md(p.label)}** ({score_text(model, p.probability)})")
+               for rank, p in enumerate(top5.predictions, 1)], small, opacity, colormap)
+        st.divider()
+        others = [i for i in every_class if i != target]  # empty for a model with a single output
+        if (other := wanted("other")) is not None and other.isdigit() and int(other) in others:
+            st.session_state["compare_other"] = int(other)
+        if others and st.session_state.get("compare_other") not in others:
+            st.session_state["compare_other"] = next((p.index for p in top5.predictions if p.index != target),
+                                                     others[0])
+        # Texts in one row and maps in the next, so both maps line up whatever the texts' lengths.
+        contrast_text, against_text = st.columns(2)
+        contrast_map_column, _, against_map_column, _ = st.columns([1.4, 0.6, 1.4, 0.6])
+        contrast_note, against_note = st.columns(2)
+        if others:
+            with contrast_text:
+                st.markdown(f"#### Why {label} rather than another?")
+                other = st.selectbox("Rather than", others, key="compare_other", format_func=class_name)
+                st.markdown("The map of the difference of the two scores: the regions that make the model choose "
+                            f"**{label}** over **{md(model.labels[other])}** (Selvaraju et al., 2017).")
+            with st.spinner("Explaining..."):
+                contrast = contrast_map(c.image.sha256, c.model_key, c.layer, c.method, target, other, photo, model)
+            show_map(contrast_map_column, contrast, f"**{md(contrast.label)}**", small, opacity, colormap)
+            with contrast_note:
+                evidence_notice(contrast, f"Nothing at this layer favours **{label}** over "
+                                          f"**{md(model.labels[other])}**: the map is empty.")
+            link["other"] = other
+        with against_text:
+            st.markdown(f"#### What speaks against {label}?")
+            st.markdown("Grad-CAM with the gradients negated: the regions whose removal would make the model more "
+                        f"sure of **{label}** (Selvaraju et al., 2017).")
+        with st.spinner("Explaining..."):
+            against = counterfactual_map(c.image.sha256, c.model_key, c.layer, c.method, target, photo, model)
+        show_map(against_map_column, against, f"**{md(against.label)}**", small, opacity, colormap)
+        with against_note:
+            evidence_notice(against, f"Nothing at this layer speaks against **{label}**: every region it sees "
+                                     "raises the class's score, so the map is empty. An earlier layer on the Explore "
+                                     "page may show some.")
+
+if methods_tab.open:
+    with methods_tab:
+        st.markdown(f"The same class, **{label}**, weighted two ways: Grad-CAM averages each feature map's "
+                    "gradient; Grad-CAM++ weights only the positive gradients, position by position.")
+        maps = []
+        for method, (title, _) in gradcam.METHODS.items():
+            with st.spinner(f"Explaining with {title}..."):
+                maps.append((one_class(c.image.sha256, c.model_key, c.layer, method, target, photo, model),
+                             f"**{title}** · {md(c.layer)}"))
+        strip(maps, small, opacity, colormap)
+
+if models_tab.open:
+    with models_tab:
+        names = [name for name, _ in gradcam.available_models()]
+        offline = [name for name in names if name.startswith("EfficientNet-Lite")]
+        current = c.model_key if c.model_key in names else offline[0]
+        default = [current, next(name for name in offline if name != current)]
+        if (asked := listed(wanted("models"), names)):
+            st.session_state["compare_models"] = asked
+        st.session_state["compare_models"] = [n for n in st.session_state.get("compare_models", default) if n in names]
+        picked = st.multiselect("Models", names, key="compare_models",
+                                help="Keras applications download their weights on first use.")
+        st.markdown("The same photo through each model: its own top-1 class and map, at its own last feature "
+                    "layer.")
+        if not picked:
+            st.info("Pick at least one model.")
+        columns = st.columns(min(max(len(picked), 3), PER_ROW))
+        for number, name in enumerate(picked):
+            with columns[number % len(columns)]:
+                try:
+                    note = "Loading" if name in offline else "Loading (Keras downloads the weights on first use)"
+                    with st.spinner(f"{note}: {name}..."):
+                        other_model = cached.builtin_model(name)
+                    layer = gradcam.default_layer(other_model).name
+                    with st.spinner(f"Explaining with {name}..."):
+                        result = cached.explain_top5(c.image.sha256, name, layer, c.method, photo, other_model)
+                except gradcam.ModelLoadError as error:
+                    st.error(md(str(error)))
+                    continue
+                except Exception:  # anything the engine did not foresee: one sentence, the other models stay
+                    st.error(f"{md(name)} could not be loaded or explained.")
+                    continue
+                best = result.predictions[0]
+                show_map(st, result.maps[best.index],
+                         f"**{md(name)}**: {md(best.label)} ({score_text(other_model, best.probability)}) · "
+                         f"{md(layer)}, {result.layer_shape[0]} x {result.layer_shape[1]}", small, opacity, colormap)
+        if picked != default:
+            link["models"] = LIST_SEPARATOR.join(picked)
+
+for key in KEPT:
+    if key in st.session_state:
+        st.session_state[f"{key}_kept"] = st.session_state[key]
+slug = next(key for key, title in MODES.items() if title == mode)
+shared_state.write_url({
+    "sample": current_sample(), "model": None if c.model_key.startswith("own:") else c.model_key, "layer": c.layer,
+    "target": target, "method": c.method, "opacity": f"{opacity:.2f}", "colormap": colormap, "compare": slug,
+    **link,
+})

@@ -1,0 +1,124 @@
+"""Report: the current explanation (and any others picked) as one file for people
+who were not at the screen: a self-contained HTML page, or a PDF.
+
+A thin page: widgets and layout only. The maps come from the same cache the
+Explore page fills (dashboard.cached), so a report of what Explore shows costs no
+model run; gradcam.report writes the files.
+"""
+
+import pandas as pd
+import streamlit as st
+
+import gradcam
+from dashboard import cached
+from dashboard.heatmap_panel import score_text
+from dashboard.safe_text import md
+from dashboard.shared_state import choices
+from gradcam import report
+from gradcam.models import sha256_of_weights
+
+st.set_page_config(page_title="Report", page_icon=":page_facing_up:", layout="wide")
+c = choices()
+
+
+@st.cache_data(max_entries=16, max_size="1MB", show_spinner=False)
+def weights_fingerprint(model_key: str, _model: gradcam.Model) -> str:
+    # Hashing every weight takes tens of milliseconds (more for big models): once per model.
+    return sha256_of_weights(_model)
+
+
+def class_map(method: str, target: int, explained: cached.Explained) -> cached.ClassMap:
+    """One class's map: from the top-5 pass when it is there, else its own (cached) pass."""
+    if target in explained.maps:
+        return explained.maps[target]
+    return cached.explain_class(c.image.sha256, c.model_key, c.layer, method, target, c.image.image, c.model)
+
+
+def item(target: int, method: str) -> report.ReportItem:
+    explained = cached.explain_top5(c.image.sha256, c.model_key, c.layer, method, c.image.image, c.model)
+    chosen = class_map(method, target, explained)
+    overlaid = gradcam.overlay(c.image.image, cached.heatmap(chosen, c.image.image.size), c.opacity, c.colormap)
+    return report.ReportItem(
+        image=c.image.image, image_name=c.image.name, image_sha256=c.image.sha256, overlay=overlaid,
+        target=chosen.target, label=chosen.label, probability=chosen.probability,
+        predictions=tuple(explained.predictions), layer=c.layer, layer_resolution=tuple(chosen.raw.shape),
+        method=method, no_positive_evidence=chosen.no_positive_evidence, opacity=c.opacity, colormap=c.colormap,
+    )
+
+
+st.title("Report")
+st.markdown(
+    f"A file to hand on: **{md(c.image.name)}** explained by **{md(c.model.name)}** at layer {md(c.layer)}. "
+    "The HTML file embeds every image, needs no network and runs no code; the PDF has the same content. "
+    "Change the photo, model, layer or class on the Explore page."
+)
+
+with st.spinner("Explaining..."):
+    top5 = cached.explain_top5(c.image.sha256, c.model_key, c.layer, c.method, c.image.image, c.model)
+target = c.target if c.target is not None else top5.predictions[0].index
+probabilities = {p.index: p.probability for p in top5.predictions}
+classes = [target, *(p.index for p in top5.predictions if p.index != target)]
+options = [(k, m) for k in classes for m in (c.method, *(m for m in gradcam.METHODS if m != c.method))]
+
+
+def describe(option: tuple[int, str]) -> str:  # widget options are plain text, not Markdown
+    k, m = option
+    score = f" ({score_text(c.model, probabilities[k])})" if k in probabilities else ""
+    return f"{c.model.labels[k]}{score}, {gradcam.METHODS[m][0]}" + ("  (current)" if option == options[0] else "")
+
+
+include = st.multiselect(
+    "Include", options, default=[options[0]], format_func=describe,
+    help="Each pick is one section of the report: the current explanation, another method or another of the "
+         "top-5 classes.",
+)
+if not include:
+    st.info("Pick at least one explanation to include.")
+    st.stop()
+
+with st.spinner("Explaining..."):
+    items = [item(k, m) for k, m in include]
+
+fingerprint = weights_fingerprint(c.model_key, c.model)
+title = f"Grad-CAM report: {c.image.name}"
+stem = report.file_stem(c.image.name)
+left, right = st.columns(2)
+# Callables: the files are only built when someone clicks (a PDF takes about half a second).
+left.download_button(
+    "Download report (HTML)", lambda: report.report_html(items, title=title, model=c.model, weights_sha256=fingerprint),
+    file_name=f"gradcam-report-{stem}.html", mime="text/html", on_click="ignore", type="primary", width="stretch",
+)
+right.download_button(
+    "Download report (PDF)", lambda: report.report_pdf(items, title=title, model=c.model, weights_sha256=fingerprint),
+    file_name=f"gradcam-report-{stem}.pdf", mime="application/pdf", on_click="ignore", width="stretch",
+)
+
+st.subheader("What the report contains")
+st.caption(f"{len(items)} section{'s' if len(items) != 1 else ''}, then a note on what Grad-CAM shows and does not "
+           "show, and the software versions.")
+st.caption(f"Image SHA-256 `{c.image.sha256}` · model weights SHA-256 `{fingerprint}`")  # hex digits only
+for number, entry in enumerate(items, 1):
+    st.markdown(f"#### {number}. {md(entry.label)}, {gradcam.METHODS[entry.method][0]}")
+    if entry.no_positive_evidence:
+        st.warning(f"No positive evidence for **{md(entry.label)}** at this layer: the map in the report is empty.")
+    picture, predictions, facts = st.columns([1.4, 1, 1.3])
+    picture.image(entry.overlay, caption=f"Overlay, opacity {entry.opacity:.2f}, {entry.colormap}", width="stretch")
+    # Dataframes show cells as plain text: labels and file names are data, never Markdown.
+    predictions.dataframe(
+        pd.DataFrame({"class": [p.label for p in entry.predictions],
+                      "probability": [score_text(c.model, p.probability) for p in entry.predictions],
+                      "explained": ["yes" if p.index == entry.target else "" for p in entry.predictions]}),
+        hide_index=True, width="stretch",
+    )
+    height, width = entry.layer_resolution
+    facts.dataframe(
+        pd.DataFrame({"": ["Image", "Explained class", "Probability", "Method", "Layer", "Layer resolution",
+                           "Model"],
+                      "value": [entry.image_name, f"{entry.label} (class {entry.target})",
+                                score_text(c.model, entry.probability), gradcam.METHODS[entry.method][0],
+                                entry.layer, f"{height} x {width} cells", c.model.name]}),
+        hide_index=True, width="stretch",
+    )
+
+with st.expander("What the report says about Grad-CAM"):
+    st.markdown("\n".join([report.WHAT_IT_SHOWS, "", *(f"- {point}" for point in report.WHAT_IT_DOES_NOT_SHOW)]))

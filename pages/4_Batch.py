@@ -1,0 +1,168 @@
+"""Batch: explain many photos at once (files or a .zip) with the model, layer and
+method chosen on the Explore page; browse them as a contact sheet; download the
+overlays, a CSV of predictions and a report of the set.
+
+A thin page: widgets and layout only. gradcam.report reads archives safely,
+explains one photo into a small record and writes the downloads. Only small
+records (thumbnails, top-5, the layer-resolution map) are kept, in
+st.session_state["batch_results"], so a large set neither exhausts memory nor is
+lost on a rerun.
+"""
+
+import pandas as pd
+import streamlit as st
+
+import gradcam
+from dashboard import cached
+from dashboard.safe_text import md
+from dashboard.shared_state import choices
+from gradcam import report
+from gradcam.images import SUPPORTED_FORMATS
+from gradcam.models import sha256_of_weights
+
+st.set_page_config(page_title="Batch", page_icon=":card_index_dividers:", layout="wide")
+c = choices()
+
+PER_ROW = 4
+PER_PAGE = 48  # thumbnails drawn per rerun: a 500-photo set stays quick to browse
+
+
+@st.cache_data(max_entries=2000, max_size="96MB", show_spinner=False)
+def explained(image_hash: str, model_key: str, layer: str, method: str, opacity: float, colormap: str,
+              _data: bytes, _model: gradcam.Model) -> dict:
+    # Keyed by content, not file name: the same photo under two names runs once.
+    # The look (opacity, colormap) is in the key because the thumbnails bake it in.
+    # Only the small record is cached (about 30 kB), never the photo.
+    return report.explain_for_batch(_model, _data, layer=layer, method=method, opacity=opacity, colormap=colormap,
+                                    max_side=cached.DISPLAY_MAX_SIDE)  # explained at the size Explore uses
+
+
+@st.cache_data(max_entries=16, max_size="1MB", show_spinner=False)
+def weights_fingerprint(model_key: str, _model: gradcam.Model) -> str:
+    return sha256_of_weights(_model)  # tens of milliseconds: once per model
+
+
+def explain_all(sources: list[report.BatchSource]) -> None:
+    """Explain every source with a progress bar; a broken photo is recorded and the rest go on."""
+    results = []
+    bar = st.progress(0.0, text="Starting...")
+    for number, source in enumerate(sources, 1):
+        bar.progress((number - 1) / len(sources), text=f"Explaining {number} of {len(sources)}: {md(source.name)}")
+        digest = ""
+        try:
+            data = source.read()
+            digest = report.sha256(data)
+            record = explained(digest, c.model_key, c.layer, c.method, c.opacity, c.colormap, data, c.model)
+            results.append({"file": source.name, "sha256": digest, **record, "error": None})
+        except ValueError as error:  # InvalidImageError and the engine's other one-sentence errors
+            results.append({"file": source.name, "sha256": digest, "error": str(error)})
+        except Exception:  # anything unforeseen still gets a sentence, and the rest continue
+            results.append({"file": source.name, "sha256": digest, "error": "This image could not be explained."})
+    bar.empty()
+    st.session_state["batch_results"] = results
+    st.session_state["batch_settings"] = {"model_key": c.model_key, "model": c.model.name, "layer": c.layer,
+                                          "method": c.method, "opacity": c.opacity, "colormap": c.colormap,
+                                          "probabilities": c.model.outputs_probabilities,
+                                          "weights_sha256": weights_fingerprint(c.model_key, c.model)}
+
+
+st.title("Batch")
+st.markdown(
+    f"Explain many photos at once, each for its own top-1 class, with **{md(c.model.name)}**, layer "
+    f"{md(c.layer)} and {gradcam.METHODS[c.method][0]} (chosen on the Explore page)."
+)
+
+uploads = st.file_uploader(
+    "Upload images or a .zip", accept_multiple_files=True, type=[*SUPPORTED_FORMATS, "zip"], key="batch_upload",
+    help=f"A .zip is read in memory: at most {report.MAX_ARCHIVE_MEMBERS} entries and "
+         f"{report.MAX_ARCHIVE_BYTES // 2**20} MB unpacked; folders, hidden files and other file types are skipped.",
+)
+unpacked = report.batch_sources([(f.name, f.getvalue()) for f in uploads or []])
+for problem in unpacked.problems:
+    st.error(md(problem))
+if unpacked.sources:
+    skipped = f"; {unpacked.skipped} archive entries skipped (not images)" if unpacked.skipped else ""
+    st.caption(f"{len(unpacked.sources)} image{'s' if len(unpacked.sources) != 1 else ''} ready{skipped}.")
+
+if st.button("Explain all", key="batch_explain", type="primary", disabled=not unpacked.sources):
+    explain_all(unpacked.sources)
+
+results = st.session_state.get("batch_results")
+if not results:
+    st.info("Upload photos (or a .zip of photos), then press **Explain all**.")
+    st.stop()
+
+settings = st.session_state["batch_settings"]
+good = [r for r in results if not r["error"]]
+failed = [r for r in results if r["error"]]
+st.subheader(f"Explained {len(good)} of {len(results)} files")
+st.caption(f"With {md(settings['model'])}, layer {md(settings['layer'])}, "
+           f"{gradcam.METHODS[settings['method']][0]}, each photo's own top-1 class.")
+now = {"model_key": c.model_key, "layer": c.layer, "method": c.method, "opacity": c.opacity, "colormap": c.colormap}
+if any(settings[k] != v for k, v in now.items()):
+    st.info("The choices on the Explore page changed since this set was explained; press **Explain all** again "
+            "to explain it with the new ones.")
+
+if failed:
+    st.warning(f"{len(failed)} file{'s' if len(failed) != 1 else ''} could not be explained:")
+    # A dataframe shows file names and sentences as plain text.
+    st.dataframe(pd.DataFrame({"file": [r["file"] for r in failed], "error": [r["error"] for r in failed]}),
+                 hide_index=True, width="stretch")
+
+if good:
+    st.subheader("Contact sheet")
+    labels = sorted({r["label"] for r in good}, key=str.casefold)
+    # Drop classes no longer present (a new run), so the widget never holds a stale pick.
+    if "batch_classes" in st.session_state:
+        st.session_state["batch_classes"] = [k for k in st.session_state["batch_classes"] if k in labels]
+    order_box, class_box, confidence_box = st.columns([1, 2, 1.2])
+    order = order_box.selectbox("Sort by", report.SORT_ORDERS, key="batch_sort", format_func=str.capitalize)
+    picked = class_box.multiselect("Top-1 class", labels, key="batch_classes", placeholder="All classes")
+    minimum = 0
+    if settings["probabilities"]:
+        minimum = confidence_box.slider("Minimum confidence", 0, 100, 0, step=5, format="%d%%", key="batch_min")
+    shown = report.select(good, classes=picked, min_probability=minimum / 100, order=order)
+    st.caption(f"{len(shown)} of {len(good)} shown")
+
+    pages = max(1, -(-len(shown) // PER_PAGE))
+    page = 1
+    if st.session_state.get("batch_page", 1) > pages:  # fewer pages after filtering: back to the last one
+        st.session_state["batch_page"] = pages
+    if pages > 1:
+        page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="batch_page")
+    visible = shown[(page - 1) * PER_PAGE: page * PER_PAGE]
+    for start in range(0, len(visible), PER_ROW):
+        for column, record in zip(st.columns(PER_ROW), visible[start:start + PER_ROW]):
+            # Captions are Markdown: file names and labels are escaped to show as written.
+            score = report.score_text(record["probability"], settings["probabilities"])
+            column.image(record["overlay_jpeg"], caption=f"{md(record['label'])} ({score}) · {md(record['file'])}",
+                         width="stretch")
+
+st.subheader("Downloads")
+originals = {s.name: s.read for s in unpacked.sources}  # the uploads still in the uploader, read only on click
+look = {"opacity": settings["opacity"], "colormap": settings["colormap"]}
+zip_column, csv_column, html_column = st.columns(3)
+# Callables: archives and reports are only built when someone clicks.
+zip_column.download_button(
+    "Overlays and predictions (.zip)",
+    lambda: report.overlays_zip(results, originals, max_side=cached.DISPLAY_MAX_SIDE, **look),
+    file_name="gradcam-overlays.zip", mime="application/zip", on_click="ignore", width="stretch",
+    disabled=not good,
+)
+csv_column.download_button(
+    "Predictions (CSV)", report.predictions_csv(results), file_name="gradcam-predictions.csv", mime="text/csv",
+    on_click="ignore", width="stretch",
+)
+html_column.download_button(
+    "Report of the set (HTML)",
+    lambda: report.report_html(
+        report.batch_report_items(results, **look), title=f"Grad-CAM report: {len(good)} images",
+        model_name=settings["model"], weights_sha256=settings["weights_sha256"],
+        probabilities=settings["probabilities"],
+        problems=[(r["file"], r["error"]) for r in failed],
+    ),
+    file_name="gradcam-report-batch.html", mime="text/html", on_click="ignore", width="stretch", disabled=not good,
+)
+st.caption(f"The .zip holds each overlay at up to {cached.DISPLAY_MAX_SIDE} px (JPEG), redrawn from the uploads "
+           "still in the uploader and the stored maps without running the model again (photos no longer "
+           "uploaded get their thumbnails), plus predictions.csv. The report uses the thumbnails.")
