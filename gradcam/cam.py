@@ -333,7 +333,6 @@ def _compiled_layers(model, layers: tuple, method: str):
                 del model._compiled[old]
             weigh = METHODS[method][1]
             height, width = model.input_size
-            classes = len(model.labels)
             keras_model = model.keras
 
             @tf.function(

@@ -9,7 +9,6 @@ import pytest
 import gradcam
 from gradcam import efficientnet_lite
 from gradcam.torch_legacy import read_state_dict
-from conftest import photo
 
 CATS = {"Egyptian cat", "tabby", "tiger cat"}
 COFFEE = {"espresso", "cup", "coffee mug"}

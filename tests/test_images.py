@@ -11,13 +11,13 @@ import io
 import pathlib
 import struct
 import time
-import zlib
 from typing import Callable
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from corpus import crafted_png, encode, halves, solid
 from gradcam.errors import InvalidImageError
 from gradcam.images import MAX_PIXELS, SUPPORTED_FORMATS, load_image
 
@@ -27,32 +27,14 @@ ORANGE = (250, 140, 20)
 
 # --- building test images ---------------------------------------------------
 
-def encode(image: Image.Image, fmt: str, **params) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **params)
-    return buffer.getvalue()
 
 
-def solid(fmt: str, colour=ORANGE, size=(16, 12), mode="RGB", **params) -> bytes:
-    return encode(Image.new(mode, size, colour), fmt, **params)
 
 
-def halves(left, right, size=(16, 8), mode="RGB") -> Image.Image:
-    """An image whose left half is ``left`` and right half is ``right``."""
-    image = Image.new(mode, size, right)
-    image.paste(left, (0, 0, size[0] // 2, size[1]))
-    return image
 
 
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def crafted_png(width: int, height: int, bit_depth: int, colour_type: int, rows: bytes) -> bytes:
-    """A PNG assembled by hand, for what Pillow cannot write (16-bit RGB, huge headers)."""
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-            + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b""))
 
 
 def png_rows(pixels: np.ndarray) -> bytes:

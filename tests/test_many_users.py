@@ -2,12 +2,11 @@
 
 import gc
 import os
-import resource
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import ImageOps
 
 import gradcam
 from conftest import photo

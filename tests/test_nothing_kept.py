@@ -5,7 +5,6 @@ import ast
 import io
 import socket
 import sys
-import threading
 import tomllib
 from pathlib import Path
 

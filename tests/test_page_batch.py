@@ -13,6 +13,7 @@ from PIL import Image
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
+from conftest import zip_of
 from gradcam import report
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "4_Batch.py")
@@ -27,12 +28,6 @@ def photo(name: str) -> bytes:
     return buffer.getvalue()
 
 
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

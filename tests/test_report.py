@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 import gradcam
+from conftest import zip_of
 from gradcam import report
 from gradcam.models import sha256_of_weights
 
@@ -140,12 +141,6 @@ def test_the_pdf_has_a_summary_page_and_one_page_per_item(lite0, items):
 # --- batches -------------------------------------------------------------------
 
 
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def lying_zip(sizes: dict[str, int]) -> bytes:
