@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 import gradcam
-from gradcam.models import PREPROCESSING
+from gradcam.models import KERAS_APPLICATIONS, PREPROCESSING, download_weights, keras_weights_path
 
 from . import cached
 from .safe_text import md
@@ -43,9 +43,28 @@ def _own_model() -> tuple[str, gradcam.Model] | None:
     return key, model
 
 
+def _download_with_progress(name: str) -> None:
+    """A Keras application's weights, fetched once with a progress bar."""
+    if name not in KERAS_APPLICATIONS or keras_weights_path(name).exists():
+        return
+    bar = st.progress(0.0, text=f"Downloading the {name} weights...")
+
+    def show(done: int, total: int | None) -> None:
+        mb = done / 2**20
+        if total:
+            bar.progress(min(done / total, 1.0), text=f"Downloading the {name} weights: {mb:.0f} of {total / 2**20:.0f} MB")
+        else:
+            bar.progress(0.0, text=f"Downloading the {name} weights: {mb:.0f} MB")
+
+    try:
+        download_weights(name, progress=show)
+    finally:
+        bar.empty()
+
+
 def _builtin(name: str) -> gradcam.Model:
-    note = "Loading" if name.startswith("EfficientNet-Lite") else "Loading (Keras downloads the weights on first use)"
-    with st.spinner(f"{note}: {name}..."):
+    _download_with_progress(name)
+    with st.spinner(f"Loading {name}..."):
         return cached.builtin_model(name)
 
 

@@ -98,6 +98,8 @@ _APPLICATIONS = {
     ),
 }
 
+KERAS_APPLICATIONS = tuple(_APPLICATIONS)  # their weights come from a download
+
 _LITE = {
     "EfficientNet-Lite0": "efficientnet-lite0",
     "EfficientNet-Lite1": "efficientnet-lite1",
@@ -173,6 +175,61 @@ def _lite_model(name: str) -> Model:
     return _imagenet_model(name, keras_model, size, "efficientnet-lite", dict(available_models())[name])
 
 
+def _offline_message(name: str) -> str:
+    app = _APPLICATIONS[name]
+    return (
+        f"Could not download the ImageNet weights for {name} ({app.weights_file}, "
+        f"{app.download_mb} MB); without internet, copy that file to {keras_weights_path(name).parent}{os.sep} "
+        "and try again."
+    )
+
+
+def _weights_url(name: str) -> str:
+    """Where Keras itself downloads an application's weights from (its own constants)."""
+    from keras.src.applications import densenet, efficientnet, inception_v3, mobilenet_v2, resnet, vgg16
+
+    file_name = _APPLICATIONS[name].weights_file
+    return {
+        "VGG16": vgg16.WEIGHTS_PATH,
+        "ResNet50": resnet.BASE_WEIGHTS_PATH + file_name,
+        "MobileNetV2": mobilenet_v2.BASE_WEIGHT_PATH + file_name,
+        "EfficientNetB0": efficientnet.BASE_WEIGHTS_PATH + file_name,
+        "InceptionV3": inception_v3.WEIGHTS_PATH,
+        "DenseNet121": densenet.DENSENET121_WEIGHT_PATH,
+    }[name]
+
+
+def download_weights(name: str, progress: Callable[[int, int | None], None] | None = None,
+                     timeout: float = 20.0) -> Path:
+    """Fetch a Keras application's ImageNet weights into Keras' own cache, calling
+    ``progress(bytes so far, total bytes or None)`` as they arrive, so a front end
+    can show a progress bar (Keras' own download only prints to the terminal).
+    Returns the file's path; raises ModelLoadError, one sentence, when offline."""
+    import urllib.request
+
+    path = keras_weights_path(name)
+    if path.exists():
+        return path
+    partial = path.with_name(path.name + ".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(_weights_url(name), timeout=timeout) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            done = 0
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        if total is not None and done != total:
+            raise OSError("the download was cut short")
+        os.replace(partial, path)  # only a complete file ever has the real name
+    except OSError as error:  # URLError, timeouts, refused connections, a full disk
+        partial.unlink(missing_ok=True)
+        raise ModelLoadError(_offline_message(name)) from error
+    return path
+
+
 def _application_model(name: str, weights: str | None) -> Model:
     import keras
 
@@ -184,10 +241,11 @@ def _application_model(name: str, weights: str | None) -> Model:
         if weights is None:
             raise
         path = keras_weights_path(name)
-        raise ModelLoadError(
-            f"Could not download the ImageNet weights for {name} ({app.weights_file}, "
-            f"{app.download_mb} MB); without internet, copy that file to {path.parent}{os.sep} and try again."
-        ) from error
+        if path.exists():
+            raise ModelLoadError(
+                f"The saved weights file for {name} ({path}) cannot be read; delete it and try again."
+            ) from error
+        raise ModelLoadError(_offline_message(name)) from error
     description = f"ImageNet-1k, {app.input_size} px" + ("" if weights else ", untrained")
     return _imagenet_model(name, keras_model, app.input_size, app.preprocessing, description)
 
