@@ -21,6 +21,7 @@ from PIL import Image
 
 import gradcam
 from gradcam.cam import upsample
+from gradcam.images import DISPLAY_MAX_SIDE
 
 def _keep_keras_state_between_reruns() -> None:
     """Stop Streamlit from calling keras.backend.clear_session() after every rerun.
@@ -53,9 +54,6 @@ _keep_keras_state_between_reruns()
 # How many times each engine function really ran (cache misses). Tests read it.
 engine_calls: Counter = Counter()
 
-# Photos are shown, and explained, at most this many pixels on their long side:
-# the network sees 224-300 px anyway, and a 24-megapixel heatmap helps nobody.
-DISPLAY_MAX_SIDE = 1280
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,8 @@ def own_model(key: str, _model_bytes: bytes, _labels_bytes: bytes | None, prepro
     return model
 
 
-def _class_map(explanation: gradcam.Explanation) -> ClassMap:
+def class_map(explanation: gradcam.Explanation) -> ClassMap:
+    """What the caches keep of an explanation: the small layer-resolution map."""
     return ClassMap(explanation.target, explanation.label, explanation.probability, explanation.raw,
                     explanation.no_positive_evidence)
 
@@ -125,7 +124,7 @@ def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
     explanations = gradcam.explain_many(_model, _image, layer=layer, method=method, top=5)
     return Explained(
         predictions=explanations[0].predictions,
-        maps={e.target: _class_map(e) for e in explanations},
+        maps={e.target: class_map(e) for e in explanations},
         layer_shape=tuple(explanations[0].raw.shape),
     )
 
@@ -135,7 +134,7 @@ def explain_class(image_hash: str, model_key: str, layer: str, method: str, targ
                   _image: Image.Image, _model: gradcam.Model) -> ClassMap:
     """The map of one class outside the top-5."""
     engine_calls["explain"] += 1
-    return _class_map(gradcam.explain(_model, _image, target=target, layer=layer, method=method))
+    return class_map(gradcam.explain(_model, _image, target=target, layer=layer, method=method))
 
 
 def heatmap(class_map: ClassMap, size: tuple[int, int]) -> np.ndarray:

@@ -174,8 +174,10 @@ def _forward(model):
 
 def _probabilities(model, logits: np.ndarray) -> np.ndarray:
     kind = output_activation(model.keras)
-    if kind == "sigmoid" or (kind == "linear" and logits.size == 1):
-        return 1.0 / (1.0 + np.exp(-logits)) if kind == "sigmoid" else logits.copy()
+    if kind == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-logits))
+    if kind == "linear" and logits.size == 1:  # a regression: its value is what is shown
+        return logits.copy()
     shifted = np.exp(logits - logits.max())
     return shifted / shifted.sum()
 
@@ -241,8 +243,10 @@ def compute(model, image, targets=None, layer=None, method: str = "gradcam", *, 
         top = max(1, min(int(top), classes))
     else:
         rows = np.asarray(targets, np.float32)
-        if rows.ndim == 1:  # class indices
-            rows = np.eye(classes, dtype=np.float32)[np.asarray(targets, int)]
+        if rows.ndim == 1:  # class indices: one-hot rows (not an eye(classes) matrix per call)
+            indices = np.asarray(targets, int)
+            rows = np.zeros((len(indices), classes), np.float32)
+            rows[np.arange(len(indices)), indices] = 1.0
         top = 0
     out = _compiled(model, target_layer, method, keep_tensors)(model.prepare(_as_image(image)), rows, np.int32(top))
     logits = out["logits"].numpy().astype(np.float64)

@@ -26,6 +26,9 @@ ImageSource = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 # 24 MP phone photos must load; the limit exists to refuse decompression
 # bombs (tiny files that claim gigapixels) before any memory is allocated.
 MAX_PIXELS = 50_000_000
+# Front ends show (and explain) photos at most this many pixels on their long side:
+# the network sees 224-300 px anyway, and a 24-megapixel heatmap helps nobody.
+DISPLAY_MAX_SIDE = 1280
 
 # File extensions an uploader should offer.
 SUPPORTED_FORMATS = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "ico")

@@ -141,9 +141,7 @@ def _in_inference_mode(op) -> Callable:
 
 
 def _contains(model, layer) -> bool:
-    return any(inner is layer for _, inner in walk_layers(model)) or any(
-        inner is layer for inner in model.layers
-    )
+    return any(inner is layer for _, inner in walk_layers(model))
 
 
 def run_capturing(keras_model, x, layer_name: str | None, on_capture: Callable | None = None, head=None):

@@ -36,7 +36,7 @@ from PIL import Image
 
 from .cam import METHODS, Explanation, Prediction, explain, upsample
 from .errors import InvalidImageError
-from .images import SUPPORTED_FORMATS, load_image
+from .images import DISPLAY_MAX_SIDE, SUPPORTED_FORMATS, load_image
 from .overlay import colorize, overlay
 
 # Embedded photos are downscaled to this many pixels on their long side (JPEG):
@@ -621,7 +621,6 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
 # --- batches: one photo into a small record ---------------------------------------------
 
 THUMBNAIL_SIDE = 320  # contact-sheet and batch-report thumbnails
-DISPLAY_MAX_SIDE = 1280  # photos are explained at most this big, as in the dashboard
 
 
 def sha256(data: bytes) -> str:

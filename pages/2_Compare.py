@@ -17,7 +17,7 @@ from PIL import Image
 
 import gradcam
 from dashboard import cached, shared_state
-from dashboard.cached import ClassMap
+from dashboard.cached import ClassMap, class_map
 from dashboard.heatmap_panel import score_text
 from dashboard.image_picker import current_sample
 from dashboard.safe_text import md
@@ -33,12 +33,6 @@ LIST_SEPARATOR = ","  # layer and model names in the URL: Keras and our model na
 # This page's widgets. Streamlit forgets a widget's value in any run that does not draw
 # it (another page, or a closed tab here), so a copy is kept and put back.
 KEPT = ("compare_tab", "compare_target", "compare_other", "compare_layers", "compare_models")
-
-
-def class_map(explanation: gradcam.Explanation) -> ClassMap:
-    # Only the layer-resolution map is cached; the page upsamples what it shows.
-    return ClassMap(explanation.target, explanation.label, explanation.probability, explanation.raw,
-                    explanation.no_positive_evidence)
 
 
 @st.cache_data(max_entries=64, max_size="64MB", show_spinner=False)

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from corpus import crafted_png, encode, halves, solid
+from corpus import crafted_png, encode, halves, icon, la_png, multipage_tiff, rgba_png, solid, truncated
+from corpus import palette_transparency_png as palette_with_transparency_png
+from corpus import png_corrupt_idat as png_with_corrupt_idat
 from gradcam.errors import InvalidImageError
 from gradcam.images import MAX_PIXELS, SUPPORTED_FORMATS, load_image
 
@@ -64,22 +66,10 @@ def float_tiff() -> bytes:
     return encode(Image.fromarray(values), "TIFF")
 
 
-def rgba_png() -> bytes:
-    image = Image.new("RGBA", (12, 4), (0, 0, 255, 255))
-    image.paste((255, 0, 0, 0), (0, 0, 4, 4))          # fully transparent red
-    image.paste((0, 0, 0, 128), (4, 0, 8, 4))          # half-transparent black
-    return encode(image, "PNG")
 
 
-def la_png() -> bytes:
-    return encode(halves((0, 0), (50, 255), mode="LA"), "PNG")
 
 
-def palette_with_transparency_png() -> bytes:
-    image = Image.new("P", (16, 8), 1)
-    image.putpalette([0, 0, 0, 0, 255, 0])              # 0: black (transparent), 1: green
-    image.paste(0, (0, 0, 8, 8))
-    return encode(image, "PNG", transparency=0)
 
 
 def one_bit_png() -> bytes:
@@ -91,13 +81,8 @@ def animated(fmt: str, **params) -> bytes:
     return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, **params)
 
 
-def multipage_tiff() -> bytes:
-    pages = [Image.new("RGB", (20, 10), RED), Image.new("RGB", (30, 30), GREEN)]
-    return encode(pages[0], "TIFF", save_all=True, append_images=pages[1:])
 
 
-def icon() -> bytes:
-    return encode(Image.new("RGBA", (32, 32), (0, 128, 255, 255)), "ICO", sizes=[(32, 32)])
 
 
 def small_jpeg() -> bytes:
@@ -246,16 +231,6 @@ def test_supported_formats_are_lower_case_extensions() -> None:
 
 # --- broken input ----------------------------------------------------------
 
-def truncated(data: bytes) -> bytes:
-    return data[: len(data) // 2]
-
-
-def png_with_corrupt_idat() -> bytes:
-    data = bytearray(small_png())
-    start = data.index(b"IDAT") + 4
-    for i in range(start + 10, start + 30):
-        data[i] ^= 0xFF
-    return bytes(data)
 
 
 def png_header(width: int, height: int) -> bytes:
