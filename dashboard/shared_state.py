@@ -19,6 +19,7 @@ import gradcam
 
 from . import cached
 from .image_picker import SAMPLES, CurrentImage, current_image, use_sample
+from .safe_text import md
 
 WIDGET_KEYS = ("model_choice", "layer", "method", "target", "opacity", "colormap")
 URL_KEYS = ("sample", "model", "layer", "target", "method", "opacity", "colormap",
@@ -58,12 +59,17 @@ def _model_from_key(model_key: str) -> gradcam.Model:
 def choices() -> Choices:
     """The shared choices, with defaults for anything not chosen yet."""
     chosen = st.session_state.get("chosen", {})
-    model_key = st.session_state.get("model_key", gradcam.DEFAULT_MODEL)
+    # The model Explore last loaded; before Explore has run, the one a link named.
+    model_key = st.session_state.get("model_key") or chosen.get("model_choice") or gradcam.DEFAULT_MODEL
     with st.spinner(f"Loading {model_key if not model_key.startswith('own:') else 'your model'}..."):
         try:
             model = _model_from_key(model_key)
-        except (gradcam.ModelLoadError, KeyError):  # e.g. an uploaded model from a session gone
+        except gradcam.ModelLoadError as error:  # e.g. a linked Keras application, offline
+            st.error(md(str(error)))
             model_key, model = gradcam.DEFAULT_MODEL, cached.builtin_model(gradcam.DEFAULT_MODEL)
+        except KeyError:  # an uploaded model from a session that is gone
+            model_key, model = gradcam.DEFAULT_MODEL, cached.builtin_model(gradcam.DEFAULT_MODEL)
+    st.session_state["model_key"] = model_key  # a failed model is not tried again on every rerun
     names = {t.name for t in gradcam.target_layers(model)}
     layer = chosen.get("layer") if chosen.get("layer") in names else gradcam.default_layer(model).name
     target = chosen.get("target")
@@ -107,6 +113,9 @@ def read_url() -> None:
         pass
     # Layer and class depend on the model and photo; Explore applies them once those are known.
     st.session_state["url_wanted"] = wanted
+    # Every page reads the link's view through choices(), whichever page the link opens.
+    linked = {key: st.session_state[key] for key in WIDGET_KEYS if key in st.session_state}
+    st.session_state["chosen"] = {**st.session_state.get("chosen", {}), **linked, **wanted}
 
 
 def take_wanted(key: str):

@@ -71,34 +71,13 @@ def one_class(image_hash: str, model_key: str, layer: str, method: str, target: 
 
 
 def open_link() -> None:
-    """On the session's first run, a shared link's choices become the shared choices.
-
-    Explore does this itself when a session starts there; ``read_url`` only fills
-    Explore's widgets, so the values it found are copied into ``chosen`` (what
-    ``choices()`` reads). Layer and class are read from ``url_wanted`` without
-    taking them, so Explore still applies them when the person goes there.
-    """
+    """On the session's first run, this page's own part of a shared link (the
+    shared part, photo, model, layer, class and look, is read by read_url)."""
     first_run = not st.session_state.get("url_read")
     shared_state.read_url()
     if not first_run:
         return
     params = st.query_params
-    chosen = dict(st.session_state.get("chosen", {}))
-    name = params.get("model")
-    if name is not None and st.session_state.get("model_choice") == name:  # read_url checked it is built in
-        try:
-            with st.spinner(f"Loading {name}..."):
-                cached.builtin_model(name)
-        except gradcam.ModelLoadError as error:  # a Keras application offline: keep the default model
-            st.error(md(str(error)))
-        else:
-            st.session_state["model_key"] = name
-            chosen["model_choice"] = name
-    chosen.update(st.session_state.get("url_wanted", {}))
-    for key in ("method", "opacity", "colormap"):
-        if key in params and key in st.session_state:  # read_url keeps only valid values
-            chosen[key] = st.session_state[key]
-    st.session_state["chosen"] = chosen
     if params.get("compare") in MODES:
         st.session_state["compare_tab"] = MODES[params["compare"]]
     # This page's own choices depend on the model: checked where their widgets are drawn.

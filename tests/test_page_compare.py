@@ -146,3 +146,20 @@ def test_a_link_opens_the_page_on_its_view():
     assert "EfficientNet\\-Lite1" in heading and "block10\\_add" in heading and "Grad-CAM++" in heading
     assert captions(at)[5].startswith("**espresso rather than coffee mug**")
     assert at.query_params == link  # and the page writes back the same link
+
+
+def test_a_link_to_a_model_that_cannot_load_says_so_and_compares_with_the_default(tmp_path, monkeypatch):
+    from keras.src.backend import config
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.query_params.update({"model": "VGG16", "compare": "layers"})
+    run(at)
+    assert len(at.error) == 1 and "VGG16" in at.error[0].value
+    assert "EfficientNet\\-Lite0" in at.caption[0].value
+    assert at.session_state["model_key"] == "EfficientNet-Lite0"
