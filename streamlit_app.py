@@ -5,8 +5,11 @@ dashboard package caches it, so moving the opacity slider, changing the colormap
 or switching among the top-5 classes never runs the model again.
 
 This file is also the app's entry point (`streamlit run streamlit_app.py`): it
-names the pages in pages/ so the sidebar reads "Explore", "How Grad-CAM works",
-... rather than file names.
+lists the pages in app_pages/ with st.navigation, so the sidebar reads
+"Explore", "How Grad-CAM works", ... rather than file names. They are not in a
+folder named pages/ on purpose: Streamlit auto-discovers that folder, and a link
+opening /Compare directly then ran the page without this entry point (old names
+in the sidebar, a different router than every other visit).
 """
 
 import streamlit as st
@@ -95,10 +98,10 @@ def explore() -> None:
 
 PAGES = [
     st.Page(explore, title="Explore", icon=":material/search:", default=True),
-    st.Page("pages/1_How_it_works.py", title="How Grad-CAM works", icon=":material/school:"),
-    st.Page("pages/2_Compare.py", title="Compare", icon=":material/compare:"),
-    st.Page("pages/3_Report.py", title="Report", icon=":material/description:"),
-    st.Page("pages/4_Batch.py", title="Batch", icon=":material/photo_library:"),
+    st.Page("app_pages/1_How_it_works.py", title="How Grad-CAM works", icon=":material/school:"),
+    st.Page("app_pages/2_Compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("app_pages/3_Report.py", title="Report", icon=":material/description:"),
+    st.Page("app_pages/4_Batch.py", title="Batch", icon=":material/photo_library:"),
 ]
 
 st.set_page_config(page_title="Grad-CAM Explorer", page_icon=":fire:", layout="wide")

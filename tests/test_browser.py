@@ -75,3 +75,22 @@ def test_every_page_renders_in_chromium():
         assert exceptions_shown(page) == []
         errors = [text for kind, text in console if kind in ("error", "pageerror")]
         assert errors == []
+
+
+def test_a_shared_link_opens_compare_through_the_app_and_its_view_carries_on():
+    """A link straight to /Compare runs the app's entry point (the named sidebar),
+    shows the linked view, and the next page keeps it."""
+    require_chromium()
+    link = "/Compare?sample=cat-and-coffee.jpg&model=EfficientNet-Lite1&layer=block10_add&target=967&compare=classes"
+    with streamlit_server() as url, browser_page(1400, 1300) as (page, console):
+        page.goto(url + link)
+        page.wait_for_selector("[data-testid='stImage']", timeout=120_000)
+        wait_until_idle(page, timeout=120)
+        heading = "cat-and-coffee.jpg · model EfficientNet-Lite1 · layer block10_add"
+        page.get_by_text(heading).first.wait_for(timeout=60_000)
+        assert page.get_by_role("tab", name="Classes", selected=True).count() == 1
+        page.get_by_role("link", name="How Grad-CAM works").first.click()  # only the app's own sidebar has it
+        wait_until_idle(page, timeout=120)
+        page.get_by_text(heading).first.wait_for(timeout=60_000)
+        assert page.get_by_role("combobox", name="Class to explain").input_value().startswith("espresso")
+        assert exceptions_shown(page) == []

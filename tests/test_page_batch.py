@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import zip_of
 from gradcam import report
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "4_Batch.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "4_Batch.py")
 CAPTION = re.compile(r"(?P<label>.+) \((?P<percent>\d+\.\d)%\) · (?P<file>.+)")
 
 

@@ -11,7 +11,7 @@ import gradcam
 from dashboard import cached
 from dashboard.safe_text import md
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "2_Compare.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "2_Compare.py")
 
 
 def run(at: AppTest) -> AppTest:

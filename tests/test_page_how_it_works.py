@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 import gradcam
 from dashboard import cached
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "1_How_it_works.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "1_How_it_works.py")
 STEPS = 7
 
 

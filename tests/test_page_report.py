@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from gradcam.labels import imagenet_labels
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "3_Report.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "3_Report.py")
 
 
 @pytest.fixture
