@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 CHROMIUM_FLAGS = [
@@ -59,12 +58,10 @@ def browser_page(width: int = 1400, height: int = 1000):
 OVERLAY = "img[alt='Grad-CAM overlay']"
 
 
-def overlay_source(page) -> str:
-    return page.locator(OVERLAY).first.get_attribute("src") or ""
 
 
 _WATCH_OVERLAY = """() => {
-    const find = () => document.querySelector("img[alt='Grad-CAM overlay']");
+    const find = () => document.querySelector("%s");
     const before = find()?.src;
     window.__overlayShown = null;
     const start = performance.now();
@@ -77,7 +74,7 @@ _WATCH_OVERLAY = """() => {
         }
     };
     requestAnimationFrame(check);
-}"""
+}""" % OVERLAY
 
 
 def watch_overlay(page) -> None:
@@ -92,25 +89,12 @@ def overlay_shown_after(page, timeout: float = 60.0) -> float:
 
 def timed(page, action, timeout: float = 60.0) -> float:
     """Seconds from ``action()`` to a new overlay image loaded in the page, timed
-    inside the browser (a MutationObserver), so the test driver's polling adds nothing."""
+    inside the browser (checked every frame), so the test driver's polling adds nothing."""
     watch_overlay(page)
     action()
     return overlay_shown_after(page, timeout)
 
 
-def wait_for_overlay_change(page, before: str, timeout: float = 60.0) -> float:
-    """Seconds until the overlay image differs from ``before``."""
-    start = time.perf_counter()
-    deadline = start + timeout
-    while time.perf_counter() < deadline:
-        try:
-            now = overlay_source(page)
-        except Exception:  # the element is being replaced by a rerun
-            now = before
-        if now and now != before:
-            return time.perf_counter() - start
-        time.sleep(0.02)
-    raise TimeoutError("the overlay did not change")
 
 
 def open_explorer(page, url: str, timeout: float = 120.0) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from e2e.browser import (
-    OVERLAY, browser_page, chromium_path, exceptions_shown, open_explorer, overlay_source, press_on_slider,
-    target_label, upload_photo, wait_for_overlay_change, wait_until_idle,
+    OVERLAY, browser_page, chromium_path, exceptions_shown, open_explorer, press_on_slider, target_label, timed,
+    upload_photo, wait_until_idle,
 )
 from e2e.server import streamlit_server
 
@@ -32,16 +32,12 @@ def test_upload_explain_and_move_the_opacity_in_chromium(tmp_path, coffee):
         assert "Egyptian cat" in target_label(page) or "tabby" in target_label(page)
         page.screenshot(path=str(SCREENSHOTS / "explore-start.png"))
 
-        before = overlay_source(page)
-        upload_photo(page, photo)
-        wait_for_overlay_change(page, before, timeout=120)
+        timed(page, lambda: upload_photo(page, photo), timeout=120)  # a new overlay, loaded
         wait_until_idle(page)
         assert "espresso" in target_label(page)
 
         for _ in range(6):  # 0.40 -> 0.70, one step at a time as a person would see each
-            before = overlay_source(page)
-            press_on_slider(page, "ArrowRight")
-            wait_for_overlay_change(page, before)
+            timed(page, lambda: press_on_slider(page, "ArrowRight"))
             wait_until_idle(page)
         assert page.get_by_text("Grad-CAM overlay, opacity 0.70").count() == 1
         page.get_by_role("tab", name="Sample photos").click()
