@@ -16,7 +16,7 @@ import gradcam
 from dashboard import cached
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
-from gradcam import report
+from gradcam import batch, report
 from gradcam.images import SUPPORTED_FORMATS
 from gradcam.models import sha256_of_weights
 
@@ -33,7 +33,7 @@ def explained(image_hash: str, model_key: str, layer: str, method: str, opacity:
     # Keyed by content, not file name: the same photo under two names runs once.
     # The look (opacity, colormap) is in the key because the thumbnails bake it in.
     # Only the small record is cached (about 30 kB), never the photo.
-    return report.explain_for_batch(_model, _data, layer=layer, method=method, opacity=opacity, colormap=colormap,
+    return batch.explain_for_batch(_model, _data, layer=layer, method=method, opacity=opacity, colormap=colormap,
                                     max_side=cached.DISPLAY_MAX_SIDE)  # explained at the size Explore uses
 
 
@@ -42,7 +42,7 @@ def weights_fingerprint(model_key: str, _model: gradcam.Model) -> str:
     return sha256_of_weights(_model)  # tens of milliseconds: once per model
 
 
-def explain_all(sources: list[report.BatchSource]) -> None:
+def explain_all(sources: list[batch.BatchSource]) -> None:
     """Explain every source with a progress bar; a broken photo is recorded and the rest go on."""
     results = []
     bar = st.progress(0.0, text="Starting...")
@@ -51,7 +51,7 @@ def explain_all(sources: list[report.BatchSource]) -> None:
         digest = ""
         try:
             data = source.read()
-            digest = report.sha256(data)
+            digest = batch.sha256(data)
             record = explained(digest, c.model_key, c.layer, c.method, c.opacity, c.colormap, data, c.model)
             results.append({"file": source.name, "sha256": digest, **record, "error": None})
         except ValueError as error:  # InvalidImageError and the engine's other one-sentence errors
@@ -74,10 +74,10 @@ st.markdown(
 
 uploads = st.file_uploader(
     "Upload images or a .zip", accept_multiple_files=True, type=[*SUPPORTED_FORMATS, "zip"], key="batch_upload",
-    help=f"A .zip is read in memory: at most {report.MAX_ARCHIVE_MEMBERS} entries and "
-         f"{report.MAX_ARCHIVE_BYTES // 2**20} MB unpacked; folders, hidden files and other file types are skipped.",
+    help=f"A .zip is read in memory: at most {batch.MAX_ARCHIVE_MEMBERS} entries and "
+         f"{batch.MAX_ARCHIVE_BYTES // 2**20} MB unpacked; folders, hidden files and other file types are skipped.",
 )
-unpacked = report.batch_sources([(f.name, f.getvalue()) for f in uploads or []])
+unpacked = batch.batch_sources([(f.name, f.getvalue()) for f in uploads or []])
 for problem in unpacked.problems:
     st.error(md(problem))
 if unpacked.sources:
@@ -116,12 +116,12 @@ if good:
     if "batch_classes" in st.session_state:
         st.session_state["batch_classes"] = [k for k in st.session_state["batch_classes"] if k in labels]
     order_box, class_box, confidence_box = st.columns([1, 2, 1.2])
-    order = order_box.selectbox("Sort by", report.SORT_ORDERS, key="batch_sort", format_func=str.capitalize)
+    order = order_box.selectbox("Sort by", batch.SORT_ORDERS, key="batch_sort", format_func=str.capitalize)
     picked = class_box.multiselect("Top-1 class", labels, key="batch_classes", placeholder="All classes")
     minimum = 0
     if settings["probabilities"]:
         minimum = confidence_box.slider("Minimum confidence", 0, 100, 0, step=5, format="%d%%", key="batch_min")
-    shown = report.select(good, classes=picked, min_probability=minimum / 100, order=order)
+    shown = batch.select(good, classes=picked, min_probability=minimum / 100, order=order)
     st.caption(f"{len(shown)} of {len(good)} shown")
 
     pages = max(1, -(-len(shown) // PER_PAGE))
@@ -145,18 +145,18 @@ zip_column, csv_column, html_column = st.columns(3)
 # Callables: archives and reports are only built when someone clicks.
 zip_column.download_button(
     "Overlays and predictions (.zip)",
-    lambda: report.overlays_zip(results, originals, max_side=cached.DISPLAY_MAX_SIDE, **look),
+    lambda: batch.overlays_zip(results, originals, max_side=cached.DISPLAY_MAX_SIDE, **look),
     file_name="gradcam-overlays.zip", mime="application/zip", on_click="ignore", width="stretch",
     disabled=not good,
 )
 csv_column.download_button(
-    "Predictions (CSV)", report.predictions_csv(results), file_name="gradcam-predictions.csv", mime="text/csv",
+    "Predictions (CSV)", batch.predictions_csv(results), file_name="gradcam-predictions.csv", mime="text/csv",
     on_click="ignore", width="stretch",
 )
 html_column.download_button(
     "Report of the set (HTML)",
     lambda: report.report_html(
-        report.batch_report_items(results, **look), title=f"Grad-CAM report: {len(good)} images",
+        batch.batch_report_items(results, **look), title=f"Grad-CAM report: {len(good)} images",
         model_name=settings["model"], weights_sha256=settings["weights_sha256"],
         probabilities=settings["probabilities"],
         problems=[(r["file"], r["error"]) for r in failed],

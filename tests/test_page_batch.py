@@ -14,7 +14,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from conftest import zip_of
-from gradcam import report
+from gradcam import batch
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "4_Batch.py")
 CAPTION = re.compile(r"(?P<label>.+) \((?P<percent>\d+\.\d)%\) · (?P<file>.+)")
@@ -159,7 +159,7 @@ def test_the_downloads(explained, offered):
     assert broken["error"] and not broken["top1_label"]
     assert all(r["top1_label"] and 0 < float(r["top1_probability"]) <= 1 and r["top5_label"]
                for r in rows if r["file"] != "broken.jpg")
-    assert offered("gradcam-predictions.csv").decode() == report.predictions_csv(at.session_state["batch_results"])
+    assert offered("gradcam-predictions.csv").decode() == batch.predictions_csv(at.session_state["batch_results"])
 
     archive = zipfile.ZipFile(io.BytesIO(offered("gradcam-overlays.zip")))
     overlays = [n for n in archive.namelist() if n.endswith("-gradcam.jpg")]
@@ -181,7 +181,7 @@ def bomb(declared: int) -> bytes:
 
 @pytest.mark.parametrize("archive", [
     bomb(600 * 2**20),
-    zip_of({f"{n}.jpg": b"" for n in range(report.MAX_ARCHIVE_MEMBERS + 1)}),
+    zip_of({f"{n}.jpg": b"" for n in range(batch.MAX_ARCHIVE_MEMBERS + 1)}),
     b"PK\x03\x04 and then nothing",
 ], ids=["declared-size", "too-many-members", "not-a-zip"])
 def test_a_hostile_archive_gives_one_sentence(archive):

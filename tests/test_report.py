@@ -16,7 +16,7 @@ from PIL import Image
 
 import gradcam
 from conftest import zip_of
-from gradcam import report
+from gradcam import batch, report
 from gradcam.models import sha256_of_weights
 
 HOSTILE = "<script>alert(1)</script>"
@@ -157,7 +157,7 @@ def lying_zip(sizes: dict[str, int]) -> bytes:
 def test_archives_are_read_in_memory_skipping_what_is_not_a_photo(cat, coffee):
     archive = zip_of({"photos/cat.jpg": jpeg(cat), "coffee.JPG": jpeg(coffee), "__MACOSX/._cat.jpg": b"junk",
                       ".hidden.jpg": b"junk", "notes.txt": b"hello", "photos/": b""})
-    unpacked = report.batch_sources([("set.zip", archive), ("cat.jpg", jpeg(cat)), ("cat.jpg", b"again")])
+    unpacked = batch.batch_sources([("set.zip", archive), ("cat.jpg", jpeg(cat)), ("cat.jpg", b"again")])
     assert [s.name for s in unpacked.sources] == ["set.zip/photos/cat.jpg", "set.zip/coffee.JPG", "cat.jpg",
                                                   "cat.jpg (2)"]
     assert unpacked.skipped == 4 and unpacked.problems == []
@@ -167,11 +167,11 @@ def test_archives_are_read_in_memory_skipping_what_is_not_a_photo(cat, coffee):
 @pytest.mark.parametrize("archive, words", [
     (lying_zip({"bomb.jpg": 600 * 2**20}), "per image"),
     (lying_zip({f"{n}.jpg": 190 * 2**20 for n in range(3)}), "would unpack to"),
-    (zip_of({f"{n}.jpg": b"" for n in range(report.MAX_ARCHIVE_MEMBERS + 1)}), "entries"),
+    (zip_of({f"{n}.jpg": b"" for n in range(batch.MAX_ARCHIVE_MEMBERS + 1)}), "entries"),
     (b"PK\x03\x04 not really a zip", "not a readable .zip"),
 ])
 def test_a_hostile_archive_is_refused_with_one_sentence_before_reading(archive, words):
-    unpacked = report.batch_sources([("bomb.zip", archive)])
+    unpacked = batch.batch_sources([("bomb.zip", archive)])
     assert unpacked.sources == [] and len(unpacked.problems) == 1
     assert words in unpacked.problems[0] and unpacked.problems[0].startswith("bomb.zip ")
 
@@ -180,7 +180,7 @@ def test_a_member_that_lies_about_its_size_is_never_read_past_it(cat):
     data = bytearray(zip_of({"cat.jpg": jpeg(cat)}))
     start = data.index(b"PK\x01\x02")
     data[start + 24:start + 28] = struct.pack("<I", 100)  # claims 100 bytes, holds kilobytes
-    (source,) = report.batch_sources([("liar.zip", bytes(data))]).sources
+    (source,) = batch.batch_sources([("liar.zip", bytes(data))]).sources
     with pytest.raises(gradcam.InvalidImageError):
         source.read()
 
@@ -190,17 +190,17 @@ def records(lite0, cat, coffee):
     out = []
     for name, data in (("b-cat.jpg", jpeg(cat)), ("a-coffee.jpg", jpeg(coffee)), ("=evil.jpg", b"not an image")):
         try:
-            record = report.explain_for_batch(lite0, data)
-            out.append({"file": name, "sha256": report.sha256(data), **record, "error": None})
+            record = batch.explain_for_batch(lite0, data)
+            out.append({"file": name, "sha256": batch.sha256(data), **record, "error": None})
         except gradcam.InvalidImageError as error:
-            out.append({"file": name, "sha256": report.sha256(data), "error": str(error)})
+            out.append({"file": name, "sha256": batch.sha256(data), "error": str(error)})
     return out
 
 
 def test_a_batch_record_is_small(records):
     record = records[0]
     assert record["label"] in {"Egyptian cat", "tabby", "tiger cat"} and len(record["top5"]) == 5
-    assert max(Image.open(io.BytesIO(record["overlay_jpeg"])).size) == report.THUMBNAIL_SIDE
+    assert max(Image.open(io.BytesIO(record["overlay_jpeg"])).size) == batch.THUMBNAIL_SIDE
     assert record["raw"].shape == (7, 7)
     small = sum(len(v) for v in (record["photo_jpeg"], record["overlay_jpeg"])) + record["raw"].nbytes
     assert small < 100_000
@@ -208,15 +208,15 @@ def test_a_batch_record_is_small(records):
 
 def test_select_filters_and_sorts(records):
     good = [r for r in records if not r["error"]]
-    assert [r["file"] for r in report.select(records, order="file name")] == ["a-coffee.jpg", "b-cat.jpg"]
-    ascending = [r["probability"] for r in report.select(records, order="confidence, low to high")]
+    assert [r["file"] for r in batch.select(records, order="file name")] == ["a-coffee.jpg", "b-cat.jpg"]
+    ascending = [r["probability"] for r in batch.select(records, order="confidence, low to high")]
     assert ascending == sorted(ascending)
-    assert [r["file"] for r in report.select(records, classes=["espresso"])] == ["a-coffee.jpg"]
-    assert len(report.select(records, min_probability=max(r["probability"] for r in good))) == 1
+    assert [r["file"] for r in batch.select(records, classes=["espresso"])] == ["a-coffee.jpg"]
+    assert len(batch.select(records, min_probability=max(r["probability"] for r in good))) == 1
 
 
 def test_the_csv_has_a_row_per_file_with_its_error(records):
-    rows = list(csv.DictReader(io.StringIO(report.predictions_csv(records))))
+    rows = list(csv.DictReader(io.StringIO(batch.predictions_csv(records))))
     assert len(rows) == 3 and rows[0]["top1_label"] == records[0]["label"]
     assert float(rows[1]["top1_probability"]) == pytest.approx(records[1]["probability"], abs=1e-6)
     assert rows[1]["top5_label"] and rows[2]["error"] and not rows[2]["top1_label"]
@@ -225,15 +225,15 @@ def test_the_csv_has_a_row_per_file_with_its_error(records):
 
 def test_the_overlays_archive_redraws_full_size_overlays_without_the_model(records, cat):
     originals = {"b-cat.jpg": lambda: jpeg(cat)}  # the coffee's upload is gone: its thumbnail goes in
-    archive = zipfile.ZipFile(io.BytesIO(report.overlays_zip(records, originals)))
+    archive = zipfile.ZipFile(io.BytesIO(batch.overlays_zip(records, originals)))
     assert sorted(archive.namelist()) == ["a-coffee-gradcam.jpg", "b-cat-gradcam.jpg", "predictions.csv"]
     assert Image.open(archive.open("b-cat-gradcam.jpg")).size == cat.size
-    assert max(Image.open(archive.open("a-coffee-gradcam.jpg")).size) == report.THUMBNAIL_SIDE
+    assert max(Image.open(archive.open("a-coffee-gradcam.jpg")).size) == batch.THUMBNAIL_SIDE
     assert len(archive.read("predictions.csv").decode().splitlines()) == 4
 
 
 def test_a_batch_report_uses_the_thumbnails_and_lists_the_failures(records):
-    items = report.batch_report_items(records)
+    items = batch.batch_report_items(records)
     page = report.report_html(items, model_name="EfficientNet-Lite0", weights_sha256="b" * 64,
                               problems=[(r["file"], r["error"]) for r in records if r["error"]])
     assert len(decoded_images(page)) == 2 * 3
@@ -254,7 +254,8 @@ def test_the_engine_never_imports_streamlit():
     import ast
     from pathlib import Path
 
-    tree = ast.parse(Path(report.__file__).read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not any(name.split(".")[0] == "streamlit" for name in imported)
+    for module in Path(report.__file__).parent.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not any(name.split(".")[0] == "streamlit" for name in imported), module.name

@@ -1,0 +1,298 @@
+"""Explaining many photos: uploads and .zip archives read safely in memory, one photo
+explained into a small record, the contact sheet's filters, the CSV and the
+overlays archive.
+
+This lives outside the pages so they stay widgets-only and the logic is testable
+without Streamlit; it is the batched engine's and the distributed code's neighbour.
+This module never imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from .cam import Prediction, explain, upsample
+from .errors import InvalidImageError
+from .images import DISPLAY_MAX_SIDE, SUPPORTED_FORMATS, load_image
+from .overlay import overlay
+from .report import ReportItem, jpeg_bytes, shrunk
+
+
+# --- batches: uploads and archives ---------------------------------------------------
+
+# A .zip is refused when it is built to exhaust memory or time ("zip bomb"): too many
+# entries, or declared sizes beyond these, are checked before anything is decompressed.
+MAX_ARCHIVE_MEMBERS = 500
+MAX_ARCHIVE_BYTES = 500 * 1024 * 1024  # total uncompressed size of the images in one archive
+MAX_MEMBER_BYTES = 200 * 1024 * 1024  # one image inside an archive (the uploader's own per-file limit)
+MAX_BATCH_IMAGES = 1000  # per run: each result is small, but time is not free
+IMAGE_EXTENSIONS = frozenset(SUPPORTED_FORMATS)
+
+
+@dataclass(frozen=True)
+class BatchSource:
+    """One image to explain: its shown name and how to get its bytes (read late, so
+    listing a 500-photo archive decompresses nothing)."""
+
+    name: str
+    size: int
+    read: Callable[[], bytes] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    sources: list[BatchSource]
+    problems: list[str]  # one sentence per refused archive (or other refused input)
+    skipped: int  # archive entries that are not images (folders, hidden files, other types)
+
+
+def _extension(name: str) -> str:
+    return name.rsplit(".", 1)[-1].lower() if "." in name.rsplit("/", 1)[-1] else ""
+
+
+def _hidden(member: str) -> bool:
+    """macOS resource forks (__MACOSX/, ._x.jpg) and dot-files are not photos."""
+    parts = [p for p in member.replace("\\", "/").split("/") if p]
+    return any(p.startswith(".") or p == "__MACOSX" for p in parts)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / (1024 * 1024):,.0f} MB"
+
+
+def _read_member(data: bytes, member: str, size: int) -> bytes:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(member) as handle:
+            # At most one byte more than declared: a header that lies about its
+            # size cannot make us decompress more than the limit.
+            content = handle.read(size + 1)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, ValueError) as error:
+        raise InvalidImageError(
+            "This archive entry cannot be read (it is damaged, encrypted or compressed in an unsupported way)."
+        ) from error
+    if len(content) > size:
+        raise InvalidImageError("This archive entry holds more data than its header declares.")
+    return content
+
+
+def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int]:
+    """The images inside a .zip, checked against the limits before reading any; raises
+    ValueError with one sentence when the archive is refused."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        raise ValueError(f"{name} is not a readable .zip archive.") from None
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        raise ValueError(f"{name} has {len(members):,} entries; the limit is {MAX_ARCHIVE_MEMBERS} per archive.")
+    images, skipped = [], 0
+    for info in members:
+        if info.is_dir() or _hidden(info.filename) or _extension(info.filename) not in IMAGE_EXTENSIONS:
+            skipped += 1
+            continue
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise ValueError(f"{name} holds an entry that unpacks to {_megabytes(info.file_size)}; "
+                             f"the limit is {_megabytes(MAX_MEMBER_BYTES)} per image.")
+        images.append(info)
+    total = sum(info.file_size for info in images)
+    if total > MAX_ARCHIVE_BYTES:
+        raise ValueError(f"{name} would unpack to {_megabytes(total)}; the limit is {_megabytes(MAX_ARCHIVE_BYTES)}.")
+    sources = [
+        BatchSource(f"{name}/{info.filename}", info.file_size,
+                    lambda data=data, member=info.filename, size=info.file_size: _read_member(data, member, size))
+        for info in images
+    ]
+    return sources, skipped
+
+
+def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
+    """The images to explain from uploaded (file name, bytes): plain files as they are
+    (a broken one fails later, with its own sentence), archives unpacked in memory
+    (never to disk). Shown names are unique, so results and downloads can refer to them."""
+    sources: list[BatchSource] = []
+    problems: list[str] = []
+    skipped = 0
+    for name, data in uploads:
+        if _extension(name) == "zip":
+            try:
+                inner, ignored = _archive_sources(name, data)
+            except ValueError as error:
+                problems.append(str(error))
+                continue
+            sources.extend(inner)
+            skipped += ignored
+        else:
+            sources.append(BatchSource(name, len(data), lambda data=data: data))
+    if len(sources) > MAX_BATCH_IMAGES:
+        problems.append(f"{len(sources):,} images were given; only the first {MAX_BATCH_IMAGES:,} are explained.")
+        sources = sources[:MAX_BATCH_IMAGES]
+    seen: dict[str, int] = {}
+    unique = []
+    for source in sources:
+        count = seen[source.name] = seen.get(source.name, 0) + 1
+        unique.append(source if count == 1 else BatchSource(f"{source.name} ({count})", source.size, source.read))
+    return Unpacked(unique, problems, skipped)
+
+
+# --- batches: one photo into a small record ---------------------------------------------
+
+THUMBNAIL_SIDE = 320  # contact-sheet and batch-report thumbnails
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _display_image(data: bytes, max_side: int) -> Image.Image:
+    image = load_image(data)
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.LANCZOS)
+    return image
+
+
+def explain_for_batch(model, data: bytes, *, layer=None, method: str = "gradcam", opacity: float = 0.4,
+                      colormap: str = "jet", thumbnail_side: int = THUMBNAIL_SIDE,
+                      max_side: int = DISPLAY_MAX_SIDE) -> dict:
+    """Explain one photo's top-1 class and keep only what a batch needs: thumbnails as
+    JPEG bytes, the top-5 and the layer-resolution map (a few hundred bytes, from which
+    a full-size overlay can be redrawn without running the model). Never the photo or
+    a full-size heatmap, so hundreds of records fit in a session.
+
+    Raises ``InvalidImageError`` for bytes that are not a usable photo.
+    """
+    image = _display_image(data, max_side)
+    explanation = explain(model, image, layer=layer, method=method)
+    thumb = shrunk(image, thumbnail_side)
+    heat, _ = upsample(explanation.raw, thumb.size)
+    return {
+        "label": explanation.label,
+        "target": explanation.target,
+        "probability": explanation.probability,
+        "top5": [{"index": p.index, "label": p.label, "probability": p.probability, "logit": p.logit}
+                 for p in explanation.predictions],
+        "layer": explanation.layer,
+        "method": method,
+        "raw": explanation.raw.astype(np.float32),
+        "no_positive_evidence": explanation.no_positive_evidence,
+        "size": image.size,
+        "photo_jpeg": jpeg_bytes(thumb),
+        "overlay_jpeg": jpeg_bytes(overlay(thumb, heat, opacity, colormap)),
+    }
+
+
+def select(records: Sequence[dict], *, classes: Iterable[str] = (), min_probability: float = 0.0,
+           order: str = "confidence, high to low") -> list[dict]:
+    """The explained records a contact sheet shows: filtered by top-1 class (none
+    given: all) and minimum probability, then sorted."""
+    wanted = set(classes)
+    shown = [r for r in records if not r.get("error") and (not wanted or r["label"] in wanted)
+             and r["probability"] >= min_probability]
+    if order == "file name":
+        return sorted(shown, key=lambda r: r["file"].casefold())
+    return sorted(shown, key=lambda r: (r["probability"], r["file"].casefold()),
+                  reverse=order == "confidence, high to low")
+
+
+SORT_ORDERS = ("confidence, high to low", "confidence, low to high", "file name")
+
+CSV_COLUMNS = ("file", "sha256", "top1_label", "top1_probability",
+               *(f"top{k}_{what}" for k in range(2, 6) for what in ("label", "probability")),
+               "layer", "method", "error")
+
+
+def _csv_cell(text) -> str:
+    # A cell starting with = + - @ is a formula to Excel and LibreOffice; file names
+    # and labels are user data, so they are kept as text.
+    text = str(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def predictions_csv(records: Sequence[dict]) -> str:
+    """One row per file (explained or not): file, sha256, the top-5 with probabilities, error."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        row = dict.fromkeys(CSV_COLUMNS, "")
+        row.update(file=_csv_cell(record["file"]), sha256=record.get("sha256", ""),
+                   error=_csv_cell(record.get("error") or ""))
+        if not record.get("error"):
+            row.update(layer=record["layer"], method=record["method"])
+            for k, p in enumerate(record["top5"], 1):
+                row[f"top{k}_label"] = _csv_cell(p["label"])
+                row[f"top{k}_probability"] = f"{p['probability']:.6f}"
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _archive_name(name: str, taken: set[str]) -> str:
+    """A flat, safe name inside the overlays archive (no folders, no "..")."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "__")).strip("._") or "image"
+    base = base.rsplit(".", 1)[0] if "." in base else base
+    candidate, n = f"{base}-gradcam.jpg", 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}-gradcam.jpg"
+    taken.add(candidate)
+    return candidate
+
+
+def overlays_zip(records: Sequence[dict], originals: dict[str, Callable[[], bytes]] | None = None, *,
+                 opacity: float = 0.4, colormap: str = "jet", max_side: int = DISPLAY_MAX_SIDE) -> bytes:
+    """A .zip (built in memory) of every explained photo's overlay, plus predictions.csv.
+
+    Each overlay is redrawn at display size (at most ``max_side`` px, JPEG) from the
+    original upload in ``originals`` (shown name -> bytes) and the record's stored
+    layer-resolution map, so the model does not run again. A photo whose upload is
+    gone (or changed) gets its thumbnail instead.
+    """
+    originals = originals or {}
+    buffer = io.BytesIO()
+    taken: set[str] = set()
+    # JPEGs do not compress further: store them, deflate only the CSV.
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for record in records:
+            if record.get("error"):
+                continue
+            content = record["overlay_jpeg"]
+            read = originals.get(record["file"])
+            if read is not None:
+                try:
+                    data = read()
+                    if sha256(data) == record["sha256"]:
+                        image = _display_image(data, max_side)
+                        heat, _ = upsample(record["raw"], image.size)
+                        content = jpeg_bytes(overlay(image, heat, opacity, colormap), quality=90)
+                except ValueError:
+                    pass  # keep the thumbnail: it was explained once, it still has an overlay
+            archive.writestr(_archive_name(record["file"], taken), content)
+        archive.writestr("predictions.csv", predictions_csv(records), compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def batch_report_items(records: Sequence[dict], *, opacity: float = 0.4, colormap: str = "jet") -> list[ReportItem]:
+    """Report items from batch records, with their thumbnails as the images."""
+    items = []
+    for record in records:
+        if record.get("error"):
+            continue
+        items.append(ReportItem(
+            image=Image.open(io.BytesIO(record["photo_jpeg"])),
+            image_name=record["file"], image_sha256=record["sha256"],
+            overlay=Image.open(io.BytesIO(record["overlay_jpeg"])),
+            target=record["target"], label=record["label"], probability=record["probability"],
+            predictions=tuple(Prediction(**p) for p in record["top5"]), layer=record["layer"],
+            layer_resolution=tuple(record["raw"].shape), method=record["method"],
+            no_positive_evidence=record["no_positive_evidence"], opacity=opacity, colormap=colormap,
+            image_size=tuple(record["size"]),
+        ))
+    return items
