@@ -14,20 +14,26 @@ from .cam import (
     explain_many, predict,
 )
 from .errors import InvalidImageError, ModelLoadError
+from .faithfulness import Curve, Faithfulness, faithfulness
 from .images import load_image
 from .layers import TargetLayer, default_layer, stage_layers, target_layers
 from .models import DEFAULT_MODEL, Model, available_models, load_model
 from .overlay import COLORMAPS, overlay
+from .sanity import SanityCheck, SanityStep, sanity_check
 
 __all__ = [
     "COLORMAPS",
+    "Curve",
     "DEFAULT_MODEL",
     "METHODS",
     "Explanation",
+    "Faithfulness",
     "InvalidImageError",
     "Model",
     "ModelLoadError",
     "Prediction",
+    "SanityCheck",
+    "SanityStep",
     "TargetLayer",
     "available_models",
     "default_layer",
@@ -36,10 +42,12 @@ __all__ = [
     "explain_counterfactual",
     "explain_layers",
     "explain_many",
+    "faithfulness",
     "load_image",
     "load_model",
     "overlay",
     "predict",
+    "sanity_check",
     "stage_layers",
     "target_layers",
 ]

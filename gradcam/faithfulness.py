@@ -1,0 +1,352 @@
+"""Is the map faithful to the model? Scores that test it, each next to random maps.
+
+A heatmap claims "these regions are why the model chose this class". The scores
+here test the claim by changing the network's input where the map points:
+
+- **Deletion and insertion** (Petsiuk et al., "RISE", BMVC 2018): rank the pixels
+  of the network's input by the map; deletion replaces them, most important
+  first, by a baseline (a strongly blurred copy by default, or the photo's mean
+  colour, or black); insertion puts them, most important first, into the
+  baseline. The target's probability after each step makes a curve; its area
+  (trapezoid rule over the fraction in [0, 1]) is the score: low for deletion,
+  high for insertion means the map found what matters.
+- **ROAD** (Rong et al., "A Consistent and Efficient Evaluation Strategy for
+  Attribution Methods", ICML 2022): remove a share of pixels, most relevant
+  first (MoRF) or least relevant first (LeRF), and fill them by noisy linear
+  imputation, so the hole's shape does not leak the map; computed exactly as
+  pytorch-grad-cam's ``ROADCombined`` does (see ``road``).
+- **Average Drop % and Increase in Confidence** (Chattopadhyay et al.,
+  "Grad-CAM++", WACV 2018): the target's probability on the photo multiplied by
+  the map, against the photo's own.
+
+No score stands alone: every one is also computed for random maps of the same
+resolution (the mean over several seeds) and for a centred blob (a map that
+says "the middle", which photographers' framing makes hard to beat).
+Every perturbed input of a curve goes through the network in batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from .cam import Explanation, _as_image, _head, _probabilities, target_index
+from .layers import default_layer, run_capturing
+
+BASELINES = ("blur", "mean", "black")
+ROAD_PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
+ROAD_NOISE = 0.01  # pytorch-grad-cam's NoisyLinearImputer default, absolute, in the network's input units
+RANDOM_SEEDS = 3  # random maps averaged for the deletion/insertion/drop baseline
+BATCH = 20  # perturbed inputs per forward pass: bounded memory, near-full speed
+BLUR_SHARE = 0.05  # the blur baseline's Gaussian radius as a share of the input's longer side
+
+
+# --- results --------------------------------------------------------------------
+
+
+class Curve(NamedTuple):
+    fractions: np.ndarray  # (steps + 1,) 0 .. 1: the share of pixels deleted or inserted
+    scores: np.ndarray  # (steps + 1,) the target's probability after each step
+    auc: float  # trapezoid rule over the fractions
+
+
+class Road(NamedTuple):
+    percentiles: tuple  # 10 .. 90
+    most_relevant_first: np.ndarray  # probability change, per percentile, after removing the most relevant first
+    least_relevant_first: np.ndarray  # the same, least relevant first
+    combined: float  # (mean LeRF - mean MoRF) / 2: higher is more faithful
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The scores of one map."""
+
+    deletion: Curve
+    insertion: Curve
+    road: Road | None  # None when not asked for (it costs 18 sparse solves per map)
+    average_drop: float  # percent: max(0, p - p_masked) / p * 100; lower is better
+    increase_in_confidence: float  # share of maps (0 or 1 for one map, a mean for random maps) with p_masked > p
+
+
+@dataclass(frozen=True)
+class Faithfulness(Scores):
+    """The map's scores, and the same scores for random maps and a centred blob."""
+
+    random: Scores = None  # mean over RANDOM_SEEDS random maps (ROAD: the first seed's map)
+    blob: Scores = None  # a centred Gaussian blob
+    target: int = 0
+    label: str = ""
+    probability: float = 0.0  # the target's probability on the unchanged photo
+    baseline: str = "blur"
+    verdict: str = ""
+
+
+# --- the network on many inputs -------------------------------------------------
+
+
+def _forward_batch(model):
+    """One tf.function per model taking any batch size (the explanations' one is
+    fixed at a single image), sharing the explanations' graph walk and logits."""
+    import tensorflow as tf
+
+    head = _head(model)
+    with model._lock:
+        if "forward_batch" not in model._compiled:
+            height, width = model.input_size
+            spec = tf.TensorSpec((None, height, width, model.channels), tf.float32)
+            model._compiled["forward_batch"] = tf.function(
+                lambda x: run_capturing(model.keras, x, None, head=head)[1], input_signature=[spec], autograph=False
+            )
+        return model._compiled["forward_batch"]
+
+
+def probabilities(model, inputs: np.ndarray, target: int) -> np.ndarray:
+    """The target's probability for each of ``inputs`` (N, h, w, c), network-ready,
+    in batches of BATCH."""
+    run = _forward_batch(model)
+    out = []
+    for start in range(0, len(inputs), BATCH):
+        logits = np.asarray(run(inputs[start:start + BATCH]), np.float64).reshape(-1, len(model.labels))
+        out.extend(_probabilities(model, row)[target] for row in logits)
+    return np.asarray(out, np.float64)
+
+
+# --- maps, pixels and baselines -------------------------------------------------
+
+
+def _pixels(model, image: Image.Image) -> np.ndarray:
+    """The photo at the network's input size, RGB 0..255, as ``model.prepare`` sees it."""
+    height, width = model.input_size
+    mode = "L" if model.channels == 1 else "RGB"
+    return np.asarray(image.convert(mode).resize((width, height), Image.BICUBIC), np.float32).reshape(
+        height, width, model.channels)
+
+
+def _prepared(model, pixels: np.ndarray) -> np.ndarray:
+    from .models import PREPROCESSING
+
+    return PREPROCESSING[model.preprocessing](pixels.astype(np.float32)).astype(np.float32)
+
+
+def _baseline_pixels(pixels: np.ndarray, baseline: str) -> np.ndarray:
+    if baseline == "blur":
+        radius = BLUR_SHARE * max(pixels.shape[:2])
+        # The pixels are whole numbers 0..255 (a resized 8-bit photo), so PIL's blur loses nothing.
+        photo = Image.fromarray(np.squeeze(pixels.astype(np.uint8), axis=-1) if pixels.shape[2] == 1
+                                else pixels.astype(np.uint8))
+        blurred = np.asarray(photo.filter(ImageFilter.GaussianBlur(radius)), np.float32)
+        return blurred.reshape(pixels.shape)
+    if baseline == "mean":
+        return np.broadcast_to(pixels.mean(axis=(0, 1)), pixels.shape).astype(np.float32)
+    if baseline == "black":
+        return np.zeros_like(pixels)
+    raise ValueError(f'Unknown baseline "{baseline}"; choose one of: {", ".join(BASELINES)}.')
+
+
+def _resized(saliency: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A map at the network's input size (bilinear, like the heatmaps themselves)."""
+    saliency = np.asarray(saliency, np.float32)
+    if saliency.shape == (height, width):
+        return saliency
+    return np.asarray(Image.fromarray(saliency, mode="F").resize((width, height), Image.BILINEAR), np.float32)
+
+
+def ranks(saliency: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Each pixel's place when ranked by the map, 0 = most important. Ties (a
+    map's zeros) are broken at random, not in reading order, which would delete
+    the top rows first and favour whatever sits there."""
+    flat = saliency.reshape(-1)
+    tie_break = np.random.default_rng(seed).random(flat.size)
+    order = np.lexsort((tie_break, -flat))
+    place = np.empty(flat.size, np.int64)
+    place[order] = np.arange(flat.size)
+    return place.reshape(saliency.shape)
+
+
+def random_map(shape: tuple[int, int], height: int, width: int, seed: int) -> np.ndarray:
+    """A random map at ``shape`` resolution, upsampled to the input like a real one."""
+    cells = np.random.default_rng(seed).random(shape).astype(np.float32)
+    return _resized(cells, height, width)
+
+
+def centred_blob(height: int, width: int) -> np.ndarray:
+    """A Gaussian in the middle of the frame, sigma a quarter of each side."""
+    y = (np.arange(height) - (height - 1) / 2) / (height / 4)
+    x = (np.arange(width) - (width - 1) / 2) / (width / 4)
+    return np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2)).astype(np.float32)
+
+
+def perturbed(pixels: np.ndarray, place: np.ndarray, baseline: np.ndarray, fraction: float,
+              mode: str = "deletion") -> np.ndarray:
+    """The input after deleting (or inserting) the top ``fraction`` of pixels."""
+    chosen = (place < round(fraction * place.size))[..., None]
+    if mode == "deletion":
+        return np.where(chosen, baseline, pixels)
+    return np.where(chosen, pixels, baseline)
+
+
+# --- the scores -----------------------------------------------------------------
+
+
+def _curves(model, pixels, baseline, place, target, steps, p_photo, p_baseline) -> tuple[Curve, Curve]:
+    """Deletion and insertion from 2 * (steps - 1) forward passes: both ends of
+    both curves are the photo and the baseline, whose scores are known."""
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    inner = fractions[1:-1]
+    inputs = np.empty((2 * len(inner), *pixels.shape), np.float32)
+    for i, fraction in enumerate(inner):
+        inputs[i] = _prepared(model, perturbed(pixels, place, baseline, fraction, "deletion"))
+        inputs[len(inner) + i] = _prepared(model, perturbed(pixels, place, baseline, fraction, "insertion"))
+    scores = probabilities(model, inputs, target) if len(inputs) else np.zeros(0)
+    deletion = np.concatenate([[p_photo], scores[:len(inner)], [p_baseline]])
+    insertion = np.concatenate([[p_baseline], scores[len(inner):], [p_photo]])
+    return (Curve(fractions, deletion, float(np.trapezoid(deletion, fractions))),
+            Curve(fractions, insertion, float(np.trapezoid(insertion, fractions))))
+
+
+_NEIGHBOURS = (((1, 1), 1 / 12), ((0, 1), 1 / 6), ((-1, 1), 1 / 12), ((1, -1), 1 / 12),
+               ((0, -1), 1 / 6), ((-1, -1), 1 / 12), ((1, 0), 1 / 6), ((-1, 0), 1 / 6))
+
+
+def impute(x: np.ndarray, keep: np.ndarray, rng: np.random.Generator, noise: float = ROAD_NOISE) -> np.ndarray:
+    """ROAD's noisy linear imputation: every removed pixel (``keep`` False) becomes
+    the weighted mean of its 8 neighbours (1/6 at the sides, 1/12 at the corners),
+    removed neighbours being unknowns of one sparse linear system, plus Gaussian
+    noise. ``x`` is (h, w, c) in the network's input units."""
+    from scipy.sparse import csc_matrix
+    from scipy.sparse.linalg import spsolve
+
+    height, width, channels = x.shape
+    known = keep.reshape(-1)
+    missing = np.flatnonzero(~known)
+    if missing.size == 0:
+        return x.copy()
+    unknown_id = np.full(known.size, -1)
+    unknown_id[missing] = np.arange(missing.size)
+    row, col = np.divmod(missing, width)
+    flat = x.reshape(-1, channels).astype(np.float64)
+    rhs = np.zeros((missing.size, channels))
+    weight_sum = np.ones(missing.size)  # less the weight of neighbours outside the image
+    rows, cols, values = [np.arange(missing.size)], [np.arange(missing.size)], []
+    for (dr, dc), weight in _NEIGHBOURS:
+        r, c = row + dr, col + dc
+        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        weight_sum[~inside] -= weight
+        here = np.flatnonzero(inside)
+        neighbour = r[inside] * width + c[inside]
+        is_known = known[neighbour]
+        rhs[here[is_known]] -= weight * flat[neighbour[is_known]]
+        rows.append(here[~is_known])
+        cols.append(unknown_id[neighbour[~is_known]])
+        values.append(np.full(int((~is_known).sum()), weight))
+    values.insert(0, -weight_sum)
+    system = csc_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                        shape=(missing.size, missing.size))
+    solution = spsolve(system, rhs).reshape(missing.size, channels)
+    filled = flat.copy()
+    filled[missing] = solution + noise * rng.standard_normal(solution.shape)
+    return filled.reshape(x.shape).astype(np.float32)
+
+
+def road(model, x: np.ndarray, saliency: np.ndarray, target: int, percentiles=ROAD_PERCENTILES,
+         seed: int = 0) -> Road:
+    """ROAD as pytorch-grad-cam's ROADCombined computes it: at percentile p,
+    MoRF keeps the pixels whose map value is below the map's p-th percentile
+    (it removes the most relevant 100 - p %), LeRF keeps those whose (1 - map) is
+    below the p-th percentile of (1 - map); removed pixels are imputed in the
+    network's input units; each score is the change of the target's probability;
+    combined = (mean over p of LeRF - mean over p of MoRF) / 2."""
+    rng = np.random.default_rng(seed)
+    x = x.reshape(x.shape[-3:])
+    inputs = []
+    for relevance in (saliency, 1.0 - saliency):  # MoRF, then LeRF
+        for p in percentiles:
+            inputs.append(impute(x, relevance < np.percentile(relevance, p), rng))
+    p_photo = probabilities(model, x[None], target)[0]
+    changes = probabilities(model, np.stack(inputs), target) - p_photo
+    morf, lerf = changes[:len(percentiles)], changes[len(percentiles):]
+    return Road(tuple(percentiles), morf, lerf, float((lerf.mean() - morf.mean()) / 2))
+
+
+def _scores(model, pixels, baseline, saliency, target, steps, p_photo, p_baseline, with_road, seed=0) -> Scores:
+    deletion, insertion = _curves(model, pixels, baseline, ranks(saliency, seed), target, steps, p_photo, p_baseline)
+    scaled = saliency / saliency.max() if saliency.max() > 0 else saliency
+    p_masked = probabilities(model, _prepared(model, pixels * scaled[..., None])[None], target)[0]
+    drop = max(0.0, p_photo - p_masked) / p_photo * 100.0 if p_photo > 0 else 0.0
+    found = road(model, _prepared(model, pixels), scaled, target, seed=seed) if with_road else None
+    return Scores(deletion, insertion, found, float(drop), float(p_masked > p_photo))
+
+
+def _mean_scores(all_scores: list[Scores]) -> Scores:
+    def mean_curve(curves):
+        scores = np.mean([c.scores for c in curves], axis=0)
+        return Curve(curves[0].fractions, scores, float(np.mean([c.auc for c in curves])))
+
+    return Scores(mean_curve([s.deletion for s in all_scores]), mean_curve([s.insertion for s in all_scores]),
+                  all_scores[0].road, float(np.mean([s.average_drop for s in all_scores])),
+                  float(np.mean([s.increase_in_confidence for s in all_scores])))
+
+
+def verdict(scores: Scores, random: Scores, label: str) -> str:
+    """One sentence: better than random maps or not, and by how much."""
+    deletion, random_deletion = scores.deletion.auc, random.deletion.auc
+    insertion, random_insertion = scores.insertion.auc, random.insertion.auc
+    numbers = (f"deletion AUC {deletion:.3f} vs {random_deletion:.3f} for random maps, "
+               f"insertion AUC {insertion:.3f} vs {random_insertion:.3f}")
+    better_deletion, better_insertion = deletion < random_deletion, insertion > random_insertion
+    if better_deletion and better_insertion:
+        return (f"Better than random: removing the map's regions first lowers {label}'s probability faster and "
+                f"adding them first raises it faster ({numbers}).")
+    if better_deletion or better_insertion:
+        which = "deleting" if better_deletion else "inserting"
+        return f"Only partly better than random: only {which} the map's regions first beats random maps ({numbers})."
+    return f"No better than random: this map does not find what drives {label} more than random maps do ({numbers})."
+
+
+def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 50, baseline: str = "blur",
+                 road: bool = True, seeds: int = RANDOM_SEEDS) -> Faithfulness:
+    """How faithful a map is to ``model`` on ``image``, next to random maps and a blob.
+
+    ``explanation_or_map``: an Explanation (its class is the target), or any
+    (H, W) map at the image's size with ``target=`` (an index or a label), so a
+    map made elsewhere can be scored too. ``steps``: points of each curve beyond
+    the first. ``baseline``: what deleted pixels become: "blur", "mean" or
+    "black". ``road=False`` skips ROAD, which costs 18 sparse solves per map.
+    Random maps have the explanation's layer resolution (the default layer's for
+    a bare map).
+    """
+    image = _as_image(image)
+    if baseline not in BASELINES:
+        raise ValueError(f'Unknown baseline "{baseline}"; choose one of: {", ".join(BASELINES)}.')
+    if not isinstance(steps, (int, np.integer)) or not 2 <= steps <= 1000:
+        raise ValueError("steps must be a whole number from 2 to 1000.")
+    if isinstance(explanation_or_map, Explanation):
+        heatmap, cells = explanation_or_map.heatmap, explanation_or_map.raw.shape
+        index = explanation_or_map.target if target is None else target_index(model, target)
+    else:
+        heatmap = np.asarray(explanation_or_map, np.float32)
+        if target is None:
+            raise ValueError("A bare map needs target= (the class it explains).")
+        cells, index = default_layer(model).shape[:2], target_index(model, target)
+    if heatmap.shape != (image.size[1], image.size[0]):
+        raise ValueError(f"The map is {heatmap.shape[1]}x{heatmap.shape[0]} but the image is "
+                         f"{image.size[0]}x{image.size[1]}; give a map at the image's size.")
+    if not np.all(np.isfinite(heatmap)):
+        raise ValueError("The map has NaN or infinite values.")
+    height, width = model.input_size
+    pixels = _pixels(model, image)
+    fill = _baseline_pixels(pixels, baseline)
+    p_photo, p_baseline = probabilities(model, np.stack([_prepared(model, pixels), _prepared(model, fill)]), index)
+    args = (model, pixels, fill)
+    mine = _scores(*args, _resized(heatmap, height, width), index, steps, p_photo, p_baseline, road)
+    randoms = [_scores(*args, random_map(cells, height, width, seed), index, steps, p_photo, p_baseline,
+                       road and seed == 0, seed) for seed in range(max(1, seeds))]
+    blob = _scores(*args, centred_blob(height, width), index, steps, p_photo, p_baseline, road)
+    random = _mean_scores(randoms)
+    label = model.labels[index]
+    return Faithfulness(mine.deletion, mine.insertion, mine.road, mine.average_drop, mine.increase_in_confidence,
+                        random=random, blob=blob, target=index, label=label, probability=float(p_photo),
+                        baseline=baseline, verdict=verdict(mine, random, label))
