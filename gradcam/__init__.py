@@ -14,7 +14,7 @@ from .cam import (
     explain_many, predict,
 )
 from .errors import InvalidImageError, ModelLoadError
-from .faithfulness import Curve, Faithfulness, faithfulness
+from .faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
 from .images import load_image
 from .layers import TargetLayer, default_layer, stage_layers, target_layers
 from .models import DEFAULT_MODEL, Model, available_models, load_model
@@ -28,6 +28,7 @@ __all__ = [
     "METHODS",
     "Explanation",
     "Faithfulness",
+    "MethodScore",
     "InvalidImageError",
     "Model",
     "ModelLoadError",
@@ -47,6 +48,7 @@ __all__ = [
     "load_model",
     "overlay",
     "predict",
+    "rank_methods",
     "sanity_check",
     "stage_layers",
     "target_layers",

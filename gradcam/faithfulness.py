@@ -306,6 +306,53 @@ def verdict(scores: Scores, random: Scores, label: str) -> str:
     return f"No better than random: this map does not find what drives {label} more than random maps do ({numbers})."
 
 
+class _Setup(NamedTuple):
+    """What every score of one (photo, class, baseline) shares."""
+
+    pixels: np.ndarray  # the photo at the network's input size, 0..255
+    fill: np.ndarray  # the baseline at the same size
+    target: int
+    p_photo: float
+    p_baseline: float
+
+
+def _setup(model, image: Image.Image, target: int, baseline: str) -> _Setup:
+    if baseline not in BASELINES:
+        raise ValueError(f'Unknown baseline "{baseline}"; choose one of: {", ".join(BASELINES)}.')
+    pixels = _pixels(model, image)
+    fill = _baseline_pixels(pixels, baseline)
+    p_photo, p_baseline = probabilities(model, np.stack([_prepared(model, pixels), _prepared(model, fill)]), target)
+    return _Setup(pixels, fill, target, float(p_photo), float(p_baseline))
+
+
+def _check_steps(steps) -> None:
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 2 <= steps <= 1000:
+        raise ValueError("steps must be a whole number from 2 to 1000.")
+
+
+def _map_and_target(model, image: Image.Image, explanation_or_map, target):
+    """(the map at the image's size, the random maps' resolution, the class index)."""
+    if isinstance(explanation_or_map, Explanation):
+        heatmap, cells = explanation_or_map.heatmap, explanation_or_map.raw.shape
+        index = explanation_or_map.target if target is None else target_index(model, target)
+    else:
+        heatmap = np.asarray(explanation_or_map, np.float32)
+        if target is None:
+            raise ValueError("A bare map needs target= (the class it explains).")
+        cells, index = default_layer(model).shape[:2], target_index(model, target)
+    if heatmap.shape != (image.size[1], image.size[0]):
+        raise ValueError(f"The map is {heatmap.shape[1] if heatmap.ndim == 2 else '?'}x{heatmap.shape[0]} but the "
+                         f"image is {image.size[0]}x{image.size[1]}; give a map at the image's size.")
+    if not np.all(np.isfinite(heatmap)):
+        raise ValueError("The map has NaN or infinite values.")
+    return heatmap, tuple(cells[:2]), index
+
+
+def _score_map(model, setup: _Setup, saliency, steps, road, seed=0) -> Scores:
+    return _scores(model, setup.pixels, setup.fill, saliency, setup.target, steps, setup.p_photo, setup.p_baseline,
+                   road, seed)
+
+
 def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 50, baseline: str = "blur",
                  road: bool = True, seeds: int = RANDOM_SEEDS) -> Faithfulness:
     """How faithful a map is to ``model`` on ``image``, next to random maps and a blob.
@@ -316,37 +363,72 @@ def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 
     the first. ``baseline``: what deleted pixels become: "blur", "mean" or
     "black". ``road=False`` skips ROAD, which costs 18 sparse solves per map.
     Random maps have the explanation's layer resolution (the default layer's for
-    a bare map).
+    a bare map); their ROAD is the first seed's (one map's 18 solves, not three).
     """
     image = _as_image(image)
-    if baseline not in BASELINES:
-        raise ValueError(f'Unknown baseline "{baseline}"; choose one of: {", ".join(BASELINES)}.')
-    if not isinstance(steps, (int, np.integer)) or not 2 <= steps <= 1000:
-        raise ValueError("steps must be a whole number from 2 to 1000.")
-    if isinstance(explanation_or_map, Explanation):
-        heatmap, cells = explanation_or_map.heatmap, explanation_or_map.raw.shape
-        index = explanation_or_map.target if target is None else target_index(model, target)
-    else:
-        heatmap = np.asarray(explanation_or_map, np.float32)
-        if target is None:
-            raise ValueError("A bare map needs target= (the class it explains).")
-        cells, index = default_layer(model).shape[:2], target_index(model, target)
-    if heatmap.shape != (image.size[1], image.size[0]):
-        raise ValueError(f"The map is {heatmap.shape[1]}x{heatmap.shape[0]} but the image is "
-                         f"{image.size[0]}x{image.size[1]}; give a map at the image's size.")
-    if not np.all(np.isfinite(heatmap)):
-        raise ValueError("The map has NaN or infinite values.")
+    _check_steps(steps)
+    heatmap, cells, index = _map_and_target(model, image, explanation_or_map, target)
+    setup = _setup(model, image, index, baseline)
     height, width = model.input_size
-    pixels = _pixels(model, image)
-    fill = _baseline_pixels(pixels, baseline)
-    p_photo, p_baseline = probabilities(model, np.stack([_prepared(model, pixels), _prepared(model, fill)]), index)
-    args = (model, pixels, fill)
-    mine = _scores(*args, _resized(heatmap, height, width), index, steps, p_photo, p_baseline, road)
-    randoms = [_scores(*args, random_map(cells, height, width, seed), index, steps, p_photo, p_baseline,
-                       road and seed == 0, seed) for seed in range(max(1, seeds))]
-    blob = _scores(*args, centred_blob(height, width), index, steps, p_photo, p_baseline, road)
+    mine = _score_map(model, setup, _resized(heatmap, height, width), steps, road)
+    randoms = [_score_map(model, setup, random_map(cells, height, width, seed), steps, road and seed == 0, seed)
+               for seed in range(max(1, int(seeds)))]
+    blob = _score_map(model, setup, centred_blob(height, width), steps, road)
     random = _mean_scores(randoms)
     label = model.labels[index]
     return Faithfulness(mine.deletion, mine.insertion, mine.road, mine.average_drop, mine.increase_in_confidence,
-                        random=random, blob=blob, target=index, label=label, probability=float(p_photo),
+                        random=random, blob=blob, target=index, label=label, probability=setup.p_photo,
                         baseline=baseline, verdict=verdict(mine, random, label))
+
+
+class MethodScore(NamedTuple):
+    method: str  # a key of METHODS, or "random" for the random maps' row
+    name: str
+    deletion_auc: float
+    insertion_auc: float
+    score: float  # insertion AUC - deletion AUC: higher means more faithful on both tests
+
+
+def rank_methods(model, image, target=None, layer=None, methods=None, *, steps: int = 20, baseline: str = "blur",
+                 progress=None) -> list[MethodScore]:
+    """Every method's map of one class scored by deletion and insertion on this
+    photo, most faithful first, with the random maps (mean of RANDOM_SEEDS at
+    the layer's resolution) as one more row. ``progress(done, total)`` is called
+    after each method."""
+    from .cam import METHODS, explain
+
+    image = _as_image(image)
+    _check_steps(steps)
+    keys = list(METHODS) if methods is None else list(methods)
+    first = explain(model, image, target=target, layer=layer, method=keys[0] if keys else "gradcam")
+    setup = _setup(model, image, first.target, baseline)
+    height, width = model.input_size
+    rows = []
+    for done, key in enumerate(keys, 1):
+        explanation = first if done == 1 else explain(model, image, target=first.target, layer=layer, method=key)
+        scores = _score_map(model, setup, _resized(explanation.heatmap, height, width), steps, False)
+        rows.append(MethodScore(key, METHODS[key][0], scores.deletion.auc, scores.insertion.auc,
+                                scores.insertion.auc - scores.deletion.auc))
+        if progress is not None:
+            progress(done, len(keys))
+    randoms = _mean_scores([_score_map(model, setup, random_map(first.raw.shape, height, width, seed), steps, False,
+                                       seed) for seed in range(RANDOM_SEEDS)])
+    rows.append(MethodScore("random", f"Random maps (mean of {RANDOM_SEEDS})", randoms.deletion.auc,
+                            randoms.insertion.auc, randoms.insertion.auc - randoms.deletion.auc))
+    return sorted(rows, key=lambda row: -row.score)
+
+
+def preview(model, image, heatmap: np.ndarray, fractions=(0.1, 0.3, 0.6), mode: str = "deletion",
+            baseline: str = "blur") -> list[Image.Image]:
+    """What the network sees at a few steps of a curve: the input (at the
+    network's size) with the top ``fraction`` of pixels deleted or inserted."""
+    image = _as_image(image)
+    pixels = _pixels(model, image)
+    height, width = model.input_size
+    place = ranks(_resized(np.asarray(heatmap, np.float32), height, width))
+    fill = _baseline_pixels(pixels, baseline)
+    shown = []
+    for fraction in fractions:
+        frame = np.clip(perturbed(pixels, place, fill, fraction, mode), 0, 255).astype(np.uint8)
+        shown.append(Image.fromarray(frame[..., 0] if frame.shape[2] == 1 else frame))
+    return shown

@@ -10,7 +10,7 @@ from PIL import Image, ImageFilter
 
 import gradcam
 from conftest import photo
-from gradcam.faithfulness import BATCH, ROAD_NOISE, centred_blob, road
+from gradcam.faithfulness import BATCH, ROAD_NOISE, centred_blob, preview, road
 from gradcam.models import Model
 
 FAST = dict(road=False, seeds=1)
@@ -228,3 +228,29 @@ def test_bad_arguments_get_one_sentence(lite0, kwargs, sentence):
     assert "\n" not in message and message.endswith(".")
     if sentence:
         assert message == sentence
+
+
+def test_methods_are_ranked_by_insertion_minus_deletion_next_to_random_maps(lite0, coffee):
+    seen = []
+    rows = gradcam.rank_methods(lite0, coffee, target="espresso", steps=10, progress=lambda *done: seen.append(done))
+    assert sorted(row.method for row in rows) == sorted([*gradcam.METHODS, "random"])
+    assert [row.score for row in rows] == sorted((row.score for row in rows), reverse=True)
+    assert seen == [(i, len(gradcam.METHODS)) for i in range(1, len(gradcam.METHODS) + 1)]
+    alone = gradcam.faithfulness(lite0, coffee, gradcam.explain(lite0, coffee, target="espresso"), steps=10, **FAST)
+    gradcam_row = next(row for row in rows if row.method == "gradcam")
+    assert gradcam_row.deletion_auc == pytest.approx(alone.deletion.auc)
+    assert gradcam_row.insertion_auc == pytest.approx(alone.insertion.auc)
+    assert gradcam_row.score == pytest.approx(alone.insertion.auc - alone.deletion.auc)
+    random_row = next(row for row in rows if row.method == "random")
+    assert gradcam_row.score > random_row.score
+
+
+def test_the_preview_shows_what_deleting_means(lite0, coffee):
+    blob = centred_blob(coffee.height, coffee.width)
+    frames = preview(lite0, coffee, blob, fractions=(0.0, 0.5, 1.0))
+    pixels = network_pixels(lite0, coffee)
+    assert [f.size for f in frames] == [(224, 224)] * 3
+    assert np.array_equal(np.asarray(frames[0]), pixels.astype(np.uint8))  # nothing deleted: the photo
+    middle = np.asarray(frames[1], np.float32)
+    assert not np.array_equal(middle[112, 112], pixels[112, 112])  # the centre (the blob's peak) is gone first
+    assert np.array_equal(middle[0, 0], pixels[0, 0])  # a corner is still there at 50%
