@@ -102,6 +102,7 @@ PAGES = [
     st.Page("app_pages/2_Compare.py", title="Compare", icon=":material/compare:"),
     st.Page("app_pages/3_Report.py", title="Report", icon=":material/description:"),
     st.Page("app_pages/4_Batch.py", title="Batch", icon=":material/photo_library:"),
+    st.Page("app_pages/5_Trust.py", title="Can I trust it?", icon=":material/verified:"),
 ]
 
 st.set_page_config(page_title="Grad-CAM Explorer", page_icon=":fire:", layout="wide")

@@ -45,6 +45,7 @@ class SanityStep(NamedTuple):
     raw: np.ndarray  # the map at layer resolution, as Explanation.raw
     rank_correlation: float  # Spearman, with the original map at the network's input size
     ssim: float  # structural similarity with the original (7x7 windows, data range 1)
+    heatmap: np.ndarray  # (h, w) in [0, 1] at the network's input size: what was compared
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class SanityCheck:
     target: int
     label: str
     original: np.ndarray  # the unrandomized map at layer resolution
+    original_heatmap: np.ndarray  # the same in [0, 1] at the network's input size
     steps: list[SanityStep]  # top of the network first; the last one has the whole network random
     threshold: float
     passed: bool  # rank correlation below threshold at steps[judged_step(steps)]
@@ -185,7 +187,8 @@ def _cascade(twin, image, original, reference, layer_name, method, progress) -> 
             randomize(layer_object, SEED + 1000 * number + 10 * offset)
         now = explain(twin, image, target=original.target, layer=layer_name, method=method)
         mapped = _at_input_size(twin, now)
-        steps.append(SanityStep(group[0][0], now.raw, rank_correlation(reference, mapped), ssim(reference, mapped)))
+        steps.append(SanityStep(group[0][0], now.raw, rank_correlation(reference, mapped), ssim(reference, mapped),
+                                mapped))
         if progress is not None:
             progress(number + 1, len(groups))
     return steps
@@ -218,5 +221,5 @@ def sanity_check(model, image, target=None, layer=None, method: str = "gradcam",
         gc.collect()  # the clone holds the model's size in weights and a traced graph: give it back now
     passed = steps[judged_step(steps)].rank_correlation < PASS_THRESHOLD
     name = METHODS[method][0]  # the registry's display name
-    return SanityCheck(method, layer_name, original.target, original.label, original.raw, steps, PASS_THRESHOLD,
-                       passed, verdict(name, steps, passed, PASS_THRESHOLD))
+    return SanityCheck(method, layer_name, original.target, original.label, original.raw, reference, steps,
+                       PASS_THRESHOLD, passed, verdict(name, steps, passed, PASS_THRESHOLD))

@@ -1,0 +1,180 @@
+"""Can I trust it? The current map put to the field's two standard tests.
+
+Faithfulness (does removing the red regions lower the score faster than removing
+random ones?) and the sanity check (does the map change when the model's learned
+weights are replaced by random ones?). A thin page: the engine scores
+(gradcam.faithfulness, gradcam.sanity_check, gradcam.rank_methods) and
+dashboard.trust caches them per (image hash, model, layer, method, class).
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import gradcam
+from dashboard import trust
+from dashboard.safe_text import md
+from dashboard.shared_state import choices
+from gradcam.faithfulness import RANDOM_SEEDS
+
+st.set_page_config(page_title="Can I trust it? - Grad-CAM Explorer", page_icon=":fire:", layout="wide")
+
+GUIDED = "guided-backprop"  # the method that famously fails the sanity check
+BASELINES = {"blur": "a blurred copy", "mean": "the photo's mean colour", "black": "black"}
+ROWS = ("This map", "Random maps", "Centred blob")
+
+
+def name_of(method: str) -> str:
+    return gradcam.METHODS[method][0]
+
+
+def curve_chart(title: str, curves: dict[str, gradcam.Curve], lower_is_better: bool) -> alt.Chart:
+    rows = [{"fraction": f, "probability": p, "map": who}
+            for who, curve in curves.items() for f, p in zip(curve.fractions, curve.scores)]
+    better = "lower" if lower_is_better else "higher"
+    return alt.Chart(pd.DataFrame(rows), title=alt.TitleParams(title, subtitle=f"area under the curve: {better} is "
+                                                                                "better")).mark_line().encode(
+        x=alt.X("fraction:Q", title="share of pixels " + ("deleted" if lower_is_better else "inserted"),
+                axis=alt.Axis(format="%")),
+        y=alt.Y("probability:Q", title="probability of the class", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("map:N", title=None, sort=list(ROWS), legend=alt.Legend(orient="bottom")),
+        strokeDash=alt.StrokeDash("map:N", sort=list(ROWS), legend=None),
+    ).properties(height=260)
+
+
+def sanity_strip(check: gradcam.SanityCheck, photo) -> None:
+    """The map as the network is randomized from the top down, a similarity under each."""
+    shown = [("Trained model", check.original_heatmap, "the original")]
+    shown += [(f"random down to {md(step.randomized_down_to)}", step.heatmap,
+               f"rank correlation {step.rank_correlation:.2f} · SSIM {step.ssim:.2f}") for step in check.steps]
+    for column, (title, heatmap, caption) in zip(st.columns(len(shown)), shown):
+        column.image(gradcam.overlay(photo, heatmap, 0.5), caption=f"**{title}**  \n{caption}", width="stretch")
+    (st.success if check.passed else st.error)(check.verdict)
+
+
+c = choices()
+photo = c.image.image
+st.title("Can I trust this map?")
+st.markdown(
+    f"A heatmap is a claim: *these regions are why the model said this class*. Two standard tests check the claim "
+    f"for **{md(c.image.name)}**, **{md(c.model.name)}**, layer {md(c.layer)}, **{name_of(c.method)}**. "
+    "Change the photo, model, layer, class or method on the Explore page."
+)
+
+with st.spinner("Explaining..."):
+    target = c.target if c.target is not None else gradcam.predict(c.model, photo, top=1)[0].index
+key = (c.image.sha256, c.model_key, c.layer, c.method, target)
+
+# --- faithfulness -------------------------------------------------------------------------
+st.header("1. Faithfulness: does the map point at what the model uses?")
+st.caption(
+    "Deletion removes the pixels the map ranks highest first and watches the class's probability fall; insertion "
+    "adds them first to a blurred photo and watches it rise. A faithful map makes the fall steep and the rise "
+    "quick, more than random maps do (Petsiuk et al., RISE, BMVC 2018)."
+)
+baseline = st.segmented_control("Deleted pixels become", list(BASELINES), default="blur", key="trust_baseline",
+                                format_func=lambda b: BASELINES[b]) or "blur"
+with st.spinner(f"Scoring the map against random maps ({trust.STEPS} steps each way, batched)..."):
+    scores = trust.scores(*key, baseline, photo, c.model)
+(st.success if scores.verdict.startswith("Better") else st.warning)(scores.verdict)
+
+left, right = st.columns(2)
+with left:
+    st.altair_chart(curve_chart(f"Deletion: {scores.label}", {
+        "This map": scores.deletion, "Random maps": scores.random.deletion, "Centred blob": scores.blob.deletion,
+    }, lower_is_better=True), width="stretch")
+    st.caption("What the network sees while deleting, most important pixels first:")
+    frames = trust.deletion_preview(*key, baseline, photo, c.model)
+    for column, fraction, frame in zip(st.columns(len(frames)), trust.PREVIEW_FRACTIONS, frames):
+        column.image(frame, caption=f"{fraction:.0%} deleted", width="stretch")
+with right:
+    st.altair_chart(curve_chart(f"Insertion: {scores.label}", {
+        "This map": scores.insertion, "Random maps": scores.random.insertion, "Centred blob": scores.blob.insertion,
+    }, lower_is_better=False), width="stretch")
+
+st.subheader("The scores, each next to the same score for random maps")
+table = {"": list(ROWS),
+         "Deletion AUC (lower is better)": [s.deletion.auc for s in (scores, scores.random, scores.blob)],
+         "Insertion AUC (higher is better)": [s.insertion.auc for s in (scores, scores.random, scores.blob)],
+         "Average Drop % (lower is better)": [s.average_drop for s in (scores, scores.random, scores.blob)],
+         "Increase in Confidence": [s.increase_in_confidence for s in (scores, scores.random, scores.blob)]}
+st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch",
+             column_config={k: st.column_config.NumberColumn(format="%.3f") for k in list(table)[1:3]} | {
+                 list(table)[3]: st.column_config.NumberColumn(format="%.1f"),
+                 list(table)[4]: st.column_config.NumberColumn(format="%.2f")})
+st.caption(
+    f"Random maps: the mean of {RANDOM_SEEDS} maps of random values at the layer's "
+    "resolution. Centred blob: a map that only says *the middle*, hard to beat on well-framed photos. Average Drop "
+    "and Increase in Confidence score the photo multiplied by the map: how much of the class's probability the "
+    "highlighted part alone keeps, and whether it even raises it (Chattopadhyay et al., Grad-CAM++, WACV 2018)."
+)
+
+st.subheader("ROAD: removal without leaking the map's shape")
+st.caption(
+    "Deleting pixels leaves a hole shaped like the map, which a network can notice; ROAD fills removed pixels from "
+    "their neighbours plus noise, then compares removing the most and the least relevant pixels first (10 to 90%). "
+    "Higher combined scores are better (Rong et al., ROAD, ICML 2022)."
+)
+with st.spinner("ROAD: imputing removed pixels (18 sparse solves per map)..."):
+    roads = trust.road(*key, photo, c.model)
+road_rows = [("This map", roads.road), ("A random map", roads.random.road), ("Centred blob", roads.blob.road)]
+st.dataframe(pd.DataFrame({
+    "": [who for who, _ in road_rows],
+    "ROAD combined (higher is better)": [r.combined for _, r in road_rows],
+    "most relevant removed first (mean change)": [r.most_relevant_first.mean() for _, r in road_rows],
+    "least relevant removed first (mean change)": [r.least_relevant_first.mean() for _, r in road_rows],
+}), hide_index=True, width="stretch", column_config={
+    k: st.column_config.NumberColumn(format="%.3f") for k in ("ROAD combined (higher is better)",
+                                                              "most relevant removed first (mean change)",
+                                                              "least relevant removed first (mean change)")})
+
+st.subheader("Which method should I believe here?")
+st.caption(f"Every method's map of {md(scores.label)} at this layer, ranked by insertion AUC minus deletion AUC "
+           "(20 steps each), with random maps as one more row. A method below the random row is no better than "
+           "guessing on this photo.")
+if st.button("Rank every method", key="trust_rank") or st.session_state.get("trust_ranked") == key[:3] + key[4:]:
+    st.session_state["trust_ranked"] = key[:3] + key[4:]
+    bar = st.progress(0.0, text="Scoring each method...")
+    rows = trust.ranking(c.image.sha256, c.model_key, c.layer, target, photo, c.model,
+                         _progress=lambda done, total: bar.progress(done / total, text=f"Scored {done} of {total}"))
+    bar.empty()
+    st.dataframe(pd.DataFrame({
+        "rank": range(1, len(rows) + 1),
+        "method": [("➜ " if row.method == c.method else "") + row.name for row in rows],
+        "insertion - deletion": [row.score for row in rows],
+        "deletion AUC": [row.deletion_auc for row in rows],
+        "insertion AUC": [row.insertion_auc for row in rows],
+    }), hide_index=True, width="stretch", column_config={
+        k: st.column_config.NumberColumn(format="%.3f") for k in ("insertion - deletion", "deletion AUC",
+                                                                  "insertion AUC")})
+
+# --- sanity ---------------------------------------------------------------------------------
+st.header("2. Sanity check: does the map depend on what the model learned?")
+st.caption(
+    "The model's learned weights are replaced by random ones, stage by stage from the top of the network down, and "
+    "the map is recomputed each time: a map that explains the model must change, one that stays the same shows the "
+    "photo's edges whatever the model (Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018). It runs on "
+    "a copy of the model; nobody else's explanations are affected."
+)
+if st.button("Run the sanity check", key="trust_sanity", type="primary") or st.session_state.get(
+        "trust_sanity_for") == key:
+    st.session_state["trust_sanity_for"] = key
+    bar = st.progress(0.0, text="Randomizing the network, stage by stage...")
+    check = trust.sanity(*key, photo, c.model,
+                         _progress=lambda done, total: bar.progress(done / total, text=f"Stage {done} of {total}"))
+    bar.empty()
+    st.markdown(f"**{name_of(c.method)}**")
+    sanity_strip(check, photo)
+    if GUIDED in gradcam.METHODS and c.method != GUIDED:
+        if st.button(f"Compare with {name_of(GUIDED)}, a method known to fail", key="trust_guided") or \
+                st.session_state.get("trust_guided_for") == key:
+            st.session_state["trust_guided_for"] = key
+            bar = st.progress(0.0, text=f"The same test for {name_of(GUIDED)}...")
+            guided = trust.sanity(c.image.sha256, c.model_key, c.layer, GUIDED, target, photo, c.model,
+                                  _progress=lambda done, total: bar.progress(done / total,
+                                                                             text=f"Stage {done} of {total}"))
+            bar.empty()
+            st.markdown(f"**{name_of(GUIDED)}**, the same photo, class and randomized weights")
+            sanity_strip(guided, photo)

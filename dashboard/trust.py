@@ -1,0 +1,58 @@
+"""The "Can I trust it?" page's engine calls, cached per (image hash, model, layer,
+method, class, ...): a curve costs some 500 forward passes and a sanity check a
+clone of the model, so each runs once per view and process, whoever asks."""
+
+from __future__ import annotations
+
+import streamlit as st
+from PIL import Image
+
+import gradcam
+from gradcam.faithfulness import preview
+
+from . import cached
+
+STEPS = 50  # points of each deletion / insertion curve beyond the first (the papers' resolution)
+PREVIEW_FRACTIONS = (0.1, 0.3, 0.6)  # the three deletion steps shown as pictures
+
+
+@st.cache_data(max_entries=64, max_size="32MB", show_spinner=False)
+def scores(image_hash: str, model_key: str, layer: str, method: str, target: int, baseline: str,
+           _image: Image.Image, _model: gradcam.Model) -> gradcam.Faithfulness:
+    """Deletion, insertion, Average Drop and Increase in Confidence for the map
+    and for random maps and a blob (ROAD is its own, slower, call)."""
+    cached.engine_calls["faithfulness"] += 1
+    explanation = gradcam.explain(_model, _image, target=target, layer=layer, method=method)
+    return gradcam.faithfulness(_model, _image, explanation, steps=STEPS, baseline=baseline, road=False)
+
+
+@st.cache_data(max_entries=64, max_size="16MB", show_spinner=False)
+def road(image_hash: str, model_key: str, layer: str, method: str, target: int,
+         _image: Image.Image, _model: gradcam.Model) -> gradcam.Faithfulness:
+    """ROAD for the map, a random map and the blob (the curves here are short:
+    only the ROAD fields of this result are shown)."""
+    cached.engine_calls["road"] += 1
+    explanation = gradcam.explain(_model, _image, target=target, layer=layer, method=method)
+    return gradcam.faithfulness(_model, _image, explanation, steps=2, road=True, seeds=1)
+
+
+@st.cache_data(max_entries=32, max_size="16MB", show_spinner=False)
+def deletion_preview(image_hash: str, model_key: str, layer: str, method: str, target: int, baseline: str,
+                     _image: Image.Image, _model: gradcam.Model) -> list[Image.Image]:
+    explanation = gradcam.explain(_model, _image, target=target, layer=layer, method=method)
+    return preview(_model, _image, explanation.heatmap, PREVIEW_FRACTIONS, "deletion", baseline)
+
+
+@st.cache_data(max_entries=32, max_size="4MB", show_spinner=False)
+def ranking(image_hash: str, model_key: str, layer: str, target: int, _image: Image.Image, _model: gradcam.Model,
+            _progress=None) -> list[gradcam.MethodScore]:
+    """Every method ranked by faithfulness on this photo (shorter curves: 20 steps)."""
+    cached.engine_calls["rank_methods"] += 1
+    return gradcam.rank_methods(_model, _image, target=target, layer=layer, progress=_progress)
+
+
+@st.cache_data(max_entries=32, max_size="16MB", show_spinner=False)
+def sanity(image_hash: str, model_key: str, layer: str, method: str, target: int,
+           _image: Image.Image, _model: gradcam.Model, _progress=None) -> gradcam.SanityCheck:
+    cached.engine_calls["sanity_check"] += 1
+    return gradcam.sanity_check(_model, _image, target=target, layer=layer, method=method, progress=_progress)
