@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import gradcam
-from dashboard import cached
+from dashboard import cached, trust
 from dashboard.heatmap_panel import score_text
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
@@ -38,11 +38,15 @@ def item(target: int, method: str) -> report.ReportItem:
     explained = cached.explain_top5(c.image.sha256, c.model_key, c.layer, method, c.image.image, c.model)
     chosen = class_map(method, target, explained)
     overlaid = gradcam.overlay(c.image.image, cached.heatmap(chosen, c.image.image.size), c.opacity, c.colormap)
+    key = (c.image.sha256, c.model_key, c.layer, method, chosen.target)
+    scores = trust.scores(*key, "blur", c.image.image, c.model).numbers() if with_trust else None
+    check = trust.sanity_if_run(key, c.image.image, c.model)  # only when run on "Can I trust it?"
     return report.ReportItem(
         image=c.image.image, image_name=c.image.name, image_sha256=c.image.sha256, overlay=overlaid,
         target=chosen.target, label=chosen.label, probability=chosen.probability,
         predictions=tuple(explained.predictions), layer=c.layer, layer_resolution=tuple(chosen.raw.shape),
         method=method, no_positive_evidence=chosen.no_positive_evidence, opacity=c.opacity, colormap=c.colormap,
+        faithfulness=scores, sanity=None if check is None else check.summary(),
     )
 
 
@@ -72,11 +76,15 @@ include = st.multiselect(
     help="Each pick is one section of the report: the current explanation, another method or another of the "
          "top-5 classes.",
 )
+with_trust = st.checkbox(
+    "Add faithfulness scores", key="report_trust",
+    help="Deletion, insertion and Average Drop for each section, each next to random maps (a few seconds per "
+         "section). Sanity checks run on the page \"Can I trust it?\" are always included.")
 if not include:
     st.info("Pick at least one explanation to include.")
     st.stop()
 
-with st.spinner("Explaining..."):
+with st.spinner("Explaining and scoring..." if with_trust else "Explaining..."):
     items = [item(k, m) for k, m in include]
 
 fingerprint = weights_fingerprint(c.model_key, c.model)

@@ -29,12 +29,13 @@ PER_PAGE = 48  # thumbnails drawn per rerun: a 500-photo set stays quick to brow
 
 @st.cache_data(max_entries=2000, max_size="96MB", show_spinner=False)
 def explained(image_hash: str, model_key: str, layer: str, method: str, opacity: float, colormap: str,
-              _data: bytes, _model: gradcam.Model) -> dict:
+              faithfulness: bool, _data: bytes, _model: gradcam.Model) -> dict:
     # Keyed by content, not file name: the same photo under two names runs once.
     # The look (opacity, colormap) is in the key because the thumbnails bake it in.
     # Only the small record is cached (about 30 kB), never the photo.
     return batch.explain_for_batch(_model, _data, layer=layer, method=method, opacity=opacity, colormap=colormap,
-                                    max_side=cached.DISPLAY_MAX_SIDE)  # explained at the size Explore uses
+                                    max_side=cached.DISPLAY_MAX_SIDE,  # explained at the size Explore uses
+                                    faithfulness=faithfulness)
 
 
 @st.cache_data(max_entries=16, max_size="1MB", show_spinner=False)
@@ -52,7 +53,7 @@ def explain_all(sources: list[batch.BatchSource]) -> None:
         try:
             data = source.read()
             digest = batch.sha256(data)
-            record = explained(digest, c.model_key, c.layer, c.method, c.opacity, c.colormap, data, c.model)
+            record = explained(digest, c.model_key, c.layer, c.method, c.opacity, c.colormap, with_auc, data, c.model)
             results.append({"file": source.name, "sha256": digest, **record, "error": None})
         except ValueError as error:  # InvalidImageError and the engine's other one-sentence errors
             results.append({"file": source.name, "sha256": digest, "error": str(error)})
@@ -84,6 +85,10 @@ if unpacked.sources:
     skipped = f"; {unpacked.skipped} archive entries skipped (not images)" if unpacked.skipped else ""
     st.caption(f"{len(unpacked.sources)} image{'s' if len(unpacked.sources) != 1 else ''} ready{skipped}.")
 
+with_auc = st.checkbox(
+    "Add deletion and insertion AUC per photo", key="batch_faithfulness",
+    help=f"How faithful each map is, next to a random map's ({batch.FAITHFULNESS_STEPS} steps each way): about "
+         "120 more forward passes per photo, so several times slower. In the contact sheet and the CSV.")
 if st.button("Explain all", key="batch_explain", type="primary", disabled=not unpacked.sources):
     explain_all(unpacked.sources)
 
@@ -135,8 +140,13 @@ if good:
         for column, record in zip(st.columns(PER_ROW), visible[start:start + PER_ROW]):
             # Captions are Markdown: file names and labels are escaped to show as written.
             score = report.score_text(record["probability"], settings["probabilities"])
-            column.image(record["overlay_jpeg"], caption=f"{md(record['label'])} ({score}) · {md(record['file'])}",
-                         width="stretch")
+            auc = ""
+            if record.get("faithfulness"):
+                mine, random = record["faithfulness"]["map"], record["faithfulness"]["random"]
+                auc = (f"  \ndeletion AUC {mine['deletion_auc']:.2f} (random {random['deletion_auc']:.2f}) · "
+                       f"insertion {mine['insertion_auc']:.2f} (random {random['insertion_auc']:.2f})")
+            column.image(record["overlay_jpeg"],
+                         caption=f"{md(record['label'])} ({score}) · {md(record['file'])}{auc}", width="stretch")
 
 st.subheader("Downloads")
 originals = {s.name: s.read for s in unpacked.sources}  # the uploads still in the uploader, read only on click

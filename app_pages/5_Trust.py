@@ -165,6 +165,7 @@ if st.button("Run the sanity check", key="trust_sanity", type="primary") or st.s
     check = trust.sanity(*key, photo, c.model,
                          _progress=lambda done, total: bar.progress(done / total, text=f"Stage {done} of {total}"))
     bar.empty()
+    trust.remember_sanity(key)  # the Report page carries its verdict
     st.markdown(f"**{name_of(c.method)}**")
     sanity_strip(check, photo)
     if GUIDED in gradcam.METHODS and c.method != GUIDED:
@@ -176,5 +177,6 @@ if st.button("Run the sanity check", key="trust_sanity", type="primary") or st.s
                                   _progress=lambda done, total: bar.progress(done / total,
                                                                              text=f"Stage {done} of {total}"))
             bar.empty()
+            trust.remember_sanity((*key[:3], GUIDED, target))
             st.markdown(f"**{name_of(GUIDED)}**, the same photo, class and randomized weights")
             sanity_strip(guided, photo)

@@ -56,3 +56,20 @@ def sanity(image_hash: str, model_key: str, layer: str, method: str, target: int
            _image: Image.Image, _model: gradcam.Model, _progress=None) -> gradcam.SanityCheck:
     cached.engine_calls["sanity_check"] += 1
     return gradcam.sanity_check(_model, _image, target=target, layer=layer, method=method, progress=_progress)
+
+
+# --- what this session has run, for the report ---------------------------------------------
+
+_SANITY_RUNS = "trust_sanity_runs"
+
+
+def remember_sanity(key: tuple) -> None:
+    """Note that this session ran the sanity check for (image hash, model, layer, method, class)."""
+    st.session_state.setdefault(_SANITY_RUNS, set()).add(key)
+
+
+def sanity_if_run(key: tuple, image: Image.Image, model: gradcam.Model) -> gradcam.SanityCheck | None:
+    """The check this session ran for ``key`` (from the cache: no new run), or None."""
+    if key not in st.session_state.get(_SANITY_RUNS, set()):
+        return None
+    return sanity(*key, image, model)

@@ -1,4 +1,4 @@
-"""Command line front end: ``python -m gradcam models|layers|predict|explain``.
+"""Command line front end: ``python -m gradcam models|layers|predict|explain|check``.
 
 A thin layer over the engine, like the dashboard: parse arguments, call the
 public API, print. Bad input of any kind ends as one ``error: <sentence>`` line
@@ -27,6 +27,7 @@ from PIL import Image  # noqa: E402
 
 import gradcam  # noqa: E402
 from gradcam.cam import target_index  # noqa: E402
+from gradcam.faithfulness import BASELINES  # noqa: E402
 from gradcam.images import SUPPORTED_FORMATS  # noqa: E402
 from gradcam.layers import resolve_layer  # noqa: E402
 from gradcam.models import PREPROCESSING  # noqa: E402
@@ -307,6 +308,49 @@ def _explain_folder(args, folder: Path) -> int:
     return EXIT_OK if done else EXIT_FAILED
 
 
+def cmd_check(args) -> int:
+    """Faithfulness scores (and the sanity check with --sanity) for one map."""
+    image = gradcam.load_image(args.image)
+    model = _load_model(args)
+    explanation = gradcam.explain(model, image, _target(args.target), args.layer, args.method)
+    scores = gradcam.faithfulness(model, image, explanation, steps=args.steps, baseline=args.baseline,
+                                  road=not args.no_road)
+    check = gradcam.sanity_check(model, image, explanation.target, explanation.layer, args.method) \
+        if args.sanity else None
+    if args.json:
+        print(json.dumps({
+            "model": model.name, "image": args.image, "sha256": _sha256(Path(args.image)),
+            "layer": explanation.layer, "method": explanation.method, "target": explanation.target,
+            "label": explanation.label, "probability": scores.probability, "baseline": args.baseline,
+            "steps": args.steps,
+            "faithfulness": {"map": scores.summary(), "random": scores.random.summary(), "blob": scores.blob.summary()},
+            "verdict": scores.verdict,
+            "sanity": None if check is None else check.summary(),
+        }, indent=2))
+        return EXIT_OK
+    print(f"{explanation.label} (class {explanation.target}, {scores.probability:.1%}), layer {explanation.layer}, "
+          f"{_method_name(explanation.method)}")
+    rows = [("deletion AUC (lower is better)", "deletion_auc", "{:.3f}"),
+            ("insertion AUC (higher is better)", "insertion_auc", "{:.3f}"),
+            ("ROAD combined (higher is better)", "road_combined", "{:.3f}"),
+            ("Average Drop % (lower is better)", "average_drop", "{:.1f}"),
+            ("Increase in Confidence", "increase_in_confidence", "{:.2f}")]
+    columns = [scores.summary(), scores.random.summary(), scores.blob.summary()]
+    print(f"{'':34}{'this map':>10}{'random maps':>13}{'centred blob':>14}")
+    for title, key, form in rows:
+        if columns[0][key] is None:
+            continue
+        print(f"{title:34}" + "".join(f"{form.format(c[key]):>{w}}" for c, w in zip(columns, (10, 13, 14))))
+    print(scores.verdict)
+    if check is not None:
+        print(f"Sanity check ({len(check.steps)} stages randomized from the top; rank correlation and SSIM with the "
+              "original map):")
+        for step in check.steps:
+            print(f"  random down to {step.randomized_down_to:<28} {step.rank_correlation:6.2f} {step.ssim:6.2f}")
+        print(check.verdict)
+    return EXIT_OK
+
+
 # --- argument parsing -----------------------------------------------------------
 
 
@@ -362,6 +406,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heatmap", metavar="FILE.npy", help="also save the heatmap (image height x width, 0..1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a summary line")
     p.set_defaults(run=cmd_explain)
+
+    p = commands.add_parser("check", help="can this map be trusted? faithfulness scores and the sanity check")
+    p.add_argument("image", metavar="IMAGE")
+    _add_model_options(p)
+    p.add_argument("--target", "-t", help="class index or label to explain (default: the top-1 class)")
+    p.add_argument("--layer", "-l", help="layer to look at (default: the last feature map; see 'layers')")
+    p.add_argument("--method", choices=list(gradcam.METHODS), default="gradcam")
+    p.add_argument("--steps", type=_positive_int, default=50, help="deletion/insertion steps (default: %(default)s)")
+    p.add_argument("--baseline", choices=BASELINES, default="blur", help="what deleted pixels become")
+    p.add_argument("--no-road", action="store_true", help="skip ROAD (18 sparse solves per map: the slow part)")
+    p.add_argument("--sanity", action="store_true", help="also run the sanity check (randomizes a copy of the model)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=cmd_check)
     return parser
 
 

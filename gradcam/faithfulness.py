@@ -70,6 +70,12 @@ class Scores:
     average_drop: float  # percent: max(0, p - p_masked) / p * 100; lower is better
     increase_in_confidence: float  # share of maps (0 or 1 for one map, a mean for random maps) with p_masked > p
 
+    def summary(self) -> dict:
+        """The numbers alone (no curves), for JSON, CSV and reports."""
+        return {"deletion_auc": self.deletion.auc, "insertion_auc": self.insertion.auc,
+                "road_combined": None if self.road is None else self.road.combined,
+                "average_drop": self.average_drop, "increase_in_confidence": self.increase_in_confidence}
+
 
 @dataclass(frozen=True)
 class Faithfulness(Scores):
@@ -82,6 +88,12 @@ class Faithfulness(Scores):
     probability: float = 0.0  # the target's probability on the unchanged photo
     baseline: str = "blur"
     verdict: str = ""
+
+    def numbers(self) -> dict:
+        """Every score next to its baselines, numbers only: what JSON, CSV and reports carry."""
+        return {"label": self.label, "target": self.target, "probability": self.probability,
+                "baseline": self.baseline, "map": self.summary(), "random": self.random.summary(),
+                "blob": self.blob.summary(), "verdict": self.verdict}
 
 
 # --- the network on many inputs -------------------------------------------------

@@ -83,6 +83,8 @@ class ReportItem:
     opacity: float = 0.4
     colormap: str = "jet"
     image_size: tuple[int, int] | None = None  # (width, height) as explained, when ``image`` is a thumbnail
+    faithfulness: dict | None = None  # gradcam.Faithfulness.numbers(): each score with its random baseline
+    sanity: dict | None = None  # gradcam.SanityCheck.summary(), when the check was run
 
     @property
     def explained_size(self) -> tuple[int, int]:
@@ -218,6 +220,7 @@ figcaption{font-size:.85rem;color:#555;margin-top:4px}
 .scale img{height:10px;width:160px;display:block}
 .facts{display:flex;flex-wrap:wrap;gap:28px;align-items:flex-start}
 .facts>table{flex:1 1 320px}
+.trust{margin-top:16px}
 tr.explained td{font-weight:700}
 .bar{display:inline-block;height:10px;background:#9bb7d4;border-radius:2px;vertical-align:middle}
 tr.explained .bar{background:#d62728}
@@ -292,7 +295,40 @@ strongest</div>
 {_top5_table(item, probabilities)}
 <table class="meta">{facts}</table>
 </div>
+{_trust_html(item)}
 </section>"""
+
+
+TRUST_ROWS = (("Deletion AUC (lower is better)", "deletion_auc", "{:.3f}"),
+              ("Insertion AUC (higher is better)", "insertion_auc", "{:.3f}"),
+              ("ROAD combined (higher is better)", "road_combined", "{:.3f}"),
+              ("Average Drop % (lower is better)", "average_drop", "{:.1f}"),
+              ("Increase in Confidence", "increase_in_confidence", "{:.2f}"))
+
+
+def trust_lines(item: ReportItem) -> list[tuple[str, list[str]]]:
+    """(score, [this map, random maps, centred blob]) for each score that was computed."""
+    numbers = item.faithfulness
+    if not numbers:
+        return []
+    return [(title, [form.format(numbers[who][key]) for who in ("map", "random", "blob")])
+            for title, key, form in TRUST_ROWS if numbers["map"][key] is not None]
+
+
+def _trust_html(item: ReportItem) -> str:
+    parts = []
+    if item.faithfulness:
+        rows = "".join(f"<tr><th>{_esc(title)}</th>" + "".join(f'<td class="num">{_esc(v)}</td>' for v in values)
+                       + "</tr>" for title, values in trust_lines(item))
+        parts.append(
+            '<table class="trust"><caption style="text-align:left;font-weight:600;padding-bottom:4px">'
+            "Can this map be trusted? Faithfulness, next to random maps</caption>"
+            '<tr><th></th><th class="num">This map</th><th class="num">Random maps</th>'
+            f'<th class="num">Centred blob</th></tr>{rows}</table>'
+            f"<p>{_esc(item.faithfulness['verdict'])}</p>")
+    if item.sanity:
+        parts.append(f"<p><strong>Sanity check</strong> (model randomization): {_esc(item.sanity['verdict'])}</p>")
+    return f'<div class="trust">{"".join(parts)}</div>' if parts else ""
 
 
 def _summary_html(items: Sequence[ReportItem], probabilities: bool) -> str:
@@ -470,6 +506,24 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
     if item.no_positive_evidence:
         _plain_text(figure, 0.08, y - 0.01, "No positive evidence for this class at this layer: the map is empty.",
                     fontsize=9, va="top", color="#b35c00")
+        y -= 0.03
+    if item.faithfulness:
+        y -= 0.015
+        _plain_text(figure, 0.07, y, "Can this map be trusted?", fontsize=11, weight="bold", va="top")
+        y -= 0.025
+        for heading, x in (("this map", 0.52), ("random maps", 0.66), ("centred blob", 0.82)):
+            _plain_text(figure, x, y, heading, fontsize=8.5, va="top", color="#555555")
+        for title, values in trust_lines(item):
+            y -= 0.02
+            _plain_text(figure, 0.08, y, title, fontsize=8.5, va="top")
+            for value, x in zip(values, (0.52, 0.66, 0.82)):
+                _plain_text(figure, x, y, value, fontsize=8.5, va="top")
+        y -= 0.025
+        _plain_text(figure, 0.08, y, _wrapped(item.faithfulness["verdict"], 100), fontsize=8.5, va="top")
+        y -= 0.05
+    if item.sanity:
+        _plain_text(figure, 0.08, y, _wrapped("Sanity check: " + item.sanity["verdict"], 100), fontsize=8.5,
+                    va="top")
     return figure
 
 

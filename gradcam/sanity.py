@@ -61,6 +61,13 @@ class SanityCheck:
     passed: bool  # rank correlation below threshold at steps[judged_step(steps)]
     verdict: str
 
+    def summary(self) -> dict:
+        """The numbers alone (no maps), for JSON and reports."""
+        return {"method": self.method, "layer": self.layer, "target": self.target, "label": self.label,
+                "threshold": self.threshold, "passed": self.passed, "verdict": self.verdict,
+                "steps": [{"randomized_down_to": s.randomized_down_to, "rank_correlation": s.rank_correlation,
+                           "ssim": s.ssim} for s in self.steps]}
+
 
 # --- similarity -----------------------------------------------------------------
 
