@@ -17,7 +17,7 @@ import gradcam
 from dashboard import trust
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
-from gradcam.faithfulness import RANDOM_SEEDS
+from gradcam.faithfulness import RANDOM_SEEDS, ranked
 
 st.set_page_config(page_title="Can I trust it? - Grad-CAM Explorer", page_icon=":fire:", layout="wide")
 
@@ -136,9 +136,14 @@ st.caption(f"Every method's map of {md(scores.label)} at this layer, ranked by i
            "guessing on this photo.")
 if st.button("Rank every method", key="trust_rank") or st.session_state.get("trust_ranked") == key[:3] + key[4:]:
     st.session_state["trust_ranked"] = key[:3] + key[4:]
+    methods = list(gradcam.METHODS)
     bar = st.progress(0.0, text="Scoring each method...")
-    rows = trust.ranking(c.image.sha256, c.model_key, c.layer, target, photo, c.model,
-                         _progress=lambda done, total: bar.progress(done / total, text=f"Scored {done} of {total}"))
+    rows = []
+    for done, method in enumerate(methods):
+        bar.progress(done / (len(methods) + 1), text=f"Scoring {name_of(method)} ({done + 1} of {len(methods)})...")
+        rows.append(trust.method_score(c.image.sha256, c.model_key, c.layer, method, target, photo, c.model))
+    bar.progress(len(methods) / (len(methods) + 1), text="Scoring random maps...")
+    rows = ranked([*rows, trust.random_score(c.image.sha256, c.model_key, c.layer, target, photo, c.model)])
     bar.empty()
     st.dataframe(pd.DataFrame({
         "rank": range(1, len(rows) + 1),
@@ -161,10 +166,8 @@ st.caption(
 if st.button("Run the sanity check", key="trust_sanity", type="primary") or st.session_state.get(
         "trust_sanity_for") == key:
     st.session_state["trust_sanity_for"] = key
-    bar = st.progress(0.0, text="Randomizing the network, stage by stage...")
-    check = trust.sanity(*key, photo, c.model,
-                         _progress=lambda done, total: bar.progress(done / total, text=f"Stage {done} of {total}"))
-    bar.empty()
+    with st.spinner("Randomizing a copy of the network stage by stage, one map per stage..."):
+        check = trust.sanity(*key, photo, c.model)
     trust.remember_sanity(key)  # the Report page carries its verdict
     st.markdown(f"**{name_of(c.method)}**")
     sanity_strip(check, photo)
@@ -172,11 +175,8 @@ if st.button("Run the sanity check", key="trust_sanity", type="primary") or st.s
         if st.button(f"Compare with {name_of(GUIDED)}, a method known to fail", key="trust_guided") or \
                 st.session_state.get("trust_guided_for") == key:
             st.session_state["trust_guided_for"] = key
-            bar = st.progress(0.0, text=f"The same test for {name_of(GUIDED)}...")
-            guided = trust.sanity(c.image.sha256, c.model_key, c.layer, GUIDED, target, photo, c.model,
-                                  _progress=lambda done, total: bar.progress(done / total,
-                                                                             text=f"Stage {done} of {total}"))
-            bar.empty()
+            with st.spinner(f"The same test for {name_of(GUIDED)}..."):
+                guided = trust.sanity(c.image.sha256, c.model_key, c.layer, GUIDED, target, photo, c.model)
             trust.remember_sanity((*key[:3], GUIDED, target))
             st.markdown(f"**{name_of(GUIDED)}**, the same photo, class and randomized weights")
             sanity_strip(guided, photo)

@@ -8,7 +8,7 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam.faithfulness import preview
+from gradcam.faithfulness import method_score as method_score_of, preview, random_score as random_score_of
 
 from . import cached
 
@@ -43,19 +43,27 @@ def deletion_preview(image_hash: str, model_key: str, layer: str, method: str, t
     return preview(_model, _image, explanation.heatmap, PREVIEW_FRACTIONS, "deletion", baseline)
 
 
-@st.cache_data(max_entries=32, max_size="4MB", show_spinner=False)
-def ranking(image_hash: str, model_key: str, layer: str, target: int, _image: Image.Image, _model: gradcam.Model,
-            _progress=None) -> list[gradcam.MethodScore]:
-    """Every method ranked by faithfulness on this photo (shorter curves: 20 steps)."""
-    cached.engine_calls["rank_methods"] += 1
-    return gradcam.rank_methods(_model, _image, target=target, layer=layer, progress=_progress)
+@st.cache_data(max_entries=512, max_size="4MB", show_spinner=False)
+def method_score(image_hash: str, model_key: str, layer: str, method: str, target: int,
+                 _image: Image.Image, _model: gradcam.Model) -> gradcam.MethodScore:
+    """One row of "Which method should I believe here?" (one row per call, so the
+    page can move a progress bar between them: a cached function cannot draw)."""
+    cached.engine_calls["method_score"] += 1
+    return method_score_of(_model, _image, method, target, layer)
+
+
+@st.cache_data(max_entries=64, max_size="1MB", show_spinner=False)
+def random_score(image_hash: str, model_key: str, layer: str, target: int,
+                 _image: Image.Image, _model: gradcam.Model) -> gradcam.MethodScore:
+    cached.engine_calls["random_score"] += 1
+    return random_score_of(_model, _image, target, layer)
 
 
 @st.cache_data(max_entries=32, max_size="16MB", show_spinner=False)
 def sanity(image_hash: str, model_key: str, layer: str, method: str, target: int,
-           _image: Image.Image, _model: gradcam.Model, _progress=None) -> gradcam.SanityCheck:
+           _image: Image.Image, _model: gradcam.Model) -> gradcam.SanityCheck:
     cached.engine_calls["sanity_check"] += 1
-    return gradcam.sanity_check(_model, _image, target=target, layer=layer, method=method, progress=_progress)
+    return gradcam.sanity_check(_model, _image, target=target, layer=layer, method=method)
 
 
 # --- what this session has run, for the report ---------------------------------------------

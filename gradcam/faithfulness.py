@@ -401,33 +401,58 @@ class MethodScore(NamedTuple):
     score: float  # insertion AUC - deletion AUC: higher means more faithful on both tests
 
 
-def rank_methods(model, image, target=None, layer=None, methods=None, *, steps: int = 20, baseline: str = "blur",
-                 progress=None) -> list[MethodScore]:
-    """Every method's map of one class scored by deletion and insertion on this
-    photo, most faithful first, with the random maps (mean of RANDOM_SEEDS at
-    the layer's resolution) as one more row. ``progress(done, total)`` is called
-    after each method."""
+def method_score(model, image, method: str, target, layer=None, *, steps: int = 20,
+                 baseline: str = "blur") -> MethodScore:
+    """One method's map of ``target`` (an index or a label) scored by deletion and insertion."""
     from .cam import METHODS, explain
 
     image = _as_image(image)
     _check_steps(steps)
-    keys = list(METHODS) if methods is None else list(methods)
-    first = explain(model, image, target=target, layer=layer, method=keys[0] if keys else "gradcam")
-    setup = _setup(model, image, first.target, baseline)
+    explanation = explain(model, image, target=target, layer=layer, method=method)
+    setup = _setup(model, image, explanation.target, baseline)
     height, width = model.input_size
+    scores = _score_map(model, setup, _resized(explanation.heatmap, height, width), steps, False)
+    return MethodScore(method, METHODS[method][0], scores.deletion.auc, scores.insertion.auc,
+                       scores.insertion.auc - scores.deletion.auc)
+
+
+def random_score(model, image, target, layer=None, *, steps: int = 20, baseline: str = "blur") -> MethodScore:
+    """The same for random maps at the layer's resolution (the mean of RANDOM_SEEDS)."""
+    from .layers import resolve_layer
+
+    image = _as_image(image)
+    _check_steps(steps)
+    setup = _setup(model, image, target_index(model, target), baseline)
+    height, width = model.input_size
+    cells = resolve_layer(model, layer).shape[:2]
+    randoms = _mean_scores([_score_map(model, setup, random_map(cells, height, width, seed), steps, False, seed)
+                            for seed in range(RANDOM_SEEDS)])
+    return MethodScore("random", f"Random maps (mean of {RANDOM_SEEDS})", randoms.deletion.auc,
+                       randoms.insertion.auc, randoms.insertion.auc - randoms.deletion.auc)
+
+
+def ranked(rows) -> list[MethodScore]:
+    """Most faithful first: by insertion AUC minus deletion AUC."""
+    return sorted(rows, key=lambda row: -row.score)
+
+
+def rank_methods(model, image, target=None, layer=None, methods=None, *, steps: int = 20, baseline: str = "blur",
+                 progress=None) -> list[MethodScore]:
+    """Every method's map of one class scored by deletion and insertion on this
+    photo, most faithful first, with the random maps as one more row.
+    ``progress(done, total)`` is called after each method."""
+    from .cam import METHODS, predict
+
+    image = _as_image(image)
+    keys = list(METHODS) if methods is None else list(methods)
+    index = predict(model, image, top=1)[0].index if target is None else target_index(model, target)
     rows = []
     for done, key in enumerate(keys, 1):
-        explanation = first if done == 1 else explain(model, image, target=first.target, layer=layer, method=key)
-        scores = _score_map(model, setup, _resized(explanation.heatmap, height, width), steps, False)
-        rows.append(MethodScore(key, METHODS[key][0], scores.deletion.auc, scores.insertion.auc,
-                                scores.insertion.auc - scores.deletion.auc))
+        rows.append(method_score(model, image, key, index, layer, steps=steps, baseline=baseline))
         if progress is not None:
             progress(done, len(keys))
-    randoms = _mean_scores([_score_map(model, setup, random_map(first.raw.shape, height, width, seed), steps, False,
-                                       seed) for seed in range(RANDOM_SEEDS)])
-    rows.append(MethodScore("random", f"Random maps (mean of {RANDOM_SEEDS})", randoms.deletion.auc,
-                            randoms.insertion.auc, randoms.insertion.auc - randoms.deletion.auc))
-    return sorted(rows, key=lambda row: -row.score)
+    rows.append(random_score(model, image, index, layer, steps=steps, baseline=baseline))
+    return ranked(rows)
 
 
 def preview(model, image, heatmap: np.ndarray, fractions=(0.1, 0.3, 0.6), mode: str = "deletion",
