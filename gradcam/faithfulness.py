@@ -205,14 +205,17 @@ def perturbed(pixels: np.ndarray, place: np.ndarray, baseline: np.ndarray, fract
 
 def _curves(model, pixels, baseline, place, target, steps, p_photo, p_baseline) -> tuple[Curve, Curve]:
     """Deletion and insertion from 2 * (steps - 1) forward passes: both ends of
-    both curves are the photo and the baseline, whose scores are known."""
+    both curves are the photo and the baseline, whose scores are known. Inputs
+    are made one batch at a time, so memory stays at BATCH inputs whatever ``steps``."""
     fractions = np.linspace(0.0, 1.0, steps + 1)
     inner = fractions[1:-1]
-    inputs = np.empty((2 * len(inner), *pixels.shape), np.float32)
-    for i, fraction in enumerate(inner):
-        inputs[i] = _prepared(model, perturbed(pixels, place, baseline, fraction, "deletion"))
-        inputs[len(inner) + i] = _prepared(model, perturbed(pixels, place, baseline, fraction, "insertion"))
-    scores = probabilities(model, inputs, target) if len(inputs) else np.zeros(0)
+    jobs = [(f, "deletion") for f in inner] + [(f, "insertion") for f in inner]
+    scores = []
+    for start in range(0, len(jobs), BATCH):
+        batch = np.stack([_prepared(model, perturbed(pixels, place, baseline, fraction, mode))
+                          for fraction, mode in jobs[start:start + BATCH]])
+        scores.extend(probabilities(model, batch, target))
+    scores = np.asarray(scores, np.float64)
     deletion = np.concatenate([[p_photo], scores[:len(inner)], [p_baseline]])
     insertion = np.concatenate([[p_baseline], scores[len(inner):], [p_photo]])
     return (Curve(fractions, deletion, float(np.trapezoid(deletion, fractions))),
@@ -363,6 +366,18 @@ def _map_and_target(model, image: Image.Image, explanation_or_map, target):
 def _score_map(model, setup: _Setup, saliency, steps, road, seed=0) -> Scores:
     return _scores(model, setup.pixels, setup.fill, saliency, setup.target, steps, setup.p_photo, setup.p_baseline,
                    road, seed)
+
+
+def deletion_insertion(model, image, explanation_or_map, *, target=None, steps: int = 50,
+                       baseline: str = "blur") -> tuple[Curve, Curve]:
+    """Only the two curves of one map: 2 * steps forward passes, batched."""
+    image = _as_image(image)
+    _check_steps(steps)
+    heatmap, _, index = _map_and_target(model, image, explanation_or_map, target)
+    setup = _setup(model, image, index, baseline)
+    height, width = model.input_size
+    place = ranks(_resized(heatmap, height, width))
+    return _curves(model, setup.pixels, setup.fill, place, index, steps, setup.p_photo, setup.p_baseline)
 
 
 def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 50, baseline: str = "blur",
