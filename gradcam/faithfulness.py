@@ -209,11 +209,16 @@ def _curves(model, pixels, baseline, place, target, steps, p_photo, p_baseline) 
     are made one batch at a time, so memory stays at BATCH inputs whatever ``steps``."""
     fractions = np.linspace(0.0, 1.0, steps + 1)
     inner = fractions[1:-1]
-    jobs = [(f, "deletion") for f in inner] + [(f, "insertion") for f in inner]
+    # Every preprocessing is per pixel, so a perturbed input is a per-pixel choice
+    # between the prepared photo and the prepared baseline: prepare both once.
+    photo, fill = _prepared(model, pixels), _prepared(model, baseline)
+    counts = np.round(np.concatenate([inner, inner]) * place.size)
+    deleting = np.arange(len(counts)) < len(inner)
     scores = []
-    for start in range(0, len(jobs), BATCH):
-        batch = np.stack([_prepared(model, perturbed(pixels, place, baseline, fraction, mode))
-                          for fraction, mode in jobs[start:start + BATCH]])
+    for start in range(0, len(counts), BATCH):
+        chosen = place[None] < counts[start:start + BATCH, None, None]  # (batch, h, w): the top pixels
+        chosen ^= ~deleting[start:start + BATCH, None, None]  # insertion keeps the photo where deletion removes it
+        batch = np.where(chosen[..., None], fill, photo)
         scores.extend(probabilities(model, batch, target))
     scores = np.asarray(scores, np.float64)
     deletion = np.concatenate([[p_photo], scores[:len(inner)], [p_baseline]])
