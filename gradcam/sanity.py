@@ -110,8 +110,12 @@ def clone(model):
     functions, so changing it never touches the original."""
     import keras
 
-    twin = keras.models.clone_model(model.keras)
-    twin.set_weights(model.keras.get_weights())
+    try:
+        twin = keras.models.clone_model(model.keras)
+        twin.set_weights(model.keras.get_weights())
+    except Exception as error:  # e.g. a subclassed model, which Keras cannot rebuild from its config
+        raise ValueError("This model cannot be copied (Keras cannot rebuild it from its configuration), so the "
+                         "sanity check, which randomizes a copy, cannot run on it.") from error
     return dataclasses.replace(model, keras=twin, _compiled={}, _lock=threading.Lock())
 
 

@@ -158,3 +158,14 @@ def test_guided_backprop_fails_where_grad_cam_passes(lite0, coffee, coffee_check
 def test_unknown_method_is_one_sentence(lite0, cat):
     with pytest.raises(ValueError, match=r'^Unknown method "magic"; choose one of: gradcam, gradcam\+\+'):
         gradcam.sanity_check(lite0, cat, method="magic")
+
+
+def test_a_model_keras_cannot_copy_gets_one_sentence(noise_image, monkeypatch):
+    model = nested_model()
+
+    def refuse(*args, **kwargs):
+        raise ValueError("Expected `model` argument to be a functional `Model` instance, but got a subclassed model")
+
+    monkeypatch.setattr(keras.models, "clone_model", refuse)
+    with pytest.raises(ValueError, match=r"^This model cannot be copied .* cannot run on it\.$"):
+        gradcam.sanity_check(model, noise_image)
