@@ -30,18 +30,16 @@ def name_of(method: str) -> str:
     return gradcam.METHODS[method][0]
 
 
-def curve_chart(title: str, curves: dict[str, gradcam.Curve], lower_is_better: bool) -> alt.Chart:
+def curve_chart(curves: dict[str, gradcam.Curve], deleting: bool) -> alt.Chart:
     rows = [{"fraction": f, "probability": p, "map": who}
             for who, curve in curves.items() for f, p in zip(curve.fractions, curve.scores)]
-    better = "lower" if lower_is_better else "higher"
-    return alt.Chart(pd.DataFrame(rows), title=alt.TitleParams(title, subtitle=f"area under the curve: {better} is "
-                                                                                "better")).mark_line().encode(
-        x=alt.X("fraction:Q", title="share of pixels " + ("deleted" if lower_is_better else "inserted"),
+    return alt.Chart(pd.DataFrame(rows)).mark_line().encode(
+        x=alt.X("fraction:Q", title="share of pixels " + ("deleted" if deleting else "inserted"),
                 axis=alt.Axis(format="%")),
-        y=alt.Y("probability:Q", title="probability of the class", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("map:N", title=None, sort=list(ROWS), legend=alt.Legend(orient="bottom")),
         strokeDash=alt.StrokeDash("map:N", sort=list(ROWS), legend=None),
-    ).properties(height=260)
+    ).properties(height=240)
 
 
 def sanity_strip(check: gradcam.SanityCheck, photo) -> None:
@@ -82,17 +80,19 @@ with st.spinner(f"Scoring the map against random maps ({trust.STEPS} steps each 
 
 left, right = st.columns(2)
 with left:
-    st.altair_chart(curve_chart(f"Deletion: {scores.label}", {
+    st.markdown(f"**Deletion** of {md(scores.label)}: the lower the area under the curve, the better")
+    st.altair_chart(curve_chart({
         "This map": scores.deletion, "Random maps": scores.random.deletion, "Centred blob": scores.blob.deletion,
-    }, lower_is_better=True), width="stretch")
+    }, deleting=True), width="stretch")
     st.caption("What the network sees while deleting, most important pixels first:")
     frames = trust.deletion_preview(*key, baseline, photo, c.model)
     for column, fraction, frame in zip(st.columns(len(frames)), trust.PREVIEW_FRACTIONS, frames):
         column.image(frame, caption=f"{fraction:.0%} deleted", width="stretch")
 with right:
-    st.altair_chart(curve_chart(f"Insertion: {scores.label}", {
+    st.markdown(f"**Insertion** of {md(scores.label)}: the higher the area under the curve, the better")
+    st.altair_chart(curve_chart({
         "This map": scores.insertion, "Random maps": scores.random.insertion, "Centred blob": scores.blob.insertion,
-    }, lower_is_better=False), width="stretch")
+    }, deleting=False), width="stretch")
 
 st.subheader("The scores, each next to the same score for random maps")
 table = {"": list(ROWS),
