@@ -10,6 +10,7 @@ This package never imports Streamlit; the dashboard is a thin layer over it.
 """
 
 from .cam import (
+    ExplanationStopped,
     METHODS, Explanation, Prediction, explain, explain_contrast, explain_counterfactual, explain_layers,
     explain_many, predict,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "METHODS",
     "Explanation",
+    "ExplanationStopped",
     "InvalidImageError",
     "Model",
     "ModelLoadError",

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from .cam import Prediction, explain, upsample
+from .cam import Prediction, explain, heatmap
 from .errors import InvalidImageError
 from .images import DISPLAY_MAX_SIDE, SUPPORTED_FORMATS, load_image
 from .overlay import overlay
@@ -172,7 +172,7 @@ def explain_for_batch(model, data: bytes, *, layer=None, method: str = "gradcam"
     image = _display_image(data, max_side)
     explanation = explain(model, image, layer=layer, method=method)
     thumb = shrunk(image, thumbnail_side)
-    heat, _ = upsample(explanation.raw, thumb.size)
+    heat = heatmap(explanation.raw, thumb.size, explanation.method)
     return {
         "label": explanation.label,
         "target": explanation.target,
@@ -270,7 +270,7 @@ def overlays_zip(records: Sequence[dict], originals: dict[str, Callable[[], byte
                     data = read()
                     if sha256(data) == record["sha256"]:
                         image = _display_image(data, max_side)
-                        heat, _ = upsample(record["raw"], image.size)
+                        heat = heatmap(record["raw"], image.size, record["method"])
                         content = jpeg_bytes(overlay(image, heat, opacity, colormap), quality=90)
                 except ValueError:
                     pass  # keep the thumbnail: it was explained once, it still has an overlay
