@@ -204,6 +204,7 @@ def main(argv=None) -> int:
     parser.add_argument("--large", default="ResNet50", help="the larger Keras application to time (untrained)")
     parser.add_argument("--soak", type=int, default=300, help="explanations in the memory soak (0: skip)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures as JSON")
+    parser.add_argument("--no-methods", action="store_true", help="skip the CAM methods' rows (bench_methods.py)")
     args = parser.parse_args(argv)
 
     import gradcam
@@ -219,9 +220,19 @@ def main(argv=None) -> int:
     overlay = overlay_ms(args.rounds)
     soaked = soak(args.soak) if args.soak and os.path.exists("/proc/self/statm") else None
     met = report(results, overlay, cold, soaked)
+    methods, agreement = [], None
+    if not args.no_methods:
+        from . import bench_methods
+
+        methods = [bench_methods.measure(gradcam.DEFAULT_MODEL, image, args.rounds, "imagenet",
+                                         slow_rounds=max(1, args.rounds // 5)),
+                   bench_methods.measure(args.large, image, args.rounds, None, slow_rounds=max(1, args.rounds // 5))]
+        agreement = bench_methods.budget_agreement(bench_methods.sample_photos())
+        met &= bench_methods.report(methods, agreement)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"models": results, "overlay_ms": overlay, "cold_s": cold, "soak": soaked}, f, indent=2)
+            json.dump({"models": results, "overlay_ms": overlay, "cold_s": cold, "soak": soaked,
+                       "methods": methods, "scorecam_budget_agreement": agreement}, f, indent=2)
     print("\nall targets met" if met else "\nsome targets missed")
     return 0
 

@@ -45,13 +45,13 @@ def lite0_features_and_gradients(lite0, image, layer_name, class_index):
 
 def projection(values):
     """pytorch-grad-cam's get_2d_projection, then the sign rule: flip when the
-    negative side carries more mass than the positive side."""
+    negative side has more energy (sum of squares) than the positive side."""
     height, width, channels = values.shape
     reshaped = values.reshape(-1, channels)
     centred = reshaped - reshaped.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     p = centred @ vt[0]
-    if np.maximum(-p, 0).sum() > np.maximum(p, 0).sum():
+    if (np.maximum(-p, 0) ** 2).sum() > (np.maximum(p, 0) ** 2).sum():
         p = -p
     return p.reshape(height, width)
 
@@ -236,11 +236,11 @@ def test_guided_backprop_differs_from_the_gradient_exactly_where_the_rule_applie
     model = keras.Model(inputs, keras.layers.Dense(1, name="score")(pooled))
     model.get_layer("hidden").set_weights([conv_w.reshape(1, 1, 1, 3), conv_b])
     model.get_layer("score").set_weights([dense_w, np.zeros(1, np.float32)])
-    wrapped = own_model(model, ["score"], preprocessing="none")
+    wrapped = Model(name="toy", keras=model, input_size=(4, 4), labels=["score"], preprocessing="none", channels=1)
 
     pixels = np.array([[0, 40, 0, 200], [10, 0, 90, 0], [0, 0, 0, 255], [30, 60, 0, 0]], np.uint8)
-    image = Image.fromarray(pixels, "L").convert("RGB")
-    x = wrapped.prepare(image)[0, :, :, 0].astype(np.float64)  # the network sees each pixel's grey value
+    image = Image.fromarray(pixels, "L")
+    x = wrapped.prepare(image)[0, :, :, 0].astype(np.float64)  # the network sees each pixel's value
     z = x[..., None] * conv_w[0] + conv_b  # (4, 4, 3)
     arriving = np.broadcast_to(dense_w[:, 0] / 16.0, z.shape)  # d score / d hidden
     plain = ((arriving * (z > 0)) * conv_w[0]).sum(-1)
@@ -249,7 +249,7 @@ def test_guided_backprop_differs_from_the_gradient_exactly_where_the_rule_applie
     assert differs.any() and (~differs).any()  # the example exercises both cases
 
     explanation = gradcam.explain(wrapped, image, target=0, method="guided-backprop")
-    got = explanation.pixels[..., 0]  # Grey input: the three colour channels carry the same value
+    got = explanation.pixels[..., 0]
     assert np.allclose(got, guided, atol=1e-6)
     assert np.allclose(got[~differs], plain[~differs], atol=1e-6)
     assert not np.allclose(got[differs], plain[differs], atol=1e-6)
