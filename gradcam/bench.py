@@ -205,6 +205,7 @@ def main(argv=None) -> int:
     parser.add_argument("--soak", type=int, default=300, help="explanations in the memory soak (0: skip)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures as JSON")
     parser.add_argument("--no-methods", action="store_true", help="skip the CAM methods' rows (bench_methods.py)")
+    parser.add_argument("--methods-only", action="store_true", help="only the CAM methods' rows")
     args = parser.parse_args(argv)
 
     import gradcam
@@ -212,14 +213,16 @@ def main(argv=None) -> int:
 
     image = Image.fromarray(data.chelsea())
     gradcam.load_model(gradcam.DEFAULT_MODEL)  # make sure the conversion is cached before the cold run
-    cold = cold_first_explanation(gradcam.DEFAULT_MODEL)
-    results = [
-        measure_model(gradcam.DEFAULT_MODEL, image, args.rounds, weights="imagenet"),
-        measure_model(args.large, image, args.rounds, weights=None),
-    ]
-    overlay = overlay_ms(args.rounds)
-    soaked = soak(args.soak) if args.soak and os.path.exists("/proc/self/statm") else None
-    met = report(results, overlay, cold, soaked)
+    results, overlay, cold, soaked, met = [], None, None, None, True
+    if not args.methods_only:
+        cold = cold_first_explanation(gradcam.DEFAULT_MODEL)
+        results = [
+            measure_model(gradcam.DEFAULT_MODEL, image, args.rounds, weights="imagenet"),
+            measure_model(args.large, image, args.rounds, weights=None),
+        ]
+        overlay = overlay_ms(args.rounds)
+        soaked = soak(args.soak) if args.soak and os.path.exists("/proc/self/statm") else None
+        met = report(results, overlay, cold, soaked)
     methods, agreement = [], None
     if not args.no_methods:
         from . import bench_methods

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+MAX_TIMED_CHANNELS = 256  # Score-CAM against its floor: the ratio is per channel
 
 
 def _median_ms(contenders: dict[str, Callable[[], object]], rounds: int, warm: int = 1) -> dict[str, float]:
@@ -34,8 +35,9 @@ def _median_ms(contenders: dict[str, Callable[[], object]], rounds: int, warm: i
 
 def _floors(model, image, layer_name: str, channels: int) -> dict[str, Callable[[], object]]:
     """The forward passes Score-CAM and Ablation-CAM cannot avoid, batched as they
-    batch them, with their inputs made beforehand: ``channels`` masked photos through
-    the whole network; ``channels`` ablated activations through the rest of it."""
+    batch them, with their inputs made beforehand: the photo's own pass (for the
+    activations), then ``channels`` masked photos through the whole network, or
+    ``channels`` ablated activations through the rest of it."""
     import tensorflow as tf
 
     from .cam import _compiled, _compiled_scores, _head, _target_rows
@@ -56,11 +58,12 @@ def _floors(model, image, layer_name: str, channels: int) -> dict[str, Callable[
     features = _compiled(model, layer, METHODS["ablationcam"], True)(x, rows, np.int32(top))["features"].numpy()
     chosen = np.eye(len(model.labels), dtype=np.float32)[:1]
     ablate = _compiled_scores(model, layer, METHODS["ablationcam"])
+    # Both first need the layer's activations: one forward pass of the photo.
     return {
-        "masked forward passes": lambda: [forward(masked[:n]) for n in batches],
-        "ablated rest-of-network passes": lambda: [
+        "masked forward passes": lambda: [forward(x), *(forward(masked[:n]) for n in batches)],
+        "ablated rest-of-network passes": lambda: [forward(x), *(
             ablate(x, features, np.arange(s, s + n, dtype=np.int32), chosen)
-            for s, n in zip(range(0, channels, PERTURBATION_BATCH), batches)],
+            for s, n in zip(range(0, channels, PERTURBATION_BATCH), batches))],
     }
 
 
@@ -105,15 +108,19 @@ def measure(name: str, image: Image.Image, rounds: int, weights: str | None, slo
             f"tf-keras-vis ScoreCAM, {SCORECAM_DEFAULT_CHANNELS} ch"]
     times = _median_ms(fast, rounds)
 
+    # Score-CAM against its floor on at most MAX_TIMED_CHANNELS channels (the ratio is
+    # per channel; the full method's time on Lite0 comes from budget_agreement).
+    masked = min(channels, MAX_TIMED_CHANNELS)
     slow = {
-        f"Score-CAM, all {channels} channels": lambda: gradcam.explain(model, image, target=target,
-                                                                      method="scorecam"),
-        f"Ablation-CAM, all {channels} channels": lambda: gradcam.explain(model, image, target=target,
-                                                                         method="ablationcam"),
-        **_floors(model, image, last.name, channels),
+        "Score-CAM": lambda: gradcam.explain(model, image, target=target, method="scorecam",
+                                             max_channels=None if masked == channels else masked),
+        "Ablation-CAM": lambda: gradcam.explain(model, image, target=target, method="ablationcam"),
     }
+    floors = _floors(model, image, last.name, channels)
+    slow["masked forward passes"] = _floors(model, image, last.name, masked)["masked forward passes"]
+    slow["ablated rest-of-network passes"] = floors["ablated rest-of-network passes"]
     times.update(_median_ms(slow, slow_rounds))
-    return {"model": name, "last layer": last.name, "channels": channels, "ms": times}
+    return {"model": name, "last layer": last.name, "channels": channels, "scorecam channels": masked, "ms": times}
 
 
 def budget_agreement(photos: dict[str, Image.Image]) -> dict[str, float]:
@@ -122,11 +129,14 @@ def budget_agreement(photos: dict[str, Image.Image]) -> dict[str, float]:
     from .methods import SCORECAM_DEFAULT_CHANNELS
 
     model = gradcam.load_model(gradcam.DEFAULT_MODEL)
-    agreement = {}
+    agreement, seconds = {}, []
     for name, photo in photos.items():
+        start = time.perf_counter()
         full = gradcam.explain(model, photo, method="scorecam").raw
+        seconds.append(time.perf_counter() - start)
         fast = gradcam.explain(model, photo, method="scorecam", max_channels=SCORECAM_DEFAULT_CHANNELS).raw
         agreement[name] = float(np.corrcoef(full.ravel(), fast.ravel())[0, 1])
+    agreement["full Score-CAM, median seconds"] = statistics.median(seconds)
     return agreement
 
 
@@ -153,18 +163,18 @@ def report(results: list[dict], agreement: dict[str, float] | None, out=sys.stdo
         print(f"  {what:<52} {ratio:7.2f}x  target {sense} {limit}x  {'met' if met else 'MISSED'}", file=out)
 
     for result in results:
-        times, channels = result["ms"], result["channels"]
+        times, channels, masked = result["ms"], result["channels"], result["scorecam channels"]
         forward = times["forward pass"]
-        print(f"\nCAM methods, {result['model']} (last layer {result['last layer']}, {channels} channels)", file=out)
+        print(f"\nCAM methods, {result['model']} (last layer {result['last layer']}, {channels} channels; Score-CAM "
+              f"and its floor on {masked} of them, Ablation-CAM and its floor on all)", file=out)
         for name, ms in times.items():
             print(f"  {name:<44} {ms:10.1f} ms  {ms / forward:7.2f}x forward", file=out)
         for key, method in METHODS.items():
             if method.kind == "gradient":
                 check(f"{method.display_name} / forward pass", times[method.display_name] / forward, 1.3, "<=")
-        check("Score-CAM / its masked forward passes",
-              times[f"Score-CAM, all {channels} channels"] / times["masked forward passes"], 1.3, "<=")
+        check("Score-CAM / its masked forward passes", times["Score-CAM"] / times["masked forward passes"], 1.3, "<=")
         check("Ablation-CAM / its rest-of-network passes",
-              times[f"Ablation-CAM, all {channels} channels"] / times["ablated rest-of-network passes"], 1.3, "<=")
+              times["Ablation-CAM"] / times["ablated rest-of-network passes"], 1.3, "<=")
         budget = f"Score-CAM, {SCORECAM_DEFAULT_CHANNELS} channels"
         if result["model"].startswith("EfficientNet-Lite"):
             check(f"{budget} / forward pass", times[budget] / forward, 50, "<=")
@@ -175,8 +185,11 @@ def report(results: list[dict], agreement: dict[str, float] | None, out=sys.stdo
             print(f"  {'tf-keras-vis Layercam / our LayerCAM':<52} "
                   f"{times['tf-keras-vis Layercam'] / times['LayerCAM']:7.2f}x", file=out)
     if agreement:
+        agreement = dict(agreement)
+        seconds = agreement.pop("full Score-CAM, median seconds")
         worst = min(agreement.values())
-        print(f"\nFaster Score-CAM ({SCORECAM_DEFAULT_CHANNELS} channels) vs all channels, Lite0, correlation: "
+        print(f"\nFull Score-CAM on Lite0 (1280 channels): median {seconds:.1f} s per photo", file=out)
+        print(f"Faster Score-CAM ({SCORECAM_DEFAULT_CHANNELS} channels) vs all channels, Lite0, correlation: "
               + ", ".join(f"{name} {value:.3f}" for name, value in agreement.items()), file=out)
         met = worst >= 0.9
         met_all &= met
