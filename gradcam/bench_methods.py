@@ -7,6 +7,7 @@ tf-keras-vis' ScoreCAM and Layercam where installed.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
@@ -98,7 +99,7 @@ def measure(name: str, image: Image.Image, rounds: int, weights: str | None, slo
     fast = {"forward pass": lambda: gradcam.predict(model, image)}
     for key, method in METHODS.items():
         if not method.slow:
-            fast[method.display_name] = (lambda k: lambda: gradcam.explain(model, image, target=target, method=k))(key)
+            fast[method.display_name] = functools.partial(gradcam.explain, model, image, target=target, method=key)
     fast[f"Score-CAM, {SCORECAM_DEFAULT_CHANNELS} channels"] = lambda: gradcam.explain(
         model, image, target=target, method="scorecam", max_channels=SCORECAM_DEFAULT_CHANNELS)
     vis = {} if "/" in last.name else _tf_keras_vis(model, x, last.name, target, SCORECAM_DEFAULT_CHANNELS)
@@ -141,14 +142,10 @@ def budget_agreement(photos: dict[str, Image.Image]) -> dict[str, float]:
 
 
 def sample_photos() -> dict[str, Image.Image]:
+    """The dashboard's sample photos."""
     import gradcam
-    from skimage import data
 
-    photos = {f"skimage {n}": Image.fromarray(getattr(data, n)()) for n in ("chelsea", "coffee", "astronaut",
-                                                                              "rocket")}
-    for path in sorted(SAMPLES.glob("*.jpg")):
-        photos[path.name] = gradcam.load_image(path)
-    return photos
+    return {path.name: gradcam.load_image(path) for path in sorted(SAMPLES.glob("*.jpg"))}
 
 
 def report(results: list[dict], agreement: dict[str, float] | None, out=sys.stdout) -> bool:
@@ -169,7 +166,7 @@ def report(results: list[dict], agreement: dict[str, float] | None, out=sys.stdo
               f"and its floor on {masked} of them, Ablation-CAM and its floor on all)", file=out)
         for name, ms in times.items():
             print(f"  {name:<44} {ms:10.1f} ms  {ms / forward:7.2f}x forward", file=out)
-        for key, method in METHODS.items():
+        for method in METHODS.values():
             if method.kind == "gradient":
                 check(f"{method.display_name} / forward pass", times[method.display_name] / forward, 1.3, "<=")
         check("Score-CAM / its masked forward passes", times["Score-CAM"] / times["masked forward passes"], 1.3, "<=")

@@ -210,6 +210,14 @@ def _broadcast_batch(args):
     return tf.nest.map_structure(grow, args)
 
 
+def _with_batches_matched(call: Callable) -> Callable:
+    return lambda *args, **kwargs: call(*_broadcast_batch(args), **kwargs)
+
+
+def _with_guided_output(call: Callable) -> Callable:
+    return lambda *args, **kwargs: guided_output(call(*args, **kwargs))
+
+
 def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None = None, head=None, *,
                        substitute: dict | None = None, guided: bool = False):
     """Run ``keras_model`` on ``x`` once; return ([each named layer's output], logits).
@@ -254,11 +262,9 @@ def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None 
                 return stand_in
             call = _in_inference_mode(op)
             if substitute:
-                inner_call = call
-                call = lambda *args, **kwargs: inner_call(*_broadcast_batch(args), **kwargs)  # noqa: E731
+                call = _with_batches_matched(call)
             if guided and is_relu_like(op):
-                plain = call
-                return lambda *args, **kwargs: guided_output(plain(*args, **kwargs))
+                call = _with_guided_output(call)
             return call
 
         outputs = _graph(model)._run_through_graph([inputs], operation_fn=operation_fn)

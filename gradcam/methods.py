@@ -154,10 +154,7 @@ def first_component(values):
 def eigencam_map(features, grads):
     """Eigen-CAM (Muhammad & Yeasin 2020): the activations' first principal
     component. Gradient-free and class-agnostic: every class gets this map."""
-    import tensorflow as tf
-
-    projection, component = first_component(features[None])
-    return projection, component  # (1, h, w): the pipeline repeats it for every target
+    return first_component(features[None])  # (1, h, w): the pipeline repeats it for every target
 
 
 def eigengradcam_map(features, grads):
