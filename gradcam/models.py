@@ -272,15 +272,16 @@ def _model_file_bytes(source) -> tuple[bytes, str]:
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         try:
-            # A FIFO, a device or a folder is not a model file: refused before it is opened.
-            if not path.is_file():
-                raise ModelLoadError(f"No such model file: {path.name}.")
+            if not path.exists():
+                raise ModelLoadError(f"No such model file: {valid_text(path.name)}.")
+            if not path.is_file():  # refused before it is opened: reading a FIFO or a device never ends
+                raise ModelLoadError(f"{valid_text(path.name)} is not a model file (it is a folder, a device or a pipe).")
             if path.stat().st_size > MAX_MODEL_BYTES:
                 raise ModelLoadError("The model file is larger than 1 GB.")
             data = path.read_bytes()
         except OSError as error:
-            raise ModelLoadError(f"The model file {path.name} could not be read.") from error
-        name = path.name
+            raise ModelLoadError(f"The model file {valid_text(path.name)} could not be read.") from error
+        name = valid_text(path.name)
     else:
         raise ModelLoadError(f"A model is a name, a path, bytes or a file, not {type(source).__name__}.")
     if not data:
@@ -455,8 +456,10 @@ def _own_labels(labels, classes: int) -> list[str]:
         raise ModelLoadError(f"Labels are a file, its text or a list of names, not {type(labels).__name__}.")
     path = Path(labels)
     try:
-        if not path.is_file():  # also refuses FIFOs and devices before they are opened
+        if not path.exists():
             raise ModelLoadError(f"No such labels file: {valid_text(path.name)}.")
+        if not path.is_file():  # refused before it is opened: reading a FIFO or a device never ends
+            raise ModelLoadError(f"{valid_text(path.name)} is not a labels file (it is a folder, a device or a pipe).")
         if path.stat().st_size > MAX_LABELS_BYTES:
             raise ModelLoadError("The labels file is too large (over 5 MB).")
         data = path.read_bytes()
