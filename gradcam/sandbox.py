@@ -70,7 +70,8 @@ class Budget:
 # The wall clock is only the backstop for a task that sleeps or blocks: on a busy
 # machine a CPU second can take several seconds, so it is three times the CPU budget.
 IMAGE_BUDGET = Budget(memory_mb=1024, cpu_seconds=10, wall_seconds=30)
-# A model file may be 1 GB; reading it holds the file, Keras' variables and the copies sent back.
+# A model file may be 1 GB; reading it holds the file, Keras' variables and the copies sent
+# back. This is the ceiling: each file gets model_memory_mb(its size).
 MODEL_BUDGET = Budget(memory_mb=4096, cpu_seconds=60, wall_seconds=180)
 # Starting a worker is not the file's fault: importing TensorFlow takes 3-15 s on a busy machine.
 BOOT_SECONDS = 180
@@ -125,16 +126,16 @@ def serve() -> None:
     _die_with_parent()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash writes nothing to disk
     _preload(kind)
-    limit = _address_space() + memory_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    ceiling = _address_space() + memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
     conn.send_bytes(b"ready")
     while True:
         try:
-            function, args, cpu_seconds = pickle.loads(conn.recv_bytes())
+            function, args, cpu_seconds, task_memory_mb = pickle.loads(conn.recv_bytes())
             data = conn.recv_bytes()
         except EOFError:
             return  # the server closed the connection
-        _arm_cpu_limit(cpu_seconds)
+        _arm_limits(cpu_seconds, task_memory_mb, ceiling)
         try:
             reply = ("ok", function(data, *args))
         except (InvalidImageError, ModelLoadError) as error:
@@ -150,10 +151,13 @@ def serve() -> None:
             _send(conn, ("memory", ""))
 
 
-def _arm_cpu_limit(cpu_seconds: float) -> None:
-    """RLIMIT_CPU counts the whole life of the process: re-arm it for this task."""
+def _arm_limits(cpu_seconds: float, memory_mb: int, ceiling: int) -> None:
+    """Re-arm both limits for this task. RLIMIT_CPU counts the whole life of the process;
+    the soft RLIMIT_AS may be set anywhere below the hard ceiling fixed at boot."""
     soft = math.ceil(_cpu_seconds_used() + cpu_seconds)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+    memory = min(ceiling, _address_space() + memory_mb * 2**20)
+    resource.setrlimit(resource.RLIMIT_AS, (memory, ceiling))
 
 
 def _caused_by_memory(error: BaseException) -> bool:
@@ -277,10 +281,10 @@ class _Worker:
             if not self.ready:
                 raise _Died("boot")
 
-    def call(self, function: Callable, data: bytes, args: tuple, budget: Budget):
+    def call(self, function: Callable, data: bytes, args: tuple, budget: Budget, memory_mb: int):
         deadline = time.monotonic() + budget.wall_seconds
         try:
-            self.conn.send_bytes(pickle.dumps((function, args, budget.cpu_seconds)))
+            self.conn.send_bytes(pickle.dumps((function, args, budget.cpu_seconds, memory_mb)))
             self.conn.send_bytes(data)
             header = self._receive(deadline)
             count = int.from_bytes(header[:4], "little")
@@ -349,13 +353,18 @@ class Pool:
             self._all.discard(worker)
             self._idle.put(self._new())  # boots in the background while callers carry on
 
-    def run(self, function: Callable, data: bytes, *args):
-        """``function(data, *args)`` in a worker; its plain result, or ``self.error`` with one sentence."""
+    def run(self, function: Callable, data: bytes, *args, memory_mb: int | None = None):
+        """``function(data, *args)`` in a worker; its plain result, or ``self.error`` with one sentence.
+
+        ``memory_mb``: this task's memory budget, at most the pool's (the default).
+        """
         worker = self._take()
         budget = self.budget
+        memory_mb = min(memory_mb or budget.memory_mb, budget.memory_mb)
+        budget = Budget(memory_mb, budget.cpu_seconds, budget.wall_seconds)
         try:
             worker.wait_ready()
-            kind, value = worker.call(function, data, args, budget)
+            kind, value = worker.call(function, data, args, budget, memory_mb)
         except _Died as died:
             self._replace(worker)
             raise self.error(self._sentence(died.reason, budget)) from None
@@ -428,9 +437,16 @@ def load_image_safely(data, max_side: int | None = None) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
 
 
+def model_memory_mb(file_bytes: int) -> int:
+    """A model file's memory budget grows with the file: reading it holds the bytes, h5py's
+    buffers, Keras' variables and the arrays sent back, about four times the file. A small
+    file that asks for gigabytes (a damaged .h5 header can) is refused at 512 MB."""
+    return min(MODEL_BUDGET.memory_mb, 512 + 5 * math.ceil(file_bytes / 2**20))
+
+
 def verified_model_file(data: bytes) -> tuple[str, list[np.ndarray]]:
     """A model file read in the sandbox: (Keras' config JSON, weights), or ModelLoadError."""
-    result = model_pool().run(verified_model, data)
+    result = model_pool().run(verified_model, data, memory_mb=model_memory_mb(len(data)))
     config, weights = result.get("config"), result.get("weights")
     if not isinstance(config, str) or not isinstance(weights, list) \
             or not all(isinstance(w, np.ndarray) for w in weights):

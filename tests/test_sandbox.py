@@ -367,12 +367,11 @@ def corrupted(h5_bytes: bytes, marker: bytes, delta: int, value: int) -> bytes:
     return bytes(data)
 
 
-def test_every_one_byte_change_in_a_region_is_a_sentence(h5_file, keras_file):
-    """A sweep of one-byte changes over the .h5 file's root attributes: whatever
-    each does to h5py, it ends as a ModelLoadError sentence and the process lives on."""
-    start_at = h5_file.index(b"model_config") - 64
-    cases = [corrupted(h5_file, b"model_config", delta, value)
-             for delta in range(-64, 64, 4) for value in (0x00, 0xFF, 0x7F)]
+def test_one_byte_changes_in_the_layer_names_attribute_are_sentences(fuzzed_model_file, keras_file):
+    """A sweep of one-byte changes where h5py is fragile (the attribute's dataspace and type):
+    whatever each does to h5py, it ends as a ModelLoadError sentence and the process lives on."""
+    cases = [corrupted(fuzzed_model_file, b"layer_names", delta, value)
+             for delta in range(56, 80, 2) for value in (0xFF, 88)]
     outcomes = set()
     start = time.monotonic()
     for data in cases:
@@ -383,7 +382,7 @@ def test_every_one_byte_change_in_a_region_is_a_sentence(h5_file, keras_file):
             assert "\n" not in str(error) and str(error).endswith("."), str(error)
             outcomes.add(str(error))
     assert time.monotonic() - start < 600
-    assert start_at > 0 and len(outcomes) >= 2
+    assert len(outcomes - {"loaded"}) >= 1, outcomes
     assert gradcam.load_model(keras_file, sandbox=True).keras is not None
 
 
@@ -440,3 +439,97 @@ def test_a_lone_surrogate_in_labels_becomes_the_replacement_character(keras_file
     listed = gradcam.load_model(keras_file, labels=["a\ud800", "b", "c"])
     assert listed.labels[0] == "a\ufffd"
     assert gradcam.predict(model, cat)[0].label.encode("utf-8")
+
+
+# --- a damaged .h5 from fuzzing, and the dashboard that survives it ---------------------------
+
+
+def greedy_h5(h5_bytes: bytes) -> bytes:
+    """One byte of the layer_names attribute changed: fuzzing found that h5py then asks for
+    about 1.4 GB (in a process of its own: +1.4 GB peak RSS, then an OSError) from an 18 KB file."""
+    return corrupted(h5_bytes, b"layer_names", 67, 88)
+
+
+@pytest.fixture(scope="module")
+def fuzzed_model_file(tmp_path_factory) -> bytes:
+    """The exact model the fuzzing ran on: its file layout is what the offset above is for."""
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((8, 8, 3), name="input_layer"), keras.layers.Conv2D(2, 3, name="features"),
+                              keras.layers.GlobalAveragePooling2D(name="global_average_pooling2d"),
+                              keras.layers.Dense(2, name="dense")], name="sequential")  # names fix the layout
+    path = tmp_path_factory.mktemp("fuzzed") / "tiny.h5"
+    model.save(path)
+    return path.read_bytes()
+
+
+def test_a_small_model_file_gets_a_small_memory_budget():
+    assert sandbox.model_memory_mb(18_000) == 517
+    assert sandbox.model_memory_mb(100 * 2**20) == 1012
+    assert sandbox.model_memory_mb(10**9) == sandbox.MODEL_BUDGET.memory_mb
+
+
+def test_a_damaged_h5_that_wants_gigabytes_is_refused_in_bounded_memory(fuzzed_model_file, keras_file):
+    rss = peak_rss_mb()
+    start = time.monotonic()
+    with pytest.raises(gradcam.ModelLoadError) as caught:
+        gradcam.load_model(greedy_h5(fuzzed_model_file), sandbox=True)
+    assert time.monotonic() - start < 120
+    # h5py turns the refused allocation into an error of its own: a sentence either way.
+    message = str(caught.value)
+    assert message.endswith(".") and "\n" not in message and ("damaged" in message or SAFELY in message), message
+    assert peak_rss_mb() - rss < 300
+    assert gradcam.load_model(keras_file, sandbox=True).keras is not None  # the next model loads
+
+
+def test_explore_page_survives_hostile_models_and_a_crashing_image(fuzzed_model_file, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.model_picker import UPLOAD
+
+    page = str(SAMPLES.parent / "streamlit_app.py")
+
+    def run(at):
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    def errors(at):
+        return [error.value.replace("\\", "") for error in at.error]
+
+    def explained(at):
+        assert at.selectbox(key="target").value is not None
+        assert any(c.startswith("Grad-CAM overlay") for image in at.image for c in image.captions)
+
+    def upload_model(at, name, data):
+        at.file_uploader(key="model_upload").set_value((name, data, "application/octet-stream"))
+        run(at)
+        shown = errors(at)
+        assert len(shown) == 1 and shown[0].endswith("."), shown
+        explained(at)  # with the model that worked before
+        assert at.session_state["model_key"] == gradcam.DEFAULT_MODEL
+        return shown[0]
+
+    at = run(AppTest.from_file(page, default_timeout=300))
+    at.selectbox(key="model_choice").set_value(UPLOAD)
+    run(at)
+    assert "damaged" in upload_model(at, "fuzzed.h5", greedy_h5(fuzzed_model_file))
+
+    # A model file whose reader segfaults, as h5py does on some damaged files.
+    monkeypatch.setattr(sandbox, "verified_model", sandbox_helpers.segfault)
+    assert upload_model(at, "crash.h5", b"\x89HDF\r\n\x1a\nsegfault") == f"{SAFELY}: it crashed the reader."
+
+    # An image whose decoder segfaults: one sentence, the current photo stays.
+    monkeypatch.setattr(sandbox, "decoded_image", sandbox_helpers.segfault)
+    at.file_uploader(key="upload").set_value(("crash.png", b"\x89PNG\r\n\x1a\nanything", "image/png"))
+    run(at)
+    assert f"crash.png: {SAFELY}: it crashed the reader." in errors(at)
+    assert at.session_state["image_name"] == "cat.jpg"
+    explained(at)
+    monkeypatch.undo()
+
+    # Another session, started after all that, works from scratch.
+    other = run(AppTest.from_file(page, default_timeout=300))
+    other.file_uploader(key="upload").set_value(("coffee.jpg", (SAMPLES / "coffee.jpg").read_bytes(), "image/jpeg"))
+    run(other)
+    assert other.session_state["image_name"] == "coffee.jpg" and not other.error
+    explained(other)
