@@ -54,6 +54,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import InvalidImageError, ModelLoadError
+from .labels import valid_text
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ IMAGE_BUDGET = Budget(memory_mb=1024, cpu_seconds=10, wall_seconds=30)
 # A model file may be 1 GB; reading it holds the file, Keras' variables and the copies sent
 # back. This is the ceiling: each file gets model_memory_mb(its size).
 MODEL_BUDGET = Budget(memory_mb=4096, cpu_seconds=60, wall_seconds=180)
+# The most a reply may hold: a 50-megapixel RGB image; the weights of MAX_PARAMETERS in float32.
+REPLY_BYTES = {"image": 200 * 2**20, "model": 1300 * 2**20}
 # Starting a worker is not the file's fault: importing TensorFlow takes 3-15 s on a busy machine.
 BOOT_SECONDS = 180
 
@@ -131,12 +134,12 @@ def serve() -> None:
     conn.send_bytes(b"ready")
     while True:
         try:
-            function, args, cpu_seconds, task_memory_mb = pickle.loads(conn.recv_bytes())
-            data = conn.recv_bytes()
+            task, data = conn.recv_bytes(), conn.recv_bytes()
         except EOFError:
             return  # the server closed the connection
-        _arm_limits(cpu_seconds, task_memory_mb, ceiling)
         try:
+            function, args, cpu_seconds, task_memory_mb = pickle.loads(task)
+            _arm_limits(cpu_seconds, task_memory_mb, ceiling)
             reply = ("ok", function(data, *args))
         except (InvalidImageError, ModelLoadError) as error:
             reply = ("memory", "") if _caused_by_memory(error) else ("refused", str(error))
@@ -251,6 +254,7 @@ def _plain(value):
 
 class _Worker:
     def __init__(self, kind: str, memory_mb: int):
+        self.kind = kind
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env.update(
@@ -283,21 +287,26 @@ class _Worker:
 
     def call(self, function: Callable, data: bytes, args: tuple, budget: Budget, memory_mb: int):
         deadline = time.monotonic() + budget.wall_seconds
+        # The reply is bounded too: a worker gone wrong must not make this process allocate.
+        left = REPLY_BYTES[self.kind]
         try:
             self.conn.send_bytes(pickle.dumps((function, args, budget.cpu_seconds, memory_mb)))
             self.conn.send_bytes(data)
-            header = self._receive(deadline)
-            count = int.from_bytes(header[:4], "little")
-            buffers = [self._receive(deadline) for _ in range(count)]
+            header = self._receive(deadline, left)
+            left -= len(header)
+            buffers = []
+            for _ in range(int.from_bytes(header[:4], "little")):
+                buffers.append(self._receive(deadline, max(left, 0)))  # OSError when over
+                left -= len(buffers[-1])
         except (EOFError, OSError):
             raise _Died(self._why_it_died()) from None
         return _plain(_PlainUnpickler(io.BytesIO(header[4:]), buffers=buffers).load())
 
-    def _receive(self, deadline: float) -> bytes:
+    def _receive(self, deadline: float, most: int) -> bytes:
         if not self.conn.poll(max(deadline - time.monotonic(), 0)):
             self.stop()
             raise _Died("wall")
-        return self.conn.recv_bytes()
+        return self.conn.recv_bytes(most)
 
     def _why_it_died(self) -> str:
         try:
@@ -355,6 +364,7 @@ class Pool:
 
     def run(self, function: Callable, data: bytes, *args, memory_mb: int | None = None):
         """``function(data, *args)`` in a worker; its plain result, or ``self.error`` with one sentence.
+        ``function`` must be importable by its module's name (not defined in ``__main__``).
 
         ``memory_mb``: this task's memory budget, at most the pool's (the default).
         """
@@ -377,8 +387,8 @@ class Pool:
             self._idle.put(worker)
         if kind == "ok":
             return value
-        if kind == "refused":
-            raise self.error(value)
+        if kind == "refused" and isinstance(value, str):
+            raise self.error(valid_text(value[:500]))
         raise self.error(self._sentence("memory" if kind == "memory" else "crash", budget))
 
     @staticmethod

@@ -39,3 +39,16 @@ def echo_length(data: bytes):
 def not_plain_data(data: bytes):
     """A reply the server must refuse to rebuild: a callable, which unpickling would import."""
     return {"callable": os.system}
+
+
+def spin_for(data: bytes, cpu_seconds: float):
+    """Burn this much CPU time, then answer."""
+    end = time.process_time() + cpu_seconds
+    while time.process_time() < end:
+        pass
+    return {"pid": os.getpid()}
+
+
+def too_big_reply(data: bytes):
+    """A reply larger than any image: the server refuses to receive it."""
+    return {"pixels": bytes(210 * 2**20)}

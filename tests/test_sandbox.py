@@ -89,6 +89,28 @@ def test_a_failing_worker_is_one_sentence_and_is_replaced(pool, task, budget, ph
     assert len(pool._all) == pool.size and all(w.process.poll() is None for w in pool._all)
 
 
+def test_a_reply_over_the_largest_image_is_not_received():
+    pool = sandbox.Pool("image", 1, sandbox.Budget(1024, 10, 60), gradcam.InvalidImageError)
+    try:
+        rss = peak_rss_mb()
+        with pytest.raises(gradcam.InvalidImageError) as caught:
+            pool.run(sandbox_helpers.too_big_reply, b"")
+        assert str(caught.value) == f"{SAFELY}: it crashed the reader."
+        assert peak_rss_mb() - rss < 150, "the 210 MB reply was not read into this process"
+        still_answers(pool)
+    finally:
+        pool.close()
+
+
+def test_a_reused_worker_gets_its_whole_cpu_budget_for_every_task():
+    pool = sandbox.Pool("image", 1, sandbox.Budget(256, 2, 120), gradcam.InvalidImageError)
+    try:
+        pids = {pool.run(sandbox_helpers.spin_for, b"", 1.2)["pid"] for _ in range(4)}  # 4.8 s in all
+        assert len(pids) == 1, "one worker, reused, never killed"
+    finally:
+        pool.close()
+
+
 def test_other_callers_carry_on_while_one_worker_hangs(pool):
     still_answers(pool)
     outcome = []
