@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import sys
 import threading
@@ -23,8 +22,8 @@ from PIL import Image
 
 from . import efficientnet_lite, model_budget
 from .errors import ModelLoadError
-from .sandbox import verified_model_file
 from .labels import MAX_LABELS_BYTES, imagenet_classes, imagenet_labels, parse_labels, valid_text
+from .sandbox import verified_model_file
 
 DEFAULT_MODEL = "EfficientNet-Lite0"
 MAX_MODEL_BYTES = model_budget.MAX_MODEL_BYTES
@@ -370,8 +369,7 @@ def _rebuilt_model(config: str, weights: list[np.ndarray]):
     import keras
 
     try:
-        model_budget.check_config(model_budget.check_config_json(config))
-        model = keras.saving.deserialize_keras_object(json.loads(config), safe_mode=True)
+        model = keras.saving.deserialize_keras_object(model_budget.check_config_json(config), safe_mode=True)
         model.set_weights(weights)
     except ModelLoadError:
         raise

@@ -260,8 +260,7 @@ class _Worker:
         env.update(
             PYTHONPATH=os.pathsep.join(path for path in sys.path if path),
             MALLOC_ARENA_MAX="2",  # glibc reserves 64 MB of address space per thread otherwise
-            OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-            TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+            OPENBLAS_NUM_THREADS="1",  # each BLAS thread reserves its buffers up front
             TF_CPP_MIN_LOG_LEVEL="3",
         )
         code = "from gradcam.sandbox import serve; serve()"
