@@ -92,6 +92,15 @@ def _cpu_seconds_used() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _silence() -> None:
+    """Decoders and h5py complain on stderr about every damaged file: not in the server's log.
+    (The worker does this itself: the server opens nothing for it.)"""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def _die_with_parent() -> None:
     """Ask Linux to kill this worker when the server process dies (even by SIGKILL)."""
     try:
@@ -126,6 +135,7 @@ def serve() -> None:
     """A worker's life: ``python -c "from gradcam.sandbox import serve; serve()" FD KIND MEMORY_MB``."""
     fd, kind, memory_mb = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     conn = Connection(fd)
+    _silence()
     _die_with_parent()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash writes nothing to disk
     _preload(kind)
@@ -266,8 +276,8 @@ class _Worker:
         code = "from gradcam.sandbox import serve; serve()"
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, str(theirs.fileno()), kind, str(memory_mb)],
-            pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True,  # a Ctrl-C in the terminal is for the server
+            pass_fds=[theirs.fileno()], env=env,
+            start_new_session=True,  # a Ctrl-C in the terminal is for the server, not its workers
         )
         theirs.close()
         self.conn = Connection(ours.detach())

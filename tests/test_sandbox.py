@@ -163,6 +163,25 @@ def test_a_large_photo_comes_back_at_display_size():
     assert image.size == (DISPLAY_MAX_SIDE, 960)
 
 
+def float_tiff(side: int) -> bytes:
+    """A 32-bit float TIFF, all zeros but one pixel, deflated: a small file whose
+    conversion to 8 bits (stretching its value range) needs several copies of it."""
+    image = Image.new("F", (side, side))
+    image.putpixel((0, 0), 1.0)
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF", compression="tiff_adobe_deflate")
+    return buffer.getvalue()
+
+
+def test_a_small_image_file_that_needs_too_much_memory_is_refused(pool):
+    data = float_tiff(3000)  # 9 megapixels, under the pixel limit; 36 MB as floats
+    assert len(data) < 100_000
+    with pytest.raises(gradcam.InvalidImageError) as caught:
+        pool.run(sandbox.decoded_image, data, None)
+    assert str(caught.value) == f"{SAFELY}: it needed more than 256 MB of memory."
+    still_answers(pool)
+
+
 @pytest.mark.parametrize("data, phrase", [
     (b"just some text\n", "contains text"),
     (b"", "empty"),
