@@ -212,8 +212,9 @@ def _last_dim(layer: dict, config: dict) -> int:
 def _parameters(layer: dict) -> int:
     kind, config = layer["class_name"], layer["config"]
     units = _count(config.get("units"))
+    bias = 0 if config.get("use_bias") is False else 1
     if kind in ("Dense", "EinsumDense", "QuantizedDense"):
-        return units * _last_dim(layer, config) + units
+        return units * _last_dim(layer, config) + bias * units
     if kind in ("SimpleRNN", "LSTM", "GRU", "LSTMCell", "GRUCell", "SimpleRNNCell"):
         gates = {"LSTM": 4, "LSTMCell": 4, "GRU": 3, "GRUCell": 3}.get(kind, 1)
         return gates * units * (_last_dim(layer, config) + units + 2)
@@ -223,13 +224,14 @@ def _parameters(layer: dict) -> int:
     channels = _last_dim(layer, config)
     filters = _count(config.get("filters"))
     if kind.startswith("DepthwiseConv"):
-        return kernel * channels * max(_count(config.get("depth_multiplier", 1)), 1) + channels
+        multiplier = max(_count(config.get("depth_multiplier", 1)), 1)
+        return kernel * channels * multiplier + bias * channels * multiplier
     if kind.startswith("SeparableConv"):
         multiplier = max(_count(config.get("depth_multiplier", 1)), 1)
-        return kernel * channels * multiplier + channels * multiplier * filters + filters
+        return kernel * channels * multiplier + channels * multiplier * filters + bias * filters
     if kind.startswith("Conv"):
         groups = max(_count(config.get("groups", 1)), 1)
-        return filters * kernel * max(channels // groups, 1) + filters
+        return filters * kernel * max(channels // groups, 1) + bias * filters
     if kind.endswith("Normalization"):
         return 4 * channels
     if units:  # a layer we do not know by name that still declares units
