@@ -23,6 +23,7 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
+from gradcam import sandbox
 from gradcam.cam import heatmap as method_heatmap
 from gradcam.images import DISPLAY_MAX_SIDE
 from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
@@ -54,6 +55,7 @@ def _keep_keras_state_between_reruns() -> None:
 
 
 _keep_keras_state_between_reruns()
+sandbox.image_pool().start()  # the first upload should not wait for a worker to boot
 
 # How many times each engine function really ran (cache misses). Tests read it.
 engine_calls: Counter = Counter()
@@ -83,11 +85,16 @@ def sha256(data: bytes) -> str:
 
 @st.cache_data(max_entries=64, max_size="256MB", show_spinner=False)
 def display_image(image_hash: str, _data: bytes) -> Image.Image:
-    """The photo decoded once (raises gradcam.InvalidImageError) and downscaled for display."""
+    """The photo decoded once, in the sandbox (raises gradcam.InvalidImageError), and
+    downscaled for display there too, so only display-sized pixels come back."""
     engine_calls["load_image"] += 1
-    image = gradcam.load_image(_data)
-    image.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE), Image.LANCZOS)
-    return image
+    return gradcam.load_image_safely(_data, max_side=DISPLAY_MAX_SIDE)
+
+
+def start_model_sandbox() -> None:
+    """Boot the model worker in the background (importing Keras there takes seconds), so
+    it is ready by the time the person has picked a file. Idempotent."""
+    sandbox.model_pool().start()
 
 
 def _settle_garbage_collector() -> None:
@@ -108,9 +115,9 @@ def builtin_model(name: str) -> gradcam.Model:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def own_model(key: str, _model_bytes: bytes, _labels_bytes: bytes | None, preprocessing: str | None) -> gradcam.Model:
-    """A user's model, loaded from memory; ``key`` holds the hashes of both files."""
+    """A user's model, read in the sandbox and rebuilt here; ``key`` holds the hashes of both files."""
     engine_calls["load_model"] += 1
-    model = gradcam.load_model(_model_bytes, labels=_labels_bytes, preprocessing=preprocessing)
+    model = gradcam.load_model(_model_bytes, labels=_labels_bytes, preprocessing=preprocessing, sandbox=True)
     _settle_garbage_collector()
     return model
 

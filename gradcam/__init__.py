@@ -2,7 +2,8 @@
 
     import gradcam
     model = gradcam.load_model("EfficientNet-Lite0")      # offline, real ImageNet weights
-    image = gradcam.load_image("cat.jpg")
+    image = gradcam.load_image("cat.jpg")                 # trusted files, in this process
+    image = gradcam.load_image_safely(upload_bytes)         # untrusted bytes, in a sandboxed worker
     explanation = gradcam.explain(model, image)             # top-1 class, last conv layer
     gradcam.overlay(image, explanation.heatmap).save("cat-gradcam.png")
 
@@ -19,6 +20,7 @@ from .images import load_image
 from .layers import TargetLayer, default_layer, stage_layers, target_layers
 from .models import DEFAULT_MODEL, Model, available_models, load_model
 from .overlay import COLORMAPS, overlay
+from .sandbox import load_image_safely
 
 __all__ = [
     "COLORMAPS",
@@ -39,6 +41,7 @@ __all__ = [
     "explain_layers",
     "explain_many",
     "load_image",
+    "load_image_safely",
     "load_model",
     "overlay",
     "predict",

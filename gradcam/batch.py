@@ -22,7 +22,8 @@ from PIL import Image
 
 from .cam import Prediction, explain, heatmap
 from .errors import InvalidImageError
-from .images import DISPLAY_MAX_SIDE, SUPPORTED_FORMATS, load_image
+from .images import DISPLAY_MAX_SIDE, SUPPORTED_FORMATS
+from .sandbox import load_image_safely
 from .overlay import overlay
 from .report import ReportItem, jpeg_bytes, shrunk
 
@@ -153,7 +154,7 @@ def sha256(data: bytes) -> str:
 
 
 def _display_image(data: bytes, max_side: int) -> Image.Image:
-    image = load_image(data)
+    image = load_image_safely(data)  # batch uploads are untrusted: decoded in the sandbox
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.LANCZOS)
     return image
