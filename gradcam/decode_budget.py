@@ -31,6 +31,11 @@ MAX_JPEG_SCANS = 1000  # whatever the size: each scan has a fixed cost too
 # then one per 2 KB of file.
 PNG_FREE_CHUNKS = 1000
 PNG_BYTES_PER_CHUNK = 2048
+# Pillow reads the extension blocks before a GIF's first picture in Python, one
+# sub-block (1-255 bytes) at a time: 3,000,000 one-byte sub-blocks (6 MB) took 12 s.
+# Comments, loop counts and XMP need hundreds; allowed: a thousand, then one per 64 bytes.
+GIF_FREE_SUBBLOCKS = 1000
+GIF_BYTES_PER_SUBBLOCK = 64
 # Pillow reads an uncompressed TIFF strip by strip in Python (~25 us a strip). Real
 # files use 8 KB strips or 256 px tiles: a 24 MP photo has ~9,000 strips.
 MAX_TIFF_STRIPS = 25_000
@@ -38,8 +43,9 @@ MAX_TIFF_STRIPS = 25_000
 # 28 s. RLE BMPs are old, small graphics; 2 MP (1920 x 1080) is plenty.
 MAX_RLE_BMP_PIXELS = 2_100_000
 # Peak memory of one decode, estimated from the header (see _bytes_per_pixel).
-# 400 MiB keeps every 50 MP JPEG, PNG, TIFF and BMP loading as before (RGBA: 8 B/px).
-MAX_DECODE_BYTES = 400 * 1024 * 1024
+# 450 MiB keeps every 50 MP RGB, RGBA, CMYK, grey or palette image loading as before
+# (a palette with a transparent colour: 9 B/px).
+MAX_DECODE_BYTES = 450 * 1024 * 1024
 
 _JPEG_SOS = b"\xff\xda"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -57,6 +63,8 @@ def check_before_open(raw: bytes) -> None:
         _check_webp_memory(raw)
     elif raw[:4] == b"\x00\x00\x01\x00":
         _check_icon_pictures(raw)
+    elif raw[:6] in (b"GIF87a", b"GIF89a"):
+        _check_gif_blocks(raw)
 
 
 def check_before_load(image: Image.Image, raw: bytes) -> None:
@@ -71,12 +79,12 @@ def check_before_load(image: Image.Image, raw: bytes) -> None:
         raise InvalidImageError(
             f"The image is a run-length compressed BMP of {width} x {height} pixels; such BMPs are only "
             f"accepted up to {MAX_RLE_BMP_PIXELS / 1e6:.1f} megapixels, so please save it as PNG.")
-    needed = pixels * _bytes_per_pixel(image.format, image.mode)
+    needed = pixels * _bytes_per_pixel(image.format, image.mode, "transparency" in image.info)
     if needed > MAX_DECODE_BYTES:
         raise InvalidImageError(_too_much_memory(image.format, (width, height), needed))
 
 
-def _bytes_per_pixel(file_format: str | None, mode: str) -> int:
+def _bytes_per_pixel(file_format: str | None, mode: str, transparent: bool = False) -> int:
     """Peak bytes per pixel to decode an image of ``mode`` and bring it to RGB.
 
     Pillow keeps 8-bit single-band pixels in 1 byte, 16-bit in 2 and everything else
@@ -90,7 +98,7 @@ def _bytes_per_pixel(file_format: str | None, mode: str) -> int:
     elif mode in ("1", "L"):
         cost = 1 + 4
     elif mode == "P":
-        cost = 1 + 4 + 4  # a transparent index goes through RGBA
+        cost = 1 + 4 + (4 if transparent else 0)  # a transparent index goes through RGBA
     elif mode in ("LA", "La", "PA"):
         cost = 4 + 4 + 4
     elif mode.startswith("I;16"):
@@ -137,6 +145,24 @@ def _check_png_chunks(raw: bytes) -> None:
             return
         seen_pixels = seen_pixels or kind in (b"IDAT", b"fdAT")
         pos += 12 + length
+
+
+def _check_gif_blocks(raw: bytes) -> None:
+    # Walk the blocks Pillow walks: from after the global palette to the first picture.
+    limit = GIF_FREE_SUBBLOCKS + len(raw) // GIF_BYTES_PER_SUBBLOCK
+    palette = 3 << ((raw[10] & 7) + 1) if len(raw) > 10 and raw[10] & 0x80 else 0
+    pos = 13 + palette
+    subblocks = 0
+    while pos + 2 <= len(raw) and raw[pos] == 0x21:  # an extension: label, then sub-blocks
+        pos += 2
+        while pos < len(raw) and raw[pos]:
+            subblocks += 1
+            if subblocks > limit:
+                raise InvalidImageError(
+                    f"The GIF file holds more than {limit:,} pieces of extra data before its picture, "
+                    f"so it would take far too long to decode.")
+            pos += 1 + raw[pos]
+        pos += 1
 
 
 def _check_tiff_strips(raw: bytes) -> None:

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import photo
-from corpus import encode, many_chunks_png, many_scans_jpeg, rle8_bmp, tiff
+from corpus import crafted_png, encode, many_chunks_png, many_scans_jpeg, rle8_bmp, tiff
 from gradcam import decode_budget
 from gradcam.errors import InvalidImageError
 from gradcam.images import load_image
@@ -163,5 +163,18 @@ def test_budgets_sit_just_above_what_the_formats_need() -> None:
     assert load_image(many_scans_jpeg(90, (256, 256))).size == (256, 256)
     assert load_image(many_chunks_png(900)).size == (64, 64)
     assert load_image(rle8_bmp(1920, 1080)).size == (1920, 1080)
-    # ...and a 50-megapixel RGBA PNG (8 bytes a pixel to bring to RGB) is within memory.
-    assert 50_000_000 * 8 <= decode_budget.MAX_DECODE_BYTES
+
+
+@pytest.mark.parametrize("colour_type, bit_depth, loads", [
+    pytest.param(2, 8, True, id="rgb"), pytest.param(6, 8, True, id="rgba"), pytest.param(0, 8, True, id="grey"),
+    pytest.param(2, 16, True, id="rgb-16-bit"),  # Pillow decodes it to 8-bit RGB
+    pytest.param(0, 16, False, id="grey-16-bit"),  # NumPy scratch arrays: 14 bytes a pixel
+])
+def test_the_memory_budget_keeps_50_megapixel_photos(colour_type, bit_depth, loads) -> None:
+    header = crafted_png(7070, 7070, bit_depth, colour_type, b"\0")  # 49.98 MP, not decoded here
+    with Image.open(io.BytesIO(header)) as image:
+        if loads:
+            decode_budget.check_before_load(image, header)
+        else:
+            with pytest.raises(InvalidImageError, match="would need about 667 MB of memory; the limit is 450 MB"):
+                decode_budget.check_before_load(image, header)
