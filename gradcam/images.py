@@ -217,13 +217,9 @@ def _high_depth_to_8bit(image: Image.Image) -> Image.Image:
 
     In-place NumPy steps keep the scratch memory near one copy of the pixels
     (decode_budget counts on it: a 20 MP float image must not cost a gigabyte)."""
-    if image.mode == "F" or image.mode == "I":
-        values = np.asarray(image)
-        wide = image.mode == "F" or values.min() < 0 or values.max() > 65535
-        gray = _stretch(values) if wide else _sixteen_to_eight(values)
-    else:
-        values = np.asarray(image)
-        gray = _sixteen_to_eight(values)
+    values = np.asarray(image)
+    wide = image.mode == "F" or (image.mode == "I" and (values.min() < 0 or values.max() > 65535))
+    gray = _stretch(values) if wide else _sixteen_to_eight(values)
     result = Image.fromarray(gray)
     transparent = image.info.get("transparency")
     if isinstance(transparent, int) and image.mode != "F":
