@@ -260,7 +260,8 @@ CSV_COLUMNS = ("file", "sha256", "top1_label", "top1_probability",
 
 # Spreadsheets (Excel, LibreOffice, Google Sheets) read a cell starting with one of
 # these as a formula; file names and labels are user data, so they are kept as text.
-_FORMULA_START = re.compile("(?:^|(?<=[\r\n]))(?=[=+\\-@\t\r])")
+# Quotes and spaces in front do not hide one from a reader that drops them.
+_FORMULA_START = re.compile('(?:^|(?<=[\r\n]))(?=[" ]*[=+\\-@\t\r])')
 
 
 def _csv_cell(text) -> str:
