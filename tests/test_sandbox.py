@@ -174,8 +174,10 @@ def float_tiff(side: int) -> bytes:
 
 
 def test_a_small_image_file_that_needs_too_much_memory_is_refused(pool):
-    data = float_tiff(3000)  # 9 megapixels, under the pixel limit; 36 MB as floats
-    assert len(data) < 100_000
+    # 19 megapixels: under the pixel limit and under load_image's own memory estimate
+    # (decode_budget: ~370 MB), so it is the worker's 256 MB limit that refuses it.
+    data = float_tiff(4400)
+    assert len(data) < 200_000
     with pytest.raises(gradcam.InvalidImageError) as caught:
         pool.run(sandbox.decoded_image, data, None)
     assert str(caught.value) == f"{SAFELY}: it needed more than 256 MB of memory."
