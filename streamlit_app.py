@@ -118,10 +118,13 @@ PAGES = [
 st.set_page_config(page_title="Grad-CAM Explorer", page_icon=":fire:", layout="wide")
 # Our own page list rather than Streamlit's: its links drop the address's query, so
 # every page change added an entry without the view (Back then showed the same page,
-# or lost the view); ours carry the view. Drawn after the page, which writes the view.
+# or lost the view); ours carry the view. Drawn at once (with the view as last written),
+# then again after the page, which writes the view.
 page = st.navigation(PAGES, position="hidden")
-menu = st.sidebar.container()
+st.session_state["page_title"] = page.title  # whose own link keys write_url keeps
+menu = st.sidebar.empty()
+shared_state.page_links(menu, PAGES)
 try:
     page.run()
 finally:
-    shared_state.page_links(menu, PAGES, page)
+    shared_state.page_links(menu, PAGES)

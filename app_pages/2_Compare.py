@@ -91,6 +91,11 @@ def follow_link() -> None:
     st.session_state["compare_wanted"] = {key: changes[key] for key in WANTED if key in changes}
 
 
+def keep(key: str) -> None:
+    """A widget's on_change: its copy is made before the run, which a page change can cut short."""
+    st.session_state[f"{key}_kept"] = st.session_state[key]
+
+
 def wanted(key: str) -> tuple[bool, str | None]:
     """Whether the link named this key, and its value (None: the default)."""
     asked = st.session_state.get("compare_wanted", {})
@@ -176,6 +181,7 @@ mode = st.session_state.get("compare_tab", "Layers")
 pick_class, pick_opacity = st.columns([3, 1])
 if mode != "Models":  # each model explains its own top-1 there: a class picker would do nothing
     target = pick_class.selectbox("Class", every_class, key="compare_target", format_func=class_name,
+                                  on_change=keep, args=("compare_target",),
                                   help="The class whose maps are compared (top-5 first, then every class).")
 else:
     target = st.session_state["compare_target"]
@@ -184,7 +190,7 @@ colormap = c.colormap
 label = md(model.labels[target])
 
 layers_tab, classes_tab, methods_tab, models_tab = st.tabs(list(MODES.values()), key="compare_tab",
-                                                           on_change="rerun")
+                                                           on_change=keep, args=("compare_tab",))
 link = {}  # this tab's own choices, for the URL
 
 if layers_tab.open:
@@ -197,9 +203,10 @@ if layers_tab.open:
         named, value = wanted("layers")
         if named:
             st.session_state["compare_layers"] = listed(value, all_layers) or stages
-        st.session_state["compare_layers"] = [n for n in st.session_state.get("compare_layers", [])
+        st.session_state["compare_layers"] = [n for n in st.session_state.get("compare_layers", stages)
                                               if n in all_layers][:MAX_LAYERS]
         picked = st.multiselect("Layers", list(all_layers), key="compare_layers",
+                                on_change=keep, args=("compare_layers",),
                                 format_func=lambda name: str(all_layers[name]), max_selections=MAX_LAYERS,
                                 help="Default: the last layer at each resolution, early to late.")
         ordered = tuple(name for name in all_layers if name in picked)  # early to late, whatever the click order
@@ -235,7 +242,8 @@ if classes_tab.open:
         if others:
             with contrast_text:
                 st.markdown(f"#### Why {label} rather than another?")
-                other = st.selectbox("Rather than", others, key="compare_other", format_func=class_name)
+                other = st.selectbox("Rather than", others, key="compare_other", format_func=class_name,
+                                     on_change=keep, args=("compare_other",))
                 st.markdown("The map of the difference of the two scores: the regions that make the model choose "
                             f"**{label}** over **{md(model.labels[other])}** (Selvaraju et al., 2017).")
             with st.spinner("Explaining..."):
@@ -278,7 +286,7 @@ if models_tab.open:
         if named:
             st.session_state["compare_models"] = listed(value, names) or default
         st.session_state["compare_models"] = [n for n in st.session_state.get("compare_models", default) if n in names]
-        picked = st.multiselect("Models", names, key="compare_models",
+        picked = st.multiselect("Models", names, key="compare_models", on_change=keep, args=("compare_models",),
                                 help="Keras applications download their weights on first use.")
         st.markdown("The same photo through each model: its own top-1 class and map, at its own last feature "
                     "layer.")

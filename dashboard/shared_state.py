@@ -137,7 +137,6 @@ def read_url() -> None:
     other pages. Anything unknown in the address is ignored: a link can be old or hand-edited."""
     now = st.query_params.to_dict()
     seen = st.session_state.get("url_seen")
-    st.session_state["link_own"] = None  # this run's own keys, once the page writes them
     if seen is not None and not _history_navigation():
         st.session_state["url_changes"] = {}
         return
@@ -216,21 +215,21 @@ def write_url(c: Choices, top1: int, own: dict | None = None, *, photo_keys=(), 
     if st.query_params.to_dict() != clean:
         st.query_params.from_dict(clean)
     st.session_state["url_seen"] = clean
-    st.session_state["link_own"] = {key: value for key, value in clean.items() if key in (own or {})}
+    # For the sidebar's links: the shared view, and each page's own keys as it last wrote them.
     st.session_state["link_shared"] = {key: value for key, value in clean.items() if key not in (own or {})}
+    st.session_state.setdefault("link_own", {})[st.session_state.get("page_title", "")] = {
+        key: value for key, value in clean.items() if key in (own or {})}
     if note := link_note(photo_travels, model_travels):
         st.sidebar.caption(f":material/link: {note}")
 
 
-def page_links(where, pages: list, current) -> None:
-    """The sidebar's list of pages. Each link carries the view, so a page change is one
-    history entry that already holds it (Streamlit's own list drops the query: the new
-    page then wrote its view as a second entry). Called after the page has run."""
-    own = st.session_state.setdefault("link_own_by_page", {})
-    if st.session_state.get("link_own") is not None:
-        own[current.title] = st.session_state["link_own"]
+def page_links(where, pages: list) -> None:
+    """The sidebar's list of pages, drawn into ``where`` (an st.empty). Each link carries
+    the view, so a page change is one history entry that already holds it (Streamlit's
+    own list drops the query: the new page then wrote its view as a second entry)."""
+    own = st.session_state.get("link_own", {})
     shared = st.session_state.get("link_shared", {})
-    with where:
+    with where.container():
         for page in pages:
             st.page_link(page, label=page.title, icon=page.icon, query_params={**shared, **own.get(page.title, {})})
         st.divider()
