@@ -90,7 +90,7 @@ def _new_file(widget_key: str, uploaded) -> None:
     if uploaded is not None and st.session_state.get(f"{widget_key}_seen") != uploaded.file_id:
         st.session_state[f"{widget_key}_seen"] = uploaded.file_id
         st.session_state["image_error"] = None
-        with status.container(), st.spinner(f"Reading {uploaded.name}..."):
+        with status.container(), st.spinner(f"Reading {md(uploaded.name)}..."):
             _use(uploaded.getvalue(), uploaded.name, source=widget_key)
     error = st.session_state.get("image_error")
     if error and error[0] == widget_key:
