@@ -16,7 +16,7 @@ in the sidebar, a different router than every other visit).
 import streamlit as st
 
 import gradcam
-from dashboard import cached, heatmap_panel, model_picker, shared_state
+from dashboard import cached, heatmap_panel, method_picker, model_picker, shared_state
 from dashboard.heatmap_panel import score_text
 from dashboard.image_picker import pick_image
 from dashboard.safe_text import md
@@ -38,7 +38,9 @@ def explore() -> None:
         picked = model_picker.model_controls(on_change=keep)
         layer_slot = st.container()  # needs the model
         method = st.selectbox("Method", list(gradcam.METHODS), key="method", on_change=keep, args=("method",),
-                              format_func=lambda name: gradcam.METHODS[name][0])
+                              format_func=lambda name: gradcam.METHODS[name].display_name,
+                              help=method_picker.HELP)
+        method_picker.describe(method)
         target_slot = st.container()  # needs the model's predictions
         opacity = st.slider("Opacity", 0.0, 1.0, step=0.05, key="opacity", on_change=keep, args=("opacity",))
         colormap = st.selectbox("Colormap", gradcam.COLORMAPS, key="colormap", on_change=keep, args=("colormap",))

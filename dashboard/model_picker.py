@@ -43,6 +43,7 @@ class Picked:
 
 
 def _own_model_files() -> tuple | None:
+    cached.start_model_sandbox()
     model_file = st.file_uploader("Keras model (.keras or .h5)", type=["keras", "h5"], key="model_upload")
     labels_file = st.file_uploader("Class names (optional: one per line, or JSON)", type=["txt", "json"],
                                    key="labels_upload")
