@@ -75,9 +75,9 @@ def explore() -> None:
     heatmap = cached.heatmap(class_map, current.image.size)
     record = heatmap_panel.record(model.name, layer, method, class_map, explained, current.name, current.sha256)
     heatmap_panel.show(current.image, heatmap, class_map, explained, opacity=opacity, colormap=colormap,
-                       record_json=record, model=model)
+                       record_json=record, model=model, method=method)
 
-    st.subheader("Top-5 predictions")
+    st.subheader(heatmap_panel.predictions_heading(model, len(explained.predictions)))
     chart, pick = st.columns([2, 1])
     with chart:
         st.altair_chart(heatmap_panel.predictions_chart(explained, target, model.outputs_probabilities), width="stretch")

@@ -200,7 +200,9 @@ if layers_tab.open:
 
 if classes_tab.open:
     with classes_tab:
-        st.markdown("The model's top-5 classes, each with its own map (one pass for all five).")
+        count = len(top5.predictions)
+        st.markdown(f"The model's top-{count} classes, each with its own map (one pass for all {count})."
+                    if count > 1 else "The model's one output and its map.")
         strip([(top5.maps[p.index], f"{rank}. **{md(p.label)}** ({score_text(model, p.probability)})")
                for rank, p in enumerate(top5.predictions, 1)], small, opacity, colormap)
         st.divider()

@@ -81,7 +81,7 @@ unpacked = batch.batch_sources([(f.name, f.getvalue()) for f in uploads or []])
 for problem in unpacked.problems:
     st.error(md(problem))
 if unpacked.sources:
-    skipped = f"; {unpacked.skipped} archive entries skipped (not images)" if unpacked.skipped else ""
+    skipped = f"; {unpacked.skipped_text()}" if unpacked.skipped else ""
     st.caption(f"{len(unpacked.sources)} image{'s' if len(unpacked.sources) != 1 else ''} ready{skipped}.")
 
 if st.button("Explain all", key="batch_explain", type="primary", disabled=not unpacked.sources):

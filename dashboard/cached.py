@@ -102,10 +102,12 @@ def builtin_model(name: str) -> gradcam.Model:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def own_model(key: str, _model_bytes: bytes, _labels_bytes: bytes | None, preprocessing: str | None) -> gradcam.Model:
-    """A user's model, loaded from memory; ``key`` holds the hashes of both files."""
+def own_model(key: str, _model_bytes: bytes, _labels_bytes: bytes | None, preprocessing: str | None,
+              file_name: str | None = None) -> gradcam.Model:
+    """A user's model, loaded from memory and called by its file name; ``key`` holds
+    the hashes of both files."""
     engine_calls["load_model"] += 1
-    model = gradcam.load_model(_model_bytes, labels=_labels_bytes, preprocessing=preprocessing)
+    model = gradcam.load_model(_model_bytes, labels=_labels_bytes, preprocessing=preprocessing, name=file_name)
     _settle_garbage_collector()
     return model
 

@@ -38,8 +38,8 @@ def _own_model() -> tuple[str, gradcam.Model] | None:
     scaling = None if preprocessing == AUTO else preprocessing
     key = "own:" + cached.sha256(model_bytes)[:16] + ":" + (cached.sha256(labels_bytes)[:16] if labels_bytes else "")
     key += ":" + (scaling or AUTO)
-    with st.spinner("Loading your model..."):
-        model = cached.own_model(key, model_bytes, labels_bytes, scaling)
+    with st.spinner(f"Loading {md(model_file.name)}..."):
+        model = cached.own_model(key, model_bytes, labels_bytes, scaling, model_file.name)
     return key, model
 
 

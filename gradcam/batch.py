@@ -52,7 +52,22 @@ class BatchSource:
 class Unpacked:
     sources: list[BatchSource]
     problems: list[str]  # one sentence per refused archive (or other refused input)
-    skipped: int  # archive entries that are not images (folders, hidden files, other types)
+    hidden: int = 0  # archive entries that are hidden or system files (dot-files, macOS' __MACOSX/, ._x.jpg)
+    not_images: int = 0  # other archive files of a type that is not an image (folders are not counted)
+
+    @property
+    def skipped(self) -> int:
+        return self.hidden + self.not_images
+
+    def skipped_text(self) -> str:
+        """What was left out of the archives, in words ("" when nothing was)."""
+        parts = []
+        if self.hidden:
+            parts.append(f"{self.hidden} hidden or system file{'s' if self.hidden != 1 else ''}")
+        if self.not_images:
+            parts.append(f"{self.not_images} file{'s' if self.not_images != 1 else ''} that "
+                         f"{'are' if self.not_images != 1 else 'is'} not an image")
+        return " and ".join(parts) + " skipped" if parts else ""
 
 
 def _extension(name: str) -> str:
@@ -84,7 +99,7 @@ def _read_member(data: bytes, member: str, size: int) -> bytes:
     return content
 
 
-def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int]:
+def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int, int]:
     """The images inside a .zip, checked against the limits before reading any; raises
     ValueError with one sentence when the archive is refused."""
     try:
@@ -94,10 +109,15 @@ def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int]:
         raise ValueError(f"{name} is not a readable .zip archive.") from None
     if len(members) > MAX_ARCHIVE_MEMBERS:
         raise ValueError(f"{name} has {len(members):,} entries; the limit is {MAX_ARCHIVE_MEMBERS} per archive.")
-    images, skipped = [], 0
+    images, hidden, not_images = [], 0, 0
     for info in members:
-        if info.is_dir() or _hidden(info.filename) or _extension(info.filename) not in IMAGE_EXTENSIONS:
-            skipped += 1
+        if info.is_dir():
+            continue
+        if _hidden(info.filename):
+            hidden += 1
+            continue
+        if _extension(info.filename) not in IMAGE_EXTENSIONS:
+            not_images += 1
             continue
         if info.file_size > MAX_MEMBER_BYTES:
             raise ValueError(f"{name} holds an entry that unpacks to {_megabytes(info.file_size)}; "
@@ -111,7 +131,7 @@ def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int]:
                     lambda data=data, member=info.filename, size=info.file_size: _read_member(data, member, size))
         for info in images
     ]
-    return sources, skipped
+    return sources, hidden, not_images
 
 
 def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
@@ -120,16 +140,17 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
     (never to disk). Shown names are unique, so results and downloads can refer to them."""
     sources: list[BatchSource] = []
     problems: list[str] = []
-    skipped = 0
+    hidden = not_images = 0
     for name, data in uploads:
         if _extension(name) == "zip":
             try:
-                inner, ignored = _archive_sources(name, data)
+                inner, inner_hidden, inner_not_images = _archive_sources(name, data)
             except ValueError as error:
                 problems.append(str(error))
                 continue
             sources.extend(inner)
-            skipped += ignored
+            hidden += inner_hidden
+            not_images += inner_not_images
         else:
             sources.append(BatchSource(name, len(data), lambda data=data: data))
     if len(sources) > MAX_BATCH_IMAGES:
@@ -140,7 +161,7 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
     for source in sources:
         count = seen[source.name] = seen.get(source.name, 0) + 1
         unique.append(source if count == 1 else BatchSource(f"{source.name} ({count})", source.size, source.read))
-    return Unpacked(unique, problems, skipped)
+    return Unpacked(unique, problems, hidden, not_images)
 
 
 # --- batches: one photo into a small record ---------------------------------------------

@@ -133,13 +133,16 @@ def keras_weights_path(name: str) -> Path:
     return Path(home) / "models" / _APPLICATIONS[name].weights_file
 
 
-def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, weights: str | None = "imagenet"):
+def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, weights: str | None = "imagenet",
+               name: str | None = None):
     """A ``Model`` from a built-in name, a path to a .keras/.h5 file, or the file's bytes.
 
     ``labels``: a labels file's path, bytes or text, or a list of names (own models only).
     ``preprocessing``: one of PREPROCESSING's names (own models only; the built-in
     models know theirs). ``weights=None`` builds a Keras application untrained, which
-    the tests and the benchmark use for timing without a download.
+    the tests and the benchmark use for timing without a download. ``name``: what
+    pages and reports call an own model given as bytes (its file name, say); a path
+    is called by its file name.
     """
     if preprocessing is not None and preprocessing not in PREPROCESSING:
         raise ModelLoadError(
@@ -149,7 +152,7 @@ def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, w
         return _lite_model(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in _APPLICATIONS:
         return _application_model(name_or_path, weights)
-    return _own_model(name_or_path, labels, preprocessing)
+    return _own_model(name_or_path, labels, preprocessing, name)
 
 
 def _imagenet_model(name, keras_model, size, preprocessing, description):
@@ -307,8 +310,9 @@ def _explain_load_failure(error: Exception) -> str:
     return "The model file is damaged or was not saved by Keras, so it cannot be loaded."
 
 
-def _own_model(source, labels, preprocessing) -> Model:
+def _own_model(source, labels, preprocessing, name: str | None = None) -> Model:
     keras_model, file_name = _read_model_file(source)
+    file_name = Path(name).name if name else file_name
     try:
         return _checked_model(keras_model, file_name, labels, preprocessing)
     except ModelLoadError:

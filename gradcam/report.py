@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .cam import METHODS, Explanation, Prediction
-from .overlay import colorize, overlay
+from .overlay import colorize, overlay, strongest_colour
 
 # Embedded photos are downscaled to this many pixels on their long side (JPEG):
 # a 50-photo report stays a few megabytes instead of hundreds.
@@ -42,8 +42,8 @@ WHAT_IT_SHOWS = (
     "depends on it, and only the positive part of the weighted sum is drawn."
 )
 WHAT_IT_DOES_NOT_SHOW = (
-    "It is a coarse map: it is computed on the layer's own grid (7 x 7 cells for the last layer "
-    "of a 224-pixel network) and smoothed up to the photo, so it cannot point at anything smaller "
+    "It is a coarse map: it is computed on the chosen layer's own grid of cells (its layer resolution, "
+    "given with each explanation) and smoothed up to the photo, so it cannot point at anything smaller "
     "than one cell; the soft edges are interpolation, not detail.",
     "It shows correlation inside the network, not causation: a red region raised this class's score "
     "for this photo in this network; it does not prove that the region caused the decision, and a "
@@ -136,6 +136,13 @@ def method_name(method: str) -> str:
 def score_text(value: float, probabilities: bool = True) -> str:
     """A probability as a percentage; a one-output regression model's value as the number it is."""
     return f"{value:.1%}" if probabilities else f"{value:.4g}"
+
+
+def predictions_heading(count: int, probabilities: bool = True) -> str:
+    """"Top-5 predictions", or what a model with fewer outputs really shows."""
+    if not probabilities:
+        return "The model's output"  # one linear output: a regression or a raw score, not a ranking
+    return f"Top-{count} predictions" if count > 1 else "The prediction"
 
 
 def file_stem(name: str, limit: int = 60) -> str:
@@ -250,7 +257,8 @@ def _top5_table(item: ReportItem, probabilities: bool) -> str:
         )
     return (
         "<table class=\"top5\"><caption style=\"text-align:left;font-weight:600;padding-bottom:4px\">"
-        "Top-5 predictions</caption><tr><th class=\"num\">#</th><th>Class</th><th class=\"num\">Probability</th></tr>"
+        f"{_esc(predictions_heading(len(item.predictions), probabilities))}</caption>"
+        f"<tr><th class=\"num\">#</th><th>Class</th><th class=\"num\">{'Probability' if probabilities else 'Output'}</th></tr>"
         + "".join(rows) + "</table>"
     )
 
@@ -282,7 +290,7 @@ def _item_html(number: int, item: ReportItem, model_name: str, weights_sha256: s
 <figure><img src="{_data_uri(item.image)}" alt="The photo {name}"><figcaption>The photo</figcaption></figure>
 <figure><img src="{_data_uri(item.overlay)}" alt="Grad-CAM overlay for {label}">
 <figcaption>{_esc(method_name(item.method))} overlay for {label}, opacity {item.opacity:.2f}, colormap
-{_esc(item.colormap)}: the warmest regions raised this class's score most.</figcaption>
+{_esc(item.colormap)}: the {_esc(strongest_colour(item.colormap))} regions raised this class's score most.</figcaption>
 <div class="scale">no evidence <img src="{_png_data_uri(_colour_scale(item.colormap))}" alt="colour scale">
 strongest</div>
 </figure>
@@ -442,7 +450,8 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
         axes.set_axis_off()
         axes.set_title(caption, fontsize=9)
 
-    _plain_text(figure, 0.07, 0.52, "Top-5 predictions", fontsize=11, weight="bold", va="top")
+    _plain_text(figure, 0.07, 0.52, predictions_heading(len(item.predictions), probabilities), fontsize=11,
+                weight="bold", va="top")
     y = 0.49
     for rank, p in enumerate(item.predictions, 1):
         mark = "  <- explained" if p.index == item.target else ""

@@ -160,7 +160,9 @@ def test_archives_are_read_in_memory_skipping_what_is_not_a_photo(cat, coffee):
     unpacked = batch.batch_sources([("set.zip", archive), ("cat.jpg", jpeg(cat)), ("cat.jpg", b"again")])
     assert [s.name for s in unpacked.sources] == ["set.zip/photos/cat.jpg", "set.zip/coffee.JPG", "cat.jpg",
                                                   "cat.jpg (2)"]
-    assert unpacked.skipped == 4 and unpacked.problems == []
+    # A hidden ".jpg" and macOS' resource forks are not counted as "not images"; the folder is not counted at all.
+    assert (unpacked.hidden, unpacked.not_images, unpacked.problems) == (2, 1, [])
+    assert unpacked.skipped_text() == "2 hidden or system files and 1 file that is not an image skipped"
     assert unpacked.sources[0].read() == jpeg(cat) and unpacked.sources[3].read() == b"again"
 
 
