@@ -163,7 +163,7 @@ def honesty_note(layer_shape: tuple) -> None:
   how much the score depends on each feature map. It is computed on a {height} x {width} grid and
   smoothed up to the photo, so it cannot point at anything smaller than one cell.
 - It is **not** proof of what the model "looks at": it shows correlation inside the network,
-  not cause. A region that is not red may still matter through other layers.
+  not cause. A region that is not highlighted may still matter through other layers.
 - Later layers give coarser, more class-specific maps; earlier layers give sharper maps that
   respond to edges and textures of any class.
 - Compare two classes of one photo: if both maps light up the same place, the map does not
