@@ -27,6 +27,9 @@ from PIL import Image
 SAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
 
 
+SOAK_PHOTOS = ("cat.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg")
+
+
 def sample_photo(file_name: str) -> Image.Image:
     with Image.open(os.path.join(SAMPLES_DIR, file_name)) as photo:
         return photo.convert("RGB")
@@ -148,7 +151,7 @@ def soak(count: int) -> dict:
     import gradcam
 
     model = gradcam.load_model(gradcam.DEFAULT_MODEL)
-    photos = [sample_photo(n) for n in ("cat.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg")]
+    photos = [sample_photo(n) for n in SOAK_PHOTOS]
     layers = [t.name for t in gradcam.target_layers(model)][-40::10]
 
     def one(i):
