@@ -12,11 +12,14 @@ opening /Compare directly then ran the page without this entry point (old names
 in the sidebar, a different router than every other visit).
 """
 
+import json
+
 import streamlit as st
 
 import gradcam
 from dashboard import cached, heatmap_panel, shared_state
 from dashboard.image_picker import current_sample, pick_image
+from dashboard.layer_names import layer_option
 from dashboard.model_picker import pick_model
 from dashboard.heatmap_panel import score_text
 from dashboard.safe_text import md
@@ -39,7 +42,7 @@ def explore() -> None:
             st.session_state["layer"] = gradcam.default_layer(model).name
         if (wanted := shared_state.take_wanted("layer")) in layers:
             st.session_state["layer"] = wanted
-        layer = st.selectbox("Layer", list(layers), key="layer", format_func=lambda name: str(layers[name]),
+        layer = st.selectbox("Layer", list(layers), key="layer", format_func=lambda name: layer_option(layers[name]),
                              help="Later layers: coarser, more class-specific maps. The default is the last one.")
         method = st.selectbox("Method", list(gradcam.METHODS), key="method",
                               format_func=lambda name: gradcam.METHODS[name][0])
@@ -104,5 +107,28 @@ PAGES = [
     st.Page("app_pages/4_Batch.py", title="Batch", icon=":material/photo_library:"),
 ]
 
+# Streamlit closes its sidebar after a page link is tapped only when the browser's
+# user agent says "phone"; in any other narrow window (a phone in desktop mode, a small
+# tablet) the sidebar stayed over the new page. This closes it once per page change,
+# below Streamlit's mobile width; same-page reruns (a slider in the sidebar) never do.
+_CLOSE_SIDEBAR_AFTER_PAGE_CHANGE = """<script>
+(() => {
+  const page = %s;
+  const previous = window.__gradcamPage;
+  window.__gradcamPage = page;
+  if (previous === undefined || previous === page || window.innerWidth > 768) return;
+  const close = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+  if (close && close.getAttribute("aria-expanded") === "true") close.click();
+})();
+</script>"""
+
+
+def close_sidebar_after_page_change(page: st.Page) -> None:
+    with st.sidebar:  # our own fixed script; the only data in it is the page's own title, as JSON
+        st.html(_CLOSE_SIDEBAR_AFTER_PAGE_CHANGE % json.dumps(page.title), unsafe_allow_javascript=True)
+
+
 st.set_page_config(page_title="Grad-CAM Explorer", page_icon=":fire:", layout="wide")
-st.navigation(PAGES).run()
+current_page = st.navigation(PAGES)
+close_sidebar_after_page_change(current_page)
+current_page.run()

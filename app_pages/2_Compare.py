@@ -20,6 +20,7 @@ from dashboard import cached, shared_state
 from dashboard.cached import ClassMap, class_map
 from dashboard.heatmap_panel import score_text
 from dashboard.image_picker import current_sample
+from dashboard.layer_names import breakable, layer_option
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
 
@@ -27,7 +28,7 @@ st.set_page_config(page_title="Compare - Grad-CAM Explorer", page_icon=":fire:",
 
 MODES = {"layers": "Layers", "classes": "Classes", "methods": "Methods", "models": "Models"}  # URL value -> tab
 STRIP_SIDE = 640  # pixels: a strip shows several maps at a time, so overlays are composed at this size
-PER_ROW = 6  # maps in one row of a strip before it wraps
+PER_ROW = 4  # maps in one row of a strip before it wraps (six across were too small to read)
 MAX_LAYERS = 12  # a strip stays readable, and one pass over a dozen layers stays quick
 LIST_SEPARATOR = ","  # layer and model names in the URL: Keras and our model names never contain one
 # This page's widgets. Streamlit forgets a widget's value in any run that does not draw
@@ -183,7 +184,7 @@ if layers_tab.open:
         st.session_state["compare_layers"] = [n for n in st.session_state.get("compare_layers", [])
                                               if n in all_layers][:MAX_LAYERS]
         picked = st.multiselect("Layers", list(all_layers), key="compare_layers",
-                                format_func=lambda name: str(all_layers[name]), max_selections=MAX_LAYERS,
+                                format_func=lambda name: layer_option(all_layers[name]), max_selections=MAX_LAYERS,
                                 help="Default: the last layer at each resolution, early to late.")
         ordered = tuple(name for name in all_layers if name in picked)  # early to late, whatever the click order
         st.markdown(f"Where the evidence for **{label}** sits at each stage of the network, early to late: "
@@ -193,7 +194,8 @@ if layers_tab.open:
         else:
             with st.spinner("Explaining every layer in one pass..."):
                 maps = layer_maps(c.image.sha256, c.model_key, ordered, target, c.method, photo, model)
-            strip([(shown, f"**{md(name)}** · {shown.raw.shape[0]} x {shown.raw.shape[1]}") for name, shown in maps],
+            strip([(shown, f"**{breakable(name)}** · {shown.raw.shape[0]}\u00a0x\u00a0{shown.raw.shape[1]}")
+                   for name, shown in maps],
                   small, opacity, colormap)
         if list(ordered) != stages:
             link["layers"] = LIST_SEPARATOR.join(ordered)
@@ -249,7 +251,7 @@ if methods_tab.open:
         for method, (title, _) in gradcam.METHODS.items():
             with st.spinner(f"Explaining with {title}..."):
                 maps.append((one_class(c.image.sha256, c.model_key, c.layer, method, target, photo, model),
-                             f"**{title}** · {md(c.layer)}"))
+                             f"**{title}** · {breakable(c.layer)}"))
         strip(maps, small, opacity, colormap)
 
 if models_tab.open:
@@ -286,7 +288,8 @@ if models_tab.open:
                 best = result.predictions[0]
                 show_map(st, result.maps[best.index],
                          f"**{md(name)}**: {md(best.label)} ({score_text(other_model, best.probability)}) · "
-                         f"{md(layer)}, {result.layer_shape[0]} x {result.layer_shape[1]}", small, opacity, colormap)
+                         f"{breakable(layer)}, {result.layer_shape[0]} x {result.layer_shape[1]}", small, opacity,
+                         colormap)
         if picked != default:
             link["models"] = LIST_SEPARATOR.join(picked)
 

@@ -23,6 +23,8 @@ import gradcam
 from gradcam.cam import upsample
 from gradcam.images import DISPLAY_MAX_SIDE
 
+from . import media_grace
+
 def _keep_keras_state_between_reruns() -> None:
     """Stop Streamlit from calling keras.backend.clear_session() after every rerun.
 
@@ -50,6 +52,7 @@ def _keep_keras_state_between_reruns() -> None:
 
 
 _keep_keras_state_between_reruns()
+media_grace.keep_superseded_images_briefly()
 
 # How many times each engine function really ran (cache misses). Tests read it.
 engine_calls: Counter = Counter()
