@@ -61,7 +61,7 @@ def predictions_chart(explained: Explained, target: int, probabilities: bool = T
         tooltip = alt.Tooltip("probability:Q", title="probability", format=".1%")
     else:  # a raw output can be any size: few ticks, in short notation, so their labels never collide
         x = alt.X("probability:Q", title="output", scale=alt.Scale(zero=True, nice=True),
-                  axis=alt.Axis(format="~s", tickCount=4, labelOverlap=True))
+                  axis=alt.Axis(format="~g", tickCount=4, labelOverlap=True))
         tooltip = alt.Tooltip("probability:Q", title="output", format=".4g")
     return (
         alt.Chart(table)
@@ -76,6 +76,8 @@ def predictions_chart(explained: Explained, target: int, probabilities: bool = T
                                                              range=["#d62728", "#9bb7d4"]), legend=None),
             tooltip=["class", tooltip],
         )
+        # A Step, not a number: Streamlit scales a numeric height with the width, which squashed
+        # one or three bars on a phone. (Vega notes that it drops "fit-y" for it: harmless.)
         .properties(height=alt.Step(34))
     )
 
