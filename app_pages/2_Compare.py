@@ -255,7 +255,7 @@ if methods_tab.open:
             with st.spinner(f"Explaining with {record.display_name}..."):
                 shown, seconds = cached.explain_timed(c.image.sha256, c.model_key, c.layer, method, target, photo,
                                                       model)
-            where = "input pixels" if record.layer_free else f"{shown.raw.shape[0]}\u00a0x\u00a0{shown.raw.shape[1]}"
+            where = "input pixels" if record.layer_free else f"{shown.raw.shape[0]} x {shown.raw.shape[1]}"
             tags = [f"{seconds * 1000:,.0f} ms", where]
             if not record.class_specific:
                 tags.append("class-agnostic")
