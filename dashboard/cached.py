@@ -12,8 +12,11 @@ from __future__ import annotations
 import gc
 import hashlib
 import sys
-from collections import Counter
+import threading
+import time
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import streamlit as st
@@ -21,8 +24,9 @@ from PIL import Image
 
 import gradcam
 from gradcam import sandbox
-from gradcam.cam import upsample
+from gradcam.cam import heatmap as method_heatmap
 from gradcam.images import DISPLAY_MAX_SIDE
+from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
 
 def _keep_keras_state_between_reruns() -> None:
     """Stop Streamlit from calling keras.backend.clear_session() after every rerun.
@@ -63,8 +67,9 @@ class ClassMap:
     target: int
     label: str
     probability: float
-    raw: np.ndarray  # layer resolution, >= 0
+    raw: np.ndarray  # layer resolution (input resolution for guided methods), >= 0
     no_positive_evidence: bool
+    method: str = "gradcam"
 
 
 @dataclass(frozen=True)
@@ -120,15 +125,16 @@ def own_model(key: str, _model_bytes: bytes, _labels_bytes: bytes | None, prepro
 def class_map(explanation: gradcam.Explanation) -> ClassMap:
     """What the caches keep of an explanation: the small layer-resolution map."""
     return ClassMap(explanation.target, explanation.label, explanation.probability, explanation.raw,
-                    explanation.no_positive_evidence)
+                    explanation.no_positive_evidence, explanation.method)
 
 
-@st.cache_data(max_entries=256, max_size="128MB", show_spinner=False)
-def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
-                 _image: Image.Image, _model: gradcam.Model) -> Explained:
-    """Predictions and the maps of all top-5 classes, from one engine pass."""
-    engine_calls["explain"] += 1
-    explanations = gradcam.explain_many(_model, _image, layer=layer, method=method, top=5)
+def engine_options(method: str) -> dict:
+    """How the dashboard runs a method: Score-CAM on a budget of channels, so it stays
+    interactive (the pages say so; the library's default is every channel)."""
+    return {"max_channels": SCORECAM_DEFAULT_CHANNELS} if method == "scorecam" else {}
+
+
+def _top5(explanations: list[gradcam.Explanation]) -> Explained:
     return Explained(
         predictions=explanations[0].predictions,
         maps={e.target: class_map(e) for e in explanations},
@@ -136,14 +142,120 @@ def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
     )
 
 
+@st.cache_data(max_entries=256, max_size="128MB", show_spinner=False)
+def _explain_top5(image_hash: str, model_key: str, layer: str, method: str,
+                  _image: Image.Image, _model: gradcam.Model) -> Explained:
+    engine_calls["explain"] += 1
+    return _top5(gradcam.explain_many(_model, _image, layer=layer, method=method, top=5))
+
+
 @st.cache_data(max_entries=256, max_size="64MB", show_spinner=False)
-def explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int,
-                  _image: Image.Image, _model: gradcam.Model) -> ClassMap:
-    """The map of one class outside the top-5."""
+def _explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int,
+                   _image: Image.Image, _model: gradcam.Model) -> ClassMap:
     engine_calls["explain"] += 1
     return class_map(gradcam.explain(_model, _image, target=target, layer=layer, method=method))
 
 
+# --- slow methods: a progress bar, and a newer request supersedes an older one ----
+#
+# Score-CAM and Ablation-CAM run many forward passes. They are not called inside
+# st.cache_data: a progress bar updated from inside a cached function would be
+# recorded and replayed on every cache hit. Their results go to this small cache
+# instead, shared by all sessions like st.cache_data (keyed by the image's hash).
+# When a choice changes while one runs, Streamlit stops the old run at its next
+# progress update, so no stale map is ever stored or shown.
+
+_SLOW_ENTRIES = 64
+
+
+@st.cache_resource(show_spinner=False)
+def _slow_results() -> tuple[OrderedDict, threading.Lock]:
+    return OrderedDict(), threading.Lock()
+
+
+def _slow(key: tuple, method: str, run: Callable) -> object:
+    results, lock = _slow_results()
+    with lock:
+        if key in results:
+            results.move_to_end(key)
+            return results[key]
+    # A newer request of this session supersedes an older one still running.
+    previous = st.session_state.get("_slow_method_stop")
+    if previous is not None:
+        previous.set()
+    stop = threading.Event()
+    st.session_state["_slow_method_stop"] = stop
+    title = gradcam.METHODS[method].display_name
+    bar = st.progress(0.0, text=f"{title}: starting...")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"{title}: {done} of {total} channels")
+
+    try:
+        value = run(progress, stop)
+    finally:
+        bar.empty()
+    with lock:
+        results[key] = value
+        while len(results) > _SLOW_ENTRIES:
+            results.popitem(last=False)
+    return value
+
+
+def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
+                 image: Image.Image, model: gradcam.Model) -> Explained:
+    """Predictions and the maps of all top-5 classes, from one engine pass."""
+    if not gradcam.METHODS[method].slow:
+        return _explain_top5(image_hash, model_key, layer, method, image, model)
+
+    def run(progress, stop):
+        engine_calls["explain"] += 1
+        return _top5(gradcam.explain_many(model, image, layer=layer, method=method, top=5, progress=progress,
+                                          stop=stop, **engine_options(method)))
+
+    return _slow(("top5", image_hash, model_key, layer, method), method, run)
+
+
+def explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int,
+                  image: Image.Image, model: gradcam.Model) -> ClassMap:
+    """The map of one class outside the top-5."""
+    if not gradcam.METHODS[method].slow:
+        return _explain_class(image_hash, model_key, layer, method, target, image, model)
+
+    def run(progress, stop):
+        engine_calls["explain"] += 1
+        return class_map(gradcam.explain(model, image, target=target, layer=layer, method=method,
+                                          progress=progress, stop=stop, **engine_options(method)))
+
+    return _slow(("class", image_hash, model_key, layer, method, target), method, run)
+
+
+@st.cache_data(max_entries=256, max_size="64MB", show_spinner=False)
+def _explain_timed(image_hash: str, model_key: str, layer: str, method: str, target: int,
+                   _image: Image.Image, _model: gradcam.Model) -> tuple[ClassMap, float]:
+    engine_calls["explain"] += 1
+    start = time.perf_counter()
+    explanation = gradcam.explain(_model, _image, target=target, layer=layer, method=method)
+    return class_map(explanation), time.perf_counter() - start
+
+
+def explain_timed(image_hash: str, model_key: str, layer: str, method: str, target: int,
+                  image: Image.Image, model: gradcam.Model) -> tuple[ClassMap, float]:
+    """One class's map and the seconds the engine took to make it (when it was made:
+    later views come from the cache), for comparing methods side by side."""
+    if not gradcam.METHODS[method].slow:
+        return _explain_timed(image_hash, model_key, layer, method, target, image, model)
+
+    def run(progress, stop):
+        engine_calls["explain"] += 1
+        start = time.perf_counter()
+        explanation = gradcam.explain(model, image, target=target, layer=layer, method=method, progress=progress,
+                                      stop=stop, **engine_options(method))
+        return class_map(explanation), time.perf_counter() - start
+
+    return _slow(("timed", image_hash, model_key, layer, method, target), method, run)
+
+
 def heatmap(class_map: ClassMap, size: tuple[int, int]) -> np.ndarray:
-    """The map at the displayed photo's size, in [0, 1]."""
-    return upsample(class_map.raw, size)[0]
+    """The map at the displayed photo's size, in [0, 1] (guided maps at pixel resolution)."""
+    return method_heatmap(class_map.raw, size, class_map.method)

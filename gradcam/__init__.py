@@ -11,6 +11,7 @@ This package never imports Streamlit; the dashboard is a thin layer over it.
 """
 
 from .cam import (
+    ExplanationStopped,
     METHODS, Explanation, Prediction, explain, explain_contrast, explain_counterfactual, explain_layers,
     explain_many, predict,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "METHODS",
     "Explanation",
+    "ExplanationStopped",
     "InvalidImageError",
     "Model",
     "ModelLoadError",
