@@ -102,13 +102,17 @@ def _silence() -> None:
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when the server process dies (even by SIGKILL)."""
-    try:
-        import ctypes
+    """Exit when the server process is gone, even mid-task (an idle worker also sees its
+    socket close). Not PR_SET_PDEATHSIG: Linux ties that to the thread that started the
+    worker, and Streamlit runs each rerun in a thread that soon ends."""
+    server = os.getppid()
 
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: an idle worker still exits when its socket closes
+    def watch() -> None:
+        while os.getppid() == server:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-server", daemon=True).start()
 
 
 def _preload(kind: str) -> None:

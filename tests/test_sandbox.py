@@ -111,6 +111,20 @@ def test_a_reused_worker_gets_its_whole_cpu_budget_for_every_task():
         pool.close()
 
 
+def test_workers_outlive_the_thread_that_started_them():
+    """Streamlit starts them from a rerun's thread, which ends soon after (a worker tied
+    to that thread, as PR_SET_PDEATHSIG does, was killed before its first upload)."""
+    pool = sandbox.Pool("image", 1, SMALL, gradcam.InvalidImageError)
+    try:
+        starter = threading.Thread(target=lambda: pool.run(sandbox_helpers.echo_length, b"1"))
+        starter.start()
+        starter.join()
+        time.sleep(2)
+        assert still_answers(pool) > 0
+    finally:
+        pool.close()
+
+
 def test_other_callers_carry_on_while_one_worker_hangs(pool):
     still_answers(pool)
     outcome = []
