@@ -95,7 +95,9 @@ def show(photo: Image.Image, heatmap: np.ndarray, class_map: ClassMap, explained
 
     big, side = st.columns([3, 1.3])
     with big:
-        st.image(overlaid, caption=f"Grad-CAM overlay, opacity {opacity:.2f}", width="stretch", alt="Grad-CAM overlay")
+        method_title = gradcam.METHODS[class_map.method].display_name
+        st.image(overlaid, caption=f"{method_title} overlay, opacity {opacity:.2f}", width="stretch",
+                 alt="Grad-CAM overlay")
     with side:
         st.image(photo, caption="Original", width="stretch")
         st.image(colorize(heatmap, colormap), caption=f"Heatmap alone ({height} x {width} cells, upsampled)",

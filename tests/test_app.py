@@ -50,7 +50,7 @@ def top5_indices(at: AppTest) -> list[int]:
 
 
 def overlay_caption(at: AppTest) -> str:
-    return next(c for image in at.image for c in image.captions if c.startswith("Grad-CAM overlay"))
+    return next(c for image in at.image for c in image.captions if " overlay, opacity " in c)
 
 
 def test_the_page_opens_on_a_sample_with_its_top5(app):
@@ -86,7 +86,7 @@ def test_every_control_works(app):
     run(app)
     app.slider(key="opacity").set_value(0.8)
     run(app)
-    assert overlay_caption(app) == "Grad-CAM overlay, opacity 0.80"
+    assert overlay_caption(app) == "Grad-CAM++ overlay, opacity 0.80"  # the method's own name
     app.selectbox(key="colormap").set_value("viridis")
     run(app)
     second = top5_indices(app)[1]
