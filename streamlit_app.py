@@ -5,7 +5,8 @@ dashboard package caches it, so moving the opacity slider, changing the colormap
 or switching among the top-5 classes never runs the model again.
 
 This file is also the app's entry point (`streamlit run streamlit_app.py`): it
-lists the pages in app_pages/ with st.navigation, so the sidebar reads
+lists the pages in app_pages/ with st.navigation (and its own links to them, which
+carry the view: see the end of this file), so the sidebar reads
 "Explore", "How Grad-CAM works", ... rather than file names. They are not in a
 folder named pages/ on purpose: Streamlit auto-discovers that folder, and a link
 opening /Compare directly then ran the page without this entry point (old names
@@ -15,63 +16,76 @@ in the sidebar, a different router than every other visit).
 import streamlit as st
 
 import gradcam
-from dashboard import cached, heatmap_panel, method_picker, shared_state
-from dashboard.image_picker import current_sample, pick_image
-from dashboard.model_picker import pick_model
+from dashboard import cached, heatmap_panel, method_picker, model_picker, shared_state
 from dashboard.heatmap_panel import score_text
+from dashboard.image_picker import pick_image
 from dashboard.safe_text import md
-
+from dashboard.shared_state import DEFAULTS, Choices, choose
 
 
 def explore() -> None:
-    """The Explore page."""
-    shared_state.read_url()  # a shared link's choices, once per session
+    """The Explore page. Everything that does not need the model is drawn first (title,
+    photo, most controls), then the model loads, so the first visit and a model's first
+    conversion show the page at once with a spinner where the result will appear."""
+    shared_state.read_url()  # a shared link's choices, or Back/Forward
     shared_state.restore()  # this page's widgets as they were before visiting another page
-    for key, default in (("opacity", 0.4), ("colormap", "jet"), ("method", "gradcam")):
+    for key, default in DEFAULTS.items():
         st.session_state.setdefault(key, default)
+    keep = shared_state.remember  # each widget's on_change: its choice is kept even if this run is cut short
 
     with st.sidebar:
         st.header("Grad-CAM Explorer")
-        model_key, model = pick_model()
-        layers = {t.name: t for t in gradcam.target_layers(model)}
-        if st.session_state.get("layer_for") != model_key or st.session_state.get("layer") not in layers:
-            st.session_state["layer_for"] = model_key  # a new model starts at its own default layer
-            st.session_state["layer"] = gradcam.default_layer(model).name
-        if (wanted := shared_state.take_wanted("layer")) in layers:
-            st.session_state["layer"] = wanted
-        layer = st.selectbox("Layer", list(layers), key="layer", format_func=lambda name: str(layers[name]),
-                             help="Later layers: coarser, more class-specific maps. The default is the last one.")
-        method = st.selectbox("Method", list(gradcam.METHODS), key="method",
+        picked = model_picker.model_controls(on_change=keep)
+        layer_slot = st.container()  # needs the model
+        method = st.selectbox("Method", list(gradcam.METHODS), key="method", on_change=keep, args=("method",),
                               format_func=lambda name: gradcam.METHODS[name].display_name,
                               help=method_picker.HELP)
         method_picker.describe(method)
+        target_slot = st.container()  # needs the model's predictions
+        opacity = st.slider("Opacity", 0.0, 1.0, step=0.05, key="opacity", on_change=keep, args=("opacity",))
+        colormap = st.selectbox("Colormap", gradcam.COLORMAPS, key="colormap", on_change=keep, args=("colormap",))
 
     st.title("Why did the model say that?")
     current = pick_image()
 
-    with st.spinner("Explaining..."):
-        explained = cached.explain_top5(current.sha256, model_key, layer, method, current.image, model)
-    top5 = {p.index: p.probability for p in explained.predictions}
-    if st.session_state.get("target_for") != (current.sha256, model_key):
-        st.session_state["target_for"] = (current.sha256, model_key)
-        st.session_state["target"] = explained.predictions[0].index  # a new photo or model: its top-1
-    if (wanted := shared_state.take_wanted("target")) is not None and 0 <= wanted < len(model.labels):
-        st.session_state["target"] = wanted
+    status = st.empty()  # the spinner, where the result will appear
+    waiting = st.empty()  # the photo itself, while a model loads for the first time
+    if not model_picker.is_loaded(picked):
+        waiting.image(current.image, caption=f"{md(current.name)}: the heatmap appears here once "
+                                             f"{md(picked.name)} is ready.", width=480)
+    with status.container():
+        model_key, model = model_picker.load(picked)
 
-    with st.sidebar:
-        every_class = [*top5, *(i for i in range(len(model.labels)) if i not in top5)]
-        target = st.selectbox(
-            "Target class", every_class, key="target",
-            format_func=lambda i: f"{model.labels[i]}  ({score_text(model, top5[i])})" if i in top5 else model.labels[i],
-            help="The top-5 predictions first, then every class (type to search).",
-        )
-        opacity = st.slider("Opacity", 0.0, 1.0, step=0.05, key="opacity")
-        colormap = st.selectbox("Colormap", gradcam.COLORMAPS, key="colormap")
+    layers = {t.name: t for t in gradcam.target_layers(model)}
+    if st.session_state.get("layer_for") != model_key or st.session_state.get("layer") not in layers:
+        choose("layer_for", model_key)  # a new model starts at its own default layer
+        choose("layer", gradcam.default_layer(model).name)
+    layer = layer_slot.selectbox("Layer", list(layers), key="layer", on_change=keep, args=("layer",),
+                                 format_func=lambda name: str(layers[name]),
+                                 help="Later layers: coarser, more class-specific maps. The default is the last one.")
+
+    with status.container(), st.spinner("Explaining..."):
+        explained = cached.explain_top5(current.sha256, model_key, layer, method, current.image, model)
+    waiting.empty()
+    top5 = {p.index: p.probability for p in explained.predictions}
+    top1 = explained.predictions[0].index
+    target = st.session_state.get("target")
+    if st.session_state.get("target_for") != (current.sha256, model_key) or not (
+            isinstance(target, int) and 0 <= target < len(model.labels)):
+        choose("target_for", (current.sha256, model_key))
+        choose("target", top1)  # a new photo or model: its top-1
+
+    every_class = [*top5, *(i for i in range(len(model.labels)) if i not in top5)]
+    target = target_slot.selectbox(
+        "Target class", every_class, key="target", on_change=keep, args=("target",),
+        format_func=lambda i: f"{model.labels[i]}  ({score_text(model, top5[i])})" if i in top5 else model.labels[i],
+        help="The top-5 predictions first, then every class (type to search).",
+    )
 
     if target in explained.maps:
         class_map = explained.maps[target]
     else:
-        with st.spinner("Explaining..."):
+        with status.container(), st.spinner("Explaining..."):
             class_map = cached.explain_class(current.sha256, model_key, layer, method, target, current.image, model)
 
     heatmap = cached.heatmap(class_map, current.image.size)
@@ -88,14 +102,11 @@ def explore() -> None:
         st.session_state["target_pick"] = target if target in top5 else None
         st.radio("Explain prediction", list(top5), key="target_pick",
                  format_func=lambda i: f"{md(model.labels[i])}  ({score_text(model, top5[i])})",  # shown as Markdown
-                 on_change=lambda: st.session_state.update(target=st.session_state["target_pick"]))
+                 on_change=lambda: choose("target", st.session_state["target_pick"]))
     heatmap_panel.honesty_note(explained.layer_shape)
 
     shared_state.remember()
-    shared_state.write_url({
-        "sample": current_sample(), "model": None if model_key.startswith("own:") else model_key, "layer": layer,
-        "target": target, "method": method, "opacity": f"{opacity:.2f}", "colormap": colormap,
-    })
+    shared_state.write_url(Choices(current, model_key, model, layer, target, method, opacity, colormap), top1)
 
 
 PAGES = [
@@ -107,4 +118,15 @@ PAGES = [
 ]
 
 st.set_page_config(page_title="Grad-CAM Explorer", page_icon=":fire:", layout="wide")
-st.navigation(PAGES).run()
+# Our own page list rather than Streamlit's: its links drop the address's query, so
+# every page change added an entry without the view (Back then showed the same page,
+# or lost the view); ours carry the view. Drawn at once (with the view as last written),
+# then again after the page, which writes the view.
+page = st.navigation(PAGES, position="hidden")
+st.session_state["page_title"] = page.title  # whose own link keys write_url keeps
+menu = st.sidebar.empty()
+shared_state.page_links(menu, PAGES)
+try:
+    page.run()
+finally:
+    shared_state.page_links(menu, PAGES)

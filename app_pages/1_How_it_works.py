@@ -19,7 +19,7 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from dashboard import cached
+from dashboard import cached, shared_state
 from dashboard.heatmap_panel import colour_scale, score_text
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
@@ -140,6 +140,11 @@ for key in KEPT:
         st.session_state[key] = st.session_state[f"{key}_kept"]
 c = choices()
 photo, model = c.image.image, c.model
+changes = shared_state.url_changes()  # a link to a lesson step, or Back/Forward
+if "step" in changes:
+    st.session_state["lesson_step"] = int(changes["step"]) if (changes["step"] or "").isdigit() else 1
+if "all" in changes:
+    st.session_state["lesson_all"] = changes["all"] == "1"
 
 with st.spinner("Explaining..."):
     # The top-5 comes from the Explore page's own cache (one pass for all five).
@@ -151,11 +156,16 @@ st.caption(f"{md(c.image.name)} · model {md(model.name)} · layer {md(c.layer)}
            f"{gradcam.METHODS[c.method][0]}. Change these on the Explore page.")
 
 # The class: the one chosen on Explore, else the model's top-1 (a new photo or model resets it).
-shown_for = (c.image.sha256, c.model_key, c.target)
+shared_class = c.target if c.target is not None else top5[0].index
+shown_for = (c.image.sha256, c.model_key, shared_class)
 if st.session_state.get("lesson_for") != shown_for or not 0 <= st.session_state.get("lesson_target", -1) < len(
         model.labels):
     st.session_state["lesson_for"] = shown_for
-    st.session_state["lesson_target"] = c.target if c.target is not None else top5[0].index
+    st.session_state["lesson_target"] = shared_class
+if "lesson_class" in changes:
+    linked = changes["lesson_class"] or ""
+    st.session_state["lesson_target"] = int(linked) if linked.isdigit() and int(linked) < len(model.labels) \
+        else shared_class
 every_class = [*top5_scores, *(i for i in range(len(model.labels)) if i not in top5_scores)]
 choose, toggle = st.columns([3, 1], vertical_alignment="bottom")
 target = choose.selectbox(
@@ -167,6 +177,13 @@ target = choose.selectbox(
 show_all = toggle.toggle("Show all steps", key="lesson_all", help="Every step on one page, to scroll or print.")
 for key in KEPT:
     st.session_state[f"{key}_kept"] = st.session_state[key]
+step = min(max(int(st.session_state.get("lesson_step", 1)), 1), len(STEPS))
+st.session_state["lesson_step"] = step
+# The lesson's own part of a link: a teacher hands out a step.
+shared_state.write_url(c, top5[0].index, {
+    "step": step if step != 1 and not show_all else None, "all": 1 if show_all else None,
+    "lesson_class": target if target != shared_class else None,
+}, photo_keys=("lesson_class",), model_keys=("lesson_class",))
 
 # The lesson's steps are those of a channel-weight method; any other method chosen on
 # Explore is taught through Grad-CAM, and the page says so.
@@ -364,8 +381,6 @@ if show_all:
         show_step(number)
         st.divider()
 else:
-    step = min(max(int(st.session_state.get("lesson_step", 1)), 1), len(STEPS))
-    st.session_state["lesson_step"] = step
     back, where, forward = st.columns([1, 4, 1], vertical_alignment="center")
     # Arrow keys too: a presenter's clicker sends them.
     back.button("Previous", key="lesson_previous", on_click=go, args=(-1,), disabled=step == 1,

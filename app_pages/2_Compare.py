@@ -12,6 +12,8 @@ this page directly restores the photo, model, layer, class, method and tab.
 
 from __future__ import annotations
 
+import contextlib
+
 import streamlit as st
 from PIL import Image
 
@@ -20,7 +22,7 @@ from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
 from dashboard import cached, shared_state
 from dashboard.cached import ClassMap, class_map
 from dashboard.heatmap_panel import score_text
-from dashboard.image_picker import current_sample
+from dashboard.model_picker import load_builtin
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
 
@@ -34,6 +36,9 @@ LIST_SEPARATOR = ","  # layer and model names in the URL: Keras and our model na
 # This page's widgets. Streamlit forgets a widget's value in any run that does not draw
 # it (another page, or a closed tab here), so a copy is kept and put back.
 KEPT = ("compare_tab", "compare_target", "compare_other", "compare_layers", "compare_models")
+# This page's own link keys, beside the shared ones: Compare's class and opacity are its
+# own, so a Compare link gives the recipient's Explore and Report the sender's, not these.
+WANTED = ("compare_class", "other", "layers", "models")
 
 
 @st.cache_data(max_entries=64, max_size="64MB", show_spinner=False)
@@ -68,27 +73,34 @@ def one_class(image_hash: str, model_key: str, layer: str, method: str, target: 
     return cached.explain_class(image_hash, model_key, layer, method, target, image, model)
 
 
-# --- a link that opens this page directly ----------------------------------------------
+# --- this page's part of a link ------------------------------------------------------
 
 
-def open_link() -> None:
-    """On the session's first run, this page's own part of a shared link (the
-    shared part, photo, model, layer, class and look, is read by read_url)."""
-    first_run = not st.session_state.get("url_read")
-    shared_state.read_url()
-    if not first_run:
-        return
-    params = st.query_params
-    if params.get("compare") in MODES:
-        st.session_state["compare_tab"] = MODES[params["compare"]]
-    # This page's own choices depend on the model: checked where their widgets are drawn.
-    st.session_state["compare_wanted"] = {
-        key: params[key] for key in ("other", "layers", "models") if params.get(key)
-    }
+def follow_link() -> None:
+    """This page's own keys when the address changed (a link opened, or Back/Forward);
+    the shared part, photo, model, layer, class and look, is read by choices()."""
+    changes = shared_state.url_changes()
+    if "compare" in changes:
+        st.session_state["compare_tab"] = MODES.get(changes["compare"] or "layers", "Layers")
+    if "compare_opacity" in changes:
+        st.session_state.pop("compare_opacity", None)  # left out: the shared opacity
+        with contextlib.suppress(TypeError, ValueError):
+            if 0.0 <= (value := float(changes["compare_opacity"])) <= 1.0:
+                st.session_state["compare_opacity"] = round(value / 0.05) * 0.05
+    # The others depend on the model and photo: checked where their widgets are drawn.
+    # None means "left out": that widget's default.
+    st.session_state["compare_wanted"] = {key: changes[key] for key in WANTED if key in changes}
 
 
-def wanted(key: str):
-    return st.session_state.get("compare_wanted", {}).pop(key, None)
+def keep(key: str) -> None:
+    """A widget's on_change: its copy is made before the run, which a page change can cut short."""
+    st.session_state[f"{key}_kept"] = st.session_state[key]
+
+
+def wanted(key: str) -> tuple[bool, str | None]:
+    """Whether the link named this key, and its value (None: the default)."""
+    asked = st.session_state.get("compare_wanted", {})
+    return key in asked, asked.pop(key, None)
 
 
 def listed(text: str | None, allowed) -> list[str]:
@@ -129,17 +141,18 @@ def evidence_notice(shown: ClassMap, sentence: str) -> None:
 
 # --- the page ---------------------------------------------------------------------------
 
-open_link()
 for key in KEPT:
     if key not in st.session_state and f"{key}_kept" in st.session_state:
         st.session_state[key] = st.session_state[f"{key}_kept"]  # checked again where the widget is drawn
 c = choices()
+follow_link()
 photo, model = c.image.image, c.model
 small = small_photo(photo)
 
 with st.spinner("Explaining..."):
     top5 = cached.explain_top5(c.image.sha256, c.model_key, c.layer, c.method, photo, model)
 top5_scores = {p.index: p.probability for p in top5.predictions}
+top1 = top5.predictions[0].index
 every_class = [*top5_scores, *(i for i in range(len(model.labels)) if i not in top5_scores)]
 
 
@@ -154,22 +167,31 @@ st.caption(f"{md(c.image.name)} · model {md(model.name)} · layer {md(c.layer)}
            f"{gradcam.METHODS[c.method].display_name}. Change these on the Explore page.")
 
 # The class: Explore's choice, else the top-1 (a new photo, model or choice there resets it).
-class_for = (c.image.sha256, c.model_key, c.target)
+shared_class = c.target if c.target is not None else top1
+class_for = (c.image.sha256, c.model_key, shared_class)
 if st.session_state.get("compare_for") != class_for or st.session_state.get("compare_target") not in range(
         len(model.labels)):
     st.session_state["compare_for"] = class_for
-    st.session_state["compare_target"] = c.target if c.target is not None else top5.predictions[0].index
+    st.session_state["compare_target"] = shared_class
+named, value = wanted("compare_class")
+if named:
+    st.session_state["compare_target"] = int(value) if value and value.isdigit() and int(value) < len(
+        model.labels) else shared_class
 st.session_state.setdefault("compare_opacity", c.opacity)
+mode = st.session_state.get("compare_tab", "Layers")
 pick_class, pick_opacity = st.columns([3, 1])
-target = pick_class.selectbox("Class", every_class, key="compare_target", format_func=class_name,
-                              help="The class whose maps are compared (top-5 first, then every class).")
+if mode != "Models":  # each model explains its own top-1 there: a class picker would do nothing
+    target = pick_class.selectbox("Class", every_class, key="compare_target", format_func=class_name,
+                                  on_change=keep, args=("compare_target",),
+                                  help="The class whose maps are compared (top-5 first, then every class).")
+else:
+    target = st.session_state["compare_target"]
 opacity = pick_opacity.slider("Opacity", 0.0, 1.0, step=0.05, key="compare_opacity")
 colormap = c.colormap
 label = md(model.labels[target])
 
 layers_tab, classes_tab, methods_tab, models_tab = st.tabs(list(MODES.values()), key="compare_tab",
-                                                           on_change="rerun")
-mode = st.session_state.get("compare_tab", "Layers")
+                                                           on_change=keep, args=("compare_tab",))
 link = {}  # this tab's own choices, for the URL
 
 if layers_tab.open:
@@ -179,11 +201,13 @@ if layers_tab.open:
         if st.session_state.get("compare_layers_for") != c.model_key:
             st.session_state["compare_layers_for"] = c.model_key  # a new model starts at its own stages
             st.session_state["compare_layers"] = stages
-        if (names := listed(wanted("layers"), all_layers)):
-            st.session_state["compare_layers"] = names
-        st.session_state["compare_layers"] = [n for n in st.session_state.get("compare_layers", [])
+        named, value = wanted("layers")
+        if named:
+            st.session_state["compare_layers"] = listed(value, all_layers) or stages
+        st.session_state["compare_layers"] = [n for n in st.session_state.get("compare_layers", stages)
                                               if n in all_layers][:MAX_LAYERS]
         picked = st.multiselect("Layers", list(all_layers), key="compare_layers",
+                                on_change=keep, args=("compare_layers",),
                                 format_func=lambda name: str(all_layers[name]), max_selections=MAX_LAYERS,
                                 help="Default: the last layer at each resolution, early to late.")
         ordered = tuple(name for name in all_layers if name in picked)  # early to late, whatever the click order
@@ -206,11 +230,12 @@ if classes_tab.open:
                for rank, p in enumerate(top5.predictions, 1)], small, opacity, colormap)
         st.divider()
         others = [i for i in every_class if i != target]  # empty for a model with a single output
-        if (other := wanted("other")) is not None and other.isdigit() and int(other) in others:
-            st.session_state["compare_other"] = int(other)
+        named, value = wanted("other")
+        if named:
+            st.session_state["compare_other"] = int(value) if value and value.isdigit() else None  # checked below
+        default_other = next((p.index for p in top5.predictions if p.index != target), others[0] if others else None)
         if others and st.session_state.get("compare_other") not in others:
-            st.session_state["compare_other"] = next((p.index for p in top5.predictions if p.index != target),
-                                                     others[0])
+            st.session_state["compare_other"] = default_other
         # Texts in one row and maps in the next, so both maps line up whatever the texts' lengths.
         contrast_text, against_text = st.columns(2)
         contrast_map_column, _, against_map_column, _ = st.columns([1.4, 0.6, 1.4, 0.6])
@@ -218,7 +243,8 @@ if classes_tab.open:
         if others:
             with contrast_text:
                 st.markdown(f"#### Why {label} rather than another?")
-                other = st.selectbox("Rather than", others, key="compare_other", format_func=class_name)
+                other = st.selectbox("Rather than", others, key="compare_other", format_func=class_name,
+                                     on_change=keep, args=("compare_other",))
                 st.markdown("The map of the difference of the two scores: the regions that make the model choose "
                             f"**{label}** over **{md(model.labels[other])}** (Selvaraju et al., 2017).")
             with st.spinner("Explaining..."):
@@ -227,7 +253,7 @@ if classes_tab.open:
             with contrast_note:
                 evidence_notice(contrast, f"Nothing at this layer favours **{label}** over "
                                           f"**{md(model.labels[other])}**: the map is empty.")
-            link["other"] = other
+            link["other"] = other if other != default_other else None
         with against_text:
             st.markdown(f"#### What speaks against {label}?")
             st.markdown("Grad-CAM with the gradients negated: the regions whose removal would make the model more "
@@ -264,10 +290,11 @@ if models_tab.open:
         offline = [name for name in names if name.startswith("EfficientNet-Lite")]
         current = c.model_key if c.model_key in names else offline[0]
         default = [current, next(name for name in offline if name != current)]
-        if (asked := listed(wanted("models"), names)):
-            st.session_state["compare_models"] = asked
+        named, value = wanted("models")
+        if named:
+            st.session_state["compare_models"] = listed(value, names) or default
         st.session_state["compare_models"] = [n for n in st.session_state.get("compare_models", default) if n in names]
-        picked = st.multiselect("Models", names, key="compare_models",
+        picked = st.multiselect("Models", names, key="compare_models", on_change=keep, args=("compare_models",),
                                 help="Keras applications download their weights on first use.")
         st.markdown("The same photo through each model: its own top-1 class and map, at its own last feature "
                     "layer.")
@@ -277,9 +304,7 @@ if models_tab.open:
         for number, name in enumerate(picked):
             with columns[number % len(columns)]:
                 try:
-                    note = "Loading" if name in offline else "Loading (Keras downloads the weights on first use)"
-                    with st.spinner(f"{note}: {name}..."):
-                        other_model = cached.builtin_model(name)
+                    other_model = load_builtin(name)  # a download that failed is not tried again this session
                     layer = gradcam.default_layer(other_model).name
                     with st.spinner(f"Explaining with {name}..."):
                         result = cached.explain_top5(c.image.sha256, name, layer, c.method, photo, other_model)
@@ -300,8 +325,8 @@ for key in KEPT:
     if key in st.session_state:
         st.session_state[f"{key}_kept"] = st.session_state[key]
 slug = next(key for key, title in MODES.items() if title == mode)
-shared_state.write_url({
-    "sample": current_sample(), "model": None if c.model_key.startswith("own:") else c.model_key, "layer": c.layer,
-    "target": target, "method": c.method, "opacity": f"{opacity:.2f}", "colormap": colormap, "compare": slug,
-    **link,
-})
+shared_state.write_url(c, top1, {
+    "compare": slug if slug != "layers" else None, **link,
+    "compare_class": target if target != shared_class and mode != "Models" else None,
+    "compare_opacity": f"{opacity:.2f}" if abs(opacity - c.opacity) > 1e-6 else None,
+}, photo_keys=("compare_class", "other"), model_keys=("compare_class", "other", "layers"))

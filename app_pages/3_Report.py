@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 import gradcam
-from dashboard import cached
+from dashboard import cached, shared_state
 from dashboard.heatmap_panel import score_text
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
@@ -67,11 +67,24 @@ def describe(option: tuple[int, str]) -> str:  # widget options are plain text, 
     return f"{c.model.labels[k]}{score}, {gradcam.METHODS[m][0]}" + ("  (current)" if option == options[0] else "")
 
 
+def section_text(option: tuple[int, str]) -> str:  # in a link: "967:gradcam++"
+    return f"{option[0]}:{option[1]}"
+
+
+# The report's sections: the current explanation unless picked otherwise (or a link says so).
+if "sections" in (changes := shared_state.url_changes()):
+    linked = (changes["sections"] or "").split(",")
+    st.session_state["report_include"] = [o for o in options if section_text(o) in linked] or [options[0]]
+st.session_state["report_include"] = [o for o in st.session_state.get("report_include", [options[0]])
+                                      if o in options]
 include = st.multiselect(
-    "Include", options, default=[options[0]], format_func=describe,
+    "Include", options, key="report_include", format_func=describe,
     help="Each pick is one section of the report: the current explanation, another method or another of the "
          "top-5 classes.",
 )
+shared_state.write_url(c, top5.predictions[0].index, {
+    "sections": ",".join(map(section_text, include)) if include != [options[0]] else None,
+}, photo_keys=("sections",), model_keys=("sections",))
 if not include:
     st.info("Pick at least one explanation to include.")
     st.stop()

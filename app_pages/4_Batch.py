@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 import gradcam
-from dashboard import cached
+from dashboard import cached, shared_state
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
 from gradcam import batch, report
@@ -65,6 +65,11 @@ def explain_all(sources: list[batch.BatchSource]) -> None:
                                           "probabilities": c.model.outputs_probabilities,
                                           "weights_sha256": weights_fingerprint(c.model_key, c.model)}
 
+
+# The address holds the shared view (the photos themselves cannot travel in a link).
+with st.spinner("Explaining..."):
+    top1 = cached.explain_top5(c.image.sha256, c.model_key, c.layer, c.method, c.image.image, c.model).predictions[0]
+shared_state.write_url(c, top1.index)
 
 st.title("Batch")
 st.markdown(

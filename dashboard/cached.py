@@ -105,12 +105,22 @@ def _settle_garbage_collector() -> None:
     gc.freeze()
 
 
+# Built-in models this process has loaded: a page shows itself before loading (or
+# converting) one that is not here yet, which takes seconds.
+_loaded: set[str] = set()
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def builtin_model(name: str) -> gradcam.Model:
     engine_calls["load_model"] += 1
     model = gradcam.load_model(name)
     _settle_garbage_collector()
+    _loaded.add(name)
     return model
+
+
+def is_loaded(name: str) -> bool:
+    return name in _loaded
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

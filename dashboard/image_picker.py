@@ -42,7 +42,7 @@ def _use(data: bytes, name: str, source: str) -> bool:
     try:
         cached.display_image(digest, data)
     except gradcam.InvalidImageError as error:
-        st.session_state["image_error"] = f"{md(name)}: {error}"
+        st.session_state["image_error"] = (source, f"{md(name)}: {error}")
         return False
     st.session_state.update(image_data=data, image_name=name, image_hash=digest, image_source=source,
                             image_error=None)
@@ -50,7 +50,21 @@ def _use(data: bytes, name: str, source: str) -> bool:
 
 
 def use_sample(file_name: str) -> None:
+    st.session_state["last_sample"] = file_name  # where removing an upload goes back to
     _use((SAMPLES_DIR / file_name).read_bytes(), file_name, source=f"sample:{file_name}")
+
+
+def _removed(widget_key: str) -> None:
+    """The person removed the uploaded (or camera) file with its x: that photo goes too,
+    back to the sample shown before it (a photo nobody can see in the picker stays explained otherwise)."""
+    if st.session_state.get(widget_key) is not None:
+        return  # a new file, not a removal: the page reads it
+    st.session_state[f"{widget_key}_seen"] = None  # the same file uploaded again is new again
+    error = st.session_state.get("image_error")
+    if error and error[0] == widget_key:
+        st.session_state["image_error"] = None
+    if st.session_state.get("image_source") == widget_key:
+        use_sample(st.session_state.get("last_sample") or next(iter(SAMPLES)))
 
 
 @st.cache_resource(show_spinner=False)
@@ -70,11 +84,17 @@ def _gallery() -> None:
 
 
 def _new_file(widget_key: str, uploaded) -> None:
-    """Use an uploaded file once: a rerun must not re-read (or re-report) it."""
-    if uploaded is None or st.session_state.get(f"{widget_key}_seen") == uploaded.file_id:
-        return
-    st.session_state[f"{widget_key}_seen"] = uploaded.file_id
-    _use(uploaded.getvalue(), uploaded.name, source=widget_key)
+    """Use an uploaded file once (a rerun must not re-read or re-report it). Below the
+    widget: a spinner while a large file is read, then its error if it is not a photo."""
+    status = st.empty()  # replaces, at once, what an earlier file left here
+    if uploaded is not None and st.session_state.get(f"{widget_key}_seen") != uploaded.file_id:
+        st.session_state[f"{widget_key}_seen"] = uploaded.file_id
+        st.session_state["image_error"] = None
+        with status.container(), st.spinner(f"Reading {md(uploaded.name)}..."):
+            _use(uploaded.getvalue(), uploaded.name, source=widget_key)
+    error = st.session_state.get("image_error")
+    if error and error[0] == widget_key:
+        status.error(error[1])
 
 
 def pick_image() -> CurrentImage:
@@ -86,13 +106,11 @@ def pick_image() -> CurrentImage:
     with samples:
         _gallery()
     with upload:
-        _new_file("upload", st.file_uploader("Upload an image", type=list(SUPPORTED_FORMATS), key="upload"))
+        _new_file("upload", st.file_uploader("Upload an image", type=list(SUPPORTED_FORMATS), key="upload",
+                                             on_change=_removed, args=("upload",)))
     with camera:
         if st.toggle("Use the camera", key="camera_on"):
-            _new_file("camera", st.camera_input("Take a photo", key="camera"))
-    if st.session_state.get("image_error"):
-        st.error(st.session_state["image_error"])
-
+            _new_file("camera", st.camera_input("Take a photo", key="camera", on_change=_removed, args=("camera",)))
     return current_image()
 
 

@@ -1,13 +1,19 @@
 """Which model explains: the built-in ones, or a Keras file the user uploads.
 
-The chosen model's key lives in st.session_state["model_key"], so other pages
-use the same model. A model that fails to load shows the engine's sentence and
-the last model that worked stays in use.
+The controls are drawn first and the model loaded afterwards (model_controls,
+then load), so a page shows everything that does not need the model while a
+model loads or converts. The key of the model in use lives in
+st.session_state["model_key"], so other pages use the same model. A model that
+fails to load shows the engine's sentence, is not tried again in this session,
+and the last model that worked stays in use.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 import gradcam
 from gradcam.models import KERAS_APPLICATIONS, PREPROCESSING, download_weights, keras_weights_path
@@ -19,12 +25,24 @@ UPLOAD = "Upload a Keras model..."
 AUTO = "automatic"
 
 
-def _options() -> tuple[list[str], dict[str, str]]:
-    described = dict(gradcam.available_models())
-    return [*described, UPLOAD], described
+def builtin_models() -> dict[str, str]:
+    """Every built-in model's name -> one-line description."""
+    return dict(gradcam.available_models())
 
 
-def _own_model() -> tuple[str, gradcam.Model] | None:
+@dataclass(frozen=True)
+class Picked:
+    """What the model controls ask for, before anything is loaded (loading can take seconds)."""
+    choice: str  # the Model box's value: a built-in name, or UPLOAD
+    own: tuple | None  # an uploaded model: (key, model bytes, labels bytes or None, pixel scaling or None)
+    status: DeltaGenerator  # under the controls: where a failure's sentence goes
+
+    @property
+    def name(self) -> str:
+        return "your model" if self.choice == UPLOAD else self.choice
+
+
+def _own_model_files() -> tuple | None:
     cached.start_model_sandbox()
     model_file = st.file_uploader("Keras model (.keras or .h5)", type=["keras", "h5"], key="model_upload")
     labels_file = st.file_uploader("Class names (optional: one per line, or JSON)", type=["txt", "json"],
@@ -39,9 +57,7 @@ def _own_model() -> tuple[str, gradcam.Model] | None:
     scaling = None if preprocessing == AUTO else preprocessing
     key = "own:" + cached.sha256(model_bytes)[:16] + ":" + (cached.sha256(labels_bytes)[:16] if labels_bytes else "")
     key += ":" + (scaling or AUTO)
-    with st.spinner("Loading your model..."):
-        model = cached.own_model(key, model_bytes, labels_bytes, scaling)
-    return key, model
+    return key, model_bytes, labels_bytes, scaling
 
 
 def _download_with_progress(name: str) -> None:
@@ -63,39 +79,68 @@ def _download_with_progress(name: str) -> None:
         bar.empty()
 
 
-def _builtin(name: str) -> gradcam.Model:
-    _download_with_progress(name)
-    with st.spinner(f"Loading {name}..."):
-        return cached.builtin_model(name)
+def load_builtin(name: str) -> gradcam.Model:
+    """A built-in model, its weights downloaded with a progress bar on first use.
+    A model that failed to load is not tried again in this session: offline, every
+    attempt waits for the network to fail (seconds per model, on every rerun), and
+    the answer would be the same sentence, which it raises again."""
+    failed = st.session_state.setdefault("failed_models", {})
+    if name in failed:
+        raise gradcam.ModelLoadError(failed[name])
+    try:
+        _download_with_progress(name)
+        with st.spinner(f"Loading {name}..."):
+            return cached.builtin_model(name)
+    except gradcam.ModelLoadError as error:
+        failed[name] = str(error)
+        raise
 
 
-def pick_model() -> tuple[str, gradcam.Model]:
-    """Draw the model choice; return (model key, model)."""
-    options, described = _options()
-    choice = st.selectbox(
-        "Model",
-        options,
-        key="model_choice",
-    )
+def is_loaded(picked: Picked) -> bool:
+    """Whether the model is ready in this process (else loading it takes seconds: show the page meanwhile)."""
+    if picked.choice == UPLOAD:
+        return picked.own is None or picked.own[0] in st.session_state.get("own_models", {})
+    return cached.is_loaded(picked.choice)
+
+
+def model_controls(on_change=None) -> Picked:
+    """Draw the model choice (and an own model's files); nothing is loaded yet."""
+    described = builtin_models()
+    choice = st.selectbox("Model", [*described, UPLOAD], key="model_choice", on_change=on_change,
+                          args=("model_choice",) if on_change else None)
     if choice in described:
         st.caption(described[choice])
+    own = _own_model_files() if choice == UPLOAD else None
+    return Picked(choice, own, st.container())
+
+
+def load(picked: Picked) -> tuple[str, gradcam.Model]:
+    """Load what the controls ask for; return (model key, model). A model that fails says so
+    in one sentence under the controls, and the last model that worked stays in use."""
     try:
-        picked = _own_model() if choice == UPLOAD else (choice, _builtin(choice))
+        if picked.choice != UPLOAD:
+            picked_model = (picked.choice, load_builtin(picked.choice))
+        elif picked.own is not None:
+            key, model_bytes, labels_bytes, scaling = picked.own
+            with st.spinner("Loading your model..."):
+                picked_model = (key, cached.own_model(key, model_bytes, labels_bytes, scaling))
+        else:
+            picked_model = None
     except gradcam.ModelLoadError as error:
-        st.error(md(str(error)))
-        picked = None
+        picked.status.error(md(str(error)))
+        picked_model = None
     except Exception:  # anything the engine did not foresee still gets a sentence, not a traceback
-        st.error("This model could not be loaded or explained.")
-        picked = None
-    if picked is None:  # keep explaining with the last model that worked
+        picked.status.error("This model could not be loaded or explained.")
+        picked_model = None
+    if picked_model is None:  # keep explaining with the last model that worked
         last = st.session_state.get("model_key", gradcam.DEFAULT_MODEL)
         if last.startswith("own:") and last in st.session_state.get("own_models", {}):
             return last, st.session_state["own_models"][last]
-        last = last if last in described else gradcam.DEFAULT_MODEL
-        if choice != last:
-            st.caption(f"Still showing {last}.")
-        return last, _builtin(last)
-    key, model = picked
+        last = last if last in builtin_models() else gradcam.DEFAULT_MODEL
+        if picked.choice != last:
+            picked.status.caption(f"Still showing {last}.")
+        return last, load_builtin(last)
+    key, model = picked_model
     st.session_state["model_key"] = key
     if key.startswith("own:"):
         # The Model object, not its bytes: this session's handle on the shared cache.

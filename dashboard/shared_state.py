@@ -1,12 +1,25 @@
-"""What every page shares: the photo, model, layer, class, method and look chosen.
+"""What every page shares: the photo, model, layer, class, method and look chosen,
+and the address bar that carries them.
 
-Streamlit forgets a widget's value when a page that does not draw that widget
-runs, so the Explore page copies its choices into one plain (non-widget) entry,
-``st.session_state["chosen"]``, which survives page changes; Explore restores
-its widgets from it. Other pages read ``choices()``.
+The choices. Streamlit forgets a widget's value when a page that does not draw
+that widget runs, so Explore's choices are also kept in one plain entry,
+``st.session_state["chosen"]``, which every page reads through ``choices()``.
+Each Explore widget copies its value there in its on_change callback, and
+Streamlit runs callbacks before the script: the copy is made even when the run
+that follows is cut short. That matters: a person who changes the layer and
+clicks another page while "Explaining..." still shows interrupts that run, and a
+copy made at the end of it was lost (the next page showed the old layer, and
+Explore reverted to it). Values a page sets itself (a new model's default layer,
+a new photo's top-1) go through ``choose()``, which writes both places. A layer
+is kept with the model it was chosen for, and a class with the photo and model.
 
-The same choices travel in the URL's query string (``?sample=cat.jpg&model=...``)
-so a teacher can hand out a link that opens on exactly this view.
+The address bar. Every page writes its view (``write_url``): the shared choices
+that differ from their defaults, then the page's own keys. What a link cannot
+carry is left out (an uploaded photo, an own model, and what depends on them),
+and the sender is told in one line what the link will show. ``read_url`` follows
+the address on a session's first run (a shared link, whichever page it opens)
+and on Back/Forward, where it applies only what changed in the address: Back
+from a layer change restores the layer and keeps an uploaded photo.
 """
 
 from __future__ import annotations
@@ -14,17 +27,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import gradcam
 
-from . import cached
-from .image_picker import SAMPLES, CurrentImage, current_image, use_sample
+from .image_picker import SAMPLES, CurrentImage, current_image, current_sample, use_sample
+from .model_picker import builtin_models, load_builtin
 from .safe_text import md
 
 WIDGET_KEYS = ("model_choice", "layer", "method", "target", "opacity", "colormap")
-URL_KEYS = ("sample", "model", "layer", "target", "method", "opacity", "colormap",
-            # The Compare page: its open tab, the contrast's second class, its own layer and model lists.
-            "compare", "other", "layers", "models")
+CONTEXT_KEYS = ("layer_for", "target_for")  # the model a layer was chosen for; the (photo, model) of a class
+DEFAULT_SAMPLE = next(iter(SAMPLES))
+DEFAULTS = {"method": "gradcam", "opacity": 0.4, "colormap": "jet"}
 
 
 @dataclass(frozen=True)
@@ -39,9 +53,23 @@ class Choices:
     colormap: str
 
 
-def remember() -> None:
-    """Copy the widgets' current values where other pages (and reruns) find them."""
-    st.session_state["chosen"] = {k: st.session_state[k] for k in WIDGET_KEYS if k in st.session_state}
+def remember(key: str | None = None) -> None:
+    """Copy a widget's value (or all of Explore's) where other pages and reruns find it.
+    Used as the widgets' on_change callback, so it runs before the script can be cut short."""
+    chosen = st.session_state.setdefault("chosen", {})
+    for name in (key,) if key else (*WIDGET_KEYS, *CONTEXT_KEYS):
+        if name in st.session_state:
+            chosen[name] = st.session_state[name]
+
+
+def choose(key: str, value) -> None:
+    """Set a choice from code: the widget's value before it is drawn, and its shared copy (None: forget it)."""
+    chosen = st.session_state.setdefault("chosen", {})
+    if value is None:
+        st.session_state.pop(key, None)
+        chosen.pop(key, None)
+    else:
+        st.session_state[key] = chosen[key] = value
 
 
 def restore() -> None:
@@ -51,80 +79,157 @@ def restore() -> None:
             st.session_state[key] = value
 
 
+def current_model_key() -> str:
+    """The model the newest choice names: the built-in model picked on Explore (unless it
+    failed to load in this session), else the last model that loaded (an uploaded one too)."""
+    picked = st.session_state.get("chosen", {}).get("model_choice")
+    failed = st.session_state.get("failed_models", {})
+    if picked in builtin_models() and picked not in failed:
+        return picked
+    return st.session_state.get("model_key") or gradcam.DEFAULT_MODEL
+
+
 def _model_from_key(model_key: str) -> gradcam.Model:
     own = st.session_state.get("own_models", {})
-    return own[model_key] if model_key in own else cached.builtin_model(model_key)
+    return own[model_key] if model_key in own else load_builtin(model_key)
 
 
 def choices() -> Choices:
-    """The shared choices, with defaults for anything not chosen yet."""
+    """The shared choices, with defaults for anything not chosen yet. Every page but
+    Explore starts here, so it also reads the address (a link opening this page)."""
+    read_url()
     chosen = st.session_state.get("chosen", {})
-    # The model Explore last loaded; before Explore has run, the one a link named.
-    model_key = st.session_state.get("model_key") or chosen.get("model_choice") or gradcam.DEFAULT_MODEL
-    with st.spinner(f"Loading {model_key if not model_key.startswith('own:') else 'your model'}..."):
-        try:
-            model = _model_from_key(model_key)
-        except gradcam.ModelLoadError as error:  # e.g. a linked Keras application, offline
-            st.error(md(str(error)))
-            model_key, model = gradcam.DEFAULT_MODEL, cached.builtin_model(gradcam.DEFAULT_MODEL)
-        except KeyError:  # an uploaded model from a session that is gone
-            model_key, model = gradcam.DEFAULT_MODEL, cached.builtin_model(gradcam.DEFAULT_MODEL)
-    st.session_state["model_key"] = model_key  # a failed model is not tried again on every rerun
+    model_key = current_model_key()
+    try:
+        model = _model_from_key(model_key)
+    except gradcam.ModelLoadError as error:  # e.g. a linked Keras application, offline
+        st.error(md(str(error)))
+        model_key, model = gradcam.DEFAULT_MODEL, load_builtin(gradcam.DEFAULT_MODEL)
+    except KeyError:  # an uploaded model from a session that is gone
+        model_key, model = gradcam.DEFAULT_MODEL, load_builtin(gradcam.DEFAULT_MODEL)
+    st.session_state["model_key"] = model_key
+    image = current_image()
     names = {t.name for t in gradcam.target_layers(model)}
-    layer = chosen.get("layer") if chosen.get("layer") in names else gradcam.default_layer(model).name
+    layer = chosen.get("layer")
+    if chosen.get("layer_for") != model_key or layer not in names:
+        layer = gradcam.default_layer(model).name
     target = chosen.get("target")
-    if not (isinstance(target, int) and 0 <= target < len(model.labels)):
+    if chosen.get("target_for") != (image.sha256, model_key) or not (
+            isinstance(target, int) and 0 <= target < len(model.labels)):
         target = None
-    method = chosen.get("method") if chosen.get("method") in gradcam.METHODS else "gradcam"
-    colormap = chosen.get("colormap") if chosen.get("colormap") in gradcam.COLORMAPS else "jet"
-    opacity = float(chosen.get("opacity", 0.4))
-    return Choices(current_image(), model_key, model, layer, target, method, opacity, colormap)
+    method = chosen.get("method") if chosen.get("method") in gradcam.METHODS else DEFAULTS["method"]
+    colormap = chosen.get("colormap") if chosen.get("colormap") in gradcam.COLORMAPS else DEFAULTS["colormap"]
+    opacity = float(chosen.get("opacity", DEFAULTS["opacity"]))
+    return Choices(image, model_key, model, layer, target, method, opacity, colormap)
 
 
-# --- the URL ----------------------------------------------------------------------
+# --- the address bar -----------------------------------------------------------------
+
+
+def _history_navigation() -> bool:
+    """Whether this run is the browser's Back or Forward (Streamlit then sends the address it went to)."""
+    return bool(getattr(get_script_run_ctx(), "is_history_navigation", False))
 
 
 def read_url() -> None:
-    """Once per session: apply a shared link's choices before any widget is drawn.
-    Anything unknown in the URL is ignored: a link can be old or hand-edited."""
-    if st.session_state.get("url_read"):
+    """Follow the address: on the session's first run (a shared link) and on Back/Forward.
+    Called once per run before any widget is drawn: by Explore, and by choices() on the
+    other pages. Anything unknown in the address is ignored: a link can be old or hand-edited."""
+    now = st.query_params.to_dict()
+    seen = st.session_state.get("url_seen")
+    if seen is not None and not _history_navigation():
+        st.session_state["url_changes"] = {}
         return
-    st.session_state["url_read"] = True
-    params = st.query_params
-    if params.get("sample") in SAMPLES:
-        use_sample(params["sample"])
-    models = dict(gradcam.available_models())
-    if params.get("model") in models:
-        st.session_state["model_choice"] = params["model"]
-    wanted = {}
-    if params.get("layer"):
-        wanted["layer"] = params["layer"]
-    if params.get("target", "").isdigit():
-        wanted["target"] = int(params["target"])
-    if params.get("method") in gradcam.METHODS:
-        st.session_state["method"] = params["method"]
-    if params.get("colormap") in gradcam.COLORMAPS:
-        st.session_state["colormap"] = params["colormap"]
-    try:
-        opacity = float(params.get("opacity", "nan"))
-        if 0.0 <= opacity <= 1.0:
-            st.session_state["opacity"] = round(opacity / 0.05) * 0.05
-    except ValueError:
-        pass
-    # Layer and class depend on the model and photo; Explore applies them once those are known.
-    st.session_state["url_wanted"] = wanted
-    # Every page reads the link's view through choices(), whichever page the link opens.
-    linked = {key: st.session_state[key] for key in WIDGET_KEYS if key in st.session_state}
-    st.session_state["chosen"] = {**st.session_state.get("chosen", {}), **linked, **wanted}
+    changes = now if seen is None else {k: now.get(k) for k in {*now, *seen} if now.get(k) != seen.get(k)}
+    st.session_state["url_seen"] = now
+    st.session_state["url_changes"] = changes
+    if "sample" in changes and (changes["sample"] or DEFAULT_SAMPLE) in SAMPLES:
+        use_sample(changes["sample"] or DEFAULT_SAMPLE)  # left out of a link: the first sample
+    if "model" in changes and (changes["model"] or gradcam.DEFAULT_MODEL) in builtin_models():
+        choose("model_choice", changes["model"] or gradcam.DEFAULT_MODEL)
+    model_key = current_model_key()
+    # A layer belongs to its model, a class to its photo and model: a link's model or photo
+    # brings its layer and class along, and a layer or class left out means the default.
+    if {"model", "layer"} & changes.keys():
+        layer = now.get("layer")
+        choose("layer", layer)
+        choose("layer_for", model_key if layer else None)
+    if {"sample", "model", "target"} & changes.keys():
+        target = now.get("target", "")
+        choose("target", int(target) if target.isdigit() else None)
+        choose("target_for", (current_image().sha256, model_key) if target.isdigit() else None)
+    if "method" in changes:
+        choose("method", now.get("method") if now.get("method") in gradcam.METHODS else DEFAULTS["method"])
+    if "colormap" in changes:
+        choose("colormap", now.get("colormap") if now.get("colormap") in gradcam.COLORMAPS else DEFAULTS["colormap"])
+    if "opacity" in changes:
+        try:
+            opacity = float(now.get("opacity", DEFAULTS["opacity"]))
+        except ValueError:
+            opacity = DEFAULTS["opacity"]
+        choose("opacity", round(opacity / 0.05) * 0.05 if 0.0 <= opacity <= 1.0 else DEFAULTS["opacity"])
 
 
-def take_wanted(key: str):
-    """A layer or class the shared link asked for, once."""
-    return st.session_state.get("url_wanted", {}).pop(key, None)
+def url_changes() -> dict:
+    """What the address changed in this run (a link just opened, or Back/Forward):
+    key -> its new value, or None when it was left out. Pages read their own keys here."""
+    return st.session_state.get("url_changes", {})
 
 
-def write_url(values: dict) -> None:
-    """Show the current view in the address bar (only what a link can reproduce)."""
-    clean = {k: str(v) for k, v in values.items() if k in URL_KEYS and v is not None}
-    if dict(st.query_params) != clean:
+def link_note(photo_travels: bool, model_travels: bool) -> str | None:
+    """One line telling the sender what a link to this view will show, when it is not this view."""
+    sample = SAMPLES[DEFAULT_SAMPLE]
+    if not photo_travels and not model_travels:
+        return (f"A link to this page opens the {sample} sample with {gradcam.DEFAULT_MODEL}, not your photo and "
+                "model (uploads are not put in links), with the same method and look.")
+    if not photo_travels:
+        return (f"A link to this page opens the {sample} sample, not your photo (uploads are not put in links), "
+                "with the same model, layer, method and look.")
+    if not model_travels:
+        return (f"A link to this page opens {gradcam.DEFAULT_MODEL}, not your model (uploads are not put in "
+                "links), on the same photo, with the same method and look.")
+    return None
+
+
+def write_url(c: Choices, top1: int, own: dict | None = None, *, photo_keys=(), model_keys=()) -> None:
+    """Show this page's view in the address bar: the shared choices that differ from their
+    defaults, then the page's ``own`` keys (None: left out). ``photo_keys`` and ``model_keys``
+    name own keys that only mean something for this photo or this model: they are left out
+    when the photo or model is an upload, which a link cannot carry."""
+    sample = current_sample()
+    photo_travels = sample is not None
+    model_travels = not c.model_key.startswith("own:")
+    view = {
+        "sample": sample if sample != DEFAULT_SAMPLE else None,
+        "model": c.model_key if model_travels and c.model_key != gradcam.DEFAULT_MODEL else None,
+        "layer": c.layer if model_travels and c.layer != gradcam.default_layer(c.model).name else None,
+        "target": c.target if photo_travels and model_travels and c.target not in (None, top1) else None,
+        "method": c.method if c.method != DEFAULTS["method"] else None,
+        "opacity": f"{c.opacity:.2f}" if abs(c.opacity - DEFAULTS["opacity"]) > 1e-6 else None,
+        "colormap": c.colormap if c.colormap != DEFAULTS["colormap"] else None,
+    }
+    for key, value in (own or {}).items():
+        travels = (photo_travels or key not in photo_keys) and (model_travels or key not in model_keys)
+        view[key] = value if travels else None
+    clean = {key: str(value) for key, value in view.items() if value is not None}
+    if st.query_params.to_dict() != clean:
         st.query_params.from_dict(clean)
+    st.session_state["url_seen"] = clean
+    # For the sidebar's links: the shared view, and each page's own keys as it last wrote them.
+    st.session_state["link_shared"] = {key: value for key, value in clean.items() if key not in (own or {})}
+    st.session_state.setdefault("link_own", {})[st.session_state.get("page_title", "")] = {
+        key: value for key, value in clean.items() if key in (own or {})}
+    if note := link_note(photo_travels, model_travels):
+        st.sidebar.caption(f":material/link: {note}")
+
+
+def page_links(where, pages: list) -> None:
+    """The sidebar's list of pages, drawn into ``where`` (an st.empty). Each link carries
+    the view, so a page change is one history entry that already holds it (Streamlit's
+    own list drops the query: the new page then wrote its view as a second entry)."""
+    own = st.session_state.get("link_own", {})
+    shared = st.session_state.get("link_shared", {})
+    with where.container():
+        for page in pages:
+            st.page_link(page, label=page.title, icon=page.icon, query_params={**shared, **own.get(page.title, {})})
+        st.divider()

@@ -21,10 +21,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(page: str = "streamlit_app.py", timeout: float = 90.0):
-    """Yield the base URL of a fresh dashboard server; always stop it afterwards."""
+def streamlit_server(page: str = "streamlit_app.py", timeout: float = 90.0, env: dict | None = None):
+    """Yield the base URL of a fresh dashboard server (``env``: extra environment
+    variables, e.g. an empty GRADCAM_CACHE_DIR for a cold start); always stop it afterwards."""
     port = free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     command = [
         sys.executable, "-m", "streamlit", "run", page,
         "--server.port", str(port), "--server.address", "127.0.0.1",

@@ -101,16 +101,6 @@ def _silence() -> None:
     os.close(devnull)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this worker when the server process dies (even by SIGKILL)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass  # not Linux: an idle worker still exits when its socket closes
-
-
 def _preload(kind: str) -> None:
     """Load what tasks need before the memory limit is set, so the limit measures the file."""
     from . import images
@@ -136,7 +126,6 @@ def serve() -> None:
     fd, kind, memory_mb = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     conn = Connection(fd)
     _silence()
-    _die_with_parent()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash writes nothing to disk
     _preload(kind)
     ceiling = _address_space() + memory_mb * 2**20
@@ -360,15 +349,29 @@ class Pool:
         return worker
 
     def _take(self) -> _Worker:
-        with self._lock:
-            if self._idle.empty() and len(self._all) < self.size:
-                return self._new()
-        return self._idle.get()
+        while True:
+            with self._lock:
+                if self._idle.empty() and len(self._all) < self.size:
+                    return self._new()
+            try:
+                worker = self._idle.get(timeout=self.budget.wall_seconds + BOOT_SECONDS)
+            except queue.Empty:
+                # Every worker is busy past any task's wall budget: one was lost (its caller
+                # vanished mid-call). Start a fresh one rather than wait forever.
+                with self._lock:
+                    return self._new()
+            if worker.process.poll() is None:
+                return worker
+            self._forget(worker)  # died while idle (killed from outside): never hand it out
 
-    def _replace(self, worker: _Worker) -> None:
+    def _forget(self, worker: _Worker) -> None:
         worker.stop()
         with self._lock:
             self._all.discard(worker)
+
+    def _replace(self, worker: _Worker) -> None:
+        self._forget(worker)
+        with self._lock:
             self._idle.put(self._new())  # boots in the background while callers carry on
 
     def run(self, function: Callable, data: bytes, *args, memory_mb: int | None = None):
@@ -390,6 +393,11 @@ class Pool:
         except Exception:  # a reply that is not plain data: this worker is not to be trusted again
             self._replace(worker)
             raise self.error(self._sentence("crash", budget)) from None
+        except BaseException:
+            # The caller is being stopped mid-call (Streamlit ends a superseded run this way, or
+            # Ctrl-C): the worker may still be busy, so it is replaced, never lost to the pool.
+            self._replace(worker)
+            raise
         if kind in ("memory", "failed"):
             self._replace(worker)  # a worker that ran out of memory may be left in any state
         else:

@@ -154,9 +154,12 @@ def test_a_shared_link_opens_on_its_view_and_the_url_follows_the_view():
     assert at.selectbox(key="layer").value == "block10_add"
     assert target_label(at) == "cup" and at.selectbox(key="method").value == "gradcam++"
     assert at.slider(key="opacity").value == pytest.approx(0.65) and at.selectbox(key="colormap").value == "viridis"
+    at.selectbox(key="layer").set_value("block12_add")
+    run(at)
+    assert at.query_params["layer"] == "block12_add" and at.query_params["sample"] == "coffee.jpg"
     at.selectbox(key="layer").set_value("top_activation")
     run(at)
-    assert at.query_params["layer"] == "top_activation" and at.query_params["sample"] == "coffee.jpg"
+    assert "layer" not in at.query_params  # the model's default layer needs no mention
 
 
 def test_a_link_with_nonsense_is_ignored_not_an_error():

@@ -90,3 +90,76 @@ def test_a_shared_link_opens_compare_through_the_app_and_its_view_carries_on():
         page.get_by_text(heading).first.wait_for(timeout=60_000)
         assert page.get_by_role("combobox", name="Class to explain").input_value().startswith("espresso")
         assert exceptions_shown(page) == []
+
+
+def pick_in_box(page, name: str, option: str) -> None:
+    """Choose an option of a select box by typing, as a person with a keyboard does."""
+    page.get_by_role("combobox", name=name).click()
+    page.keyboard.type(option)
+    page.keyboard.press("Enter")
+
+
+def compare_heading(page) -> str:
+    page.get_by_text("Change these on the Explore page.").first.wait_for(timeout=120_000)
+    return page.get_by_text("Change these on the Explore page.").first.inner_text()
+
+
+def test_a_cold_start_shows_the_page_at_once_and_choices_survive_pages_and_history(tmp_path):
+    """One session on a cold server (an empty conversion cache):
+    - the first visit shows the title, the photo and a spinner before the model is ready;
+    - a layer picked while "Explaining..." still shows, then Compare clicked at once: Compare
+      shows that layer, and so does Explore afterwards (the newest choice wins);
+    - Back and Forward go through the photos picked, and Back from a page goes to the page before."""
+    require_chromium()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(env={"GRADCAM_CACHE_DIR": str(tmp_path)}) as url, browser_page() as (page, console):
+        page.goto(url)
+        waiting = page.get_by_text("the heatmap appears here once EfficientNet-Lite0 is ready")
+        waiting.first.wait_for(timeout=120_000)  # the photo, with its caption, while Lite0 converts
+        assert page.get_by_text("Why did the model say that?").count() == 1
+        assert page.locator(OVERLAY).count() == 0
+        page.screenshot(path=str(SCREENSHOTS / "explore-cold-start.png"))
+        page.wait_for_selector(OVERLAY, timeout=180_000)
+        wait_until_idle(page, timeout=120)
+        assert waiting.count() == 0 and list(tmp_path.iterdir())  # converted into the empty cache
+
+        # A new layer is a new compiled function: its run lasts long enough to be cut short.
+        pick_in_box(page, "Layer", "block0_project_conv")
+        page.get_by_role("link", name="Compare").first.click()
+        wait_until_idle(page, timeout=120)
+        assert "layer block0_project_conv" in compare_heading(page)
+        page.get_by_role("link", name="Explore").first.click()
+        page.wait_for_selector(OVERLAY, timeout=120_000)
+        wait_until_idle(page, timeout=120)
+        assert page.get_by_role("combobox", name="Layer").input_value().startswith("block0_project_conv")
+        assert "layer=block0_project_conv" in page.url
+
+        timed(page, lambda: page.get_by_role("button", name="Espresso").click())
+        wait_until_idle(page)
+        assert "espresso" in target_label(page) and "sample=coffee.jpg" in page.url
+        page.go_back()  # the cat again, at the layer picked
+        page.wait_for_function("() => !location.search.includes('coffee')")
+        wait_until_idle(page, timeout=120)
+        page.wait_for_timeout(500)
+        wait_until_idle(page, timeout=120)
+        assert target_label(page).split("  (")[0] in ("Egyptian cat", "tabby", "tiger cat")
+        assert page.get_by_role("combobox", name="Layer").input_value().startswith("block0_project_conv")
+        page.go_forward()
+        page.wait_for_function("() => location.search.includes('coffee')")
+        wait_until_idle(page, timeout=120)
+        page.wait_for_timeout(500)
+        wait_until_idle(page, timeout=120)
+        assert "espresso" in target_label(page)
+
+        page.get_by_role("link", name="Compare").first.click()  # one history entry, holding the view
+        assert compare_heading(page).startswith("coffee.jpg · model EfficientNet-Lite0 · layer block0_project_conv")
+        wait_until_idle(page, timeout=120)
+        assert "/Compare?" in page.url and "sample=coffee.jpg" in page.url
+        page.go_back()  # to Explore, not to a second Compare entry
+        page.get_by_text("Why did the model say that?").first.wait_for(timeout=120_000)
+        page.wait_for_selector(OVERLAY, timeout=120_000)
+        wait_until_idle(page, timeout=120)
+        assert "/Compare" not in page.url and "espresso" in target_label(page)
+        assert exceptions_shown(page) == []
+        errors = [text for kind, text in console if kind in ("error", "pageerror")]
+        assert errors == []

@@ -104,7 +104,10 @@ def test_show_all_steps_renders_every_step_with_its_formula(default_lesson):
 
 def test_another_layer_class_and_method_chosen_on_explore():
     at = AppTest.from_file(PAGE, default_timeout=180)
-    at.session_state["chosen"] = {"layer": "block10_add", "target": 967, "method": "gradcam++"}
+    # As Explore leaves them: a layer with the model it was chosen for, a class with its photo and model.
+    cat = cached.sha256((Path(__file__).resolve().parent.parent / "samples" / "cat.jpg").read_bytes())
+    at.session_state["chosen"] = {"layer": "block10_add", "layer_for": "EfficientNet-Lite0", "target": 967,
+                                  "target_for": (cat, "EfficientNet-Lite0"), "method": "gradcam++"}
     at.session_state["lesson_step"] = 4
     run(at)
     assert at.selectbox(key="lesson_target").value == 967  # espresso, as chosen on Explore

@@ -12,6 +12,7 @@ from PIL import Image
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
+import gradcam
 from gradcam.labels import imagenet_labels
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "3_Report.py")
@@ -99,9 +100,10 @@ def test_the_report_page_offers_a_self_contained_report_of_the_current_view(offe
 def test_including_more_explanations_adds_sections(offered):
     at = run(AppTest.from_file(PAGE, default_timeout=180))
     include = at.multiselect[0]
-    assert len(include.value) == 1 and len(include.options) == 10  # top-5 classes x 2 methods
+    methods = len(gradcam.METHODS)
+    assert len(include.value) == 1 and len(include.options) == 5 * methods  # top-5 classes x every method
     target, method = include.value[0]
-    second_label = include.options[2].split(" (")[0]  # "tiger cat (8.5%), Grad-CAM"
+    second_label = include.options[methods].split(" (")[0]  # "tiger cat (8.5%), Grad-CAM"
     include.set_value([(target, method), (target, "gradcam++"), (imagenet_labels().index(second_label), method)])
     run(at)
     assert len(at.image) == 3 and len(at.dataframe) == 6

@@ -174,8 +174,10 @@ def float_tiff(side: int) -> bytes:
 
 
 def test_a_small_image_file_that_needs_too_much_memory_is_refused(pool):
-    data = float_tiff(3000)  # 9 megapixels, under the pixel limit; 36 MB as floats
-    assert len(data) < 100_000
+    # 19 megapixels: under the pixel limit and under load_image's own memory estimate
+    # (decode_budget: ~370 MB), so it is the worker's 256 MB limit that refuses it.
+    data = float_tiff(4400)
+    assert len(data) < 200_000
     with pytest.raises(gradcam.InvalidImageError) as caught:
         pool.run(sandbox.decoded_image, data, None)
     assert str(caught.value) == f"{SAFELY}: it needed more than 256 MB of memory."
@@ -580,3 +582,44 @@ def test_explore_page_survives_hostile_models_and_a_crashing_image(fuzzed_model_
     run(other)
     assert other.session_state["image_name"] == "coffee.jpg" and not other.error
     explained(other)
+
+
+def test_workers_outlive_the_thread_that_started_them():
+    """Streamlit runs each page in a thread that ends; the workers it started must stay
+    and keep answering (a worker tied to its starting thread died with it, and the next
+    upload waited forever)."""
+    pool = sandbox.Pool("image", 1, SMALL, gradcam.InvalidImageError)
+    try:
+        first = {}
+        starter = threading.Thread(target=lambda: first.update(pid=still_answers(pool)))
+        starter.start()
+        starter.join()
+        time.sleep(1)
+        assert all(worker.process.poll() is None for worker in pool._all)
+        assert still_answers(pool) == first["pid"]
+    finally:
+        pool.close()
+
+
+def test_a_caller_stopped_mid_call_does_not_lose_the_worker(pool):
+    """A superseded Streamlit run is stopped by an exception raised in its thread; the pool
+    replaces that worker instead of waiting for it forever."""
+
+    class Stopped(BaseException):
+        pass
+
+    def stop_during_call(worker, *args, **kwargs):
+        raise Stopped
+
+    original = sandbox._Worker.call
+    sandbox._Worker.call = stop_during_call
+    try:
+        for _ in range(pool.size + 1):
+            with pytest.raises(Stopped):
+                pool.run(sandbox_helpers.echo_length, b"1")
+    finally:
+        sandbox._Worker.call = original
+    start = time.monotonic()
+    still_answers(pool)
+    assert time.monotonic() - start < 120
+    assert len(pool._all) == pool.size
