@@ -22,7 +22,6 @@ from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
 from dashboard import cached, shared_state
 from dashboard.cached import ClassMap, class_map
 from dashboard.heatmap_panel import score_text
-from dashboard.image_picker import current_sample
 from dashboard.layer_names import breakable, layer_option
 from dashboard.model_picker import load_builtin
 from dashboard.safe_text import md
