@@ -271,26 +271,29 @@ def _explain_folder(args, folder: Path) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     rows = []
-    for file, name in zip(tqdm(files, desc="Explaining", unit="image", file=sys.stderr), _overlay_names(files)):
+    progress = tqdm(total=len(files), desc="Explaining", unit="image", file=sys.stderr)
+    # Through the batched engine, a chunk at a time: one compiled call per chunk, and
+    # memory bounded by the chunk's pixels, whatever the photos' sizes.
+    pending, pixels = [], 0
+    for file, name in zip(files, _overlay_names(files)):
         row = dict.fromkeys(SUMMARY_COLUMNS, "")
         row.update(file=file.name, layer=layer.name, method=args.method)
+        rows.append(row)
         try:
             image = gradcam.load_image(file)
-            explanation = gradcam.explain(model, image, target, layer, args.method)
-            _save(gradcam.overlay(image, explanation.heatmap, args.alpha, args.colormap), out_dir / name)
         except ValueError as error:  # a broken image must not stop the others
             row["error"] = str(error)
             tqdm.write(f"error: {file.name}: {error}", file=sys.stderr)
-        else:
-            _note_no_evidence(file.name, explanation)
-            top = explanation.predictions[0]
-            row.update(
-                top1_label=top.label,
-                top1_probability=f"{top.probability:.6f}",
-                target_label=explanation.label,
-                overlay=str(out_dir / name),
-            )
-        rows.append(row)
+            progress.update()
+            continue
+        pending.append((file, name, row, image))
+        pixels += image.width * image.height
+        if len(pending) == FOLDER_CHUNK or pixels >= FOLDER_CHUNK_PIXELS:
+            _explain_chunk(args, model, pending, layer, target, out_dir, progress)
+            pending, pixels = [], 0
+    if pending:
+        _explain_chunk(args, model, pending, layer, target, out_dir, progress)
+    progress.close()
 
     summary = out_dir / "summary.csv"
     with summary.open("w", newline="", encoding="utf-8") as handle:
@@ -305,6 +308,25 @@ def _explain_folder(args, folder: Path) -> int:
     else:
         print(f"Explained {done} of {len(rows)} images into {out_dir} (summary: {summary}).")
     return EXIT_OK if done else EXIT_FAILED
+
+
+FOLDER_CHUNK = 32  # photos per batched engine call at most (the largest bucket)
+FOLDER_CHUNK_PIXELS = 48_000_000  # ... and decoded pixels held at once (four 12-megapixel photos)
+
+
+def _explain_chunk(args, model, pending, layer, target, out_dir: Path, progress) -> None:
+    """Explain decoded photos [(file, overlay name, summary row, image)] in one batched
+    call; save their overlays and fill in their rows."""
+    images = [image for _, _, _, image in pending]
+    explained = gradcam.explain_batch(model, images, None if target is None else [target], layer, args.method)
+    for (file, name, row, image), many in zip(pending, explained):
+        explanation = many[0]
+        _save(gradcam.overlay(image, explanation.heatmap, args.alpha, args.colormap), out_dir / name)
+        _note_no_evidence(file.name, explanation)
+        top = explanation.predictions[0]
+        row.update(top1_label=top.label, top1_probability=f"{top.probability:.6f}", target_label=explanation.label,
+                   overlay=str(out_dir / name))
+        progress.update()
 
 
 # --- argument parsing -----------------------------------------------------------
