@@ -200,11 +200,33 @@ def cmd_predict(args) -> int:
 
 
 def cmd_explain(args) -> int:
+    if args.ray:
+        return _explain_on_ray(args)
+    if args.address:
+        raise BadInput("--address is the Ray cluster to use; it goes with --ray.")
     _check_overlay_options(args)
     source = Path(args.image)
     if source.is_dir():
         return _explain_folder(args, source)
     return _explain_image(args, source)
+
+
+def _explain_on_ray(args) -> int:
+    if not args.out:
+        raise BadInput("--ray writes a Parquet dataset; give its folder with --out.")
+    if args.heatmap or args.labels or args.preprocessing:
+        raise BadInput("--ray explains with a built-in model into Parquet; --heatmap, --labels and --preprocessing "
+                       "are for the single-machine command.")
+    from gradcam.distributed import explain_dataset
+
+    _import_tensorflow_quietly()
+    summary = explain_dataset(args.image, args.out, model=args.model, layer=args.layer, method=args.method,
+                              target=_target(args.target), address=args.address)
+    if args.json:
+        print(json.dumps(summary.__dict__, indent=2))
+    else:
+        print(summary.line())
+    return EXIT_OK if summary.explained or (summary.skipped and not summary.failed) else EXIT_FAILED
 
 
 def _explain_image(args, source: Path) -> int:
@@ -383,6 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="overlay PNG (default: <image stem>-gradcam.png here), or the output folder for a folder")
     p.add_argument("--heatmap", metavar="FILE.npy", help="also save the heatmap (image height x width, 0..1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a summary line")
+    p.add_argument("--ray", action="store_true",
+                   help="explain a dataset on Ray (IMAGE is a folder, a glob or a URI: s3://, gs://, hdfs://) "
+                        "into a Parquet dataset under --out; rerun to resume")
+    p.add_argument("--address", metavar="ADDR", help="with --ray: the Ray cluster (default: start one here)")
     p.set_defaults(run=cmd_explain)
     return parser
 
