@@ -1,5 +1,9 @@
 """The engine behind Streamlit's caches, and a count of real engine calls.
 
+With GRADCAM_BACKEND set to a URL, the maps of the built-in models come from that
+explanation service (``serve run gradcam.serve:app``) instead of this process;
+this module is the only place that knows, and the caches stay here.
+
 Models are shared resources (one per process, loaded once). Explanations are
 data cached per (image hash, model, layer, method): one engine pass gives the
 top-5 maps, so switching among the top-5 targets, moving the opacity slider or
@@ -11,6 +15,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import io
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -22,6 +28,7 @@ from PIL import Image
 import gradcam
 from gradcam.cam import upsample
 from gradcam.images import DISPLAY_MAX_SIDE
+from gradcam.service import explain_remote
 
 def _keep_keras_state_between_reruns() -> None:
     """Stop Streamlit from calling keras.backend.clear_session() after every rerun.
@@ -116,11 +123,45 @@ def class_map(explanation: gradcam.Explanation) -> ClassMap:
                     explanation.no_positive_evidence)
 
 
-@st.cache_data(max_entries=256, max_size="128MB", show_spinner=False)
+def backend() -> str | None:
+    """The explanation service's URL from GRADCAM_BACKEND, or None: explain in this
+    process (the default). Read on every call, and part of the cache keys, so a
+    changed setting never serves the other backend's cached maps."""
+    return os.environ.get("GRADCAM_BACKEND", "").strip() or None
+
+
+def _remote(model_key: str) -> str | None:
+    # Built-in models only: an uploaded model stays in this process (the service
+    # knows only its own zoo, and uploads are never sent anywhere).
+    url = backend()
+    return url if url and not model_key.startswith("own:") else None
+
+
+def _png(image: Image.Image) -> bytes:
+    # Lossless, so the service explains exactly the pixels this page shows.
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _class_maps(served) -> dict:
+    return {m.target: ClassMap(m.target, m.label, m.probability, m.raw, m.no_positive_evidence) for m in served.maps}
+
+
 def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
-                 _image: Image.Image, _model: gradcam.Model) -> Explained:
+                 image: Image.Image, model: gradcam.Model) -> Explained:
     """Predictions and the maps of all top-5 classes, from one engine pass."""
+    return _explain_top5(image_hash, model_key, layer, method, _remote(model_key), image, model)
+
+
+@st.cache_data(max_entries=256, max_size="128MB", show_spinner=False)
+def _explain_top5(image_hash: str, model_key: str, layer: str, method: str, url: str | None,
+                  _image: Image.Image, _model: gradcam.Model) -> Explained:
     engine_calls["explain"] += 1
+    if url:
+        served = explain_remote(url, _png(_image), model_key, layer, method, top=5)
+        return Explained(predictions=served.predictions, maps=_class_maps(served),
+                         layer_shape=tuple(served.maps[0].raw.shape))
     explanations = gradcam.explain_many(_model, _image, layer=layer, method=method, top=5)
     return Explained(
         predictions=explanations[0].predictions,
@@ -129,11 +170,18 @@ def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
     )
 
 
-@st.cache_data(max_entries=256, max_size="64MB", show_spinner=False)
 def explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int,
-                  _image: Image.Image, _model: gradcam.Model) -> ClassMap:
+                  image: Image.Image, model: gradcam.Model) -> ClassMap:
     """The map of one class outside the top-5."""
+    return _explain_class(image_hash, model_key, layer, method, target, _remote(model_key), image, model)
+
+
+@st.cache_data(max_entries=256, max_size="64MB", show_spinner=False)
+def _explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int, url: str | None,
+                   _image: Image.Image, _model: gradcam.Model) -> ClassMap:
     engine_calls["explain"] += 1
+    if url:
+        return _class_maps(explain_remote(url, _png(_image), model_key, layer, method, targets=[target]))[target]
     return class_map(gradcam.explain(_model, _image, target=target, layer=layer, method=method))
 
 

@@ -40,6 +40,9 @@ def _own_model() -> tuple[str, gradcam.Model] | None:
     key += ":" + (scaling or AUTO)
     with st.spinner("Loading your model..."):
         model = cached.own_model(key, model_bytes, labels_bytes, scaling)
+    if cached.backend():
+        st.caption("Your model is explained here, in the dashboard's own process: the explanation service "
+                   "serves the built-in models only, and your file is never sent to it.")
     return key, model
 
 
