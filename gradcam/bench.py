@@ -109,6 +109,41 @@ def batch_throughput(name: str, rounds: int, weights: str | None) -> dict:
     return {"model": name, "photos_per_second": {size: size * 1000 / ms[size] for size in BATCH_SIZES}}
 
 
+def map_encodings(rounds: int) -> list[dict]:
+    """The service's map encoding (peak + float16) against a 16-bit PNG, on real
+    Lite0 maps at four layer resolutions: bytes on the wire and encode time."""
+    import base64
+    import io
+
+    import gradcam
+    from gradcam.service import encode_map
+    from skimage import data
+
+    model = gradcam.load_model(gradcam.DEFAULT_MODEL)
+    image = Image.fromarray(data.chelsea())
+    rows = []
+    for layer in [stage.name for stage in gradcam.stage_layers(model)][::-1][:4]:
+        raw = gradcam.explain(model, image, layer=layer).raw
+
+        def png16(raw=raw):
+            buffer = io.BytesIO()
+            Image.fromarray((raw / raw.max() * 65535).round().astype(np.uint16)).save(buffer, format="PNG")
+            return base64.b64encode(buffer.getvalue())
+
+        ms = _median_ms({"float16": lambda raw=raw: encode_map(raw), "png16": png16}, rounds * 3)
+        rows.append({"layer": layer, "shape": raw.shape, "float16_bytes": len(encode_map(raw)["float16"]),
+                     "png16_bytes": len(png16()), "float16_us": ms["float16"] * 1000, "png16_us": ms["png16"] * 1000})
+    return rows
+
+
+def report_encodings(rows: list[dict], out=sys.stdout) -> None:
+    print("\nmap on the wire (base64), Lite0 on the cat photo: peak + float16 vs 16-bit PNG", file=out)
+    for r in rows:
+        h, w = r["shape"]
+        print(f"  {r['layer']:<26} {h:>3}x{w:<3} float16 {r['float16_bytes']:6d} B {r['float16_us']:7.1f} us   "
+              f"PNG {r['png16_bytes']:6d} B {r['png16_us']:7.1f} us", file=out)
+
+
 def cold_first_explanation(model: str) -> dict:
     """Seconds from launching a new Python process to its first explanation (the
     model's conversion already cached), imports included: what a CLI user waits.
@@ -242,6 +277,7 @@ def main(argv=None) -> int:
     parser.add_argument("--ray", action="store_true",
                         help="only Ray Data against the single-process CLI on generated photos (slow; needs ray)")
     parser.add_argument("--photos", type=int, default=500, help="photos for --ray (default 500)")
+    parser.add_argument("--encoding", action="store_true", help="only the service's map encoding against PNG")
     args = parser.parse_args(argv)
 
     if args.ray:
@@ -251,6 +287,9 @@ def main(argv=None) -> int:
 
     import gradcam
 
+    if args.encoding:
+        report_encodings(map_encodings(args.rounds))
+        return 0
     if args.batch:
         met = report_batches([batch_throughput(gradcam.DEFAULT_MODEL, args.rounds, weights="imagenet"),
                               batch_throughput(args.large, args.rounds, weights=None)])
@@ -267,13 +306,16 @@ def main(argv=None) -> int:
     ]
     batches = [batch_throughput(gradcam.DEFAULT_MODEL, args.rounds, weights="imagenet"),
                batch_throughput(args.large, args.rounds, weights=None)]
+    encodings = map_encodings(args.rounds)
     overlay = overlay_ms(args.rounds)
     soaked = soak(args.soak) if args.soak and os.path.exists("/proc/self/statm") else None
     met = report(results, overlay, cold, soaked)
     met &= report_batches(batches)
+    report_encodings(encodings)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"models": results, "batches": batches, "overlay_ms": overlay, "cold_s": cold, "soak": soaked},
+            json.dump({"models": results, "batches": batches, "encodings": encodings, "overlay_ms": overlay,
+                       "cold_s": cold, "soak": soaked},
                       f, indent=2)
     print("\nall targets met" if met else "\nsome targets missed")
     return 0

@@ -4,23 +4,20 @@ share engine calls and each gets its own photo's answer, and the dashboard's
 pages show the service's maps when GRADCAM_BACKEND points at it."""
 
 import io
-import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 import streamlit as st
-from ray import serve
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import gradcam
 from conftest import photo
 from dashboard import cached
-from gradcam import distributed, service
+from e2e.server import serve_backend
+from gradcam import service
 
 PAGE = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 FLOAT16_STEP = 1e-3  # the wire sends map / peak in float16: about 3 significant digits
@@ -32,31 +29,10 @@ def png(image) -> bytes:
     return buffer.getvalue()
 
 
-# Serve gives its HTTP proxy 5 s to start and 10 s to answer a health check, then
-# kills it. A shared 2-core machine running the test suite can be slower than that.
-PATIENT_PROXY = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "120", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "120"}
-
-
 @pytest.fixture(scope="module")
 def url():
-    with socket.socket() as probe:  # a free loopback port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    saved = {name: os.environ.get(name) for name in PATIENT_PROXY}
-    os.environ.update(PATIENT_PROXY)  # inherited by the cluster's processes, Serve's controller among them
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=distributed.RUNTIME_ENV)
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    from gradcam.serve import app
-
-    serve.run(app, blocking=False)
-    yield f"http://127.0.0.1:{port}"
-    serve.shutdown()
-    ray.shutdown()
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with serve_backend(cpus=2) as url:
+        yield url
 
 
 def assert_same_maps(served, explanations):
