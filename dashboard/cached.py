@@ -13,6 +13,7 @@ maps are cached; the page upsamples the one it shows, which costs milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import io
@@ -29,6 +30,8 @@ import gradcam
 from gradcam.cam import upsample
 from gradcam.images import DISPLAY_MAX_SIDE
 from gradcam.service import explain_remote
+
+from .safe_text import md
 
 def _keep_keras_state_between_reruns() -> None:
     """Stop Streamlit from calling keras.backend.clear_session() after every rerun.
@@ -137,6 +140,19 @@ def _remote(model_key: str) -> str | None:
     return url if url and not model_key.startswith("own:") else None
 
 
+@contextlib.contextmanager
+def _service_problems_said(url: str | None):
+    """A service that is down or refuses a request ends the page with its sentence
+    (the choices stay, so the next rerun tries again); in-process errors pass as before."""
+    try:
+        yield
+    except ValueError as error:
+        if not url:
+            raise
+        st.error(md(str(error)))  # the sentence may quote a request's text: shown as written
+        st.stop()
+
+
 def _png(image: Image.Image) -> bytes:
     # Lossless, so the service explains exactly the pixels this page shows.
     buffer = io.BytesIO()
@@ -151,7 +167,9 @@ def _class_maps(served) -> dict:
 def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
                  image: Image.Image, model: gradcam.Model) -> Explained:
     """Predictions and the maps of all top-5 classes, from one engine pass."""
-    return _explain_top5(image_hash, model_key, layer, method, _remote(model_key), image, model)
+    url = _remote(model_key)
+    with _service_problems_said(url):
+        return _explain_top5(image_hash, model_key, layer, method, url, image, model)
 
 
 @st.cache_data(max_entries=256, max_size="128MB", show_spinner=False)
@@ -173,7 +191,9 @@ def _explain_top5(image_hash: str, model_key: str, layer: str, method: str, url:
 def explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int,
                   image: Image.Image, model: gradcam.Model) -> ClassMap:
     """The map of one class outside the top-5."""
-    return _explain_class(image_hash, model_key, layer, method, target, _remote(model_key), image, model)
+    url = _remote(model_key)
+    with _service_problems_said(url):
+        return _explain_class(image_hash, model_key, layer, method, target, url, image, model)
 
 
 @st.cache_data(max_entries=256, max_size="64MB", show_spinner=False)

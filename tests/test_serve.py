@@ -121,3 +121,24 @@ def test_the_explore_page_shows_the_services_maps(url, lite0, monkeypatch):
     local = AppTest.from_file(PAGE, default_timeout=180).run()
     assert [o for o in local.radio(key="target_pick").options] == [o for o in at.radio(key="target_pick").options]
     assert len(seen) == 2
+
+
+def test_the_dashboard_and_the_cli_never_import_ray():
+    # Ray is an optional extra: README's first command installs requirements.txt only.
+    import subprocess
+    import sys
+
+    code = ("import sys, dashboard.cached, dashboard.shared_state, gradcam, gradcam.cli, gradcam.batch; "
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'ray'], 'ray imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert "ray" not in (Path(__file__).resolve().parent.parent / "requirements.txt").read_text()
+
+
+def test_a_page_says_when_the_service_cannot_be_reached(monkeypatch):
+    monkeypatch.setenv("GRADCAM_BACKEND", "http://127.0.0.1:9")  # nothing listens on the discard port
+    at = AppTest.from_file(PAGE, default_timeout=180).run()
+    assert not at.exception
+    shown = [e.value.replace("\\", "") for e in at.error]  # Markdown escapes removed
+    assert shown == ["The explanation service at http://127.0.0.1:9 cannot be reached ([Errno 111] Connection refused)."]
