@@ -141,4 +141,5 @@ def test_a_page_says_when_the_service_cannot_be_reached(monkeypatch):
     at = AppTest.from_file(PAGE, default_timeout=180).run()
     assert not at.exception
     shown = [e.value.replace("\\", "") for e in at.error]  # Markdown escapes removed
-    assert shown == ["The explanation service at http://127.0.0.1:9 cannot be reached ([Errno 111] Connection refused)."]
+    assert shown == ["The explanation service at http://127.0.0.1:9 cannot be reached "
+                     "([Errno 111] Connection refused)."]
