@@ -15,7 +15,7 @@ in the sidebar, a different router than every other visit).
 import streamlit as st
 
 import gradcam
-from dashboard import cached, heatmap_panel, shared_state
+from dashboard import cached, heatmap_panel, method_picker, shared_state
 from dashboard.image_picker import current_sample, pick_image
 from dashboard.model_picker import pick_model
 from dashboard.heatmap_panel import score_text
@@ -42,7 +42,9 @@ def explore() -> None:
         layer = st.selectbox("Layer", list(layers), key="layer", format_func=lambda name: str(layers[name]),
                              help="Later layers: coarser, more class-specific maps. The default is the last one.")
         method = st.selectbox("Method", list(gradcam.METHODS), key="method",
-                              format_func=lambda name: gradcam.METHODS[name][0])
+                              format_func=lambda name: gradcam.METHODS[name].display_name,
+                              help=method_picker.HELP)
+        method_picker.describe(method)
 
     st.title("Why did the model say that?")
     current = pick_image()

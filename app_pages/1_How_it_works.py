@@ -168,8 +168,14 @@ show_all = toggle.toggle("Show all steps", key="lesson_all", help="Every step on
 for key in KEPT:
     st.session_state[f"{key}_kept"] = st.session_state[key]
 
+# The lesson's steps are those of a channel-weight method; any other method chosen on
+# Explore is taught through Grad-CAM, and the page says so.
+method = c.method if c.method in WEIGHT_FORMULA else "gradcam"
+if method != c.method:
+    st.info(f"These steps are Grad-CAM's: {gradcam.METHODS[c.method].display_name} makes its map another way "
+            "(see its description on Explore). Compare, Methods tab, shows every method side by side.")
 with st.spinner("Explaining..."):
-    tensors = lesson_tensors(c.image.sha256, c.model_key, c.layer, c.method, target, photo, model)
+    tensors = lesson_tensors(c.image.sha256, c.model_key, c.layer, method, target, photo, model)
 
 features = tensors.features  # (h, w, k)
 gradients = tensors.gradients[0]  # (h, w, k)
@@ -186,7 +192,7 @@ st.session_state["lesson_final_map"] = heatmap
 contributions = weights * features.reshape(-1, channels).mean(axis=0)
 shown = [int(k) for k in np.argsort(-np.abs(contributions), kind="stable")[:SHOWN_CHANNELS]]
 input_picture = network_input_picture(model, photo)
-MAP_SYMBOL = r"L^c_{\text{" + gradcam.METHODS[c.method][0] + "}}"  # the method's own name; fixed text, never user text
+MAP_SYMBOL = r"L^c_{\text{" + gradcam.METHODS[method][0] + "}}"  # the method's own name; fixed text, never user text
 
 
 def step_input() -> None:
@@ -251,8 +257,8 @@ def weights_table() -> pd.DataFrame:
 
 
 def step_weights() -> None:
-    st.markdown(WEIGHT_SENTENCE[c.method].format(cells=height * width))
-    st.latex(WEIGHT_FORMULA[c.method])
+    st.markdown(WEIGHT_SENTENCE[method].format(cells=height * width))
+    st.latex(WEIGHT_FORMULA[method])
     order = np.argsort(-weights, kind="stable")
     strongest = [*order[:BARS], *[k for k in order[::-1][:BARS] if weights[k] < 0][::-1]]
     bars = pd.DataFrame({

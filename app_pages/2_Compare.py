@@ -16,6 +16,7 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
+from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
 from dashboard import cached, shared_state
 from dashboard.cached import ClassMap, class_map
 from dashboard.heatmap_panel import score_text
@@ -150,7 +151,7 @@ def class_name(index: int) -> str:
 
 st.title("Compare")
 st.caption(f"{md(c.image.name)} · model {md(model.name)} · layer {md(c.layer)} · "
-           f"{gradcam.METHODS[c.method][0]}. Change these on the Explore page.")
+           f"{gradcam.METHODS[c.method].display_name}. Change these on the Explore page.")
 
 # The class: Explore's choice, else the top-1 (a new photo, model or choice there resets it).
 class_for = (c.image.sha256, c.model_key, c.target)
@@ -241,13 +242,20 @@ if classes_tab.open:
 
 if methods_tab.open:
     with methods_tab:
-        st.markdown(f"The same class, **{label}**, weighted two ways: Grad-CAM averages each feature map's "
-                    "gradient; Grad-CAM++ weights only the positive gradients, position by position.")
+        st.markdown(f"The same class, **{label}**, at the same layer, by every method: how much of \"the heatmap\" "
+                    "is the method's own choice. Each map says how long it took to make. Guided maps are at the "
+                    "network's input resolution; Eigen-CAM ignores the class. Score-CAM uses the "
+                    f"{SCORECAM_DEFAULT_CHANNELS} feature maps with the largest variance (Faster Score-CAM).")
         maps = []
-        for method, (title, _) in gradcam.METHODS.items():
-            with st.spinner(f"Explaining with {title}..."):
-                maps.append((one_class(c.image.sha256, c.model_key, c.layer, method, target, photo, model),
-                             f"**{title}** · {md(c.layer)}"))
+        for method, record in gradcam.METHODS.items():
+            with st.spinner(f"Explaining with {record.display_name}..."):
+                shown, seconds = cached.explain_timed(c.image.sha256, c.model_key, c.layer, method, target, photo,
+                                                      model)
+            where = "input pixels" if record.layer_free else f"{shown.raw.shape[0]} x {shown.raw.shape[1]}"
+            tags = [f"{seconds * 1000:,.0f} ms", where]
+            if not record.class_specific:
+                tags.append("class-agnostic")
+            maps.append((shown, f"**{record.display_name}** · " + " · ".join(tags)))
         strip(maps, small, opacity, colormap)
 
 if models_tab.open:

@@ -19,16 +19,21 @@ import hashlib
 import io
 import os
 import sys
-from collections import Counter
+import threading
+import time
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam.cam import upsample
+from gradcam import sandbox
+from gradcam.cam import heatmap as method_heatmap
 from gradcam.images import DISPLAY_MAX_SIDE
+from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
 from gradcam.service import explain_remote
 
 from .safe_text import md
@@ -60,6 +65,7 @@ def _keep_keras_state_between_reruns() -> None:
 
 
 _keep_keras_state_between_reruns()
+sandbox.image_pool().start()  # the first upload should not wait for a worker to boot
 
 # How many times each engine function really ran (cache misses). Tests read it.
 engine_calls: Counter = Counter()
@@ -71,8 +77,9 @@ class ClassMap:
     target: int
     label: str
     probability: float
-    raw: np.ndarray  # layer resolution, >= 0
+    raw: np.ndarray  # layer resolution (input resolution for guided methods), >= 0
     no_positive_evidence: bool
+    method: str = "gradcam"
 
 
 @dataclass(frozen=True)
@@ -88,11 +95,16 @@ def sha256(data: bytes) -> str:
 
 @st.cache_data(max_entries=64, max_size="256MB", show_spinner=False)
 def display_image(image_hash: str, _data: bytes) -> Image.Image:
-    """The photo decoded once (raises gradcam.InvalidImageError) and downscaled for display."""
+    """The photo decoded once, in the sandbox (raises gradcam.InvalidImageError), and
+    downscaled for display there too, so only display-sized pixels come back."""
     engine_calls["load_image"] += 1
-    image = gradcam.load_image(_data)
-    image.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE), Image.LANCZOS)
-    return image
+    return gradcam.load_image_safely(_data, max_side=DISPLAY_MAX_SIDE)
+
+
+def start_model_sandbox() -> None:
+    """Boot the model worker in the background (importing Keras there takes seconds), so
+    it is ready by the time the person has picked a file. Idempotent."""
+    sandbox.model_pool().start()
 
 
 def _settle_garbage_collector() -> None:
@@ -113,9 +125,9 @@ def builtin_model(name: str) -> gradcam.Model:
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def own_model(key: str, _model_bytes: bytes, _labels_bytes: bytes | None, preprocessing: str | None) -> gradcam.Model:
-    """A user's model, loaded from memory; ``key`` holds the hashes of both files."""
+    """A user's model, read in the sandbox and rebuilt here; ``key`` holds the hashes of both files."""
     engine_calls["load_model"] += 1
-    model = gradcam.load_model(_model_bytes, labels=_labels_bytes, preprocessing=preprocessing)
+    model = gradcam.load_model(_model_bytes, labels=_labels_bytes, preprocessing=preprocessing, sandbox=True)
     _settle_garbage_collector()
     return model
 
@@ -123,7 +135,24 @@ def own_model(key: str, _model_bytes: bytes, _labels_bytes: bytes | None, prepro
 def class_map(explanation: gradcam.Explanation) -> ClassMap:
     """What the caches keep of an explanation: the small layer-resolution map."""
     return ClassMap(explanation.target, explanation.label, explanation.probability, explanation.raw,
-                    explanation.no_positive_evidence)
+                    explanation.no_positive_evidence, explanation.method)
+
+
+def engine_options(method: str) -> dict:
+    """How the dashboard runs a method: Score-CAM on a budget of channels, so it stays
+    interactive (the pages say so; the library's default is every channel)."""
+    return {"max_channels": SCORECAM_DEFAULT_CHANNELS} if method == "scorecam" else {}
+
+
+def _top5(explanations: list[gradcam.Explanation]) -> Explained:
+    return Explained(
+        predictions=explanations[0].predictions,
+        maps={e.target: class_map(e) for e in explanations},
+        layer_shape=tuple(explanations[0].raw.shape),
+    )
+
+
+# --- the explanation service (GRADCAM_BACKEND) -------------------------------------
 
 
 def backend() -> str | None:
@@ -133,11 +162,12 @@ def backend() -> str | None:
     return os.environ.get("GRADCAM_BACKEND", "").strip() or None
 
 
-def _remote(model_key: str) -> str | None:
+def _remote(model_key: str, method: str) -> str | None:
     # Built-in models only: an uploaded model stays in this process (the service
-    # knows only its own zoo, and uploads are never sent anywhere).
+    # knows only its own zoo, and uploads are never sent anywhere). The slow methods
+    # stay here too: their progress bar and early stop need the engine in-process.
     url = backend()
-    return url if url and not model_key.startswith("own:") else None
+    return url if url and not model_key.startswith("own:") and not gradcam.METHODS[method].slow else None
 
 
 @contextlib.contextmanager
@@ -161,15 +191,8 @@ def _png(image: Image.Image) -> bytes:
 
 
 def _class_maps(served) -> dict:
-    return {m.target: ClassMap(m.target, m.label, m.probability, m.raw, m.no_positive_evidence) for m in served.maps}
-
-
-def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
-                 image: Image.Image, model: gradcam.Model) -> Explained:
-    """Predictions and the maps of all top-5 classes, from one engine pass."""
-    url = _remote(model_key)
-    with _service_problems_said(url):
-        return _explain_top5(image_hash, model_key, layer, method, url, image, model)
+    return {m.target: ClassMap(m.target, m.label, m.probability, m.raw, m.no_positive_evidence, served.method)
+            for m in served.maps}
 
 
 @st.cache_data(max_entries=256, max_size="128MB", show_spinner=False)
@@ -180,20 +203,7 @@ def _explain_top5(image_hash: str, model_key: str, layer: str, method: str, url:
         served = explain_remote(url, _png(_image), model_key, layer, method, top=5)
         return Explained(predictions=served.predictions, maps=_class_maps(served),
                          layer_shape=tuple(served.maps[0].raw.shape))
-    explanations = gradcam.explain_many(_model, _image, layer=layer, method=method, top=5)
-    return Explained(
-        predictions=explanations[0].predictions,
-        maps={e.target: class_map(e) for e in explanations},
-        layer_shape=tuple(explanations[0].raw.shape),
-    )
-
-
-def explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int,
-                  image: Image.Image, model: gradcam.Model) -> ClassMap:
-    """The map of one class outside the top-5."""
-    url = _remote(model_key)
-    with _service_problems_said(url):
-        return _explain_class(image_hash, model_key, layer, method, target, url, image, model)
+    return _top5(gradcam.explain_many(_model, _image, layer=layer, method=method, top=5))
 
 
 @st.cache_data(max_entries=256, max_size="64MB", show_spinner=False)
@@ -205,6 +215,110 @@ def _explain_class(image_hash: str, model_key: str, layer: str, method: str, tar
     return class_map(gradcam.explain(_model, _image, target=target, layer=layer, method=method))
 
 
+# --- slow methods: a progress bar, and a newer request supersedes an older one ----
+#
+# Score-CAM and Ablation-CAM run many forward passes. They are not called inside
+# st.cache_data: a progress bar updated from inside a cached function would be
+# recorded and replayed on every cache hit. Their results go to this small cache
+# instead, shared by all sessions like st.cache_data (keyed by the image's hash).
+# When a choice changes while one runs, Streamlit stops the old run at its next
+# progress update, so no stale map is ever stored or shown.
+
+_SLOW_ENTRIES = 64
+
+
+@st.cache_resource(show_spinner=False)
+def _slow_results() -> tuple[OrderedDict, threading.Lock]:
+    return OrderedDict(), threading.Lock()
+
+
+def _slow(key: tuple, method: str, run: Callable) -> object:
+    results, lock = _slow_results()
+    with lock:
+        if key in results:
+            results.move_to_end(key)
+            return results[key]
+    # A newer request of this session supersedes an older one still running.
+    previous = st.session_state.get("_slow_method_stop")
+    if previous is not None:
+        previous.set()
+    stop = threading.Event()
+    st.session_state["_slow_method_stop"] = stop
+    title = gradcam.METHODS[method].display_name
+    bar = st.progress(0.0, text=f"{title}: starting...")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"{title}: {done} of {total} channels")
+
+    try:
+        value = run(progress, stop)
+    finally:
+        bar.empty()
+    with lock:
+        results[key] = value
+        while len(results) > _SLOW_ENTRIES:
+            results.popitem(last=False)
+    return value
+
+
+def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
+                 image: Image.Image, model: gradcam.Model) -> Explained:
+    """Predictions and the maps of all top-5 classes, from one engine pass."""
+    if not gradcam.METHODS[method].slow:
+        url = _remote(model_key, method)
+        with _service_problems_said(url):
+            return _explain_top5(image_hash, model_key, layer, method, url, image, model)
+
+    def run(progress, stop):
+        engine_calls["explain"] += 1
+        return _top5(gradcam.explain_many(model, image, layer=layer, method=method, top=5, progress=progress,
+                                          stop=stop, **engine_options(method)))
+
+    return _slow(("top5", image_hash, model_key, layer, method), method, run)
+
+
+def explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int,
+                  image: Image.Image, model: gradcam.Model) -> ClassMap:
+    """The map of one class outside the top-5."""
+    if not gradcam.METHODS[method].slow:
+        url = _remote(model_key, method)
+        with _service_problems_said(url):
+            return _explain_class(image_hash, model_key, layer, method, target, url, image, model)
+
+    def run(progress, stop):
+        engine_calls["explain"] += 1
+        return class_map(gradcam.explain(model, image, target=target, layer=layer, method=method,
+                                          progress=progress, stop=stop, **engine_options(method)))
+
+    return _slow(("class", image_hash, model_key, layer, method, target), method, run)
+
+
+@st.cache_data(max_entries=256, max_size="64MB", show_spinner=False)
+def _explain_timed(image_hash: str, model_key: str, layer: str, method: str, target: int,
+                   _image: Image.Image, _model: gradcam.Model) -> tuple[ClassMap, float]:
+    engine_calls["explain"] += 1
+    start = time.perf_counter()
+    explanation = gradcam.explain(_model, _image, target=target, layer=layer, method=method)
+    return class_map(explanation), time.perf_counter() - start
+
+
+def explain_timed(image_hash: str, model_key: str, layer: str, method: str, target: int,
+                  image: Image.Image, model: gradcam.Model) -> tuple[ClassMap, float]:
+    """One class's map and the seconds the engine took to make it (when it was made:
+    later views come from the cache), for comparing methods side by side."""
+    if not gradcam.METHODS[method].slow:
+        return _explain_timed(image_hash, model_key, layer, method, target, image, model)
+
+    def run(progress, stop):
+        engine_calls["explain"] += 1
+        start = time.perf_counter()
+        explanation = gradcam.explain(model, image, target=target, layer=layer, method=method, progress=progress,
+                                      stop=stop, **engine_options(method))
+        return class_map(explanation), time.perf_counter() - start
+
+    return _slow(("timed", image_hash, model_key, layer, method, target), method, run)
+
+
 def heatmap(class_map: ClassMap, size: tuple[int, int]) -> np.ndarray:
-    """The map at the displayed photo's size, in [0, 1]."""
-    return upsample(class_map.raw, size)[0]
+    """The map at the displayed photo's size, in [0, 1] (guided maps at pixel resolution)."""
+    return method_heatmap(class_map.raw, size, class_map.method)

@@ -25,6 +25,7 @@ def _options() -> tuple[list[str], dict[str, str]]:
 
 
 def _own_model() -> tuple[str, gradcam.Model] | None:
+    cached.start_model_sandbox()
     model_file = st.file_uploader("Keras model (.keras or .h5)", type=["keras", "h5"], key="model_upload")
     labels_file = st.file_uploader("Class names (optional: one per line, or JSON)", type=["txt", "json"],
                                    key="labels_upload")

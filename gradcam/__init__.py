@@ -2,7 +2,8 @@
 
     import gradcam
     model = gradcam.load_model("EfficientNet-Lite0")      # offline, real ImageNet weights
-    image = gradcam.load_image("cat.jpg")
+    image = gradcam.load_image("cat.jpg")                 # trusted files, in this process
+    image = gradcam.load_image_safely(upload_bytes)         # untrusted bytes, in a sandboxed worker
     explanation = gradcam.explain(model, image)             # top-1 class, last conv layer
     gradcam.overlay(image, explanation.heatmap).save("cat-gradcam.png")
 
@@ -10,6 +11,7 @@ This package never imports Streamlit; the dashboard is a thin layer over it.
 """
 
 from .cam import (
+    ExplanationStopped,
     METHODS, Explanation, Prediction, explain, explain_contrast, explain_counterfactual, explain_layers,
     explain_many, predict,
 )
@@ -19,12 +21,14 @@ from .images import load_image
 from .layers import TargetLayer, default_layer, stage_layers, target_layers
 from .models import DEFAULT_MODEL, Model, available_models, load_model
 from .overlay import COLORMAPS, overlay
+from .sandbox import load_image_safely
 
 __all__ = [
     "COLORMAPS",
     "DEFAULT_MODEL",
     "METHODS",
     "Explanation",
+    "ExplanationStopped",
     "InvalidImageError",
     "Model",
     "ModelLoadError",
@@ -39,6 +43,7 @@ __all__ = [
     "explain_layers",
     "explain_many",
     "load_image",
+    "load_image_safely",
     "load_model",
     "overlay",
     "predict",

@@ -12,8 +12,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import lzma
 import re
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -21,9 +24,10 @@ import numpy as np
 from PIL import Image
 
 from .batched import explain_batch
-from .cam import Prediction, upsample
+from .cam import Prediction, heatmap
 from .errors import InvalidImageError
-from .images import DISPLAY_MAX_SIDE, SUPPORTED_FORMATS, load_image
+from .images import DISPLAY_MAX_SIDE, SUPPORTED_FORMATS
+from .sandbox import load_image_safely
 from .overlay import overlay
 from .report import ReportItem, jpeg_bytes, shrunk
 
@@ -36,6 +40,10 @@ MAX_ARCHIVE_MEMBERS = 500
 MAX_ARCHIVE_BYTES = 500 * 1024 * 1024  # total uncompressed size of the images in one archive
 MAX_MEMBER_BYTES = 200 * 1024 * 1024  # one image inside an archive (the uploader's own per-file limit)
 MAX_BATCH_IMAGES = 1000  # per run: each result is small, but time is not free
+# zipfile builds an object per central-directory entry before anyone can count them
+# (1M entries: 7.7 s, +511 MB), so the count and the directory's size are read from
+# the end-of-central-directory record first. 2 KB an entry covers long names and extras.
+MAX_CENTRAL_DIRECTORY_BYTES = MAX_ARCHIVE_MEMBERS * 2048
 IMAGE_EXTENSIONS = frozenset(SUPPORTED_FORMATS)
 
 
@@ -56,6 +64,15 @@ class Unpacked:
     skipped: int  # archive entries that are not images (folders, hidden files, other types)
 
 
+def valid_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD: a browser can send one in a
+    file name (a JSON "\\ud800" escape) and it breaks UTF-8 downloads, the CLI and pages."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _extension(name: str) -> str:
     return name.rsplit(".", 1)[-1].lower() if "." in name.rsplit("/", 1)[-1] else ""
 
@@ -70,13 +87,20 @@ def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):,.0f} MB"
 
 
-def _read_member(data: bytes, member: str, size: int) -> bytes:
+# What the zip, zlib, bz2 and lzma modules raise for damaged or hostile data.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, OSError, EOFError,
+               ValueError, zlib.error, lzma.LZMAError, struct.error, OverflowError, IndexError, KeyError)
+
+
+def _read_member(data: bytes, info: zipfile.ZipInfo) -> bytes:
+    size = info.file_size
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(member) as handle:
+        # By its ZipInfo, not its name: two entries may share a name.
+        with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(info) as handle:
             # At most one byte more than declared: a header that lies about its
             # size cannot make us decompress more than the limit.
             content = handle.read(size + 1)
-    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, ValueError) as error:
+    except _ZIP_ERRORS as error:
         raise InvalidImageError(
             "This archive entry cannot be read (it is damaged, encrypted or compressed in an unsupported way)."
         ) from error
@@ -85,19 +109,45 @@ def _read_member(data: bytes, member: str, size: int) -> bytes:
     return content
 
 
+def _declared_directory(data: bytes) -> tuple[int, int] | None:
+    """(entries, central directory bytes) from the end-of-central-directory record (or
+    its Zip64 twin), found where zipfile looks for it: at the end, or before a comment
+    of at most 64 KB. None when there is none (zipfile will then refuse the file)."""
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    if at < 0 or at + 22 > len(data):
+        return None
+    entries, directory_bytes = struct.unpack_from("<HI", data, at + 10)
+    locator = at - 20
+    if locator >= 0 and data[locator:locator + 4] == b"PK\x06\x07":
+        (record,) = struct.unpack_from("<Q", data, locator + 8)
+        if data[record:record + 4] == b"PK\x06\x06" and record + 56 <= len(data):
+            entries, directory_bytes = struct.unpack_from("<QQ", data, record + 32)
+    return entries, directory_bytes
+
+
 def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int]:
     """The images inside a .zip, checked against the limits before reading any; raises
     ValueError with one sentence when the archive is refused."""
+    declared = _declared_directory(data)
+    if declared is not None:
+        entries, directory_bytes = declared
+        if entries > MAX_ARCHIVE_MEMBERS:
+            raise ValueError(f"{name} has {entries:,} entries; the limit is {MAX_ARCHIVE_MEMBERS} per archive.")
+        if directory_bytes > MAX_CENTRAL_DIRECTORY_BYTES:
+            raise ValueError(f"{name} has a list of contents of {_megabytes(directory_bytes)}, more than "
+                             f"{MAX_ARCHIVE_MEMBERS} entries need; the limit is {MAX_ARCHIVE_MEMBERS} per archive.")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError):
+    except _ZIP_ERRORS:
         raise ValueError(f"{name} is not a readable .zip archive.") from None
     if len(members) > MAX_ARCHIVE_MEMBERS:
         raise ValueError(f"{name} has {len(members):,} entries; the limit is {MAX_ARCHIVE_MEMBERS} per archive.")
     images, skipped = [], 0
     for info in members:
-        if info.is_dir() or _hidden(info.filename) or _extension(info.filename) not in IMAGE_EXTENSIONS:
+        # zipfile cuts a name at its first NUL: a name starting with one is empty.
+        if (not info.filename or info.is_dir() or _hidden(info.filename)
+                or _extension(info.filename) not in IMAGE_EXTENSIONS):
             skipped += 1
             continue
         if info.file_size > MAX_MEMBER_BYTES:
@@ -108,8 +158,8 @@ def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int]:
     if total > MAX_ARCHIVE_BYTES:
         raise ValueError(f"{name} would unpack to {_megabytes(total)}; the limit is {_megabytes(MAX_ARCHIVE_BYTES)}.")
     sources = [
-        BatchSource(f"{name}/{info.filename}", info.file_size,
-                    lambda data=data, member=info.filename, size=info.file_size: _read_member(data, member, size))
+        BatchSource(f"{name}/{valid_text(info.filename)}", info.file_size,
+                    lambda data=data, info=info: _read_member(data, info))
         for info in images
     ]
     return sources, skipped
@@ -125,14 +175,14 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
     for name, data in uploads:
         if _extension(name) == "zip":
             try:
-                inner, ignored = _archive_sources(name, data)
+                inner, ignored = _archive_sources(valid_text(name), data)
             except ValueError as error:
                 problems.append(str(error))
                 continue
             sources.extend(inner)
             skipped += ignored
         else:
-            sources.append(BatchSource(name, len(data), lambda data=data: data))
+            sources.append(BatchSource(valid_text(name), len(data), lambda data=data: data))
     if len(sources) > MAX_BATCH_IMAGES:
         problems.append(f"{len(sources):,} images were given; only the first {MAX_BATCH_IMAGES:,} are explained.")
         sources = sources[:MAX_BATCH_IMAGES]
@@ -154,7 +204,7 @@ def sha256(data: bytes) -> str:
 
 
 def _display_image(data: bytes, max_side: int) -> Image.Image:
-    image = load_image(data)
+    image = load_image_safely(data)  # batch uploads are untrusted: decoded in the sandbox
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.LANCZOS)
     return image
@@ -181,7 +231,7 @@ def explain_records(model, datas: Sequence[bytes], *, layer=None, method: str = 
     explained = explain_batch(model, list(images.values()), layer=layer, method=method)
     for (i, image), (explanation,) in zip(images.items(), explained):
         thumb = shrunk(image, thumbnail_side)
-        heat, _ = upsample(explanation.raw, thumb.size)
+        heat = heatmap(explanation.raw, thumb.size, explanation.method)
         records[i] = {
             "label": explanation.label,
             "target": explanation.target,
@@ -228,24 +278,33 @@ CSV_COLUMNS = ("file", "sha256", "top1_label", "top1_probability",
                "layer", "method", "error")
 
 
+# Spreadsheets (Excel, LibreOffice, Google Sheets) read a cell starting with one of
+# these as a formula; file names and labels are user data, so they are kept as text.
+# Quotes and spaces in front do not hide one from a reader that drops them.
+_FORMULA_START = re.compile('(?:^|(?<=[\r\n]))(?=[" ]*[=+\\-@\t\r])')
+
+
 def _csv_cell(text) -> str:
-    # A cell starting with = + - @ is a formula to Excel and LibreOffice; file names
-    # and labels are user data, so they are kept as text.
-    text = str(text)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    # Guarded at the start of the cell and after every line break inside it: an importer
+    # that splits cells at a bare CR (or does not honour quotes) must not find a formula there.
+    return _FORMULA_START.sub("'", valid_text(str(text)))
 
 
 def predictions_csv(records: Sequence[dict]) -> str:
-    """One row per file (explained or not): file, sha256, the top-5 with probabilities, error."""
+    """One row per file (explained or not): file, sha256, the top-5 with probabilities, error.
+
+    RFC 4180 line ends (CRLF): the csv module quotes a cell holding a character of the line
+    terminator, so with "\\n" alone a bare CR in a file name went out unquoted and a
+    spreadsheet started a new row there."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for record in records:
         row = dict.fromkeys(CSV_COLUMNS, "")
         row.update(file=_csv_cell(record["file"]), sha256=record.get("sha256", ""),
                    error=_csv_cell(record.get("error") or ""))
         if not record.get("error"):
-            row.update(layer=record["layer"], method=record["method"])
+            row.update(layer=_csv_cell(record["layer"]), method=_csv_cell(record["method"]))
             for k, p in enumerate(record["top5"], 1):
                 row[f"top{k}_label"] = _csv_cell(p["label"])
                 row[f"top{k}_probability"] = f"{p['probability']:.6f}"
@@ -289,7 +348,7 @@ def overlays_zip(records: Sequence[dict], originals: dict[str, Callable[[], byte
                     data = read()
                     if sha256(data) == record["sha256"]:
                         image = _display_image(data, max_side)
-                        heat, _ = upsample(record["raw"], image.size)
+                        heat = heatmap(record["raw"], image.size, record["method"])
                         content = jpeg_bytes(overlay(image, heat, opacity, colormap), quality=90)
                 except ValueError:
                     pass  # keep the thumbnail: it was explained once, it still has an overlay

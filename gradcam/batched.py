@@ -14,8 +14,14 @@ are padded (with blank photos whose maps are discarded) to one of a few sizes, s
 any number of photos runs on at most ``len(BUCKETS)`` compiled functions per
 (model, layer, method, targets per photo), each traced once.
 
-This module only adds to cam.py: it reuses its model head, its methods (a method
-turns (features, gradients) into channel weights) and how it builds results.
+Which methods: the one-pass kinds (gradient and activation methods: a method
+turns a photo's (features, gradients) into its map) run batched. The others
+(Score-CAM and Ablation-CAM already batch their many forward passes per photo;
+the guided methods differentiate down to the pixels) and smoothing run photo by
+photo through ``explain_many``: the same answers, without the batch speed-up.
+
+This module only adds to cam.py: it reuses its model head, its methods and how
+it builds results.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from . import cam
+from .cam import explain_many
 from .layers import resolve_layer, run_capturing
 
 BUCKETS = (1, 4, 8, 16, 32)  # batch sizes that get a compiled function; larger sets are split into 32s
@@ -42,27 +49,20 @@ def chunk_sizes(count: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def _channel_weights(method: str):
-    """The method's (features, gradients) -> channel weights function."""
-    return cam.METHODS[method][1]
+BATCHED_KINDS = ("gradient", "activation")
 
 
-def _compiled(model, layer, method: str, bucket: int, count: int, own_top: bool):
+def _compiled(model, layer, method, bucket: int, count: int, own_top: bool):
     """One tf.function per (model, layer, method, bucket, targets per photo, whether
     they are each photo's own top classes), shared by every thread. In practice a
     handful: top-1 for datasets, top-5 and one class for the dashboard."""
-    head = cam._head(model)
-    key = ("batch", layer.name, method, bucket, count, own_top)
-    with model._lock:
-        if key not in model._compiled:
-            model._compiled[key] = _build(model, layer, method, bucket, count, own_top, head)
-        return model._compiled[key]
+    return cam._cached(model, ("batch", layer.name, method.name, bucket, count, own_top),
+                       lambda head: _build(model, layer, method, bucket, count, own_top, head))
 
 
-def _build(model, layer, method: str, bucket: int, count: int, own_top: bool, head):
+def _build(model, layer, method, bucket: int, count: int, own_top: bool, head):
     import tensorflow as tf
 
-    weigh = _channel_weights(method)
     height, width = model.input_size
     classes = len(model.labels)
     keras_model = model.keras
@@ -75,22 +75,30 @@ def _build(model, layer, method: str, bucket: int, count: int, own_top: bool, he
         autograph=False,
     )
     def run(x, target_rows):
-        with tf.GradientTape() as tape:
-            features, logits = run_capturing(keras_model, x, layer.name, on_capture=tape.watch, head=head)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            watch = tape.watch if method.needs_gradients else None
+            features, logits = run_capturing(keras_model, x, layer.name, on_capture=watch, head=head)
             logits = tf.reshape(logits, (bucket, classes))
             # Each photo's own top classes are decided inside this pass.
             rows = tf.one_hot(tf.math.top_k(logits, k=count).indices, classes) if own_top else target_rows
             scores = tf.einsum("bkc,bc->bk", rows, logits)
             per_target = tf.reduce_sum(scores, axis=0)  # (K,): see the module's note on why this is exact
-        if count == 1:  # one backward pass, no vectorised Jacobian machinery
+        if not method.needs_gradients:
+            grads = None
+        elif count == 1:  # one backward pass, no vectorised Jacobian machinery
             grads = tape.gradient(per_target, features)[tf.newaxis]
         else:
             grads = tape.jacobian(per_target, features)  # (K, B, h, w, k)
         # The method as cam.py applies it, photo by photo (the batch size is static):
         # the very same operations, so the maps equal explain_many's.
-        weights = tf.stack([weigh(features[b], grads[:, b]) for b in range(bucket)])  # (B, K, k)
-        before_relu = tf.einsum("bhwk,bnk->bnhw", features, weights)
-        return {"logits": logits, "rows": rows, "weights": weights, "before_relu": before_relu}
+        maps, weights = [], []
+        for b in range(bucket):
+            before_relu, weight = method.make_map(features[b], None if grads is None else grads[:, b])
+            if not method.class_specific:  # one map, the same for every target
+                before_relu, weight = tf.repeat(before_relu, count, axis=0), tf.repeat(weight, count, axis=0)
+            maps.append(before_relu)
+            weights.append(weight)
+        return {"logits": logits, "rows": rows, "weights": tf.stack(weights), "before_relu": tf.stack(maps)}
 
     return run
 
@@ -113,20 +121,24 @@ def _per_photo_targets(model, targets, count: int) -> list[list[int]] | None:
 
 
 def explain_batch(model, images: Sequence, targets=None, layer=None, method: str = "gradcam",
-                  top: int = 1) -> list[list[cam.Explanation]]:
+                  top: int = 1, **options) -> list[list[cam.Explanation]]:
     """Per photo, the list ``explain_many(model, photo, ...)`` returns, computed in
     batches (one compiled call per up to 32 photos).
 
     ``targets``: None (each photo's own ``top`` classes), one list of indices or
-    labels for every photo, or one such list per photo. A photo that cannot be read
-    raises ``InvalidImageError`` before anything runs; decode photos first (with
-    ``load_image``) to keep the good ones of a set with broken ones.
+    labels for every photo, or one such list per photo. ``options`` are
+    ``explain_many``'s (``smooth``, ``max_channels``, ...). A photo that cannot be
+    read raises ``InvalidImageError`` before anything runs; decode photos first
+    (with ``load_image``) to keep the good ones of a set with broken ones.
     """
-    if method not in cam.METHODS:
-        raise ValueError(f'Unknown method "{method}"; choose one of: {", ".join(cam.METHODS)}.')
+    chosen = cam._method(method)
     images = [cam._as_image(image) for image in images]
-    target_layer = resolve_layer(model, layer)
     indices = _per_photo_targets(model, targets, len(images))
+    if chosen.kind not in BATCHED_KINDS or any(options.values()):
+        # Photo by photo (see the module's note), with the same answers.
+        return [explain_many(model, image, None if indices is None else indices[i], layer, method, top, **options)
+                for i, image in enumerate(images)]
+    target_layer = resolve_layer(model, layer)
     classes = len(model.labels)
     top = max(1, min(int(top), classes))
     results: list[list[cam.Explanation]] = []
@@ -151,7 +163,7 @@ def _explain_chunk(model, images, indices, layer, method, top, bucket) -> list[l
         # Photos with fewer targets keep all-zero rows: a zero score, a discarded map.
         for b, photo_targets in enumerate(indices):
             rows[b, np.arange(len(photo_targets)), photo_targets] = 1.0
-    out = _compiled(model, layer, method, bucket, count, indices is None)(x, rows)
+    out = _compiled(model, layer, cam._method(method), bucket, count, indices is None)(x, rows)
     logits_all = out["logits"].numpy().astype(np.float64)
     chosen_all = out["rows"].numpy().argmax(axis=2)
     weights_all = out["weights"].numpy()
@@ -159,12 +171,12 @@ def _explain_chunk(model, images, indices, layer, method, top, bucket) -> list[l
     results = []
     for b, image in enumerate(images):
         logits = logits_all[b]
-        probabilities = cam._probabilities(model, logits)
-        predictions = cam._predictions(model, logits, probabilities, 5)
-        chosen = chosen_all[b] if indices is None else indices[b]
-        results.append([
-            cam._explanation(model, image, maps_all[b, k], weights_all[b, k], index, model.labels[index],
-                             probabilities[index], layer.name, method, predictions)
-            for k, index in enumerate(chosen)
-        ])
+        chosen = chosen_all[b] if indices is None else np.asarray(indices[b])
+        asked = len(chosen)  # rows past it padded a shorter target list
+        tensors = cam.CamTensors(logits=logits, probabilities=cam._probabilities(model, logits), targets=chosen,
+                                 features=None, gradients=None, channel_weights=weights_all[b, :asked],
+                                 before_relu=maps_all[b, :asked])
+        predictions = cam._predictions(model, logits, tensors.probabilities, 5)
+        results.append([cam._explanation(model, image, tensors, k, index, model.labels[index], layer.name, method,
+                                         predictions) for k, index in enumerate(chosen)])
     return results

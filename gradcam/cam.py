@@ -1,12 +1,20 @@
-"""Class activation maps: one compiled pipeline, methods that only weight channels.
+"""Class activation maps: one compiled pipeline; methods say how to make a map.
 
-The pipeline (per model and layer, traced once): run the model capturing the
-layer's feature maps A and the logits; take the scores s = W @ logits, one row of
-W per target (a one-hot row for "this class"; other rows give contrastive or
-counterfactual maps); differentiate every score with respect to A in the same
-pass; let the method turn (A, dS/dA) into channel weights; the map is
-ReLU(sum_k weight_k * A_k). Image and targets are tensor inputs, so a new photo
-or a new class never retraces.
+The pipeline (per model, layer and method, traced once): run the model capturing
+the layer's feature maps A and the logits; take the scores s = W @ logits, one row
+of W per target (a one-hot row for "this class"; other rows give contrastive or
+counterfactual maps); then, by the method's kind (see ``methods.py``):
+
+- gradient methods differentiate every score with respect to A in the same pass
+  and turn (A, dS/dA) into a map;
+- Eigen-CAM turns A alone into a map;
+- Score-CAM and Ablation-CAM score perturbed copies (masked inputs, ablated
+  channels) in batches of compiled forward passes, then weight the channels;
+- guided methods differentiate the scores with respect to the input pixels with
+  the guided rule at every ReLU-like unit.
+
+The map is ReLU of the result. Image and targets are tensor inputs, so a new
+photo or a new class never retraces.
 """
 
 from __future__ import annotations
@@ -21,34 +29,12 @@ from .layers import (
     TargetLayer, logits_head, output_activation, resolve_layer, run_capturing, run_capturing_many, stage_layers,
 )
 from .labels import find_class
-
-# --- methods: each says only how channels are weighted --------------------------
-
-
-def _gradcam_weights(features, grads):
-    """Selvaraju et al. 2017: the spatial mean of the gradient."""
-    import tensorflow as tf
-
-    return tf.reduce_mean(grads, axis=(1, 2))
+from .methods import METHODS, PERTURBATION_BATCH, Method, method as _method
 
 
-def _gradcam_plus_plus_weights(features, grads):
-    """Chattopadhyay et al. 2018: positive gradients weighted per position by alpha,
-    the closed form for an exponential score (as pytorch-grad-cam computes it)."""
-    import tensorflow as tf
-
-    g2 = grads * grads
-    g3 = g2 * grads
-    activation_sum = tf.reduce_sum(features, axis=(0, 1))  # (k,)
-    denominator = 2.0 * g2 + activation_sum * g3
-    alpha = tf.math.divide_no_nan(g2, tf.where(tf.abs(denominator) > 1e-12, denominator, 0.0))
-    return tf.reduce_sum(alpha * tf.nn.relu(grads), axis=(1, 2))
-
-
-METHODS: dict[str, tuple[str, Callable]] = {
-    "gradcam": ("Grad-CAM", _gradcam_weights),
-    "gradcam++": ("Grad-CAM++", _gradcam_plus_plus_weights),
-}
+class ExplanationStopped(Exception):
+    """A long explanation was stopped early (``stop`` was set): a newer request
+    superseded it. Not a ValueError: nothing was wrong with the input."""
 
 
 # --- results --------------------------------------------------------------------
@@ -65,7 +51,11 @@ class Prediction:
 @dataclass(frozen=True)
 class Explanation:
     heatmap: np.ndarray  # (H, W) float32 in [0, 1] at the input image's own size
-    raw: np.ndarray  # (h, w) float32 at layer resolution: ReLU(sum_k w_k A_k), unscaled
+    # (h, w) float32, unscaled: ReLU of the method's map at layer resolution. For the
+    # guided methods, at the network's input resolution: the largest |value| over the
+    # colour channels of the guided gradient (times the upsampled Grad-CAM map for
+    # Guided Grad-CAM); the signed colour picture is ``pixels``.
+    raw: np.ndarray
     target: int
     label: str
     probability: float
@@ -73,8 +63,9 @@ class Explanation:
     method: str
     predictions: list[Prediction]
     no_positive_evidence: bool  # the map was <= 0 everywhere: heatmap is all zeros
-    channel_weights: np.ndarray = field(repr=False)  # (k,) the method's weights
-    before_relu: np.ndarray = field(repr=False)  # (h, w) the weighted sum before ReLU
+    channel_weights: np.ndarray = field(repr=False)  # (k,) the method's weights (empty for Guided Backpropagation)
+    before_relu: np.ndarray = field(repr=False)  # (h, w) the map before ReLU
+    pixels: np.ndarray | None = field(default=None, repr=False)  # guided methods: (h, w, channels), signed
 
 
 @dataclass(frozen=True)
@@ -88,9 +79,10 @@ class CamTensors:
     gradients: np.ndarray | None  # (K, h, w, k) dS/dA
     channel_weights: np.ndarray  # (K, k)
     before_relu: np.ndarray  # (K, h, w)
+    pixels: np.ndarray | None = None  # guided methods: (K, h, w, channels)
 
 
-# --- the compiled pipeline ------------------------------------------------------
+# --- the compiled passes --------------------------------------------------------
 
 
 def _head(model):
@@ -102,71 +94,172 @@ def _head(model):
         return model._compiled["head"]
 
 
-def _compiled(model, layer: TargetLayer, method: str, keep_tensors: bool):
-    """One tf.function per (model, layer, method). The lock makes every session
+def _cached(model, key, build: Callable):
+    """One compiled function per key on the model. The lock makes every session
     share one function object; TensorFlow traces it once, on its first call."""
     head = _head(model)
-    key = ("cam", layer.name, method, keep_tensors)
     with model._lock:
         if key not in model._compiled:
-            model._compiled[key] = _build(model, layer, method, keep_tensors, head)
+            model._compiled[key] = build(head)
         return model._compiled[key]
 
 
-def _build(model, layer: TargetLayer, method: str, keep_tensors: bool, head):
+def _input_spec(model, batch=1):
     import tensorflow as tf
 
-    weigh = METHODS[method][1]
     height, width = model.input_size
+    return tf.TensorSpec((batch, height, width, model.channels), tf.float32)
+
+
+def _choose_rows(logits, target_rows, top, classes):
+    """top > 0: the model's own top classes (decided inside this pass); else the given rows."""
+    import tensorflow as tf
+
+    return tf.cond(top > 0, lambda: tf.one_hot(tf.math.top_k(logits, k=top).indices, classes), lambda: target_rows)
+
+
+def _compiled(model, layer: TargetLayer, method: Method, keep_tensors: bool):
+    """The one pass of gradient and activation methods, and the first pass of the
+    perturbation methods (activations and logits only)."""
+    return _cached(model, ("cam", layer.name, method.name, keep_tensors),
+                   lambda head: _build(model, layer, method, keep_tensors, head))
+
+
+def _build(model, layer: TargetLayer, method: Method, keep_tensors: bool, head):
+    import tensorflow as tf
+
     classes = len(model.labels)
     keras_model = model.keras
 
     @tf.function(
-        input_signature=[
-            tf.TensorSpec((1, height, width, model.channels), tf.float32),
-            tf.TensorSpec((None, classes), tf.float32),
-            tf.TensorSpec((), tf.int32),
-        ],
+        input_signature=[_input_spec(model), tf.TensorSpec((None, classes), tf.float32), tf.TensorSpec((), tf.int32)],
         reduce_retracing=True,
         autograph=False,  # no Python control flow on tensors here; skipping the conversion halves the trace
     )
     def run(x, target_rows, top):
-        with tf.GradientTape() as tape:
-            features, logits = run_capturing(keras_model, x, layer.name, on_capture=tape.watch, head=head)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            watch = tape.watch if method.needs_gradients else None
+            features, logits = run_capturing(keras_model, x, layer.name, on_capture=watch, head=head)
             logits = tf.reshape(logits, (-1,))
-            # top > 0: explain the model's own top classes (decided inside this pass).
-            rows = tf.cond(
-                top > 0,
-                lambda: tf.one_hot(tf.math.top_k(logits, k=top).indices, classes),
-                lambda: target_rows,
-            )
+            rows = _choose_rows(logits, target_rows, top, classes)
             scores = tf.linalg.matvec(rows, logits)
-        grads = tape.jacobian(scores, features)[:, 0]  # (K, h, w, k)
+        grads = tape.jacobian(scores, features)[:, 0] if method.needs_gradients else None  # (K, h, w, k)
         features = features[0]
-        weights = weigh(features, grads)
-        before_relu = tf.einsum("hwk,nk->nhw", features, weights)
-        out = {"logits": logits, "rows": rows, "weights": weights, "before_relu": before_relu}
-        if keep_tensors:
-            out.update(features=features, gradients=grads)
+        out = {"logits": logits, "rows": rows, "features": features}
+        if method.make_map is not None:
+            before_relu, weights = method.make_map(features, grads)
+            if not method.class_specific:  # one map, the same for every target
+                count = tf.shape(rows)[0]
+                before_relu = tf.repeat(before_relu, count, axis=0)
+                weights = tf.repeat(weights, count, axis=0)
+            out.update(weights=weights, before_relu=before_relu)
+        if keep_tensors and grads is not None:
+            out["gradients"] = grads
+        if not keep_tensors and method.kind != "perturbation":
+            del out["features"]
         return out
 
     return run
 
 
+def _compiled_guided(model, layer: TargetLayer | None, method: Method):
+    """Guided Backpropagation (layer None) or Guided Grad-CAM: the gradient of each
+    score down to the input pixels under the guided rule, in one compiled function."""
+    import tensorflow as tf
+
+    def build(head):
+        classes = len(model.labels)
+        keras_model = model.keras
+        height, width = model.input_size
+
+        @tf.function(
+            input_signature=[_input_spec(model), tf.TensorSpec((None, classes), tf.float32),
+                             tf.TensorSpec((), tf.int32)],
+            reduce_retracing=True,
+            autograph=False,
+        )
+        def run(x, target_rows, top):
+            out = {}
+            if layer is not None:  # the Grad-CAM half, with ordinary gradients
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    features, logits = run_capturing(keras_model, x, layer.name, on_capture=tape.watch, head=head)
+                    logits = tf.reshape(logits, (-1,))
+                    rows = _choose_rows(logits, target_rows, top, classes)
+                    scores = tf.linalg.matvec(rows, logits)
+                grads = tape.jacobian(scores, features)[:, 0]
+                cam, weights = method.make_map(features[0], grads)
+                cam = tf.image.resize(tf.nn.relu(cam)[..., None], (height, width), method="bilinear")  # (K, H, W, 1)
+                out["weights"] = weights
+            # The guided half: the forward pass is the same; only the backward rule differs.
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)
+                _, guided_logits = run_capturing_many(keras_model, x, [], head=head, guided=True)
+                guided_logits = tf.reshape(guided_logits, (-1,))
+                if layer is None:
+                    logits = guided_logits
+                    rows = _choose_rows(logits, target_rows, top, classes)
+                scores = tf.linalg.matvec(rows, guided_logits)
+            pixels = tape.jacobian(scores, x)[:, 0]  # (K, H, W, channels)
+            if layer is not None:
+                pixels = pixels * cam
+            else:
+                out["weights"] = tf.zeros((tf.shape(rows)[0], 0))
+            out.update(logits=logits, rows=rows, pixels=pixels, before_relu=tf.reduce_max(tf.abs(pixels), axis=-1))
+            return out
+
+        return run
+
+    return _cached(model, ("guided", None if layer is None else layer.name, method.name), build)
+
+
+def _compiled_scores(model, layer: TargetLayer, method: Method):
+    """The target scores of a batch of perturbed copies, for the channels given:
+    Score-CAM masks the input with each channel's map (upsampled bilinearly with
+    aligned corners and scaled to [0, 1], as pytorch-grad-cam); Ablation-CAM sets
+    each channel to zero and runs the rest of the network from the layer. The batch
+    size is a tensor dimension, so the last, shorter batch does not retrace."""
+    import tensorflow as tf
+
+    def build(head):
+        classes = len(model.labels)
+        keras_model = model.keras
+        height, width = model.input_size
+
+        @tf.function(
+            input_signature=[_input_spec(model), tf.TensorSpec((None, None, None), tf.float32),
+                             tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, classes), tf.float32)],
+            reduce_retracing=True,
+            autograph=False,
+        )
+        def run(x, features, channels, rows):
+            if method.name == "scorecam":
+                maps = tf.transpose(tf.gather(features, channels, axis=-1), (2, 0, 1))[..., None]  # (b, h, w, 1)
+                masks = tf.raw_ops.ResizeBilinear(images=maps, size=[height, width], align_corners=True,
+                                                  half_pixel_centers=False)
+                low = tf.reduce_min(masks, axis=(1, 2, 3), keepdims=True)
+                high = tf.reduce_max(masks, axis=(1, 2, 3), keepdims=True)
+                masks = (masks - low) / (high - low + 1e-8)
+                _, logits = run_capturing_many(keras_model, x * masks, [], head=head)
+            else:
+                keep = 1.0 - tf.one_hot(channels, tf.shape(features)[-1])  # (b, k)
+                ablated = features[None] * keep[:, None, None, :]
+                _, logits = run_capturing_many(keras_model, x, [], head=head, substitute={layer.name: ablated})
+            logits = tf.reshape(logits, (tf.shape(channels)[0], classes))
+            return tf.matmul(rows, logits, transpose_b=True)  # (K, b)
+
+        return run
+
+    return _cached(model, ("scores", layer.name, method.name), build)
+
+
 def _forward(model):
     import tensorflow as tf
 
-    head = _head(model)
-    with model._lock:
-        if "forward" not in model._compiled:
-            height, width = model.input_size
-            spec = tf.TensorSpec((1, height, width, model.channels), tf.float32)
-            # The same graph walk as the explanations, so predictions and maps
-            # agree on the logits, and a softmax model's true logits are reported.
-            model._compiled["forward"] = tf.function(
-                lambda x: run_capturing(model.keras, x, None, head=head)[1], input_signature=[spec], autograph=False
-            )
-        return model._compiled["forward"]
+    # The same graph walk as the explanations, so predictions and maps agree on
+    # the logits, and a softmax model's true logits are reported.
+    return _cached(model, "forward", lambda head: tf.function(
+        lambda x: run_capturing(model.keras, x, None, head=head)[1], input_signature=[_input_spec(model)],
+        autograph=False))
 
 
 # --- helpers --------------------------------------------------------------------
@@ -204,20 +297,189 @@ def _as_image(image) -> Image.Image:
     return load_image(image)
 
 
-def upsample(raw: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, bool]:
+# Guided maps are spiky: a handful of pixels would take the whole colour scale,
+# so their display saturates at this percentile (the raw map keeps every value).
+SPIKY_PERCENTILE = 99.5
+
+
+def upsample(raw: np.ndarray, size: tuple[int, int], spiky: bool = False) -> tuple[np.ndarray, bool]:
     """Scale a layer-resolution map to [0, 1] and resize it to ``size`` (width, height).
 
     Returns (heatmap, no_positive_evidence). A map with nothing above zero is all
-    zeros, never NaN.
+    zeros, never NaN. ``spiky`` (pixel-resolution guided maps): values above the
+    SPIKY_PERCENTILE-th percentile of the positive ones show as 1.
     """
     peak = float(raw.max()) if raw.size else 0.0
     if not peak > 0.0:
         return np.zeros((size[1], size[0]), np.float32), True
+    if spiky:
+        raw = np.minimum(raw, np.percentile(raw[raw > 0], SPIKY_PERCENTILE))
+        peak = float(raw.max())
     scaled = Image.fromarray((raw / peak).astype(np.float32), mode="F")
     # Bilinear, not bicubic: it never overshoots, so the result stays in [0, 1].
     resized = np.clip(np.asarray(scaled.resize(size, Image.BILINEAR), np.float32), 0.0, None)
     # Pixel centres rarely land on a cell centre, so rescale: the hottest spot is 1.
     return resized / resized.max(), False
+
+
+def heatmap(raw: np.ndarray, size: tuple[int, int], method: str) -> np.ndarray:
+    """The heatmap of a method's raw map at ``size`` (width, height), in [0, 1]."""
+    return upsample(raw, size, spiky=_method(method).kind == "guided")[0]
+
+
+def _target_rows(model, targets, top: int):
+    """(rows over the classes, top): rows given, or the model's own ``top`` classes."""
+    classes = len(model.labels)
+    if targets is None:
+        return np.zeros((0, classes), np.float32), max(1, min(int(top), classes))
+    rows = np.asarray(targets, np.float32)
+    if rows.ndim == 1:  # class indices: one-hot rows (not an eye(classes) matrix per call)
+        indices = np.asarray(targets, int)
+        rows = np.zeros((len(indices), classes), np.float32)
+        rows[np.arange(len(indices)), indices] = 1.0
+    return rows, 0
+
+
+# --- the pipeline ---------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    """What a long explanation may be given besides the image and the targets."""
+
+    max_channels: int | None = None  # Score-CAM: only the channels with the largest variance (Faster Score-CAM)
+    progress: Callable[[int, int], object] | None = None  # called with (done, total) after each batch
+    stop: object = None  # anything with is_set() (a threading.Event): set it to stop early
+    smooth: bool = False  # test-time augmentation: flips and input scalings, maps averaged
+
+
+def _perturbation_pass(model, layer, method: Method, x, rows, top, options: Options, keep_tensors: bool,
+                       offset: int = 0, total: int | None = None):
+    first = _compiled(model, layer, method, True)(x, rows, np.int32(top))
+    features = first["features"].numpy()
+    chosen_rows = first["rows"].numpy()
+    logits = first["logits"].numpy()
+    base = chosen_rows @ logits.astype(np.float32)  # (K,)
+    channels = features.shape[-1]
+    order = np.arange(channels)
+    if options.max_channels is not None and method.name == "scorecam" and options.max_channels < channels:
+        variance = features.reshape(-1, channels).var(axis=0)
+        order = np.sort(np.argsort(-variance, kind="stable")[: max(1, int(options.max_channels))])
+    score = _compiled_scores(model, layer, method)
+    scores = np.zeros((len(chosen_rows), len(order)), np.float32)
+    total = len(order) if total is None else total
+    for start in range(0, len(order), PERTURBATION_BATCH):
+        if options.stop is not None and options.stop.is_set():
+            raise ExplanationStopped(f"{method.display_name} was stopped early.")
+        batch = order[start:start + PERTURBATION_BATCH].astype(np.int32)
+        scores[:, start:start + len(batch)] = score(x, features, batch, chosen_rows).numpy()
+        if options.progress is not None:
+            options.progress(offset + start + len(batch), total)
+    weights = np.zeros((len(chosen_rows), channels), np.float32)
+    weights[:, order] = method.weights_from_scores(base, scores)
+    before_relu = np.einsum("hwk,nk->nhw", features, weights)
+    return {"logits": logits, "rows": chosen_rows, "weights": weights, "before_relu": before_relu,
+            "features": features if keep_tensors else None}
+
+
+def _one_pass(model, x, rows, top, layer, method: Method, options: Options, keep_tensors: bool,
+              offset: int = 0, total: int | None = None) -> dict:
+    """Every array the method needs, from its compiled pass(es) on the prepared input x."""
+    if method.kind == "perturbation":
+        return _perturbation_pass(model, layer, method, x, rows, top, options, keep_tensors, offset, total)
+    if method.kind == "guided":
+        out = _compiled_guided(model, None if method.layer_free else layer, method)(x, rows, np.int32(top))
+    else:
+        out = _compiled(model, layer, method, keep_tensors)(x, rows, np.int32(top))
+    return {key: value.numpy() for key, value in out.items()}
+
+
+# pytorch-grad-cam's aug_smooth: a horizontal flip times three input scalings.
+AUGMENTATIONS = tuple((flip, factor) for flip in (False, True) for factor in (1.0, 0.9, 1.1))
+
+
+def _smoothed_pass(model, x, rows, top, layer, method: Method, options: Options) -> dict:
+    """The map averaged over AUGMENTATIONS, each brought back to the photo's frame
+    and scaled to a peak of 1 first, as pytorch-grad-cam's aug_smooth. The classes
+    are the un-augmented photo's, and so are the logits reported."""
+    steps = len(AUGMENTATIONS)
+    per_pass = _channels_done_per_pass(model, layer, method, options)
+    first = None
+    maps, weights = [], []
+    for number, (flip, factor) in enumerate(AUGMENTATIONS):
+        augmented = x * np.float32(factor)
+        if flip:
+            augmented = augmented[:, :, ::-1].copy()
+        fixed = rows if first is None else first["rows"]
+        out = _one_pass(model, augmented, fixed, top if first is None else 0, layer, method, options, False,
+                        number * per_pass, steps * per_pass)
+        first = first or out
+        shown = np.maximum(out["before_relu"], 0.0)
+        if flip:
+            shown = shown[:, :, ::-1]
+        peaks = shown.reshape(len(shown), -1).max(axis=1)
+        maps.append(shown / np.where(peaks > 0, peaks, 1.0)[:, None, None])
+        weights.append(out["weights"])
+    return {**first, "before_relu": np.mean(maps, axis=0), "weights": np.mean(weights, axis=0), "pixels": None}
+
+
+def _channels_done_per_pass(model, layer, method: Method, options: Options) -> int:
+    if method.kind != "perturbation":
+        return 0
+    channels = layer.shape[-1] or 0
+    if options.max_channels is not None and method.name == "scorecam":
+        channels = min(channels, max(1, int(options.max_channels)))
+    return channels
+
+
+def compute_prepared(model, x: np.ndarray, targets=None, layer=None, method: str = "gradcam", *, top: int = 1,
+                     keep_tensors: bool = False, options: Options | None = None) -> CamTensors:
+    """The pipeline on an input already prepared for the model (1, H, W, C): maps
+    for ``targets`` (rows over the classes, or class indices), or for the model's
+    own ``top`` classes when targets is None."""
+    chosen = _method(method)
+    options = options or Options()
+    target_layer = resolve_layer(model, layer)
+    rows, top = _target_rows(model, targets, top)
+    if options.smooth:
+        out = _smoothed_pass(model, x, rows, top, target_layer, chosen, options)
+    else:
+        out = _one_pass(model, x, rows, top, target_layer, chosen, options, keep_tensors)
+    logits = out["logits"].astype(np.float64)
+    return CamTensors(
+        logits=logits,
+        probabilities=_probabilities(model, logits),
+        targets=out["rows"].argmax(axis=1),
+        features=out.get("features") if keep_tensors else None,
+        gradients=out.get("gradients") if keep_tensors else None,
+        channel_weights=out["weights"],
+        before_relu=out["before_relu"],
+        pixels=out.get("pixels"),
+    )
+
+
+def compute(model, image, targets=None, layer=None, method: str = "gradcam", *, top: int = 1,
+            keep_tensors: bool = False, options: Options | None = None) -> CamTensors:
+    """One explanation's tensors for ``image`` (see ``compute_prepared``)."""
+    _method(method)  # an unknown method fails before the image is prepared
+    return compute_prepared(model, model.prepare(_as_image(image)), targets, layer, method, top=top,
+                            keep_tensors=keep_tensors, options=options)
+
+
+def _explanation(model, image, tensors: CamTensors, k: int, index, label, layer, method, predictions):
+    before = tensors.before_relu[k].astype(np.float32)
+    raw = np.maximum(before, 0.0)
+    heatmap_, empty = upsample(raw, image.size, spiky=_method(method).kind == "guided")
+    pixels = None if tensors.pixels is None else tensors.pixels[k].astype(np.float32)
+    return Explanation(heatmap=heatmap_, raw=raw, target=int(index), label=label,
+                       probability=float(tensors.probabilities[index]), layer=layer, method=method,
+                       predictions=predictions, no_positive_evidence=empty, channel_weights=tensors.channel_weights[k],
+                       before_relu=before, pixels=pixels)
+
+
+def _layer_name(model, layer, method: str) -> str:
+    """The layer an explanation names: the input for Guided Backpropagation."""
+    return "input pixels" if _method(method).layer_free else resolve_layer(model, layer).name
 
 
 # --- public API -----------------------------------------------------------------
@@ -230,154 +492,135 @@ def predict(model, image, top: int = 5) -> list[Prediction]:
     return _predictions(model, logits, _probabilities(model, logits), top)
 
 
-def compute(model, image, targets=None, layer=None, method: str = "gradcam", *, top: int = 1,
-            keep_tensors: bool = False) -> CamTensors:
-    """One compiled pass: maps for ``targets`` (rows over the classes, or class
-    indices), or for the model's own ``top`` classes when targets is None."""
-    if method not in METHODS:
-        raise ValueError(f'Unknown method "{method}"; choose one of: {", ".join(METHODS)}.')
-    target_layer = resolve_layer(model, layer)
-    classes = len(model.labels)
-    if targets is None:
-        rows = np.zeros((0, classes), np.float32)
-        top = max(1, min(int(top), classes))
-    else:
-        rows = np.asarray(targets, np.float32)
-        if rows.ndim == 1:  # class indices: one-hot rows (not an eye(classes) matrix per call)
-            indices = np.asarray(targets, int)
-            rows = np.zeros((len(indices), classes), np.float32)
-            rows[np.arange(len(indices)), indices] = 1.0
-        top = 0
-    out = _compiled(model, target_layer, method, keep_tensors)(model.prepare(_as_image(image)), rows, np.int32(top))
-    logits = out["logits"].numpy().astype(np.float64)
-    chosen = out["rows"].numpy()
-    return CamTensors(
-        logits=logits,
-        probabilities=_probabilities(model, logits),
-        targets=chosen.argmax(axis=1),
-        features=out["features"].numpy() if keep_tensors else None,
-        gradients=out["gradients"].numpy() if keep_tensors else None,
-        channel_weights=out["weights"].numpy(),
-        before_relu=out["before_relu"].numpy(),
-    )
-
-
-def _explanation(model, image, before_relu, weights, index, label, probability, layer, method, predictions):
-    before = before_relu.astype(np.float32)
-    raw = np.maximum(before, 0.0)
-    heatmap, empty = upsample(raw, image.size)
-    return Explanation(heatmap=heatmap, raw=raw, target=int(index), label=label, probability=float(probability),
-                       layer=layer, method=method, predictions=predictions, no_positive_evidence=empty,
-                       channel_weights=weights, before_relu=before)
-
-
 def explain_many(model, image, targets: Sequence | None = None, layer=None, method: str = "gradcam",
-                 top: int = 5) -> list[Explanation]:
+                 top: int = 5, *, smooth: bool = False, max_channels: int | None = None,
+                 progress: Callable[[int, int], object] | None = None, stop=None) -> list[Explanation]:
     """Maps for several classes from one pass: ``targets`` (indices or labels), or
-    the model's own ``top`` classes when targets is None."""
+    the model's own ``top`` classes when targets is None.
+
+    ``smooth``: average over flips and input scalings (pytorch-grad-cam's
+    aug_smooth, six passes). ``max_channels``: Score-CAM on only that many channels,
+    those with the largest variance (Faster Score-CAM). ``progress(done, total)`` is
+    called after each batch of a perturbation method; setting ``stop`` (a
+    ``threading.Event``) ends it early with ``ExplanationStopped``.
+    """
+    _method(method)
     image = _as_image(image)
     indices = None if targets is None else [target_index(model, t) for t in targets]
-    tensors = compute(model, image, indices, layer, method, top=top)
+    options = Options(max_channels=max_channels, progress=progress, stop=stop, smooth=smooth)
+    tensors = compute(model, image, indices, layer, method, top=top, options=options)
     predictions = _predictions(model, tensors.logits, tensors.probabilities, 5)
-    name = resolve_layer(model, layer).name
-    return [
-        _explanation(model, image, tensors.before_relu[k], tensors.channel_weights[k], index, model.labels[index],
-                     tensors.probabilities[index], name, method, predictions)
-        for k, index in enumerate(tensors.targets)
-    ]
+    name = _layer_name(model, layer, method)
+    return [_explanation(model, image, tensors, k, index, model.labels[index], name, method, predictions)
+            for k, index in enumerate(tensors.targets)]
 
 
-def explain(model, image, target=None, layer=None, method: str = "gradcam") -> Explanation:
-    """The map for one class: ``target`` is None (the top-1 class), an index or a label."""
-    return explain_many(model, image, None if target is None else [target], layer, method, top=1)[0]
+def explain(model, image, target=None, layer=None, method: str = "gradcam", **options) -> Explanation:
+    """The map for one class: ``target`` is None (the top-1 class), an index or a
+    label. ``options``: ``smooth``, ``max_channels``, ``progress``, ``stop`` (see
+    ``explain_many``)."""
+    return explain_many(model, image, None if target is None else [target], layer, method, top=1, **options)[0]
 
 
-def explain_contrast(model, image, target, other, layer=None, method: str = "gradcam") -> Explanation:
+def _needs_a_class(method: str, what: str) -> None:
+    if not _method(method).class_specific:
+        raise ValueError(f"{METHODS[method].display_name} gives the same map for every class, so it has no {what}.")
+
+
+def explain_contrast(model, image, target, other, layer=None, method: str = "gradcam", **options) -> Explanation:
     """Why ``target`` rather than ``other``: the map of the difference of their two
     logits, i.e. the evidence that separates them (Selvaraju et al. 2017)."""
+    _needs_a_class(method, "contrastive map")
     image = _as_image(image)
     a, b = target_index(model, target), target_index(model, other)
     row = np.zeros((1, len(model.labels)), np.float32)
     row[0, a], row[0, b] = 1.0, -1.0
-    tensors = compute(model, image, row, layer, method)
+    tensors = compute(model, image, row, layer, method, options=Options(**options))
     predictions = _predictions(model, tensors.logits, tensors.probabilities, 5)
-    return _explanation(model, image, tensors.before_relu[0], tensors.channel_weights[0], a,
-                        f"{model.labels[a]} rather than {model.labels[b]}", tensors.probabilities[a],
-                        resolve_layer(model, layer).name, method, predictions)
+    return _explanation(model, image, tensors, 0, a, f"{model.labels[a]} rather than {model.labels[b]}",
+                        _layer_name(model, layer, method), method, predictions)
 
 
-def explain_counterfactual(model, image, target=None, layer=None, method: str = "gradcam") -> Explanation:
-    """What speaks against ``target``: Grad-CAM with negated gradients, the regions
-    whose removal would raise the class's score (Selvaraju et al. 2017)."""
+def explain_counterfactual(model, image, target=None, layer=None, method: str = "gradcam", **options) -> Explanation:
+    """What speaks against ``target``: the method with negated gradients, the
+    regions whose removal would raise the class's score (Selvaraju et al. 2017)."""
+    _needs_a_class(method, "counterfactual map")
+    if not _method(method).needs_gradients:
+        raise ValueError(f"A counterfactual map negates gradients, and {METHODS[method].display_name} uses none.")
     image = _as_image(image)
     index = predict(model, image, top=1)[0].index if target is None else target_index(model, target)
     row = np.zeros((1, len(model.labels)), np.float32)
     row[0, index] = -1.0
-    tensors = compute(model, image, row, layer, method)
+    tensors = compute(model, image, row, layer, method, options=Options(**options))
     predictions = _predictions(model, tensors.logits, tensors.probabilities, 5)
-    return _explanation(model, image, tensors.before_relu[0], tensors.channel_weights[0], index,
-                        f"against {model.labels[index]}", tensors.probabilities[index],
-                        resolve_layer(model, layer).name, method, predictions)
+    return _explanation(model, image, tensors, 0, index, f"against {model.labels[index]}",
+                        _layer_name(model, layer, method), method, predictions)
 
 
 _MAX_LAYER_SETS = 8
 
 
-def _compiled_layers(model, layers: tuple, method: str):
+def _compiled_layers(model, layers: tuple, method: Method):
     import tensorflow as tf
 
-    head = _head(model)
-    key = ("layers", layers, method)
+    key = ("layers", layers, method.name)
     with model._lock:
+        # Every combination of layers is its own function: keep the few most
+        # recent, so a page offering free choice cannot grow memory without end.
         if key not in model._compiled:
-            # Every combination of layers is its own function: keep the few most
-            # recent, so a page offering free choice cannot grow memory without end.
             kept = [k for k in model._compiled if isinstance(k, tuple) and k[0] == "layers"]
             for old in kept[: max(0, len(kept) - _MAX_LAYER_SETS + 1)]:
                 del model._compiled[old]
-            weigh = METHODS[method][1]
-            height, width = model.input_size
-            keras_model = model.keras
 
-            @tf.function(
-                input_signature=[tf.TensorSpec((1, height, width, model.channels), tf.float32),
-                                 tf.TensorSpec((), tf.int32)],
-                autograph=False,
-            )
-            def run(x, target):
-                with tf.GradientTape() as tape:
-                    features, logits = run_capturing_many(keras_model, x, list(layers), tape.watch, head)
-                    logits = tf.reshape(logits, (-1,))
-                    index = tf.where(target >= 0, target, tf.cast(tf.argmax(logits), tf.int32))
-                    score = tf.gather(logits, index)
-                grads = tape.gradient(score, features)  # every layer's gradient from one backward pass
-                maps, weights = [], []
-                for a, g in zip(features, grads):
-                    w = weigh(a[0], g)  # (1, k)
-                    weights.append(w[0])
-                    maps.append(tf.einsum("hwk,k->hw", a[0], w[0]))
-                return logits, index, maps, weights
+    def build(head):
+        keras_model = model.keras
 
-            model._compiled[key] = run
-        return model._compiled[key]
+        @tf.function(input_signature=[_input_spec(model), tf.TensorSpec((), tf.int32)], autograph=False)
+        def run(x, target):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                watch = tape.watch if method.needs_gradients else None
+                features, logits = run_capturing_many(keras_model, x, list(layers), watch, head)
+                logits = tf.reshape(logits, (-1,))
+                index = tf.where(target >= 0, target, tf.cast(tf.argmax(logits), tf.int32))
+                score = tf.gather(logits, index)
+            # Every layer's gradient from one backward pass.
+            grads = tape.gradient(score, features) if method.needs_gradients else [None] * len(features)
+            maps, weights = [], []
+            for a, g in zip(features, grads):
+                m, w = method.make_map(a[0], g)  # (1, h, w), (1, k)
+                maps.append(m[0])
+                weights.append(w[0])
+            return logits, index, maps, weights
+
+        return run
+
+    return _cached(model, key, build)
 
 
-def explain_layers(model, image, layers=None, target=None, method: str = "gradcam") -> list[Explanation]:
-    """The map of one class at several layers from one forward and one backward
-    pass: ``layers`` (names, default one per stage of the network, early to late)."""
-    if method not in METHODS:
-        raise ValueError(f'Unknown method "{method}"; choose one of: {", ".join(METHODS)}.')
+def explain_layers(model, image, layers=None, target=None, method: str = "gradcam", **options) -> list[Explanation]:
+    """The map of one class at several layers: ``layers`` (names, default one per
+    stage of the network, early to late). Gradient methods and Eigen-CAM take one
+    forward and one backward pass for all layers; the others one run per layer."""
+    chosen_method = _method(method)
+    if chosen_method.layer_free:
+        raise ValueError(f"{chosen_method.display_name} works on the input pixels, not on a layer, so it has no "
+                         "map per layer.")
     image = _as_image(image)
     chosen = stage_layers(model) if layers is None else [resolve_layer(model, layer) for layer in layers]
+    if chosen_method.make_map is None or chosen_method.kind == "guided" or options.get("smooth"):
+        index = target if target is not None else predict(model, image, top=1)[0].index
+        return [explain(model, image, index, t.name, method, **options) for t in chosen]
     names = tuple(t.name for t in chosen)
     index = -1 if target is None else target_index(model, target)
-    logits, picked, maps, weights = _compiled_layers(model, names, method)(model.prepare(image), np.int32(index))
+    logits, picked, maps, weights = _compiled_layers(model, names, chosen_method)(model.prepare(image),
+                                                                                  np.int32(index))
     logits = logits.numpy().astype(np.float64)
-    probabilities = _probabilities(model, logits)
     picked = int(picked.numpy())
-    predictions = _predictions(model, logits, probabilities, 5)
-    return [
-        _explanation(model, image, m.numpy(), w.numpy(), picked, model.labels[picked], probabilities[picked],
-                     name, method, predictions)
-        for name, m, w in zip(names, maps, weights)
-    ]
+    tensors = CamTensors(logits=logits, probabilities=_probabilities(model, logits), targets=np.array([picked]),
+                         features=None, gradients=None, channel_weights=None, before_relu=None)
+    predictions = _predictions(model, logits, tensors.probabilities, 5)
+    out = []
+    for name, m, w in zip(names, maps, weights):
+        one = CamTensors(**{**tensors.__dict__, "channel_weights": w.numpy()[None], "before_relu": m.numpy()[None]})
+        out.append(_explanation(model, image, one, 0, picked, model.labels[picked], name, method, predictions))
+    return out

@@ -1,4 +1,4 @@
-"""Command line front end: ``python -m gradcam models|layers|predict|explain``.
+"""Command line front end: ``python -m gradcam models|methods|layers|predict|explain``.
 
 A thin layer over the engine, like the dashboard: parse arguments, call the
 public API, print. Bad input of any kind ends as one ``error: <sentence>`` line
@@ -117,7 +117,30 @@ def _check_overlay_options(args) -> None:
 
 
 def _method_name(method: str) -> str:
-    return gradcam.METHODS[method][0]
+    return gradcam.METHODS[method].display_name
+
+
+def _method_options(args) -> dict:
+    """--smooth and --channels as the engine takes them."""
+    if args.channels is not None and args.method != "scorecam":
+        raise BadInput("--channels is a budget for Score-CAM only.")
+    return {"smooth": args.smooth, "max_channels": args.channels}
+
+
+@contextlib.contextmanager
+def _channel_progress(method: str, enabled: bool):
+    """A progress bar of the channels done, for Score-CAM and Ablation-CAM."""
+    if not enabled or not gradcam.METHODS[method].slow:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(desc=_method_name(method), unit="channel", file=sys.stderr, leave=False) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield advance
 
 
 def _sha256(path: Path) -> str:
@@ -165,6 +188,20 @@ def cmd_models(args) -> int:
         mark = "*" if name == gradcam.DEFAULT_MODEL else " "
         print(f"{mark} {name:<{width}}  {description}")
     print("\n* default model")
+    return EXIT_OK
+
+
+def cmd_methods(args) -> int:
+    width = max(len(key) for key in gradcam.METHODS)
+    for key, method in gradcam.METHODS.items():
+        notes = [] if method.needs_gradients else ["no gradients"]
+        if not method.class_specific:
+            notes.append("same map for every class")
+        if method.slow:
+            notes.append("slow: one forward pass per channel")
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        print(f"{key:<{width}}  {method.display_name}: {method.description}{extra}")
+        print(f"{'':<{width}}  {method.paper}")
     return EXIT_OK
 
 
@@ -231,8 +268,11 @@ def _explain_on_ray(args) -> int:
 
 def _explain_image(args, source: Path) -> int:
     image = gradcam.load_image(source)
+    options = _method_options(args)  # before the model: a bad option fails fast
     model = _load_model(args)
-    explanation = gradcam.explain(model, image, _target(args.target), args.layer, args.method)
+    with _channel_progress(args.method, not args.json) as progress:
+        explanation = gradcam.explain(model, image, _target(args.target), args.layer, args.method, **options,
+                                      progress=progress)
 
     out = Path(args.out) if args.out else Path(f"{source.stem}-gradcam.png")  # in the current folder
     if out.is_dir():
@@ -287,6 +327,7 @@ def _explain_folder(args, folder: Path) -> int:
         raise BadInput(f"--out {out_dir} is a file; a folder of images needs an output folder.")
 
     # Load the model and check --layer/--target once, so a typo is one error, not one per image.
+    options = _method_options(args)
     model = _load_model(args)
     layer = resolve_layer(model, args.layer)
     target = None if args.target is None else target_index(model, _target(args.target))
@@ -311,10 +352,10 @@ def _explain_folder(args, folder: Path) -> int:
         pending.append((file, name, row, image))
         pixels += image.width * image.height
         if len(pending) == FOLDER_CHUNK or pixels >= FOLDER_CHUNK_PIXELS:
-            _explain_chunk(args, model, pending, layer, target, out_dir, progress)
+            _explain_chunk(args, model, pending, layer, target, options, out_dir, progress)
             pending, pixels = [], 0
     if pending:
-        _explain_chunk(args, model, pending, layer, target, out_dir, progress)
+        _explain_chunk(args, model, pending, layer, target, options, out_dir, progress)
     progress.close()
 
     summary = out_dir / "summary.csv"
@@ -336,11 +377,12 @@ FOLDER_CHUNK = 32  # photos per batched engine call at most (the largest bucket)
 FOLDER_CHUNK_PIXELS = 48_000_000  # ... and decoded pixels held at once (four 12-megapixel photos)
 
 
-def _explain_chunk(args, model, pending, layer, target, out_dir: Path, progress) -> None:
+def _explain_chunk(args, model, pending, layer, target, options: dict, out_dir: Path, progress) -> None:
     """Explain decoded photos [(file, overlay name, summary row, image)] in one batched
     call; save their overlays and fill in their rows."""
     images = [image for _, _, _, image in pending]
-    explained = gradcam.explain_batch(model, images, None if target is None else [target], layer, args.method)
+    explained = gradcam.explain_batch(model, images, None if target is None else [target], layer, args.method,
+                                      **options)
     for (file, name, row, image), many in zip(pending, explained):
         explanation = many[0]
         _save(gradcam.overlay(image, explanation.heatmap, args.alpha, args.colormap), out_dir / name)
@@ -382,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("models", help="list the built-in models")
     p.set_defaults(run=cmd_models)
 
+    p = commands.add_parser("methods", help="list the CAM methods, with their papers")
+    p.set_defaults(run=cmd_methods)
+
     p = commands.add_parser("layers", help="list the layers Grad-CAM can look at")
     _add_model_options(p, positional=True)
     p.set_defaults(run=cmd_layers)
@@ -398,7 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("--target", "-t", help="class index or label to explain (default: the top-1 class)")
     p.add_argument("--layer", "-l", help="layer to look at (default: the last feature map; see 'layers')")
-    p.add_argument("--method", choices=list(gradcam.METHODS), default="gradcam")
+    p.add_argument("--method", choices=list(gradcam.METHODS), default="gradcam", metavar="METHOD",
+                   help="one of %(choices)s (default: %(default)s; see 'methods')")
+    p.add_argument("--smooth", action="store_true",
+                   help="average the map over flips and input scalings (six passes)")
+    p.add_argument("--channels", type=_positive_int, metavar="N",
+                   help="Score-CAM only: use the N channels with the largest variance (default: all)")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity, 0..1 (default: %(default)s)")
     p.add_argument("--colormap", default="jet", help=f"one of {', '.join(gradcam.COLORMAPS)} (default: %(default)s)")
     p.add_argument("--out", "-o", metavar="PATH",

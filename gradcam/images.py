@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import warnings
 from typing import BinaryIO
@@ -19,13 +20,14 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .decode_budget import MAX_PIXELS, check_before_load, check_before_open
 from .errors import InvalidImageError
 
 ImageSource = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
-# 24 MP phone photos must load; the limit exists to refuse decompression
-# bombs (tiny files that claim gigapixels) before any memory is allocated.
-MAX_PIXELS = 50_000_000
+# The most bytes read from a path or a file object: a 50 MP uncompressed RGBA TIFF
+# (200 MB) fits; /dev/zero or a huge file cannot make us read without bound.
+MAX_FILE_BYTES = 256 * 1024 * 1024
 # Front ends show (and explain) photos at most this many pixels on their long side:
 # the network sees 224-300 px anyway, and a 24-megapixel heatmap helps nobody.
 DISPLAY_MAX_SIDE = 1280
@@ -63,6 +65,7 @@ def load_image(data: ImageSource) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
+            check_before_open(raw)
             return _decode(raw)
         except InvalidImageError:
             raise
@@ -90,30 +93,66 @@ def _read_bytes(data: ImageSource) -> bytes:
         # already read once (say, for a preview) still works.
         if getattr(data, "seekable", lambda: False)():
             data.seek(0)
-        raw = read()
+        try:
+            raw = read(MAX_FILE_BYTES + 1)
+        except TypeError:
+            raw = read()  # a minimal reader whose read() takes no size
+    except ValueError as exc:  # io raises it for a closed file
+        raise InvalidImageError("The file was already closed, so it could not be read.") from exc
     except OSError as exc:
         raise InvalidImageError("The uploaded file could not be read.") from exc
-    if not isinstance(raw, (bytes, bytearray, memoryview)):
+    if isinstance(raw, str):
         raise TypeError("load_image needs a file opened in binary mode ('rb')")
-    return bytes(raw)
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise InvalidImageError("The uploaded file could not be read.")
+    return _within_size_limit(bytes(raw))
+
+
+def _within_size_limit(raw: bytes) -> bytes:
+    if len(raw) > MAX_FILE_BYTES:
+        raise InvalidImageError(
+            f"The file is larger than {MAX_FILE_BYTES // 2**20} MB, more than any image this tool accepts needs.")
+    return raw
 
 
 def _read_path(path: str | os.PathLike[str]) -> bytes:
-    name = os.fsdecode(path)
     try:
-        with open(path, "rb") as file:
-            return file.read()
+        name = os.fsdecode(path)
+    except (TypeError, ValueError, UnicodeError) as exc:
+        raise InvalidImageError("The path is not a valid file name.") from exc
+    if "\0" in name:
+        raise InvalidImageError("The path contains a NUL character, so it cannot name a file.")
+    shown = name.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate cannot be shown
+    try:
+        # Look before opening: opening a FIFO blocks until someone writes to it, and a
+        # device (/dev/zero, /dev/urandom) never ends.
+        _refuse_non_regular(os.stat(path).st_mode, shown)
+        # O_NONBLOCK: were the path swapped for a FIFO after the look, opening it still
+        # returns at once, and fstat refuses it below.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb") as file:
+            _refuse_non_regular(os.fstat(file.fileno()).st_mode, shown)
+            return _within_size_limit(file.read(MAX_FILE_BYTES + 1))
+    except InvalidImageError:
+        raise
     except FileNotFoundError as exc:
-        raise InvalidImageError(f"No such file: {name}.") from exc
+        raise InvalidImageError(f"No such file: {shown}.") from exc
     except IsADirectoryError as exc:
-        raise InvalidImageError(f"The path {name} is a folder, not an image file.") from exc
+        raise InvalidImageError(f"The path {shown} is a folder, not an image file.") from exc
     except PermissionError as exc:
         # Windows reports opening a folder as a permission problem.
         if os.path.isdir(path):
-            raise InvalidImageError(f"The path {name} is a folder, not an image file.") from exc
-        raise InvalidImageError(f"Permission denied when reading {name}.") from exc
-    except OSError as exc:
-        raise InvalidImageError(f"The file {name} could not be read.") from exc
+            raise InvalidImageError(f"The path {shown} is a folder, not an image file.") from exc
+        raise InvalidImageError(f"Permission denied when reading {shown}.") from exc
+    except (OSError, ValueError) as exc:
+        raise InvalidImageError(f"The file {shown} could not be read.") from exc
+
+
+def _refuse_non_regular(mode: int, name: str) -> None:
+    if stat.S_ISDIR(mode):
+        raise InvalidImageError(f"The path {name} is a folder, not an image file.")
+    if not stat.S_ISREG(mode):
+        raise InvalidImageError(f"The path {name} is not a regular file (it is a device, a pipe or a socket).")
 
 
 def _refuse_known_non_images(raw: bytes) -> None:
@@ -145,6 +184,7 @@ def _decode(raw: bytes) -> Image.Image:
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise InvalidImageError(_too_many_pixels((width, height)))
+        check_before_load(image, raw)
         image.load()  # Image.open is lazy and already sits on the first frame
         _apply_exif_orientation(image)
         return _to_rgb(image)
@@ -173,12 +213,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _high_depth_to_8bit(image: Image.Image) -> Image.Image:
-    """16-bit and float grayscale to "L" (or "LA"); Pillow's own convert clips at 255."""
+    """16-bit and float grayscale to "L" (or "LA"); Pillow's own convert clips at 255.
+
+    In-place NumPy steps keep the scratch memory near one copy of the pixels
+    (decode_budget counts on it: a 20 MP float image must not cost a gigabyte)."""
     values = np.asarray(image)
-    if image.mode == "F" or (image.mode == "I" and (values.min() < 0 or values.max() > 65535)):
-        gray = _stretch(values)
-    else:
-        gray = ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    wide = image.mode == "F" or (image.mode == "I" and (values.min() < 0 or values.max() > 65535))
+    gray = _stretch(values) if wide else _sixteen_to_eight(values)
     result = Image.fromarray(gray)
     transparent = image.info.get("transparency")
     if isinstance(transparent, int) and image.mode != "F":
@@ -186,15 +227,31 @@ def _high_depth_to_8bit(image: Image.Image) -> Image.Image:
     return result
 
 
+def _sixteen_to_eight(values: np.ndarray) -> np.ndarray:
+    """0..65535 to 0..255, rounded (x / 257, as 65535 / 257 == 255)."""
+    wide = values.astype(np.uint32)
+    wide += 128
+    wide //= 257
+    return wide.astype(np.uint8)
+
+
 def _stretch(values: np.ndarray) -> np.ndarray:
-    """Map the finite min..max range onto 0..255 (NaN becomes black)."""
-    values = values.astype(np.float32)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0 or finite.min() == finite.max():
+    """Map the finite min..max range onto 0..255 (NaN becomes black, infinities the ends)."""
+    scaled = values.astype(np.float32)  # the one scratch copy; everything below is in place
+    finite = np.isfinite(scaled)
+    if not finite.any():
         return np.zeros(values.shape, np.uint8)
-    low, high = float(finite.min()), float(finite.max())
-    scaled = (values - low) * (255.0 / (high - low))
-    return np.nan_to_num(np.clip(scaled, 0, 255), nan=0.0).round().astype(np.uint8)
+    low = float(scaled.min(where=finite, initial=np.inf))
+    high = float(scaled.max(where=finite, initial=-np.inf))
+    if low == high:
+        return np.zeros(values.shape, np.uint8)
+    del finite
+    np.nan_to_num(scaled, copy=False, nan=low, posinf=high, neginf=low)
+    scaled -= low
+    scaled *= 255.0 / (high - low)
+    np.clip(scaled, 0, 255, out=scaled)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def _too_many_pixels(size: tuple[int, int] | None) -> str:

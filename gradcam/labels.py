@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 
 from .errors import ModelLoadError
 
 MAX_LABELS_BYTES = 5_000_000
+# A JSON "\\ud800" escape decodes to a lone surrogate: a str that no encoder accepts,
+# so it would later break the CSV download, the terminal and the page.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(label: str) -> str:
+    """``label`` as valid Unicode: each lone surrogate becomes U+FFFD, the replacement character."""
+    return _SURROGATE.sub("\ufffd", label)
 
 
 @lru_cache(maxsize=1)
@@ -61,6 +70,8 @@ def parse_labels(data: bytes | str, expected: int | None = None) -> list[str]:
             data = bytes(data).decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ModelLoadError("The labels file is not UTF-8 text.") from None
+    if len(data) > MAX_LABELS_BYTES:
+        raise ModelLoadError("The labels file is too large (over 5 MB).")
     text = data.strip()
     if not text:
         raise ModelLoadError("The labels file is empty.")
@@ -75,7 +86,7 @@ def parse_labels(data: bytes | str, expected: int | None = None) -> list[str]:
                 raise
     if labels is None:
         labels = [line.strip() for line in text.splitlines()]
-    labels = [label or f"class {i}" for i, label in enumerate(labels)]  # a blank line still names a class
+    labels = [valid_text(label) or f"class {i}" for i, label in enumerate(labels)]  # a blank line still names a class
     if any("\x00" in label for label in labels):
         raise ModelLoadError("The labels file is not text.")
     if expected is not None and len(labels) != expected:

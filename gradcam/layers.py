@@ -152,16 +152,90 @@ def run_capturing(keras_model, x, layer_name: str | None, on_capture: Callable |
     return (features[0] if features else None), logits
 
 
-def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None = None, head=None):
+# Activations whose backward pass the guided rule replaces: ReLU and the smooth
+# ReLU-like units inside the Lite and Keras application models (ReLU6 in Lite0 and
+# MobileNetV2, ReLU fused in VGG16's convolutions, swish/SiLU in EfficientNetB0).
+RELU_LIKE = frozenset({"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "hard_silu",
+                       "hard_swish", "mish"})
+
+
+def is_relu_like(op) -> bool:
+    """True for a layer that ends in a ReLU-like activation (a ReLU layer, an
+    Activation layer, or a convolution or dense layer with a fused activation)."""
+    if type(op).__name__ in ("ReLU", "LeakyReLU", "ELU", "PReLU"):
+        return True
+    activation = getattr(op, "activation", None)
+    return getattr(activation, "__name__", None) in RELU_LIKE
+
+
+def guided_output(y):
+    """Identity forward; backward, the guided backpropagation rule (Springenberg
+    et al. 2015) at a ReLU-like unit's output y: the incoming gradient passes only
+    where it is positive and the unit is active (y > 0). The unit's own backward
+    pass then multiplies by its derivative, so for ReLU the result is exactly
+    grad * (grad > 0) * (input > 0). A fresh custom gradient per call: nothing is
+    registered globally, so no other thread or session ever sees it."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def guided(value):
+        def backward(upstream):
+            keep = tf.logical_and(upstream > 0, value > 0)
+            return upstream * tf.cast(keep, upstream.dtype)
+
+        return tf.identity(value), backward
+
+    return guided(y)
+
+
+def _broadcast_batch(args):
+    """A layer fed both a substituted tensor (a batch of n) and a tensor computed
+    from the single input image (a batch of 1), e.g. a residual Add after an
+    ablated layer: repeat the single one n times, so Concatenate works too."""
+    import tensorflow as tf
+
+    flat = tf.nest.flatten(args)
+    tensors = [t for t in flat if tf.is_tensor(t) and t.shape.rank]
+    batched = [t for t in tensors if t.shape[0] != 1]
+    if not batched or len(batched) == len(tensors):
+        return args
+    count = tf.shape(batched[0])[0]
+    rank = batched[0].shape.rank
+
+    def grow(t):
+        if tf.is_tensor(t) and t.shape.rank == rank and t.shape[0] == 1:
+            return tf.repeat(t, count, axis=0)
+        return t
+
+    return tf.nest.map_structure(grow, args)
+
+
+def _with_batches_matched(call: Callable) -> Callable:
+    return lambda *args, **kwargs: call(*_broadcast_batch(args), **kwargs)
+
+
+def _with_guided_output(call: Callable) -> Callable:
+    return lambda *args, **kwargs: guided_output(call(*args, **kwargs))
+
+
+def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None = None, head=None, *,
+                       substitute: dict | None = None, guided: bool = False):
     """Run ``keras_model`` on ``x`` once; return ([each named layer's output], logits).
 
     ``head`` is ``logits_head(keras_model)``, so the scores are pre-softmax.
     ``on_capture`` sees each layer's output as soon as it exists, so a gradient tape
     can watch it even when the layers are frozen (non-trainable weights are not
     watched by default, which silently breaks Grad-CAM on transfer-learning models).
+
+    ``substitute`` maps layer paths to tensors used instead of those layers'
+    outputs: the rest of the network runs from there (Ablation-CAM feeds a batch
+    of ablated activations this way; the layers before it, no longer needed, are
+    pruned from the compiled graph). ``guided`` replaces the backward pass of
+    every ReLU-like activation by the guided rule. Neither changes the model.
     """
     captured: dict[str, object] = {}
     final, stand_in = head if head is not None else (None, None)
+    substitute = substitute or {}
 
     def run(model, inputs, paths, prefix):
         # paths: the still-to-find layer paths below this model, split at "/".
@@ -169,26 +243,35 @@ def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None 
         below = {p[0] for p in paths if len(p) > 1}
 
         def operation_fn(op):
+            path = prefix + op.name
+            if path in substitute:
+                return lambda *args, **kwargs: substitute[path]
             if op.name in here and not _is_nested_model(op):
                 def capture(*args, **kwargs):
                     out = _in_inference_mode(op)(*args, **kwargs)
                     if on_capture is not None:
                         on_capture(out)
-                    captured.setdefault(prefix + op.name, out)
+                    captured.setdefault(path, out)
                     return out
 
                 return capture
             if _is_nested_model(op) and (op.name in below or (final is not None and _contains(op, final))):
                 inner = [p[1:] for p in paths if len(p) > 1 and p[0] == op.name]
-                return lambda inputs_, *args, **kwargs: run(op, inputs_, inner, prefix + op.name + SEPARATOR)
+                return lambda inputs_, *args, **kwargs: run(op, inputs_, inner, path + SEPARATOR)
             if final is not None and op is final:
                 return stand_in
-            return _in_inference_mode(op)
+            call = _in_inference_mode(op)
+            if substitute:
+                call = _with_batches_matched(call)
+            if guided and is_relu_like(op):
+                call = _with_guided_output(call)
+            return call
 
         outputs = _graph(model)._run_through_graph([inputs], operation_fn=operation_fn)
         return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
-    logits = run(keras_model, x, [name.split(SEPARATOR) for name in layer_names], "")
+    wanted = [*layer_names, *substitute]
+    logits = run(keras_model, x, [name.split(SEPARATOR) for name in wanted], "")
     missing = [name for name in layer_names if name not in captured]
     if missing:
         raise ValueError(f'Layer "{missing[0]}" was not reached when running the model.')

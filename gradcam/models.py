@@ -20,12 +20,13 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from . import efficientnet_lite
+from . import efficientnet_lite, model_budget
 from .errors import ModelLoadError
-from .labels import imagenet_classes, imagenet_labels, parse_labels
+from .labels import MAX_LABELS_BYTES, imagenet_classes, imagenet_labels, parse_labels, valid_text
+from .sandbox import verified_model_file
 
 DEFAULT_MODEL = "EfficientNet-Lite0"
-MAX_MODEL_BYTES = 1_000_000_000
+MAX_MODEL_BYTES = model_budget.MAX_MODEL_BYTES
 
 # Each takes float32 RGB in 0..255 (N, H, W, C) and returns what the network expects.
 _CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
@@ -133,15 +134,19 @@ def keras_weights_path(name: str) -> Path:
     return Path(home) / "models" / _APPLICATIONS[name].weights_file
 
 
-def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, weights: str | None = "imagenet"):
+def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, weights: str | None = "imagenet",
+               sandbox: bool = False):
     """A ``Model`` from a built-in name, a path to a .keras/.h5 file, or the file's bytes.
 
     ``labels``: a labels file's path, bytes or text, or a list of names (own models only).
     ``preprocessing``: one of PREPROCESSING's names (own models only; the built-in
     models know theirs). ``weights=None`` builds a Keras application untrained, which
-    the tests and the benchmark use for timing without a download.
+    the tests and the benchmark use for timing without a download. ``sandbox=True``
+    reads an own model file in a sandboxed worker process (see gradcam.sandbox): a file
+    that crashes, hangs or exhausts the reader costs one sentence, not this process.
+    Every problem with an own model or its labels is a ``ModelLoadError``.
     """
-    if preprocessing is not None and preprocessing not in PREPROCESSING:
+    if preprocessing is not None and (not isinstance(preprocessing, str) or preprocessing not in PREPROCESSING):
         raise ModelLoadError(
             f'Unknown preprocessing "{preprocessing}"; choose one of: {", ".join(PREPROCESSING)}.'
         )
@@ -149,7 +154,7 @@ def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, w
         return _lite_model(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in _APPLICATIONS:
         return _application_model(name_or_path, weights)
-    return _own_model(name_or_path, labels, preprocessing)
+    return _own_model(name_or_path, labels, preprocessing, sandbox)
 
 
 def _imagenet_model(name, keras_model, size, preprocessing, description):
@@ -250,47 +255,80 @@ def _application_model(name: str, weights: str | None) -> Model:
     return _imagenet_model(name, keras_model, app.input_size, app.preprocessing, description)
 
 
-def _read_model_file(source) -> tuple[object, str]:
-    """Load a .keras or .h5 model from a path or bytes, code-free (safe mode)."""
-    import keras
-
+def _model_file_bytes(source) -> tuple[bytes, str]:
+    """The model file's bytes and a name to show, from a path, bytes or a file object."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "uploaded model"
     elif hasattr(source, "read"):
-        data, name = source.read(), getattr(source, "name", "uploaded model")
-    else:
+        try:
+            data = source.read(MAX_MODEL_BYTES + 1)
+        except Exception as error:  # closed files, text-mode files, a failing upload
+            raise ModelLoadError("The model file could not be read.") from error
+        if not isinstance(data, (bytes, bytearray)):
+            raise ModelLoadError("The model file must be opened in binary mode ('rb').")
+        name = getattr(source, "name", "uploaded model")
+        name = name if isinstance(name, str) else "uploaded model"
+    elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
-            raise ModelLoadError(f"No such model file: {path}.")
-        if path.stat().st_size > MAX_MODEL_BYTES:
-            raise ModelLoadError("The model file is larger than 1 GB.")
-        data, name = path.read_bytes(), path.name
+        try:
+            if not path.exists():
+                raise ModelLoadError(f"No such model file: {valid_text(path.name)}.")
+            if not path.is_file():  # refused before it is opened: reading a FIFO or a device never ends
+                raise ModelLoadError(f"{valid_text(path.name)} is not a model file (it is a folder, a device or a pipe).")
+            if path.stat().st_size > MAX_MODEL_BYTES:
+                raise ModelLoadError("The model file is larger than 1 GB.")
+            data = path.read_bytes()
+        except OSError as error:
+            raise ModelLoadError(f"The model file {valid_text(path.name)} could not be read.") from error
+        name = valid_text(path.name)
+    else:
+        raise ModelLoadError(f"A model is a name, a path, bytes or a file, not {type(source).__name__}.")
     if not data:
         raise ModelLoadError("The model file is empty.")
     if len(data) > MAX_MODEL_BYTES:
         raise ModelLoadError("The model file is larger than 1 GB.")
+    return data, name
+
+
+def _read_model_file(source) -> tuple[object, str]:
+    """Load a .keras or .h5 model from a path or bytes, code-free (safe mode), after
+    checking what the file declares against the budgets in model_budget."""
+    data, name = _model_file_bytes(source)
+    return _keras_model_from_bytes(data), name
+
+
+def _keras_model_from_bytes(data: bytes):
+    import keras
 
     # Uploaded bytes are read from memory: nothing a user uploads is written to disk.
     try:
         if data[:4] == b"PK\x03\x04":
             from keras.src.saving import saving_lib
 
+            model_budget.check_config_json(model_budget.check_archive(data))
             model = saving_lib.load_model(io.BytesIO(data), compile=False, safe_mode=True)
         elif data[:8] == b"\x89HDF\r\n\x1a\n":
             import h5py
             from keras.src.legacy.saving import legacy_h5_format
 
+            # h5py itself parses the file; only the sandbox bounds what that costs.
             with h5py.File(io.BytesIO(data), "r") as h5:
+                config = h5.attrs.get("model_config")
+                if config is None:
+                    raise ModelLoadError("The file holds Keras weights or a layer, not a whole model.")
+                model_budget.check_config_json(config)
                 model = legacy_h5_format.load_model_from_hdf5(h5, compile=False, safe_mode=True)
         else:
             raise ModelLoadError("The file is not a Keras model (expected a .keras or .h5 file).")
     except ModelLoadError:
         raise
+    except MemoryError as error:
+        raise ModelLoadError("The model needs more memory than is available to load it.") from error
     except Exception as error:
         raise ModelLoadError(_explain_load_failure(error)) from error
     if not isinstance(model, keras.Model):
         raise ModelLoadError("The file holds Keras weights or a layer, not a whole model.")
-    return model, name
+    return model
 
 
 def _explain_load_failure(error: Exception) -> str:
@@ -307,14 +345,41 @@ def _explain_load_failure(error: Exception) -> str:
     return "The model file is damaged or was not saved by Keras, so it cannot be loaded."
 
 
-def _own_model(source, labels, preprocessing) -> Model:
-    keras_model, file_name = _read_model_file(source)
+def _own_model(source, labels, preprocessing, sandbox: bool = False) -> Model:
+    if sandbox:
+        data, file_name = _model_file_bytes(source)
+        keras_model = _rebuilt_model(*verified_model_file(data))
+    else:
+        keras_model, file_name = _read_model_file(source)
     try:
         return _checked_model(keras_model, file_name, labels, preprocessing)
     except ModelLoadError:
         raise
     except Exception as error:  # e.g. a Sequential saved before it was ever built
         raise ModelLoadError("The model's structure cannot be read (was it built before it was saved?).") from error
+
+
+def _rebuilt_model(config: str, weights: list[np.ndarray]):
+    """The model the sandbox verified, rebuilt here from Keras' own config and the weights.
+
+    This process never parses the file (h5py, zip, the file's JSON): a crash or hang
+    there stays in the worker. Building from the config costs what it cost the worker,
+    which did it within budget, and the config's declared sizes are checked again.
+    """
+    import keras
+
+    try:
+        model = keras.saving.deserialize_keras_object(model_budget.check_config_json(config), safe_mode=True)
+        model.set_weights(weights)
+    except ModelLoadError:
+        raise
+    except MemoryError as error:
+        raise ModelLoadError("The model needs more memory than is available to load it.") from error
+    except Exception as error:
+        raise ModelLoadError(_explain_load_failure(error)) from error
+    if not isinstance(model, keras.Model):
+        raise ModelLoadError("The file holds Keras weights or a layer, not a whole model.")
+    return model
 
 
 def _checked_model(keras_model, file_name, labels, preprocessing) -> Model:
@@ -329,6 +394,7 @@ def _checked_model(keras_model, file_name, labels, preprocessing) -> Model:
         raise ModelLoadError(
             "The model's input is not an image (expected height x width x 1 or 3 channels)."
         )
+    model_budget.check_input_shape(shape)
     if len(keras_model.outputs) != 1 or len(keras_model.outputs[0].shape) != 2:
         raise ModelLoadError("The model must have one output: a vector of class scores.")
     classes = int(keras_model.outputs[0].shape[-1])
@@ -361,23 +427,43 @@ def _has_target_layer(keras_model, target_layers) -> bool:
 
 
 def _own_labels(labels, classes: int) -> list[str]:
+    """The class names for an own model; every problem is a ModelLoadError (a ValueError)
+    with one sentence."""
     if labels is None:
         return ["the output"] if classes == 1 else [f"class {i}" for i in range(classes)]
     if isinstance(labels, (list, tuple)):
-        names = [str(label) for label in labels]
+        if not all(isinstance(label, (str, int, float)) for label in labels):
+            raise ModelLoadError("Labels given as a list must be text (or numbers).")
+        names = [valid_text(str(label)) for label in labels]
         if len(names) != classes:
             raise ModelLoadError(f"{len(names)} labels were given but the model has {classes} outputs.")
         return names
     if isinstance(labels, (bytes, bytearray)):
         return parse_labels(bytes(labels), classes)
     if hasattr(labels, "read"):
-        return parse_labels(labels.read(), classes)
+        try:
+            data = labels.read(MAX_LABELS_BYTES + 1)
+        except Exception as error:  # a closed file, a failing upload
+            raise ModelLoadError("The labels file could not be read.") from error
+        if not isinstance(data, (str, bytes, bytearray)):
+            raise ModelLoadError("The labels file could not be read.")
+        return parse_labels(data, classes)
     if isinstance(labels, str) and "\n" in labels:  # the labels' text itself
         return parse_labels(labels, classes)
+    if not isinstance(labels, (str, os.PathLike)):
+        raise ModelLoadError(f"Labels are a file, its text or a list of names, not {type(labels).__name__}.")
     path = Path(labels)
-    if not path.is_file():
-        raise ModelLoadError(f"No such labels file: {path.name}.")
-    return parse_labels(path.read_bytes(), classes)
+    try:
+        if not path.exists():
+            raise ModelLoadError(f"No such labels file: {valid_text(path.name)}.")
+        if not path.is_file():  # refused before it is opened: reading a FIFO or a device never ends
+            raise ModelLoadError(f"{valid_text(path.name)} is not a labels file (it is a folder, a device or a pipe).")
+        if path.stat().st_size > MAX_LABELS_BYTES:
+            raise ModelLoadError("The labels file is too large (over 5 MB).")
+        data = path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f"The labels file {valid_text(path.name)} could not be read.") from error
+    return parse_labels(data, classes)
 
 
 def _rescales_itself(keras_model) -> bool:

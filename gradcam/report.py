@@ -130,7 +130,12 @@ def library_versions() -> dict[str, str]:
 
 
 def method_name(method: str) -> str:
-    return METHODS[method][0] if method in METHODS else str(method)
+    return METHODS[method].display_name if method in METHODS else str(method)
+
+
+def method_paper(method: str) -> str:
+    """The paper a method comes from, for the report's facts."""
+    return METHODS[method].paper if method in METHODS else "unknown"
 
 
 def score_text(value: float, probabilities: bool = True) -> str:
@@ -267,6 +272,7 @@ def _item_html(number: int, item: ReportItem, model_name: str, weights_sha256: s
         ("Explained class", f"{label} (class {item.target})"),
         ("Probability", _esc(score_text(item.probability, probabilities))),
         ("Method", _esc(method_name(item.method))),
+        ("Paper", _esc(method_paper(item.method))),
         ("Layer", f"<code>{_esc(item.layer)}</code>"),
         ("Layer resolution", f"{height} x {width} cells"),
         ("Image", name),
@@ -455,6 +461,7 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
     facts = [
         ("Explained class", f"{item.label} (class {item.target})"),
         ("Method", method_name(item.method)),
+        ("Paper", method_paper(item.method)[:90]),
         ("Layer", f"{item.layer} ({height} x {width} cells)"),
         ("Image size", "{} x {} px (as explained)".format(*item.explained_size)),
         ("Image SHA-256", item.image_sha256),

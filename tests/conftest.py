@@ -1,23 +1,12 @@
 """Shared fixtures: the real offline model and real photos, loaded once per run."""
 
-import io
 import os
-import zipfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import pytest
 from PIL import Image
-
-
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    """A .zip made in memory from {member name: bytes}."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def photo(name: str) -> Image.Image:

@@ -223,6 +223,95 @@ def png_corrupt_idat() -> bytes:
     return bytes(data)
 
 
+# --- files built to cost decode work far beyond their pixel count -------------------
+# (issue 8: each took seconds or hundreds of MB before gradcam/decode_budget.py)
+
+
+def many_scans_jpeg(scans: int = 2800, size=(1024, 1024)) -> bytes:
+    """A progressive JPEG followed by thousands of empty DC scans: libjpeg makes a pass
+    over the whole picture for each (28 KB: ~1 s at 1 MP, 11 s at 16 MP)."""
+    base = encode(PIL.Image.new("L", size, 128), "JPEG", progressive=True, quality=50)
+    end = base.rindex(b"\xff\xd9")
+    empty_scan = b"\xff\xda\x00\x08\x01\x01\x00\x00\x00\x00"  # one component, DC, no data
+    return base[:end] + empty_scan * scans + base[end:]
+
+
+def many_chunks_png(chunks: int = 200_000) -> bytes:
+    """A 64 x 64 PNG with as many empty IDAT chunks (allowed by the format) as asked:
+    Pillow walks each in Python (a million: 12 MB, ~10 s)."""
+    base = encode(PIL.Image.new("RGB", (64, 64), ORANGE), "PNG")
+    end = base.index(b"IEND") - 4
+    return base[:end] + png_chunk(b"IDAT", b"") * chunks + base[end:]
+
+
+def tiff(width: int, height: int, strip: bytes, strips: int, bits: int = 8, sample_format: int = 1,
+         compression: int = 1) -> bytes:
+    """A hand-made grayscale little-endian TIFF whose ``strips`` strips all point at the same
+    ``strip`` bytes, so a big image costs a small file."""
+    rows_per_strip = -(-height // strips)
+    short, long_ = 3, 4
+    tags = {256: (long_, width), 257: (long_, height), 258: (short, bits), 259: (short, compression),
+            262: (short, 1), 277: (short, 1), 278: (long_, rows_per_strip), 339: (short, sample_format)}
+    entries = len(tags) + 2
+    data_at = 8 + 2 + 12 * entries + 4
+    offsets_at = data_at + len(strip)
+    counts_at = offsets_at + 4 * strips
+    tags[273] = (long_, strips, offsets_at if strips > 1 else data_at)  # StripOffsets
+    tags[279] = (long_, strips, counts_at if strips > 1 else len(strip))  # StripByteCounts
+    ifd = struct.pack("<H", entries)
+    for tag in sorted(tags):
+        kind, *value = tags[tag]
+        count, value = (value[0], value[1]) if len(value) == 2 else (1, value[0])
+        ifd += struct.pack("<HHII" if kind == long_ else "<HHIHH", tag, kind, count, value,
+                           *(() if kind == long_ else (0,)))
+    arrays = struct.pack("<I", data_at) * strips + struct.pack("<I", len(strip)) * strips if strips > 1 else b""
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + b"\x00" * 4 + strip + arrays
+
+
+def one_row_per_strip_tiff() -> bytes:
+    """25 x 100,000 pixels, one row per strip: Pillow reads strips one by one in Python
+    (2,000,000 strips: 16 MB, 53 s)."""
+    return tiff(25, 100_000, bytes(25), strips=100_000)
+
+
+def float_tiff_bomb() -> bytes:
+    """7000 x 7000 32-bit float pixels from 56 KB (each deflated row shared by every strip):
+    under the pixel limit, but decoding and scaling floats cost 6-8 s and +800 MB."""
+    return tiff(7000, 7000, zlib.compress(bytes(7000 * 4), 9), strips=7000, bits=32, sample_format=3,
+                compression=8)
+
+
+def rle8_bmp(width: int = 50_000, height: int = 1000) -> bytes:
+    """A run-length (RLE8) BMP: each row one pixel, then "end of line", which Pillow's
+    pure-Python decoder pads a byte at a time (5 KB, 50 MP: 28 s)."""
+    body = b"\x01\x05\x00\x00" * height + b"\x00\x01"
+    palette = b"".join(bytes((i, i, i, 0)) for i in range(256))
+    offset = 14 + 40 + len(palette)
+    header = struct.pack("<2sIHHI", b"BM", offset + len(body), 0, 0, offset)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(body), 2835, 2835, 256, 0)
+    return header + info + palette + body
+
+
+def big_flat_webp() -> bytes:
+    """7000 x 7000 of one colour, lossless: 2 KB that libwebp decodes with ~750 MB."""
+    return encode(PIL.Image.new("RGB", (7000, 7000), ORANGE), "WEBP", lossless=True)
+
+
+def gif_with_tiny_subblocks(subblocks: int = 1_000_000) -> bytes:
+    """A 16 x 16 GIF whose comment, before the picture, is cut into one-byte sub-blocks:
+    Pillow reads each in Python (3,000,000: 6 MB, 12 s)."""
+    gif = encode(PIL.Image.new("P", (16, 16), 1), "GIF")
+    first = min(at for at in (gif.find(b"!\xf9"), gif.index(b",")) if at >= 0)
+    return gif[:first] + b"!\xfe" + b"\x01x" * subblocks + b"\x00" + gif[first:]
+
+
+def icon_around(picture: bytes) -> bytes:
+    """An .ico whose directory says 256 x 256 around any PNG or BMP picture."""
+    header = struct.pack("<HHH", 0, 1, 1)
+    entry = struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(picture), 6 + 16)
+    return header + entry + picture
+
+
 # --- the corpus ----------------------------------------------------------------
 
 CASES: list[Case] = [
@@ -306,6 +395,26 @@ CASES: list[Case] = [
     # The header is fine but the compressed pixels are not.
     Case("png-corrupt-data", "corrupt.png", png_corrupt_idat, Refused("damaged"),
          "a PNG with 20 flipped bytes inside its IDAT chunk"),
+    # Files built to make the decoder work far beyond their pixel count (issue 8).
+    Case("jpeg-2800-empty-scans", "scans.jpg", many_scans_jpeg, Refused("2,806 scans"),
+         "a progressive JPEG with 2,800 empty scans", max_seconds=1.0),
+    Case("png-200000-empty-chunks", "chunks.png", many_chunks_png, Refused("chunks"),
+         "a 64 x 64 PNG with 200,000 empty IDAT chunks", max_seconds=1.0),
+    Case("tiff-one-row-per-strip", "strips.tiff", one_row_per_strip_tiff, Refused("100,000 strips"),
+         "a 25 x 100,000 TIFF with one row per strip", max_seconds=1.0),
+    Case("tiff-float-bomb", "float.tiff", float_tiff_bomb, Refused("memory"),
+         "a 56 KB 7000 x 7000 floating-point TIFF", max_seconds=1.0),
+    Case("bmp-rle8-50mp", "old.bmp", rle8_bmp, Refused("run-length"),
+         "a 5 KB run-length BMP of 50000 x 1000 pixels", max_seconds=1.0),
+    Case("webp-7000x7000-flat", "flat.webp", big_flat_webp, Refused("memory"),
+         "a 2 KB lossless WebP of 7000 x 7000 pixels", max_seconds=1.0),
+    Case("gif-1000000-comment-pieces", "comment.gif", gif_with_tiny_subblocks, Refused("pieces of extra data"),
+         "a 16 x 16 GIF with a comment in 1,000,000 one-byte sub-blocks", max_seconds=1.0),
+    Case("ico-around-chunky-png", "favicon-chunks.ico", lambda: icon_around(many_chunks_png()), Refused("chunks"),
+         "an icon holding a PNG with 200,000 empty chunks", max_seconds=1.0),
+    Case("ico-around-8000x8000-png", "favicon-big.ico",
+         lambda: icon_around(crafted_png(8000, 8000, 8, 0, bytes(8001 * 8000))), Refused("8000 x 8000"),
+         "an icon holding a black 8000 x 8000 PNG (64 MP: decoded, then refused, before)", max_seconds=1.0),
 ]
 
 assert len({case.id for case in CASES}) == len(CASES), "case ids must be unique"

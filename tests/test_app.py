@@ -3,6 +3,7 @@
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 import streamlit as st
 from PIL import Image
@@ -179,3 +180,27 @@ def test_reruns_keep_tensorflows_compiled_kernels(app, monkeypatch):
         app.slider(key="opacity").set_value(value)
         run(app)
     assert clears == []
+
+
+def test_the_method_picker_explains_each_method_and_runs_score_cam_on_its_budget(app):
+    import gradcam
+    from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
+
+    picker = app.selectbox(key="method")
+    assert picker.options == [m.display_name for m in gradcam.METHODS.values()]
+    assert all(m.description in picker.help for m in gradcam.METHODS.values())
+    picker.set_value("eigencam")
+    run(app)
+    assert any("Class-agnostic" in c.value for c in app.caption)
+    app.selectbox(key="method").set_value("scorecam")
+    run(app)
+    assert any(f"the {SCORECAM_DEFAULT_CHANNELS} feature maps with the largest variance" in c.value
+               for c in app.caption)
+    shown = cached.explain_top5(app.session_state["image_hash"], "EfficientNet-Lite0", "top_activation", "scorecam",
+                                None, None)  # from the cache: the image and model are not needed
+    photo = cached.display_image(app.session_state["image_hash"], app.session_state["image_data"])
+    model = cached.builtin_model("EfficientNet-Lite0")
+    expected = gradcam.explain(model, photo, target=shown.predictions[0].index, method="scorecam",
+                               max_channels=SCORECAM_DEFAULT_CHANNELS)
+    assert np.allclose(shown.maps[expected.target].raw, expected.raw, rtol=1e-4, atol=1e-6)
+    assert not app.exception

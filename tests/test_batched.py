@@ -81,3 +81,16 @@ def test_bad_requests_are_one_sentence(lite0, photos):
     with pytest.raises(gradcam.InvalidImageError):
         gradcam.explain_batch(lite0, [photos[0], b"not an image"])
     assert gradcam.explain_batch(lite0, []) == []
+
+
+@pytest.mark.parametrize("method, options", [
+    ("hirescam", {}), ("layercam", {}), ("eigencam", {}),  # batched: element-wise, activation-only
+    ("scorecam", {"max_channels": 8}), ("guided-gradcam", {}),  # photo by photo, same answers
+])
+def test_other_methods_give_explain_manys_maps(lite0, photos, method, options):
+    layer = "block10_add"  # an earlier layer, where the element-wise methods differ from Grad-CAM
+    batched = gradcam.explain_batch(lite0, photos[:3], targets=[[285, 967]] * 3, layer=layer, method=method,
+                                    **options)
+    for image, explanations in zip(photos[:3], batched):
+        _same(explanations, gradcam.explain_many(lite0, image, targets=[285, 967], layer=layer, method=method,
+                                                 **options))

@@ -54,7 +54,7 @@ def side_by_side(lite0, cat, coffee):
     return image
 
 
-@pytest.mark.parametrize("method", list(gradcam.METHODS))
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])  # the other methods: tests/test_methods.py
 def test_maps_are_class_discriminative(lite0, cat, coffee, side_by_side, method):
     cat_class = gradcam.predict(lite0, cat)[0].index
     coffee_class = gradcam.predict(lite0, coffee)[0].index
@@ -103,7 +103,7 @@ def reference_gradcam(keras_model, x, layer_name, class_index, plus_plus=False):
 
 
 @pytest.mark.parametrize("layer", ["top_activation", "block10_add", "block3_project_bn"])
-@pytest.mark.parametrize("method", list(gradcam.METHODS))
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])  # the other methods: tests/test_methods.py
 def test_engine_equals_the_reference_implementation(lite0, cat, layer, method):
     explanation = gradcam.explain(lite0, cat, target=285, layer=layer, method=method)
     expected = reference_gradcam(lite0.keras, lite0.prepare(cat), layer, 285, plus_plus=method == "gradcam++")
@@ -258,7 +258,10 @@ def test_no_positive_evidence_gives_zeros_and_a_flag_never_nan(noise_image):
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.Constant(-1.0))(x)
     wrapped = own_model(keras.Model(inputs, outputs), ["against", "also against"])
-    for method in gradcam.METHODS:
+    # Every method that can say "nothing here": those that keep only positive evidence
+    # per channel or per position (Eigen-CAM has no class, and Score-CAM's softmax
+    # weights and Ablation-CAM's ratio of two negative scores are positive).
+    for method in ("gradcam", "gradcam++", "xgradcam", "hirescam", "gradcam-elementwise", "layercam"):
         explanation = gradcam.explain(wrapped, noise_image, target=0, method=method)
         assert explanation.no_positive_evidence
         assert not np.isnan(explanation.heatmap).any() and explanation.heatmap.max() == 0.0

@@ -228,6 +228,44 @@ def test_explain_folder_of_only_broken_images_fails(capsys, broken_jpg, tmp_path
     assert (tmp_path / "out" / "summary.csv").is_file()
 
 
+def test_methods_lists_every_method_with_its_paper(capsys):
+    import gradcam
+
+    code, out, _ = run(capsys, "methods")
+    assert code == 0
+    for key, method in gradcam.METHODS.items():
+        assert f"{key}  " in out and method.display_name in out and method.paper in out
+    assert "same map for every class" in out.split("eigencam", 1)[1].split("\n")[0]
+
+
+@pytest.mark.parametrize("method", ["xgradcam", "hirescam", "gradcam-elementwise", "layercam", "eigencam",
+                                    "eigengradcam", "scorecam", "ablationcam", "guided-backprop", "guided-gradcam"])
+def test_explain_with_every_method(capsys, cat_jpg, tmp_path, method):
+    import gradcam
+
+    budget = ["--channels", "8"] if method == "scorecam" else []
+    code, out, _ = run(capsys, "explain", cat_jpg, "--method", method, *budget, "--out", tmp_path / "cam.png",
+                       "--heatmap", tmp_path / "cam.npy", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["method"] == method and report["label"] in CAT_CLASSES
+    heatmap = np.load(tmp_path / "cam.npy")
+    assert heatmap.shape == Image.open(cat_jpg).size[::-1] and heatmap.max() == pytest.approx(1.0)
+    code, out, _ = run(capsys, "explain", cat_jpg, "--method", method, *budget, "--out", tmp_path / "cam.png")
+    assert gradcam.METHODS[method].display_name in out
+
+
+def test_explain_smooth_differs_from_one_pass(capsys, cat_jpg, tmp_path):
+    run(capsys, "explain", cat_jpg, "--layer", "block10_add", "--heatmap", tmp_path / "one.npy",
+        "--out", tmp_path / "one.png")
+    code, _, _ = run(capsys, "explain", cat_jpg, "--layer", "block10_add", "--smooth", "--heatmap",
+                     tmp_path / "smooth.npy", "--out", tmp_path / "smooth.png")
+    assert code == 0
+    one, smooth = np.load(tmp_path / "one.npy"), np.load(tmp_path / "smooth.npy")
+    assert one.shape == smooth.shape and np.corrcoef(one.ravel(), smooth.ravel())[0, 1] > 0.8
+    assert not np.allclose(one, smooth, atol=1e-3)
+
+
 # --- bad input ------------------------------------------------------------------
 
 
@@ -246,6 +284,7 @@ BAD_INPUT = {
     "labels for a built-in model": ["layers", "EfficientNet-Lite0", "--labels", "{own}/labels.txt"],
     "labels that do not fit": ["layers", "{own}/tiny.keras", "--labels", "{own}/three-labels.txt"],
     "unknown layer for a folder": ["explain", "{photos}", "--layer", "nope", "--out", "{tmp}/out"],
+    "a channel budget for a method without channels": ["explain", "{cat}", "--channels", "8", "--out", "{tmp}/out"],
 }
 
 

@@ -75,7 +75,7 @@ def test_state_dict_reader_refuses_code_in_the_file(tmp_path):
 
     path = tmp_path / "evil.pth"
     _legacy_file(path, pickle.dumps({"w": Evil()}))
-    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+    with pytest.raises(gradcam.ModelLoadError, match="refusing"):
         read_state_dict(path)
     assert not marker.exists()
 
@@ -83,5 +83,5 @@ def test_state_dict_reader_refuses_code_in_the_file(tmp_path):
 def test_state_dict_reader_rejects_other_files(tmp_path):
     path = tmp_path / "not.pth"
     path.write_bytes(pickle.dumps(12345) + struct.pack("<q", 0))
-    with pytest.raises(ValueError, match="not a legacy PyTorch weights file"):
+    with pytest.raises(gradcam.ModelLoadError, match="not a legacy PyTorch weights file"):
         read_state_dict(path)

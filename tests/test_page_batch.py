@@ -13,7 +13,7 @@ from PIL import Image
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from conftest import zip_of
+from zips import zip_of
 from gradcam import batch
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "4_Batch.py")

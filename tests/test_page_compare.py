@@ -100,9 +100,15 @@ def test_the_classes_tab_shows_the_top5_a_contrast_and_a_counterfactual(page):
     assert captions(page)[5].startswith(f"**{md(first)} rather than {md(top5[2].label)}**")
 
 
-def test_the_methods_tab_shows_one_map_per_method(page):
+def test_the_methods_tab_shows_every_method_with_its_time(page):
     open_tab(page, "Methods")
-    assert [c.split("**")[1] for c in captions(page)] == [title for title, _ in gradcam.METHODS.values()]
+    shown = captions(page)
+    assert [c.split("**")[1] for c in shown] == [m.display_name for m in gradcam.METHODS.values()]
+    by_method = dict(zip(gradcam.METHODS, shown))
+    assert all(" ms · " in caption for caption in shown)  # each with the time it took
+    assert [k for k, c in by_method.items() if "class-agnostic" in c] == ["eigencam"]
+    assert by_method["guided-backprop"].endswith("input pixels")
+    assert by_method["gradcam"].endswith("7 x 7")
     assert page.query_params["compare"] == "methods"
 
 

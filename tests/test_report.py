@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import gradcam
-from conftest import zip_of
+from zips import zip_of
 from gradcam import batch, report
 from gradcam.models import sha256_of_weights
 
