@@ -84,8 +84,8 @@ def test_bad_requests_are_one_sentence(lite0, photos):
 
 
 @pytest.mark.parametrize("method, options", [
-    ("hirescam", {}), ("layercam", {}), ("eigencam", {}),  # batched: element-wise, activation-only
-    ("scorecam", {"max_channels": 8}), ("guided-gradcam", {}),  # photo by photo, same answers
+    ("hirescam", {}), ("eigencam", {}),  # batched: an element-wise method, an activation-only one
+    ("scorecam", {"max_channels": 8}),  # photo by photo, the same answers
 ])
 def test_other_methods_give_explain_manys_maps(lite0, photos, method, options):
     layer = "block10_add"  # an earlier layer, where the element-wise methods differ from Grad-CAM
