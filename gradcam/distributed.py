@@ -193,13 +193,25 @@ def _pool(ray) -> tuple[int, float]:
     return max(1, cpus // CPUS_PER_ACTOR), ACTOR_CPU_RESERVATION
 
 
-# The engine travels with the job, so cluster nodes need only the requirements.
-RUNTIME_ENV = {"py_modules": [str(Path(__file__).resolve().parent)], "env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}}
+def runtime_env(local: bool) -> dict:
+    """The job's runtime environment. On a cluster the engine travels with the job
+    (``py_modules``), so nodes need only the requirements; on this machine workers
+    import it from here (an upload is pointless, and Ray does not upload the same
+    package again to a second cluster started by the same process)."""
+    package = Path(__file__).resolve().parent
+    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3"}}
+    if local:
+        env["env_vars"]["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(package.parent), os.environ.get("PYTHONPATH", "")) if p)
+    else:
+        env["py_modules"] = [str(package)]
+    return env
 
 
 def _connect(ray, address: str | None) -> None:
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env=RUNTIME_ENV)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env=runtime_env(local=address is None))
 
 
 def explain_dataset(source: str, out: str, *, model: str = "EfficientNet-Lite0", layer=None,

@@ -17,7 +17,8 @@ from gradcam.cli import main
 @pytest.fixture(scope="module", autouse=True)
 def local_cluster():
     # Two CPUs, like this project's machine: the actor pool must leave room for reads.
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=distributed.RUNTIME_ENV)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env=distributed.runtime_env(local=True))
     yield
     ray.shutdown()
 
