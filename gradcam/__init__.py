@@ -15,6 +15,7 @@ from .cam import (
     METHODS, Explanation, Prediction, explain, explain_contrast, explain_counterfactual, explain_layers,
     explain_many, predict,
 )
+from .batched import explain_batch
 from .errors import InvalidImageError, ModelLoadError
 from .images import load_image
 from .layers import TargetLayer, default_layer, stage_layers, target_layers
@@ -36,6 +37,7 @@ __all__ = [
     "available_models",
     "default_layer",
     "explain",
+    "explain_batch",
     "explain_contrast",
     "explain_counterfactual",
     "explain_layers",

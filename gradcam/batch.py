@@ -23,7 +23,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from .cam import Prediction, explain, heatmap
+from .batched import explain_batch
+from .cam import Prediction, heatmap
 from .errors import InvalidImageError
 from .images import DISPLAY_MAX_SIDE, SUPPORTED_FORMATS
 from .sandbox import load_image_safely
@@ -229,34 +230,52 @@ def _display_image(data: bytes, max_side: int) -> Image.Image:
     return image
 
 
-def explain_for_batch(model, data: bytes, *, layer=None, method: str = "gradcam", opacity: float = 0.4,
-                      colormap: str = "jet", thumbnail_side: int = THUMBNAIL_SIDE,
-                      max_side: int = DISPLAY_MAX_SIDE) -> dict:
-    """Explain one photo's top-1 class and keep only what a batch needs: thumbnails as
-    JPEG bytes, the top-5 and the layer-resolution map (a few hundred bytes, from which
-    a full-size overlay can be redrawn without running the model). Never the photo or
-    a full-size heatmap, so hundreds of records fit in a session.
+def explain_records(model, datas: Sequence[bytes], *, layer=None, method: str = "gradcam", opacity: float = 0.4,
+                    colormap: str = "jet", thumbnail_side: int = THUMBNAIL_SIDE,
+                    max_side: int = DISPLAY_MAX_SIDE) -> list[dict]:
+    """Explain each photo's top-1 class through the batched engine (one compiled call
+    for the lot) and keep only what a batch needs: thumbnails as JPEG bytes, the top-5
+    and the layer-resolution map (a few hundred bytes, from which a full-size overlay
+    can be redrawn without running the model). Never the photo or a full-size
+    heatmap, so hundreds of records fit in a session.
 
-    Raises ``InvalidImageError`` for bytes that are not a usable photo.
+    Bytes that are not a usable photo give ``{"error": sentence}`` in their place.
     """
-    image = _display_image(data, max_side)
-    explanation = explain(model, image, layer=layer, method=method)
-    thumb = shrunk(image, thumbnail_side)
-    heat = heatmap(explanation.raw, thumb.size, explanation.method)
-    return {
-        "label": explanation.label,
-        "target": explanation.target,
-        "probability": explanation.probability,
-        "top5": [{"index": p.index, "label": p.label, "probability": p.probability, "logit": p.logit}
-                 for p in explanation.predictions],
-        "layer": explanation.layer,
-        "method": method,
-        "raw": explanation.raw.astype(np.float32),
-        "no_positive_evidence": explanation.no_positive_evidence,
-        "size": image.size,
-        "photo_jpeg": jpeg_bytes(thumb),
-        "overlay_jpeg": jpeg_bytes(overlay(thumb, heat, opacity, colormap)),
-    }
+    records: list[dict] = [{} for _ in datas]
+    images = {}
+    for i, data in enumerate(datas):
+        try:
+            images[i] = _display_image(data, max_side)
+        except ValueError as error:  # InvalidImageError: one sentence, the others go on
+            records[i] = {"error": str(error)}
+    explained = explain_batch(model, list(images.values()), layer=layer, method=method)
+    for (i, image), (explanation,) in zip(images.items(), explained):
+        thumb = shrunk(image, thumbnail_side)
+        heat = heatmap(explanation.raw, thumb.size, explanation.method)
+        records[i] = {
+            "label": explanation.label,
+            "target": explanation.target,
+            "probability": explanation.probability,
+            "top5": [{"index": p.index, "label": p.label, "probability": p.probability, "logit": p.logit}
+                     for p in explanation.predictions],
+            "layer": explanation.layer,
+            "method": method,
+            "raw": explanation.raw.astype(np.float32),
+            "no_positive_evidence": explanation.no_positive_evidence,
+            "size": image.size,
+            "photo_jpeg": jpeg_bytes(thumb),
+            "overlay_jpeg": jpeg_bytes(overlay(thumb, heat, opacity, colormap)),
+        }
+    return records
+
+
+def explain_for_batch(model, data: bytes, **options) -> dict:
+    """One photo's record (see ``explain_records``); raises ``InvalidImageError`` for
+    bytes that are not a usable photo."""
+    record = explain_records(model, [data], **options)[0]
+    if "error" in record:
+        raise InvalidImageError(record["error"])
+    return record
 
 
 def select(records: Sequence[dict], *, classes: Iterable[str] = (), min_probability: float = 0.0,

@@ -106,6 +106,57 @@ def measure_model(name: str, image: Image.Image, rounds: int, weights: str | Non
     return {"model": name, "early layer": early, "last layer": last, "ms": times}
 
 
+BATCH_SIZES = (1, 8, 32)
+
+
+def batch_throughput(name: str, rounds: int, weights: str | None) -> dict:
+    """Photos per second through ``explain_batch`` (top-1 map, photo decoding not
+    included, resizing and upsampling included) at each batch size, interleaved."""
+    import gradcam
+
+    model = gradcam.load_model(name, weights=weights) if weights is None else gradcam.load_model(name)
+    base = [sample_photo(n) for n in ("cat.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg")]
+    photos = [p if i % 2 == 0 else p.transpose(Image.FLIP_LEFT_RIGHT) for i, p in enumerate(base * 8)]
+    contenders = {size: (lambda size=size: gradcam.explain_batch(model, photos[:size])) for size in BATCH_SIZES}
+    # Fewer rounds: one round of batch 32 is 32 explanations.
+    ms = _median_ms(contenders, max(3, rounds // 3))
+    return {"model": name, "photos_per_second": {size: size * 1000 / ms[size] for size in BATCH_SIZES}}
+
+
+def map_encodings(rounds: int) -> list[dict]:
+    """The service's map encoding (peak + float16) against a 16-bit PNG, on real
+    Lite0 maps at four layer resolutions: bytes on the wire and encode time."""
+    import base64
+    import io
+
+    import gradcam
+    from gradcam.service import encode_map
+
+    model = gradcam.load_model(gradcam.DEFAULT_MODEL)
+    image = sample_photo("cat.jpg")
+    rows = []
+    for layer in [stage.name for stage in gradcam.stage_layers(model)][::-1][:4]:
+        raw = gradcam.explain(model, image, layer=layer).raw
+
+        def png16(raw=raw):
+            buffer = io.BytesIO()
+            Image.fromarray((raw / raw.max() * 65535).round().astype(np.uint16)).save(buffer, format="PNG")
+            return base64.b64encode(buffer.getvalue())
+
+        ms = _median_ms({"float16": lambda raw=raw: encode_map(raw), "png16": png16}, rounds * 3)
+        rows.append({"layer": layer, "shape": raw.shape, "float16_bytes": len(encode_map(raw)["float16"]),
+                     "png16_bytes": len(png16()), "float16_us": ms["float16"] * 1000, "png16_us": ms["png16"] * 1000})
+    return rows
+
+
+def report_encodings(rows: list[dict], out=sys.stdout) -> None:
+    print("\nmap on the wire (base64), Lite0 on the cat photo: peak + float16 vs 16-bit PNG", file=out)
+    for r in rows:
+        h, w = r["shape"]
+        print(f"  {r['layer']:<26} {h:>3}x{w:<3} float16 {r['float16_bytes']:6d} B {r['float16_us']:7.1f} us   "
+              f"PNG {r['png16_bytes']:6d} B {r['png16_us']:7.1f} us", file=out)
+
+
 def cold_first_explanation(model: str, runs_count: int = 3) -> dict:
     """Seconds from launching a new Python process to its first explanation (the
     model's conversion already cached), imports included: what a CLI user waits.
@@ -264,6 +315,22 @@ TARGETS = [
 ]
 
 
+def report_batches(batches: list[dict], out=sys.stdout) -> bool:
+    """The batched engine's rows; target: the best batch size >= 1.5x batch 1's photos/s."""
+    met_all = True
+    print("\nbatched engine (explain_batch, top-1 map), photos per second:", file=out)
+    for result in batches:
+        rates = result["photos_per_second"]
+        best = max(rates, key=rates.get)
+        ratio = rates[best] / rates[1]
+        met = ratio >= 1.5
+        met_all &= met
+        cells = "  ".join(f"batch {size}: {rate:6.1f}" for size, rate in rates.items())
+        print(f"  {result['model']:<20} {cells}   best/batch 1: {ratio:.2f}x at batch {best}  target >= 1.5x  "
+              f"{'met' if met else 'MISSED'}", file=out)
+    return met_all
+
+
 def report(results: list[dict], overlay: float, cold: dict, soaked: dict | None, out=sys.stdout) -> bool:
     met_all = True
     for result in results:
@@ -312,6 +379,11 @@ def main(argv=None) -> int:
     parser.add_argument("--soak", type=int, default=300, help="explanations in the memory soak (0: skip)")
     parser.add_argument("--cold-runs", type=int, default=3, help="new processes timed for the cold start (median)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw figures as JSON")
+    parser.add_argument("--batch", action="store_true", help="only the batched engine's rows")
+    parser.add_argument("--ray", action="store_true",
+                        help="only Ray Data against the single-process CLI on generated photos (slow; needs ray)")
+    parser.add_argument("--photos", type=int, default=500, help="photos for --ray (default 500)")
+    parser.add_argument("--encoding", action="store_true", help="only the service's map encoding against PNG")
     parser.add_argument("--no-methods", action="store_true", help="skip the CAM methods' rows (bench_methods.py)")
     parser.add_argument("--methods-only", action="store_true", help="only the CAM methods' rows")
     parser.add_argument("--sandbox-only", action="store_true", help="only what the upload sandbox costs")
@@ -321,11 +393,26 @@ def main(argv=None) -> int:
         print("\nall targets met" if met else "\nsome targets missed")
         return 0
 
+    if args.ray:
+        from gradcam.bench_ray import main as ray_main
+
+        return ray_main(args.photos)
+
     import gradcam
+
+    if args.encoding:
+        report_encodings(map_encodings(args.rounds))
+        return 0
+    if args.batch:
+        met = report_batches([batch_throughput(gradcam.DEFAULT_MODEL, args.rounds, weights="imagenet"),
+                              batch_throughput(args.large, args.rounds, weights=None)])
+        print("\nall targets met" if met else "\nsome targets missed")
+        return 0
 
     image = sample_photo("cat.jpg")
     gradcam.load_model(gradcam.DEFAULT_MODEL)  # make sure the conversion is cached before the cold run
     results, overlay, cold, soaked, sandboxed, met = [], None, None, None, None, True
+    batches, encodings = [], []
     if not args.methods_only:
         cold = cold_first_explanation(gradcam.DEFAULT_MODEL, args.cold_runs)
         results = [
@@ -335,8 +422,13 @@ def main(argv=None) -> int:
         overlay = overlay_ms(args.rounds)
         soaked = soak(args.soak) if args.soak and os.path.exists("/proc/self/statm") else None
         sandboxed = sandbox_cost(args.rounds)
+        batches = [batch_throughput(gradcam.DEFAULT_MODEL, args.rounds, weights="imagenet"),
+                   batch_throughput(args.large, args.rounds, weights=None)]
+        encodings = map_encodings(args.rounds)
         met = report(results, overlay, cold, soaked)
         met &= report_sandbox(sandboxed)
+        met &= report_batches(batches)
+        report_encodings(encodings)
     methods, agreement = [], None
     if not args.no_methods:
         from . import bench_methods
@@ -348,7 +440,8 @@ def main(argv=None) -> int:
         met &= bench_methods.report(methods, agreement)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"models": results, "overlay_ms": overlay, "cold_s": cold, "soak": soaked,
+            json.dump({"models": results, "batches": batches, "encodings": encodings, "overlay_ms": overlay,
+                       "cold_s": cold, "soak": soaked,
                        "sandbox_ms": sandboxed, "methods": methods, "scorecam_budget_agreement": agreement},
                       f, indent=2)
     print("\nall targets met" if met else "\nsome targets missed")
