@@ -13,10 +13,13 @@ opening /Compare directly then ran the page without this entry point (old names
 in the sidebar, a different router than every other visit).
 """
 
+import json
+
 import streamlit as st
 
 import gradcam
 from dashboard import cached, heatmap_panel, method_picker, model_picker, shared_state
+from dashboard.layer_names import layer_option
 from dashboard.heatmap_panel import score_text
 from dashboard.image_picker import pick_image
 from dashboard.safe_text import md
@@ -61,7 +64,7 @@ def explore() -> None:
         choose("layer_for", model_key)  # a new model starts at its own default layer
         choose("layer", gradcam.default_layer(model).name)
     layer = layer_slot.selectbox("Layer", list(layers), key="layer", on_change=keep, args=("layer",),
-                                 format_func=lambda name: str(layers[name]),
+                                 format_func=lambda name: layer_option(layers[name]),
                                  help="Later layers: coarser, more class-specific maps. The default is the last one.")
 
     with status.container(), st.spinner("Explaining..."):
@@ -91,9 +94,9 @@ def explore() -> None:
     heatmap = cached.heatmap(class_map, current.image.size)
     record = heatmap_panel.record(model.name, layer, method, class_map, explained, current.name, current.sha256)
     heatmap_panel.show(current.image, heatmap, class_map, explained, opacity=opacity, colormap=colormap,
-                       record_json=record, model=model)
+                       record_json=record, model=model, method=method)
 
-    st.subheader("Top-5 predictions")
+    st.subheader(heatmap_panel.predictions_heading(model, len(explained.predictions)))
     chart, pick = st.columns([2, 1])
     with chart:
         st.altair_chart(heatmap_panel.predictions_chart(explained, target, model.outputs_probabilities), width="stretch")
@@ -118,12 +121,34 @@ PAGES = [
     st.Page("app_pages/5_Trust.py", title="Can I trust it?", icon=":material/verified:"),
 ]
 
+# Streamlit closes its sidebar after a page link is tapped only when the browser's
+# user agent says "phone"; in any other narrow window (a phone in desktop mode, a small
+# tablet) the sidebar stayed over the new page. This closes it once per page change,
+# below Streamlit's mobile width; same-page reruns (a slider in the sidebar) never do.
+_CLOSE_SIDEBAR_AFTER_PAGE_CHANGE = """<script>
+(() => {
+  const page = %s;
+  const previous = window.__gradcamPage;
+  window.__gradcamPage = page;
+  if (previous === undefined || previous === page || window.innerWidth > 768) return;
+  const close = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+  if (close && close.getAttribute("aria-expanded") === "true") close.click();
+})();
+</script>"""
+
+
+def close_sidebar_after_page_change(page: st.Page) -> None:
+    with st.sidebar:  # our own fixed script; the only data in it is the page's own title, as JSON
+        st.html(_CLOSE_SIDEBAR_AFTER_PAGE_CHANGE % json.dumps(page.title), unsafe_allow_javascript=True)
+
+
 st.set_page_config(page_title="Grad-CAM Explorer", page_icon=":fire:", layout="wide")
 # Our own page list rather than Streamlit's: its links drop the address's query, so
 # every page change added an entry without the view (Back then showed the same page,
 # or lost the view); ours carry the view. Drawn at once (with the view as last written),
 # then again after the page, which writes the view.
 page = st.navigation(PAGES, position="hidden")
+close_sidebar_after_page_change(page)
 st.session_state["page_title"] = page.title  # whose own link keys write_url keeps
 menu = st.sidebar.empty()
 shared_state.page_links(menu, PAGES)

@@ -353,7 +353,7 @@ def step_overlay() -> None:
              r"\quad \text{overlay} = (1 - a)\,\text{photo} + a\,\mathrm{colour}(M)")
     overlaid = gradcam.overlay(photo, heatmap, c.opacity, c.colormap)
     left, right = st.columns([2, 1])
-    left.image(overlaid, caption=f"Grad-CAM overlay, opacity {c.opacity:.2f}", width="stretch",
+    left.image(overlaid, caption=f"{gradcam.METHODS[c.method][0]} overlay, opacity {c.opacity:.2f}", width="stretch",
                alt="Grad-CAM overlay")
     with right:
         st.image(colorize(heatmap, c.colormap), caption="The map alone, enlarged", width="stretch")

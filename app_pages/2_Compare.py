@@ -22,6 +22,7 @@ from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
 from dashboard import cached, shared_state
 from dashboard.cached import ClassMap, class_map
 from dashboard.heatmap_panel import score_text
+from dashboard.layer_names import breakable, layer_option
 from dashboard.model_picker import load_builtin
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
@@ -30,7 +31,7 @@ st.set_page_config(page_title="Compare - Grad-CAM Explorer", page_icon=":fire:",
 
 MODES = {"layers": "Layers", "classes": "Classes", "methods": "Methods", "models": "Models"}  # URL value -> tab
 STRIP_SIDE = 640  # pixels: a strip shows several maps at a time, so overlays are composed at this size
-PER_ROW = 6  # maps in one row of a strip before it wraps
+PER_ROW = 4  # maps in one row of a strip before it wraps (six across were too small to read)
 MAX_LAYERS = 12  # a strip stays readable, and one pass over a dozen layers stays quick
 LIST_SEPARATOR = ","  # layer and model names in the URL: Keras and our model names never contain one
 # This page's widgets. Streamlit forgets a widget's value in any run that does not draw
@@ -208,7 +209,7 @@ if layers_tab.open:
                                               if n in all_layers][:MAX_LAYERS]
         picked = st.multiselect("Layers", list(all_layers), key="compare_layers",
                                 on_change=keep, args=("compare_layers",),
-                                format_func=lambda name: str(all_layers[name]), max_selections=MAX_LAYERS,
+                                format_func=lambda name: layer_option(all_layers[name]), max_selections=MAX_LAYERS,
                                 help="Default: the last layer at each resolution, early to late.")
         ordered = tuple(name for name in all_layers if name in picked)  # early to late, whatever the click order
         st.markdown(f"Where the evidence for **{label}** sits at each stage of the network, early to late: "
@@ -218,14 +219,17 @@ if layers_tab.open:
         else:
             with st.spinner("Explaining every layer in one pass..."):
                 maps = layer_maps(c.image.sha256, c.model_key, ordered, target, c.method, photo, model)
-            strip([(shown, f"**{md(name)}** · {shown.raw.shape[0]} x {shown.raw.shape[1]}") for name, shown in maps],
+            strip([(shown, f"**{breakable(name)}** · {shown.raw.shape[0]}\u00a0x\u00a0{shown.raw.shape[1]}")
+                   for name, shown in maps],
                   small, opacity, colormap)
         if list(ordered) != stages:
             link["layers"] = LIST_SEPARATOR.join(ordered)
 
 if classes_tab.open:
     with classes_tab:
-        st.markdown("The model's top-5 classes, each with its own map (one pass for all five).")
+        count = len(top5.predictions)
+        st.markdown(f"The model's top-{count} classes, each with its own map (one pass for all {count})."
+                    if count > 1 else "The model's one output and its map.")
         strip([(top5.maps[p.index], f"{rank}. **{md(p.label)}** ({score_text(model, p.probability)})")
                for rank, p in enumerate(top5.predictions, 1)], small, opacity, colormap)
         st.divider()
@@ -317,7 +321,8 @@ if models_tab.open:
                 best = result.predictions[0]
                 show_map(st, result.maps[best.index],
                          f"**{md(name)}**: {md(best.label)} ({score_text(other_model, best.probability)}) · "
-                         f"{md(layer)}, {result.layer_shape[0]} x {result.layer_shape[1]}", small, opacity, colormap)
+                         f"{breakable(layer)}, {result.layer_shape[0]} x {result.layer_shape[1]}", small, opacity,
+                         colormap)
         if picked != default:
             link["models"] = LIST_SEPARATOR.join(picked)
 

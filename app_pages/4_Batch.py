@@ -2,9 +2,10 @@
 method chosen on the Explore page; browse them as a contact sheet; download the
 overlays, a CSV of predictions and a report of the set.
 
-A thin page: widgets and layout only. gradcam.report reads archives safely,
-explains one photo into a small record and writes the downloads. Only small
-records (thumbnails, top-5, the layer-resolution map) are kept, in
+A thin page: widgets and layout only. gradcam.batch reads archives safely,
+explains photos into small records (through the batched engine, a chunk per
+call) and writes the downloads. Only small records (thumbnails, top-5, the
+layer-resolution map) are kept, in
 st.session_state["batch_results"], so a large set neither exhausts memory nor is
 lost on a rerun.
 """
@@ -27,15 +28,18 @@ PER_ROW = 4
 PER_PAGE = 48  # thumbnails drawn per rerun: a 500-photo set stays quick to browse
 
 
-@st.cache_data(max_entries=2000, max_size="96MB", show_spinner=False)
-def explained(image_hash: str, model_key: str, layer: str, method: str, opacity: float, colormap: str,
-              faithfulness: bool, _data: bytes, _model: gradcam.Model) -> dict:
-    # Keyed by content, not file name: the same photo under two names runs once.
+CHUNK = 8  # photos per batched engine call (and per step of the progress bar)
+
+
+@st.cache_data(max_entries=250, max_size="96MB", show_spinner=False)
+def explained(image_hashes: tuple, model_key: str, layer: str, method: str, opacity: float, colormap: str,
+              faithfulness: bool, _datas: list, _model: gradcam.Model) -> list[dict]:
+    # Keyed by content, not file names: the same photos under other names run once.
     # The look (opacity, colormap) is in the key because the thumbnails bake it in.
-    # Only the small record is cached (about 30 kB), never the photo.
-    return batch.explain_for_batch(_model, _data, layer=layer, method=method, opacity=opacity, colormap=colormap,
-                                    max_side=cached.DISPLAY_MAX_SIDE,  # explained at the size Explore uses
-                                    faithfulness=faithfulness)
+    # Only the small records are cached (about 30 kB each), never the photos.
+    return batch.explain_records(_model, _datas, layer=layer, method=method, opacity=opacity, colormap=colormap,
+                                 max_side=cached.DISPLAY_MAX_SIDE,  # explained at the size Explore uses
+                                 faithfulness=faithfulness)
 
 
 @st.cache_data(max_entries=16, max_size="1MB", show_spinner=False)
@@ -44,21 +48,34 @@ def weights_fingerprint(model_key: str, _model: gradcam.Model) -> str:
 
 
 def explain_all(sources: list[batch.BatchSource]) -> None:
-    """Explain every source with a progress bar; a broken photo is recorded and the rest go on."""
+    """Explain every source, a chunk per batched engine call, with a progress bar; a
+    broken photo is recorded and the rest go on."""
     results = []
     bar = st.progress(0.0, text="Starting...")
-    for number, source in enumerate(sources, 1):
-        bar.progress((number - 1) / len(sources), text=f"Explaining {number} of {len(sources)}: {md(source.name)}")
-        digest = ""
+    for start in range(0, len(sources), CHUNK):
+        chunk = sources[start:start + CHUNK]
+        bar.progress(start / len(sources), text=f"Explaining {start + 1} to {start + len(chunk)} of {len(sources)}")
+        datas, digests, unread = [], [], {}
+        for source in chunk:
+            try:
+                data = source.read()
+            except ValueError as error:  # an archive entry that cannot be read
+                unread[source.name] = str(error)
+                continue
+            datas.append(data)
+            digests.append(batch.sha256(data))
         try:
-            data = source.read()
-            digest = batch.sha256(data)
-            record = explained(digest, c.model_key, c.layer, c.method, c.opacity, c.colormap, with_auc, data, c.model)
-            results.append({"file": source.name, "sha256": digest, **record, "error": None})
-        except ValueError as error:  # InvalidImageError and the engine's other one-sentence errors
-            results.append({"file": source.name, "sha256": digest, "error": str(error)})
-        except Exception:  # anything unforeseen still gets a sentence, and the rest continue
-            results.append({"file": source.name, "sha256": digest, "error": "This image could not be explained."})
+            records = explained(tuple(digests), c.model_key, c.layer, c.method, c.opacity, c.colormap, with_auc, datas,
+                                c.model)
+        except Exception:  # anything unforeseen still gets a sentence, and the other chunks go on
+            records = [{"error": "This image could not be explained."} for _ in datas]
+        done = iter(zip(digests, records))
+        for source in chunk:
+            if source.name in unread:
+                results.append({"file": source.name, "sha256": "", "error": unread[source.name]})
+                continue
+            digest, record = next(done)
+            results.append({"file": source.name, "sha256": digest, "error": None, **record})
     bar.empty()
     st.session_state["batch_results"] = results
     st.session_state["batch_settings"] = {"model_key": c.model_key, "model": c.model.name, "layer": c.layer,
@@ -87,7 +104,7 @@ unpacked = batch.batch_sources([(f.name, f.getvalue()) for f in uploads or []])
 for problem in unpacked.problems:
     st.error(md(problem))
 if unpacked.sources:
-    skipped = f"; {unpacked.skipped} archive entries skipped (not images)" if unpacked.skipped else ""
+    skipped = f"; {unpacked.skipped_text()}" if unpacked.skipped else ""
     st.caption(f"{len(unpacked.sources)} image{'s' if len(unpacked.sources) != 1 else ''} ready{skipped}.")
 
 with_auc = st.checkbox(

@@ -1,5 +1,9 @@
 """The engine behind Streamlit's caches, and a count of real engine calls.
 
+With GRADCAM_BACKEND set to a URL, the maps of the built-in models come from that
+explanation service (``serve run gradcam.serve:app``) instead of this process;
+this module is the only place that knows, and the caches stay here.
+
 Models are shared resources (one per process, loaded once). Explanations are
 data cached per (image hash, model, layer, method): one engine pass gives the
 top-5 maps, so switching among the top-5 targets, moving the opacity slider or
@@ -9,8 +13,11 @@ maps are cached; the page upsamples the one it shows, which costs milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
+import io
+import os
 import sys
 import threading
 import time
@@ -27,6 +34,11 @@ from gradcam import sandbox
 from gradcam.cam import heatmap as method_heatmap
 from gradcam.images import DISPLAY_MAX_SIDE
 from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
+from gradcam.service import explain_remote
+
+from .safe_text import md
+
+from . import media_grace
 
 def _keep_keras_state_between_reruns() -> None:
     """Stop Streamlit from calling keras.backend.clear_session() after every rerun.
@@ -55,6 +67,7 @@ def _keep_keras_state_between_reruns() -> None:
 
 
 _keep_keras_state_between_reruns()
+media_grace.keep_superseded_images_briefly()
 sandbox.image_pool().start()  # the first upload should not wait for a worker to boot
 
 # How many times each engine function really ran (cache misses). Tests read it.
@@ -124,10 +137,13 @@ def is_loaded(name: str) -> bool:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def own_model(key: str, _model_bytes: bytes, _labels_bytes: bytes | None, preprocessing: str | None) -> gradcam.Model:
-    """A user's model, read in the sandbox and rebuilt here; ``key`` holds the hashes of both files."""
+def own_model(key: str, _model_bytes: bytes, _labels_bytes: bytes | None, preprocessing: str | None,
+              file_name: str | None = None) -> gradcam.Model:
+    """A user's model, read in the sandbox, rebuilt here and called by its file name;
+    ``key`` holds the hashes of both files."""
     engine_calls["load_model"] += 1
-    model = gradcam.load_model(_model_bytes, labels=_labels_bytes, preprocessing=preprocessing, sandbox=True)
+    model = gradcam.load_model(_model_bytes, labels=_labels_bytes, preprocessing=preprocessing, sandbox=True,
+                               name=file_name)
     _settle_garbage_collector()
     return model
 
@@ -152,17 +168,66 @@ def _top5(explanations: list[gradcam.Explanation]) -> Explained:
     )
 
 
+# --- the explanation service (GRADCAM_BACKEND) -------------------------------------
+
+
+def backend() -> str | None:
+    """The explanation service's URL from GRADCAM_BACKEND, or None: explain in this
+    process (the default). Read on every call, and part of the cache keys, so a
+    changed setting never serves the other backend's cached maps."""
+    return os.environ.get("GRADCAM_BACKEND", "").strip() or None
+
+
+def _remote(model_key: str, method: str) -> str | None:
+    # Built-in models only: an uploaded model stays in this process (the service
+    # knows only its own zoo, and uploads are never sent anywhere). The slow methods
+    # stay here too: their progress bar and early stop need the engine in-process.
+    url = backend()
+    return url if url and not model_key.startswith("own:") and not gradcam.METHODS[method].slow else None
+
+
+@contextlib.contextmanager
+def _service_problems_said(url: str | None):
+    """A service that is down or refuses a request ends the page with its sentence
+    (the choices stay, so the next rerun tries again); in-process errors pass as before."""
+    try:
+        yield
+    except ValueError as error:
+        if not url:
+            raise
+        st.error(md(str(error)))  # the sentence may quote a request's text: shown as written
+        st.stop()
+
+
+def _png(image: Image.Image) -> bytes:
+    # Lossless, so the service explains exactly the pixels this page shows.
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _class_maps(served) -> dict:
+    return {m.target: ClassMap(m.target, m.label, m.probability, m.raw, m.no_positive_evidence, served.method)
+            for m in served.maps}
+
+
 @st.cache_data(max_entries=256, max_size="128MB", show_spinner=False)
-def _explain_top5(image_hash: str, model_key: str, layer: str, method: str,
+def _explain_top5(image_hash: str, model_key: str, layer: str, method: str, url: str | None,
                   _image: Image.Image, _model: gradcam.Model) -> Explained:
     engine_calls["explain"] += 1
+    if url:
+        served = explain_remote(url, _png(_image), model_key, layer, method, top=5)
+        return Explained(predictions=served.predictions, maps=_class_maps(served),
+                         layer_shape=tuple(served.maps[0].raw.shape))
     return _top5(gradcam.explain_many(_model, _image, layer=layer, method=method, top=5))
 
 
 @st.cache_data(max_entries=256, max_size="64MB", show_spinner=False)
-def _explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int,
+def _explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int, url: str | None,
                    _image: Image.Image, _model: gradcam.Model) -> ClassMap:
     engine_calls["explain"] += 1
+    if url:
+        return _class_maps(explain_remote(url, _png(_image), model_key, layer, method, targets=[target]))[target]
     return class_map(gradcam.explain(_model, _image, target=target, layer=layer, method=method))
 
 
@@ -216,7 +281,9 @@ def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
                  image: Image.Image, model: gradcam.Model) -> Explained:
     """Predictions and the maps of all top-5 classes, from one engine pass."""
     if not gradcam.METHODS[method].slow:
-        return _explain_top5(image_hash, model_key, layer, method, image, model)
+        url = _remote(model_key, method)
+        with _service_problems_said(url):
+            return _explain_top5(image_hash, model_key, layer, method, url, image, model)
 
     def run(progress, stop):
         engine_calls["explain"] += 1
@@ -230,7 +297,9 @@ def explain_class(image_hash: str, model_key: str, layer: str, method: str, targ
                   image: Image.Image, model: gradcam.Model) -> ClassMap:
     """The map of one class outside the top-5."""
     if not gradcam.METHODS[method].slow:
-        return _explain_class(image_hash, model_key, layer, method, target, image, model)
+        url = _remote(model_key, method)
+        with _service_problems_said(url):
+            return _explain_class(image_hash, model_key, layer, method, target, url, image, model)
 
     def run(progress, stop):
         engine_calls["explain"] += 1
@@ -244,7 +313,8 @@ def explain_class(image_hash: str, model_key: str, layer: str, method: str, targ
 def _explain_timed(image_hash: str, model_key: str, layer: str, method: str, target: int,
                    _image: Image.Image, _model: gradcam.Model) -> tuple[ClassMap, float]:
     engine_calls["explain"] += 1
-    start = time.perf_counter()
+    gradcam.explain(_model, _image, target=target, layer=layer, method=method)  # compiles on a first use
+    start = time.perf_counter()  # so the time shown is the method's, not TensorFlow's tracing
     explanation = gradcam.explain(_model, _image, target=target, layer=layer, method=method)
     return class_map(explanation), time.perf_counter() - start
 
@@ -252,7 +322,8 @@ def _explain_timed(image_hash: str, model_key: str, layer: str, method: str, tar
 def explain_timed(image_hash: str, model_key: str, layer: str, method: str, target: int,
                   image: Image.Image, model: gradcam.Model) -> tuple[ClassMap, float]:
     """One class's map and the seconds the engine took to make it (when it was made:
-    later views come from the cache), for comparing methods side by side."""
+    later views come from the cache), for comparing methods side by side. Fast methods
+    are timed on a second run, after compiling; slow ones on their one run."""
     if not gradcam.METHODS[method].slow:
         return _explain_timed(image_hash, model_key, layer, method, target, image, model)
 

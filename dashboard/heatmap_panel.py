@@ -14,7 +14,8 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam.overlay import colorize
+from gradcam import report
+from gradcam.overlay import colorize, strongest_colour
 
 from .cached import ClassMap, Explained
 from .safe_text import md
@@ -42,6 +43,10 @@ def score_text(model: gradcam.Model, value: float) -> str:
     return f"{value:.1%}" if model.outputs_probabilities else f"{value:.4g}"
 
 
+def predictions_heading(model: gradcam.Model, count: int) -> str:
+    return report.predictions_heading(count, model.outputs_probabilities)
+
+
 def predictions_chart(explained: Explained, target: int, probabilities: bool = True) -> alt.Chart:
     table = pd.DataFrame(
         {
@@ -50,18 +55,30 @@ def predictions_chart(explained: Explained, target: int, probabilities: bool = T
             "explained": ["explained" if p.index == target else "other" for p in explained.predictions],
         }
     )
+    if probabilities:
+        x = alt.X("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]),
+                  axis=alt.Axis(format="%", tickCount=5))
+        tooltip = alt.Tooltip("probability:Q", title="probability", format=".1%")
+    else:  # a raw output can be any size: few ticks, in short notation, so their labels never collide
+        x = alt.X("probability:Q", title="output", scale=alt.Scale(zero=True, nice=True),
+                  axis=alt.Axis(format="~g", tickCount=4, labelOverlap=True))
+        tooltip = alt.Tooltip("probability:Q", title="output", format=".4g")
     return (
         alt.Chart(table)
-        .mark_bar(size=22)
+        .mark_bar()
         .encode(
-            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
-            if probabilities else alt.X("probability:Q", title="output"),
-            y=alt.Y("class:N", sort="-x", title=None, axis=alt.Axis(labelOverlap=False, labelLimit=220)),
+            x=x,
+            # A fixed band per class with a gap (the Step below), however many classes: bars never
+            # touch, and one or three bars are not stretched over a five-bar chart's height.
+            y=alt.Y("class:N", sort="-x", title=None, scale=alt.Scale(paddingInner=0.35, paddingOuter=0.2),
+                    axis=alt.Axis(labelOverlap=False, labelLimit=220)),
             color=alt.Color("explained:N", scale=alt.Scale(domain=["explained", "other"],
                                                              range=["#d62728", "#9bb7d4"]), legend=None),
-            tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
+            tooltip=["class", tooltip],
         )
-        .properties(height=36 * len(table))
+        # A Step, not a number: Streamlit scales a numeric height with the width, which squashed
+        # one or three bars on a phone. (Vega notes that it drops "fit-y" for it: harmless.)
+        .properties(height=alt.Step(34))
     )
 
 
@@ -82,11 +99,30 @@ def record(model_name: str, layer: str, method: str, class_map: ClassMap, explai
     }
 
 
+# A photo whose sides are both below this share of the network's input is stretched up so
+# far that its map says little (a 1 x 1 image gives a uniform "strongest" map).
+SMALL_PHOTO_SHARE = 0.25
+
+
+def small_photo_note(photo_size: tuple[int, int], model: gradcam.Model) -> str | None:
+    """A sentence when the photo is far below the network's input size, else None."""
+    width, height = photo_size
+    input_height, input_width = model.input_size
+    if width >= input_width * SMALL_PHOTO_SHARE or height >= input_height * SMALL_PHOTO_SHARE:
+        return None
+    return (f"This photo is only {width} x {height} pixels; {md(model.name)} looks at {input_width} x "
+            f"{input_height}, so the photo was enlarged {max(input_width / width, input_height / height):.0f} times "
+            "and its map says little about where anything is. Use a larger photo.")
+
+
 def show(photo: Image.Image, heatmap: np.ndarray, class_map: ClassMap, explained: Explained, *, opacity: float,
-         colormap: str, record_json: dict, model: gradcam.Model) -> None:
+         colormap: str, record_json: dict, model: gradcam.Model, method: str = "gradcam") -> None:
     overlaid = gradcam.overlay(photo, heatmap, opacity, colormap)
     height, width = class_map.raw.shape
     title = f"**{md(class_map.label)}** ({score_text(model, class_map.probability)})"
+    method_name = gradcam.METHODS[method][0]
+    if (note := small_photo_note(photo.size, model)) is not None:
+        st.warning(note)
     if class_map.no_positive_evidence:
         st.warning(
             f"No positive evidence for {title} at this layer: nothing the layer sees raises this "
@@ -95,7 +131,8 @@ def show(photo: Image.Image, heatmap: np.ndarray, class_map: ClassMap, explained
 
     big, side = st.columns([3, 1.3])
     with big:
-        st.image(overlaid, caption=f"Grad-CAM overlay, opacity {opacity:.2f}", width="stretch", alt="Grad-CAM overlay")
+        st.image(overlaid, caption=f"{method_name} overlay, opacity {opacity:.2f}", width="stretch",
+                 alt="Grad-CAM overlay")  # the alt text is what the browser test finds, whatever the method
     with side:
         st.image(photo, caption="Original", width="stretch")
         st.image(colorize(heatmap, colormap), caption=f"Heatmap alone ({height} x {width} cells, upsampled)",
@@ -106,7 +143,8 @@ def show(photo: Image.Image, heatmap: np.ndarray, class_map: ClassMap, explained
         high.markdown("<div style='text-align:right;font-size:0.8rem;color:gray'>strongest</div>",
                       unsafe_allow_html=True)  # our own fixed text; user text never goes through HTML
 
-    st.markdown(f"Why {title}? Red regions raised the model's score for this class most.")
+    st.markdown(f"Why {title}? The {strongest_colour(colormap)} regions (the right end of the scale) raised the "
+                f"model's score for this class most, by {method_name}.")
 
     downloads = st.columns(3)
     stem = record_json["image"]["name"].rsplit(".", 1)[0][:60] or "image"
@@ -127,7 +165,7 @@ def honesty_note(layer_shape: tuple) -> None:
   how much the score depends on each feature map. It is computed on a {height} x {width} grid and
   smoothed up to the photo, so it cannot point at anything smaller than one cell.
 - It is **not** proof of what the model "looks at": it shows correlation inside the network,
-  not cause. A region that is not red may still matter through other layers.
+  not cause. A region that is not highlighted may still matter through other layers.
 - Later layers give coarser, more class-specific maps; earlier layers give sharper maps that
   respond to edges and textures of any class.
 - Compare two classes of one photo: if both maps light up the same place, the map does not

@@ -73,14 +73,19 @@ def _thumbnail(file_name: str) -> Image.Image:
     return ImageOps.fit(Image.open(SAMPLES_DIR / file_name).convert("RGB"), (320, 220), Image.LANCZOS)
 
 
+GALLERY_ITEM_WIDTH = 110  # pixels: five in a row on a desktop, three to a row on a 390-pixel phone
+
+
 def _gallery() -> None:
-    columns = st.columns(len(SAMPLES))
-    for column, (file_name, caption) in zip(columns, SAMPLES.items()):
-        with column:
-            st.image(_thumbnail(file_name), width="stretch")
-            current = st.session_state.get("image_source") == f"sample:{file_name}"
-            st.button(caption, key=f"sample_{file_name}", on_click=use_sample, args=(file_name,),
-                      type="primary" if current else "secondary", width="stretch")
+    # A row that wraps, of items of one fixed width: st.columns would stack the five
+    # samples full width on a phone and push the result two screens down.
+    with st.container(horizontal=True, gap="xsmall", key="gallery"):
+        for file_name, caption in SAMPLES.items():
+            with st.container(width=GALLERY_ITEM_WIDTH, gap="xsmall"):
+                st.image(_thumbnail(file_name), width="stretch")
+                current = st.session_state.get("image_source") == f"sample:{file_name}"
+                st.button(caption, key=f"sample_{file_name}", on_click=use_sample, args=(file_name,),
+                          type="primary" if current else "secondary", width="stretch")
 
 
 def _new_file(widget_key: str, uploaded) -> None:

@@ -57,6 +57,9 @@ def _own_model_files() -> tuple | None:
     scaling = None if preprocessing == AUTO else preprocessing
     key = "own:" + cached.sha256(model_bytes)[:16] + ":" + (cached.sha256(labels_bytes)[:16] if labels_bytes else "")
     key += ":" + (scaling or AUTO)
+    if cached.backend():
+        st.caption("Your model is explained here, in the dashboard's own process: the explanation service "
+                   "serves the built-in models only, and your file is never sent to it.")
     return key, model_bytes, labels_bytes, scaling
 
 
@@ -123,7 +126,8 @@ def load(picked: Picked) -> tuple[str, gradcam.Model]:
         elif picked.own is not None:
             key, model_bytes, labels_bytes, scaling = picked.own
             with st.spinner("Loading your model..."):
-                picked_model = (key, cached.own_model(key, model_bytes, labels_bytes, scaling))
+                file_name = getattr(st.session_state.get("model_upload"), "name", None)  # pages call it by this
+                picked_model = (key, cached.own_model(key, model_bytes, labels_bytes, scaling, file_name))
         else:
             picked_model = None
     except gradcam.ModelLoadError as error:

@@ -21,11 +21,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(page: str = "streamlit_app.py", timeout: float = 90.0, env: dict | None = None):
-    """Yield the base URL of a fresh dashboard server (``env``: extra environment
-    variables, e.g. an empty GRADCAM_CACHE_DIR for a cold start); always stop it afterwards."""
+def streamlit_server(page: str = "streamlit_app.py", timeout: float = 90.0, env: dict | None = None,
+                     backend: str | None = None):
+    """Yield the base URL of a fresh dashboard server; always stop it afterwards.
+    ``env``: extra environment variables (e.g. an empty GRADCAM_CACHE_DIR for a cold start);
+    ``backend``: the explanation service's URL for GRADCAM_BACKEND (None: in-process)."""
     port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    env.pop("GRADCAM_BACKEND", None)
+    if backend:
+        env["GRADCAM_BACKEND"] = backend
     command = [
         sys.executable, "-m", "streamlit", "run", page,
         "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -56,3 +61,39 @@ def streamlit_server(page: str = "streamlit_app.py", timeout: float = 90.0, env:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+# Serve gives its HTTP proxy 5 s to start and 10 s to answer a health check, then
+# kills it; a shared 2-core machine running tests can be slower than that.
+PATIENT_PROXY = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "120", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "120"}
+
+
+@contextlib.contextmanager
+def serve_backend(cpus: int = 2):
+    """Yield the URL of the explanation service (``gradcam.serve:app``) on a local
+    Ray cluster of ``cpus`` CPUs, on loopback; always shut both down afterwards."""
+    import ray
+    from ray import serve
+
+    from gradcam import distributed
+
+    port = free_port()
+    saved = {name: os.environ.get(name) for name in PATIENT_PROXY}
+    os.environ.update(PATIENT_PROXY)  # inherited by the cluster's processes, Serve's controller among them
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+             runtime_env=distributed.runtime_env(local=True))
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        from gradcam.serve import app
+
+        serve.run(app, blocking=False)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(Exception):
+            serve.shutdown()
+        ray.shutdown()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -15,6 +15,7 @@ from .cam import (
     METHODS, Explanation, Prediction, explain, explain_contrast, explain_counterfactual, explain_layers,
     explain_many, predict,
 )
+from .batched import explain_batch
 from .errors import InvalidImageError, ModelLoadError
 from .faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
 from .images import load_image
@@ -43,6 +44,7 @@ __all__ = [
     "available_models",
     "default_layer",
     "explain",
+    "explain_batch",
     "explain_contrast",
     "explain_counterfactual",
     "explain_layers",

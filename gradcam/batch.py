@@ -23,7 +23,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from .cam import Prediction, explain, heatmap
+from .batched import explain_batch
+from .cam import Prediction, heatmap
 from .errors import InvalidImageError
 from .images import DISPLAY_MAX_SIDE, SUPPORTED_FORMATS
 from .sandbox import load_image_safely
@@ -60,7 +61,22 @@ class BatchSource:
 class Unpacked:
     sources: list[BatchSource]
     problems: list[str]  # one sentence per refused archive (or other refused input)
-    skipped: int  # archive entries that are not images (folders, hidden files, other types)
+    hidden: int = 0  # archive entries that are hidden or system files (dot-files, macOS' __MACOSX/, ._x.jpg)
+    not_images: int = 0  # other archive files of a type that is not an image (folders are not counted)
+
+    @property
+    def skipped(self) -> int:
+        return self.hidden + self.not_images
+
+    def skipped_text(self) -> str:
+        """What was left out of the archives, in words ("" when nothing was)."""
+        parts = []
+        if self.hidden:
+            parts.append(f"{self.hidden} hidden or system file{'s' if self.hidden != 1 else ''}")
+        if self.not_images:
+            parts.append(f"{self.not_images} file{'s' if self.not_images != 1 else ''} that "
+                         f"{'are' if self.not_images != 1 else 'is'} not an image")
+        return " and ".join(parts) + " skipped" if parts else ""
 
 
 def valid_text(text: str) -> str:
@@ -124,7 +140,7 @@ def _declared_directory(data: bytes) -> tuple[int, int] | None:
     return entries, directory_bytes
 
 
-def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int]:
+def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int, int]:
     """The images inside a .zip, checked against the limits before reading any; raises
     ValueError with one sentence when the archive is refused."""
     declared = _declared_directory(data)
@@ -142,12 +158,16 @@ def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int]:
         raise ValueError(f"{name} is not a readable .zip archive.") from None
     if len(members) > MAX_ARCHIVE_MEMBERS:
         raise ValueError(f"{name} has {len(members):,} entries; the limit is {MAX_ARCHIVE_MEMBERS} per archive.")
-    images, skipped = [], 0
+    images, hidden, not_images = [], 0, 0
     for info in members:
         # zipfile cuts a name at its first NUL: a name starting with one is empty.
-        if (not info.filename or info.is_dir() or _hidden(info.filename)
-                or _extension(info.filename) not in IMAGE_EXTENSIONS):
-            skipped += 1
+        if info.is_dir():  # folders are not counted
+            continue
+        if _hidden(info.filename):
+            hidden += 1
+            continue
+        if not info.filename or _extension(info.filename) not in IMAGE_EXTENSIONS:
+            not_images += 1
             continue
         if info.file_size > MAX_MEMBER_BYTES:
             raise ValueError(f"{name} holds an entry that unpacks to {_megabytes(info.file_size)}; "
@@ -161,7 +181,7 @@ def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int]:
                     lambda data=data, info=info: _read_member(data, info))
         for info in images
     ]
-    return sources, skipped
+    return sources, hidden, not_images
 
 
 def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
@@ -170,16 +190,17 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
     (never to disk). Shown names are unique, so results and downloads can refer to them."""
     sources: list[BatchSource] = []
     problems: list[str] = []
-    skipped = 0
+    hidden = not_images = 0
     for name, data in uploads:
         if _extension(name) == "zip":
             try:
-                inner, ignored = _archive_sources(valid_text(name), data)
+                inner, inner_hidden, inner_not_images = _archive_sources(valid_text(name), data)
             except ValueError as error:
                 problems.append(str(error))
                 continue
             sources.extend(inner)
-            skipped += ignored
+            hidden += inner_hidden
+            not_images += inner_not_images
         else:
             sources.append(BatchSource(valid_text(name), len(data), lambda data=data: data))
     if len(sources) > MAX_BATCH_IMAGES:
@@ -190,7 +211,7 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
     for source in sources:
         count = seen[source.name] = seen.get(source.name, 0) + 1
         unique.append(source if count == 1 else BatchSource(f"{source.name} ({count})", source.size, source.read))
-    return Unpacked(unique, problems, skipped)
+    return Unpacked(unique, problems, hidden, not_images)
 
 
 # --- batches: one photo into a small record ---------------------------------------------
@@ -213,43 +234,63 @@ FAITHFULNESS_STEPS = 20  # per photo in a batch: a coarser curve than the page's
 FAITHFULNESS_COLUMNS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc")
 
 
-def explain_for_batch(model, data: bytes, *, layer=None, method: str = "gradcam", opacity: float = 0.4,
-                      colormap: str = "jet", thumbnail_side: int = THUMBNAIL_SIDE,
-                      max_side: int = DISPLAY_MAX_SIDE, faithfulness: bool = False) -> dict:
-    """Explain one photo's top-1 class and keep only what a batch needs: thumbnails as
-    JPEG bytes, the top-5 and the layer-resolution map (a few hundred bytes, from which
-    a full-size overlay can be redrawn without running the model). Never the photo or
-    a full-size heatmap, so hundreds of records fit in a session.
+def explain_records(model, datas: Sequence[bytes], *, layer=None, method: str = "gradcam", opacity: float = 0.4,
+                    colormap: str = "jet", thumbnail_side: int = THUMBNAIL_SIDE,
+                    max_side: int = DISPLAY_MAX_SIDE, faithfulness: bool = False) -> list[dict]:
+    """Explain each photo's top-1 class through the batched engine (one compiled call
+    for the lot) and keep only what a batch needs: thumbnails as JPEG bytes, the top-5
+    and the layer-resolution map (a few hundred bytes, from which a full-size overlay
+    can be redrawn without running the model). Never the photo or a full-size
+    heatmap, so hundreds of records fit in a session.
 
-    ``faithfulness=True`` adds the map's deletion and insertion AUC next to a
+    ``faithfulness=True`` adds each map's deletion and insertion AUC next to a
     random map's (FAITHFULNESS_STEPS steps; about 120 more forward passes per photo).
 
-    Raises ``InvalidImageError`` for bytes that are not a usable photo.
+    Bytes that are not a usable photo give ``{"error": sentence}`` in their place.
     """
-    image = _display_image(data, max_side)
-    explanation = explain(model, image, layer=layer, method=method)
-    scores = None
-    if faithfulness:
-        from .faithfulness import faithfulness as score
+    records: list[dict] = [{} for _ in datas]
+    images = {}
+    for i, data in enumerate(datas):
+        try:
+            images[i] = _display_image(data, max_side)
+        except ValueError as error:  # InvalidImageError: one sentence, the others go on
+            records[i] = {"error": str(error)}
+    explained = explain_batch(model, list(images.values()), layer=layer, method=method)
+    for (i, image), (explanation,) in zip(images.items(), explained):
+        thumb = shrunk(image, thumbnail_side)
+        heat = heatmap(explanation.raw, thumb.size, explanation.method)
+        records[i] = {
+            "label": explanation.label,
+            "target": explanation.target,
+            "probability": explanation.probability,
+            "top5": [{"index": p.index, "label": p.label, "probability": p.probability, "logit": p.logit}
+                     for p in explanation.predictions],
+            "layer": explanation.layer,
+            "method": method,
+            "raw": explanation.raw.astype(np.float32),
+            "no_positive_evidence": explanation.no_positive_evidence,
+            "size": image.size,
+            "photo_jpeg": jpeg_bytes(thumb),
+            "overlay_jpeg": jpeg_bytes(overlay(thumb, heat, opacity, colormap)),
+            "faithfulness": _scores(model, image, explanation) if faithfulness else None,
+        }
+    return records
 
-        scores = score(model, image, explanation, steps=FAITHFULNESS_STEPS, road=False, seeds=1).numbers()
-    thumb = shrunk(image, thumbnail_side)
-    heat = heatmap(explanation.raw, thumb.size, explanation.method)
-    return {
-        "label": explanation.label,
-        "target": explanation.target,
-        "probability": explanation.probability,
-        "top5": [{"index": p.index, "label": p.label, "probability": p.probability, "logit": p.logit}
-                 for p in explanation.predictions],
-        "layer": explanation.layer,
-        "method": method,
-        "raw": explanation.raw.astype(np.float32),
-        "no_positive_evidence": explanation.no_positive_evidence,
-        "size": image.size,
-        "photo_jpeg": jpeg_bytes(thumb),
-        "overlay_jpeg": jpeg_bytes(overlay(thumb, heat, opacity, colormap)),
-        "faithfulness": scores,  # None unless asked for: gradcam.Faithfulness.numbers()
-    }
+
+def _scores(model, image, explanation) -> dict:
+    """Deletion and insertion AUC next to a random map's: gradcam.Faithfulness.numbers()."""
+    from .faithfulness import faithfulness as score
+
+    return score(model, image, explanation, steps=FAITHFULNESS_STEPS, road=False, seeds=1).numbers()
+
+
+def explain_for_batch(model, data: bytes, **options) -> dict:
+    """One photo's record (see ``explain_records``); raises ``InvalidImageError`` for
+    bytes that are not a usable photo."""
+    record = explain_records(model, [data], **options)[0]
+    if "error" in record:
+        raise InvalidImageError(record["error"])
+    return record
 
 
 def select(records: Sequence[dict], *, classes: Iterable[str] = (), min_probability: float = 0.0,

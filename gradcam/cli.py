@@ -238,11 +238,33 @@ def cmd_predict(args) -> int:
 
 
 def cmd_explain(args) -> int:
+    if args.ray:
+        return _explain_on_ray(args)
+    if args.address:
+        raise BadInput("--address is the Ray cluster to use; it goes with --ray.")
     _check_overlay_options(args)
     source = Path(args.image)
     if source.is_dir():
         return _explain_folder(args, source)
     return _explain_image(args, source)
+
+
+def _explain_on_ray(args) -> int:
+    if not args.out:
+        raise BadInput("--ray writes a Parquet dataset; give its folder with --out.")
+    if args.heatmap or args.labels or args.preprocessing:
+        raise BadInput("--ray explains with a built-in model into Parquet; --heatmap, --labels and --preprocessing "
+                       "are for the single-machine command.")
+    from gradcam.distributed import explain_dataset
+
+    _import_tensorflow_quietly()
+    summary = explain_dataset(args.image, args.out, model=args.model, layer=args.layer, method=args.method,
+                              target=_target(args.target), address=args.address)
+    if args.json:
+        print(json.dumps(summary.__dict__, indent=2))
+    else:
+        print(summary.line())
+    return EXIT_OK if summary.explained or (summary.skipped and not summary.failed) else EXIT_FAILED
 
 
 def _explain_image(args, source: Path) -> int:
@@ -313,26 +335,29 @@ def _explain_folder(args, folder: Path) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     rows = []
-    for file, name in zip(tqdm(files, desc="Explaining", unit="image", file=sys.stderr), _overlay_names(files)):
+    progress = tqdm(total=len(files), desc="Explaining", unit="image", file=sys.stderr)
+    # Through the batched engine, a chunk at a time: one compiled call per chunk, and
+    # memory bounded by the chunk's pixels, whatever the photos' sizes.
+    pending, pixels = [], 0
+    for file, name in zip(files, _overlay_names(files)):
         row = dict.fromkeys(SUMMARY_COLUMNS, "")
         row.update(file=file.name, layer=layer.name, method=args.method)
+        rows.append(row)
         try:
             image = gradcam.load_image(file)
-            explanation = gradcam.explain(model, image, target, layer, args.method, **options)
-            _save(gradcam.overlay(image, explanation.heatmap, args.alpha, args.colormap), out_dir / name)
         except ValueError as error:  # a broken image must not stop the others
             row["error"] = str(error)
             tqdm.write(f"error: {file.name}: {error}", file=sys.stderr)
-        else:
-            _note_no_evidence(file.name, explanation)
-            top = explanation.predictions[0]
-            row.update(
-                top1_label=top.label,
-                top1_probability=f"{top.probability:.6f}",
-                target_label=explanation.label,
-                overlay=str(out_dir / name),
-            )
-        rows.append(row)
+            progress.update()
+            continue
+        pending.append((file, name, row, image))
+        pixels += image.width * image.height
+        if len(pending) == FOLDER_CHUNK or pixels >= FOLDER_CHUNK_PIXELS:
+            _explain_chunk(args, model, pending, layer, target, options, out_dir, progress)
+            pending, pixels = [], 0
+    if pending:
+        _explain_chunk(args, model, pending, layer, target, options, out_dir, progress)
+    progress.close()
 
     summary = out_dir / "summary.csv"
     with summary.open("w", newline="", encoding="utf-8") as handle:
@@ -390,6 +415,26 @@ def cmd_check(args) -> int:
             print(f"  random down to {step.randomized_down_to:<28} {step.rank_correlation:6.2f} {step.ssim:6.2f}")
         print(check.verdict)
     return EXIT_OK
+
+
+FOLDER_CHUNK = 32  # photos per batched engine call at most (the largest bucket)
+FOLDER_CHUNK_PIXELS = 48_000_000  # ... and decoded pixels held at once (four 12-megapixel photos)
+
+
+def _explain_chunk(args, model, pending, layer, target, options: dict, out_dir: Path, progress) -> None:
+    """Explain decoded photos [(file, overlay name, summary row, image)] in one batched
+    call; save their overlays and fill in their rows."""
+    images = [image for _, _, _, image in pending]
+    explained = gradcam.explain_batch(model, images, None if target is None else [target], layer, args.method,
+                                      **options)
+    for (file, name, row, image), many in zip(pending, explained):
+        explanation = many[0]
+        _save(gradcam.overlay(image, explanation.heatmap, args.alpha, args.colormap), out_dir / name)
+        _note_no_evidence(file.name, explanation)
+        top = explanation.predictions[0]
+        row.update(top1_label=top.label, top1_probability=f"{top.probability:.6f}", target_label=explanation.label,
+                   overlay=str(out_dir / name))
+        progress.update()
 
 
 # --- argument parsing -----------------------------------------------------------
@@ -454,6 +499,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="overlay PNG (default: <image stem>-gradcam.png here), or the output folder for a folder")
     p.add_argument("--heatmap", metavar="FILE.npy", help="also save the heatmap (image height x width, 0..1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a summary line")
+    p.add_argument("--ray", action="store_true",
+                   help="explain a dataset on Ray (IMAGE is a folder, a glob or a URI: s3://, gs://, hdfs://) "
+                        "into a Parquet dataset under --out; rerun to resume")
+    p.add_argument("--address", metavar="ADDR", help="with --ray: the Ray cluster (default: start one here)")
     p.set_defaults(run=cmd_explain)
 
     p = commands.add_parser("check", help="can this map be trusted? faithfulness scores and the sanity check")

@@ -15,13 +15,38 @@ SEPARATOR = "/"
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
 
 
+# Layers that move, scale or drop pixels but compute no features: their "map" only
+# repeats the input or the layer before, so they are poor Grad-CAM targets. They stay
+# targetable by name, but are never a stage or the default, and lists mark them.
+NON_FEATURE_LAYERS = {
+    "ZeroPadding2D": "padding", "Cropping2D": "cropping", "UpSampling2D": "upsampling",
+    "Rescaling": "rescaling", "Normalization": "normalization", "Resizing": "resizing", "CenterCrop": "cropping",
+    "Dropout": "dropout", "SpatialDropout2D": "dropout", "GaussianNoise": "noise", "GaussianDropout": "dropout",
+    "AlphaDropout": "dropout", "ActivityRegularization": "regularization",
+}
+_AUGMENTATION_PREFIX = "Random"  # RandomFlip, RandomCrop, ...: off when explaining, so they pass pixels on
+
+
 class TargetLayer(NamedTuple):
     name: str  # path through nested models, e.g. "base/block_16_project"
     shape: tuple  # output shape without the batch axis: (height, width, channels)
+    kind: str | None = None  # what a non-feature layer does ("padding", "rescaling", ...); None: it computes features
+
+    @property
+    def is_feature_layer(self) -> bool:
+        return self.kind is None
 
     def __str__(self) -> str:
         height, width, channels = self.shape
-        return f"{self.name}  ({height}x{width}x{channels})"
+        note = f"  · {self.kind}, not a feature layer" if self.kind else ""
+        return f"{self.name}  ({height}x{width}x{channels}){note}"
+
+
+def _non_feature_kind(layer) -> str | None:
+    kind = type(layer).__name__
+    if kind.startswith(_AUGMENTATION_PREFIX):
+        return "augmentation"
+    return NON_FEATURE_LAYERS.get(kind)
 
 
 def _graph(keras_model):
@@ -61,7 +86,7 @@ def target_layers(model) -> list[TargetLayer]:
             continue
         shape = _output_shape(layer)
         if shape is not None and len(shape) == 4:
-            found.append(TargetLayer(path, tuple(shape[1:])))
+            found.append(TargetLayer(path, tuple(shape[1:]), _non_feature_kind(layer)))
     return found
 
 
@@ -69,8 +94,9 @@ def default_layer(model) -> TargetLayer:
     """The last feature map before global pooling: the most class-specific one
     that still has a spatial layout (a 1x1 map cannot point anywhere)."""
     candidates = target_layers(model)
-    spatial = [t for t in candidates if (t.shape[0] or 2) * (t.shape[1] or 2) > 1]
-    return (spatial or candidates)[-1]
+    features = [t for t in candidates if t.is_feature_layer] or candidates
+    spatial = [t for t in features if (t.shape[0] or 2) * (t.shape[1] or 2) > 1]
+    return (spatial or features)[-1]
 
 
 def resolve_layer(model, layer) -> TargetLayer:
@@ -283,6 +309,8 @@ def stage_layers(model) -> list[TargetLayer]:
     each spatial resolution (the film strip of how the evidence forms)."""
     stages: dict[tuple, TargetLayer] = {}
     for target in target_layers(model):
+        if not target.is_feature_layer:  # padding, rescaling, dropout: not a stage of the network
+            continue
         height, width = target.shape[0], target.shape[1]
         if (height or 2) * (width or 2) > 1:
             stages.pop((height, width), None)  # keep insertion order of the last one

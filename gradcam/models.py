@@ -135,7 +135,7 @@ def keras_weights_path(name: str) -> Path:
 
 
 def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, weights: str | None = "imagenet",
-               sandbox: bool = False):
+               sandbox: bool = False, name: str | None = None):
     """A ``Model`` from a built-in name, a path to a .keras/.h5 file, or the file's bytes.
 
     ``labels``: a labels file's path, bytes or text, or a list of names (own models only).
@@ -144,7 +144,9 @@ def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, w
     the tests and the benchmark use for timing without a download. ``sandbox=True``
     reads an own model file in a sandboxed worker process (see gradcam.sandbox): a file
     that crashes, hangs or exhausts the reader costs one sentence, not this process.
-    Every problem with an own model or its labels is a ``ModelLoadError``.
+    Every problem with an own model or its labels is a ``ModelLoadError``. ``name``:
+    what pages and reports call an own model given as bytes (its file name, say); a
+    path is called by its file name.
     """
     if preprocessing is not None and (not isinstance(preprocessing, str) or preprocessing not in PREPROCESSING):
         raise ModelLoadError(
@@ -154,7 +156,7 @@ def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, w
         return _lite_model(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in _APPLICATIONS:
         return _application_model(name_or_path, weights)
-    return _own_model(name_or_path, labels, preprocessing, sandbox)
+    return _own_model(name_or_path, labels, preprocessing, sandbox, name)
 
 
 def _imagenet_model(name, keras_model, size, preprocessing, description):
@@ -345,12 +347,13 @@ def _explain_load_failure(error: Exception) -> str:
     return "The model file is damaged or was not saved by Keras, so it cannot be loaded."
 
 
-def _own_model(source, labels, preprocessing, sandbox: bool = False) -> Model:
+def _own_model(source, labels, preprocessing, sandbox: bool = False, name: str | None = None) -> Model:
     if sandbox:
         data, file_name = _model_file_bytes(source)
         keras_model = _rebuilt_model(*verified_model_file(data))
     else:
         keras_model, file_name = _read_model_file(source)
+    file_name = Path(name).name if name else file_name
     try:
         return _checked_model(keras_model, file_name, labels, preprocessing)
     except ModelLoadError:

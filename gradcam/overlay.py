@@ -12,6 +12,15 @@ import numpy as np
 from PIL import Image
 
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "cividis", "hot")
+# The colour each colormap gives the strongest evidence (its value 1), for sentences
+# such as "the dark red regions raised the score": "red" is only true of some.
+STRONGEST_COLOUR = {"jet": "dark red", "turbo": "dark red", "viridis": "yellow", "inferno": "pale yellow",
+                    "magma": "pale yellow", "plasma": "yellow", "cividis": "yellow", "hot": "white"}
+
+
+def strongest_colour(colormap: str) -> str:
+    """The colour of the strongest evidence in ``colormap``, in words."""
+    return STRONGEST_COLOUR.get(colormap, "brightest")
 
 
 @lru_cache(maxsize=32)

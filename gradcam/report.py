@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .cam import METHODS, Explanation, Prediction
-from .overlay import colorize, overlay
+from .overlay import colorize, overlay, strongest_colour
 
 # Embedded photos are downscaled to this many pixels on their long side (JPEG):
 # a 50-photo report stays a few megabytes instead of hundreds.
@@ -42,12 +42,12 @@ WHAT_IT_SHOWS = (
     "depends on it, and only the positive part of the weighted sum is drawn."
 )
 WHAT_IT_DOES_NOT_SHOW = (
-    "It is a coarse map: it is computed on the layer's own grid (7 x 7 cells for the last layer "
-    "of a 224-pixel network) and smoothed up to the photo, so it cannot point at anything smaller "
+    "It is a coarse map: it is computed on the chosen layer's own grid of cells (its layer resolution, "
+    "given with each explanation) and smoothed up to the photo, so it cannot point at anything smaller "
     "than one cell; the soft edges are interpolation, not detail.",
-    "It shows correlation inside the network, not causation: a red region raised this class's score "
-    "for this photo in this network; it does not prove that the region caused the decision, and a "
-    "region that is not red may still matter.",
+    "It shows correlation inside the network, not causation: a highlighted region raised this class's "
+    "score for this photo in this network; it does not prove that the region caused the decision, and a "
+    "region that is not highlighted may still matter.",
     "At the last convolutional layer the map is class-discriminative (different classes light up "
     "different regions); earlier layers give sharper maps that respond to edges and textures of any class.",
     "Grad-CAM++ weighs positive gradients position by position; its maps usually spread over more of "
@@ -145,6 +145,13 @@ def score_text(value: float, probabilities: bool = True) -> str:
     return f"{value:.1%}" if probabilities else f"{value:.4g}"
 
 
+def predictions_heading(count: int, probabilities: bool = True) -> str:
+    """"Top-5 predictions", or what a model with fewer outputs really shows."""
+    if not probabilities:
+        return "The model's output"  # one linear output: a regression or a raw score, not a ranking
+    return f"Top-{count} predictions" if count > 1 else "The prediction"
+
+
 def file_stem(name: str, limit: int = 60) -> str:
     """A file name's stem that is safe inside a download's file name."""
     stem = name.rsplit("/", 1)[-1]
@@ -210,6 +217,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Aria
  color:#1f2329;background:#fff;margin:0 auto;max-width:1100px;padding:24px 28px 48px;line-height:1.45}
 h1{font-size:1.9rem;margin:0 0 4px}
 h2{font-size:1.3rem;margin:0 0 12px}
+h1,h2,td,figcaption{overflow-wrap:anywhere}
 .lead{color:#555;margin:0 0 16px}
 table{border-collapse:collapse;margin:0 0 12px}
 th,td{text-align:left;padding:4px 10px 4px 0;vertical-align:top;border-bottom:1px solid #e6e8eb}
@@ -258,7 +266,8 @@ def _top5_table(item: ReportItem, probabilities: bool) -> str:
         )
     return (
         "<table class=\"top5\"><caption style=\"text-align:left;font-weight:600;padding-bottom:4px\">"
-        "Top-5 predictions</caption><tr><th class=\"num\">#</th><th>Class</th><th class=\"num\">Probability</th></tr>"
+        f"{_esc(predictions_heading(len(item.predictions), probabilities))}</caption>"
+        f"<tr><th class=\"num\">#</th><th>Class</th><th class=\"num\">{'Probability' if probabilities else 'Output'}</th></tr>"
         + "".join(rows) + "</table>"
     )
 
@@ -291,7 +300,7 @@ def _item_html(number: int, item: ReportItem, model_name: str, weights_sha256: s
 <figure><img src="{_data_uri(item.image)}" alt="The photo {name}"><figcaption>The photo</figcaption></figure>
 <figure><img src="{_data_uri(item.overlay)}" alt="Grad-CAM overlay for {label}">
 <figcaption>{_esc(method_name(item.method))} overlay for {label}, opacity {item.opacity:.2f}, colormap
-{_esc(item.colormap)}: the warmest regions raised this class's score most.</figcaption>
+{_esc(item.colormap)}: the {_esc(strongest_colour(item.colormap))} regions raised this class's score most.</figcaption>
 <div class="scale">no evidence <img src="{_png_data_uri(_colour_scale(item.colormap))}" alt="colour scale">
 strongest</div>
 </figure>
@@ -425,25 +434,69 @@ _A4 = (8.27, 11.69)  # inches, portrait
 _SUMMARY_ROWS = 30  # items listed on the summary page; each item has its own page anyway
 
 
-def _plain_text(figure, x, y, text, **kwargs):
-    """Text that is never parsed as mathtext: a label such as "$5 bill" stays text."""
-    return figure.text(x, y, text, parse_math=False, **kwargs)
+def _no_ligatures() -> dict:
+    # Matplotlib 3.11 shapes text with ligatures ("ff" becomes one glyph, U+FB00); a
+    # PDF viewer then copies "coffee" as "co ee" and cannot find it. Older releases
+    # draw no ligatures and do not know the option.
+    from matplotlib.text import Text
+
+    return {"fontfeatures": ("-liga",)} if hasattr(Text, "set_fontfeatures") else {}
 
 
-def _wrapped(text: str, width: int) -> str:
-    return "\n".join(textwrap.wrap(text, width)) or text
+def _plain_text(figure, x, y, text, *, va="top", linespacing=1.2, **kwargs):
+    """Text that is never parsed as mathtext ("$5 bill" stays text), drawn letter by
+    letter so a viewer's copy and search find every word. Each line is its own text:
+    matplotlib drops font features (the ligatures' switch) on multi-line texts."""
+    lines = str(text).split("\n")
+    step = kwargs.get("fontsize", 10) * linespacing / 72 / figure.get_figheight()
+    if va == "bottom":
+        y += step * (len(lines) - 1)
+    for number, line in enumerate(lines):
+        figure.text(x, y - number * step, line, parse_math=False, va=va, **_no_ligatures(), **kwargs)
+
+
+def _wrapped(text: str, width: int, max_lines: int | None = None) -> str:
+    """``text`` in lines of at most ``width`` characters (a long file name without
+    spaces is cut anywhere), at most ``max_lines`` of them, the last ending in "..."."""
+    lines = textwrap.wrap(text, width) or [text]
+    if max_lines is not None and len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: width - 3] + "..."
+    return "\n".join(lines)
+
+
+def _block(figure, x, y, text, *, fontsize, width, max_lines=3, linespacing=1.25, **kwargs) -> float:
+    """Wrapped text whose top is at ``y``; returns the y just below it."""
+    wrapped = _wrapped(text, width, max_lines)
+    _plain_text(figure, x, y, wrapped, fontsize=fontsize, linespacing=linespacing, **kwargs)
+    line = fontsize * linespacing / 72 / _A4[1]  # one line's height as a share of the page
+    return y - line * (wrapped.count("\n") + 1)
+
+
+def _colour_scale_axes(figure, rect, colormap: str) -> None:
+    """The colour scale under an overlay, with its ends named as in the HTML report."""
+    axes = figure.add_axes(rect)
+    axes.imshow(np.asarray(_colour_scale(colormap)), aspect="auto")
+    axes.set_xticks([])
+    axes.set_yticks([])
+    left, bottom, width, height = rect
+    _plain_text(figure, left, bottom - 0.004, "no evidence", fontsize=7.5, va="top", color="#555555")
+    _plain_text(figure, left + width, bottom - 0.004, "strongest", fontsize=7.5, va="top", ha="right",
+                color="#555555")
 
 
 def _summary_page(items, title, model_name, weights_sha256, when, probabilities, problems):
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=_A4)
-    _plain_text(figure, 0.07, 0.95, title, fontsize=18, weight="bold", va="top")
-    lines = [f"Created {when}", f"Model: {model_name}", f"Weights SHA-256: {weights_sha256 or 'not computed'}",
+    y = _block(figure, 0.07, 0.95, title, fontsize=18 if len(title) <= 52 else 13,
+               width=52 if len(title) <= 52 else 68, max_lines=3, weight="bold")
+    lines = [f"Created {when}", f"Model: {_wrapped(model_name, 90, 1)}",
+             f"Weights SHA-256: {weights_sha256 or 'not computed'}",
              f"{len(items)} explanation(s)" + (f", {len(problems)} not explained" if problems else "")]
-    _plain_text(figure, 0.07, 0.91, "\n".join(lines), fontsize=8.5, va="top", linespacing=1.6)
+    _plain_text(figure, 0.07, y - 0.012, "\n".join(lines), fontsize=8.5, va="top", linespacing=1.6)
 
-    y = 0.81
+    y -= 0.105
     if items:
         _plain_text(figure, 0.07, y, "Contents", fontsize=12, weight="bold", va="top")
         y -= 0.025
@@ -474,18 +527,24 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=_A4)
-    _plain_text(figure, 0.07, 0.955, f"{number}. {item.image_name}", fontsize=14, weight="bold", va="top")
-    _plain_text(figure, 0.07, 0.925, f"{method_name(item.method)} for {item.label} "
-                f"({score_text(item.probability, probabilities)})", fontsize=11, va="top")
-    for position, (picture, caption) in enumerate(((item.image, "The photo"),
-                                                   (item.overlay, f"Overlay, opacity {item.opacity:.2f}"))):
-        axes = figure.add_axes((0.07 + position * 0.45, 0.56, 0.41, 0.34))
+    # A file name can be any length: wrapped (cut anywhere when it has no spaces), never off the page.
+    heading = f"{number}. {item.image_name}"
+    long = len(heading) > 62
+    y = _block(figure, 0.07, 0.962, heading, fontsize=11 if long else 14, width=82 if long else 62, max_lines=3,
+               weight="bold")
+    _block(figure, 0.07, y - 0.006, f"{method_name(item.method)} for {item.label} "
+           f"({score_text(item.probability, probabilities)})", fontsize=10.5, width=88, max_lines=2)
+    overlay_caption = f"Overlay, opacity {item.opacity:.2f}, colormap {item.colormap}"
+    for position, (picture, caption) in enumerate(((item.image, "The photo"), (item.overlay, overlay_caption))):
+        axes = figure.add_axes((0.07 + position * 0.45, 0.575, 0.41, 0.29))
         axes.imshow(np.asarray(shrunk(picture, 800)))
         axes.set_axis_off()
-        axes.set_title(caption, fontsize=9)
+        axes.set_title(caption, fontsize=9, **_no_ligatures())
+    _colour_scale_axes(figure, (0.52 + 0.41 / 2 - 0.12, 0.553, 0.24, 0.011), item.colormap)
 
-    _plain_text(figure, 0.07, 0.52, "Top-5 predictions", fontsize=11, weight="bold", va="top")
-    y = 0.49
+    _plain_text(figure, 0.07, 0.515, predictions_heading(len(item.predictions), probabilities), fontsize=11,
+                weight="bold", va="top")
+    y = 0.487
     for rank, p in enumerate(item.predictions, 1):
         mark = "  <- explained" if p.index == item.target else ""
         _plain_text(figure, 0.08, y, f"{rank}. {p.label[:60]}", fontsize=9, va="top",
@@ -499,6 +558,7 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
         ("Method", method_name(item.method)),
         ("Paper", method_paper(item.method)[:90]),
         ("Layer", f"{item.layer} ({height} x {width} cells)"),
+        ("Colormap", f"{item.colormap} (the {strongest_colour(item.colormap)} regions raised the score most)"),
         ("Image size", "{} x {} px (as explained)".format(*item.explained_size)),
         ("Image SHA-256", item.image_sha256),
         ("Model", model_name),
@@ -507,7 +567,7 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
     y -= 0.02
     for key, value in facts:
         _plain_text(figure, 0.08, y, key, fontsize=8.5, va="top", color="#555555")
-        _plain_text(figure, 0.30, y, value, fontsize=8 if "SHA" in key else 8.5, va="top",
+        _plain_text(figure, 0.30, y, value if "SHA" in key else _wrapped(value, 84, 1), fontsize=8 if "SHA" in key else 8.5, va="top",
                     family="monospace" if "SHA" in key else None)
         y -= 0.022
     if item.no_positive_evidence:

@@ -101,6 +101,20 @@ def _silence() -> None:
     os.close(devnull)
 
 
+def _die_with_parent() -> None:
+    """Exit when the server process is gone, even mid-task (an idle worker also sees its
+    socket close). Not PR_SET_PDEATHSIG: Linux ties that to the thread that started the
+    worker, and Streamlit runs each rerun in a thread that soon ends."""
+    server = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == server:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-server", daemon=True).start()
+
+
 def _preload(kind: str) -> None:
     """Load what tasks need before the memory limit is set, so the limit measures the file."""
     from . import images
@@ -126,6 +140,7 @@ def serve() -> None:
     fd, kind, memory_mb = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     conn = Connection(fd)
     _silence()
+    _die_with_parent()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash writes nothing to disk
     _preload(kind)
     ceiling = _address_space() + memory_mb * 2**20

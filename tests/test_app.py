@@ -1,6 +1,7 @@
 """The Explore page through Streamlit's AppTest: what a person sees and does."""
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ def top5_indices(at: AppTest) -> list[int]:
 
 
 def overlay_caption(at: AppTest) -> str:
-    return next(c for image in at.image for c in image.captions if c.startswith("Grad-CAM overlay"))
+    return next(c for image in at.image for c in image.captions if " overlay, opacity" in c)
 
 
 def test_the_page_opens_on_a_sample_with_its_top5(app):
@@ -86,7 +87,7 @@ def test_every_control_works(app):
     run(app)
     app.slider(key="opacity").set_value(0.8)
     run(app)
-    assert overlay_caption(app) == "Grad-CAM overlay, opacity 0.80"
+    assert overlay_caption(app) == "Grad-CAM++ overlay, opacity 0.80"  # the method shown is the method chosen
     app.selectbox(key="colormap").set_value("viridis")
     run(app)
     second = top5_indices(app)[1]
@@ -207,3 +208,82 @@ def test_the_method_picker_explains_each_method_and_runs_score_cam_on_its_budget
                                max_channels=SCORECAM_DEFAULT_CHANNELS)
     assert np.allclose(shown.maps[expected.target].raw, expected.raw, rtol=1e-4, atol=1e-6)
     assert not app.exception
+
+
+# --- what a few-class, regression or tiny input looks like -----------------------------
+
+
+@pytest.fixture
+def offered(monkeypatch):
+    """The data each download button offers, by file name (AppTest cannot click one)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    files: dict[str, object] = {}
+    add = MediaFileManager.add
+
+    def record_add(self, data, mimetype, coordinates, file_name=None, *args, **kwargs):
+        if file_name:
+            files[file_name] = data
+        return add(self, data, mimetype, coordinates, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add", record_add)
+    return files
+
+
+def own_model_bytes(tmp_path, outputs: int, activation) -> bytes:
+    import keras
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((64, 64, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="features")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inputs, keras.layers.Dense(outputs, activation=activation)(x)).save(tmp_path / "m.keras")
+    return (tmp_path / "m.keras").read_bytes()
+
+
+def upload_model(at: AppTest, name: str, data: bytes, labels: bytes | None = None) -> AppTest:
+    at.selectbox(key="model_choice").set_value("Upload a Keras model...")
+    run(at)
+    at.file_uploader(key="model_upload").set_value((name, data, "application/octet-stream"))
+    if labels is not None:
+        at.file_uploader(key="labels_upload").set_value(("labels.txt", labels, "text/plain"))
+    return run(at)
+
+
+def test_an_own_three_class_model_is_called_by_its_file_name_and_shows_its_top3(app, tmp_path, offered):
+    upload_model(app, "flowers-v3.keras", own_model_bytes(tmp_path, 3, "softmax"), b"rose\ntulip\ndaisy\n")
+    assert not app.error
+    assert "Top-3 predictions" in [h.value for h in app.subheader]
+    assert sorted(top5_labels(app)) == ["daisy", "rose", "tulip"]
+    record = json.loads(offered["cat-gradcam.json"])
+    assert record["model"] == "flowers-v3.keras" and len(record["top5"]) == 3
+
+
+def test_a_regression_model_shows_its_output_not_a_top5(app, tmp_path):
+    upload_model(app, "age.keras", own_model_bytes(tmp_path, 1, None))
+    assert not app.error
+    headings = [h.value for h in app.subheader]
+    assert "The model's output" in headings and not any(h.startswith("Top-") for h in headings)
+
+
+def test_a_tiny_photo_is_explained_with_a_warning(app):
+    one_pixel = io.BytesIO()
+    Image.new("RGB", (1, 1), "orange").save(one_pixel, format="PNG")
+    app.file_uploader(key="upload").set_value(("dot.png", one_pixel.getvalue(), "image/png"))
+    run(app)
+    assert app.session_state["image_name"] == "dot.png" and not app.error
+    assert [w.value for w in app.warning if "only 1 x 1 pixels" in w.value]
+    assert "EfficientNet\\-Lite0 looks at 224 x 224" in next(w.value for w in app.warning if "1 x 1" in w.value)
+    app.button(key="sample_coffee.jpg").click()  # a photo of a fair size: no warning
+    run(app)
+    assert not [w for w in app.warning if "pixels" in w.value]
+
+
+def test_the_words_follow_the_colormap_and_the_method(app):
+    assert any("dark red regions" in m.value and "by Grad-CAM." in m.value for m in app.markdown)
+    app.selectbox(key="colormap").set_value("viridis")
+    app.selectbox(key="method").set_value("gradcam++")
+    run(app)
+    assert not any("red regions" in m.value for m in app.markdown)
+    assert any("yellow regions" in m.value and "by Grad-CAM++." in m.value for m in app.markdown)
+    assert overlay_caption(app).startswith("Grad-CAM++ overlay")

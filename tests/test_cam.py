@@ -171,7 +171,7 @@ def test_nested_frozen_base_model_works_where_the_tutorial_fails(lite0, cat):
     explanation = gradcam.explain(wrapped, cat, target=1)
     x = wrapped.prepare(cat)
     with tf.GradientTape() as tape:
-        features = base(x)
+        features = base(tf.constant(x))  # a tensor, as Keras expects: no inputs-structure warning
         tape.watch(features)
         dense = model.layers[-1]
         logit = (tf.matmul(tf.reduce_mean(features, axis=(1, 2)), dense.kernel) + dense.bias)[0, 1]
@@ -351,3 +351,27 @@ def test_layer_sets_compiled_for_comparison_are_bounded(lite0, cat):
         gradcam.explain_layers(lite0, cat, layers=[names[i]], target=285)
     kept = [k for k in lite0._compiled if isinstance(k, tuple) and k[0] == "layers"]
     assert len(kept) <= 8 and ("layers", (names[-1],), "gradcam") in kept
+
+
+def test_padding_rescaling_and_dropout_are_not_stages_or_defaults_and_are_marked():
+    """A nested MobileNetV2 under a Rescaling layer (as Keras' transfer-learning guide
+    builds it): its ZeroPadding layers and the input scaling compute no features."""
+    keras.utils.set_random_seed(5)
+    base = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3))
+    inputs = keras.Input((96, 96, 3))
+    x = base(keras.layers.Rescaling(1 / 127.5, offset=-1, name="rescale")(inputs))
+    x = keras.layers.SpatialDropout2D(0.2, name="drop")(x)  # after the last feature map: must not be the default
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model = own_model(keras.Model(inputs, outputs), ["a", "b", "c"], "none")
+
+    listed = {t.name: t for t in gradcam.target_layers(model)}
+    kinds = {name: t.kind for name, t in listed.items() if not t.is_feature_layer}
+    assert kinds["rescale"] == "rescaling" and kinds["drop"] == "dropout"
+    assert kinds["mobilenetv2_1.00_96/block_1_pad"] == "padding"
+    assert str(listed["rescale"]) == "rescale  (96x96x3)  · rescaling, not a feature layer"
+    assert str(listed["mobilenetv2_1.00_96/out_relu"]) == "mobilenetv2_1.00_96/out_relu  (3x3x1280)"
+    stages = [t.name for t in gradcam.stage_layers(model)]
+    assert stages and not set(stages) & set(kinds)
+    assert stages[-1] == gradcam.default_layer(model).name == "mobilenetv2_1.00_96/out_relu"
+    # Still targetable by name, for whoever asks on purpose.
+    assert gradcam.explain(model, Image.new("RGB", (96, 96), "white"), layer="rescale").raw.shape == (96, 96)

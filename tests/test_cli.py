@@ -327,3 +327,17 @@ def test_python_m_gradcam_explain(tmp_path, cat_jpg):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert bad.returncode == 2 and bad.stderr == f"error: No such file: {tmp_path / 'missing.jpg'}.\n"
+
+
+def test_explain_folder_equals_each_image_alone(capsys, cat_jpg, coffee_png, tmp_path):
+    # The folder goes through the batched engine; each overlay is the one-image command's.
+    code, _, _ = run(capsys, "explain", cat_jpg.parent, "--out", tmp_path / "all", "--method", "gradcam++")
+    assert code == 0
+    for source in (cat_jpg, coffee_png):
+        alone = tmp_path / f"{source.stem}-alone.png"
+        assert run(capsys, "explain", source, "--out", alone, "--method", "gradcam++")[0] == 0
+        together = np.asarray(Image.open(tmp_path / "all" / f"{source.stem}-gradcam.png"), np.int16)
+        difference = np.abs(together - np.asarray(Image.open(alone), np.int16))
+        # Maps equal to 1e-5 can fall on either side of a colormap step: at most one
+        # step (a few levels) on a few pixels.
+        assert difference.max() <= 4 and (difference > 1).mean() < 0.001

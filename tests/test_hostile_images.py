@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import threading
 import time
 from pathlib import Path

@@ -93,7 +93,7 @@ def explained(uploads):
     at.file_uploader(key="batch_upload").set_value(uploads)
     run(at)
     assert not at.error
-    assert "6 images ready; 2 archive entries skipped (not images)." in [c.value for c in at.caption]
+    assert "6 images ready; 1 hidden or system file and 1 file that is not an image skipped." in [c.value for c in at.caption]
     at.button(key="batch_explain").click()
     return run(at)
 

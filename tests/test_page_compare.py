@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import gradcam
 from dashboard import cached
+from dashboard.layer_names import breakable
 from dashboard.safe_text import md
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "2_Compare.py")
@@ -49,16 +50,18 @@ def test_the_layer_strip_is_one_map_per_stage_from_one_pass(page):
     stages = [t.name for t in gradcam.stage_layers(model())]
     shown = captions(page)
     assert len(shown) == len(stages)
-    assert [c.split("**")[1] for c in shown] == [md(name) for name in stages]  # named, early to late
-    assert [c.rsplit("· ", 1)[1] for c in shown] == [f"{t.shape[0]} x {t.shape[1]}"
+    # Named, early to late; wrapping only at underscores (a zero-width space after each), never mid-word.
+    assert [c.split("**")[1] for c in shown] == [breakable(name) for name in stages]
+    assert all(c.split("**")[1].replace("\u200b", "") == md(name) for c, name in zip(shown, stages))
+    assert [c.rsplit("· ", 1)[1] for c in shown] == [f"{t.shape[0]}\u00a0x\u00a0{t.shape[1]}"  # kept on one line
                                                    for t in gradcam.stage_layers(model())]
 
     st.cache_data.clear()
     cached.engine_calls.clear()
     page.multiselect(key="compare_layers").set_value(["top_activation", "block10_add", "block3_expand_activation"])
     run(page)
-    assert [c.split("**")[1] for c in captions(page)] == [md("block3_expand_activation"), md("block10_add"),
-                                                          md("top_activation")]
+    assert [c.split("**")[1] for c in captions(page)] == [breakable("block3_expand_activation"),
+                                                          breakable("block10_add"), breakable("top_activation")]
     assert cached.engine_calls["explain_layers"] == 1  # three layers, one engine pass
     assert page.query_params["layers"] == "block3_expand_activation,block10_add,top_activation"
     open_tab(page, "Methods")

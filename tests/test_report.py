@@ -160,7 +160,9 @@ def test_archives_are_read_in_memory_skipping_what_is_not_a_photo(cat, coffee):
     unpacked = batch.batch_sources([("set.zip", archive), ("cat.jpg", jpeg(cat)), ("cat.jpg", b"again")])
     assert [s.name for s in unpacked.sources] == ["set.zip/photos/cat.jpg", "set.zip/coffee.JPG", "cat.jpg",
                                                   "cat.jpg (2)"]
-    assert unpacked.skipped == 4 and unpacked.problems == []
+    # A hidden ".jpg" and macOS' resource forks are not counted as "not images"; the folder is not counted at all.
+    assert (unpacked.hidden, unpacked.not_images, unpacked.problems) == (2, 1, [])
+    assert unpacked.skipped_text() == "2 hidden or system files and 1 file that is not an image skipped"
     assert unpacked.sources[0].read() == jpeg(cat) and unpacked.sources[3].read() == b"again"
 
 
@@ -259,3 +261,49 @@ def test_the_engine_never_imports_streamlit():
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not any(name.split(".")[0] == "streamlit" for name in imported), module.name
+
+
+# --- the PDF as a reader meets it ----------------------------------------------------
+
+LONG_NAME = ("a-very-long-file-name-from-a-phone-camera-roll-with-coffee-and-office-affairs-"
+             "IMG_20260101_123456789_HDR_portrait_mode_final_final.jpg")
+
+
+@pytest.fixture(scope="module")
+def long_named(items):
+    return report.ReportItem(**{**vars(items[0]), "image_name": LONG_NAME, "colormap": "viridis"})
+
+
+def test_pdf_text_can_be_copied_and_searched_with_no_ligatures(lite0, long_named):
+    import pypdf
+
+    reader = pypdf.PdfReader(io.BytesIO(report.report_pdf([long_named], model=lite0, title="Coffee office")))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert "coffee" in text and "office" in text and "different" in text
+    # Viewers copy a ligature glyph ("ff" as one character, U+FB00) as nothing: "co ee". None may be drawn.
+    for page in reader.pages:
+        for font in page["/Resources"]["/Font"].values():
+            encoding = font.get_object().get("/Encoding")
+            glyphs = str(encoding.get_object()) if encoding is not None else ""
+            assert not re.search(r"/(uniFB0[0-6]|f[fil]{1,2})'", glyphs), glyphs
+    # The item page names its colormap and shows the colour scale with its ends, as the HTML does.
+    item_page = reader.pages[1].extract_text()
+    assert "colormap viridis" in item_page and "no evidence" in item_page and "strongest" in item_page
+    assert "the yellow regions raised the score most" in item_page
+
+
+def test_pdf_pages_keep_a_long_file_name_on_the_page(lite0, long_named):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    title = f"Grad-CAM report: {LONG_NAME}"
+    pages = [report._summary_page([long_named], title, LONG_NAME, "a" * 64, "now", True, []),
+             report._item_page(1, long_named, LONG_NAME, "a" * 64, True)]
+    for figure in pages:
+        renderer = FigureCanvasAgg(figure).get_renderer()
+        page = figure.bbox
+        for text in figure.texts:
+            box = text.get_window_extent(renderer)
+            assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, \
+                text.get_text()
+    drawn = " ".join(t.get_text() for t in pages[1].texts)
+    assert "IMG_20260101" in drawn and "coffee" in drawn  # wrapped, not cut off

@@ -1,0 +1,28 @@
+"""A superseded run's images stay served for a few seconds, then go (no 404 for a
+browser that was still fetching them, and no memory kept for good)."""
+
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+from dashboard import media_grace
+
+
+def test_an_orphaned_image_is_served_for_the_grace_period_then_deleted(monkeypatch):
+    media_grace.keep_superseded_images_briefly()  # as the dashboard does when it starts
+    clock = [1000.0]
+    monkeypatch.setattr(media_grace.time, "monotonic", lambda: clock[0])
+    manager = MediaFileManager(MemoryMediaFileStorage("/media"))
+    image = manager.add(b"\x89PNG old overlay", "image/png", "1.(0.2).0")
+    download = manager.add(b"old record", "application/json", "1.(0.3).0", "r.json", is_for_static_download=True)
+    image_id, download_id = image.rsplit("/", 1)[1].split(".")[0], download.rsplit("/", 1)[1].split(".")[0]
+
+    manager.clear_session_refs()  # the next run began and drew other images
+    manager.remove_orphaned_files()  # ... and ended
+    assert manager.read_file(image_id) is not None  # a browser still fetching it gets it
+    clock[0] += 2.0
+    manager.remove_orphaned_files()
+    assert manager.read_file(image_id) is not None
+    assert manager.read_file(download_id) is None  # downloads keep Streamlit's rule: one extra run
+    clock[0] += media_grace.GRACE_SECONDS
+    manager.remove_orphaned_files()
+    assert manager.read_file(image_id) is None  # then gone: memory is not kept for good
