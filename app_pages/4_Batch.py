@@ -39,7 +39,7 @@ def explained(image_hashes: tuple, model_key: str, layer: str, method: str, opac
     # Only the small records are cached (about 30 kB each), never the photos.
     return batch.explain_records(_model, _datas, layer=layer, method=method, opacity=opacity, colormap=colormap,
                                  max_side=cached.DISPLAY_MAX_SIDE,  # explained at the size Explore uses
-                                 faithfulness=faithfulness)
+                                 faithfulness=faithfulness, **cached.engine_options(method))
 
 
 @st.cache_data(max_entries=16, max_size="1MB", show_spinner=False)

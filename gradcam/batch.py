@@ -236,7 +236,7 @@ FAITHFULNESS_COLUMNS = ("deletion_auc", "insertion_auc", "random_deletion_auc", 
 
 def explain_records(model, datas: Sequence[bytes], *, layer=None, method: str = "gradcam", opacity: float = 0.4,
                     colormap: str = "jet", thumbnail_side: int = THUMBNAIL_SIDE,
-                    max_side: int = DISPLAY_MAX_SIDE, faithfulness: bool = False) -> list[dict]:
+                    max_side: int = DISPLAY_MAX_SIDE, faithfulness: bool = False, **options) -> list[dict]:
     """Explain each photo's top-1 class through the batched engine (one compiled call
     for the lot) and keep only what a batch needs: thumbnails as JPEG bytes, the top-5
     and the layer-resolution map (a few hundred bytes, from which a full-size overlay
@@ -245,6 +245,8 @@ def explain_records(model, datas: Sequence[bytes], *, layer=None, method: str = 
 
     ``faithfulness=True`` adds each map's deletion and insertion AUC next to a
     random map's (FAITHFULNESS_STEPS steps; about 120 more forward passes per photo).
+
+    ``options`` go to the engine as they are (e.g. ``max_channels`` for Score-CAM).
 
     Bytes that are not a usable photo give ``{"error": sentence}`` in their place.
     """
@@ -255,7 +257,7 @@ def explain_records(model, datas: Sequence[bytes], *, layer=None, method: str = 
             images[i] = _display_image(data, max_side)
         except ValueError as error:  # InvalidImageError: one sentence, the others go on
             records[i] = {"error": str(error)}
-    explained = explain_batch(model, list(images.values()), layer=layer, method=method)
+    explained = explain_batch(model, list(images.values()), layer=layer, method=method, **options)
     for (i, image), (explanation,) in zip(images.items(), explained):
         thumb = shrunk(image, thumbnail_side)
         heat = heatmap(explanation.raw, thumb.size, explanation.method)

@@ -11,6 +11,7 @@ import zipfile
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -307,3 +308,14 @@ def test_pdf_pages_keep_a_long_file_name_on_the_page(lite0, long_named):
                 text.get_text()
     drawn = " ".join(t.get_text() for t in pages[1].texts)
     assert "IMG_20260101" in drawn and "coffee" in drawn  # wrapped, not cut off
+
+
+def test_batch_records_run_score_cam_on_the_budget_they_are_given(lite0, coffee):
+    """The Batch page passes the dashboard's Score-CAM budget: a set of photos must not
+    run every channel (minutes per photo) when Explore runs 32."""
+    data = jpeg(coffee)
+    (record,) = batch.explain_records(lite0, [data], method="scorecam", max_channels=8)
+    image = batch._display_image(data, gradcam.images.DISPLAY_MAX_SIDE)
+    alone = gradcam.explain(lite0, image, method="scorecam", max_channels=8)
+    assert record["label"] == alone.label == "espresso"
+    assert np.allclose(record["raw"], alone.raw, atol=1e-5)
