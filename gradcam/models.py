@@ -272,16 +272,7 @@ def _model_file_bytes(source) -> tuple[bytes, str]:
         name = name if isinstance(name, str) else "uploaded model"
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        try:
-            if not path.exists():
-                raise ModelLoadError(f"No such model file: {valid_text(path.name)}.")
-            if not path.is_file():  # refused before it is opened: reading a FIFO or a device never ends
-                raise ModelLoadError(f"{valid_text(path.name)} is not a model file (it is a folder, a device or a pipe).")
-            if path.stat().st_size > MAX_MODEL_BYTES:
-                raise ModelLoadError("The model file is larger than 1 GB.")
-            data = path.read_bytes()
-        except OSError as error:
-            raise ModelLoadError(f"The model file {valid_text(path.name)} could not be read.") from error
+        data = _read_file(path, "model", MAX_MODEL_BYTES, "larger than 1 GB")
         name = valid_text(path.name)
     else:
         raise ModelLoadError(f"A model is a name, a path, bytes or a file, not {type(source).__name__}.")
@@ -455,18 +446,21 @@ def _own_labels(labels, classes: int) -> list[str]:
         return parse_labels(labels, classes)
     if not isinstance(labels, (str, os.PathLike)):
         raise ModelLoadError(f"Labels are a file, its text or a list of names, not {type(labels).__name__}.")
-    path = Path(labels)
+    return parse_labels(_read_file(Path(labels), "labels", MAX_LABELS_BYTES, "too large (over 5 MB)"), classes)
+
+
+def _read_file(path: Path, what: str, limit: int, too_large: str) -> bytes:
+    """A model or labels file's bytes, or ModelLoadError with one sentence."""
     try:
         if not path.exists():
-            raise ModelLoadError(f"No such labels file: {valid_text(path.name)}.")
+            raise ModelLoadError(f"No such {what} file: {valid_text(path.name)}.")
         if not path.is_file():  # refused before it is opened: reading a FIFO or a device never ends
-            raise ModelLoadError(f"{valid_text(path.name)} is not a labels file (it is a folder, a device or a pipe).")
-        if path.stat().st_size > MAX_LABELS_BYTES:
-            raise ModelLoadError("The labels file is too large (over 5 MB).")
-        data = path.read_bytes()
+            raise ModelLoadError(f"{valid_text(path.name)} is not a {what} file (it is a folder, a device or a pipe).")
+        if path.stat().st_size > limit:
+            raise ModelLoadError(f"The {what} file is {too_large}.")
+        return path.read_bytes()
     except OSError as error:
-        raise ModelLoadError(f"The labels file {valid_text(path.name)} could not be read.") from error
-    return parse_labels(data, classes)
+        raise ModelLoadError(f"The {what} file {valid_text(path.name)} could not be read.") from error
 
 
 def _rescales_itself(keras_model) -> bool:
