@@ -160,13 +160,17 @@ def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int, in
         raise ValueError(f"{name} has {len(members):,} entries; the limit is {MAX_ARCHIVE_MEMBERS} per archive.")
     images, hidden, not_images = [], 0, 0
     for info in members:
-        # zipfile cuts a name at its first NUL: a name starting with one is empty.
+        # zipfile cuts a name at its first NUL: a name starting with one is empty (and
+        # ZipInfo.is_dir() would fail on it), so that test comes first.
+        if not info.filename:
+            not_images += 1
+            continue
         if info.is_dir():  # folders are not counted
             continue
         if _hidden(info.filename):
             hidden += 1
             continue
-        if not info.filename or _extension(info.filename) not in IMAGE_EXTENSIONS:
+        if _extension(info.filename) not in IMAGE_EXTENSIONS:
             not_images += 1
             continue
         if info.file_size > MAX_MEMBER_BYTES:
