@@ -291,37 +291,28 @@ def _read_model_file(source) -> tuple[object, str]:
 
 
 def _keras_model_from_bytes(data: bytes):
-    import keras
+    return _whole_model(lambda: _load_from_bytes(data))
 
+
+def _load_from_bytes(data: bytes):
     # Uploaded bytes are read from memory: nothing a user uploads is written to disk.
-    try:
-        if data[:4] == b"PK\x03\x04":
-            from keras.src.saving import saving_lib
+    if data[:4] == b"PK\x03\x04":
+        from keras.src.saving import saving_lib
 
-            model_budget.check_config_json(model_budget.check_archive(data))
-            model = saving_lib.load_model(io.BytesIO(data), compile=False, safe_mode=True)
-        elif data[:8] == b"\x89HDF\r\n\x1a\n":
-            import h5py
-            from keras.src.legacy.saving import legacy_h5_format
+        model_budget.check_config_json(model_budget.check_archive(data))
+        return saving_lib.load_model(io.BytesIO(data), compile=False, safe_mode=True)
+    if data[:8] == b"\x89HDF\r\n\x1a\n":
+        import h5py
+        from keras.src.legacy.saving import legacy_h5_format
 
-            # h5py itself parses the file; only the sandbox bounds what that costs.
-            with h5py.File(io.BytesIO(data), "r") as h5:
-                config = h5.attrs.get("model_config")
-                if config is None:
-                    raise ModelLoadError("The file holds Keras weights or a layer, not a whole model.")
-                model_budget.check_config_json(config)
-                model = legacy_h5_format.load_model_from_hdf5(h5, compile=False, safe_mode=True)
-        else:
-            raise ModelLoadError("The file is not a Keras model (expected a .keras or .h5 file).")
-    except ModelLoadError:
-        raise
-    except MemoryError as error:
-        raise ModelLoadError("The model needs more memory than is available to load it.") from error
-    except Exception as error:
-        raise ModelLoadError(_explain_load_failure(error)) from error
-    if not isinstance(model, keras.Model):
-        raise ModelLoadError("The file holds Keras weights or a layer, not a whole model.")
-    return model
+        # h5py itself parses the file; only the sandbox bounds what that costs.
+        with h5py.File(io.BytesIO(data), "r") as h5:
+            config = h5.attrs.get("model_config")
+            if config is None:
+                raise ModelLoadError("The file holds Keras weights or a layer, not a whole model.")
+            model_budget.check_config_json(config)
+            return legacy_h5_format.load_model_from_hdf5(h5, compile=False, safe_mode=True)
+    raise ModelLoadError("The file is not a Keras model (expected a .keras or .h5 file).")
 
 
 def _explain_load_failure(error: Exception) -> str:
@@ -362,9 +353,20 @@ def _rebuilt_model(config: str, weights: list[np.ndarray]):
     """
     import keras
 
-    try:
+    def rebuild():
         model = keras.saving.deserialize_keras_object(model_budget.check_config_json(config), safe_mode=True)
         model.set_weights(weights)
+        return model
+
+    return _whole_model(rebuild)
+
+
+def _whole_model(load: Callable[[], object]):
+    """``load()``'s Keras model; any failure becomes ModelLoadError with one sentence."""
+    import keras
+
+    try:
+        model = load()
     except ModelLoadError:
         raise
     except MemoryError as error:
