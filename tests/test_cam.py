@@ -8,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 import gradcam
+from conftest import nested_lite0, own_model
 from gradcam.models import Model
 
 
@@ -18,12 +19,6 @@ def mass_share(heatmap: np.ndarray, region: tuple) -> float:
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
-
-
-def own_model(keras_model, labels, preprocessing="0..1"):
-    height, width = keras_model.inputs[0].shape[1:3]
-    return Model(name="test", keras=keras_model, input_size=(height, width), labels=labels,
-                 preprocessing=preprocessing)
 
 
 # --- real weights, real photos -------------------------------------------------
@@ -155,13 +150,8 @@ def test_softmax_and_logits_models_give_the_same_map(noise_image):
 def test_nested_frozen_base_model_works_where_the_tutorial_fails(lite0, cat):
     """Transfer learning as people do it: a pretrained network (here the real
     EfficientNet-Lite0 without its classifier) nested, frozen, under a new head."""
-    keras.utils.set_random_seed(4)
-    base = keras.Model(lite0.keras.inputs, lite0.keras.get_layer("top_activation").output, name="pretrained")
-    base.trainable = False
-    inputs = keras.Input((224, 224, 3))
-    pooled = keras.layers.GlobalAveragePooling2D()(base(inputs))
-    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
-    wrapped = own_model(model, ["a", "b", "c"], "efficientnet-lite")
+    wrapped, base = nested_lite0(lite0)
+    model = wrapped.keras
 
     names = [t.name for t in gradcam.target_layers(wrapped)]
     assert names[-1] == "pretrained/top_activation" and gradcam.default_layer(wrapped).name == names[-1]

@@ -11,6 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 import gradcam
+from conftest import nested_lite0
 from gradcam.methods import METHODS, SCORECAM_DEFAULT_CHANNELS
 from gradcam.models import Model
 
@@ -19,12 +20,6 @@ GRADIENT_METHODS = [key for key, m in METHODS.items() if m.kind == "gradient"]
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
-
-
-def own_model(keras_model, labels, preprocessing="0..1"):
-    height, width = keras_model.inputs[0].shape[1:3]
-    return Model(name="test", keras=keras_model, input_size=(height, width), labels=labels,
-                 preprocessing=preprocessing)
 
 
 # --- the references: plain NumPy on tensors taken from a textbook sub-model -----------
@@ -279,13 +274,7 @@ def test_guided_gradcam_is_gradcam_upsampled_times_guided_backprop(lite0, cat):
 @pytest.fixture(scope="module")
 def nested(lite0):
     """The real Lite0 without its classifier, nested and frozen under a new head."""
-    keras.utils.set_random_seed(4)
-    base = keras.Model(lite0.keras.inputs, lite0.keras.get_layer("top_activation").output, name="pretrained")
-    base.trainable = False
-    inputs = keras.Input((224, 224, 3))
-    pooled = keras.layers.GlobalAveragePooling2D()(base(inputs))
-    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
-    return own_model(model, ["a", "b", "c"], "efficientnet-lite"), base
+    return nested_lite0(lite0)
 
 
 @pytest.mark.parametrize("method", [*GRADIENT_METHODS, "eigencam", "scorecam", "ablationcam"])
