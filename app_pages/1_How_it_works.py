@@ -1,7 +1,7 @@
 """How Grad-CAM works: the current explanation taken apart, step by step, with its
 real tensors, for a classroom.
 
-A thin page: one engine pass (``gradcam.cam.compute(..., keep_tensors=True)``)
+A thin page: one engine pass (``gradcam.engine.cam.compute(..., keep_tensors=True)``)
 gives every tensor shown here, from the same pipeline the Explore page uses, so
 the last step's map is exactly the map Explore shows. The step lives in
 st.session_state["lesson_step"] (a plain key, not a widget), so a teacher who
@@ -23,8 +23,8 @@ from dashboard import cached, shared_state
 from dashboard.heatmap_panel import colour_scale, score_text
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
-from gradcam.cam import CamTensors, compute, upsample
-from gradcam.overlay import colorize
+from gradcam.engine.cam import CamTensors, compute, upsample
+from gradcam.engine.overlay import colorize
 
 st.set_page_config(page_title="How Grad-CAM works", page_icon=":fire:", layout="wide")
 
@@ -153,7 +153,7 @@ top5_scores = {p.index: p.probability for p in top5}
 
 st.title("How Grad-CAM works")
 st.caption(f"{md(c.image.name)} · model {md(model.name)} · layer {md(c.layer)} · "
-           f"{gradcam.METHODS[c.method][0]}. Change these on the Explore page.")
+           f"{gradcam.METHODS[c.method].display_name}. Change these on the Explore page.")
 
 # The class: the one chosen on Explore, else the model's top-1 (a new photo or model resets it).
 shared_class = c.target if c.target is not None else top5[0].index
@@ -209,7 +209,7 @@ st.session_state["lesson_final_map"] = heatmap
 contributions = weights * features.reshape(-1, channels).mean(axis=0)
 shown = [int(k) for k in np.argsort(-np.abs(contributions), kind="stable")[:SHOWN_CHANNELS]]
 input_picture = network_input_picture(model, photo)
-MAP_SYMBOL = r"L^c_{\text{" + gradcam.METHODS[method][0] + "}}"  # the method's own name; fixed text, never user text
+MAP_SYMBOL = r"L^c_{\text{" + gradcam.METHODS[method].display_name + "}}"  # the method's own name; fixed text, never user text
 
 
 def step_input() -> None:
@@ -353,7 +353,7 @@ def step_overlay() -> None:
              r"\quad \text{overlay} = (1 - a)\,\text{photo} + a\,\mathrm{colour}(M)")
     overlaid = gradcam.overlay(photo, heatmap, c.opacity, c.colormap)
     left, right = st.columns([2, 1])
-    left.image(overlaid, caption=f"{gradcam.METHODS[c.method][0]} overlay, opacity {c.opacity:.2f}", width="stretch",
+    left.image(overlaid, caption=f"{gradcam.METHODS[c.method].display_name} overlay, opacity {c.opacity:.2f}", width="stretch",
                alt="Grad-CAM overlay")
     with right:
         st.image(colorize(heatmap, c.colormap), caption="The map alone, enlarged", width="stretch")

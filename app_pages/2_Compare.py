@@ -18,7 +18,7 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
+from gradcam.engine.methods import SCORECAM_DEFAULT_CHANNELS
 from dashboard import cached, shared_state
 from dashboard.cached import ClassMap, class_map
 from dashboard.heatmap_panel import score_text

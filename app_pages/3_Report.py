@@ -15,7 +15,7 @@ from dashboard.heatmap_panel import score_text
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
 from gradcam import report
-from gradcam.models import sha256_of_weights
+from gradcam.engine.model import sha256_of_weights
 
 st.set_page_config(page_title="Report", page_icon=":page_facing_up:", layout="wide")
 c = choices()
@@ -68,7 +68,7 @@ options = [(k, m) for k in classes for m in (c.method, *(m for m in gradcam.METH
 def describe(option: tuple[int, str]) -> str:  # widget options are plain text, not Markdown
     k, m = option
     score = f" ({score_text(c.model, probabilities[k])})" if k in probabilities else ""
-    return f"{c.model.labels[k]}{score}, {gradcam.METHODS[m][0]}" + ("  (current)" if option == options[0] else "")
+    return f"{c.model.labels[k]}{score}, {gradcam.METHODS[m].display_name}" + ("  (current)" if option == options[0] else "")
 
 
 def section_text(option: tuple[int, str]) -> str:  # in a link: "967:gradcam++"
@@ -119,7 +119,7 @@ st.caption(f"{len(items)} section{'s' if len(items) != 1 else ''}, then a note o
            "show, and the software versions.")
 st.caption(f"Image SHA-256 `{c.image.sha256}` · model weights SHA-256 `{fingerprint}`")  # hex digits only
 for number, entry in enumerate(items, 1):
-    st.markdown(f"#### {number}. {md(entry.label)}, {gradcam.METHODS[entry.method][0]}")
+    st.markdown(f"#### {number}. {md(entry.label)}, {gradcam.METHODS[entry.method].display_name}")
     if entry.no_positive_evidence:
         st.warning(f"No positive evidence for **{md(entry.label)}** at this layer: the map in the report is empty.")
     picture, predictions, facts = st.columns([1.4, 1, 1.3])
@@ -136,7 +136,7 @@ for number, entry in enumerate(items, 1):
         pd.DataFrame({"": ["Image", "Explained class", "Probability", "Method", "Layer", "Layer resolution",
                            "Model"],
                       "value": [entry.image_name, f"{entry.label} (class {entry.target})",
-                                score_text(c.model, entry.probability), gradcam.METHODS[entry.method][0],
+                                score_text(c.model, entry.probability), gradcam.METHODS[entry.method].display_name,
                                 entry.layer, f"{height} x {width} cells", c.model.name]}),
         hide_index=True, width="stretch",
     )

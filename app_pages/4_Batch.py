@@ -2,7 +2,7 @@
 method chosen on the Explore page; browse them as a contact sheet; download the
 overlays, a CSV of predictions and a report of the set.
 
-A thin page: widgets and layout only. gradcam.batch reads archives safely,
+A thin page: widgets and layout only. gradcam.intake.archives reads archives safely, gradcam.report.batch
 explains photos into small records (through the batched engine, a chunk per
 call) and writes the downloads. Only small records (thumbnails, top-5, the
 layer-resolution map) are kept, in
@@ -17,9 +17,11 @@ import gradcam
 from dashboard import cached, shared_state
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
-from gradcam import batch, report
-from gradcam.images import SUPPORTED_FORMATS
-from gradcam.models import sha256_of_weights
+from gradcam import report
+from gradcam.intake import archives
+from gradcam.report import batch
+from gradcam.intake.images import SUPPORTED_FORMATS
+from gradcam.engine.model import sha256_of_weights
 
 st.set_page_config(page_title="Batch", page_icon=":card_index_dividers:", layout="wide")
 c = choices()
@@ -47,7 +49,7 @@ def weights_fingerprint(model_key: str, _model: gradcam.Model) -> str:
     return sha256_of_weights(_model)  # tens of milliseconds: once per model
 
 
-def explain_all(sources: list[batch.BatchSource]) -> None:
+def explain_all(sources: list[archives.BatchSource]) -> None:
     """Explain every source, a chunk per batched engine call, with a progress bar; a
     broken photo is recorded and the rest go on."""
     results = []
@@ -92,15 +94,15 @@ shared_state.write_url(c, top1.index)
 st.title("Batch")
 st.markdown(
     f"Explain many photos at once, each for its own top-1 class, with **{md(c.model.name)}**, layer "
-    f"{md(c.layer)} and {gradcam.METHODS[c.method][0]} (chosen on the Explore page)."
+    f"{md(c.layer)} and {gradcam.METHODS[c.method].display_name} (chosen on the Explore page)."
 )
 
 uploads = st.file_uploader(
     "Upload images or a .zip", accept_multiple_files=True, type=[*SUPPORTED_FORMATS, "zip"], key="batch_upload",
-    help=f"A .zip is read in memory: at most {batch.MAX_ARCHIVE_MEMBERS} entries and "
-         f"{batch.MAX_ARCHIVE_BYTES // 2**20} MB unpacked; folders, hidden files and other file types are skipped.",
+    help=f"A .zip is read in memory: at most {archives.MAX_ARCHIVE_MEMBERS} entries and "
+         f"{archives.MAX_ARCHIVE_BYTES // 2**20} MB unpacked; folders, hidden files and other file types are skipped.",
 )
-unpacked = batch.batch_sources([(f.name, f.getvalue()) for f in uploads or []])
+unpacked = archives.batch_sources([(f.name, f.getvalue()) for f in uploads or []])
 for problem in unpacked.problems:
     st.error(md(problem))
 if unpacked.sources:

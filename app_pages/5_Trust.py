@@ -17,7 +17,7 @@ import gradcam
 from dashboard import trust
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
-from gradcam.faithfulness import RANDOM_SEEDS, ranked
+from gradcam.trust.faithfulness import RANDOM_SEEDS, ranked
 
 st.set_page_config(page_title="Can I trust it? - Grad-CAM Explorer", page_icon=":fire:", layout="wide")
 
@@ -27,7 +27,7 @@ ROWS = ("This map", "Random maps", "Centred blob")
 
 
 def name_of(method: str) -> str:
-    return gradcam.METHODS[method][0]
+    return gradcam.METHODS[method].display_name
 
 
 def curve_chart(curves: dict[str, gradcam.Curve], deleting: bool) -> alt.Chart:

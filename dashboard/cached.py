@@ -1,7 +1,7 @@
 """The engine behind Streamlit's caches, and a count of real engine calls.
 
 With GRADCAM_BACKEND set to a URL, the maps of the built-in models come from that
-explanation service (``serve run gradcam.serve:app``) instead of this process;
+explanation service (``serve run gradcam.scale.serve:app``) instead of this process;
 this module is the only place that knows, and the caches stay here.
 
 Models are shared resources (one per process, loaded once). Explanations are
@@ -30,11 +30,11 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam import sandbox
-from gradcam.cam import heatmap as method_heatmap
-from gradcam.images import DISPLAY_MAX_SIDE
-from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
-from gradcam.service import explain_remote
+from gradcam.intake import sandbox
+from gradcam.engine.cam import heatmap as method_heatmap
+from gradcam.intake.images import DISPLAY_MAX_SIDE
+from gradcam.engine.methods import SCORECAM_DEFAULT_CHANNELS
+from gradcam.scale.wire import explain_remote
 
 from .safe_text import md
 
@@ -157,7 +157,7 @@ def class_map(explanation: gradcam.Explanation) -> ClassMap:
 def engine_options(method: str) -> dict:
     """How the dashboard runs a method: Score-CAM on a budget of channels, so it stays
     interactive (the pages say so; the library's default is every channel)."""
-    return {"max_channels": SCORECAM_DEFAULT_CHANNELS} if method == "scorecam" else {}
+    return {"max_channels": SCORECAM_DEFAULT_CHANNELS} if gradcam.METHODS[method].channel_budget else {}
 
 
 def _top5(explanations: list[gradcam.Explanation]) -> Explained:

@@ -15,7 +15,7 @@ from PIL import Image
 
 import gradcam
 from gradcam import report
-from gradcam.overlay import colorize, strongest_colour
+from gradcam.engine.overlay import colorize, strongest_colour
 
 from .cached import ClassMap, Explained
 from .safe_text import md
@@ -89,7 +89,7 @@ def record(model_name: str, layer: str, method: str, class_map: ClassMap, explai
         "model": model_name,
         "layer": layer,
         "layer_resolution": list(class_map.raw.shape),
-        "method": gradcam.METHODS[method][0],
+        "method": gradcam.METHODS[method].display_name,
         "target": {"index": class_map.target, "label": class_map.label, "probability": class_map.probability},
         "no_positive_evidence": class_map.no_positive_evidence,
         "top5": [{"index": p.index, "label": p.label, "probability": p.probability, "logit": p.logit}
@@ -120,7 +120,7 @@ def show(photo: Image.Image, heatmap: np.ndarray, class_map: ClassMap, explained
     overlaid = gradcam.overlay(photo, heatmap, opacity, colormap)
     height, width = class_map.raw.shape
     title = f"**{md(class_map.label)}** ({score_text(model, class_map.probability)})"
-    method_name = gradcam.METHODS[method][0]
+    method_name = gradcam.METHODS[method].display_name
     if (note := small_photo_note(photo.size, model)) is not None:
         st.warning(note)
     if class_map.no_positive_evidence:

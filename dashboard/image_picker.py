@@ -14,7 +14,7 @@ import streamlit as st
 from PIL import Image, ImageOps
 
 import gradcam
-from gradcam.images import SUPPORTED_FORMATS
+from gradcam.intake.images import SUPPORTED_FORMATS
 
 from . import cached
 from .safe_text import md

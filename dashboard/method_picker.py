@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import gradcam
-from gradcam.methods import SCORECAM_DEFAULT_CHANNELS
+from gradcam.engine.methods import SCORECAM_DEFAULT_CHANNELS
 
 # The picker's tooltip: every method with its one-line description (Markdown list).
 HELP = "\n".join(f"- **{m.display_name}**: {m.description}" for m in gradcam.METHODS.values())
@@ -17,12 +17,12 @@ def note(method: str) -> str:
     parts = [chosen.description]
     if not chosen.class_specific:
         parts.append("Class-agnostic: the map is the same whichever class you pick.")
-    if method == "scorecam":
+    if chosen.channel_budget:
         parts.append(f"Here it uses the {SCORECAM_DEFAULT_CHANNELS} feature maps with the largest variance (Faster "
-                     "Score-CAM), which agree closely with all of them; the library and CLI use every one.")
+                     f"{chosen.display_name}), which agree closely with all of them; the library and CLI use every one.")
     elif chosen.slow:
         parts.append("It takes a while: a progress bar counts the feature maps done.")
-    if chosen.kind == "guided":
+    if chosen.kind == "pixel-gradient":
         parts.append("Shown at the network's input resolution, pixel by pixel.")
     parts.append(f"Paper: {chosen.paper}.")
     return " ".join(parts)

@@ -16,7 +16,8 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 import gradcam
-from gradcam.models import KERAS_APPLICATIONS, PREPROCESSING, download_weights, keras_weights_path
+from gradcam.engine.model import PREPROCESSING
+from gradcam.zoo.catalog import KERAS_APPLICATIONS, download_weights, keras_weights_path
 
 from . import cached
 from .safe_text import md

@@ -8,7 +8,7 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam.faithfulness import method_score as method_score_of, preview, random_score as random_score_of
+from gradcam.trust.faithfulness import method_score as method_score_of, preview, random_score as random_score_of
 
 from . import cached
 

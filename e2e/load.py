@@ -7,7 +7,7 @@ overlay loaded in each page, and checks that every session got its own photo's
 answer (no cross-talk between sessions).
 
 ``--backend serve`` runs the same sessions with the dashboard's explanations
-coming from the Ray Serve service (``gradcam.serve:app`` on a local cluster,
+coming from the Ray Serve service (``gradcam.scale.serve:app`` on a local cluster,
 GRADCAM_BACKEND set); ``--backend both`` measures in-process and then the service
 in one run, e.g. ``python -m e2e.load --sessions 16 --rounds 2 --backend both``.
 """

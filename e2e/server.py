@@ -70,12 +70,12 @@ PATIENT_PROXY = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "120", "RAY_SERVE_PROX
 
 @contextlib.contextmanager
 def serve_backend(cpus: int = 2):
-    """Yield the URL of the explanation service (``gradcam.serve:app``) on a local
+    """Yield the URL of the explanation service (``gradcam.scale.serve:app``) on a local
     Ray cluster of ``cpus`` CPUs, on loopback; always shut both down afterwards."""
     import ray
     from ray import serve
 
-    from gradcam import distributed
+    from gradcam.scale import dataset as distributed
 
     port = free_port()
     saved = {name: os.environ.get(name) for name in PATIENT_PROXY}
@@ -84,7 +84,7 @@ def serve_backend(cpus: int = 2):
              runtime_env=distributed.runtime_env(local=True))
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        from gradcam.serve import app
+        from gradcam.scale.serve import app
 
         serve.run(app, blocking=False)
         yield f"http://127.0.0.1:{port}"

@@ -7,23 +7,33 @@
     explanation = gradcam.explain(model, image)             # top-1 class, last conv layer
     gradcam.overlay(image, explanation.heatmap).save("cat-gradcam.png")
 
+The layers, bottom to top (each imports only those below it):
+
+- ``intake``: untrusted bytes in: images, archives, model files, their budgets, the sandbox;
+- ``engine``: the ``Model`` type, the graph runner, the compiled passes, the methods;
+- ``zoo``: where models come from: the offline EfficientNet-Lite, Keras applications, own files;
+- ``trust``: is the map faithful, does it pass the sanity check;
+- ``report``: HTML and PDF reports, many photos' records and CSV;
+- ``scale``: Ray Data and Ray Serve.
+
 This package never imports Streamlit; the dashboard is a thin layer over it.
 """
 
-from .cam import (
-    ExplanationStopped,
-    METHODS, Explanation, Prediction, explain, explain_contrast, explain_counterfactual, explain_layers,
+from .engine.batched import explain_batch
+from .engine.cam import (
+    ExplanationStopped, Explanation, Prediction, explain, explain_contrast, explain_counterfactual, explain_layers,
     explain_many, predict,
 )
-from .batched import explain_batch
+from .engine.graph import TargetLayer, default_layer, stage_layers, target_layers
+from .engine.methods import METHODS
+from .engine.model import Model
+from .engine.overlay import COLORMAPS, overlay
 from .errors import InvalidImageError, ModelLoadError
-from .faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
-from .images import load_image
-from .layers import TargetLayer, default_layer, stage_layers, target_layers
-from .models import DEFAULT_MODEL, Model, available_models, load_model
-from .overlay import COLORMAPS, overlay
-from .sanity import SanityCheck, SanityStep, sanity_check
-from .sandbox import load_image_safely
+from .intake.images import load_image
+from .intake.sandbox import load_image_safely
+from .trust.faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
+from .trust.sanity import SanityCheck, SanityStep, sanity_check
+from .zoo.catalog import DEFAULT_MODEL, available_models, load_model
 
 __all__ = [
     "COLORMAPS",

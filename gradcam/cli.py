@@ -26,11 +26,11 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import gradcam  # noqa: E402
-from gradcam.cam import target_index  # noqa: E402
-from gradcam.faithfulness import BASELINES  # noqa: E402
-from gradcam.images import SUPPORTED_FORMATS  # noqa: E402
-from gradcam.layers import resolve_layer  # noqa: E402
-from gradcam.models import PREPROCESSING  # noqa: E402
+from gradcam.engine.baselines import BASELINES  # noqa: E402
+from gradcam.engine.graph import resolve_layer  # noqa: E402
+from gradcam.engine.model import PREPROCESSING  # noqa: E402
+from gradcam.engine.targets import target_index  # noqa: E402
+from gradcam.intake.images import SUPPORTED_FORMATS  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 SUMMARY_COLUMNS = ("file", "top1_label", "top1_probability", "target_label", "layer", "method", "overlay", "error")
@@ -123,7 +123,7 @@ def _method_name(method: str) -> str:
 
 def _method_options(args) -> dict:
     """--smooth and --channels as the engine takes them."""
-    if args.channels is not None and args.method != "scorecam":
+    if args.channels is not None and not gradcam.METHODS[args.method].channel_budget:
         raise BadInput("--channels is a budget for Score-CAM only.")
     return {"smooth": args.smooth, "max_channels": args.channels}
 
@@ -255,7 +255,7 @@ def _explain_on_ray(args) -> int:
     if args.heatmap or args.labels or args.preprocessing:
         raise BadInput("--ray explains with a built-in model into Parquet; --heatmap, --labels and --preprocessing "
                        "are for the single-machine command.")
-    from gradcam.distributed import explain_dataset
+    from gradcam.scale.dataset import explain_dataset
 
     _import_tensorflow_quietly()
     summary = explain_dataset(args.image, args.out, model=args.model, layer=args.layer, method=args.method,

@@ -18,7 +18,7 @@ def photo(name: str) -> Image.Image:
 
 def own_model(keras_model, labels, preprocessing="0..1"):
     """A gradcam Model around a Keras model built in a test."""
-    from gradcam.models import Model
+    from gradcam.engine.model import Model
 
     height, width = keras_model.inputs[0].shape[1:3]
     return Model(name="test", keras=keras_model, input_size=(height, width), labels=labels,

@@ -224,7 +224,7 @@ def png_corrupt_idat() -> bytes:
 
 
 # --- files built to cost decode work far beyond their pixel count -------------------
-# (issue 8: each took seconds or hundreds of MB before gradcam/decode_budget.py)
+# (issue 8: each took seconds or hundreds of MB before gradcam/intake/decode_budget.py)
 
 
 def many_scans_jpeg(scans: int = 2800, size=(1024, 1024)) -> bytes:

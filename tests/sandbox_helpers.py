@@ -1,6 +1,6 @@
 """Tasks that fail on purpose inside a sandbox worker, one way each.
 
-They prove each failure mode of gradcam.sandbox independently of what any real
+They prove each failure mode of gradcam.intake.sandbox independently of what any real
 decoder happens to do with a damaged file. Kept apart from the tests (and free
 of heavy imports) because the worker imports this module by name.
 """

@@ -1,8 +1,8 @@
 """Fuzzing the entry points that read untrusted bytes (issue 8).
 
 Four targets: ``gradcam.load_image`` (bytes), the ``.pth`` reader
-(``gradcam.torch_legacy.read_state_dict``), ``gradcam.batch.batch_sources`` on a
-``.zip`` (and reading every member it lists), and ``gradcam.batch.predictions_csv``.
+(``gradcam.zoo.torch_legacy.read_state_dict``), ``gradcam.archives.batch_sources`` on a
+``.zip`` (and reading every member it lists), and ``gradcam.report.html.batch.predictions_csv``.
 Each case must end in the target's one documented exception (or none), within a
 bounded time and without a memory spike.
 

@@ -49,7 +49,7 @@ def run_load_image(data: bytes) -> None:
 
 
 def run_read_state_dict(data: bytes) -> None:
-    from gradcam.torch_legacy import read_state_dict
+    from gradcam.zoo.torch_legacy import read_state_dict
 
     for name, values in read_state_dict(data).items():
         assert isinstance(name, str) and isinstance(values, np.ndarray), name
@@ -58,9 +58,9 @@ def run_read_state_dict(data: bytes) -> None:
 def run_batch_sources(data: bytes) -> None:
     """Listing must never raise (a refused archive is a sentence in ``problems``); reading
     a listed member may raise InvalidImageError only."""
-    from gradcam import batch
+    from gradcam.intake import archives
 
-    unpacked = batch.batch_sources([("upload.zip", data), ("after.jpg", b"x")])
+    unpacked = archives.batch_sources([("upload.zip", data), ("after.jpg", b"x")])
     assert unpacked.sources[-1].name == "after.jpg", "the rest of the upload was lost"
     for problem in unpacked.problems:
         assert problem.endswith(".") and "\n" not in problem, problem
@@ -76,7 +76,8 @@ def run_batch_sources(data: bytes) -> None:
 def run_predictions_csv(data: bytes) -> None:
     """Fuzz text as file names, labels and errors: the CSV must be valid UTF-8, parse
     back to one row per record, and no line a spreadsheet sees may start a formula."""
-    from gradcam import batch
+    from gradcam.intake import archives
+    from gradcam.report import batch
 
     text = data.decode("utf-8", "surrogateescape")  # lone surrogates included
     parts = (text.split("\x1f") + ["", "", ""])[:3]
@@ -94,7 +95,7 @@ def run_predictions_csv(data: bytes) -> None:
     shown = [rows[1][0], rows[1][2], rows[2][0], rows[2][-1]]
     expected = [parts[0], parts[1], parts[2], parts[1] or "failed."]
     for cell, original in zip(shown, expected):
-        assert cell.replace("'", "") == batch.valid_text(original).replace("'", ""), (cell, original)
+        assert cell.replace("'", "") == archives.valid_text(original).replace("'", ""), (cell, original)
         for line in cell.replace("\r", "\n").split("\n"):
             assert line[:1] not in ("=", "+", "-", "@", "\t"), cell
     for line in out.replace("\r", "\n").split("\n"):  # a reader that ignores quotes

@@ -1,0 +1,1 @@
+"""The benchmark: ``python -m gradcam.bench`` (see its ``--help``). Not imported by the library."""

@@ -1,0 +1,98 @@
+"""The one ``Model`` type every part of the engine works on, and how its images are prepared.
+
+A ``Model`` is a Keras classifier plus what it takes to feed it (input size,
+channels, preprocessing) and to name its outputs (labels). Where it came from
+(the offline zoo, a Keras application, a user's file) is ``gradcam.zoo``'s affair.
+Compiled passes live with the model they were traced for, under its lock, so
+every session shares one function object (see ``passes.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+# Each takes float32 RGB in 0..255 (N, H, W, C) and returns what the network expects.
+_CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+_TORCH_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+_TORCH_STD = np.array([0.229, 0.224, 0.225], np.float32)
+PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "0..1": lambda x: x / 255.0,
+    "-1..1": lambda x: x / 127.5 - 1.0,
+    "caffe": lambda x: x[..., ::-1] - _CAFFE_MEAN_BGR,
+    "torch": lambda x: (x / 255.0 - _TORCH_MEAN) / _TORCH_STD,
+    "none": lambda x: x,
+    "efficientnet-lite": lambda x: (x - 127.0) / 128.0,
+}
+
+
+@dataclass(eq=False)
+class Model:
+    """A classifier ready to explain: the Keras model plus what it takes to feed it."""
+
+    name: str
+    keras: object  # keras.Model
+    input_size: tuple[int, int]  # (height, width)
+    labels: list[str]
+    preprocessing: str
+    description: str = ""
+    channels: int = 3
+    # Extra names per class (ImageNet synonyms) so a target can be named loosely.
+    synonyms: tuple[str, ...] = ()
+    # Compiled functions live with the model they were traced for (see passes.py);
+    # only ``compiled_pass`` and ``forget_passes`` touch them.
+    _compiled: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def compiled_pass(self, key, build: Callable[[], object]):
+        """The compiled function stored under ``key``, built by ``build()`` on first use.
+        The lock makes every session share one function object; TensorFlow traces it
+        once, on its first call."""
+        with self._lock:
+            if key not in self._compiled:
+                self._compiled[key] = build()
+            else:
+                self._compiled.move_to_end(key)
+            return self._compiled[key]
+
+    def forget_passes(self, keep: Callable[[object], bool]) -> None:
+        """Drop every compiled function whose key ``keep(key)`` rejects."""
+        with self._lock:
+            for key in [k for k in self._compiled if not keep(k)]:
+                del self._compiled[key]
+
+    def compiled_keys(self) -> list:
+        """The keys of the compiled functions held, oldest use first."""
+        with self._lock:
+            return list(self._compiled)
+
+    @property
+    def outputs_probabilities(self) -> bool:
+        """False for a model with one linear output (a regression or a raw score):
+        its 'probability' is the output value itself, not a share of 100%."""
+        from .graph import output_activation
+
+        return not (len(self.labels) == 1 and output_activation(self.keras) == "linear")
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """The network's input for ``image``: the whole frame resized (never cropped),
+        so the heatmap covers every pixel the person sees."""
+        height, width = self.input_size
+        mode = "L" if self.channels == 1 else "RGB"
+        resized = image.convert(mode).resize((width, height), Image.BICUBIC)
+        x = np.asarray(resized, np.float32).reshape(1, height, width, self.channels)
+        return PREPROCESSING[self.preprocessing](x).astype(np.float32)
+
+
+def sha256_of_weights(model: Model) -> str:
+    """A fingerprint of the model's weights, for reports that must say exactly what ran."""
+    digest = hashlib.sha256()
+    for weight in model.keras.weights:
+        digest.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,240 @@
+"""The compiled passes: one ``tf.function`` per (model, layer, method), traced once.
+
+Image and targets are tensor inputs, so a new photo or a new class never
+retraces. Each function is stored on its ``Model`` (``Model.compiled_pass``),
+so every session shares one, and built from the graph runner (``graph.py``),
+which captures a layer's activations on the way to the logits.
+
+- ``cam_pass``: the one pass of gradient and activation methods, and the first
+  pass of the perturbation methods (activations and logits only);
+- ``guided_pass``: the gradient down to the input pixels, guided rule;
+- ``scores_pass``: the target scores of a batch of perturbed copies;
+- ``forward_pass`` / ``batch_forward_pass``: logits only, one image or any batch;
+- ``layers_pass``: one class's maps at several layers from one backward pass.
+"""
+
+from __future__ import annotations
+
+from .graph import TargetLayer, logits_head, run_capturing, run_capturing_many
+from .methods import Method
+
+MAX_LAYER_SETS = 8  # layer combinations kept per model (see layers_pass)
+
+
+def head(model):
+    """The model's logits stand-in, made once per model (it builds a layer, which
+    must not happen while tracing)."""
+    return model.compiled_pass("head", lambda: logits_head(model.keras))
+
+
+def cached(model, key, build):
+    """One compiled function per key on the model, built by ``build(head)``."""
+    logits = head(model)
+    return model.compiled_pass(key, lambda: build(logits))
+
+
+def input_spec(model, batch=1):
+    import tensorflow as tf
+
+    height, width = model.input_size
+    return tf.TensorSpec((batch, height, width, model.channels), tf.float32)
+
+
+def _choose_rows(logits, target_rows, top, classes):
+    """top > 0: the model's own top classes (decided inside this pass); else the given rows."""
+    import tensorflow as tf
+
+    return tf.cond(top > 0, lambda: tf.one_hot(tf.math.top_k(logits, k=top).indices, classes), lambda: target_rows)
+
+
+def cam_pass(model, layer: TargetLayer, method: Method, keep_tensors: bool):
+    """The one pass of gradient and activation methods, and the first pass of the
+    perturbation methods (activations and logits only)."""
+    return cached(model, ("cam", layer.name, method.name, keep_tensors),
+                   lambda head: _build(model, layer, method, keep_tensors, head))
+
+
+def _build(model, layer: TargetLayer, method: Method, keep_tensors: bool, head):
+    import tensorflow as tf
+
+    classes = len(model.labels)
+    keras_model = model.keras
+
+    @tf.function(
+        input_signature=[input_spec(model), tf.TensorSpec((None, classes), tf.float32), tf.TensorSpec((), tf.int32)],
+        reduce_retracing=True,
+        autograph=False,  # no Python control flow on tensors here; skipping the conversion halves the trace
+    )
+    def run(x, target_rows, top):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            watch = tape.watch if method.needs_gradients else None
+            features, logits = run_capturing(keras_model, x, layer.name, on_capture=watch, head=head)
+            logits = tf.reshape(logits, (-1,))
+            rows = _choose_rows(logits, target_rows, top, classes)
+            scores = tf.linalg.matvec(rows, logits)
+        grads = tape.jacobian(scores, features)[:, 0] if method.needs_gradients else None  # (K, h, w, k)
+        features = features[0]
+        out = {"logits": logits, "rows": rows, "features": features}
+        if method.make_map is not None:
+            before_relu, weights = method.make_map(features, grads)
+            if not method.class_specific:  # one map, the same for every target
+                count = tf.shape(rows)[0]
+                before_relu = tf.repeat(before_relu, count, axis=0)
+                weights = tf.repeat(weights, count, axis=0)
+            out.update(weights=weights, before_relu=before_relu)
+        if keep_tensors and grads is not None:
+            out["gradients"] = grads
+        if not keep_tensors and method.kind != "perturbation":
+            del out["features"]
+        return out
+
+    return run
+
+
+def guided_pass(model, layer: TargetLayer | None, method: Method):
+    """Guided Backpropagation (layer None) or Guided Grad-CAM: the gradient of each
+    score down to the input pixels under the guided rule, in one compiled function."""
+    import tensorflow as tf
+
+    def build(head):
+        classes = len(model.labels)
+        keras_model = model.keras
+        height, width = model.input_size
+
+        @tf.function(
+            input_signature=[input_spec(model), tf.TensorSpec((None, classes), tf.float32),
+                             tf.TensorSpec((), tf.int32)],
+            reduce_retracing=True,
+            autograph=False,
+        )
+        def run(x, target_rows, top):
+            out = {}
+            if layer is not None:  # the Grad-CAM half, with ordinary gradients
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    features, logits = run_capturing(keras_model, x, layer.name, on_capture=tape.watch, head=head)
+                    logits = tf.reshape(logits, (-1,))
+                    rows = _choose_rows(logits, target_rows, top, classes)
+                    scores = tf.linalg.matvec(rows, logits)
+                grads = tape.jacobian(scores, features)[:, 0]
+                cam, weights = method.make_map(features[0], grads)
+                cam = tf.image.resize(tf.nn.relu(cam)[..., None], (height, width), method="bilinear")  # (K, H, W, 1)
+                out["weights"] = weights
+            # The guided half: the forward pass is the same; only the backward rule differs.
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)
+                _, guided_logits = run_capturing_many(keras_model, x, [], head=head, guided=True)
+                guided_logits = tf.reshape(guided_logits, (-1,))
+                if layer is None:
+                    logits = guided_logits
+                    rows = _choose_rows(logits, target_rows, top, classes)
+                scores = tf.linalg.matvec(rows, guided_logits)
+            pixels = tape.jacobian(scores, x)[:, 0]  # (K, H, W, channels)
+            if layer is not None:
+                pixels = pixels * cam
+            else:
+                out["weights"] = tf.zeros((tf.shape(rows)[0], 0))
+            out.update(logits=logits, rows=rows, pixels=pixels, before_relu=tf.reduce_max(tf.abs(pixels), axis=-1))
+            return out
+
+        return run
+
+    return cached(model, ("guided", None if layer is None else layer.name, method.name), build)
+
+
+def scores_pass(model, layer: TargetLayer, method: Method):
+    """The target scores of a batch of perturbed copies, for the channels given:
+    Score-CAM masks the input with each channel's map (upsampled bilinearly with
+    aligned corners and scaled to [0, 1], as pytorch-grad-cam); Ablation-CAM sets
+    each channel to zero and runs the rest of the network from the layer. The batch
+    size is a tensor dimension, so the last, shorter batch does not retrace."""
+    import tensorflow as tf
+
+    def build(head):
+        classes = len(model.labels)
+        keras_model = model.keras
+        height, width = model.input_size
+
+        @tf.function(
+            input_signature=[input_spec(model), tf.TensorSpec((None, None, None), tf.float32),
+                             tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, classes), tf.float32)],
+            reduce_retracing=True,
+            autograph=False,
+        )
+        def run(x, features, channels, rows):
+            if method.perturbs == "input":
+                maps = tf.transpose(tf.gather(features, channels, axis=-1), (2, 0, 1))[..., None]  # (b, h, w, 1)
+                masks = tf.raw_ops.ResizeBilinear(images=maps, size=[height, width], align_corners=True,
+                                                  half_pixel_centers=False)
+                low = tf.reduce_min(masks, axis=(1, 2, 3), keepdims=True)
+                high = tf.reduce_max(masks, axis=(1, 2, 3), keepdims=True)
+                masks = (masks - low) / (high - low + 1e-8)
+                _, logits = run_capturing_many(keras_model, x * masks, [], head=head)
+            else:
+                keep = 1.0 - tf.one_hot(channels, tf.shape(features)[-1])  # (b, k)
+                ablated = features[None] * keep[:, None, None, :]
+                _, logits = run_capturing_many(keras_model, x, [], head=head, substitute={layer.name: ablated})
+            logits = tf.reshape(logits, (tf.shape(channels)[0], classes))
+            return tf.matmul(rows, logits, transpose_b=True)  # (K, b)
+
+        return run
+
+    return cached(model, ("scores", layer.name, method.name), build)
+
+
+def forward_pass(model):
+    import tensorflow as tf
+
+    # The same graph walk as the explanations, so predictions and maps agree on
+    # the logits, and a softmax model's true logits are reported.
+    return cached(model, "forward", lambda head: tf.function(
+        lambda x: run_capturing(model.keras, x, None, head=head)[1], input_signature=[input_spec(model)],
+        autograph=False))
+
+
+def layers_pass(model, layers: tuple, method: Method):
+    import tensorflow as tf
+
+    key = ("layers", layers, method.name)
+    # Every combination of layers is its own function: keep the few most recent,
+    # so a page offering free choice cannot grow memory without end.
+    kept = [k for k in model.compiled_keys() if isinstance(k, tuple) and k[0] == "layers" and k != key]
+    stale = set(kept[: max(0, len(kept) - MAX_LAYER_SETS + 1)])
+    model.forget_passes(lambda k: k not in stale)
+
+    def build(head):
+        keras_model = model.keras
+
+        @tf.function(input_signature=[input_spec(model), tf.TensorSpec((), tf.int32)], autograph=False)
+        def run(x, target):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                watch = tape.watch if method.needs_gradients else None
+                features, logits = run_capturing_many(keras_model, x, list(layers), watch, head)
+                logits = tf.reshape(logits, (-1,))
+                index = tf.where(target >= 0, target, tf.cast(tf.argmax(logits), tf.int32))
+                score = tf.gather(logits, index)
+            # Every layer's gradient from one backward pass.
+            grads = tape.gradient(score, features) if method.needs_gradients else [None] * len(features)
+            maps, weights = [], []
+            for a, g in zip(features, grads):
+                m, w = method.make_map(a[0], g)  # (1, h, w), (1, k)
+                maps.append(m[0])
+                weights.append(w[0])
+            return logits, index, maps, weights
+
+        return run
+
+    return cached(model, key, build)
+
+
+def batch_forward_pass(model):
+    """Logits for any batch size (the explanations' pass is fixed at one image),
+    sharing the explanations' graph walk, so curves and maps agree on the logits."""
+    import tensorflow as tf
+
+    def build(logits_head_):
+        height, width = model.input_size
+        spec = tf.TensorSpec((None, height, width, model.channels), tf.float32)
+        return tf.function(lambda x: run_capturing(model.keras, x, None, head=logits_head_)[1],
+                           input_signature=[spec], autograph=False)
+
+    return cached(model, "forward_batch", build)

@@ -1,0 +1,91 @@
+"""A Keras model from a file's bytes, code-free: what the sandbox's model worker runs.
+
+Uploaded bytes are read from memory (nothing a user uploads is written to disk),
+their declared sizes checked against ``model_budget`` before Keras works on them,
+and loaded with Keras' safe mode on. Every failure is a ``ModelLoadError`` with
+one sentence.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from . import model_budget
+
+
+def keras_model_from_bytes(data: bytes):
+    """The Keras model in a .keras or .h5 file's bytes (safe mode, budgets checked)."""
+    return whole_model(lambda: _load_from_bytes(data))
+
+
+def _load_from_bytes(data: bytes):
+    # Uploaded bytes are read from memory: nothing a user uploads is written to disk.
+    if data[:4] == b"PK\x03\x04":
+        from keras.src.saving import saving_lib
+
+        model_budget.check_config_json(model_budget.check_archive(data))
+        return saving_lib.load_model(io.BytesIO(data), compile=False, safe_mode=True)
+    if data[:8] == b"\x89HDF\r\n\x1a\n":
+        import h5py
+        from keras.src.legacy.saving import legacy_h5_format
+
+        # h5py itself parses the file; only the sandbox bounds what that costs.
+        with h5py.File(io.BytesIO(data), "r") as h5:
+            config = h5.attrs.get("model_config")
+            if config is None:
+                raise ModelLoadError("The file holds Keras weights or a layer, not a whole model.")
+            model_budget.check_config_json(config)
+            return legacy_h5_format.load_model_from_hdf5(h5, compile=False, safe_mode=True)
+    raise ModelLoadError("The file is not a Keras model (expected a .keras or .h5 file).")
+
+
+def _explain_load_failure(error: Exception) -> str:
+    text = str(error)
+    if "safe_mode" in text or "Lambda" in text:
+        return (
+            "The model contains a Lambda layer (Python code), which is not loaded "
+            "because running code from a model file is unsafe."
+        )
+    if "Unknown layer" in text or "Could not locate class" in text or "custom_objects" in text:
+        return "The model uses a custom layer this app does not know, so it cannot be loaded."
+    if "zip" in text.lower() or "BadZipFile" in type(error).__name__:
+        return "The model file is damaged (its archive cannot be read)."
+    return "The model file is damaged or was not saved by Keras, so it cannot be loaded."
+
+
+def rebuilt_model(config: str, weights: list[np.ndarray]):
+    """The model the sandbox verified, rebuilt here from Keras' own config and the weights.
+
+    This process never parses the file (h5py, zip, the file's JSON): a crash or hang
+    there stays in the worker. Building from the config costs what it cost the worker,
+    which did it within budget, and the config's declared sizes are checked again.
+    """
+    import keras
+
+    def rebuild():
+        model = keras.saving.deserialize_keras_object(model_budget.check_config_json(config), safe_mode=True)
+        model.set_weights(weights)
+        return model
+
+    return whole_model(rebuild)
+
+
+def whole_model(load: Callable[[], object]):
+    """``load()``'s Keras model; any failure becomes ModelLoadError with one sentence."""
+    import keras
+
+    try:
+        model = load()
+    except ModelLoadError:
+        raise
+    except MemoryError as error:
+        raise ModelLoadError("The model needs more memory than is available to load it.") from error
+    except Exception as error:
+        raise ModelLoadError(_explain_load_failure(error)) from error
+    if not isinstance(model, keras.Model):
+        raise ModelLoadError("The file holds Keras weights or a layer, not a whole model.")
+    return model

@@ -1,0 +1,505 @@
+"""Untrusted bytes are decoded and loaded in sandboxed worker processes.
+
+A crafted file can crash the C library that reads it (a one-byte change to an
+``.h5`` model segfaults inside h5py), make it loop forever, or make it allocate
+gigabytes. In the one process every dashboard session shares, any of these takes
+everyone down. So uploads are read here instead:
+
+- A small pool of worker processes per kind of file, started once and reused:
+  images (Pillow and NumPy only, two workers) and models (Keras, one worker).
+- Each worker is a fresh interpreter, never a fork: forking a process that has
+  TensorFlow loaded copies its locks mid-use without its threads. (It is
+  started with ``subprocess`` rather than ``multiprocessing``'s "spawn", which
+  would re-run the caller's main script inside the worker: a library user's
+  script without a ``__main__`` guard would load itself again, and Streamlit's
+  ``__main__`` is its command line.)
+- The kernel enforces the budgets: ``RLIMIT_AS`` (address space, set to what
+  the worker uses once its libraries are loaded plus the budget), ``RLIMIT_CPU``
+  (re-armed before every task, so a reused worker gets the full budget each
+  time) and no core files; the parent adds a wall-clock timeout for a worker
+  that sleeps or blocks.
+- A crash, a timeout or an exhausted budget becomes one sentence, "This file
+  could not be read safely: it needed more than N seconds." (or "N MB of
+  memory", or "it crashed the reader"), raised as the caller's own error type;
+  that worker is killed and replaced, and every other caller carries on.
+- Only plain data comes back, and the parent unpickles it with an unpickler
+  that knows NumPy arrays and Python's built-in containers and nothing else,
+  so even a worker whose decoder was subverted cannot make the parent run code.
+
+``load_image_safely`` is the public entry for images; own models use it through
+``gradcam.load_model(..., sandbox=True)``. The dashboard always uses both.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import json
+import math
+import os
+import pickle
+import queue
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InvalidImageError, ModelLoadError
+from .text import valid_text
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one task in a worker may use: memory beyond what the worker needs idle,
+    CPU seconds, and seconds on the wall clock (for a task that sleeps or blocks)."""
+
+    memory_mb: int
+    cpu_seconds: float
+    wall_seconds: float
+
+
+# A 50-megapixel photo (the largest load_image accepts) decodes in ~1 s within ~600 MB.
+# The wall clock is only the backstop for a task that sleeps or blocks: on a busy
+# machine a CPU second can take several seconds, so it is three times the CPU budget.
+IMAGE_BUDGET = Budget(memory_mb=1024, cpu_seconds=10, wall_seconds=30)
+# A model file may be 1 GB; reading it holds the file, Keras' variables and the copies sent
+# back. This is the ceiling: each file gets model_memory_mb(its size).
+MODEL_BUDGET = Budget(memory_mb=4096, cpu_seconds=60, wall_seconds=180)
+# The most a reply may hold: a 50-megapixel RGB image; the weights of MAX_PARAMETERS in float32.
+REPLY_BYTES = {"image": 200 * 2**20, "model": 1300 * 2**20}
+# Starting a worker is not the file's fault: importing TensorFlow takes 3-15 s on a busy machine.
+BOOT_SECONDS = 180
+
+# --- worker side ---------------------------------------------------------------------
+
+
+def _address_space() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _cpu_seconds_used() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _silence() -> None:
+    """Decoders and h5py complain on stderr about every damaged file: not in the server's log.
+    (The worker does this itself: the server opens nothing for it.)"""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _die_with_parent() -> None:
+    """Exit when the server process is gone, even mid-task (an idle worker also sees its
+    socket close). Not PR_SET_PDEATHSIG: Linux ties that to the thread that started the
+    worker, and Streamlit runs each rerun in a thread that soon ends."""
+    server = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == server:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-server", daemon=True).start()
+
+
+def _preload(kind: str) -> None:
+    """Load what tasks need before the memory limit is set, so the limit measures the file."""
+    from . import images
+
+    Image.init()
+    if kind == "model":
+        import keras
+
+        from . import model_bytes  # noqa: F401
+
+        # One tiny model built and run: TensorFlow's thread pools and kernels exist before the limit.
+        tiny = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 2), keras.layers.Flatten(),
+                                 keras.layers.Dense(1)])
+        tiny(np.zeros((1, 4, 4, 1), np.float32))
+        keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(tiny), safe_mode=True)
+        keras.backend.clear_session()
+    else:
+        images.load_image(_TINY_PNG)
+
+
+def serve() -> None:
+    """A worker's life: ``python -c "from gradcam.intake.sandbox import serve; serve()" FD KIND MEMORY_MB``."""
+    fd, kind, memory_mb = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    conn = Connection(fd)
+    _silence()
+    _die_with_parent()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash writes nothing to disk
+    _preload(kind)
+    ceiling = _address_space() + memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+    conn.send_bytes(b"ready")
+    while True:
+        try:
+            task, data = conn.recv_bytes(), conn.recv_bytes()
+        except EOFError:
+            return  # the server closed the connection
+        try:
+            function, args, cpu_seconds, task_memory_mb = pickle.loads(task)
+            _arm_limits(cpu_seconds, task_memory_mb, ceiling)
+            reply = ("ok", function(data, *args))
+        except (InvalidImageError, ModelLoadError) as error:
+            reply = ("memory", "") if _caused_by_memory(error) else ("refused", str(error))
+        except MemoryError:
+            reply = ("memory", "")
+        except BaseException as error:  # anything else is a fault of the reader, not an answer
+            reply = ("failed", type(error).__name__)
+        del data
+        try:
+            _send(conn, reply)
+        except MemoryError:
+            _send(conn, ("memory", ""))
+
+
+def _arm_limits(cpu_seconds: float, memory_mb: int, ceiling: int) -> None:
+    """Re-arm both limits for this task. RLIMIT_CPU counts the whole life of the process;
+    the soft RLIMIT_AS may be set anywhere below the hard ceiling fixed at boot."""
+    soft = math.ceil(_cpu_seconds_used() + cpu_seconds)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+    memory = min(ceiling, _address_space() + memory_mb * 2**20)
+    resource.setrlimit(resource.RLIMIT_AS, (memory, ceiling))
+
+
+def _caused_by_memory(error: BaseException) -> bool:
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, MemoryError):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+def _send(conn: Connection, reply: tuple) -> None:
+    """The reply, with array buffers sent out of band (no pickled copy of a big array)."""
+    buffers: list[pickle.PickleBuffer] = []
+    header = pickle.dumps(reply, protocol=5, buffer_callback=buffers.append)
+    conn.send_bytes(len(buffers).to_bytes(4, "little") + header)
+    for buffer in buffers:
+        conn.send_bytes(buffer.raw())
+
+
+# The tasks. Each takes the untrusted bytes first and returns plain data only.
+
+
+def decoded_image(data: bytes, max_side: int | None) -> dict:
+    """``load_image`` as it is, then (optionally) the downscale a front end shows."""
+    from .images import load_image
+
+    image = load_image(data)
+    size = image.size
+    if max_side is not None and max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.LANCZOS)
+    return {"pixels": np.asarray(image, np.uint8), "size": size}
+
+
+def verified_model(data: bytes) -> dict:
+    """The model loaded the usual way (budgets, safe mode), returned as Keras' own
+    re-serialised config and its weights as arrays: what the parent needs to rebuild it
+    without ever parsing the file itself."""
+    import keras
+
+    from .model_bytes import keras_model_from_bytes
+
+    try:
+        model = keras_model_from_bytes(data)
+        config = json.dumps(keras.saving.serialize_keras_object(model))
+        weights = [np.asarray(weight) for weight in model.get_weights()]
+        return {"config": config, "weights": weights}
+    finally:
+        keras.backend.clear_session()  # the next task starts from a clean Keras
+
+
+# --- server side ---------------------------------------------------------------------
+
+
+class _Died(Exception):
+    """The worker did not answer: ``reason`` is "cpu", "wall", "memory", "crash" or "boot"."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+_PLAIN = {
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Built-in containers, numbers and text, and NumPy arrays of numbers: nothing callable."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _PLAIN:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} may not cross the sandbox")
+
+
+def _plain(value):
+    """Refuse arrays of Python objects, which the unpickler above would never rebuild anyway."""
+    if isinstance(value, np.ndarray) and value.dtype.hasobject:
+        raise pickle.UnpicklingError("arrays of objects may not cross the sandbox")
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _plain(item)
+    if isinstance(value, dict):
+        for item in value.values():
+            _plain(item)
+    return value
+
+
+class _Worker:
+    def __init__(self, kind: str, memory_mb: int):
+        self.kind = kind
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env.update(
+            PYTHONPATH=os.pathsep.join(path for path in sys.path if path),
+            MALLOC_ARENA_MAX="2",  # glibc reserves 64 MB of address space per thread otherwise
+            OPENBLAS_NUM_THREADS="1",  # each BLAS thread reserves its buffers up front
+            TF_CPP_MIN_LOG_LEVEL="3",
+        )
+        code = "from gradcam.intake.sandbox import serve; serve()"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, str(theirs.fileno()), kind, str(memory_mb)],
+            pass_fds=[theirs.fileno()], env=env,
+            start_new_session=True,  # a Ctrl-C in the terminal is for the server, not its workers
+        )
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.ready = False
+
+    def wait_ready(self) -> None:
+        if not self.ready:
+            if not self.conn.poll(BOOT_SECONDS):
+                raise _Died("boot")
+            try:
+                self.ready = self.conn.recv_bytes() == b"ready"
+            except (EOFError, OSError):
+                self.ready = False
+            if not self.ready:
+                raise _Died("boot")
+
+    def call(self, function: Callable, data: bytes, args: tuple, budget: Budget, memory_mb: int):
+        deadline = time.monotonic() + budget.wall_seconds
+        # The reply is bounded too: a worker gone wrong must not make this process allocate.
+        left = REPLY_BYTES[self.kind]
+        try:
+            self.conn.send_bytes(pickle.dumps((function, args, budget.cpu_seconds, memory_mb)))
+            self.conn.send_bytes(data)
+            header = self._receive(deadline, left)
+            left -= len(header)
+            buffers = []
+            for _ in range(int.from_bytes(header[:4], "little")):
+                buffers.append(self._receive(deadline, max(left, 0)))  # OSError when over
+                left -= len(buffers[-1])
+        except (EOFError, OSError):
+            raise _Died(self._why_it_died()) from None
+        return _plain(_PlainUnpickler(io.BytesIO(header[4:]), buffers=buffers).load())
+
+    def _receive(self, deadline: float, most: int) -> bytes:
+        if not self.conn.poll(max(deadline - time.monotonic(), 0)):
+            self.stop()
+            raise _Died("wall")
+        return self.conn.recv_bytes(most)
+
+    def _why_it_died(self) -> str:
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "crash"
+        if code == -signal.SIGXCPU:
+            return "cpu"
+        if code == -signal.SIGKILL:  # not us: the kernel's out-of-memory killer
+            return "memory"
+        return "crash"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self.conn.close()
+
+
+class Pool:
+    """``size`` workers of one kind, started on first use (or by ``start``) and reused."""
+
+    def __init__(self, kind: str, size: int, budget: Budget, error: type[ValueError]):
+        self.kind, self.size, self.budget, self.error = kind, size, budget, error
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+
+    def start(self) -> None:
+        """Boot every worker now, without waiting, so the first upload does not pay for it."""
+        with self._lock:
+            while len(self._all) < self.size:
+                self._idle.put(self._new())
+
+    def _new(self) -> _Worker:
+        worker = _Worker(self.kind, self.budget.memory_mb)
+        self._all.add(worker)
+        return worker
+
+    def _take(self) -> _Worker:
+        while True:
+            with self._lock:
+                if self._idle.empty() and len(self._all) < self.size:
+                    return self._new()
+            try:
+                worker = self._idle.get(timeout=self.budget.wall_seconds + BOOT_SECONDS)
+            except queue.Empty:
+                # Every worker is busy past any task's wall budget: one was lost (its caller
+                # vanished mid-call). Start a fresh one rather than wait forever.
+                with self._lock:
+                    return self._new()
+            if worker.process.poll() is None:
+                return worker
+            self._forget(worker)  # died while idle (killed from outside): never hand it out
+
+    def _forget(self, worker: _Worker) -> None:
+        worker.stop()
+        with self._lock:
+            self._all.discard(worker)
+
+    def _replace(self, worker: _Worker) -> None:
+        self._forget(worker)
+        with self._lock:
+            self._idle.put(self._new())  # boots in the background while callers carry on
+
+    def run(self, function: Callable, data: bytes, *args, memory_mb: int | None = None):
+        """``function(data, *args)`` in a worker; its plain result, or ``self.error`` with one sentence.
+        ``function`` must be importable by its module's name (not defined in ``__main__``).
+
+        ``memory_mb``: this task's memory budget, at most the pool's (the default).
+        """
+        worker = self._take()
+        budget = self.budget
+        memory_mb = min(memory_mb or budget.memory_mb, budget.memory_mb)
+        budget = Budget(memory_mb, budget.cpu_seconds, budget.wall_seconds)
+        try:
+            worker.wait_ready()
+            kind, value = worker.call(function, data, args, budget, memory_mb)
+        except _Died as died:
+            self._replace(worker)
+            raise self.error(self._sentence(died.reason, budget)) from None
+        except Exception:  # a reply that is not plain data: this worker is not to be trusted again
+            self._replace(worker)
+            raise self.error(self._sentence("crash", budget)) from None
+        except BaseException:
+            # The caller is being stopped mid-call (Streamlit ends a superseded run this way, or
+            # Ctrl-C): the worker may still be busy, so it is replaced, never lost to the pool.
+            self._replace(worker)
+            raise
+        if kind in ("memory", "failed"):
+            self._replace(worker)  # a worker that ran out of memory may be left in any state
+        else:
+            self._idle.put(worker)
+        if kind == "ok":
+            return value
+        if kind == "refused" and isinstance(value, str):
+            raise self.error(valid_text(value[:500]))
+        raise self.error(self._sentence("memory" if kind == "memory" else "crash", budget))
+
+    @staticmethod
+    def _sentence(reason: str, budget: Budget) -> str:
+        if reason in ("cpu", "wall"):
+            seconds = budget.cpu_seconds if reason == "cpu" else budget.wall_seconds
+            unit = "second" if seconds == 1 else "seconds"
+            return f"This file could not be read safely: it needed more than {seconds:g} {unit}."
+        if reason == "memory":
+            return f"This file could not be read safely: it needed more than {budget.memory_mb:,} MB of memory."
+        if reason == "boot":
+            return "The safe reader for uploaded files could not be started; please try again."
+        return "This file could not be read safely: it crashed the reader."
+
+    def close(self) -> None:
+        with self._lock:
+            workers, self._all = list(self._all), set()
+        for worker in workers:
+            worker.stop()
+
+
+_pools: dict[str, Pool] = {}
+_pools_lock = threading.Lock()
+
+
+def image_pool() -> Pool:
+    with _pools_lock:
+        if "image" not in _pools:
+            _pools["image"] = Pool("image", 2, IMAGE_BUDGET, InvalidImageError)
+        return _pools["image"]
+
+
+def model_pool() -> Pool:
+    with _pools_lock:
+        if "model" not in _pools:
+            _pools["model"] = Pool("model", 1, MODEL_BUDGET, ModelLoadError)
+        return _pools["model"]
+
+
+def load_image_safely(data, max_side: int | None = None) -> Image.Image:
+    """``load_image`` in a sandboxed worker: the same RGB image (or InvalidImageError), but a
+    file that crashes, hangs or exhausts the decoder costs a sentence, not the process.
+
+    ``max_side``: downscale in the worker so the long side is at most this (fewer bytes
+    come back; front ends show photos at DISPLAY_MAX_SIDE anyway).
+    """
+    from .images import read_bytes
+
+    raw = read_bytes(data)  # paths and uploads become bytes here, with load_image's own errors
+    if not raw:
+        raise InvalidImageError("The file is empty.")
+    result = image_pool().run(decoded_image, raw, max_side)
+    pixels = result["pixels"]
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise InvalidImageError("This file could not be read safely: it crashed the reader.")
+    return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+
+
+def model_memory_mb(file_bytes: int) -> int:
+    """A model file's memory budget grows with the file: reading it holds the bytes, h5py's
+    buffers, Keras' variables and the arrays sent back, about four times the file. A small
+    file that asks for gigabytes (a damaged .h5 header can) is refused at 512 MB."""
+    return min(MODEL_BUDGET.memory_mb, 512 + 5 * math.ceil(file_bytes / 2**20))
+
+
+def verified_model_file(data: bytes) -> tuple[str, list[np.ndarray]]:
+    """A model file read in the sandbox: (Keras' config JSON, weights), or ModelLoadError."""
+    result = model_pool().run(verified_model, data, memory_mb=model_memory_mb(len(data)))
+    config, weights = result.get("config"), result.get("weights")
+    if not isinstance(config, str) or not isinstance(weights, list) \
+            or not all(isinstance(w, np.ndarray) for w in weights):
+        raise ModelLoadError("This file could not be read safely: it crashed the reader.")
+    return config, weights
+
+
+def _tiny_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+_TINY_PNG = _tiny_png()

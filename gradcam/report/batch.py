@@ -1,0 +1,237 @@
+"""Explaining many photos: one photo explained into a small record, the contact
+sheet's filters, the CSV and the overlays archive. Reading the uploads and
+archives is ``gradcam.intake.archives``'s job.
+
+This lives outside the pages so they stay widgets-only and the logic is testable
+without Streamlit; it is the batched engine's and the distributed code's neighbour.
+This module never imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import zipfile
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..engine.batched import explain_batch
+from ..engine.cam import Prediction, heatmap
+from ..engine.overlay import overlay
+from ..errors import InvalidImageError
+from ..intake.images import DISPLAY_MAX_SIDE
+from ..intake.sandbox import load_image_safely
+from ..intake.text import valid_text
+from .content import ReportItem, jpeg_bytes, shrunk
+
+
+# --- batches: one photo into a small record ---------------------------------------------
+
+THUMBNAIL_SIDE = 320  # contact-sheet and batch-report thumbnails
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _display_image(data: bytes, max_side: int) -> Image.Image:
+    image = load_image_safely(data)  # batch uploads are untrusted: decoded in the sandbox
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.LANCZOS)
+    return image
+
+
+FAITHFULNESS_STEPS = 20  # per photo in a batch: a coarser curve than the page's 50 steps, and one random map
+FAITHFULNESS_COLUMNS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc")
+
+
+def explain_records(model, datas: Sequence[bytes], *, layer=None, method: str = "gradcam", opacity: float = 0.4,
+                    colormap: str = "jet", thumbnail_side: int = THUMBNAIL_SIDE,
+                    max_side: int = DISPLAY_MAX_SIDE, faithfulness: bool = False, **options) -> list[dict]:
+    """Explain each photo's top-1 class through the batched engine (one compiled call
+    for the lot) and keep only what a batch needs: thumbnails as JPEG bytes, the top-5
+    and the layer-resolution map (a few hundred bytes, from which a full-size overlay
+    can be redrawn without running the model). Never the photo or a full-size
+    heatmap, so hundreds of records fit in a session.
+
+    ``faithfulness=True`` adds each map's deletion and insertion AUC next to a
+    random map's (FAITHFULNESS_STEPS steps; about 120 more forward passes per photo).
+
+    ``options`` go to the engine as they are (e.g. ``max_channels`` for Score-CAM).
+
+    Bytes that are not a usable photo give ``{"error": sentence}`` in their place.
+    """
+    records: list[dict] = [{} for _ in datas]
+    images = {}
+    for i, data in enumerate(datas):
+        try:
+            images[i] = _display_image(data, max_side)
+        except ValueError as error:  # InvalidImageError: one sentence, the others go on
+            records[i] = {"error": str(error)}
+    explained = explain_batch(model, list(images.values()), layer=layer, method=method, **options)
+    for (i, image), (explanation,) in zip(images.items(), explained):
+        thumb = shrunk(image, thumbnail_side)
+        heat = heatmap(explanation.raw, thumb.size, explanation.method)
+        records[i] = {
+            "label": explanation.label,
+            "target": explanation.target,
+            "probability": explanation.probability,
+            "top5": [{"index": p.index, "label": p.label, "probability": p.probability, "logit": p.logit}
+                     for p in explanation.predictions],
+            "layer": explanation.layer,
+            "method": method,
+            "raw": explanation.raw.astype(np.float32),
+            "no_positive_evidence": explanation.no_positive_evidence,
+            "size": image.size,
+            "photo_jpeg": jpeg_bytes(thumb),
+            "overlay_jpeg": jpeg_bytes(overlay(thumb, heat, opacity, colormap)),
+            "faithfulness": _scores(model, image, explanation) if faithfulness else None,
+        }
+    return records
+
+
+def _scores(model, image, explanation) -> dict:
+    """Deletion and insertion AUC next to a random map's: gradcam.Faithfulness.numbers()."""
+    from ..trust.faithfulness import faithfulness as score
+
+    return score(model, image, explanation, steps=FAITHFULNESS_STEPS, road=False, seeds=1).numbers()
+
+
+def explain_for_batch(model, data: bytes, **options) -> dict:
+    """One photo's record (see ``explain_records``); raises ``InvalidImageError`` for
+    bytes that are not a usable photo."""
+    record = explain_records(model, [data], **options)[0]
+    if "error" in record:
+        raise InvalidImageError(record["error"])
+    return record
+
+
+def select(records: Sequence[dict], *, classes: Iterable[str] = (), min_probability: float = 0.0,
+           order: str = "confidence, high to low") -> list[dict]:
+    """The explained records a contact sheet shows: filtered by top-1 class (none
+    given: all) and minimum probability, then sorted."""
+    wanted = set(classes)
+    shown = [r for r in records if not r.get("error") and (not wanted or r["label"] in wanted)
+             and r["probability"] >= min_probability]
+    if order == "file name":
+        return sorted(shown, key=lambda r: r["file"].casefold())
+    return sorted(shown, key=lambda r: (r["probability"], r["file"].casefold()),
+                  reverse=order == "confidence, high to low")
+
+
+SORT_ORDERS = ("confidence, high to low", "confidence, low to high", "file name")
+
+CSV_COLUMNS = ("file", "sha256", "top1_label", "top1_probability",
+               *(f"top{k}_{what}" for k in range(2, 6) for what in ("label", "probability")),
+               "layer", "method", "error")
+
+
+# Spreadsheets (Excel, LibreOffice, Google Sheets) read a cell starting with one of
+# these as a formula; file names and labels are user data, so they are kept as text.
+# Quotes and spaces in front do not hide one from a reader that drops them.
+_FORMULA_START = re.compile('(?:^|(?<=[\r\n]))(?=[" ]*[=+\\-@\t\r])')
+
+
+def _csv_cell(text) -> str:
+    # Guarded at the start of the cell and after every line break inside it: an importer
+    # that splits cells at a bare CR (or does not honour quotes) must not find a formula there.
+    return _FORMULA_START.sub("'", valid_text(str(text)))
+
+
+def predictions_csv(records: Sequence[dict]) -> str:
+    """One row per file (explained or not): file, sha256, the top-5 with probabilities,
+    error; and the deletion / insertion AUCs with a random map's when they were computed.
+
+    RFC 4180 line ends (CRLF): the csv module quotes a cell holding a character of the line
+    terminator, so with "\\n" alone a bare CR in a file name went out unquoted and a
+    spreadsheet started a new row there."""
+    scored = any(record.get("faithfulness") for record in records)
+    columns = (*CSV_COLUMNS, *FAITHFULNESS_COLUMNS) if scored else CSV_COLUMNS
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
+    writer.writeheader()
+    for record in records:
+        row = dict.fromkeys(columns, "")
+        if scored and record.get("faithfulness"):
+            numbers = record["faithfulness"]
+            row.update(deletion_auc=f"{numbers['map']['deletion_auc']:.6f}",
+                       insertion_auc=f"{numbers['map']['insertion_auc']:.6f}",
+                       random_deletion_auc=f"{numbers['random']['deletion_auc']:.6f}",
+                       random_insertion_auc=f"{numbers['random']['insertion_auc']:.6f}")
+        row.update(file=_csv_cell(record["file"]), sha256=record.get("sha256", ""),
+                   error=_csv_cell(record.get("error") or ""))
+        if not record.get("error"):
+            row.update(layer=_csv_cell(record["layer"]), method=_csv_cell(record["method"]))
+            for k, p in enumerate(record["top5"], 1):
+                row[f"top{k}_label"] = _csv_cell(p["label"])
+                row[f"top{k}_probability"] = f"{p['probability']:.6f}"
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _archive_name(name: str, taken: set[str]) -> str:
+    """A flat, safe name inside the overlays archive (no folders, no "..")."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "__")).strip("._") or "image"
+    base = base.rsplit(".", 1)[0] if "." in base else base
+    candidate, n = f"{base}-gradcam.jpg", 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}-{n}-gradcam.jpg"
+    taken.add(candidate)
+    return candidate
+
+
+def overlays_zip(records: Sequence[dict], originals: dict[str, Callable[[], bytes]] | None = None, *,
+                 opacity: float = 0.4, colormap: str = "jet", max_side: int = DISPLAY_MAX_SIDE) -> bytes:
+    """A .zip (built in memory) of every explained photo's overlay, plus predictions.csv.
+
+    Each overlay is redrawn at display size (at most ``max_side`` px, JPEG) from the
+    original upload in ``originals`` (shown name -> bytes) and the record's stored
+    layer-resolution map, so the model does not run again. A photo whose upload is
+    gone (or changed) gets its thumbnail instead.
+    """
+    originals = originals or {}
+    buffer = io.BytesIO()
+    taken: set[str] = set()
+    # JPEGs do not compress further: store them, deflate only the CSV.
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for record in records:
+            if record.get("error"):
+                continue
+            content = record["overlay_jpeg"]
+            read = originals.get(record["file"])
+            if read is not None:
+                try:
+                    data = read()
+                    if sha256(data) == record["sha256"]:
+                        image = _display_image(data, max_side)
+                        heat = heatmap(record["raw"], image.size, record["method"])
+                        content = jpeg_bytes(overlay(image, heat, opacity, colormap), quality=90)
+                except ValueError:
+                    pass  # keep the thumbnail: it was explained once, it still has an overlay
+            archive.writestr(_archive_name(record["file"], taken), content)
+        archive.writestr("predictions.csv", predictions_csv(records), compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def batch_report_items(records: Sequence[dict], *, opacity: float = 0.4, colormap: str = "jet") -> list[ReportItem]:
+    """Report items from batch records, with their thumbnails as the images."""
+    items = []
+    for record in records:
+        if record.get("error"):
+            continue
+        items.append(ReportItem(
+            image=Image.open(io.BytesIO(record["photo_jpeg"])),
+            image_name=record["file"], image_sha256=record["sha256"],
+            overlay=Image.open(io.BytesIO(record["overlay_jpeg"])),
+            target=record["target"], label=record["label"], probability=record["probability"],
+            predictions=tuple(Prediction(**p) for p in record["top5"]), layer=record["layer"],
+            layer_resolution=tuple(record["raw"].shape), method=record["method"],
+            no_positive_evidence=record["no_positive_evidence"], opacity=opacity, colormap=colormap,
+            image_size=tuple(record["size"]), faithfulness=record.get("faithfulness"),
+        ))
+    return items

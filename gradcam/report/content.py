@@ -1,0 +1,225 @@
+"""What a report holds, in either format: one item per explained photo, and the
+wording, facts and small pictures the HTML and the PDF report share.
+
+Reports are for people who were not at the screen.
+
+``report_html`` writes ONE self-contained HTML file: every image is a base64
+``data:`` URI, the CSS is inline, there is no script and no external URL, so it
+opens offline in any browser and can be mailed as it is. ``report_pdf`` gives
+the same content as a PDF (matplotlib, one page per explanation after a summary).
+
+Everything a user supplied (file names, class labels, the model's name) is data:
+it is HTML-escaped here, and never parsed as mathtext in the PDF.
+
+This module never imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import io
+import platform
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..engine.cam import METHODS, Explanation, Prediction
+from ..engine.model import sha256_of_weights
+from ..engine.overlay import colorize, overlay
+
+# Embedded photos are downscaled to this many pixels on their long side (JPEG):
+# a 50-photo report stays a few megabytes instead of hundreds.
+MAX_EMBEDDED_SIDE = 1024
+JPEG_QUALITY = 85
+
+# The same notes the dashboard gives, as plain sentences (our own text, not user data).
+WHAT_IT_SHOWS = (
+    "Grad-CAM shows where the chosen layer's feature maps raised the model's score for the "
+    "explained class: each feature map is weighted by how much the class's score (before softmax) "
+    "depends on it, and only the positive part of the weighted sum is drawn."
+)
+WHAT_IT_DOES_NOT_SHOW = (
+    "It is a coarse map: it is computed on the chosen layer's own grid of cells (its layer resolution, "
+    "given with each explanation) and smoothed up to the photo, so it cannot point at anything smaller "
+    "than one cell; the soft edges are interpolation, not detail.",
+    "It shows correlation inside the network, not causation: a highlighted region raised this class's "
+    "score for this photo in this network; it does not prove that the region caused the decision, and a "
+    "region that is not highlighted may still matter.",
+    "At the last convolutional layer the map is class-discriminative (different classes light up "
+    "different regions); earlier layers give sharper maps that respond to edges and textures of any class.",
+    "Grad-CAM++ weighs positive gradients position by position; its maps usually spread over more of "
+    "the photo, so they tell classes apart less sharply than Grad-CAM's.",
+    "An empty map means there is no positive evidence for the class at that layer: nothing the layer "
+    "sees raises the score. It does not mean the model ignored the photo.",
+)
+
+
+# --- what one explanation in a report holds -------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportItem:
+    """One explained photo: everything a report shows about it, nothing more.
+
+    Deliberately flat (no full-size heatmap): a batch of hundreds of photos can
+    keep its items as thumbnails and a few numbers.
+    """
+
+    image: Image.Image  # the photo as explained (downscaled when embedded)
+    image_name: str
+    image_sha256: str  # of the bytes as uploaded
+    overlay: Image.Image  # the heatmap over the photo
+    target: int
+    label: str  # the explained class
+    probability: float
+    predictions: Sequence[Prediction]  # the model's top-5
+    layer: str
+    layer_resolution: tuple[int, int]  # (height, width) of the layer's grid
+    method: str  # a key of gradcam.METHODS
+    no_positive_evidence: bool = False
+    opacity: float = 0.4
+    colormap: str = "jet"
+    image_size: tuple[int, int] | None = None  # (width, height) as explained, when ``image`` is a thumbnail
+    faithfulness: dict | None = None  # gradcam.Faithfulness.numbers(): each score with its random baseline
+    sanity: dict | None = None  # gradcam.SanityCheck.summary(), when the check was run
+
+    @property
+    def explained_size(self) -> tuple[int, int]:
+        return tuple(self.image_size or self.image.size)
+
+    @classmethod
+    def from_explanation(cls, image: Image.Image, image_name: str, image_sha256: str, explanation: Explanation,
+                         overlay_image: Image.Image | None = None, *, opacity: float = 0.4,
+                         colormap: str = "jet") -> ReportItem:
+        """An item from ``gradcam.explain``'s result; the overlay is made when not given."""
+        if overlay_image is None:
+            overlay_image = overlay(image, explanation.heatmap, opacity, colormap)
+        return cls(
+            image=image, image_name=image_name, image_sha256=image_sha256, overlay=overlay_image,
+            target=explanation.target, label=explanation.label, probability=explanation.probability,
+            predictions=tuple(explanation.predictions), layer=explanation.layer,
+            layer_resolution=tuple(explanation.raw.shape), method=explanation.method,
+            no_positive_evidence=explanation.no_positive_evidence, opacity=opacity, colormap=colormap,
+        )
+
+
+# --- small shared pieces ----------------------------------------------------------
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of what computed the report, read from package metadata: nothing is
+    imported (Streamlit in particular stays out of the engine)."""
+    versions = {"python": platform.python_version()}
+    distributions = {
+        "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel"),
+        "keras": ("keras",),
+        "numpy": ("numpy",),
+        "pillow": ("pillow",),
+        "matplotlib": ("matplotlib",),
+        "streamlit": ("streamlit",),
+    }
+    for name, candidates in distributions.items():
+        for distribution in candidates:
+            try:
+                versions[name] = importlib.metadata.version(distribution)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
+def method_name(method: str) -> str:
+    return METHODS[method].display_name if method in METHODS else str(method)
+
+
+def method_paper(method: str) -> str:
+    """The paper a method comes from, for the report's facts."""
+    return METHODS[method].paper if method in METHODS else "unknown"
+
+
+def score_text(value: float, probabilities: bool = True) -> str:
+    """A probability as a percentage; a one-output regression model's value as the number it is."""
+    return f"{value:.1%}" if probabilities else f"{value:.4g}"
+
+
+def predictions_heading(count: int, probabilities: bool = True) -> str:
+    """"Top-5 predictions", or what a model with fewer outputs really shows."""
+    if not probabilities:
+        return "The model's output"  # one linear output: a regression or a raw score, not a ranking
+    return f"Top-{count} predictions" if count > 1 else "The prediction"
+
+
+def file_stem(name: str, limit: int = 60) -> str:
+    """A file name's stem that is safe inside a download's file name."""
+    stem = name.rsplit("/", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")
+    return stem[:limit] or "image"
+
+
+def shrunk(image: Image.Image, max_side: int) -> Image.Image:
+    image = image.convert("RGB") if image.mode != "RGB" else image
+    if max(image.size) <= max_side:
+        return image
+    small = image.copy()
+    small.thumbnail((max_side, max_side), Image.LANCZOS)
+    return small
+
+
+def jpeg_bytes(image: Image.Image, max_side: int | None = None, quality: int = JPEG_QUALITY) -> bytes:
+    if max_side is not None:
+        image = shrunk(image, max_side)
+    buffer = io.BytesIO()
+    (image.convert("RGB") if image.mode != "RGB" else image).save(buffer, format="JPEG", quality=quality,
+                                                                  optimize=True)
+    return buffer.getvalue()
+
+
+def data_uri(image: Image.Image, max_side: int = MAX_EMBEDDED_SIDE) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(image, max_side)).decode("ascii")
+
+
+def png_data_uri(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def colour_scale(colormap: str) -> Image.Image:
+    ramp = np.tile(np.linspace(0.0, 1.0, 256, dtype=np.float32), (10, 1))
+    return Image.fromarray(colorize(ramp, colormap))
+
+
+def weights_fingerprint(model, weights_sha256: str | None) -> str | None:
+    if weights_sha256 is not None or model is None:
+        return weights_sha256
+
+    return sha256_of_weights(model)  # once per report, however many items
+
+
+def model_facts(model, model_name: str | None, weights_sha256: str | None,
+                 probabilities: bool | None = None) -> tuple[str, str | None, bool]:
+    name = model_name if model_name is not None else (getattr(model, "name", None) or "unknown model")
+    if probabilities is None:
+        probabilities = bool(getattr(model, "outputs_probabilities", True)) if model is not None else True
+    return name, weights_fingerprint(model, weights_sha256), probabilities
+
+
+TRUST_ROWS = (("Deletion AUC (lower is better)", "deletion_auc", "{:.3f}"),
+              ("Insertion AUC (higher is better)", "insertion_auc", "{:.3f}"),
+              ("ROAD combined (higher is better)", "road_combined", "{:.3f}"),
+              ("Average Drop % (lower is better)", "average_drop", "{:.1f}"),
+              ("Increase in Confidence", "increase_in_confidence", "{:.2f}"))
+
+
+def trust_lines(item: ReportItem) -> list[tuple[str, list[str]]]:
+    """(score, [this map, random maps, centred blob]) for each score that was computed."""
+    numbers = item.faithfulness
+    if not numbers:
+        return []
+    return [(title, [form.format(numbers[who][key]) for who in ("map", "random", "blob")])
+            for title, key, form in TRUST_ROWS if numbers["map"][key] is not None]

@@ -1,0 +1,439 @@
+"""Is the map faithful to the model? Scores that test it, each next to random maps.
+
+A heatmap claims "these regions are why the model chose this class". The scores
+here test the claim by changing the network's input where the map points:
+
+- **Deletion and insertion** (Petsiuk et al., "RISE", BMVC 2018): rank the pixels
+  of the network's input by the map; deletion replaces them, most important
+  first, by a baseline (a strongly blurred copy by default, or the photo's mean
+  colour, or black); insertion puts them, most important first, into the
+  baseline. The target's probability after each step makes a curve; its area
+  (trapezoid rule over the fraction in [0, 1]) is the score: low for deletion,
+  high for insertion means the map found what matters.
+- **ROAD** (Rong et al., "A Consistent and Efficient Evaluation Strategy for
+  Attribution Methods", ICML 2022): remove a share of pixels, most relevant
+  first (MoRF) or least relevant first (LeRF), and fill them by noisy linear
+  imputation, so the hole's shape does not leak the map; computed exactly as
+  pytorch-grad-cam's ``ROADCombined`` does (see ``road``).
+- **Average Drop % and Increase in Confidence** (Chattopadhyay et al.,
+  "Grad-CAM++", WACV 2018): the target's probability on the photo multiplied by
+  the map, against the photo's own.
+
+No score stands alone: every one is also computed for random maps of the same
+resolution (the mean over several seeds) and for a centred blob (a map that
+says "the middle", which photographers' framing makes hard to beat).
+Every perturbed input of a curve goes through the network in batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from ..engine.baselines import BASELINES, baseline_pixels, map_at_input, network_pixels, prepared_pixels
+from ..engine.cam import Explanation, as_image, to_probabilities
+from ..engine.graph import default_layer
+from ..engine.passes import batch_forward_pass
+from ..engine.targets import target_index
+
+ROAD_PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
+ROAD_NOISE = 0.01  # pytorch-grad-cam's NoisyLinearImputer default, absolute, in the network's input units
+RANDOM_SEEDS = 3  # random maps averaged for the deletion/insertion/drop baseline
+BATCH = 20  # perturbed inputs per forward pass: bounded memory, near-full speed
+
+
+# --- results --------------------------------------------------------------------
+
+
+class Curve(NamedTuple):
+    fractions: np.ndarray  # (steps + 1,) 0 .. 1: the share of pixels deleted or inserted
+    scores: np.ndarray  # (steps + 1,) the target's probability after each step
+    auc: float  # trapezoid rule over the fractions
+
+
+class Road(NamedTuple):
+    percentiles: tuple  # 10 .. 90
+    most_relevant_first: np.ndarray  # probability change, per percentile, after removing the most relevant first
+    least_relevant_first: np.ndarray  # the same, least relevant first
+    combined: float  # (mean LeRF - mean MoRF) / 2: higher is more faithful
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The scores of one map."""
+
+    deletion: Curve
+    insertion: Curve
+    road: Road | None  # None when not asked for (it costs 18 sparse solves per map)
+    average_drop: float  # percent: max(0, p - p_masked) / p * 100; lower is better
+    increase_in_confidence: float  # share of maps (0 or 1 for one map, a mean for random maps) with p_masked > p
+
+    def summary(self) -> dict:
+        """The numbers alone (no curves), for JSON, CSV and reports."""
+        return {"deletion_auc": self.deletion.auc, "insertion_auc": self.insertion.auc,
+                "road_combined": None if self.road is None else self.road.combined,
+                "average_drop": self.average_drop, "increase_in_confidence": self.increase_in_confidence}
+
+
+@dataclass(frozen=True)
+class Faithfulness(Scores):
+    """The map's scores, and the same scores for random maps and a centred blob."""
+
+    random: Scores = None  # mean over RANDOM_SEEDS random maps (ROAD: the first seed's map)
+    blob: Scores = None  # a centred Gaussian blob
+    target: int = 0
+    label: str = ""
+    probability: float = 0.0  # the target's probability on the unchanged photo
+    baseline: str = "blur"
+    verdict: str = ""
+
+    def numbers(self) -> dict:
+        """Every score next to its baselines, numbers only: what JSON, CSV and reports carry."""
+        return {"label": self.label, "target": self.target, "probability": self.probability,
+                "baseline": self.baseline, "map": self.summary(), "random": self.random.summary(),
+                "blob": self.blob.summary(), "verdict": self.verdict}
+
+
+# --- the network on many inputs -------------------------------------------------
+
+
+def probabilities(model, inputs: np.ndarray, target: int) -> np.ndarray:
+    """The target's probability for each of ``inputs`` (N, h, w, c), network-ready,
+    in batches of BATCH."""
+    run = batch_forward_pass(model)
+    out = []
+    for start in range(0, len(inputs), BATCH):
+        logits = np.asarray(run(inputs[start:start + BATCH]), np.float64).reshape(-1, len(model.labels))
+        out.extend(to_probabilities(model, row)[target] for row in logits)
+    return np.asarray(out, np.float64)
+
+
+# --- maps, pixels and baselines -------------------------------------------------
+
+
+def ranks(saliency: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Each pixel's place when ranked by the map, 0 = most important. Ties (a
+    map's zeros) are broken at random, not in reading order, which would delete
+    the top rows first and favour whatever sits there."""
+    flat = saliency.reshape(-1)
+    tie_break = np.random.default_rng(seed).random(flat.size)
+    order = np.lexsort((tie_break, -flat))
+    place = np.empty(flat.size, np.int64)
+    place[order] = np.arange(flat.size)
+    return place.reshape(saliency.shape)
+
+
+def random_map(shape: tuple[int, int], height: int, width: int, seed: int) -> np.ndarray:
+    """A random map at ``shape`` resolution, upsampled to the input like a real one."""
+    cells = np.random.default_rng(seed).random(shape).astype(np.float32)
+    return map_at_input(cells, height, width)
+
+
+def centred_blob(height: int, width: int) -> np.ndarray:
+    """A Gaussian in the middle of the frame, sigma a quarter of each side."""
+    y = (np.arange(height) - (height - 1) / 2) / (height / 4)
+    x = (np.arange(width) - (width - 1) / 2) / (width / 4)
+    return np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2)).astype(np.float32)
+
+
+def perturbed(pixels: np.ndarray, place: np.ndarray, baseline: np.ndarray, fraction: float,
+              mode: str = "deletion") -> np.ndarray:
+    """The input after deleting (or inserting) the top ``fraction`` of pixels."""
+    chosen = (place < round(fraction * place.size))[..., None]
+    if mode == "deletion":
+        return np.where(chosen, baseline, pixels)
+    return np.where(chosen, pixels, baseline)
+
+
+# --- the scores -----------------------------------------------------------------
+
+
+def _curves(model, pixels, baseline, place, target, steps, p_photo, p_baseline) -> tuple[Curve, Curve]:
+    """Deletion and insertion from 2 * (steps - 1) forward passes: both ends of
+    both curves are the photo and the baseline, whose scores are known. Inputs
+    are made one batch at a time, so memory stays at BATCH inputs whatever ``steps``."""
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    inner = fractions[1:-1]
+    # Every preprocessing is per pixel, so a perturbed input is a per-pixel choice
+    # between the prepared photo and the prepared baseline: prepare both once.
+    photo, fill = prepared_pixels(model, pixels), prepared_pixels(model, baseline)
+    counts = np.round(np.concatenate([inner, inner]) * place.size)
+    deleting = np.arange(len(counts)) < len(inner)
+    scores = []
+    for start in range(0, len(counts), BATCH):
+        chosen = place[None] < counts[start:start + BATCH, None, None]  # (batch, h, w): the top pixels
+        chosen ^= ~deleting[start:start + BATCH, None, None]  # insertion keeps the photo where deletion removes it
+        batch = np.where(chosen[..., None], fill, photo)
+        scores.extend(probabilities(model, batch, target))
+    scores = np.asarray(scores, np.float64)
+    deletion = np.concatenate([[p_photo], scores[:len(inner)], [p_baseline]])
+    insertion = np.concatenate([[p_baseline], scores[len(inner):], [p_photo]])
+    return (Curve(fractions, deletion, float(np.trapezoid(deletion, fractions))),
+            Curve(fractions, insertion, float(np.trapezoid(insertion, fractions))))
+
+
+_NEIGHBOURS = (((1, 1), 1 / 12), ((0, 1), 1 / 6), ((-1, 1), 1 / 12), ((1, -1), 1 / 12),
+               ((0, -1), 1 / 6), ((-1, -1), 1 / 12), ((1, 0), 1 / 6), ((-1, 0), 1 / 6))
+
+
+def impute(x: np.ndarray, keep: np.ndarray, rng: np.random.Generator, noise: float = ROAD_NOISE) -> np.ndarray:
+    """ROAD's noisy linear imputation: every removed pixel (``keep`` False) becomes
+    the weighted mean of its 8 neighbours (1/6 at the sides, 1/12 at the corners),
+    removed neighbours being unknowns of one sparse linear system, plus Gaussian
+    noise. ``x`` is (h, w, c) in the network's input units."""
+    from scipy.sparse import csc_matrix
+    from scipy.sparse.linalg import spsolve
+
+    height, width, channels = x.shape
+    known = keep.reshape(-1)
+    missing = np.flatnonzero(~known)
+    if missing.size == 0:
+        return x.copy()
+    unknown_id = np.full(known.size, -1)
+    unknown_id[missing] = np.arange(missing.size)
+    row, col = np.divmod(missing, width)
+    flat = x.reshape(-1, channels).astype(np.float64)
+    rhs = np.zeros((missing.size, channels))
+    weight_sum = np.ones(missing.size)  # less the weight of neighbours outside the image
+    rows, cols, values = [np.arange(missing.size)], [np.arange(missing.size)], []
+    for (dr, dc), weight in _NEIGHBOURS:
+        r, c = row + dr, col + dc
+        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        weight_sum[~inside] -= weight
+        here = np.flatnonzero(inside)
+        neighbour = r[inside] * width + c[inside]
+        is_known = known[neighbour]
+        rhs[here[is_known]] -= weight * flat[neighbour[is_known]]
+        rows.append(here[~is_known])
+        cols.append(unknown_id[neighbour[~is_known]])
+        values.append(np.full(int((~is_known).sum()), weight))
+    values.insert(0, -weight_sum)
+    system = csc_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                        shape=(missing.size, missing.size))
+    solution = spsolve(system, rhs).reshape(missing.size, channels)
+    filled = flat.copy()
+    filled[missing] = solution + noise * rng.standard_normal(solution.shape)
+    return filled.reshape(x.shape).astype(np.float32)
+
+
+def road(model, x: np.ndarray, saliency: np.ndarray, target: int, percentiles=ROAD_PERCENTILES,
+         seed: int = 0) -> Road:
+    """ROAD as pytorch-grad-cam's ROADCombined computes it: at percentile p,
+    MoRF keeps the pixels whose map value is below the map's p-th percentile
+    (it removes the most relevant 100 - p %), LeRF keeps those whose (1 - map) is
+    below the p-th percentile of (1 - map); removed pixels are imputed in the
+    network's input units; each score is the change of the target's probability;
+    combined = (mean over p of LeRF - mean over p of MoRF) / 2."""
+    rng = np.random.default_rng(seed)
+    x = x.reshape(x.shape[-3:])
+    inputs = []
+    for relevance in (saliency, 1.0 - saliency):  # MoRF, then LeRF
+        for p in percentiles:
+            inputs.append(impute(x, relevance < np.percentile(relevance, p), rng))
+    p_photo = probabilities(model, x[None], target)[0]
+    changes = probabilities(model, np.stack(inputs), target) - p_photo
+    morf, lerf = changes[:len(percentiles)], changes[len(percentiles):]
+    return Road(tuple(percentiles), morf, lerf, float((lerf.mean() - morf.mean()) / 2))
+
+
+def _scores(model, pixels, baseline, saliency, target, steps, p_photo, p_baseline, with_road, seed=0) -> Scores:
+    deletion, insertion = _curves(model, pixels, baseline, ranks(saliency, seed), target, steps, p_photo, p_baseline)
+    scaled = saliency / saliency.max() if saliency.max() > 0 else saliency
+    p_masked = probabilities(model, prepared_pixels(model, pixels * scaled[..., None])[None], target)[0]
+    drop = max(0.0, p_photo - p_masked) / p_photo * 100.0 if p_photo > 0 else 0.0
+    found = road(model, prepared_pixels(model, pixels), scaled, target, seed=seed) if with_road else None
+    return Scores(deletion, insertion, found, float(drop), float(p_masked > p_photo))
+
+
+def _mean_scores(all_scores: list[Scores]) -> Scores:
+    def mean_curve(curves):
+        scores = np.mean([c.scores for c in curves], axis=0)
+        return Curve(curves[0].fractions, scores, float(np.mean([c.auc for c in curves])))
+
+    return Scores(mean_curve([s.deletion for s in all_scores]), mean_curve([s.insertion for s in all_scores]),
+                  all_scores[0].road, float(np.mean([s.average_drop for s in all_scores])),
+                  float(np.mean([s.increase_in_confidence for s in all_scores])))
+
+
+def verdict(scores: Scores, random: Scores, label: str) -> str:
+    """One sentence: better than random maps or not, and by how much."""
+    deletion, random_deletion = scores.deletion.auc, random.deletion.auc
+    insertion, random_insertion = scores.insertion.auc, random.insertion.auc
+    numbers = (f"deletion AUC {deletion:.3f} vs {random_deletion:.3f} for random maps, "
+               f"insertion AUC {insertion:.3f} vs {random_insertion:.3f}")
+    better_deletion, better_insertion = deletion < random_deletion, insertion > random_insertion
+    if better_deletion and better_insertion:
+        return (f"Better than random: removing the map's regions first lowers {label}'s probability faster and "
+                f"adding them first raises it faster ({numbers}).")
+    if better_deletion or better_insertion:
+        which = "deleting" if better_deletion else "inserting"
+        return f"Only partly better than random: only {which} the map's regions first beats random maps ({numbers})."
+    return f"No better than random: this map does not find what drives {label} more than random maps do ({numbers})."
+
+
+class _Setup(NamedTuple):
+    """What every score of one (photo, class, baseline) shares."""
+
+    pixels: np.ndarray  # the photo at the network's input size, 0..255
+    fill: np.ndarray  # the baseline at the same size
+    target: int
+    p_photo: float
+    p_baseline: float
+
+
+def _setup(model, image: Image.Image, target: int, baseline: str) -> _Setup:
+    if baseline not in BASELINES:
+        raise ValueError(f'Unknown baseline "{baseline}"; choose one of: {", ".join(BASELINES)}.')
+    pixels = network_pixels(model, image)
+    fill = baseline_pixels(pixels, baseline)
+    p_photo, p_baseline = probabilities(model, np.stack([prepared_pixels(model, pixels), prepared_pixels(model, fill)]), target)
+    return _Setup(pixels, fill, target, float(p_photo), float(p_baseline))
+
+
+def _check_steps(steps) -> None:
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or not 2 <= steps <= 1000:
+        raise ValueError("steps must be a whole number from 2 to 1000.")
+
+
+def _map_and_target(model, image: Image.Image, explanation_or_map, target):
+    """(the map at the image's size, the random maps' resolution, the class index)."""
+    if isinstance(explanation_or_map, Explanation):
+        heatmap, cells = explanation_or_map.heatmap, explanation_or_map.raw.shape
+        index = explanation_or_map.target if target is None else target_index(model, target)
+    else:
+        heatmap = np.asarray(explanation_or_map, np.float32)
+        if target is None:
+            raise ValueError("A bare map needs target= (the class it explains).")
+        cells, index = default_layer(model).shape[:2], target_index(model, target)
+    if heatmap.shape != (image.size[1], image.size[0]):
+        raise ValueError(f"The map is {heatmap.shape[1] if heatmap.ndim == 2 else '?'}x{heatmap.shape[0]} but the "
+                         f"image is {image.size[0]}x{image.size[1]}; give a map at the image's size.")
+    if not np.all(np.isfinite(heatmap)):
+        raise ValueError("The map has NaN or infinite values.")
+    return heatmap, tuple(cells[:2]), index
+
+
+def _score_map(model, setup: _Setup, saliency, steps, road, seed=0) -> Scores:
+    return _scores(model, setup.pixels, setup.fill, saliency, setup.target, steps, setup.p_photo, setup.p_baseline,
+                   road, seed)
+
+
+def deletion_insertion(model, image, explanation_or_map, *, target=None, steps: int = 50,
+                       baseline: str = "blur") -> tuple[Curve, Curve]:
+    """Only the two curves of one map: 2 * steps forward passes, batched."""
+    image = as_image(image)
+    _check_steps(steps)
+    heatmap, _, index = _map_and_target(model, image, explanation_or_map, target)
+    setup = _setup(model, image, index, baseline)
+    height, width = model.input_size
+    place = ranks(map_at_input(heatmap, height, width))
+    return _curves(model, setup.pixels, setup.fill, place, index, steps, setup.p_photo, setup.p_baseline)
+
+
+def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 50, baseline: str = "blur",
+                 road: bool = True, seeds: int = RANDOM_SEEDS) -> Faithfulness:
+    """How faithful a map is to ``model`` on ``image``, next to random maps and a blob.
+
+    ``explanation_or_map``: an Explanation (its class is the target), or any
+    (H, W) map at the image's size with ``target=`` (an index or a label), so a
+    map made elsewhere can be scored too. ``steps``: points of each curve beyond
+    the first. ``baseline``: what deleted pixels become: "blur", "mean" or
+    "black". ``road=False`` skips ROAD, which costs 18 sparse solves per map.
+    Random maps have the explanation's layer resolution (the default layer's for
+    a bare map); their ROAD is the first seed's (one map's 18 solves, not three).
+    """
+    image = as_image(image)
+    _check_steps(steps)
+    heatmap, cells, index = _map_and_target(model, image, explanation_or_map, target)
+    setup = _setup(model, image, index, baseline)
+    height, width = model.input_size
+    mine = _score_map(model, setup, map_at_input(heatmap, height, width), steps, road)
+    randoms = [_score_map(model, setup, random_map(cells, height, width, seed), steps, road and seed == 0, seed)
+               for seed in range(max(1, int(seeds)))]
+    blob = _score_map(model, setup, centred_blob(height, width), steps, road)
+    random = _mean_scores(randoms)
+    label = model.labels[index]
+    return Faithfulness(mine.deletion, mine.insertion, mine.road, mine.average_drop, mine.increase_in_confidence,
+                        random=random, blob=blob, target=index, label=label, probability=setup.p_photo,
+                        baseline=baseline, verdict=verdict(mine, random, label))
+
+
+class MethodScore(NamedTuple):
+    method: str  # a key of METHODS, or "random" for the random maps' row
+    name: str
+    deletion_auc: float
+    insertion_auc: float
+    score: float  # insertion AUC - deletion AUC: higher means more faithful on both tests
+
+
+def method_score(model, image, method: str, target, layer=None, *, steps: int = 20,
+                 baseline: str = "blur") -> MethodScore:
+    """One method's map of ``target`` (an index or a label) scored by deletion and insertion."""
+    from ..engine.cam import METHODS, explain
+
+    image = as_image(image)
+    _check_steps(steps)
+    explanation = explain(model, image, target=target, layer=layer, method=method)
+    setup = _setup(model, image, explanation.target, baseline)
+    height, width = model.input_size
+    scores = _score_map(model, setup, map_at_input(explanation.heatmap, height, width), steps, False)
+    return MethodScore(method, METHODS[method].display_name, scores.deletion.auc, scores.insertion.auc,
+                       scores.insertion.auc - scores.deletion.auc)
+
+
+def random_score(model, image, target, layer=None, *, steps: int = 20, baseline: str = "blur") -> MethodScore:
+    """The same for random maps at the layer's resolution (the mean of RANDOM_SEEDS)."""
+    from ..engine.graph import resolve_layer
+
+    image = as_image(image)
+    _check_steps(steps)
+    setup = _setup(model, image, target_index(model, target), baseline)
+    height, width = model.input_size
+    cells = resolve_layer(model, layer).shape[:2]
+    randoms = _mean_scores([_score_map(model, setup, random_map(cells, height, width, seed), steps, False, seed)
+                            for seed in range(RANDOM_SEEDS)])
+    return MethodScore("random", f"Random maps (mean of {RANDOM_SEEDS})", randoms.deletion.auc,
+                       randoms.insertion.auc, randoms.insertion.auc - randoms.deletion.auc)
+
+
+def ranked(rows) -> list[MethodScore]:
+    """Most faithful first: by insertion AUC minus deletion AUC."""
+    return sorted(rows, key=lambda row: -row.score)
+
+
+def rank_methods(model, image, target=None, layer=None, methods=None, *, steps: int = 20, baseline: str = "blur",
+                 progress=None) -> list[MethodScore]:
+    """Every method's map of one class scored by deletion and insertion on this
+    photo, most faithful first, with the random maps as one more row.
+    ``progress(done, total)`` is called after each method."""
+    from ..engine.cam import METHODS, predict
+
+    image = as_image(image)
+    keys = list(METHODS) if methods is None else list(methods)
+    index = predict(model, image, top=1)[0].index if target is None else target_index(model, target)
+    rows = []
+    for done, key in enumerate(keys, 1):
+        rows.append(method_score(model, image, key, index, layer, steps=steps, baseline=baseline))
+        if progress is not None:
+            progress(done, len(keys))
+    rows.append(random_score(model, image, index, layer, steps=steps, baseline=baseline))
+    return ranked(rows)
+
+
+def preview(model, image, heatmap: np.ndarray, fractions=(0.1, 0.3, 0.6), mode: str = "deletion",
+            baseline: str = "blur") -> list[Image.Image]:
+    """What the network sees at a few steps of a curve: the input (at the
+    network's size) with the top ``fraction`` of pixels deleted or inserted."""
+    image = as_image(image)
+    pixels = network_pixels(model, image)
+    height, width = model.input_size
+    place = ranks(map_at_input(np.asarray(heatmap, np.float32), height, width))
+    fill = baseline_pixels(pixels, baseline)
+    shown = []
+    for fraction in fractions:
+        frame = np.clip(perturbed(pixels, place, fill, fraction, mode), 0, 255).astype(np.uint8)
+        shown.append(Image.fromarray(frame[..., 0] if frame.shape[2] == 1 else frame))
+    return shown

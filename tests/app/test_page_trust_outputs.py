@@ -1,0 +1,73 @@
+"""The trust scores on the Report and Batch pages, through AppTest: off by default,
+there when asked for, and the same numbers the engine gives."""
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.testing.v1 import AppTest
+
+import gradcam
+from dashboard import cached, trust
+
+PAGES = Path(__file__).resolve().parents[2] / "app_pages"
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture
+def offered(monkeypatch):
+    """The data behind each download button, by file name (AppTest cannot click a download)."""
+    files = {}
+    add_deferred = MediaFileManager.add_deferred
+
+    def record_deferred(self, make, mimetype, coordinates, file_name=None, **kwargs):
+        if file_name:
+            files[file_name] = make
+        return add_deferred(self, make, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record_deferred)
+    return files
+
+
+def test_the_report_adds_the_scores_with_their_random_baseline_when_asked(offered):
+    at = run(AppTest.from_file(str(PAGES / "3_Report.py"), default_timeout=900))
+    assert "Can this map be trusted?" not in offered["gradcam-report-cat.html"]()
+    at.checkbox(key="report_trust").check()
+    run(at)
+    html = offered["gradcam-report-cat.html"]()
+    image = cached.display_image(at.session_state["image_hash"], at.session_state["image_data"])
+    model = cached.builtin_model(gradcam.DEFAULT_MODEL)
+    target = gradcam.predict(model, image, top=1)[0].index
+    scores = trust.scores(at.session_state["image_hash"], gradcam.DEFAULT_MODEL, "top_activation", "gradcam", target,
+                          "blur", image, model)
+    assert "Can this map be trusted? Faithfulness, next to random maps" in html
+    assert f'<td class="num">{scores.deletion.auc:.3f}</td><td class="num">{scores.random.deletion.auc:.3f}</td>' in html
+    assert offered["gradcam-report-cat.pdf"]().startswith(b"%PDF")
+
+
+def test_batch_adds_the_aucs_to_the_contact_sheet_and_the_csv_when_asked(offered):
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.coffee()).save(buffer, format="JPEG", quality=90)
+    at = run(AppTest.from_file(str(PAGES / "4_Batch.py"), default_timeout=900))
+    at.file_uploader(key="batch_upload").set_value([("coffee.jpg", buffer.getvalue(), "image/jpeg")])
+    run(at)
+    assert at.checkbox(key="batch_faithfulness").value is False  # off by default: it costs more
+    at.checkbox(key="batch_faithfulness").check()
+    at.button(key="batch_explain").click()
+    run(at)
+    record = at.session_state["batch_results"][0]
+    numbers = record["faithfulness"]
+    caption = at.image[0].captions[0]
+    expected = (f"deletion AUC {numbers['map']['deletion_auc']:.2f} (random {numbers['random']['deletion_auc']:.2f})"
+                f" · insertion {numbers['map']['insertion_auc']:.2f}")
+    assert expected in re.sub(r"\\(.)", r"\1", caption)

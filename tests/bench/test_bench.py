@@ -1,0 +1,61 @@
+"""The benchmark runs on what requirements.txt installs, and prints no Keras warning."""
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import gradcam
+from gradcam.bench.suite import SOAK_PHOTOS, keras_tutorial_gradcam, sample_photo
+
+ROOT = Path(__file__).resolve().parents[2]
+STRUCTURE_WARNING = "doesn't match the expected structure"
+
+# scikit-image is a test requirement, not an app requirement: the benchmark must not need it.
+WITHOUT_SKIMAGE = (
+    "import sys; sys.modules['skimage'] = None;"  # `import skimage` now raises ModuleNotFoundError
+    "from gradcam.bench.suite import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def test_the_benchmark_runs_without_scikit_image_and_prints_its_figures_cleanly():
+    done = subprocess.run(
+        # The soak's 50-explanation warm-up is too slow for the suite; its photos are checked below.
+        [sys.executable, "-c", WITHOUT_SKIMAGE, "--rounds", "1", "--soak", "0", "--cold-runs", "1",
+         "--large", "MobileNetV2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "forward pass" in out and "Keras tutorial's way" in out
+    assert "cold first explanation" in out and "loading the model" in out and "first explanation (trace" in out
+    assert "all targets met" in out or "some targets missed" in out
+    assert STRUCTURE_WARNING not in done.stderr  # the tutorial's way is called as its model expects
+
+
+def test_the_engine_and_the_tutorials_way_raise_no_keras_warning(lite0):
+    """Explaining and predicting, for a plain and a nested model, run under
+    warnings-as-errors: Keras' "inputs structure" warning (or any other) fails."""
+    photo = sample_photo("cat.jpg")
+    base = keras.Model(lite0.keras.inputs, lite0.keras.get_layer("top_activation").output, name="pretrained")
+    inputs = keras.Input((224, 224, 3))
+    head = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(base(inputs)))
+    nested = gradcam.Model(name="nested", keras=keras.Model(inputs, head), input_size=(224, 224), labels=["a", "b"],
+                           preprocessing="efficientnet-lite")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for model in (lite0, nested):
+            gradcam.predict(model, photo)
+            gradcam.explain(model, photo)
+            gradcam.explain_many(model, photo, top=2, method="gradcam++")
+        gradcam.explain(nested, photo, layer="pretrained/block10_add")
+        gradcam.explain_layers(nested, photo)
+        heatmap = keras_tutorial_gradcam(lite0.keras, lite0.prepare(photo), "top_activation", 285)
+    assert np.isfinite(np.asarray(heatmap)).all()
+
+
+def test_the_soaks_photos_ship_with_the_project():
+    assert [sample_photo(name).mode for name in SOAK_PHOTOS] == ["RGB"] * 4

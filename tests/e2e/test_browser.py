@@ -1,0 +1,202 @@
+"""One real browser session on the real server: what only a browser shows."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from e2e.browser import (
+    OVERLAY, browser_page, chromium_path, exceptions_shown, open_explorer, press_on_slider, target_label, timed,
+    upload_photo, wait_until_idle,
+)
+from e2e.server import streamlit_server
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+
+def require_chromium():
+    if chromium_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing in CI; scripts/test.sh installs it")
+        pytest.skip("no Chromium on this machine (apt-get install -y chromium)")
+
+
+def test_upload_explain_and_move_the_opacity_in_chromium(tmp_path, coffee):
+    require_chromium()
+    photo = tmp_path / "coffee.jpg"
+    coffee.save(photo, quality=92)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    with streamlit_server() as url, browser_page() as (page, console):
+        open_explorer(page, url)
+        assert "Egyptian cat" in target_label(page) or "tabby" in target_label(page)
+        page.screenshot(path=str(SCREENSHOTS / "explore-start.png"))
+
+        timed(page, lambda: upload_photo(page, photo), timeout=120)  # a new overlay, loaded
+        wait_until_idle(page)
+        assert "espresso" in target_label(page)
+
+        for _ in range(6):  # 0.40 -> 0.70, one step at a time as a person would see each
+            timed(page, lambda: press_on_slider(page, "ArrowRight"))
+            wait_until_idle(page)
+        assert page.get_by_text("Grad-CAM overlay, opacity 0.70").count() == 1
+        page.get_by_role("tab", name="Sample photos").click()
+        page.screenshot(path=str(SCREENSHOTS / "explore-coffee.png"))
+
+        assert exceptions_shown(page) == []
+        errors = [text for kind, text in console if kind in ("error", "pageerror")]
+        assert errors == []
+
+
+PAGES = ["How Grad-CAM works", "Compare", "Report", "Batch"]  # the sidebar's names, as in streamlit_app.py
+
+
+def test_every_page_renders_in_chromium():
+    """A person starts on Explore and visits each page from the sidebar."""
+    require_chromium()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with streamlit_server() as url, browser_page(1400, 1300) as (page, console):
+        open_explorer(page, url)
+        for title in PAGES:
+            page.get_by_role("link", name=title).first.click()
+            page.wait_for_timeout(500)
+            wait_until_idle(page, timeout=120)
+            page.wait_for_selector("[data-testid='stImage'], [data-testid='stFileUploader']", timeout=120_000)
+            page.wait_for_timeout(500)
+            wait_until_idle(page, timeout=120)
+            page.screenshot(path=str(SCREENSHOTS / f"page-{title.split()[0].lower()}.png"))
+            assert exceptions_shown(page) == [], title
+            if title == "How Grad-CAM works":  # a presenter pressing Next quickly: no 404 for superseded images
+                for _ in range(3):
+                    page.get_by_role("button", name="Next").first.click()
+                    page.wait_for_timeout(150)
+                wait_until_idle(page, timeout=120)
+        page.get_by_role("link", name="Explore").first.click()
+        page.wait_for_selector(OVERLAY, timeout=120_000)
+        assert exceptions_shown(page) == []
+        errors = [text for kind, text in console if kind in ("error", "pageerror")]
+        assert errors == []
+
+
+def test_a_shared_link_opens_compare_through_the_app_and_its_view_carries_on():
+    """A link straight to /Compare runs the app's entry point (the named sidebar),
+    shows the linked view, and the next page keeps it."""
+    require_chromium()
+    link = "/Compare?sample=cat-and-coffee.jpg&model=EfficientNet-Lite1&layer=block10_add&target=967&compare=classes"
+    with streamlit_server() as url, browser_page(1400, 1300) as (page, console):
+        page.goto(url + link)
+        page.wait_for_selector("[data-testid='stImage']", timeout=120_000)
+        wait_until_idle(page, timeout=120)
+        heading = "cat-and-coffee.jpg · model EfficientNet-Lite1 · layer block10_add"
+        page.get_by_text(heading).first.wait_for(timeout=60_000)
+        assert page.get_by_role("tab", name="Classes", selected=True).count() == 1
+        page.get_by_role("link", name="How Grad-CAM works").first.click()  # only the app's own sidebar has it
+        wait_until_idle(page, timeout=120)
+        page.get_by_text(heading).first.wait_for(timeout=60_000)
+        assert page.get_by_role("combobox", name="Class to explain").input_value().startswith("espresso")
+        assert exceptions_shown(page) == []
+
+
+def pick_in_box(page, name: str, option: str) -> None:
+    """Choose an option of a select box by typing, as a person with a keyboard does."""
+    page.get_by_role("combobox", name=name).click()
+    page.keyboard.type(option)
+    page.keyboard.press("Enter")
+
+
+def compare_heading(page) -> str:
+    page.get_by_text("Change these on the Explore page.").first.wait_for(timeout=120_000)
+    return page.get_by_text("Change these on the Explore page.").first.inner_text()
+
+
+def test_a_cold_start_shows_the_page_at_once_and_choices_survive_pages_and_history(tmp_path):
+    """One session on a cold server (an empty conversion cache):
+    - the first visit shows the title, the photo and a spinner before the model is ready;
+    - a layer picked while "Explaining..." still shows, then Compare clicked at once: Compare
+      shows that layer, and so does Explore afterwards (the newest choice wins);
+    - Back and Forward go through the photos picked, and Back from a page goes to the page before."""
+    require_chromium()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(env={"GRADCAM_CACHE_DIR": str(tmp_path)}) as url, browser_page() as (page, console):
+        page.goto(url)
+        waiting = page.get_by_text("the heatmap appears here once EfficientNet-Lite0 is ready")
+        waiting.first.wait_for(timeout=120_000)  # the photo, with its caption, while Lite0 converts
+        assert page.get_by_text("Why did the model say that?").count() == 1
+        assert page.locator(OVERLAY).count() == 0
+        page.screenshot(path=str(SCREENSHOTS / "explore-cold-start.png"))
+        page.wait_for_selector(OVERLAY, timeout=180_000)
+        wait_until_idle(page, timeout=120)
+        assert waiting.count() == 0 and list(tmp_path.iterdir())  # converted into the empty cache
+
+        # A new layer is a new compiled function: its run lasts long enough to be cut short.
+        pick_in_box(page, "Layer", "block0_project_conv")
+        page.get_by_role("link", name="Compare").first.click()
+        wait_until_idle(page, timeout=120)
+        assert "layer block0_project_conv" in compare_heading(page)
+        page.get_by_role("link", name="Explore").first.click()
+        page.wait_for_selector(OVERLAY, timeout=120_000)
+        wait_until_idle(page, timeout=120)
+        assert page.get_by_role("combobox", name="Layer").input_value().startswith("block0_project_conv")
+        assert "layer=block0_project_conv" in page.url
+
+        timed(page, lambda: page.get_by_role("button", name="Espresso").click())
+        wait_until_idle(page)
+        assert "espresso" in target_label(page) and "sample=coffee.jpg" in page.url
+        page.go_back()  # the cat again, at the layer picked
+        page.wait_for_function("() => !location.search.includes('coffee')")
+        wait_until_idle(page, timeout=120)
+        page.wait_for_timeout(500)
+        wait_until_idle(page, timeout=120)
+        assert target_label(page).split("  (")[0] in ("Egyptian cat", "tabby", "tiger cat")
+        assert page.get_by_role("combobox", name="Layer").input_value().startswith("block0_project_conv")
+        page.go_forward()
+        page.wait_for_function("() => location.search.includes('coffee')")
+        wait_until_idle(page, timeout=120)
+        page.wait_for_timeout(500)
+        wait_until_idle(page, timeout=120)
+        assert "espresso" in target_label(page)
+
+        page.get_by_role("link", name="Compare").first.click()  # one history entry, holding the view
+        assert compare_heading(page).startswith("coffee.jpg · model EfficientNet-Lite0 · layer block0_project_conv")
+        wait_until_idle(page, timeout=120)
+        assert "/Compare?" in page.url and "sample=coffee.jpg" in page.url
+        page.go_back()  # to Explore, not to a second Compare entry
+        page.get_by_text("Why did the model say that?").first.wait_for(timeout=120_000)
+        page.wait_for_selector(OVERLAY, timeout=120_000)
+        wait_until_idle(page, timeout=120)
+        assert "/Compare" not in page.url and "espresso" in target_label(page)
+        assert exceptions_shown(page) == []
+        errors = [text for kind, text in console if kind in ("error", "pageerror")]
+        assert errors == []
+
+
+SIDEBAR_OPEN = "[data-testid=stSidebarCollapseButton] button[aria-expanded=true]"
+
+
+def test_a_phone_sees_the_result_on_its_first_screen_and_the_sidebar_closes_after_a_page_link():
+    """390 x 844, a phone's screen: the five samples sit in two short rows (not five
+    full-width ones), the overlay starts on the first screen, and a page picked in the
+    sidebar is not left covered by it."""
+    require_chromium()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with streamlit_server() as url, browser_page(390, 844) as (page, console):
+        open_explorer(page, url)
+        samples = [page.get_by_role("button", name=name, exact=True).bounding_box()
+                   for name in ("Cat", "Espresso", "Cat and coffee", "Rocket launch", "Astronaut")]
+        assert len({round(box["y"]) for box in samples}) == 2  # two rows of buttons
+        assert all(box["x"] + box["width"] <= 390 for box in samples)  # nothing scrolls sideways
+        assert page.locator(OVERLAY).bounding_box()["y"] < 844 - 150  # the result starts on the first screen
+        page.screenshot(path=str(SCREENSHOTS / "phone-explore.png"))
+
+        page.locator("[data-testid='stExpandSidebarButton']").first.click()
+        page.get_by_role("link", name="Compare").first.wait_for(state="visible")
+        timed(page, lambda: press_on_slider(page, "ArrowRight"))  # a rerun of the same page from the sidebar ...
+        wait_until_idle(page)
+        assert page.locator(SIDEBAR_OPEN).count() == 1  # ... leaves it open for the next move
+        page.get_by_role("link", name="Compare").first.click()
+        page.get_by_text("Change these on the Explore page.").first.wait_for(timeout=120_000)
+        wait_until_idle(page, timeout=120)
+        page.wait_for_function(f"() => !document.querySelector('{SIDEBAR_OPEN}')", timeout=10_000)
+        assert page.locator("[data-testid='stExpandSidebarButton']").first.is_visible()
+        page.screenshot(path=str(SCREENSHOTS / "phone-compare.png"))
+        assert exceptions_shown(page) == []
