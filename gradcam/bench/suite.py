@@ -259,7 +259,7 @@ def sandbox_cost(rounds: int) -> dict:
     from gradcam.intake import sandbox
 
     # The worker imports a task by its module's name; under ``python -m`` this one's is __main__.
-    no_decoding = importlib.import_module("gradcam.bench").display_sized_pixels
+    no_decoding = importlib.import_module("gradcam.bench.suite").display_sized_pixels
     figures = {}
     for name, raw in photos.items():
         shown = in_process(raw).size
