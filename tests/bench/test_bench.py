@@ -7,6 +7,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 import gradcam
 from gradcam.bench.suite import SOAK_PHOTOS, keras_tutorial_gradcam, sample_photo
@@ -21,6 +22,7 @@ WITHOUT_SKIMAGE = (
 )
 
 
+@pytest.mark.slow
 def test_the_benchmark_runs_without_scikit_image_and_prints_its_figures_cleanly():
     done = subprocess.run(
         # The soak's 50-explanation warm-up is too slow for the suite; its photos are checked below.

@@ -9,9 +9,11 @@ import pytest
 import ray
 
 import gradcam
-from conftest import photo
+from helpers import photo
 from gradcam.scale import dataset as distributed
 from gradcam.cli import main
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", autouse=True)
