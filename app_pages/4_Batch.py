@@ -65,7 +65,7 @@ def explain_all(sources: list[archives.BatchSource]) -> None:
                 unread[source.name] = str(error)
                 continue
             datas.append(data)
-            digests.append(batch.sha256(data))
+            digests.append(cached.sha256(data))
         try:
             records = explained(tuple(digests), c.model_key, c.layer, c.method, c.opacity, c.colormap, with_auc, datas,
                                 c.model)

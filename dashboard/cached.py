@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import io
 import os
 import sys
@@ -30,7 +29,7 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam.intake import sandbox
+from gradcam.intake import digest, sandbox
 from gradcam.engine.cam import heatmap as method_heatmap
 from gradcam.intake.images import DISPLAY_MAX_SIDE
 from gradcam.engine.methods import SCORECAM_DEFAULT_CHANNELS
@@ -92,8 +91,7 @@ class Explained:
     layer_shape: tuple
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+sha256 = digest.sha256  # the image hash every cache below is keyed on
 
 
 @st.cache_data(max_entries=64, max_size="256MB", show_spinner=False)

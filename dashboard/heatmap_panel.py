@@ -39,8 +39,9 @@ def colour_scale(colormap: str) -> Image.Image:
 
 
 def score_text(model: gradcam.Model, value: float) -> str:
-    """A probability as a percentage; a regression model's output as the number it is."""
-    return f"{value:.1%}" if model.outputs_probabilities else f"{value:.4g}"
+    """A probability as a percentage; a regression model's output as the number it is
+    (the report's wording, for this model)."""
+    return report.score_text(value, model.outputs_probabilities)
 
 
 def predictions_heading(model: gradcam.Model, count: int) -> str:

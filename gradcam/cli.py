@@ -15,8 +15,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import csv  # noqa: E402
-import hashlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
@@ -30,10 +28,13 @@ from gradcam.engine.baselines import BASELINES  # noqa: E402
 from gradcam.engine.graph import resolve_layer  # noqa: E402
 from gradcam.engine.model import PREPROCESSING  # noqa: E402
 from gradcam.engine.targets import target_index  # noqa: E402
+from gradcam.intake.digest import sha256  # noqa: E402
 from gradcam.intake.images import SUPPORTED_FORMATS  # noqa: E402
+from gradcam.report.rows import ROW_COLUMNS, error_row, explanation_row, rows_csv  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-SUMMARY_COLUMNS = ("file", "top1_label", "top1_probability", "target_label", "layer", "method", "overlay", "error")
+# summary.csv: the row every "many photos" output shares (gradcam/report/rows.py), and the overlay's path.
+SUMMARY_COLUMNS = (*ROW_COLUMNS, "overlay")
 
 
 class BadInput(ValueError):
@@ -144,10 +145,6 @@ def _channel_progress(method: str, enabled: bool):
         yield advance
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _prediction_dicts(predictions) -> list[dict]:
     return [{"index": p.index, "label": p.label, "probability": p.probability} for p in predictions]
 
@@ -226,7 +223,7 @@ def cmd_predict(args) -> int:
         report = {
             "model": model.name,
             "image": args.image,
-            "sha256": _sha256(Path(args.image)),
+            "sha256": sha256(Path(args.image).read_bytes()),
             "predictions": _prediction_dicts(predictions),
         }
         print(json.dumps(report, indent=2))
@@ -293,7 +290,7 @@ def _explain_image(args, source: Path) -> int:
         report = {
             "model": model.name,
             "image": str(source),
-            "sha256": _sha256(source),
+            "sha256": sha256(source.read_bytes()),
             "layer": explanation.layer,
             "method": explanation.method,
             "target": explanation.target,
@@ -340,30 +337,25 @@ def _explain_folder(args, folder: Path) -> int:
     # memory bounded by the chunk's pixels, whatever the photos' sizes.
     pending, pixels = [], 0
     for file, name in zip(files, _overlay_names(files)):
-        row = dict.fromkeys(SUMMARY_COLUMNS, "")
-        row.update(file=file.name, layer=layer.name, method=args.method)
-        rows.append(row)
         try:
             image = gradcam.load_image(file)
         except ValueError as error:  # a broken image must not stop the others
-            row["error"] = str(error)
+            rows.append({**error_row(error, file=file.name, layer=layer.name, method=args.method), "overlay": None})
             tqdm.write(f"error: {file.name}: {error}", file=sys.stderr)
             progress.update()
             continue
-        pending.append((file, name, row, image))
+        rows.append(None)  # filled in by _explain_chunk
+        pending.append((file, name, len(rows) - 1, image))
         pixels += image.width * image.height
         if len(pending) == FOLDER_CHUNK or pixels >= FOLDER_CHUNK_PIXELS:
-            _explain_chunk(args, model, pending, layer, target, options, out_dir, progress)
+            _explain_chunk(args, model, pending, rows, layer, target, options, out_dir, progress)
             pending, pixels = [], 0
     if pending:
-        _explain_chunk(args, model, pending, layer, target, options, out_dir, progress)
+        _explain_chunk(args, model, pending, rows, layer, target, options, out_dir, progress)
     progress.close()
 
     summary = out_dir / "summary.csv"
-    with summary.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    summary.write_text(rows_csv(rows, SUMMARY_COLUMNS), encoding="utf-8", newline="")
 
     done = sum(1 for row in rows if not row["error"])
     if args.json:
@@ -385,7 +377,7 @@ def cmd_check(args) -> int:
         if args.sanity else None
     if args.json:
         print(json.dumps({
-            "model": model.name, "image": args.image, "sha256": _sha256(Path(args.image)),
+            "model": model.name, "image": args.image, "sha256": sha256(Path(args.image).read_bytes()),
             "layer": explanation.layer, "method": explanation.method, "target": explanation.target,
             "label": explanation.label, "probability": scores.probability, "baseline": args.baseline,
             "steps": args.steps,
@@ -421,19 +413,18 @@ FOLDER_CHUNK = 32  # photos per batched engine call at most (the largest bucket)
 FOLDER_CHUNK_PIXELS = 48_000_000  # ... and decoded pixels held at once (four 12-megapixel photos)
 
 
-def _explain_chunk(args, model, pending, layer, target, options: dict, out_dir: Path, progress) -> None:
-    """Explain decoded photos [(file, overlay name, summary row, image)] in one batched
-    call; save their overlays and fill in their rows."""
+def _explain_chunk(args, model, pending, rows: list, layer, target, options: dict, out_dir: Path, progress) -> None:
+    """Explain decoded photos [(file, overlay name, index of its row, image)] in one
+    batched call; save their overlays and fill in their rows."""
     images = [image for _, _, _, image in pending]
     explained = gradcam.explain_batch(model, images, None if target is None else [target], layer, args.method,
                                       **options)
-    for (file, name, row, image), many in zip(pending, explained):
+    for (file, name, index, image), many in zip(pending, explained):
         explanation = many[0]
         _save(gradcam.overlay(image, explanation.heatmap, args.alpha, args.colormap), out_dir / name)
         _note_no_evidence(file.name, explanation)
-        top = explanation.predictions[0]
-        row.update(top1_label=top.label, top1_probability=f"{top.probability:.6f}", target_label=explanation.label,
-                   overlay=str(out_dir / name))
+        rows[index] = {**explanation_row(explanation, file=file.name, sha256=sha256(file.read_bytes())),
+                       "overlay": str(out_dir / name)}
         progress.update()
 
 

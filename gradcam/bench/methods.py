@@ -18,21 +18,10 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from gradcam.bench.timing import median_ms
+
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 MAX_TIMED_CHANNELS = 256  # Score-CAM against its floor: the ratio is per channel
-
-
-def _median_ms(contenders: dict[str, Callable[[], object]], rounds: int, warm: int = 1) -> dict[str, float]:
-    for run in contenders.values():  # warm up: trace, allocate, fill caches
-        for _ in range(warm):
-            run()
-    samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, run in contenders.items():  # interleaved: load from others hits every contender alike
-            start = time.perf_counter()
-            run()
-            samples[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def _floors(model, image, layer_name: str, channels: int) -> dict[str, Callable[[], object]]:
@@ -119,7 +108,7 @@ def measure(name: str, image: Image.Image, rounds: int, weights: str | None, slo
         fast["tf-keras-vis Layercam"] = vis["tf-keras-vis Layercam"]
         fast[f"tf-keras-vis ScoreCAM, {SCORECAM_DEFAULT_CHANNELS} ch"] = vis[
             f"tf-keras-vis ScoreCAM, {SCORECAM_DEFAULT_CHANNELS} ch"]
-    times = _median_ms(fast, rounds)
+    times = median_ms(fast, rounds)
 
     # Score-CAM against its floor on at most MAX_TIMED_CHANNELS channels (the ratio is
     # per channel; the full method's time on Lite0 comes from budget_agreement).
@@ -132,7 +121,7 @@ def measure(name: str, image: Image.Image, rounds: int, weights: str | None, slo
     floors = _floors(model, image, last.name, channels)
     slow["masked forward passes"] = _floors(model, image, last.name, masked)["masked forward passes"]
     slow["ablated rest-of-network passes"] = floors["ablated rest-of-network passes"]
-    times.update(_median_ms(slow, slow_rounds))
+    times.update(median_ms(slow, slow_rounds))
     return {"model": name, "last layer": last.name, "channels": channels, "scorecam channels": masked, "ms": times}
 
 

@@ -12,16 +12,16 @@ import argparse
 import importlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 from PIL import Image
+
+from gradcam.bench.timing import machine_line, median_ms
 
 # The photos that ship with the project (samples/), so the benchmark runs on what
 # requirements.txt installs: no scikit-image needed.
@@ -34,19 +34,6 @@ SOAK_PHOTOS = ("cat.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg")
 def sample_photo(file_name: str) -> Image.Image:
     with Image.open(os.path.join(SAMPLES_DIR, file_name)) as photo:
         return photo.convert("RGB")
-
-
-def _median_ms(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    for run in contenders.values():  # warm up: trace, allocate, fill caches
-        run()
-        run()
-    samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, run in contenders.items():
-            start = time.perf_counter()
-            run()
-            samples[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def keras_tutorial_gradcam(keras_model, x, layer_name, class_index):
@@ -102,7 +89,7 @@ def measure_model(name: str, image: Image.Image, rounds: int, weights: str | Non
     vis = _tf_keras_vis(model.keras, x, last, target) if "/" not in last else None
     if vis is not None:
         contenders["tf-keras-vis Gradcam"] = vis
-    times = _median_ms(contenders, rounds)
+    times = median_ms(contenders, rounds, warm=2)
     return {"model": name, "early layer": early, "last layer": last, "ms": times}
 
 
@@ -119,7 +106,7 @@ def batch_throughput(name: str, rounds: int, weights: str | None) -> dict:
     photos = [p if i % 2 == 0 else p.transpose(Image.FLIP_LEFT_RIGHT) for i, p in enumerate(base * 8)]
     contenders = {size: (lambda size=size: gradcam.explain_batch(model, photos[:size])) for size in BATCH_SIZES}
     # Fewer rounds: one round of batch 32 is 32 explanations.
-    ms = _median_ms(contenders, max(3, rounds // 3))
+    ms = median_ms(contenders, max(3, rounds // 3), warm=2)
     return {"model": name, "photos_per_second": {size: size * 1000 / ms[size] for size in BATCH_SIZES}}
 
 
@@ -143,7 +130,7 @@ def map_encodings(rounds: int) -> list[dict]:
             Image.fromarray((raw / raw.max() * 65535).round().astype(np.uint16)).save(buffer, format="PNG")
             return base64.b64encode(buffer.getvalue())
 
-        ms = _median_ms({"float16": lambda raw=raw: encode_map(raw), "png16": png16}, rounds * 3)
+        ms = median_ms({"float16": lambda raw=raw: encode_map(raw), "png16": png16}, rounds * 3, warm=2)
         rows.append({"layer": layer, "shape": raw.shape, "float16_bytes": len(encode_map(raw)["float16"]),
                      "png16_bytes": len(png16()), "float16_us": ms["float16"] * 1000, "png16_us": ms["png16"] * 1000})
     return rows
@@ -188,7 +175,7 @@ def overlay_ms(rounds: int) -> float:
 
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (768, 1024, 3), dtype=np.uint8))
     heatmap = np.random.default_rng(1).random((768, 1024)).astype(np.float32)
-    return _median_ms({"overlay": lambda: gradcam.overlay(photo, heatmap, 0.4, "jet")}, rounds * 3)["overlay"]
+    return median_ms({"overlay": lambda: gradcam.overlay(photo, heatmap, 0.4, "jet")}, rounds * 3, warm=2)["overlay"]
 
 
 def _resident_mb() -> float:
@@ -263,12 +250,12 @@ def sandbox_cost(rounds: int) -> dict:
     figures = {}
     for name, raw in photos.items():
         shown = in_process(raw).size
-        times = _median_ms({
+        times = median_ms({
             "in process": lambda raw=raw: in_process(raw),
             "sandboxed": lambda raw=raw: gradcam.load_image_safely(raw, max_side=DISPLAY_MAX_SIDE),
             # The sandbox alone: the file's bytes in, display-sized pixels out, no decoding.
             "round trip": lambda raw=raw: sandbox.image_pool().run(no_decoding, raw, *shown),
-        }, rounds)
+        }, rounds, warm=2)
         figures[name] = {**times, "bytes": len(raw)}
 
     import keras
@@ -278,10 +265,10 @@ def sandbox_cost(rounds: int) -> dict:
         keras.applications.MobileNetV2(weights=None).save(path)
         with open(path, "rb") as f:
             model_file = f.read()
-    times = _median_ms({
+    times = median_ms({
         "in process": lambda: gradcam.load_model(model_file),
         "sandboxed": lambda: gradcam.load_model(model_file, sandbox=True),
-    }, max(rounds // 3, 3))
+    }, max(rounds // 3, 3), warm=2)
     figures[f"own model (MobileNetV2 .keras, {len(model_file) / 1e6:.0f} MB)"] = {**times, "bytes": len(model_file)}
     return figures
 
@@ -390,6 +377,7 @@ def main(argv=None) -> int:
     parser.add_argument("--methods-only", action="store_true", help="only the CAM methods' rows")
     parser.add_argument("--sandbox-only", action="store_true", help="only what the upload sandbox costs")
     args = parser.parse_args(argv)
+    print(machine_line(), flush=True)  # every figure below is read next to this line
     if args.sandbox_only:
         met = report_sandbox(sandbox_cost(args.rounds))
         print("\nall targets met" if met else "\nsome targets missed")

@@ -16,6 +16,7 @@ import struct
 from PIL import Image
 
 from ..errors import InvalidImageError
+from .text import megabytes
 
 # 24 MP phone photos must load; the limit exists to refuse decompression bombs
 # (tiny files that claim gigapixels) before any memory is allocated.
@@ -114,8 +115,8 @@ def _bytes_per_pixel(file_format: str | None, mode: str, transparent: bool = Fal
 
 def _too_much_memory(file_format: str | None, size: tuple[int, int], needed: int) -> str:
     name = {"WEBP": "WebP"}.get(file_format or "", file_format or "")
-    return (f"Decoding this {size[0]} x {size[1]} {name} image would need about {needed / 2**20:,.0f} MB "
-            f"of memory; the limit is {MAX_DECODE_BYTES / 2**20:,.0f} MB.").replace("  ", " ")
+    return (f"Decoding this {size[0]} x {size[1]} {name} image would need about {megabytes(needed)} "
+            f"of memory; the limit is {megabytes(MAX_DECODE_BYTES)}.").replace("  ", " ")
 
 
 def _check_jpeg_scans(raw: bytes, pixels: int) -> None:

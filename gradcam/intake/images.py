@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .decode_budget import MAX_PIXELS, check_before_load, check_before_open
 from ..errors import InvalidImageError
+from .text import megabytes, valid_text
 
 ImageSource = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
@@ -111,7 +112,7 @@ def read_bytes(data: ImageSource) -> bytes:
 def _within_size_limit(raw: bytes) -> bytes:
     if len(raw) > MAX_FILE_BYTES:
         raise InvalidImageError(
-            f"The file is larger than {MAX_FILE_BYTES // 2**20} MB, more than any image this tool accepts needs.")
+            f"The file is larger than {megabytes(MAX_FILE_BYTES)}, more than any image this tool accepts needs.")
     return raw
 
 
@@ -122,7 +123,7 @@ def _read_path(path: str | os.PathLike[str]) -> bytes:
         raise InvalidImageError("The path is not a valid file name.") from exc
     if "\0" in name:
         raise InvalidImageError("The path contains a NUL character, so it cannot name a file.")
-    shown = name.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate cannot be shown
+    shown = valid_text(name)  # a lone surrogate cannot be shown
     try:
         # Look before opening: opening a FIFO blocks until someone writes to it, and a
         # device (/dev/zero, /dev/urandom) never ends.

@@ -16,14 +16,14 @@ from __future__ import annotations
 import io
 import json
 import math
-import re
 import struct
 import zipfile
 
 from ..errors import ModelLoadError
+from .text import is_valid_text, megabytes, valid_text
 
-MAX_MODEL_BYTES = 1_000_000_000  # a model file, or everything a .keras archive unpacks to
-MAX_JSON_BYTES = 16_000_000  # config.json / metadata.json (ResNet50's config is ~0.1 MB)
+MAX_MODEL_BYTES = 1000 * 2**20  # (binary megabytes, like every size this package names); a model file, or everything a .keras archive unpacks to
+MAX_JSON_BYTES = 16 * 2**20  # config.json / metadata.json (ResNet50's config is ~0.1 MB)
 MAX_ARCHIVE_MEMBERS = 1000
 # float32 weights of this many parameters take 1.2 GB: more than a 1 GB file can hold.
 MAX_PARAMETERS = 300_000_000
@@ -34,11 +34,6 @@ MAX_CONFIG_DEPTH = 200  # nested dicts/lists: json itself recurses, and so does 
 
 _JSON_MEMBERS = ("config.json", "metadata.json")
 _EOCD = b"PK\x05\x06"
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _megabytes(n: int) -> str:
-    return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n / 1e3:,.0f} KB"
 
 
 # --- the .keras archive ------------------------------------------------------------
@@ -69,13 +64,13 @@ def check_archive(data: bytes) -> bytes:
         limit = MAX_JSON_BYTES if member.filename in _JSON_MEMBERS else MAX_MODEL_BYTES
         if member.file_size > limit:
             raise ModelLoadError(
-                f"The model archive's {_shown(member.filename)} unpacks to {_megabytes(member.file_size)}; "
-                f"the limit is {_megabytes(limit)}."
+                f"The model archive's {_shown(member.filename)} unpacks to {megabytes(member.file_size)}; "
+                f"the limit is {megabytes(limit)}."
             )
         total += member.file_size
     if total > MAX_MODEL_BYTES:
         raise ModelLoadError(
-            f"The model archive unpacks to {_megabytes(total)}; the limit is {_megabytes(MAX_MODEL_BYTES)}."
+            f"The model archive unpacks to {megabytes(total)}; the limit is {megabytes(MAX_MODEL_BYTES)}."
         )
     if "config.json" not in {member.filename for member in members}:
         raise ModelLoadError("The model archive has no config.json, so it is not a Keras model.")
@@ -97,7 +92,7 @@ def _declared_entries(data: bytes) -> int | None:
 
 def _shown(name: str) -> str:
     """A member name as safe, short text for a sentence."""
-    name = _SURROGATE.sub("\ufffd", name)
+    name = valid_text(name)
     name = "".join(c if c.isprintable() else "?" for c in name)
     return name if len(name) <= 60 else name[:57] + "..."
 
@@ -109,7 +104,7 @@ def check_config_json(text: bytes | str) -> dict:
     """Parse a model config (config.json, or an .h5 file's model_config) and check it."""
     if isinstance(text, (bytes, bytearray)):
         if len(text) > MAX_JSON_BYTES:
-            raise ModelLoadError(f"The model's configuration is larger than {_megabytes(MAX_JSON_BYTES)}.")
+            raise ModelLoadError(f"The model's configuration is larger than {megabytes(MAX_JSON_BYTES)}.")
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError:
@@ -154,12 +149,12 @@ def _layers(config):
             if isinstance(value.get("class_name"), str) and isinstance(value.get("config"), dict):
                 yield value
             for key, item in value.items():
-                if isinstance(key, str) and _SURROGATE.search(key):
+                if isinstance(key, str) and not is_valid_text(key):
                     _refuse_text()
                 stack.append((item, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, depth + 1) for item in value)
-        elif isinstance(value, str) and _SURROGATE.search(value):
+        elif isinstance(value, str) and not is_valid_text(value):
             _refuse_text()
 
 

@@ -9,6 +9,11 @@ import re
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def is_valid_text(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate (where a reader must refuse, not repair)."""
+    return _SURROGATE.search(text) is None
+
+
 def valid_text(text: str) -> str:
     """``text`` as valid Unicode: each lone surrogate becomes U+FFFD, the replacement character."""
     return _SURROGATE.sub("\ufffd", text)

@@ -9,8 +9,6 @@ This module never imports Streamlit.
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import io
 import re
 import zipfile
@@ -23,19 +21,16 @@ from ..engine.batched import explain_batch
 from ..engine.cam import Prediction, heatmap
 from ..engine.overlay import overlay
 from ..errors import InvalidImageError
+from ..intake.digest import sha256
 from ..intake.images import DISPLAY_MAX_SIDE
 from ..intake.sandbox import load_image_safely
-from ..intake.text import valid_text
 from .content import ReportItem, jpeg_bytes, shrunk
+from .rows import ROW_COLUMNS, error_row, result_row, rows_csv
 
 
 # --- batches: one photo into a small record ---------------------------------------------
 
 THUMBNAIL_SIDE = 320  # contact-sheet and batch-report thumbnails
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _display_image(data: bytes, max_side: int) -> Image.Image:
@@ -125,52 +120,34 @@ def select(records: Sequence[dict], *, classes: Iterable[str] = (), min_probabil
 
 SORT_ORDERS = ("confidence, high to low", "confidence, low to high", "file name")
 
-CSV_COLUMNS = ("file", "sha256", "top1_label", "top1_probability",
-               *(f"top{k}_{what}" for k in range(2, 6) for what in ("label", "probability")),
-               "layer", "method", "error")
+CSV_COLUMNS = ROW_COLUMNS  # the CLI's summary.csv and the Ray dataset have the same columns (rows.py)
 
 
-# Spreadsheets (Excel, LibreOffice, Google Sheets) read a cell starting with one of
-# these as a formula; file names and labels are user data, so they are kept as text.
-# Quotes and spaces in front do not hide one from a reader that drops them.
-_FORMULA_START = re.compile('(?:^|(?<=[\r\n]))(?=[" ]*[=+\\-@\t\r])')
-
-
-def _csv_cell(text) -> str:
-    # Guarded at the start of the cell and after every line break inside it: an importer
-    # that splits cells at a bare CR (or does not honour quotes) must not find a formula there.
-    return _FORMULA_START.sub("'", valid_text(str(text)))
+def record_row(record: dict) -> dict:
+    """A batch record (see ``explain_records``; ``file`` and ``sha256`` added by the caller)
+    as the shared row."""
+    if record.get("error"):
+        return error_row(record["error"], file=record["file"], sha256=record.get("sha256"))
+    return result_row(file=record["file"], sha256=record.get("sha256"), layer=record["layer"],
+                      method=record["method"], target=record.get("target", record["top5"][0]["index"]),
+                      target_label=record["label"], target_probability=record["probability"],
+                      predictions=[(p["label"], p["probability"]) for p in record["top5"]])
 
 
 def predictions_csv(records: Sequence[dict]) -> str:
-    """One row per file (explained or not): file, sha256, the top-5 with probabilities,
-    error; and the deletion / insertion AUCs with a random map's when they were computed.
-
-    RFC 4180 line ends (CRLF): the csv module quotes a cell holding a character of the line
-    terminator, so with "\\n" alone a bare CR in a file name went out unquoted and a
-    spreadsheet started a new row there."""
+    """One row per file (explained or not), in the shared row format (rows.py); and the
+    deletion / insertion AUCs with a random map's when they were computed."""
     scored = any(record.get("faithfulness") for record in records)
-    columns = (*CSV_COLUMNS, *FAITHFULNESS_COLUMNS) if scored else CSV_COLUMNS
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
-    writer.writeheader()
+    rows = []
     for record in records:
-        row = dict.fromkeys(columns, "")
+        row = record_row(record)
         if scored and record.get("faithfulness"):
             numbers = record["faithfulness"]
-            row.update(deletion_auc=f"{numbers['map']['deletion_auc']:.6f}",
-                       insertion_auc=f"{numbers['map']['insertion_auc']:.6f}",
-                       random_deletion_auc=f"{numbers['random']['deletion_auc']:.6f}",
-                       random_insertion_auc=f"{numbers['random']['insertion_auc']:.6f}")
-        row.update(file=_csv_cell(record["file"]), sha256=record.get("sha256", ""),
-                   error=_csv_cell(record.get("error") or ""))
-        if not record.get("error"):
-            row.update(layer=_csv_cell(record["layer"]), method=_csv_cell(record["method"]))
-            for k, p in enumerate(record["top5"], 1):
-                row[f"top{k}_label"] = _csv_cell(p["label"])
-                row[f"top{k}_probability"] = f"{p['probability']:.6f}"
-        writer.writerow(row)
-    return buffer.getvalue()
+            row.update(deletion_auc=numbers["map"]["deletion_auc"], insertion_auc=numbers["map"]["insertion_auc"],
+                       random_deletion_auc=numbers["random"]["deletion_auc"],
+                       random_insertion_auc=numbers["random"]["insertion_auc"])
+        rows.append(row)
+    return rows_csv(rows, (*CSV_COLUMNS, *FAITHFULNESS_COLUMNS) if scored else CSV_COLUMNS)
 
 
 def _archive_name(name: str, taken: set[str]) -> str:

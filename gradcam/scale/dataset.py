@@ -21,9 +21,13 @@ from pathlib import Path
 
 from ..engine.graph import resolve_layer
 from ..engine.targets import target_index
+from ..intake.digest import sha256
+from ..report.rows import ROW_COLUMNS, error_row, explanation_row
 from ..intake.images import SUPPORTED_FORMATS
 
-COLUMNS = ("path", "sha256", "label", "target", "probability", "top5", "layer", "method", "map", "error")
+# The row every "many photos" output shares (gradcam/report/rows.py; ``file`` is the
+# photo's path or URI here), and the map itself at the layer's resolution.
+COLUMNS = (*ROW_COLUMNS, "map")
 # Photos per actor call. Each photo is decoded at full size and its map upsampled to
 # it, so 8 keeps an actor's memory to a few hundred MB with 12-megapixel photos;
 # batch 8 ran as fast as 32 here (python -m gradcam.bench --batch).
@@ -101,7 +105,7 @@ def list_photos(source: str) -> tuple[object, list[str]]:
 
 
 def done_paths(out: str) -> set[str]:
-    """Paths already in the Parquet dataset under ``out`` (empty when there is none)."""
+    """Paths (the ``file`` column) already in the Parquet dataset under ``out`` (empty when there is none)."""
     import pyarrow.parquet as pq
     from pyarrow import fs
 
@@ -113,7 +117,7 @@ def done_paths(out: str) -> set[str]:
         if info.type != fs.FileType.File or not info.path.endswith(".parquet"):
             continue
         try:
-            done.update(pq.read_table(info.path, columns=["path"], filesystem=filesystem).column("path").to_pylist())
+            done.update(pq.read_table(info.path, columns=["file"], filesystem=filesystem).column("file").to_pylist())
         except Exception:  # a file an interrupted run left half-written: its photos are simply redone
             continue
     return done
@@ -125,12 +129,9 @@ def done_paths(out: str) -> set[str]:
 def _schema():
     import pyarrow as pa
 
-    prediction = pa.struct([("index", pa.int32()), ("label", pa.string()), ("probability", pa.float64())])
-    return pa.schema([
-        ("path", pa.string()), ("sha256", pa.string()), ("label", pa.string()), ("target", pa.int32()),
-        ("probability", pa.float64()), ("top5", pa.list_(prediction)), ("layer", pa.string()),
-        ("method", pa.string()), ("map", pa.list_(pa.list_(pa.float32()))), ("error", pa.string()),
-    ])
+    types = {"target": pa.int32(), "map": pa.list_(pa.list_(pa.float32()))}
+    return pa.schema([(name, types.get(name, pa.float64() if name.endswith("_probability") else pa.string()))
+                      for name in COLUMNS])
 
 
 class Explainer:
@@ -154,30 +155,23 @@ class Explainer:
         self.targets = None if target is None else [target_index(self.model, target)]
 
     def __call__(self, batch):
-        import hashlib
-
         import pyarrow as pa
 
         import gradcam
 
         paths, datas = list(batch["path"]), list(batch["bytes"])
-        rows = [dict.fromkeys(COLUMNS) for _ in paths]
+        rows: list[dict] = [{} for _ in paths]
+        digests = [sha256(bytes(data)) for data in datas]
         images = {}
         for i, (path, data) in enumerate(zip(paths, datas)):
-            rows[i].update(path=path, sha256=hashlib.sha256(data).hexdigest(), layer=self.layer,
-                           method=self.method, error="")
             try:
                 images[i] = gradcam.load_image(bytes(data))
             except ValueError as error:  # a broken photo is a row with its sentence
-                rows[i]["error"] = str(error)
+                rows[i] = error_row(error, file=path, sha256=digests[i], layer=self.layer, method=self.method)
         explained = gradcam.explain_batch(self.model, list(images.values()), self.targets, self.layer, self.method)
         for i, (explanation,) in zip(images, explained):
-            rows[i].update(
-                label=explanation.label, target=explanation.target, probability=explanation.probability,
-                top5=[{"index": p.index, "label": p.label, "probability": p.probability}
-                      for p in explanation.predictions],
-                map=explanation.raw.tolist(),
-            )
+            rows[i] = explanation_row(explanation, file=paths[i], sha256=digests[i])
+            rows[i]["map"] = explanation.raw.tolist()
         return pa.Table.from_pylist(rows, schema=_schema())
 
 

@@ -11,6 +11,8 @@ from streamlit.testing.v1 import AppTest
 import gradcam
 from dashboard import cached, trust
 
+pytestmark = [pytest.mark.slow]
+
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "5_Trust.py")
 
 
@@ -98,7 +100,6 @@ def test_the_sanity_strip_shows_each_stage_and_the_verdict(page):
     assert cached.engine_calls["sanity_check"] == 1
 
 
-@pytest.mark.skipif("guided-backprop" not in gradcam.METHODS, reason="Guided Backpropagation is not in METHODS yet")
 def test_one_click_shows_guided_backprop_failing_side_by_side(page):
     button(page, "Compare with Guided Backpropagation").click()
     run(page)

@@ -1,5 +1,7 @@
 """The benchmark runs on what requirements.txt installs, and prints no Keras warning."""
 
+import datetime
+import os
 import subprocess
 import sys
 import warnings
@@ -7,9 +9,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 import gradcam
 from gradcam.bench.suite import SOAK_PHOTOS, keras_tutorial_gradcam, sample_photo
+from gradcam.bench.timing import machine_line, median_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 STRUCTURE_WARNING = "doesn't match the expected structure"
@@ -21,6 +25,7 @@ WITHOUT_SKIMAGE = (
 )
 
 
+@pytest.mark.slow
 def test_the_benchmark_runs_without_scikit_image_and_prints_its_figures_cleanly():
     done = subprocess.run(
         # The soak's 50-explanation warm-up is too slow for the suite; its photos are checked below.
@@ -33,7 +38,22 @@ def test_the_benchmark_runs_without_scikit_image_and_prints_its_figures_cleanly(
     assert "forward pass" in out and "Keras tutorial's way" in out
     assert "cold first explanation" in out and "loading the model" in out and "first explanation (trace" in out
     assert "all targets met" in out or "some targets missed" in out
+    assert out.startswith("Measured ") and "load average" in out.splitlines()[0]  # the docs quote that line
     assert STRUCTURE_WARNING not in done.stderr  # the tutorial's way is called as its model expects
+
+
+def test_the_first_line_says_when_and_how_busy_the_machine_was(monkeypatch):
+    monkeypatch.setattr(os, "getloadavg", lambda: (23.5, 18.25, 9.0))
+    when = datetime.datetime(2026, 11, 27, 14, 5, tzinfo=datetime.timezone.utc)
+    assert machine_line(when) == (f"Measured 2026-11-27 14:05 UTC, load average 23.50, 18.25, 9.00 "
+                                  f"(1, 5, 15 min) on {os.cpu_count()} CPUs")
+
+
+def test_contenders_are_timed_in_interleaved_rounds_after_their_warm_up():
+    calls = []
+    times = median_ms({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, warm=2)
+    assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
+    assert set(times) == {"a", "b"} and all(ms >= 0 for ms in times.values())
 
 
 def test_the_engine_and_the_tutorials_way_raise_no_keras_warning(lite0):

@@ -11,6 +11,8 @@ from e2e.browser import (
 )
 from e2e.server import streamlit_server
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import gradcam
 from gradcam.engine.batched import BUCKETS, chunk_sizes
-from conftest import photo
+from helpers import photo
 
 
 def _same(batched, alone):

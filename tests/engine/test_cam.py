@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 import gradcam
-from conftest import nested_lite0, own_model
+from helpers import nested_lite0, own_model
 from gradcam.engine.model import Model
 
 

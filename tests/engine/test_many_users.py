@@ -9,7 +9,7 @@ import pytest
 from PIL import ImageOps
 
 import gradcam
-from conftest import photo
+from helpers import photo
 
 LAYERS = ["top_activation", "block14_add", "block10_add", "block5_project_bn"]
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 import gradcam
-from conftest import nested_lite0
+from helpers import nested_lite0
 from gradcam.engine.methods import METHODS, SCORECAM_DEFAULT_CHANNELS
 from gradcam.engine.model import Model
 
@@ -156,6 +156,7 @@ def reference_scorecam(lite0, image, layer_name, class_index, channels):
     return np.maximum((A[:, :, channels] * weights).sum(-1), 0)
 
 
+@pytest.mark.slow
 def test_scorecam_equals_a_loop_over_channels_at_an_early_layer(lite0, cat):
     explanation = gradcam.explain(lite0, cat, target=285, layer="block0_project_bn", method="scorecam")
     expected = reference_scorecam(lite0, cat, "block0_project_bn", 285, list(range(16)))
@@ -173,6 +174,7 @@ def test_faster_scorecam_keeps_the_channels_with_the_largest_variance(lite0, cof
     assert np.count_nonzero(explanation.channel_weights) == 24
 
 
+@pytest.mark.slow
 def test_ablationcam_equals_a_loop_over_channels_across_a_residual_connection(lite0, cat):
     """Ablating block14_project_bn: the residual Add after it also takes block13_add,
     computed before the cut. The reference runs that rest of the network as its own
@@ -377,6 +379,7 @@ def test_the_cached_model_is_unchanged_by_every_method(lite0, cat):
     assert np.allclose(tape.gradient(top, tensor).numpy(), gradient, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_eight_threads_running_different_methods_agree_with_each_alone(lite0, cat, coffee):
     jobs = [(method, photo) for method in ("gradcam", "layercam", "eigencam", "scorecam", "ablationcam",
                                            "guided-backprop", "hirescam", "guided-gradcam")
@@ -463,6 +466,7 @@ def test_smoothing_averages_flips_and_scalings_brought_back_to_the_photo(lite0, 
     assert not np.allclose(smoothed.raw / smoothed.raw.max(), plain.raw / plain.raw.max(), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_the_default_scorecam_budget_agrees_with_the_full_method(lite0):
     """The dashboard's Faster Score-CAM budget (the benchmark measures every sample
     photo; this checks one): the map still agrees with all 1280 channels."""

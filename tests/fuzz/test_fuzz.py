@@ -29,6 +29,7 @@ def test_the_corpus_holds_the_crashes_found_so_far() -> None:
     assert sum(len(corpus_files(name)) for name in TARGETS) >= 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_fuzz(name) -> None:
     @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from conftest import photo
+from helpers import photo
 from corpus import crafted_png, encode, many_chunks_png, many_scans_jpeg, rle8_bmp, tiff
 from gradcam.intake import decode_budget
 from gradcam.errors import InvalidImageError

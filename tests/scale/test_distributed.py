@@ -9,9 +9,11 @@ import pytest
 import ray
 
 import gradcam
-from conftest import photo
+from helpers import photo
 from gradcam.scale import dataset as distributed
 from gradcam.cli import main
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,7 +38,7 @@ def folder(tmp_path_factory):
 
 
 def rows_by_name(out):
-    return {row["path"].rsplit("/", 1)[-1]: row for row in distributed.read_results(str(out)).to_pylist()}
+    return {row["file"].rsplit("/", 1)[-1]: row for row in distributed.read_results(str(out)).to_pylist()}
 
 
 def test_rows_equal_the_single_machine_cli_and_a_rerun_resumes(folder, tmp_path, capsys, lite0):
@@ -53,24 +55,24 @@ def test_rows_equal_the_single_machine_cli_and_a_rerun_resumes(folder, tmp_path,
     for name, row in rows.items():
         assert row["error"] == cli[name]["error"]
         if row["error"]:
-            assert row["error"].endswith(".") and row["label"] is None and row["map"] is None
+            assert row["error"].endswith(".") and row["target_label"] is None and row["map"] is None
             continue
-        assert row["label"] == cli[name]["target_label"] == cli[name]["top1_label"]
-        assert f"{row['probability']:.6f}" == cli[name]["top1_probability"]
+        assert row["target_label"] == cli[name]["target_label"] == cli[name]["top1_label"]
+        assert f"{row['target_probability']:.6f}" == cli[name]["top1_probability"]
         assert row["sha256"] == distributed_sha(folder / name)
         assert (row["layer"], row["method"]) == ("top_activation", "gradcam")
         alone = gradcam.explain(lite0, gradcam.load_image(folder / name))
         assert row["target"] == alone.target
-        assert [p["index"] for p in row["top5"]] == [p.index for p in alone.predictions]
+        assert [row[f"top{k}_label"] for k in range(1, 6)] == [p.label for p in alone.predictions]
         assert np.abs(np.asarray(row["map"], np.float32) - alone.raw).max() <= 1e-5 * max(1.0, alone.raw.max())
-    assert rows["cat.jpg"]["label"] in ("Egyptian cat", "tabby", "tiger cat")
-    assert rows["coffee.png"]["label"] == "espresso"
+    assert rows["cat.jpg"]["target_label"] in ("Egyptian cat", "tabby", "tiger cat")
+    assert rows["coffee.png"]["target_label"] == "espresso"
 
     # Resumable: a new photo is the only one explained; nothing is written twice.
     photo("coffee").transpose(0).save(folder / "coffee-flipped.jpg", quality=90)
     again = distributed.explain_dataset(str(folder), str(tmp_path / "maps"))
     assert (again.photos, again.skipped, again.explained, again.failed) == (6, 5, 1, 0)
-    paths = distributed.read_results(str(tmp_path / "maps")).column("path").to_pylist()
+    paths = distributed.read_results(str(tmp_path / "maps")).column("file").to_pylist()
     assert len(paths) == len(set(paths)) == 6
     (folder / "coffee-flipped.jpg").unlink()
 
@@ -92,7 +94,7 @@ def test_cli_glob_with_target_layer_and_method(folder, tmp_path, capsys, lite0):
     for name, row in rows.items():
         alone = gradcam.explain(lite0, gradcam.load_image(folder / name), target="espresso", layer="block10_add",
                                 method="gradcam++")
-        assert (row["target"], row["label"], row["layer"], row["method"]) == (967, "espresso", "block10_add",
+        assert (row["target"], row["target_label"], row["layer"], row["method"]) == (967, "espresso", "block10_add",
                                                                              "gradcam++")
         assert np.abs(np.asarray(row["map"], np.float32) - alone.raw).max() <= 1e-5 * max(1.0, alone.raw.max())
 

@@ -14,10 +14,12 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import gradcam
-from conftest import photo
+from helpers import photo
 from dashboard import cached
 from e2e.server import serve_backend
 from gradcam.scale import wire as service
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 PAGE = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 FLOAT16_STEP = 1e-3  # the wire sends map / peak in float16: about 3 significant digits

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 import gradcam
-from conftest import photo
+from helpers import photo
 from gradcam.trust.faithfulness import BATCH, ROAD_NOISE, centred_blob, preview, road
 from gradcam.engine.model import Model
 
@@ -178,6 +178,7 @@ def test_road_equals_a_literal_reference_on_a_small_model():
     assert found.combined == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_road_on_lite0_favours_grad_cam_over_a_random_map(lite0, coffee):
     explanation = gradcam.explain(lite0, coffee, target="espresso")
     scores = gradcam.faithfulness(lite0, coffee, explanation, steps=4, seeds=1)
@@ -190,6 +191,7 @@ def test_road_on_lite0_favours_grad_cam_over_a_random_map(lite0, coffee):
 # --- every method, every baseline, and bad input ---------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", list(gradcam.METHODS))
 def test_every_method_can_be_scored(lite0, cat, method):
     explanation = gradcam.explain(lite0, cat, method=method)
@@ -230,6 +232,7 @@ def test_bad_arguments_get_one_sentence(lite0, kwargs, sentence):
         assert message == sentence
 
 
+@pytest.mark.slow
 def test_methods_are_ranked_by_insertion_minus_deletion_next_to_random_maps(lite0, coffee):
     seen = []
     rows = gradcam.rank_methods(lite0, coffee, target="espresso", steps=10, progress=lambda *done: seen.append(done))

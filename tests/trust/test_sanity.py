@@ -16,6 +16,8 @@ from gradcam.trust import sanity
 from gradcam.engine.model import Model, sha256_of_weights
 from gradcam.trust.sanity import PASS_THRESHOLD, judged_step, rank_correlation, ssim, stages
 
+pytestmark = [pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def coffee_check(lite0, coffee):
@@ -145,7 +147,6 @@ def test_similarities_are_the_textbook_ones():
     assert rank_correlation(a, np.zeros_like(a)) == 0.0  # an empty map keeps nothing of the original
 
 
-@pytest.mark.skipif("guided-backprop" not in gradcam.METHODS, reason="Guided Backpropagation is not in METHODS yet")
 def test_guided_backprop_fails_where_grad_cam_passes(lite0, coffee, coffee_check):
     """Adebayo et al.'s finding, on Lite0: with the top of the network random,
     Guided Backpropagation's map hardly changes."""

@@ -14,6 +14,7 @@ CATS = {"Egyptian cat", "tabby", "tiger cat"}
 COFFEE = {"espresso", "cup", "coffee mug"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["EfficientNet-Lite0", "EfficientNet-Lite1", "EfficientNet-Lite2"])
 def test_each_lite_model_recognises_real_photos(name, cat, coffee):
     model = gradcam.load_model(name)

@@ -1,0 +1,172 @@
+"""The layers of gradcam/ stay layers: no module imports another in a circle, and no
+module takes an underscore name from another module of the package.
+
+The graph is read from the source (ast), not from sys.modules, so it sees every
+import: absolute and relative, at module level and inside functions (a lazy import
+still runs on some path, and a circle through it still breaks that path). Importing
+``gradcam.zoo.catalog`` also runs ``gradcam/zoo/__init__.py``, so an import of a
+module in another sub-package counts as an import of that sub-package's
+``__init__`` as well (the top package's own ``__init__``, which imports the public
+API from everywhere, is the exception: every module sits inside it)."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def module_names(package_dir: Path) -> dict[str, Path]:
+    """Dotted name -> file, for every module of the package (``__init__`` is the package)."""
+    names = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        parts = path.relative_to(package_dir.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        names[".".join(parts)] = path
+    return names
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def imports_of(module: str, path: Path, modules: dict[str, Path]):
+    """Yield (imported module, name taken from it or None, line) for every import in the file."""
+    is_package = path.name == "__init__.py"
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, None, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module
+            for alias in node.names:
+                submodule = f"{source}.{alias.name}"
+                if submodule in modules:  # "from . import cam": the module itself
+                    yield submodule, None, node.lineno
+                else:
+                    yield source, alias.name, node.lineno
+
+
+def import_graph(package_dir: Path):
+    """(edges: module -> set of modules it imports, private: [(module, line, source, name)])."""
+    modules = module_names(package_dir)
+    top = package_dir.name
+    edges: dict[str, set[str]] = {name: set() for name in modules}
+    private = []
+    for module, path in modules.items():
+        for source, name, line in imports_of(module, path, modules):
+            if source is None or source.split(".")[0] != top:
+                continue  # the standard library and third parties
+            if name is not None and is_private(name) and source != module:
+                private.append((module, line, source, name))
+            if any(is_private(part) for part in source.split(".")[1:]):
+                private.append((module, line, source, ""))
+            targets = {source} if source in modules else set()
+            # Importing a.b.c runs a.b's __init__ first, unless the importer lives inside a.b.
+            parts = source.split(".")
+            for n in range(2, len(parts)):
+                ancestor = ".".join(parts[:n])
+                if ancestor in modules and not (module == ancestor or module.startswith(ancestor + ".")):
+                    targets.add(ancestor)
+            edges[module] |= targets - {module}
+    return edges, private
+
+
+def find_circle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One circle [a, b, ..., a] if the graph has any (depth-first search, colours)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_gradcam_has_no_import_circle():
+    edges, _ = import_graph(ROOT / "gradcam")
+    assert len(edges) > 20, "the walk found the package's modules"
+    circle = find_circle(edges)
+    assert circle is None, "import circle: " + " -> ".join(circle)
+
+
+def test_no_module_of_gradcam_imports_an_underscore_name_of_another():
+    _, private = import_graph(ROOT / "gradcam")
+    assert private == [], "\n".join(f"{m} (line {line}) imports {name or '(module)'} from {source}"
+                                    for m, line, source, name in private)
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root / "pkg"
+
+
+def test_the_walk_finds_a_circle_through_a_lazy_relative_import(tmp_path):
+    package = write(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/engine/__init__.py": "",
+        "pkg/engine/cam.py": "import os\nfrom ..zoo.models import load\n",
+        "pkg/zoo/__init__.py": "",
+        "pkg/zoo/models.py": "def load():\n    from pkg.engine import cam  # inside a function\n    return cam\n",
+    })
+    edges, private = import_graph(package)
+    assert edges["pkg.engine.cam"] == {"pkg.zoo.models", "pkg.zoo"}
+    assert edges["pkg.zoo.models"] == {"pkg.engine", "pkg.engine.cam"}
+    assert find_circle(edges) == ["pkg.engine.cam", "pkg.zoo.models", "pkg.engine.cam"]
+    assert private == []
+
+
+def test_the_walk_finds_a_circle_through_a_sub_package_init(tmp_path):
+    # zoo/__init__ re-exports catalog; catalog imports intake, which reaches back into zoo:
+    # importing zoo.own_models runs zoo/__init__, which imports catalog again.
+    package = write(tmp_path, {
+        "pkg/__init__.py": "from .zoo import load\n",
+        "pkg/zoo/__init__.py": "from .catalog import load\n",
+        "pkg/zoo/catalog.py": "from ..intake.sandbox import run\n",
+        "pkg/zoo/own_models.py": "X = 1\n",
+        "pkg/intake/__init__.py": "",
+        "pkg/intake/sandbox.py": "from ..zoo.own_models import X\n",
+    })
+    circle = find_circle(import_graph(package)[0])
+    assert circle is not None and "pkg.zoo" in circle and "pkg.intake.sandbox" in circle
+
+
+def test_a_layered_package_passes_and_underscore_names_are_caught(tmp_path):
+    package = write(tmp_path, {
+        "pkg/__init__.py": "from .engine.cam import explain\n",
+        "pkg/cli.py": "import pkg\nfrom pkg.engine.cam import explain, __doc__\n",
+        "pkg/engine/__init__.py": "",
+        "pkg/engine/cam.py": "from ..errors import Bad\nfrom . import _util\ndef explain(): pass\n",
+        "pkg/engine/_util.py": "",
+        "pkg/errors.py": "class Bad(Exception): pass\n",
+        "pkg/report.py": "def f():\n    from .engine.cam import _scores\n",
+    })
+    edges, private = import_graph(package)
+    assert find_circle(edges) is None  # cli imports the package, whose __init__ does not import cli
+    assert sorted((m, source, name) for m, _, source, name in private) == [
+        ("pkg.engine.cam", "pkg.engine._util", ""), ("pkg.report", "pkg.engine.cam", "_scores")]
