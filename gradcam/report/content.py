@@ -228,7 +228,9 @@ BASELINE_WORDS = {"blur": "a strongly blurred copy of the photo", "mean": "the p
 
 
 def _number(form: str):
-    def shown(value: float, who: str) -> str:
+    def shown(value: float | None, who: str) -> str:
+        if value is None:
+            return "not computed"
         text = form.format(value)
         return text[1:] if text.startswith("-") and float(text) == 0 else text  # never "-0.000"
     return shown

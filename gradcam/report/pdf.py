@@ -153,7 +153,7 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
         ("Model", model_name),
         ("Weights SHA-256", weights_sha256 or "not computed"),
     ]
-    flow = _Flow(figure, y - 0.02, f"{number}. {item.image_name} (continued)")
+    flow = _Flow(figure, y - 0.02, f"{number}. {_wrapped(item.image_name, 70, 1)} (continued)")
     for key, value in facts:
         if "SHA" in key:
             flow.row([(0.08, key, {"color": "#555555"}), (0.30, value, {"family": "monospace", "fontsize": 8})])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -119,7 +120,7 @@ def clone(model):
     except Exception as error:  # e.g. a subclassed model, which Keras cannot rebuild from its config
         raise ValueError("This model cannot be copied (Keras cannot rebuild it from its configuration), so the "
                          "sanity check, which randomizes a copy, cannot run on it.") from error
-    return dataclasses.replace(model, keras=twin, _compiled={}, _lock=threading.Lock())
+    return dataclasses.replace(model, keras=twin, _compiled=OrderedDict(), _lock=threading.Lock())
 
 
 def stages(model) -> list[list[tuple[str, object]]]:
