@@ -39,3 +39,14 @@ def constant_model():
     pooled = keras.layers.GlobalAveragePooling2D()(features)
     logits = keras.layers.Dense(2, kernel_initializer="zeros", bias_initializer="zeros")(pooled)
     return own_model(keras.Model(inputs, keras.layers.Softmax()(logits)), ["a", "b"])
+
+
+def wide_model(channels: int = 48):
+    """A small random (seeded) CNN with more channels than Score-CAM's dashboard
+    budget, so the budgeted map and the full map differ."""
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((SIDE, SIDE, 3))
+    features = keras.layers.Conv2D(channels, 5, strides=4, padding="same", activation="relu", name="wide")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    logits = keras.layers.Dense(3)(pooled)
+    return own_model(keras.Model(inputs, keras.layers.Softmax()(logits)), ["a", "b", "c"])

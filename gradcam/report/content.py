@@ -236,7 +236,7 @@ def _number(form: str):
     return shown
 
 
-def _increase(value: float, who: str) -> str:
+def increase_text(value: float, who: str) -> str:
     # Yes or no for one map; for random maps, the share of seeds whose masked photo raised the class.
     return f"{value:.0%} of maps" if who == "random" else ("yes" if value > 0.5 else "no")
 
@@ -246,7 +246,7 @@ TRUST_ROWS = (("Deletion AUC (lower is better)", "deletion_auc", _number("{:.3f}
               ("ROAD combined (higher is better)", "road_combined", _number("{:.3f}")),
               ("Average Drop % (lower is better)", "average_drop", _number("{:.1f}")),
               ("Increase in Confidence (yes or no)", "increase_in_confidence",
-               _increase))
+               increase_text))
 
 
 def trust_lines(item: ReportItem) -> list[tuple[str, list[str]]]:

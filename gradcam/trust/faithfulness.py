@@ -436,20 +436,30 @@ class MethodScore(NamedTuple):
     score: float  # insertion AUC - deletion AUC: higher means more faithful on both tests
 
 
+def map_score(model, image, heatmap: np.ndarray, target, method: str, *, steps: int = 20,
+              baseline: str = "blur") -> MethodScore:
+    """One method's map (at the image's size), already made, scored by deletion and
+    insertion: so a caller scores exactly the map it shows (Score-CAM on a budget)."""
+    from ..engine.cam import METHODS
+
+    image = as_image(image)
+    _check_steps(steps)
+    setup = _setup(model, image, target_index(model, target), baseline)
+    height, width = model.input_size
+    scores = _score_map(model, setup, map_at_input(np.asarray(heatmap, np.float32), height, width), steps, False)
+    return MethodScore(method, METHODS[method].display_name, scores.deletion.auc, scores.insertion.auc,
+                       scores.insertion.auc - scores.deletion.auc)
+
+
 def method_score(model, image, method: str, target, layer=None, *, steps: int = 20,
                  baseline: str = "blur", **options) -> MethodScore:
     """One method's map of ``target`` (an index or a label) scored by deletion and
     insertion. ``options`` go to ``explain`` (``max_channels``, ``progress``, ``stop``)."""
-    from ..engine.cam import METHODS, explain
+    from ..engine.cam import explain
 
     image = as_image(image)
-    _check_steps(steps)
     explanation = explain(model, image, target=target, layer=layer, method=method, **options)
-    setup = _setup(model, image, explanation.target, baseline)
-    height, width = model.input_size
-    scores = _score_map(model, setup, map_at_input(explanation.heatmap, height, width), steps, False)
-    return MethodScore(method, METHODS[method].display_name, scores.deletion.auc, scores.insertion.auc,
-                       scores.insertion.auc - scores.deletion.auc)
+    return map_score(model, image, explanation.heatmap, explanation.target, method, steps=steps, baseline=baseline)
 
 
 def random_score(model, image, target, layer=None, *, steps: int = 20, baseline: str = "blur") -> MethodScore:

@@ -1,0 +1,55 @@
+"""The Trust page's verdict cases through AppTest, on small hand-built models
+given to the session as an uploaded model would be (seconds, not Lite0): a model
+whose output never moves, Score-CAM scored on the budgeted map Explore shows."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import gradcam
+from dashboard import cached, trust
+from gradcam.engine.methods import SCORECAM_DEFAULT_CHANNELS
+from synthetic import constant_model, wide_model
+
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "5_Trust.py")
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def with_model(key: str, model, method: str = "gradcam") -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=300)
+    at.session_state["model_key"] = key  # what Explore leaves after an upload
+    at.session_state["own_models"] = {key: model}
+    at.session_state["chosen"] = {"method": method}
+    return run(at)
+
+
+def test_a_model_whose_output_never_moves_gets_no_verdict():
+    at = with_model("own:constant", constant_model())
+    said = [box.value for box in at.info]
+    assert any(s.startswith("This test cannot judge this map") for s in said), said
+    assert not at.success and not any("better than random" in w.value.lower() for w in at.warning)
+    next(b for b in at.button if b.label.startswith("Run the sanity check")).click()
+    run(at)
+    assert any(s.value.startswith("This test cannot judge the Grad-CAM map: it is empty") for s in at.info)
+    assert not at.error  # not "Failed"
+
+
+def test_score_cam_is_scored_on_the_budgeted_map_that_explore_shows():
+    model = wide_model()
+    at = with_model("own:wide", model, method="scorecam")
+    image = cached.display_image(at.session_state["image_hash"], at.session_state["image_data"])
+    target = gradcam.predict(model, image, top=1)[0].index
+    budgeted = gradcam.explain(model, image, target=target, method="scorecam", max_channels=SCORECAM_DEFAULT_CHANNELS)
+    full = gradcam.explain(model, image, target=target, method="scorecam")
+    assert not np.allclose(budgeted.heatmap, full.heatmap, atol=1e-3)  # the budget matters for this model
+    expected = gradcam.faithfulness(model, image, budgeted, steps=trust.STEPS, road=False)
+    table = at.dataframe[0].value
+    assert table["Deletion AUC (lower is better)"][0] == pytest.approx(expected.deletion.auc, abs=6e-4)
+    assert table["Insertion AUC (higher is better)"][0] == pytest.approx(expected.insertion.auc, abs=6e-4)
