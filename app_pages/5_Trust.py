@@ -16,6 +16,7 @@ import streamlit as st
 import gradcam
 from dashboard import trust
 from dashboard.safe_text import md
+from dashboard import shared_state
 from dashboard.shared_state import choices
 from gradcam.report.content import increase_text
 from gradcam.trust.faithfulness import BETTER, CANNOT_JUDGE, RANDOM_SEEDS, ranked
@@ -79,8 +80,17 @@ st.markdown(
 )
 
 with st.spinner("Explaining..."):
-    target = c.target if c.target is not None else gradcam.predict(c.model, photo, top=1)[0].index
+    top1 = gradcam.predict(c.model, photo, top=1)[0].index
+target = c.target if c.target is not None else top1
 key = (c.image.sha256, c.model_key, c.layer, c.method, target)
+# A link opens the page as it was handed on: the baseline, and the ranking and sanity checks already shown.
+changes = shared_state.url_changes()
+if "baseline" in changes:
+    st.session_state["trust_baseline"] = changes["baseline"] if changes["baseline"] in BASELINES else "blur"
+linked = {name: changes[name] == "1" for name in ("rank", "sanity", "guided") if name in changes}
+for name, state in (("sanity", "trust_sanity_for"), ("guided", "trust_guided_for")):
+    if name in linked:
+        st.session_state[state] = key if linked[name] else None
 
 # --- faithfulness -------------------------------------------------------------------------
 st.header("1. Faithfulness: does the map point at what the model uses?")
@@ -160,6 +170,8 @@ st.caption(f"What this ranks: **faithfulness to this photo** only. Every method'
            "still fail the sanity check below, so the last column says what is known (Adebayo et al., NeurIPS "
            "2018) or what this session's sanity check found.")
 rank_key = (c.image.sha256, c.model_key, c.layer, target, baseline)
+if "rank" in linked:
+    st.session_state["trust_ranked"] = rank_key if linked["rank"] else None
 if st.button("Rank every method", key="trust_rank") or st.session_state.get("trust_ranked") == rank_key:
     st.session_state["trust_ranked"] = rank_key
     methods = list(gradcam.METHODS)
@@ -175,6 +187,8 @@ if st.button("Rank every method", key="trust_rank") or st.session_state.get("tru
                                              photo, c.model)])
     bar.empty()
     sanity_key = (c.image.sha256, c.model_key, c.layer, target)
+    if st.session_state.get("trust_sanity_for") == key:  # asked for below: its result belongs in this table too
+        trust.sanity(*key, photo, c.model)
     st.dataframe(pd.DataFrame({
         "rank": range(1, len(rows) + 1),
         "method": [("➜ " if row.method == c.method else "") + row.name for row in rows],
@@ -217,3 +231,11 @@ if st.button("Run the sanity check", key="trust_sanity", type="primary") or st.s
             trust.remember_sanity((*key[:3], GUIDED, target))
             st.markdown(f"**{name_of(GUIDED)}**, the same photo, class and randomized weights")
             sanity_strip(guided, photo)
+
+# The address says what this view shows, so a link (or a reload) opens it the same way.
+shared_state.write_url(c, top1, {
+    "baseline": baseline if baseline != "blur" else None,
+    "rank": 1 if st.session_state.get("trust_ranked") == rank_key else None,
+    "sanity": 1 if st.session_state.get("trust_sanity_for") == key else None,
+    "guided": 1 if st.session_state.get("trust_guided_for") == key else None,
+})

@@ -113,18 +113,17 @@ def sanity_if_run(key: tuple, image: Image.Image, model: gradcam.Model) -> gradc
 
 
 def sanity_mark(key: tuple, method: str) -> str:
-    """What the ranking says of ``method``'s sanity: this session's own result for
-    (image hash, model, layer, class) when it ran the check, else what the
-    literature found, else that it was not run."""
+    """What the ranking says of ``method``'s sanity: the check's result for (image
+    hash, model, layer, class) when it was run (by anyone: the result is the same,
+    and it is shared like every result), else what the literature found, else that
+    it was not run."""
     image_hash, model_key, layer, target = key
-    ran = (image_hash, model_key, layer, method, target)
-    if ran in st.session_state.get(_SANITY_RUNS, set()):
-        results, lock = cached._slow_results()
-        with lock:
-            check = results.get(("sanity", *ran))
-        if check is not None:
-            if not check.judged:
-                return "cannot judge (empty map)"
-            return "passed here" if check.passed else "FAILED here"
+    results, lock = cached._slow_results()
+    with lock:
+        check = results.get(("sanity", image_hash, model_key, layer, method, target))
+    if check is not None:
+        if not check.judged:
+            return "cannot judge (empty map)"
+        return "passed here" if check.passed else "FAILED here"
     known = gradcam.METHODS[method].known_sanity_failure
     return "known to FAIL (Adebayo et al. 2018)" if known else "not run here"

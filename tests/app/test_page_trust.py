@@ -112,7 +112,7 @@ def test_methods_are_ranked_on_request(page):
 def test_the_sanity_strip_shows_each_stage_and_the_verdict(page):
     button(page, "Run the sanity check").click()
     run(page)
-    stages = gradcam.sanity.stages(cached.builtin_model(gradcam.DEFAULT_MODEL))
+    stages = gradcam.trust.sanity.stages(cached.builtin_model(gradcam.DEFAULT_MODEL))
     strip = [image for image in page.image if "rank correlation" in image.captions[0] or
              "Trained model" in image.captions[0]]
     assert len(strip) == len(stages) + 1

@@ -22,8 +22,9 @@ def run(at: AppTest) -> AppTest:
     return at
 
 
-def with_model(key: str, model, method: str = "gradcam") -> AppTest:
+def with_model(key: str, model, method: str = "gradcam", link: dict | None = None) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=300)
+    at.query_params.update(link or {})
     at.session_state["model_key"] = key  # what Explore leaves after an upload
     at.session_state["own_models"] = {key: model}
     at.session_state["chosen"] = {"method": method}
@@ -53,3 +54,24 @@ def test_score_cam_is_scored_on_the_budgeted_map_that_explore_shows():
     table = at.dataframe[0].value
     assert table["Deletion AUC (lower is better)"][0] == pytest.approx(expected.deletion.auc, abs=6e-4)
     assert table["Insertion AUC (higher is better)"][0] == pytest.approx(expected.insertion.auc, abs=6e-4)
+
+
+def test_a_link_opens_the_page_with_its_baseline_ranking_and_sanity_check_shown():
+    model = wide_model()
+    at = with_model("own:wide", model)
+    at.segmented_control(key="trust_baseline").set_value("black")
+    run(at)
+    next(b for b in at.button if b.label.startswith("Rank every method")).click()
+    run(at)
+    next(b for b in at.button if b.label.startswith("Run the sanity check")).click()
+    run(at)
+    link = dict(at.query_params)
+    assert {k: link[k] for k in ("baseline", "rank", "sanity")} == {"baseline": "black", "rank": "1", "sanity": "1"}
+    shown = with_model("own:wide", model, link=link)  # a new session opening the link: no clicks
+    assert shown.segmented_control(key="trust_baseline").value == "black"
+    assert len(shown.dataframe) == 3  # scores, ROAD and the ranking
+    assert any(box.value.startswith(("Passed", "Failed")) for box in [*shown.success, *shown.error])
+    ranked = shown.dataframe[2].value
+    marks = dict(zip(ranked["method"], ranked["sanity check"]))
+    assert marks["➜ Grad-CAM"] in ("passed here", "FAILED here")  # this session's own result, from the link
+    assert any("deleted pixels become black" in c.value for c in shown.caption)
