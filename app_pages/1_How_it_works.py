@@ -366,7 +366,8 @@ def step_overlay() -> None:
         right.image(gradcam.overlay(photo, cached.heatmap(explore_map, photo.size), c.opacity, c.colormap),
                     caption=f"{explore_name} overlay (what Explore shows)", width="stretch",
                     alt=f"{explore_name} overlay")
-        scale_bar(c.colormap, "no evidence", "", "strongest")
+        with st.columns(3)[1]:  # one scale for both maps, between them, not a page-wide band
+            scale_bar(c.colormap, "no evidence", "", "strongest")
         st.markdown(f"These steps computed **{taught}**'s map for **{label}**. The Explore page shows "
                     f"**{explore_name}**, which makes its map another way, so its map (right) can sit elsewhere.")
         if no_positive_evidence:

@@ -139,7 +139,7 @@ for number, entry in enumerate(items, 1):
         pd.DataFrame({"": ["Image", "Explained class", "Probability", "Method", "Layer", "Resolution", "Model"],
                       "value": [entry.image_name, f"{entry.label} (class {entry.target})",
                                 score_text(c.model, entry.probability), gradcam.METHODS[entry.method].display_name,
-                                entry.layer, resolution_fact(entry), c.model.name]}),
+                                entry.layer, resolution_fact(entry, short=True), c.model.name]}),
         hide_index=True, width="stretch",
     )
     # What the report says about trust, word for word (the same sentences the HTML and PDF carry).
@@ -147,6 +147,7 @@ for number, entry in enumerate(items, 1):
         st.dataframe(pd.DataFrame([[title, *values] for title, values in trust_lines(entry)],
                                   columns=["", "this map", "random maps", "centred blob"]),
                      hide_index=True, width="stretch")
+    st.caption(f"**Resolution**: {md(resolution_fact(entry))}.")
     for heading, sentence in trust_sentences(entry):
         st.caption(f"**{heading}**: {md(sentence)}")
 

@@ -36,6 +36,7 @@ def say(judgement: str):
     """The box a verdict goes in: green only for a map that beat every baseline it was weighed against."""
     return st.success if judgement == BETTER else st.info if judgement == CANNOT_JUDGE else st.warning
 ROWS = ("This map", "Random maps", "Centred blob")
+STRIP_ITEM_WIDTH = 150  # pixels: a whole strip in one row on a desktop, two to a row on a 390-pixel phone
 
 
 def name_of(method: str) -> str:
@@ -61,8 +62,11 @@ def sanity_strip(check: gradcam.SanityCheck, photo) -> None:
     shown += [(f"random down to {md(step.randomized_down_to)}", step.heatmap,
                f"rank correlation {step.rank_correlation:.2f} · SSIM {step.ssim:.2f}"
                + ("  \n**judged here**" if n == judged else "")) for n, step in enumerate(check.steps)]
-    for column, (title, heatmap, caption) in zip(st.columns(len(shown)), shown):
-        column.image(gradcam.overlay(photo, heatmap, 0.5), caption=f"**{title}**  \n{caption}", width="stretch")
+    # A row that wraps, of fixed-width items: st.columns would stack every step full width on a phone.
+    with st.container(horizontal=True, gap="small"):
+        for title, heatmap, caption in shown:
+            with st.container(width=STRIP_ITEM_WIDTH, gap="xsmall"):
+                st.image(gradcam.overlay(photo, heatmap, 0.5), caption=f"**{title}**  \n{caption}", width="stretch")
     if not check.judged:
         st.info(check.verdict)
         return
@@ -202,9 +206,12 @@ if st.button("Rank every method", key="trust_rank") or st.session_state.get("tru
                                                                                  "deletion AUC", "insertion AUC")})
     failing = [gradcam.METHODS[row.method] for row in rows if row.method != "random"
                and gradcam.METHODS[row.method].known_sanity_failure]
-    if failing:
-        st.warning(" ".join(f"{m.display_name}: {m.known_sanity_failure}." for m in failing)
-                   + " A high place in this ranking does not make such a map an explanation of the model.")
+    findings = {}  # one sentence per finding, naming every method it is about
+    for m in failing:
+        findings.setdefault(m.known_sanity_failure, []).append(m.display_name)
+    for finding, names in findings.items():
+        st.warning(f"Known to fail the sanity check: {' and '.join(names)}. {finding}. A high place in this "
+                   "ranking does not make such a map an explanation of the model.")
 
 # --- sanity ---------------------------------------------------------------------------------
 st.header("2. Sanity check: does the map depend on what the model learned?")

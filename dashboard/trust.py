@@ -126,4 +126,4 @@ def sanity_mark(key: tuple, method: str) -> str:
             return "cannot judge (empty map)"
         return "passed here" if check.passed else "FAILED here"
     known = gradcam.METHODS[method].known_sanity_failure
-    return "known to FAIL (Adebayo et al. 2018)" if known else "not run here"
+    return "known to fail (see below)" if known else "not run here"

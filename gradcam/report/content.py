@@ -141,11 +141,14 @@ def method_paper(method: str) -> str:
     return METHODS[method].paper if method in METHODS else "unknown"
 
 
-def resolution_fact(item: "ReportItem") -> str:
+def resolution_fact(item: "ReportItem", short: bool = False) -> str:
     """What grid the map was computed on and so the smallest thing it can point at,
-    from the registry: a layer's cells, or the input's pixels."""
+    from the registry: a layer's cells, or the input's pixels. ``short``: the grid alone."""
     height, width = item.layer_resolution
     method = METHODS.get(item.method)
+    if short:
+        pixels = method is not None and method.resolution == "pixels"
+        return f"{height} x {width} " + ("input pixels" if pixels else "cells")
     if method is None or method.resolution == "layer":
         return f"{height} x {width} cells of layer {item.layer}: the map cannot point at anything smaller than one cell"
     if method.layer_free:

@@ -101,9 +101,12 @@ def test_methods_are_ranked_on_request(page):
     marks = dict(zip(ranked["method"], ranked["sanity check"]))
     for method in gradcam.METHODS.values():
         shown = marks.get(method.display_name, marks.get("➜ " + method.display_name))
-        assert shown == ("known to FAIL (Adebayo et al. 2018)" if method.known_sanity_failure else "not run here")
+        assert shown == ("known to fail (see below)" if method.known_sanity_failure else "not run here")
     assert marks["Random maps (mean of 3)"] == "(a baseline)"
     assert any("faithfulness to this photo" in c.value for c in page.caption)
+    known = [m.display_name for m in gradcam.METHODS.values() if m.known_sanity_failure]
+    assert any(w.value.startswith("Known to fail the sanity check: ") and all(n in w.value for n in known)
+               and "Adebayo et al. 2018" in w.value for w in page.warning)
     run(page)  # the table stays, from the cache
     assert len(page.dataframe) == 3
     assert cached.engine_calls["method_score"] == len(gradcam.METHODS) and cached.engine_calls["random_score"] == 1
