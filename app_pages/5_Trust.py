@@ -36,7 +36,7 @@ def say(judgement: str):
     """The box a verdict goes in: green only for a map that beat every baseline it was weighed against."""
     return st.success if judgement == BETTER else st.info if judgement == CANNOT_JUDGE else st.warning
 ROWS = ("This map", "Random maps", "Centred blob")
-STRIP_ITEM_WIDTH = 150  # pixels: a whole strip in one row on a desktop, two to a row on a 390-pixel phone
+STRIP_ITEM_WIDTH = 118  # pixels: a whole strip (7 maps for Lite0) in one row on a desktop, two to a row on a phone
 
 
 def name_of(method: str) -> str:

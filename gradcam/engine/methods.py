@@ -204,7 +204,7 @@ def ablationcam_weights(base_scores: np.ndarray, scores: np.ndarray) -> np.ndarr
 
 # --- the registry ---------------------------------------------------------------
 
-_ADEBAYO = ("Adebayo et al. 2018 (Sanity Checks for Saliency Maps, NeurIPS) found its maps nearly unchanged "
+_ADEBAYO = ("Adebayo et al. 2018 (Sanity Checks for Saliency Maps, NeurIPS) found the maps nearly unchanged "
             "when the model's weights are randomized")
 _SELVARAJU = ("Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via Gradient-based "
               "Localization")
