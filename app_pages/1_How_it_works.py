@@ -189,8 +189,9 @@ shared_state.write_url(c, top5[0].index, {
 # Explore is taught through Grad-CAM, and the page says so.
 method = c.method if c.method in WEIGHT_FORMULA else "gradcam"
 if method != c.method:
-    st.info(f"These steps are Grad-CAM's: {gradcam.METHODS[c.method].display_name} makes its map another way "
-            "(see its description on Explore). Compare, Methods tab, shows every method side by side.")
+    st.info(f"These steps compute Grad-CAM's map: {gradcam.METHODS[c.method].display_name}, chosen on Explore, "
+            "makes its map another way (see its description on Explore); the last step shows both maps side by "
+            "side. Compare, Methods tab, shows every method side by side.")
 with st.spinner("Explaining..."):
     tensors = lesson_tensors(c.image.sha256, c.model_key, c.layer, method, target, photo, model)
 
@@ -352,16 +353,36 @@ def step_overlay() -> None:
     st.latex(r"M = \mathrm{resize}\!\left(\frac{" + MAP_SYMBOL + r"}{\max " + MAP_SYMBOL + r"}\right), "
              r"\quad \text{overlay} = (1 - a)\,\text{photo} + a\,\mathrm{colour}(M)")
     overlaid = gradcam.overlay(photo, heatmap, c.opacity, c.colormap)
+    taught = gradcam.METHODS[method].display_name  # the method these steps computed
+    if method != c.method:
+        # Explore shows another method's map: both side by side, each under its own name.
+        explore_name = gradcam.METHODS[c.method].display_name
+        explained = cached.explain_top5(c.image.sha256, c.model_key, c.layer, c.method, photo, model)
+        explore_map = explained.maps.get(target) or cached.explain_class(c.image.sha256, c.model_key, c.layer,
+                                                                          c.method, target, photo, model)
+        left, right = st.columns(2)
+        left.image(overlaid, caption=f"{taught} overlay (these steps), opacity {c.opacity:.2f}", width="stretch",
+                   alt=f"{taught} overlay")
+        right.image(gradcam.overlay(photo, cached.heatmap(explore_map, photo.size), c.opacity, c.colormap),
+                    caption=f"{explore_name} overlay (what Explore shows)", width="stretch",
+                    alt=f"{explore_name} overlay")
+        with st.columns(3)[1]:  # one scale for both maps, between them, not a page-wide band
+            scale_bar(c.colormap, "no evidence", "", "strongest")
+        st.markdown(f"These steps computed **{taught}**'s map for **{label}**. The Explore page shows "
+                    f"**{explore_name}**, which makes its map another way, so its map (right) can sit elsewhere.")
+        if no_positive_evidence:
+            st.warning(f"No positive evidence for **{label}** at this layer in {taught}'s map (left).")
+        return
     left, right = st.columns([2, 1])
-    left.image(overlaid, caption=f"{gradcam.METHODS[c.method].display_name} overlay, opacity {c.opacity:.2f}", width="stretch",
-               alt="Grad-CAM overlay")
+    left.image(overlaid, caption=f"{taught} overlay, opacity {c.opacity:.2f}", width="stretch",
+               alt=f"{taught} overlay")
     with right:
         st.image(colorize(heatmap, c.colormap), caption="The map alone, enlarged", width="stretch")
         scale_bar(c.colormap, "no evidence", "", "strongest")
     if no_positive_evidence:
         st.warning(f"No positive evidence for **{label}** at this layer, so there is nothing to lay over the photo.")
     else:
-        st.markdown(f"This is the map the Explore page shows for **{label}**.")
+        st.markdown(f"This is the {taught} map the Explore page shows for **{label}**.")
 
 
 STEP_PAGES = (step_input, step_features, step_gradients, step_weights, step_weighted_sum, step_relu, step_overlay)

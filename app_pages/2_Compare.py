@@ -281,7 +281,9 @@ if methods_tab.open:
             with st.spinner(f"Explaining with {record.display_name}..."):
                 shown, seconds = cached.explain_timed(c.image.sha256, c.model_key, c.layer, method, target, photo,
                                                       model)
-            where = "input pixels" if record.layer_free else f"{shown.raw.shape[0]} x {shown.raw.shape[1]}"
+            # From the registry: a layer's cells, or the input's pixels (Guided Grad-CAM's too).
+            grid = f"{shown.raw.shape[0]} x {shown.raw.shape[1]}"
+            where = f"{grid} input pixels" if record.resolution == "pixels" else f"{grid} cells"
             tags = [f"{seconds * 1000:,.0f} ms", where]
             if not record.class_specific:
                 tags.append("class-agnostic")

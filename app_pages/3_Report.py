@@ -15,6 +15,7 @@ from dashboard.heatmap_panel import score_text
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
 from gradcam import report
+from gradcam.report.content import resolution_fact, trust_lines, trust_sentences
 from gradcam.engine.model import sha256_of_weights
 
 st.set_page_config(page_title="Report", page_icon=":page_facing_up:", layout="wide")
@@ -39,7 +40,10 @@ def item(target: int, method: str) -> report.ReportItem:
     chosen = class_map(method, target, explained)
     overlaid = gradcam.overlay(c.image.image, cached.heatmap(chosen, c.image.image.size), c.opacity, c.colormap)
     key = (c.image.sha256, c.model_key, c.layer, method, chosen.target)
-    scores = trust.scores(*key, "blur", c.image.image, c.model).numbers() if with_trust else None
+    scores = None
+    if with_trust:  # scored on the Trust page's baseline, on exactly the map drawn here
+        shown = cached.heatmap(chosen, c.image.image.size), tuple(chosen.raw.shape[:2])
+        scores = trust.scores(*key, trust.chosen_baseline(), c.image.image, c.model, shown).numbers()
     check = trust.sanity_if_run(key, c.image.image, c.model)  # only when run on "Can I trust it?"
     return report.ReportItem(
         image=c.image.image, image_name=c.image.name, image_sha256=c.image.sha256, overlay=overlaid,
@@ -131,15 +135,21 @@ for number, entry in enumerate(items, 1):
                       "explained": ["yes" if p.index == entry.target else "" for p in entry.predictions]}),
         hide_index=True, width="stretch",
     )
-    height, width = entry.layer_resolution
     facts.dataframe(
-        pd.DataFrame({"": ["Image", "Explained class", "Probability", "Method", "Layer", "Layer resolution",
-                           "Model"],
+        pd.DataFrame({"": ["Image", "Explained class", "Probability", "Method", "Layer", "Resolution", "Model"],
                       "value": [entry.image_name, f"{entry.label} (class {entry.target})",
                                 score_text(c.model, entry.probability), gradcam.METHODS[entry.method].display_name,
-                                entry.layer, f"{height} x {width} cells", c.model.name]}),
+                                entry.layer, resolution_fact(entry, short=True), c.model.name]}),
         hide_index=True, width="stretch",
     )
+    # What the report says about trust, word for word (the same sentences the HTML and PDF carry).
+    if entry.faithfulness:
+        st.dataframe(pd.DataFrame([[title, *values] for title, values in trust_lines(entry)],
+                                  columns=["", "this map", "random maps", "centred blob"]),
+                     hide_index=True, width="stretch")
+    st.caption(f"**Resolution**: {md(resolution_fact(entry))}.")
+    for heading, sentence in trust_sentences(entry):
+        st.caption(f"**{heading}**: {md(sentence)}")
 
 with st.expander("What the report says about Grad-CAM"):
     st.markdown("\n".join([report.WHAT_IT_SHOWS, "", *(f"- {point}" for point in report.WHAT_IT_DOES_NOT_SHOW)]))

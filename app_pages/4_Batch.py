@@ -126,7 +126,7 @@ good = [r for r in results if not r["error"]]
 failed = [r for r in results if r["error"]]
 st.subheader(f"Explained {len(good)} of {len(results)} files")
 st.caption(f"With {md(settings['model'])}, layer {md(settings['layer'])}, "
-           f"{gradcam.METHODS[settings['method']][0]}, each photo's own top-1 class.")
+           f"{gradcam.METHODS[settings['method']].display_name}, each photo's own top-1 class.")
 now = {"model_key": c.model_key, "layer": c.layer, "method": c.method, "opacity": c.opacity, "colormap": c.colormap}
 if any(settings[k] != v for k, v in now.items()):
     st.info("The choices on the Explore page changed since this set was explained; press **Explain all** again "

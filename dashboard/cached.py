@@ -246,7 +246,7 @@ def _slow_results() -> tuple[OrderedDict, threading.Lock]:
     return OrderedDict(), threading.Lock()
 
 
-def _slow(key: tuple, method: str, run: Callable) -> object:
+def _slow(key: tuple, method: str, run: Callable, unit: str = "channels", title: str | None = None) -> object:
     results, lock = _slow_results()
     with lock:
         if key in results:
@@ -258,11 +258,11 @@ def _slow(key: tuple, method: str, run: Callable) -> object:
         previous.set()
     stop = threading.Event()
     st.session_state["_slow_method_stop"] = stop
-    title = gradcam.METHODS[method].display_name
+    title = title or gradcam.METHODS[method].display_name
     bar = st.progress(0.0, text=f"{title}: starting...")
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"{title}: {done} of {total} channels")
+        bar.progress(done / max(total, 1), text=f"{title}: {done} of {total} {unit}")
 
     try:
         value = run(progress, stop)

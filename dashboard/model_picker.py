@@ -51,7 +51,15 @@ def _own_model_files() -> tuple | None:
     preprocessing = st.selectbox("Pixel scaling the model expects", [AUTO, *PREPROCESSING], key="preprocessing",
                                  help="automatic: none if the model has its own Rescaling layer, else 0..1")
     if model_file is None:
-        st.info("Upload a .keras or .h5 file to explain your own model.")
+        # Streamlit empties an uploader when its page is left; the model it loaded stays in
+        # use (load() keeps it), so say which one instead of asking for a file again.
+        in_use = st.session_state.get("model_key", "")
+        own = st.session_state.get("own_models", {})
+        if in_use.startswith("own:") and in_use in own:
+            st.success(f"In use: your model **{md(own[in_use].name)}**, uploaded earlier in this session. "
+                       "Upload another file to replace it.")
+        else:
+            st.info("Upload a .keras or .h5 file to explain your own model.")
         return None
     model_bytes = model_file.getvalue()
     labels_bytes = labels_file.getvalue() if labels_file is not None else None

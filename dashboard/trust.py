@@ -4,11 +4,12 @@ clone of the model, so each runs once per view and process, whoever asks."""
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam.trust.faithfulness import method_score as method_score_of, preview, random_score as random_score_of
+from gradcam.trust.faithfulness import map_score, preview, random_score as random_score_of
 
 from . import cached
 
@@ -16,54 +17,82 @@ STEPS = 50  # points of each deletion / insertion curve beyond the first (the pa
 PREVIEW_FRACTIONS = (0.1, 0.3, 0.6)  # the three deletion steps shown as pictures
 
 
+def chosen_baseline() -> str:
+    """The baseline picked on the Trust page ("blur" until one is), which the
+    ranking and the report use too."""
+    return st.session_state.get("trust_baseline") or "blur"
+
+
+def shown_map(image_hash: str, model_key: str, layer: str, method: str, target: int,
+              image: Image.Image, model: gradcam.Model) -> tuple[np.ndarray, tuple[int, int]]:
+    """The map Explore shows for this class (Score-CAM on Explore's channel budget,
+    with its progress bar and early stop), at the image's size, and its own grid:
+    every score on the Trust page is computed on exactly this map."""
+    explained = cached.explain_top5(image_hash, model_key, layer, method, image, model)
+    class_map = explained.maps.get(target) or cached.explain_class(image_hash, model_key, layer, method, target,
+                                                                   image, model)
+    return cached.heatmap(class_map, image.size), tuple(class_map.raw.shape[:2])
+
+
 @st.cache_data(max_entries=64, max_size="32MB", show_spinner=False)
 def scores(image_hash: str, model_key: str, layer: str, method: str, target: int, baseline: str,
-           _image: Image.Image, _model: gradcam.Model) -> gradcam.Faithfulness:
+           _image: Image.Image, _model: gradcam.Model, _shown: tuple) -> gradcam.Faithfulness:
     """Deletion, insertion, Average Drop and Increase in Confidence for the map
-    and for random maps and a blob (ROAD is its own, slower, call)."""
+    shown (``_shown`` from ``shown_map``, which the key names) and for random maps
+    and a blob (ROAD is its own, slower, call)."""
     cached.engine_calls["faithfulness"] += 1
-    explanation = gradcam.explain(_model, _image, target=target, layer=layer, method=method)
-    return gradcam.faithfulness(_model, _image, explanation, steps=STEPS, baseline=baseline, road=False)
+    heatmap, cells = _shown
+    return gradcam.faithfulness(_model, _image, heatmap, target=target, resolution=cells, steps=STEPS,
+                                baseline=baseline, road=False)
 
 
 @st.cache_data(max_entries=64, max_size="16MB", show_spinner=False)
 def road(image_hash: str, model_key: str, layer: str, method: str, target: int,
-         _image: Image.Image, _model: gradcam.Model) -> gradcam.Faithfulness:
-    """ROAD for the map, a random map and the blob (the curves here are short:
+         _image: Image.Image, _model: gradcam.Model, _shown: tuple) -> gradcam.Faithfulness:
+    """ROAD for the map shown, a random map and the blob (the curves here are short:
     only the ROAD fields of this result are shown)."""
     cached.engine_calls["road"] += 1
-    explanation = gradcam.explain(_model, _image, target=target, layer=layer, method=method)
-    return gradcam.faithfulness(_model, _image, explanation, steps=2, road=True, seeds=1)
+    heatmap, cells = _shown
+    return gradcam.faithfulness(_model, _image, heatmap, target=target, resolution=cells, steps=2, road=True,
+                                seeds=1)
 
 
 @st.cache_data(max_entries=32, max_size="16MB", show_spinner=False)
 def deletion_preview(image_hash: str, model_key: str, layer: str, method: str, target: int, baseline: str,
-                     _image: Image.Image, _model: gradcam.Model) -> list[Image.Image]:
-    explanation = gradcam.explain(_model, _image, target=target, layer=layer, method=method)
-    return preview(_model, _image, explanation.heatmap, PREVIEW_FRACTIONS, "deletion", baseline)
+                     _image: Image.Image, _model: gradcam.Model, _shown: tuple) -> list[Image.Image]:
+    return preview(_model, _image, _shown[0], PREVIEW_FRACTIONS, "deletion", baseline)
 
 
 @st.cache_data(max_entries=512, max_size="4MB", show_spinner=False)
-def method_score(image_hash: str, model_key: str, layer: str, method: str, target: int,
-                 _image: Image.Image, _model: gradcam.Model) -> gradcam.MethodScore:
-    """One row of "Which method should I believe here?" (one row per call, so the
-    page can move a progress bar between them: a cached function cannot draw)."""
+def method_score(image_hash: str, model_key: str, layer: str, method: str, target: int, baseline: str, steps: int,
+                 _image: Image.Image, _model: gradcam.Model, _shown: tuple) -> gradcam.MethodScore:
+    """One row of "Which method should I believe here?": the map Explore shows for
+    ``method``, on the page's baseline and steps (one row per call, so the page can
+    move a progress bar between them: a cached function cannot draw)."""
     cached.engine_calls["method_score"] += 1
-    return method_score_of(_model, _image, method, target, layer)
+    return map_score(_model, _image, _shown[0], target, method, steps=steps, baseline=baseline)
 
 
 @st.cache_data(max_entries=64, max_size="1MB", show_spinner=False)
-def random_score(image_hash: str, model_key: str, layer: str, target: int,
+def random_score(image_hash: str, model_key: str, layer: str, target: int, baseline: str, steps: int,
                  _image: Image.Image, _model: gradcam.Model) -> gradcam.MethodScore:
     cached.engine_calls["random_score"] += 1
-    return random_score_of(_model, _image, target, layer)
+    return random_score_of(_model, _image, target, layer, steps=steps, baseline=baseline)
 
 
-@st.cache_data(max_entries=32, max_size="16MB", show_spinner=False)
 def sanity(image_hash: str, model_key: str, layer: str, method: str, target: int,
-           _image: Image.Image, _model: gradcam.Model) -> gradcam.SanityCheck:
-    cached.engine_calls["sanity_check"] += 1
-    return gradcam.sanity_check(_model, _image, target=target, layer=layer, method=method)
+           image: Image.Image, model: gradcam.Model) -> gradcam.SanityCheck:
+    """The sanity check of the map Explore shows (Score-CAM on its budget), with a
+    progress bar over the network's stages; a newer request of this session stops
+    an older one, as on Explore. Shared by all sessions, like the other results."""
+    def run(progress, stop):
+        cached.engine_calls["sanity_check"] += 1
+        return gradcam.sanity_check(model, image, target=target, layer=layer, method=method, progress=progress,
+                                    stop=stop, **cached.engine_options(method))
+
+    title = f"Sanity check of {gradcam.METHODS[method].display_name}"
+    return cached._slow(("sanity", image_hash, model_key, layer, method, target), method, run,
+                        unit="stages randomized", title=title)
 
 
 # --- what this session has run, for the report ---------------------------------------------
@@ -81,3 +110,20 @@ def sanity_if_run(key: tuple, image: Image.Image, model: gradcam.Model) -> gradc
     if key not in st.session_state.get(_SANITY_RUNS, set()):
         return None
     return sanity(*key, image, model)
+
+
+def sanity_mark(key: tuple, method: str) -> str:
+    """What the ranking says of ``method``'s sanity: the check's result for (image
+    hash, model, layer, class) when it was run (by anyone: the result is the same,
+    and it is shared like every result), else what the literature found, else that
+    it was not run."""
+    image_hash, model_key, layer, target = key
+    results, lock = cached._slow_results()
+    with lock:
+        check = results.get(("sanity", image_hash, model_key, layer, method, target))
+    if check is not None:
+        if not check.judged:
+            return "cannot judge (empty map)"
+        return "passed here" if check.passed else "FAILED here"
+    known = gradcam.METHODS[method].known_sanity_failure
+    return "known to fail (see below)" if known else "not run here"

@@ -55,6 +55,10 @@ class Method:
     channel_budget: bool = False  # takes max_channels: only the channels with the largest variance
     slow: bool = False  # many forward passes: the dashboard shows progress
     resolution: str = "layer"  # "layer": the map has the target layer's grid; "pixels": the network's input grid
+    # Where the literature showed that this method's map survives randomizing the
+    # model's weights (fails the sanity check), the paper and what it found; "" when
+    # no such result is known. Pages mark it wherever the method is recommended.
+    known_sanity_failure: str = ""
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -200,6 +204,8 @@ def ablationcam_weights(base_scores: np.ndarray, scores: np.ndarray) -> np.ndarr
 
 # --- the registry ---------------------------------------------------------------
 
+_ADEBAYO = ("Adebayo et al. 2018 (Sanity Checks for Saliency Maps, NeurIPS) found the maps nearly unchanged "
+            "when the model's weights are randomized")
 _SELVARAJU = ("Selvaraju et al. 2017, Grad-CAM: Visual Explanations from Deep Networks via Gradient-based "
               "Localization")
 
@@ -257,11 +263,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            paper="Springenberg et al. 2015, Striving for Simplicity: The All Convolutional Net",
            kind="pixel-gradient", needs_gradients=True, resolution="pixels",
            description="The gradient down to the pixels, passing only positive signals through each ReLU: fine "
-           "edges, hardly class-specific."),
+           "edges, hardly class-specific.", known_sanity_failure=_ADEBAYO),
     Method(name="guided-gradcam", display_name="Guided Grad-CAM", paper=_SELVARAJU + " (section 3)",
            kind="pixel-gradient", needs_gradients=True, resolution="pixels",
            description="Grad-CAM times Guided Backpropagation: where (Grad-CAM) and which pixels (guided), at "
-           "pixel resolution.", make_map=gradcam_map),
+           "pixel resolution.", make_map=gradcam_map, known_sanity_failure=_ADEBAYO),
 )}
 
 

@@ -141,6 +141,23 @@ def method_paper(method: str) -> str:
     return METHODS[method].paper if method in METHODS else "unknown"
 
 
+def resolution_fact(item: "ReportItem", short: bool = False) -> str:
+    """What grid the map was computed on and so the smallest thing it can point at,
+    from the registry: a layer's cells, or the input's pixels. ``short``: the grid alone."""
+    height, width = item.layer_resolution
+    method = METHODS.get(item.method)
+    if short:
+        pixels = method is not None and method.resolution == "pixels"
+        return f"{height} x {width} " + ("input pixels" if pixels else "cells")
+    if method is None or method.resolution == "layer":
+        return f"{height} x {width} cells of layer {item.layer}: the map cannot point at anything smaller than one cell"
+    if method.layer_free:
+        return (f"{height} x {width} input pixels: computed from the gradient at the pixels, so no layer is "
+                "involved; fine edges, but hardly specific to the class")
+    return (f"{height} x {width} input pixels: the pixel gradient times the map of layer {item.layer}, so its "
+            "detail is the pixels' but where it lights up follows that layer's coarse cells")
+
+
 def score_text(value: float, probabilities: bool = True) -> str:
     """A probability as a percentage; a one-output regression model's value as the number it is."""
     return f"{value:.1%}" if probabilities else f"{value:.4g}"
@@ -209,11 +226,30 @@ def model_facts(model, model_name: str | None, weights_sha256: str | None,
     return name, weights_fingerprint(model, weights_sha256), probabilities
 
 
-TRUST_ROWS = (("Deletion AUC (lower is better)", "deletion_auc", "{:.3f}"),
-              ("Insertion AUC (higher is better)", "insertion_auc", "{:.3f}"),
-              ("ROAD combined (higher is better)", "road_combined", "{:.3f}"),
-              ("Average Drop % (lower is better)", "average_drop", "{:.1f}"),
-              ("Increase in Confidence", "increase_in_confidence", "{:.2f}"))
+BASELINE_WORDS = {"blur": "a strongly blurred copy of the photo", "mean": "the photo's mean colour",
+                  "black": "black"}
+
+
+def _number(form: str):
+    def shown(value: float | None, who: str) -> str:
+        if value is None:
+            return "not computed"
+        text = form.format(value)
+        return text[1:] if text.startswith("-") and float(text) == 0 else text  # never "-0.000"
+    return shown
+
+
+def increase_text(value: float, who: str) -> str:
+    # Yes or no for one map; for random maps, the share of seeds whose masked photo raised the class.
+    return f"{value:.0%} of maps" if who == "random" else ("yes" if value > 0.5 else "no")
+
+
+TRUST_ROWS = (("Deletion AUC (lower is better)", "deletion_auc", _number("{:.3f}")),
+              ("Insertion AUC (higher is better)", "insertion_auc", _number("{:.3f}")),
+              ("ROAD combined (higher is better)", "road_combined", _number("{:.3f}")),
+              ("Average Drop % (lower is better)", "average_drop", _number("{:.1f}")),
+              ("Increase in Confidence (yes or no)", "increase_in_confidence",
+               increase_text))
 
 
 def trust_lines(item: ReportItem) -> list[tuple[str, list[str]]]:
@@ -221,5 +257,34 @@ def trust_lines(item: ReportItem) -> list[tuple[str, list[str]]]:
     numbers = item.faithfulness
     if not numbers:
         return []
-    return [(title, [form.format(numbers[who][key]) for who in ("map", "random", "blob")])
-            for title, key, form in TRUST_ROWS if numbers["map"][key] is not None]
+    return [(title, [shown(numbers[who][key], who) for who in ("map", "random", "blob")])
+            for title, key, shown in TRUST_ROWS if numbers["map"][key] is not None]
+
+
+def how_scored(numbers: dict) -> str:
+    """How the faithfulness scores were measured, so a reader can repeat them."""
+    baseline = numbers.get("baseline", "blur")
+    steps = numbers.get("steps")
+    return (f"Deleted pixels became {BASELINE_WORDS.get(baseline, baseline)}"
+            + (f", {steps} steps each way" if steps else "")
+            + "; random maps are the mean of several maps of random values at the map's resolution, and the "
+            "centred blob is a map that only says 'the middle'.")
+
+
+def trust_sentences(item: ReportItem) -> list[tuple[str, str]]:
+    """(heading, sentence) for every sentence the report says about trust, in order.
+    The HTML and the PDF both draw exactly these, so neither can say less."""
+    said = []
+    if item.faithfulness:
+        said += [("Faithfulness", item.faithfulness["verdict"]), ("How it was scored", how_scored(item.faithfulness))]
+    else:
+        said.append(("Faithfulness", "Not scored for this explanation (the Report page's \"Add faithfulness "
+                                     "scores\", or gradcam.faithfulness, adds it)."))
+    if item.sanity:
+        said.append(("Sanity check", item.sanity["verdict"]))
+        if item.sanity.get("how_judged"):
+            said.append(("How it was judged", item.sanity["how_judged"]))
+    else:
+        said.append(("Sanity check", "Not run for this explanation (the Trust page's \"Run the sanity check\" "
+                                     "adds it to the report)."))
+    return said

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 from ..engine.overlay import strongest_colour
 from .content import (
-    WHAT_IT_SHOWS, WHAT_IT_DOES_NOT_SHOW, ReportItem, library_versions, method_name, method_paper, score_text, predictions_heading, data_uri, png_data_uri, colour_scale, model_facts, trust_lines,
+    WHAT_IT_SHOWS, WHAT_IT_DOES_NOT_SHOW, ReportItem, library_versions, method_name, method_paper, score_text, predictions_heading, data_uri, png_data_uri, colour_scale, model_facts, trust_lines, trust_sentences, resolution_fact,
 )
 
 
@@ -96,7 +96,7 @@ def _item_html(number: int, item: ReportItem, model_name: str, weights_sha256: s
         ("Method", _esc(method_name(item.method))),
         ("Paper", _esc(method_paper(item.method))),
         ("Layer", f"<code>{_esc(item.layer)}</code>"),
-        ("Layer resolution", f"{height} x {width} cells"),
+        ("Resolution", _esc(resolution_fact(item))),
         ("Image", name),
         ("Image size", "{} x {} px (as explained)".format(*item.explained_size)),
         ("Image SHA-256", f'<span class="hash">{_esc(item.image_sha256)}</span>'),
@@ -131,13 +131,11 @@ def _trust_html(item: ReportItem) -> str:
                        + "</tr>" for title, values in trust_lines(item))
         parts.append(
             '<table class="trust"><caption style="text-align:left;font-weight:600;padding-bottom:4px">'
-            "Can this map be trusted? Faithfulness, next to random maps</caption>"
+            "Can this map be trusted? Faithfulness, next to random maps and a centred blob</caption>"
             '<tr><th></th><th class="num">This map</th><th class="num">Random maps</th>'
-            f'<th class="num">Centred blob</th></tr>{rows}</table>'
-            f"<p>{_esc(item.faithfulness['verdict'])}</p>")
-    if item.sanity:
-        parts.append(f"<p><strong>Sanity check</strong> (model randomization): {_esc(item.sanity['verdict'])}</p>")
-    return f'<div class="trust">{"".join(parts)}</div>' if parts else ""
+            f'<th class="num">Centred blob</th></tr>{rows}</table>')
+    parts += [f"<p><strong>{_esc(heading)}</strong>: {_esc(sentence)}</p>" for heading, sentence in trust_sentences(item)]
+    return f'<div class="trust">{"".join(parts)}</div>'
 
 
 def _summary_html(items: Sequence[ReportItem], probabilities: bool) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..engine.overlay import strongest_colour
 from .content import (
-    WHAT_IT_SHOWS, WHAT_IT_DOES_NOT_SHOW, ReportItem, library_versions, method_name, method_paper, score_text, predictions_heading, shrunk, colour_scale, model_facts, trust_lines,
+    WHAT_IT_SHOWS, WHAT_IT_DOES_NOT_SHOW, ReportItem, library_versions, method_name, method_paper, score_text, predictions_heading, shrunk, colour_scale, model_facts, trust_lines, trust_sentences, resolution_fact,
 )
 
 
@@ -141,53 +141,92 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
         _plain_text(figure, 0.62, y, score_text(p.probability, probabilities) + mark, fontsize=9, va="top")
         y -= 0.022
 
-    height, width = item.layer_resolution
     facts = [
         ("Explained class", f"{item.label} (class {item.target})"),
         ("Method", method_name(item.method)),
-        ("Paper", method_paper(item.method)[:90]),
-        ("Layer", f"{item.layer} ({height} x {width} cells)"),
+        ("Paper", method_paper(item.method)),
+        ("Layer", item.layer),
+        ("Resolution", resolution_fact(item)),
         ("Colormap", f"{item.colormap} (the {strongest_colour(item.colormap)} regions raised the score most)"),
         ("Image size", "{} x {} px (as explained)".format(*item.explained_size)),
         ("Image SHA-256", item.image_sha256),
         ("Model", model_name),
         ("Weights SHA-256", weights_sha256 or "not computed"),
     ]
-    y -= 0.02
+    flow = _Flow(figure, y - 0.02, f"{number}. {_wrapped(item.image_name, 70, 1)} (continued)")
     for key, value in facts:
-        _plain_text(figure, 0.08, y, key, fontsize=8.5, va="top", color="#555555")
-        _plain_text(figure, 0.30, y, value if "SHA" in key else _wrapped(value, 84, 1), fontsize=8 if "SHA" in key else 8.5, va="top",
-                    family="monospace" if "SHA" in key else None)
-        y -= 0.022
+        if "SHA" in key:
+            flow.row([(0.08, key, {"color": "#555555"}), (0.30, value, {"family": "monospace", "fontsize": 8})])
+        else:
+            flow.paragraph(value, x=0.30, width=74, label=(0.08, key, {"color": "#555555"}))
     if item.no_positive_evidence:
-        _plain_text(figure, 0.08, y - 0.01, "No positive evidence for this class at this layer: the map is empty.",
-                    fontsize=9, va="top", color="#b35c00")
-        y -= 0.03
+        flow.gap(0.008)
+        flow.paragraph("No positive evidence for this class at this layer: the map is empty.", fontsize=9,
+                       color="#b35c00")
+    flow.gap(0.015)
+    flow.paragraph("Can this map be trusted?", x=0.07, fontsize=11, weight="bold")
     if item.faithfulness:
-        y -= 0.015
-        _plain_text(figure, 0.07, y, "Can this map be trusted?", fontsize=11, weight="bold", va="top")
-        y -= 0.025
-        for heading, x in (("this map", 0.52), ("random maps", 0.66), ("centred blob", 0.82)):
-            _plain_text(figure, x, y, heading, fontsize=8.5, va="top", color="#555555")
+        flow.row([(x, heading, {"color": "#555555"}) for heading, x in
+                  (("this map", 0.58), ("random maps", 0.70), ("centred blob", 0.84))])
         for title, values in trust_lines(item):
-            y -= 0.02
-            _plain_text(figure, 0.08, y, title, fontsize=8.5, va="top")
-            for value, x in zip(values, (0.52, 0.66, 0.82)):
-                _plain_text(figure, x, y, value, fontsize=8.5, va="top")
-        y -= 0.025
-        _plain_text(figure, 0.08, y, _wrapped(item.faithfulness["verdict"], 100), fontsize=8.5, va="top")
-        y -= 0.05
-    if item.sanity:
-        _plain_text(figure, 0.08, y, _wrapped("Sanity check: " + item.sanity["verdict"], 100), fontsize=8.5,
-                    va="top")
-    return figure
+            flow.row([(0.08, _wrapped(title, 62, 1), {})] + [(x, value, {}) for value, x in
+                                                           zip(values, (0.58, 0.70, 0.84))])
+        flow.gap(0.008)
+    for heading, sentence in trust_sentences(item):
+        flow.paragraph(f"{heading}: {sentence}")
+        flow.gap(0.004)
+    return flow.figures
+
+
+class _Flow:
+    """Text that runs down a page and onto new ones: every line is drawn whole,
+    none is cut at the bottom edge (the report must say all the HTML says)."""
+
+    BOTTOM = 0.05  # the lowest a line may start, as a share of the page's height
+
+    def __init__(self, figure, y: float, continued: str):
+        self.figures, self.figure, self.y, self.continued = [figure], figure, y, continued
+
+    def _room(self, height: float) -> None:
+        from matplotlib.figure import Figure
+
+        if self.y - height >= self.BOTTOM:
+            return
+        self.figure = Figure(figsize=_A4)
+        self.figures.append(self.figure)
+        self.y = _block(self.figure, 0.07, 0.962, self.continued, fontsize=10, width=96, max_lines=2,
+                        weight="bold", color="#555555") - 0.02
+
+    def gap(self, height: float) -> None:
+        self.y -= height
+
+    def row(self, cells, fontsize: float = 8.5, height: float = 0.02) -> None:
+        """One line of cells (x, text, text options) side by side."""
+        self._room(height)
+        for x, text, options in cells:
+            _plain_text(self.figure, x, self.y, text, va="top", **{"fontsize": fontsize, **options})
+        self.y -= height
+
+    def paragraph(self, text: str, *, x: float = 0.08, width: int = 100, fontsize: float = 8.5, label=None,
+                  **options) -> None:
+        """``text`` wrapped to ``width`` characters, every line kept; ``label`` (x, text,
+        options) is drawn beside the first line."""
+        step = fontsize * 1.3 / 72 / _A4[1]
+        for number, line in enumerate(_wrapped(text, width).split("\n")):
+            self._room(step)
+            if number == 0 and label is not None:
+                _plain_text(self.figure, label[0], self.y, label[1], va="top", fontsize=fontsize, **label[2])
+            _plain_text(self.figure, x, self.y, line, va="top", fontsize=fontsize, **options)
+            self.y -= step
+        self.y -= 0.003
 
 
 def report_pdf(items: Sequence[ReportItem], *, title: str = "Grad-CAM report", model=None,
                model_name: str | None = None, weights_sha256: str | None = None,
                problems: Sequence[tuple[str, str]] = (), created: datetime | None = None,
                probabilities: bool | None = None) -> bytes:
-    """The report as a PDF: a summary page, then one page per item."""
+    """The report as a PDF: a summary page, then a page per item (more when its
+    text runs on: nothing is cut)."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     model_name, weights_sha256, probabilities = model_facts(model, model_name, weights_sha256, probabilities)
@@ -199,5 +238,6 @@ def report_pdf(items: Sequence[ReportItem], *, title: str = "Grad-CAM report", m
     with PdfPages(buffer, metadata=metadata) as pdf:
         pdf.savefig(_summary_page(items, title, model_name, weights_sha256, when, probabilities, problems))
         for number, item in enumerate(items, 1):
-            pdf.savefig(_item_page(number, item, model_name, weights_sha256, probabilities))
+            for page in _item_page(number, item, model_name, weights_sha256, probabilities):
+                pdf.savefig(page)
     return buffer.getvalue()

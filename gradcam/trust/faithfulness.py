@@ -88,13 +88,16 @@ class Faithfulness(Scores):
     label: str = ""
     probability: float = 0.0  # the target's probability on the unchanged photo
     baseline: str = "blur"
+    steps: int = 50  # points of each curve beyond the first
+    judgement: str = ""  # one of BETTER, PARTLY, NOT_BETTER, BLOB_AS_GOOD, CANNOT_JUDGE
     verdict: str = ""
 
     def numbers(self) -> dict:
         """Every score next to its baselines, numbers only: what JSON, CSV and reports carry."""
         return {"label": self.label, "target": self.target, "probability": self.probability,
-                "baseline": self.baseline, "map": self.summary(), "random": self.random.summary(),
-                "blob": self.blob.summary(), "verdict": self.verdict}
+                "baseline": self.baseline, "steps": self.steps, "map": self.summary(),
+                "random": self.random.summary(), "blob": self.blob.summary(), "judgement": self.judgement,
+                "verdict": self.verdict}
 
 
 # --- the network on many inputs -------------------------------------------------
@@ -258,20 +261,79 @@ def _mean_scores(all_scores: list[Scores]) -> Scores:
                   float(np.mean([s.increase_in_confidence for s in all_scores])))
 
 
-def verdict(scores: Scores, random: Scores, label: str) -> str:
-    """One sentence: better than random maps or not, and by how much."""
-    deletion, random_deletion = scores.deletion.auc, random.deletion.auc
-    insertion, random_insertion = scores.insertion.auc, random.insertion.auc
-    numbers = (f"deletion AUC {deletion:.3f} vs {random_deletion:.3f} for random maps, "
-               f"insertion AUC {insertion:.3f} vs {random_insertion:.3f}")
-    better_deletion, better_insertion = deletion < random_deletion, insertion > random_insertion
-    if better_deletion and better_insertion:
-        return (f"Better than random: removing the map's regions first lowers {label}'s probability faster and "
-                f"adding them first raises it faster ({numbers}).")
-    if better_deletion or better_insertion:
-        which = "deleting" if better_deletion else "inserting"
-        return f"Only partly better than random: only {which} the map's regions first beats random maps ({numbers})."
-    return f"No better than random: this map does not find what drives {label} more than random maps do ({numbers})."
+# The probability "does not move" when every input a test made (the photo, the
+# baseline, every step of every curve, for the map, the random maps and the blob)
+# gives the target a probability within this much of the others: then no ranking
+# of pixels can do better or worse than another, and a verdict would be noise.
+STILL = 0.01
+
+# What a verdict concluded, for colours and marks (the sentence says it for people).
+BETTER, PARTLY, NOT_BETTER, BLOB_AS_GOOD, CANNOT_JUDGE = (
+    "better than random", "partly better than random", "no better than random",
+    "no better than a centred blob", "cannot judge")
+
+
+def _beats(a: Scores, b: Scores) -> tuple[bool, bool]:
+    """(a beats b on deletion, a beats b on insertion)."""
+    return a.deletion.auc < b.deletion.auc, a.insertion.auc > b.insertion.auc
+
+
+def spread(*all_scores: Scores) -> float:
+    """How far the target's probability moved over every input of these scores' curves."""
+    values = np.concatenate([np.concatenate([s.deletion.scores, s.insertion.scores]) for s in all_scores])
+    return float(np.ptp(values))
+
+
+def judge(scores: Scores, random: Scores, blob: Scores, label: str, *, empty: bool = False) -> tuple[str, str]:
+    """(what the test concluded, one sentence saying it with its numbers).
+
+    Random maps and the centred blob are both baselines: a map earns "better
+    than random" only when it beats random maps on deletion and insertion, and
+    the sentence says so when the blob, a map that knows nothing of the model,
+    does as well. When the map is empty or the probability never moves, the
+    test has nothing to measure and says so instead of a verdict."""
+    if empty:
+        return CANNOT_JUDGE, (
+            f"This test cannot judge this map: it is empty (no positive evidence for {label} at this layer), so it "
+            "ranks no pixel above another and deleting or inserting its regions first is the same as doing it in "
+            "random order.")
+    moved = spread(scores, random, blob)
+    if moved < STILL:
+        return CANNOT_JUDGE, (
+            f"This test cannot judge this map: {label}'s probability stays within {moved:.3f} of "
+            f"{scores.deletion.scores[0]:.3f} whatever is deleted or inserted (less than {STILL}), so no map can "
+            "do better or worse than another here.")
+    numbers = (f"deletion AUC {scores.deletion.auc:.3f} vs {random.deletion.auc:.3f} for random maps and "
+               f"{blob.deletion.auc:.3f} for a centred blob, insertion AUC {scores.insertion.auc:.3f} vs "
+               f"{random.insertion.auc:.3f} and {blob.insertion.auc:.3f}")
+    on_deletion, on_insertion = _beats(scores, random)
+    over_blob = _beats(scores, blob)
+    if on_deletion and on_insertion:
+        if not any(over_blob):
+            return BLOB_AS_GOOD, (
+                f"Beats random maps, but not a map that only says 'the middle': a centred blob does as well or "
+                f"better on deletion and insertion, so on this photo the test cannot tell this map from one that "
+                f"knows nothing of the model ({numbers}).")
+        if not all(over_blob):
+            tie = "deletion" if not over_blob[0] else "insertion"
+            return BETTER, (
+                f"Better than random: removing the map's regions first lowers {label}'s probability faster and "
+                f"adding them first raises it faster; but on {tie} a centred blob does as well, so that half of "
+                f"the test cannot tell this map from 'the middle' ({numbers}).")
+        return BETTER, (
+            f"Better than random and than a centred blob: removing the map's regions first lowers {label}'s "
+            f"probability faster and adding them first raises it faster ({numbers}).")
+    if on_deletion or on_insertion:
+        which = "deleting" if on_deletion else "inserting"
+        return PARTLY, (f"Only partly better than random: only {which} the map's regions first beats random maps "
+                        f"({numbers}).")
+    return NOT_BETTER, (f"No better than random: this map does not find what drives {label} more than random maps "
+                        f"do ({numbers}).")
+
+
+def verdict(scores: Scores, random: Scores, blob: Scores, label: str, *, empty: bool = False) -> str:
+    """The sentence of ``judge``."""
+    return judge(scores, random, blob, label, empty=empty)[1]
 
 
 class _Setup(NamedTuple):
@@ -298,8 +360,9 @@ def _check_steps(steps) -> None:
         raise ValueError("steps must be a whole number from 2 to 1000.")
 
 
-def _map_and_target(model, image: Image.Image, explanation_or_map, target):
-    """(the map at the image's size, the random maps' resolution, the class index)."""
+def _map_and_target(model, image: Image.Image, explanation_or_map, target, resolution=None):
+    """(the map at the image's size, the random maps' resolution, the class index).
+    ``resolution``: a bare map's own grid (h, w), when it is not the default layer's."""
     if isinstance(explanation_or_map, Explanation):
         heatmap, cells = explanation_or_map.heatmap, explanation_or_map.raw.shape
         index = explanation_or_map.target if target is None else target_index(model, target)
@@ -307,7 +370,8 @@ def _map_and_target(model, image: Image.Image, explanation_or_map, target):
         heatmap = np.asarray(explanation_or_map, np.float32)
         if target is None:
             raise ValueError("A bare map needs target= (the class it explains).")
-        cells, index = default_layer(model).shape[:2], target_index(model, target)
+        cells = tuple(resolution) if resolution is not None else default_layer(model).shape[:2]
+        index = target_index(model, target)
     if heatmap.shape != (image.size[1], image.size[0]):
         raise ValueError(f"The map is {heatmap.shape[1] if heatmap.ndim == 2 else '?'}x{heatmap.shape[0]} but the "
                          f"image is {image.size[0]}x{image.size[1]}; give a map at the image's size.")
@@ -334,7 +398,7 @@ def deletion_insertion(model, image, explanation_or_map, *, target=None, steps: 
 
 
 def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 50, baseline: str = "blur",
-                 road: bool = True, seeds: int = RANDOM_SEEDS) -> Faithfulness:
+                 road: bool = True, seeds: int = RANDOM_SEEDS, resolution=None) -> Faithfulness:
     """How faithful a map is to ``model`` on ``image``, next to random maps and a blob.
 
     ``explanation_or_map``: an Explanation (its class is the target), or any
@@ -342,12 +406,14 @@ def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 
     map made elsewhere can be scored too. ``steps``: points of each curve beyond
     the first. ``baseline``: what deleted pixels become: "blur", "mean" or
     "black". ``road=False`` skips ROAD, which costs 18 sparse solves per map.
-    Random maps have the explanation's layer resolution (the default layer's for
-    a bare map); their ROAD is the first seed's (one map's 18 solves, not three).
+    Random maps have the explanation's layer resolution (for a bare map,
+    ``resolution`` (h, w), else the default layer's); their ROAD is the first
+    seed's (one map's 18 solves, not three). The verdict weighs random maps and
+    the blob, and says when the test cannot judge (see ``judge``).
     """
     image = as_image(image)
     _check_steps(steps)
-    heatmap, cells, index = _map_and_target(model, image, explanation_or_map, target)
+    heatmap, cells, index = _map_and_target(model, image, explanation_or_map, target, resolution)
     setup = _setup(model, image, index, baseline)
     height, width = model.input_size
     mine = _score_map(model, setup, map_at_input(heatmap, height, width), steps, road)
@@ -356,9 +422,10 @@ def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 
     blob = _score_map(model, setup, centred_blob(height, width), steps, road)
     random = _mean_scores(randoms)
     label = model.labels[index]
+    judgement, sentence = judge(mine, random, blob, label, empty=not float(heatmap.max()) > 0)
     return Faithfulness(mine.deletion, mine.insertion, mine.road, mine.average_drop, mine.increase_in_confidence,
                         random=random, blob=blob, target=index, label=label, probability=setup.p_photo,
-                        baseline=baseline, verdict=verdict(mine, random, label))
+                        baseline=baseline, steps=steps, judgement=judgement, verdict=sentence)
 
 
 class MethodScore(NamedTuple):
@@ -369,19 +436,30 @@ class MethodScore(NamedTuple):
     score: float  # insertion AUC - deletion AUC: higher means more faithful on both tests
 
 
-def method_score(model, image, method: str, target, layer=None, *, steps: int = 20,
-                 baseline: str = "blur") -> MethodScore:
-    """One method's map of ``target`` (an index or a label) scored by deletion and insertion."""
-    from ..engine.cam import METHODS, explain
+def map_score(model, image, heatmap: np.ndarray, target, method: str, *, steps: int = 20,
+              baseline: str = "blur") -> MethodScore:
+    """One method's map (at the image's size), already made, scored by deletion and
+    insertion: so a caller scores exactly the map it shows (Score-CAM on a budget)."""
+    from ..engine.cam import METHODS
 
     image = as_image(image)
     _check_steps(steps)
-    explanation = explain(model, image, target=target, layer=layer, method=method)
-    setup = _setup(model, image, explanation.target, baseline)
+    setup = _setup(model, image, target_index(model, target), baseline)
     height, width = model.input_size
-    scores = _score_map(model, setup, map_at_input(explanation.heatmap, height, width), steps, False)
+    scores = _score_map(model, setup, map_at_input(np.asarray(heatmap, np.float32), height, width), steps, False)
     return MethodScore(method, METHODS[method].display_name, scores.deletion.auc, scores.insertion.auc,
                        scores.insertion.auc - scores.deletion.auc)
+
+
+def method_score(model, image, method: str, target, layer=None, *, steps: int = 20,
+                 baseline: str = "blur", **options) -> MethodScore:
+    """One method's map of ``target`` (an index or a label) scored by deletion and
+    insertion. ``options`` go to ``explain`` (``max_channels``, ``progress``, ``stop``)."""
+    from ..engine.cam import explain
+
+    image = as_image(image)
+    explanation = explain(model, image, target=target, layer=layer, method=method, **options)
+    return map_score(model, image, explanation.heatmap, explanation.target, method, steps=steps, baseline=baseline)
 
 
 def random_score(model, image, target, layer=None, *, steps: int = 20, baseline: str = "blur") -> MethodScore:

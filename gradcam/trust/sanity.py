@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import gc
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
 from ..engine.baselines import map_at_input
-from ..engine.cam import METHODS, as_image, explain
+from ..engine.cam import METHODS, ExplanationStopped, as_image, explain
 from ..engine.graph import resolve_layer, stage_layers, walk_layers
 
 # The map passes when, once the top of the network is random (the logits and the
@@ -61,11 +62,13 @@ class SanityCheck:
     threshold: float
     passed: bool  # rank correlation below threshold at steps[judged_step(steps)]
     verdict: str
+    judged: bool = True  # False: the original map is empty, so there is nothing whose change could be seen
 
     def summary(self) -> dict:
         """The numbers alone (no maps), for JSON and reports."""
         return {"method": self.method, "layer": self.layer, "target": self.target, "label": self.label,
-                "threshold": self.threshold, "passed": self.passed, "verdict": self.verdict,
+                "threshold": self.threshold, "passed": self.passed, "judged": self.judged,
+                "judged_step": judged_step(self.steps), "how_judged": how_judged(self), "verdict": self.verdict,
                 "steps": [{"randomized_down_to": s.randomized_down_to, "rank_correlation": s.rank_correlation,
                            "ssim": s.ssim} for s in self.steps]}
 
@@ -117,7 +120,7 @@ def clone(model):
     except Exception as error:  # e.g. a subclassed model, which Keras cannot rebuild from its config
         raise ValueError("This model cannot be copied (Keras cannot rebuild it from its configuration), so the "
                          "sanity check, which randomizes a copy, cannot run on it.") from error
-    return dataclasses.replace(model, keras=twin, _compiled={}, _lock=threading.Lock())
+    return dataclasses.replace(model, keras=twin, _compiled=OrderedDict(), _lock=threading.Lock())
 
 
 def stages(model) -> list[list[tuple[str, object]]]:
@@ -178,6 +181,24 @@ def judged_step(steps: list[SanityStep]) -> int:
     return min(TOP_STAGES, len(steps)) - 1
 
 
+def how_judged(check: "SanityCheck") -> str:
+    """Which step the verdict reads, and why not the deeper ones: a sentence for pages and reports."""
+    if not check.judged or not check.steps:
+        return "No step was judged: the original map is empty."
+    n = judged_step(check.steps)
+    return (f"The verdict reads step {n + 1} of {len(check.steps)} (random down to "
+            f"{check.steps[n].randomized_down_to}), where the top of the network is random: that is where methods "
+            "that depend on the model part from those that do not. The deeper steps are shown but not judged: a "
+            "network random all the way down still gives a coarse map that follows where the photo has most "
+            "contrast, often the object itself, so even a sound method's map drifts back towards the original "
+            "there (Adebayo et al. 2018 read those steps by eye).")
+
+
+def cannot_judge(method_name: str, label: str) -> str:
+    return (f"This test cannot judge the {method_name} map: it is empty (no positive evidence for {label} at this "
+            "layer), and an empty map cannot be seen to change when the weights are randomized.")
+
+
 def verdict(method_name: str, steps: list[SanityStep], passed: bool, threshold: float) -> str:
     value = steps[judged_step(steps)].rank_correlation
     if passed:
@@ -189,14 +210,16 @@ def verdict(method_name: str, steps: list[SanityStep], passed: bool, threshold: 
             "model learned.")
 
 
-def _cascade(twin, image, original, reference, layer_name, method, progress) -> list[SanityStep]:
+def _cascade(twin, image, original, reference, layer_name, method, progress, options) -> list[SanityStep]:
     """Randomize ``twin`` stage by stage from the top, one map after each stage."""
     groups = stages(twin)
     steps = []
     for number, group in enumerate(groups):
+        if options.get("stop") is not None and options["stop"].is_set():
+            raise ExplanationStopped("The sanity check was stopped early.")
         for offset, (_, layer_object) in enumerate(group):
             randomize(layer_object, SEED + 1000 * number + 10 * offset)
-        now = explain(twin, image, target=original.target, layer=layer_name, method=method)
+        now = explain(twin, image, target=original.target, layer=layer_name, method=method, **options)
         mapped = _at_input_size(twin, now)
         steps.append(SanityStep(group[0][0], now.raw, rank_correlation(reference, mapped), ssim(reference, mapped),
                                 mapped))
@@ -205,7 +228,8 @@ def _cascade(twin, image, original, reference, layer_name, method, progress) -> 
     return steps
 
 
-def sanity_check(model, image, target=None, layer=None, method: str = "gradcam", *, progress=None) -> SanityCheck:
+def sanity_check(model, image, target=None, layer=None, method: str = "gradcam", *, progress=None,
+                 max_channels: int | None = None, stop=None) -> SanityCheck:
     """Cascading model randomization (Adebayo et al. 2018) for one map.
 
     On a clone of ``model``, the stages of ``stages(model)`` are re-initialised
@@ -214,22 +238,29 @@ def sanity_check(model, image, target=None, layer=None, method: str = "gradcam",
     (Spearman rank correlation and SSIM, at the network's input size). It
     passes when the correlation is below PASS_THRESHOLD once the top
     TOP_STAGES stages are random.
-    ``progress(done, total)``, if given, is called after each stage.
+    ``progress(done, total)``, if given, is called after each stage;
+    ``max_channels`` and ``stop`` go to every ``explain`` (Score-CAM's budget, so
+    the map checked is the one shown; setting ``stop`` ends the check with
+    ExplanationStopped). An empty original map is not judged (``judged`` False).
     """
+    options = {"stop": stop} | ({} if max_channels is None else {"max_channels": max_channels})
 
     image = as_image(image)
     if method not in METHODS:
         raise ValueError(f'Unknown method "{method}"; choose one of: {", ".join(METHODS)}.')
     layer_name = resolve_layer(model, layer).name
-    original = explain(model, image, target=target, layer=layer_name, method=method)
+    original = explain(model, image, target=target, layer=layer_name, method=method, **options)
     reference = _at_input_size(model, original)
+    name = METHODS[method].display_name  # the registry's display name
+    if original.no_positive_evidence:  # nothing to watch change: no clone, no cascade
+        return SanityCheck(method, layer_name, original.target, original.label, original.raw, reference, [],
+                           PASS_THRESHOLD, False, cannot_judge(name, original.label), judged=False)
     twin = clone(model)
     try:
-        steps = _cascade(twin, image, original, reference, layer_name, method, progress)
+        steps = _cascade(twin, image, original, reference, layer_name, method, progress, options)
     finally:
         del twin
         gc.collect()  # the clone holds the model's size in weights and a traced graph: give it back now
     passed = steps[judged_step(steps)].rank_correlation < PASS_THRESHOLD
-    name = METHODS[method].display_name  # the registry's display name
     return SanityCheck(method, layer_name, original.target, original.label, original.raw, reference, steps,
                        PASS_THRESHOLD, passed, verdict(name, steps, passed, PASS_THRESHOLD))

@@ -110,8 +110,9 @@ def test_the_methods_tab_shows_every_method_with_its_time(page):
     by_method = dict(zip(gradcam.METHODS, shown))
     assert all(" ms · " in caption for caption in shown)  # each with the time it took
     assert [k for k, c in by_method.items() if "class-agnostic" in c] == ["eigencam"]
-    assert by_method["guided-backprop"].endswith("input pixels")
-    assert by_method["gradcam"].endswith("7 x 7")
+    assert by_method["guided-backprop"].endswith("224 x 224 input pixels")
+    assert by_method["guided-gradcam"].endswith("224 x 224 input pixels")  # its grid, like Guided Backpropagation's
+    assert by_method["gradcam"].endswith("7 x 7 cells")
     assert page.query_params["compare"] == "methods"
 
 

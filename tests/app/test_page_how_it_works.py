@@ -124,3 +124,23 @@ def test_another_layer_class_and_method_chosen_on_explore():
     expected = gradcam.explain(model(), photo(at), target=285, layer="block10_add", method="gradcam++")
     assert np.allclose(at.session_state["lesson_final_map"], expected.heatmap, atol=1e-6)
     assert at.session_state["lesson_step"] == 4  # the lesson stays where it was
+
+
+def test_a_method_the_lesson_does_not_teach_is_named_and_shown_beside_the_lessons_map():
+    """Eigen-CAM chosen on Explore: the steps compute Grad-CAM and say so; the last step
+    shows Grad-CAM's map under its own name next to the Eigen-CAM map Explore shows."""
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state["chosen"] = {"method": "eigencam"}
+    at.session_state["lesson_step"] = STEPS
+    run(at)
+    assert any(box.value.startswith("These steps compute Grad-CAM's map: Eigen-CAM") for box in at.info)
+    captions = [image.captions[0] for image in at.image]
+    assert captions[0].startswith("Grad-CAM overlay (these steps), opacity ")
+    assert captions[1] == "Eigen-CAM overlay (what Explore shows)"
+    assert not any("Eigen-CAM overlay, opacity" in caption for caption in captions)
+    assert not any("This is the" in m.value and "map the Explore page shows" in m.value for m in at.markdown)
+    target = at.selectbox(key="lesson_target").value
+    grad = gradcam.explain(model(), photo(at), target=target, method="gradcam")
+    eigen = gradcam.explain(model(), photo(at), target=target, method="eigencam")
+    assert np.allclose(at.session_state["lesson_final_map"], grad.heatmap, atol=1e-6)
+    assert not np.allclose(grad.heatmap, eigen.heatmap, atol=0.05)  # two different maps, both shown

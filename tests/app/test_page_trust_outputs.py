@@ -47,8 +47,9 @@ def test_the_report_adds_the_scores_with_their_random_baseline_when_asked(offere
     model = cached.builtin_model(gradcam.DEFAULT_MODEL)
     target = gradcam.predict(model, image, top=1)[0].index
     scores = trust.scores(at.session_state["image_hash"], gradcam.DEFAULT_MODEL, "top_activation", "gradcam", target,
-                          "blur", image, model)
-    assert "Can this map be trusted? Faithfulness, next to random maps" in html
+                          "blur", image, model, None)  # None: the cache answers from its key (the page drew it)
+    assert "Can this map be trusted? Faithfulness, next to random maps and a centred blob" in html
+    assert "Deleted pixels became a strongly blurred copy of the photo, 50 steps each way" in html
     assert f'<td class="num">{scores.deletion.auc:.3f}</td><td class="num">{scores.random.deletion.auc:.3f}</td>' in html
     assert offered["gradcam-report-cat.pdf"]().startswith(b"%PDF")
 

@@ -300,7 +300,7 @@ def test_pdf_pages_keep_a_long_file_name_on_the_page(lite0, long_named):
 
     title = f"Grad-CAM report: {LONG_NAME}"
     pages = [pdf._summary_page([long_named], title, LONG_NAME, "a" * 64, "now", True, []),
-             pdf._item_page(1, long_named, LONG_NAME, "a" * 64, True)]
+             *pdf._item_page(1, long_named, LONG_NAME, "a" * 64, True)]
     for figure in pages:
         renderer = FigureCanvasAgg(figure).get_renderer()
         page = figure.bbox

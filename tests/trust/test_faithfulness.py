@@ -95,7 +95,11 @@ def test_gradcam_beats_random_maps_on_real_photos(lite0, name, target):
     scores = gradcam.faithfulness(lite0, image, explanation, steps=20, road=False)
     assert scores.deletion.auc < scores.random.deletion.auc
     assert scores.insertion.auc > scores.random.insertion.auc
-    assert scores.verdict.startswith("Better than random")
+    # Beating random maps is not the whole verdict: the centred blob is weighed too. On the cat
+    # (chelsea) the blob does better on both curves, and the sentence must say so.
+    blob_wins = scores.blob.deletion.auc <= scores.deletion.auc and scores.blob.insertion.auc >= scores.insertion.auc
+    assert scores.verdict.startswith("Beats random maps, but not a map that only says 'the middle'" if blob_wins
+                                     else "Better than random")
     assert f"{scores.deletion.auc:.3f} vs {scores.random.deletion.auc:.3f}" in scores.verdict
 
 

@@ -1,0 +1,77 @@
+"""The Trust page's verdict cases through AppTest, on small hand-built models
+given to the session as an uploaded model would be (seconds, not Lite0): a model
+whose output never moves, Score-CAM scored on the budgeted map Explore shows."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import gradcam
+from dashboard import cached, trust
+from gradcam.engine.methods import SCORECAM_DEFAULT_CHANNELS
+from synthetic import constant_model, wide_model
+
+PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "5_Trust.py")
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def with_model(key: str, model, method: str = "gradcam", link: dict | None = None) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=300)
+    at.query_params.update(link or {})
+    at.session_state["model_key"] = key  # what Explore leaves after an upload
+    at.session_state["own_models"] = {key: model}
+    at.session_state["chosen"] = {"method": method}
+    return run(at)
+
+
+def test_a_model_whose_output_never_moves_gets_no_verdict():
+    at = with_model("own:constant", constant_model())
+    said = [box.value for box in at.info]
+    assert any(s.startswith("This test cannot judge this map") for s in said), said
+    assert not at.success and not any("better than random" in w.value.lower() for w in at.warning)
+    next(b for b in at.button if b.label.startswith("Run the sanity check")).click()
+    run(at)
+    assert any(s.value.startswith("This test cannot judge the Grad-CAM map: it is empty") for s in at.info)
+    assert not at.error  # not "Failed"
+
+
+def test_score_cam_is_scored_on_the_budgeted_map_that_explore_shows():
+    model = wide_model()
+    at = with_model("own:wide", model, method="scorecam")
+    image = cached.display_image(at.session_state["image_hash"], at.session_state["image_data"])
+    target = gradcam.predict(model, image, top=1)[0].index
+    budgeted = gradcam.explain(model, image, target=target, method="scorecam", max_channels=SCORECAM_DEFAULT_CHANNELS)
+    full = gradcam.explain(model, image, target=target, method="scorecam")
+    assert not np.allclose(budgeted.heatmap, full.heatmap, atol=1e-3)  # the budget matters for this model
+    expected = gradcam.faithfulness(model, image, budgeted, steps=trust.STEPS, road=False)
+    table = at.dataframe[0].value
+    assert table["Deletion AUC (lower is better)"][0] == pytest.approx(expected.deletion.auc, abs=6e-4)
+    assert table["Insertion AUC (higher is better)"][0] == pytest.approx(expected.insertion.auc, abs=6e-4)
+
+
+def test_a_link_opens_the_page_with_its_baseline_ranking_and_sanity_check_shown():
+    model = wide_model()
+    at = with_model("own:wide", model)
+    at.segmented_control(key="trust_baseline").set_value("black")
+    run(at)
+    next(b for b in at.button if b.label.startswith("Rank every method")).click()
+    run(at)
+    next(b for b in at.button if b.label.startswith("Run the sanity check")).click()
+    run(at)
+    link = dict(at.query_params)
+    assert {k: link[k] for k in ("baseline", "rank", "sanity")} == {"baseline": "black", "rank": "1", "sanity": "1"}
+    shown = with_model("own:wide", model, link=link)  # a new session opening the link: no clicks
+    assert shown.segmented_control(key="trust_baseline").value == "black"
+    assert len(shown.dataframe) == 3  # scores, ROAD and the ranking
+    assert any(box.value.startswith(("Passed", "Failed")) for box in [*shown.success, *shown.error])
+    ranked = shown.dataframe[2].value
+    marks = dict(zip(ranked["method"], ranked["sanity check"]))
+    assert marks["➜ Grad-CAM"] in ("passed here", "FAILED here")  # this session's own result, from the link
+    assert any("deleted pixels become black" in c.value for c in shown.caption)
