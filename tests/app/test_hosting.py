@@ -68,3 +68,50 @@ def test_the_picker_of_an_imagenet_21k_model_offers_a_search_not_every_class():
     # ImageNet-1k keeps its one box of every class, top-5 first.
     small = [f"c{i}" for i in range(1000)]
     assert class_picker.options(small, top5, 7, "") == [*top5, *(i for i in range(1000) if i not in top5)]
+
+
+# --- own models through the Explore page (the sandbox reads them) ---------------------------
+
+
+@pytest.fixture(scope="module")
+def upload_page() -> AppTest:
+    """The Explore page with "Upload a Keras model..." chosen (one per module: the sandbox boots once)."""
+    at = run(AppTest.from_file(EXPLORE, default_timeout=240))
+    at.selectbox(key="model_choice").set_value(UPLOAD)
+    return run(at)
+
+
+def upload(at: AppTest, model: keras.Model, tmp_path) -> AppTest:
+    model.save(tmp_path / "m.keras")
+    at.file_uploader(key="model_upload").set_value(("m.keras", (tmp_path / "m.keras").read_bytes(),
+                                                    "application/octet-stream"))
+    return run(at)
+
+
+def test_a_model_whose_explanation_would_exhaust_the_server_is_refused_and_the_page_serves(upload_page, tmp_path):
+    wide = keras.Sequential([keras.Input((2048, 2048, 3)), keras.layers.Conv2D(24, 1),
+                             keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+    started = time.perf_counter()
+    at = upload(upload_page, wide, tmp_path)
+    errors = [e.value.replace("\\", "") for e in at.error]  # shown as Markdown, escaped
+    assert len(errors) == 1 and "would need about" in errors[0] and "the limit is 2.0 GB" in errors[0], errors
+    assert at.session_state["model_key"] == "EfficientNet-Lite0"  # still explaining with the model that worked
+    assert any(c.startswith("Grad-CAM overlay") for image in at.image for c in image.captions)
+    assert time.perf_counter() - started < 60  # the sandbox's read, not an explanation of 2.8 GB
+
+
+def test_an_imagenet_21k_sized_model_gets_a_search_box_and_a_short_picker(upload_page, tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, name="features")(inputs))
+    at = upload(upload_page, keras.Model(inputs, keras.layers.Dense(21_843)(x)), tmp_path)
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state["model_key"].startswith("own:")
+    assert len(at.selectbox(key="target").options) <= 6  # the top-5 (and the class chosen), not 21,843
+    at.text_input(key="target_search").input("class 2184")
+    run(at)
+    offered = at.selectbox(key="target").options
+    assert "class 21842" in offered and len(offered) <= 6 + class_picker.SHOWN_MATCHES, offered
+    at.selectbox(key="target").set_value(21_842)
+    run(at)
+    assert at.session_state["target"] == 21_842
+    assert any(c.startswith("Grad-CAM overlay") for image in at.image for c in image.captions)
