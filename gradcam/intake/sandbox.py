@@ -78,6 +78,10 @@ MODEL_BUDGET = Budget(memory_mb=4096, cpu_seconds=60, wall_seconds=180)
 REPLY_BYTES = {"image": 200 * 2**20, "model": 1300 * 2**20}
 # Starting a worker is not the file's fault: importing TensorFlow takes 3-15 s on a busy machine.
 BOOT_SECONDS = 180
+# How long a caller waits for a free worker before it is told so (a hostile model may hold the
+# model worker for its whole 180 s budget: other uploads must not wait behind it unseen).
+BUSY_WAIT_SECONDS = 20
+BUSY = "The server is busy reading other files; try again in a moment."
 # What a worker inherits of the server's environment: nothing else (no credentials, no tokens).
 ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
 # The first thing a worker runs, before it imports anything (a new namespace needs one thread):
@@ -382,12 +386,12 @@ class Pool:
                 if self._idle.empty() and len(self._all) < self.size:
                     return self._new()
             try:
-                worker = self._idle.get(timeout=self.budget.wall_seconds + BOOT_SECONDS)
+                worker = self._idle.get(timeout=BUSY_WAIT_SECONDS)
             except queue.Empty:
-                # Every worker is busy past any task's wall budget: one was lost (its caller
-                # vanished mid-call). Start a fresh one rather than wait forever.
-                with self._lock:
-                    return self._new()
+                # A hard cap: never more than ``size`` workers (extras were never retired, and
+                # 14 callers grew a pool of 2 to 6). A caller interrupted mid-call replaces its
+                # worker (see ``run``), so none is lost; the others are told, not queued for ever.
+                raise self.error(BUSY) from None
             if worker.process.poll() is None:
                 return worker
             self._forget(worker)  # died while idle (killed from outside): never hand it out

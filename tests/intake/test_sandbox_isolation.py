@@ -23,3 +23,37 @@ def test_a_worker_sees_no_secrets_and_no_network(monkeypatch):
         assert seen["interfaces"] == ["lo"], seen["interfaces"]  # no way out; the server still has its own
     else:
         assert os.geteuid() != 0, "as root the network namespace must work"
+
+
+def test_the_pool_is_a_hard_cap_and_a_caller_waits_a_bounded_time(monkeypatch):
+    import threading
+    import time
+
+    from gradcam.intake import sandbox
+
+    monkeypatch.setattr(sandbox, "BUSY_WAIT_SECONDS", 1)
+    pool = Pool("image", 1, sandbox.Budget(memory_mb=256, cpu_seconds=30, wall_seconds=6), InvalidImageError)
+    try:
+        pool.run(sandbox_helpers.echo_length, b"boot")  # booted: the wait below is the busy worker alone
+        hog = threading.Thread(target=lambda: _swallow(pool.run, sandbox_helpers.sleep, b"x"))
+        hog.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        try:
+            pool.run(sandbox_helpers.echo_length, b"12345")
+            raise AssertionError("a second caller got a worker beyond the cap")
+        except InvalidImageError as busy:
+            assert str(busy) == sandbox.BUSY
+        assert time.monotonic() - started < 5
+        assert len(pool._all) == 1  # no extra worker was started
+        hog.join()
+        assert pool.run(sandbox_helpers.echo_length, b"12345")["length"] == 5  # and it serves again
+    finally:
+        pool.close()
+
+
+def _swallow(call, *args):
+    try:
+        call(*args)
+    except InvalidImageError:
+        pass  # the sleeping task ends at its wall budget, as it should
