@@ -18,7 +18,7 @@ import json
 import streamlit as st
 
 import gradcam
-from dashboard import cached, heatmap_panel, method_picker, model_picker, shared_state
+from dashboard import cached, class_picker, heatmap_panel, method_picker, model_picker, shared_state
 from dashboard.layer_names import layer_option
 from dashboard.heatmap_panel import score_text
 from dashboard.image_picker import pick_image
@@ -78,11 +78,13 @@ def explore() -> None:
         choose("target_for", (current.sha256, model_key))
         choose("target", top1)  # a new photo or model: its top-1
 
-    every_class = [*top5, *(i for i in range(len(model.labels)) if i not in top5)]
+    query = class_picker.search(target_slot, "target", model.labels)
+    every_class = class_picker.options(model.labels, top5, st.session_state.get("target"), query)
     target = target_slot.selectbox(
         "Target class", every_class, key="target", on_change=keep, args=("target",),
         format_func=lambda i: f"{model.labels[i]}  ({score_text(model, top5[i])})" if i in top5 else model.labels[i],
-        help="The top-5 predictions first, then every class (type to search).",
+        help="The top-5 predictions first, then every class (type to search)." if not class_picker.needs_search(
+            model.labels) else "The top-5 predictions, the class chosen, then the search's matches.",
     )
 
     if target in explained.maps:

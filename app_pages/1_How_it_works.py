@@ -19,8 +19,9 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from dashboard import cached, shared_state
+from dashboard import cached, class_picker, shared_state
 from dashboard.heatmap_panel import colour_scale, score_text
+from dashboard.link_values import link_number
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
 from gradcam.engine.cam import CamTensors, compute, upsample
@@ -142,7 +143,7 @@ c = choices()
 photo, model = c.image.image, c.model
 changes = shared_state.url_changes()  # a link to a lesson step, or Back/Forward
 if "step" in changes:
-    st.session_state["lesson_step"] = int(changes["step"]) if (changes["step"] or "").isdigit() else 1
+    st.session_state["lesson_step"] = link_number(changes["step"]) or 1
 if "all" in changes:
     st.session_state["lesson_all"] = changes["all"] == "1"
 
@@ -163,11 +164,11 @@ if st.session_state.get("lesson_for") != shown_for or not 0 <= st.session_state.
     st.session_state["lesson_for"] = shown_for
     st.session_state["lesson_target"] = shared_class
 if "lesson_class" in changes:
-    linked = changes["lesson_class"] or ""
-    st.session_state["lesson_target"] = int(linked) if linked.isdigit() and int(linked) < len(model.labels) \
-        else shared_class
-every_class = [*top5_scores, *(i for i in range(len(model.labels)) if i not in top5_scores)]
+    linked = link_number(changes["lesson_class"], below=len(model.labels))
+    st.session_state["lesson_target"] = shared_class if linked is None else linked
 choose, toggle = st.columns([3, 1], vertical_alignment="bottom")
+query = class_picker.search(choose, "lesson_target", model.labels)
+every_class = class_picker.options(model.labels, top5_scores, st.session_state.get("lesson_target"), query)
 target = choose.selectbox(
     "Class to explain", every_class, key="lesson_target",
     format_func=lambda i: f"{model.labels[i]}  ({score_text(model, top5_scores[i])})" if i in top5_scores

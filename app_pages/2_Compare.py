@@ -19,11 +19,12 @@ from PIL import Image
 
 import gradcam
 from gradcam.engine.methods import SCORECAM_DEFAULT_CHANNELS
-from dashboard import cached, shared_state
+from dashboard import cached, class_picker, shared_state
 from dashboard.cached import ClassMap, class_map
 from dashboard.heatmap_panel import score_text
 from dashboard.layer_names import breakable, layer_option
 from dashboard.model_picker import load_builtin
+from dashboard.link_values import link_number
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
 
@@ -154,7 +155,6 @@ with st.spinner("Explaining..."):
     top5 = cached.explain_top5(c.image.sha256, c.model_key, c.layer, c.method, photo, model)
 top5_scores = {p.index: p.probability for p in top5.predictions}
 top1 = top5.predictions[0].index
-every_class = [*top5_scores, *(i for i in range(len(model.labels)) if i not in top5_scores)]
 
 
 def class_name(index: int) -> str:
@@ -176,12 +176,15 @@ if st.session_state.get("compare_for") != class_for or st.session_state.get("com
     st.session_state["compare_target"] = shared_class
 named, value = wanted("compare_class")
 if named:
-    st.session_state["compare_target"] = int(value) if value and value.isdigit() and int(value) < len(
-        model.labels) else shared_class
+    linked = link_number(value, below=len(model.labels))
+    st.session_state["compare_target"] = shared_class if linked is None else linked
 st.session_state.setdefault("compare_opacity", c.opacity)
 mode = st.session_state.get("compare_tab", "Layers")
 pick_class, pick_opacity = st.columns([3, 1])
+query = ""  # a model with many classes: the class search's text (see dashboard.class_picker)
 if mode != "Models":  # each model explains its own top-1 there: a class picker would do nothing
+    query = class_picker.search(pick_class, "compare_target", model.labels)
+    every_class = class_picker.options(model.labels, top5_scores, st.session_state.get("compare_target"), query)
     target = pick_class.selectbox("Class", every_class, key="compare_target", format_func=class_name,
                                   on_change=keep, args=("compare_target",),
                                   help="The class whose maps are compared (top-5 first, then every class).")
@@ -233,10 +236,11 @@ if classes_tab.open:
         strip([(top5.maps[p.index], f"{rank}. **{md(p.label)}** ({score_text(model, p.probability)})")
                for rank, p in enumerate(top5.predictions, 1)], small, opacity, colormap)
         st.divider()
-        others = [i for i in every_class if i != target]  # empty for a model with a single output
         named, value = wanted("other")
         if named:
-            st.session_state["compare_other"] = int(value) if value and value.isdigit() else None  # checked below
+            st.session_state["compare_other"] = link_number(value)  # checked below
+        others = [i for i in class_picker.options(model.labels, top5_scores, st.session_state.get("compare_other"),
+                                                  query) if i != target]  # empty for a model with a single output
         default_other = next((p.index for p in top5.predictions if p.index != target), others[0] if others else None)
         if others and st.session_state.get("compare_other") not in others:
             st.session_state["compare_other"] = default_other

@@ -142,6 +142,10 @@ def own_model(key: str, _model_bytes: bytes, _labels_bytes: bytes | None, prepro
     engine_calls["load_model"] += 1
     model = gradcam.load_model(_model_bytes, labels=_labels_bytes, preprocessing=preprocessing, sandbox=True,
                                name=file_name)
+    try:  # Explore's first view, the default method's top-5, must fit: else the upload is refused now
+        gradcam.check_explanation(model, next(iter(gradcam.METHODS)), targets=5)
+    except gradcam.ExplanationTooCostly as error:
+        raise gradcam.ModelLoadError(str(error)) from None
     _settle_garbage_collector()
     return model
 
@@ -185,11 +189,15 @@ def _remote(model_key: str, method: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _service_problems_said(url: str | None):
-    """A service that is down or refuses a request ends the page with its sentence
-    (the choices stay, so the next rerun tries again); in-process errors pass as before."""
+def _refusals_said(url: str | None = None):
+    """An explanation over the memory budget, or a service that is down or refuses a
+    request, ends the page with its sentence (the choices stay, so another model, method
+    or class can be picked); other in-process errors pass as before."""
     try:
         yield
+    except gradcam.ExplanationTooCostly as error:
+        st.error(md(str(error)))
+        st.stop()
     except ValueError as error:
         if not url:
             raise
@@ -265,7 +273,8 @@ def _slow(key: tuple, method: str, run: Callable, unit: str = "channels", title:
         bar.progress(done / max(total, 1), text=f"{title}: {done} of {total} {unit}")
 
     try:
-        value = run(progress, stop)
+        with _refusals_said():
+            value = run(progress, stop)
     finally:
         bar.empty()
     with lock:
@@ -280,7 +289,7 @@ def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
     """Predictions and the maps of all top-5 classes, from one engine pass."""
     if not gradcam.METHODS[method].slow:
         url = _remote(model_key, method)
-        with _service_problems_said(url):
+        with _refusals_said(url):
             return _explain_top5(image_hash, model_key, layer, method, url, image, model)
 
     def run(progress, stop):
@@ -296,7 +305,7 @@ def explain_class(image_hash: str, model_key: str, layer: str, method: str, targ
     """The map of one class outside the top-5."""
     if not gradcam.METHODS[method].slow:
         url = _remote(model_key, method)
-        with _service_problems_said(url):
+        with _refusals_said(url):
             return _explain_class(image_hash, model_key, layer, method, target, url, image, model)
 
     def run(progress, stop):
@@ -323,7 +332,8 @@ def explain_timed(image_hash: str, model_key: str, layer: str, method: str, targ
     later views come from the cache), for comparing methods side by side. Fast methods
     are timed on a second run, after compiling; slow ones on their one run."""
     if not gradcam.METHODS[method].slow:
-        return _explain_timed(image_hash, model_key, layer, method, target, image, model)
+        with _refusals_said():
+            return _explain_timed(image_hash, model_key, layer, method, target, image, model)
 
     def run(progress, stop):
         engine_calls["explain"] += 1

@@ -31,6 +31,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import gradcam
 
+from .link_values import link_number
 from .image_picker import SAMPLES, CurrentImage, current_image, current_sample, use_sample
 from .model_picker import builtin_models, load_builtin
 from .safe_text import md
@@ -155,9 +156,9 @@ def read_url() -> None:
         choose("layer", layer)
         choose("layer_for", model_key if layer else None)
     if {"sample", "model", "target"} & changes.keys():
-        target = now.get("target", "")
-        choose("target", int(target) if target.isdigit() else None)
-        choose("target_for", (current_image().sha256, model_key) if target.isdigit() else None)
+        target = link_number(now.get("target"))  # checked against the model's classes in choices()
+        choose("target", target)
+        choose("target_for", (current_image().sha256, model_key) if target is not None else None)
     if "method" in changes:
         choose("method", now.get("method") if now.get("method") in gradcam.METHODS else DEFAULTS["method"])
     if "colormap" in changes:

@@ -80,11 +80,12 @@ def serve_backend(cpus: int = 2):
     port = free_port()
     saved = {name: os.environ.get(name) for name in PATIENT_PROXY}
     os.environ.update(PATIENT_PROXY)  # inherited by the cluster's processes, Serve's controller among them
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
              runtime_env=distributed.runtime_env(local=True))
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        from gradcam.scale.serve import app
+        from gradcam.scale.serve import app, http_options
+
+        serve.start(http_options=http_options(port))
 
         serve.run(app, blocking=False)
         yield f"http://127.0.0.1:{port}"

@@ -20,6 +20,7 @@ This package never imports Streamlit; the dashboard is a thin layer over it.
 """
 
 from .engine.batched import explain_batch
+from .engine.cost import check_explanation
 from .engine.cam import (
     ExplanationStopped, Explanation, Prediction, explain, explain_contrast, explain_counterfactual, explain_layers,
     explain_many, predict,
@@ -28,7 +29,7 @@ from .engine.graph import TargetLayer, default_layer, stage_layers, target_layer
 from .engine.methods import METHODS
 from .engine.model import Model
 from .engine.overlay import COLORMAPS, overlay
-from .errors import InvalidImageError, ModelLoadError
+from .errors import ExplanationTooCostly, InvalidImageError, ModelLoadError
 from .intake.images import load_image
 from .intake.sandbox import load_image_safely
 from .trust.faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
@@ -44,6 +45,7 @@ __all__ = [
     "Faithfulness",
     "MethodScore",
     "ExplanationStopped",
+    "ExplanationTooCostly",
     "InvalidImageError",
     "Model",
     "ModelLoadError",
@@ -52,6 +54,7 @@ __all__ = [
     "SanityStep",
     "TargetLayer",
     "available_models",
+    "check_explanation",
     "default_layer",
     "explain",
     "explain_batch",

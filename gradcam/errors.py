@@ -1,6 +1,6 @@
-"""The two exceptions the engine raises for bad input.
+"""The exceptions the engine raises for bad input.
 
-Both are ValueErrors whose message is one plain sentence a person can act on,
+All are ValueErrors whose message is one plain sentence a person can act on,
 so every front end (dashboard, CLI, library user) can show ``str(error)`` as is.
 """
 
@@ -11,3 +11,8 @@ class InvalidImageError(ValueError):
 
 class ModelLoadError(ValueError):
     """A model (or its labels file) cannot be loaded or cannot be explained."""
+
+
+class ExplanationTooCostly(ValueError):
+    """An explanation would hold more memory than the budget allows: refused before any
+    pass runs (see ``gradcam.engine.cost``)."""

@@ -52,3 +52,10 @@ def spin_for(data: bytes, cpu_seconds: float):
 def too_big_reply(data: bytes):
     """A reply larger than any image: the server refuses to receive it."""
     return {"pixels": bytes(210 * 2**20)}
+
+
+def surroundings(data: bytes):
+    """What a worker can see: its environment's names and its network interfaces."""
+    import socket
+
+    return {"env": sorted(os.environ), "interfaces": [name for _, name in socket.if_nameindex()]}

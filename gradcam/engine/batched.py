@@ -32,6 +32,7 @@ import numpy as np
 
 from . import cam
 from .cam import explain_many
+from .cost import check_explanation, memory_budget_bytes
 from .graph import resolve_layer, run_capturing
 from .methods import method as method_entry
 from .passes import cached
@@ -39,16 +40,25 @@ from .passes import cached
 BUCKETS = (1, 4, 8, 16, 32)  # batch sizes that get a compiled function; larger sets are split into 32s
 
 
-def chunk_sizes(count: int) -> list[tuple[int, int]]:
+def chunk_sizes(count: int, largest: int = BUCKETS[-1]) -> list[tuple[int, int]]:
     """How ``count`` photos are run: (photos, padded bucket) per call, in order.
-    Full chunks of the largest bucket, then the rest padded to the smallest bucket
-    that holds it (at most one padded call, wasting less than half of it)."""
-    largest = BUCKETS[-1]
+    Full chunks of the largest bucket (at most ``largest``), then the rest padded to
+    the smallest bucket that holds it (at most one padded call, wasting less than half of it)."""
+    largest = max(b for b in BUCKETS if b <= max(largest, 1))
     sizes = [(largest, largest)] * (count // largest)
     rest = count % largest
     if rest:
         sizes.append((rest, next(b for b in BUCKETS if b >= rest)))
     return sizes
+
+
+def photos_per_call(model, method, targets: int) -> int:
+    """The largest bucket whose pass stays within the memory budget (one photo over it
+    is refused with ExplanationTooCostly): a big model runs in smaller calls, never refused
+    for the batch alone."""
+    per_photo = check_explanation(model, method, targets)
+    fitting = [b for b in BUCKETS if per_photo * b <= memory_budget_bytes()]
+    return max(fitting, default=BUCKETS[0])
 
 
 BATCHED_KINDS = ("gradient", "activation")
@@ -145,7 +155,8 @@ def explain_batch(model, images: Sequence, targets=None, layer=None, method: str
     top = max(1, min(int(top), classes))
     results: list[list[cam.Explanation]] = []
     start = 0
-    for count, bucket in chunk_sizes(len(images)):
+    most = photos_per_call(model, chosen, top if indices is None else max(len(t) for t in indices))
+    for count, bucket in chunk_sizes(len(images), most):
         chunk = images[start:start + count]
         chunk_targets = None if indices is None else indices[start:start + count]
         results.extend(_explain_chunk(model, chunk, chunk_targets, target_layer, method, top, bucket))

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ..intake.images import load_image
+from .cost import check_explanation
 from .graph import output_activation, resolve_layer, stage_layers
 from .methods import METHODS, PERTURBATION_BATCH, Method, method as _method
 from .passes import cam_pass, forward_pass, guided_pass, layers_pass, scores_pass
@@ -219,6 +220,14 @@ def _smoothed_pass(model, x, rows, top, layer, method: Method, options: Options)
     return {**first, "before_relu": np.mean(maps, axis=0), "weights": np.mean(weights, axis=0), "pixels": None}
 
 
+def _check_cost(model, method: Method, layer, rows, top: int, options: Options) -> None:
+    """Refuse (ExplanationTooCostly, one sentence) before any pass when the pass would hold more
+    memory than the budget; cheap (the layers' output shapes), so it runs before the photo is prepared."""
+    channels = _channels_done_per_pass(model, layer, method, options)
+    per_pass = min(PERTURBATION_BATCH, channels) if channels else PERTURBATION_BATCH
+    check_explanation(model, method, top or len(rows), batch=per_pass)
+
+
 def _channels_done_per_pass(model, layer, method: Method, options: Options) -> int:
     if method.kind != "perturbation":
         return 0
@@ -237,6 +246,7 @@ def compute_prepared(model, x: np.ndarray, targets=None, layer=None, method: str
     options = options or Options()
     target_layer = resolve_layer(model, layer)
     rows, top = target_rows(model, targets, top)
+    _check_cost(model, chosen, target_layer, rows, top, options)
     if options.smooth:
         out = _smoothed_pass(model, x, rows, top, target_layer, chosen, options)
     else:
@@ -257,7 +267,9 @@ def compute_prepared(model, x: np.ndarray, targets=None, layer=None, method: str
 def compute(model, image, targets=None, layer=None, method: str = "gradcam", *, top: int = 1,
             keep_tensors: bool = False, options: Options | None = None) -> CamTensors:
     """One explanation's tensors for ``image`` (see ``compute_prepared``)."""
-    _method(method)  # an unknown method fails before the image is prepared
+    chosen = _method(method)  # an unknown method fails before the image is prepared, and so does a costly one
+    rows, count = target_rows(model, targets, top)
+    _check_cost(model, chosen, resolve_layer(model, layer), rows, count, options or Options())
     return compute_prepared(model, model.prepare(as_image(image)), targets, layer, method, top=top,
                             keep_tensors=keep_tensors, options=options)
 
@@ -367,6 +379,7 @@ def explain_layers(model, image, layers=None, target=None, method: str = "gradca
         index = target if target is not None else predict(model, image, top=1)[0].index
         return [explain(model, image, index, t.name, method, **options) for t in chosen]
     names = tuple(t.name for t in chosen)
+    check_explanation(model, chosen_method, 1)
     index = -1 if target is None else target_index(model, target)
     logits, picked, maps, weights = layers_pass(model, names, chosen_method)(model.prepare(image),
                                                                                   np.int32(index))

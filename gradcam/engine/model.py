@@ -32,6 +32,14 @@ PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+# Compiled functions kept per model, least recently used dropped first: each new (layer,
+# method) pair held ~21 MB on Lite0, for ever, and a page offering free choice (or the service,
+# whose keys include the number of classes) could add them without end. The model's logits
+# head is kept apart from the count: rebuilding it builds a layer.
+MAX_COMPILED_PASSES = 24
+_PINNED = ("head",)
+
+
 @dataclass(eq=False)
 class Model:
     """A classifier ready to explain: the Keras model plus what it takes to feed it."""
@@ -57,9 +65,15 @@ class Model:
         with self._lock:
             if key not in self._compiled:
                 self._compiled[key] = build()
+                self._evict()
             else:
                 self._compiled.move_to_end(key)
             return self._compiled[key]
+
+    def _evict(self) -> None:
+        unpinned = [k for k in self._compiled if k not in _PINNED]
+        for key in unpinned[: max(0, len(unpinned) - MAX_COMPILED_PASSES)]:
+            del self._compiled[key]
 
     def forget_passes(self, keep: Callable[[object], bool]) -> None:
         """Drop every compiled function whose key ``keep(key)`` rejects."""

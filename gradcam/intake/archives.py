@@ -29,6 +29,9 @@ MAX_ARCHIVE_MEMBERS = 500
 MAX_ARCHIVE_BYTES = 500 * 1024 * 1024  # total uncompressed size of the images in one archive
 MAX_MEMBER_BYTES = 200 * 1024 * 1024  # one image inside an archive (the uploader's own per-file limit)
 MAX_BATCH_IMAGES = 1000  # per run: each result is small, but time is not free
+# Per run, what every image together inflates to: per-archive limits alone let 1,000 small
+# zips of 187 MB BMPs ask for 187 GB of decoding.
+MAX_RUN_BYTES = 2 * 1024 * 1024 * 1024
 # zipfile builds an object per central-directory entry before anyone can count them
 # (1M entries: 7.7 s, +511 MB), so the count and the directory's size are read from
 # the end-of-central-directory record first. 2 KB an entry covers long names and extras.
@@ -186,6 +189,14 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
     if len(sources) > MAX_BATCH_IMAGES:
         problems.append(f"{len(sources):,} images were given; only the first {MAX_BATCH_IMAGES:,} are explained.")
         sources = sources[:MAX_BATCH_IMAGES]
+    total = 0
+    for kept, source in enumerate(sources):
+        total += source.size
+        if total > MAX_RUN_BYTES:
+            problems.append(f"The images unpack to more than {megabytes(MAX_RUN_BYTES)} in all; only the first "
+                            f"{kept:,} are explained.")
+            sources = sources[:kept]
+            break
     seen: dict[str, int] = {}
     unique = []
     for source in sources:

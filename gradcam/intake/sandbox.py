@@ -78,6 +78,23 @@ MODEL_BUDGET = Budget(memory_mb=4096, cpu_seconds=60, wall_seconds=180)
 REPLY_BYTES = {"image": 200 * 2**20, "model": 1300 * 2**20}
 # Starting a worker is not the file's fault: importing TensorFlow takes 3-15 s on a busy machine.
 BOOT_SECONDS = 180
+# How long a caller waits for a free worker before it is told so (a hostile model may hold the
+# model worker for its whole 180 s budget: other uploads must not wait behind it unseen).
+BUSY_WAIT_SECONDS = 20
+BUSY = "The server is busy reading other files; try again in a moment."
+# What a worker inherits of the server's environment: nothing else (no credentials, no tokens).
+ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+# The first thing a worker runs, before it imports anything (a new namespace needs one thread):
+# a network namespace of its own, with no interface but a down loopback, so a subverted decoder
+# can reach nothing. As root that is unshare(CLONE_NEWNET); otherwise inside a new user
+# namespace, where the kernel allows it. Where neither works the worker runs on with the network.
+_ISOLATE = (
+    "import ctypes, os\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "NEWNET, NEWUSER = 0x40000000, 0x10000000\n"
+    "if libc.unshare(NEWNET if os.geteuid() == 0 else NEWNET | NEWUSER) != 0:\n"
+    "    os.environ['GRADCAM_SANDBOX_NETWORK'] = 'shared'\n"
+)
 
 # --- worker side ---------------------------------------------------------------------
 
@@ -270,14 +287,14 @@ class _Worker:
     def __init__(self, kind: str, memory_mb: int):
         self.kind = kind
         ours, theirs = socket.socketpair()
-        env = dict(os.environ)
+        env = {name: os.environ[name] for name in ENV_ALLOWED if name in os.environ}
         env.update(
             PYTHONPATH=os.pathsep.join(path for path in sys.path if path),
             MALLOC_ARENA_MAX="2",  # glibc reserves 64 MB of address space per thread otherwise
             OPENBLAS_NUM_THREADS="1",  # each BLAS thread reserves its buffers up front
             TF_CPP_MIN_LOG_LEVEL="3",
         )
-        code = "from gradcam.intake.sandbox import serve; serve()"
+        code = _ISOLATE + "from gradcam.intake.sandbox import serve; serve()"
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, str(theirs.fileno()), kind, str(memory_mb)],
             pass_fds=[theirs.fileno()], env=env,
@@ -369,12 +386,12 @@ class Pool:
                 if self._idle.empty() and len(self._all) < self.size:
                     return self._new()
             try:
-                worker = self._idle.get(timeout=self.budget.wall_seconds + BOOT_SECONDS)
+                worker = self._idle.get(timeout=BUSY_WAIT_SECONDS)
             except queue.Empty:
-                # Every worker is busy past any task's wall budget: one was lost (its caller
-                # vanished mid-call). Start a fresh one rather than wait forever.
-                with self._lock:
-                    return self._new()
+                # A hard cap: never more than ``size`` workers (extras were never retired, and
+                # 14 callers grew a pool of 2 to 6). A caller interrupted mid-call replaces its
+                # worker (see ``run``), so none is lost; the others are told, not queued for ever.
+                raise self.error(BUSY) from None
             if worker.process.poll() is None:
                 return worker
             self._forget(worker)  # died while idle (killed from outside): never hand it out

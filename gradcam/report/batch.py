@@ -34,10 +34,9 @@ THUMBNAIL_SIDE = 320  # contact-sheet and batch-report thumbnails
 
 
 def _display_image(data: bytes, max_side: int) -> Image.Image:
-    image = load_image_safely(data)  # batch uploads are untrusted: decoded in the sandbox
-    if max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), Image.LANCZOS)
-    return image
+    # Batch uploads are untrusted: decoded in the sandbox and downscaled there, so a 187 MB BMP
+    # from a 0.2 MB zip entry comes back at display size, not at full size.
+    return load_image_safely(data, max_side=max_side)
 
 
 FAITHFULNESS_STEPS = 20  # per photo in a batch: a coarser curve than the page's 50 steps, and one random map

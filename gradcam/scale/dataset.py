@@ -204,8 +204,11 @@ def runtime_env(local: bool) -> dict:
 
 def _connect(ray, address: str | None) -> None:
     if not ray.is_initialized():
+        # A local cluster we start listens on loopback only: Ray's control plane runs code for
+        # whoever reaches it (docs/hosting.md).
+        loopback = {"_node_ip_address": "127.0.0.1"} if address is None else {}
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 runtime_env=runtime_env(local=address is None))
+                 runtime_env=runtime_env(local=address is None), **loopback)
 
 
 def explain_dataset(source: str, out: str, *, model: str = "EfficientNet-Lite0", layer=None,

@@ -13,6 +13,7 @@ Needs Ray (``pip install -r requirements-ray.txt``); nothing else imports it.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 from dataclasses import dataclass
 
@@ -24,6 +25,14 @@ from starlette.responses import JSONResponse  # noqa: E402
 
 MAX_BATCH = 16  # requests grouped into one engine call at most
 MAX_PHOTO_BYTES = 50 * 1024 * 1024
+# A photo is decoded in the sandbox and downscaled there: a 160 kB PNG can declare 7000 x 7000
+# (~190 MB per queued request); the network sees 224-260 px, so 1024 px loses nothing.
+MAX_SIDE = 1024
+MAX_MAPS = 10  # classes explained per request (each is a map through the whole network)
+# Score-CAM's channels per request, as the dashboard (every channel took 21 s on Lite0, ~1.7 min on ResNet50).
+CHANNEL_BUDGET = 32
+REQUEST_SECONDS = 60.0  # a request still running then is stopped (perturbation methods check between batches)
+TOKEN_ENV = "GRADCAM_SERVICE_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -40,25 +49,63 @@ class Job:
         return self.model, self.layer, self.method, self.targets is None, self.top if self.targets is None else 0
 
 
+class Refused(ValueError):
+    """A request refused before any work: ``status`` is its HTTP status code."""
+
+    def __init__(self, sentence: str, status: int):
+        super().__init__(sentence)
+        self.status = status
+
+
+def authorized(headers) -> bool:
+    """True when no token is set, or the request carries ``Authorization: Bearer <token>``
+    (compared in constant time, so the answer's timing says nothing about the token)."""
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        return True
+    given = headers.get("authorization", "")
+    return hmac.compare_digest(given.encode("utf-8", "replace"), f"Bearer {token}".encode("utf-8", "replace"))
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refused by its declared Content-Length (413) before reading, and read with a cap
+    (a chunked body has no length to trust)."""
+    declared = request.headers.get("content-length", "")
+    too_large = Refused(f"The photo is larger than {MAX_PHOTO_BYTES // 2**20} MB.", 413)
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_PHOTO_BYTES:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_PHOTO_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _job(body: bytes, params) -> Job:
     import gradcam
 
     if len(body) > MAX_PHOTO_BYTES:
-        raise ValueError(f"The photo is larger than {MAX_PHOTO_BYTES // 2**20} MB.")
+        raise Refused(f"The photo is larger than {MAX_PHOTO_BYTES // 2**20} MB.", 413)
     model = params.get("model", gradcam.DEFAULT_MODEL)
     if model not in dict(gradcam.available_models()):
         raise ValueError(f'The service explains with built-in models only; "{model}" is not one.')
     method = params.get("method", "gradcam")
     if method not in gradcam.METHODS:
         raise ValueError(f'Unknown method "{method}"; choose one of: {", ".join(gradcam.METHODS)}.')
-    try:
-        targets = tuple(int(t) for t in params["targets"].split(",")) if params.get("targets") else None
-        top = int(params.get("top", 5))
-    except ValueError:
-        raise ValueError("targets must be class indices separated by commas, and top a whole number.") from None
-    if not 1 <= top <= 1000 or (targets is not None and not 1 <= len(targets) <= 1000):
-        raise ValueError("Ask for between 1 and 1000 classes.")
-    return Job(gradcam.load_image(body), model, params.get("layer") or None, method, targets, top)
+    numbers = [*(params["targets"].split(",") if params.get("targets") else ()), params.get("top", "5")]
+    if not all(n.isascii() and n.isdigit() and len(n) <= 9 for n in numbers):
+        raise ValueError("targets must be class indices separated by commas, and top a whole number.")
+    targets = tuple(int(t) for t in numbers[:-1]) or None
+    top = int(numbers[-1])
+    if not 1 <= top <= MAX_MAPS or (targets is not None and not 1 <= len(targets) <= MAX_MAPS):
+        raise ValueError(f"Ask for between 1 and {MAX_MAPS} classes.")
+    if not body:
+        raise ValueError("The request has no photo.")
+    # Decoded in a sandboxed worker, downscaled there: a decoder crash or a bomb costs a sentence.
+    image = gradcam.load_image_safely(body, max_side=MAX_SIDE)
+    return Job(image, model, params.get("layer") or None, method, targets, top)
 
 
 @serve.deployment(
@@ -67,6 +114,8 @@ def _job(body: bytes, params) -> Job:
     ray_actor_options={"num_cpus": 0.5},
     autoscaling_config={"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": MAX_BATCH // 2},
     max_ongoing_requests=2 * MAX_BATCH,
+    # Beyond this many waiting requests a caller gets HTTP 503 at once, rather than a queue without end.
+    max_queued_requests=4 * MAX_BATCH,
 )
 class Explainer:
     def __init__(self):
@@ -101,8 +150,23 @@ class Explainer:
             groups.setdefault(job.group(), []).append(i)
         for (model_name, layer, method, own_top, top), members in groups.items():
             targets = None if own_top else [list(jobs[i].targets) for i in members]
-            explained = gradcam.explain_batch(self._model(model_name), [jobs[i].image for i in members], targets,
-                                              layer, method, top=top or 1)
+            # Budgets per request: Score-CAM's channels, and a time limit that stops a long method.
+            options = {"max_channels": CHANNEL_BUDGET} if gradcam.METHODS[method].channel_budget else {}
+            if gradcam.METHODS[method].slow:
+                options["stop"] = _Deadline(REQUEST_SECONDS)
+            try:  # one group's failure (a refused cost, a stopped method) fails that group alone
+                explained = gradcam.explain_batch(self._model(model_name), [jobs[i].image for i in members],
+                                                  targets, layer, method, top=top or 1, **options)
+            except (ValueError, gradcam.ExplanationStopped) as error:
+                sentence = (f"The request took longer than {REQUEST_SECONDS:g} seconds and was stopped."
+                            if isinstance(error, gradcam.ExplanationStopped) else str(error))
+                for i in members:
+                    answers[i] = {"error": sentence}
+                continue
+            except Exception:
+                for i in members:
+                    answers[i] = {"error": "The service could not explain this photo."}
+                continue
             for i, explanations in zip(members, explained):
                 # How many requests shared this engine call: the load test reports it.
                 answers[i] = {**response(explanations), "batched_with": len(members)}
@@ -114,12 +178,36 @@ class Explainer:
         return await asyncio.to_thread(self._run, jobs)
 
     async def __call__(self, request: Request) -> JSONResponse:
+        if not authorized(request.headers):
+            return JSONResponse({"error": "This explanation service needs its token."}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
         try:
-            job = _job(await request.body(), request.query_params)
+            body = await read_body(request)
+            # Off the event loop: the sandbox's decode takes a while, and the loop keeps batching meanwhile.
+            job = await asyncio.to_thread(_job, body, request.query_params)
         except ValueError as error:  # a broken photo, an unknown model or method: one sentence
-            return JSONResponse({"error": str(error)}, status_code=400)
+            return JSONResponse({"error": str(error)}, status_code=getattr(error, "status", 400))
         answer = await self.explain(job)
         return JSONResponse(answer, status_code=400 if "error" in answer else 200)
+
+
+def http_options(port: int = 8000, host: str = "127.0.0.1") -> dict:
+    """Serve's HTTP proxy for this app: loopback unless told otherwise, and a time limit per
+    request, so one heavy request cannot hold its caller (and the proxy's slot) for ever."""
+    return {"host": host, "port": port, "request_timeout_s": REQUEST_SECONDS + 30}
+
+
+class _Deadline:
+    """``is_set()`` once ``seconds`` have passed: the engine's ``stop`` for a time limit."""
+
+    def __init__(self, seconds: float):
+        import time
+
+        self._clock = time.monotonic
+        self._end = time.monotonic() + seconds
+
+    def is_set(self) -> bool:
+        return self._clock() >= self._end
 
 
 app = Explainer.bind()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -105,8 +106,11 @@ def explain_remote(url: str, image_bytes: bytes, model: str, layer: str | None =
     """Ask the service at ``url`` for one photo's maps. Raises ValueError with one
     sentence when the service refuses the request or cannot be reached."""
     address = url.rstrip("/") + "/?" + urllib.parse.urlencode(query(model, layer, method, targets, top))
-    request = urllib.request.Request(address, data=image_bytes, method="POST",
-                                     headers={"Content-Type": "application/octet-stream"})
+    headers = {"Content-Type": "application/octet-stream"}
+    token = os.environ.get("GRADCAM_SERVICE_TOKEN", "").strip()
+    if token:  # the service refuses requests without it (HTTP 401); send it over TLS beyond localhost
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(address, data=image_bytes, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:
             return parse_response(json.loads(answer.read()))

@@ -21,6 +21,9 @@ from ..intake.text import valid_text
 from .labels import MAX_LABELS_BYTES, parse_labels
 
 MAX_MODEL_BYTES = model_budget.MAX_MODEL_BYTES
+# ImageNet-21k has 21,843 classes. A Dense(1,000,000) head is only an 8 MB file, but every
+# class becomes a name in memory and an option the pages must offer.
+MAX_CLASSES = 100_000
 
 
 def _model_file_bytes(source) -> tuple[bytes, str]:
@@ -81,6 +84,8 @@ def _checked_model(keras_model, file_name, labels, preprocessing) -> Model:
     if len(keras_model.outputs) != 1 or len(keras_model.outputs[0].shape) != 2:
         raise ModelLoadError("The model must have one output: a vector of class scores.")
     classes = int(keras_model.outputs[0].shape[-1])
+    if classes > MAX_CLASSES:
+        raise ModelLoadError(f"The model has {classes:,} classes; the limit is {MAX_CLASSES:,}.")
 
     if not _has_target_layer(keras_model):
         raise ModelLoadError(
