@@ -58,15 +58,16 @@ def infer_grid(tokens: int | None, patch_grids: list[tuple[int, int]], input_siz
     ``patch_grids``: the (height, width) of the feature maps before the token layer,
     latest first (the patch embedding's output is one of them); ``input_size``: the
     model's (height, width). The patch embedding's own grid wins; the input size is
-    asked only when no feature map explains the count, and only a unique answer counts.
+    asked only when there is no feature map before (a patch embedding made of
+    reshapes), and only a unique answer counts.
     """
     if not tokens:
         return None
     for height, width in patch_grids:
         if height and width and 0 <= tokens - height * width <= MAX_EXTRA_TOKENS and height * width > 1:
             return TokenGrid(int(height), int(width), int(tokens - height * width))
-    if input_size is None or None in input_size:
-        return None
+    if patch_grids or input_size is None or None in input_size:
+        return None  # the patch embedding's grid does not explain the count: guessing would mislead
     found = {(h, w, extra) for extra in range(0, MAX_EXTRA_TOKENS + 1)
              for h, w in _divisor_grids(input_size, tokens - extra) if h * w > 1}
     # Several readings (e.g. 16 tokens = 4x4 or 2x8 + ... ): prefer no extra tokens, then one.
