@@ -47,6 +47,7 @@ def item(target: int, method: str) -> report.ReportItem:
         predictions=tuple(explained.predictions), layer=c.layer, layer_resolution=tuple(chosen.raw.shape),
         method=method, no_positive_evidence=chosen.no_positive_evidence, opacity=c.opacity, colormap=c.colormap,
         faithfulness=scores, sanity=None if check is None else check.summary(),
+        token_grid=report.token_grid_of(c.model, c.layer),  # a transformer's layer: its patch grid
     )
 
 

@@ -31,15 +31,20 @@ class TokenGrid(NamedTuple):
     width: int  # columns of patches
     extra: int  # tokens before the patches (class, distillation, registers), dropped
 
-    def describe(self, dim) -> str:
-        """'4x4 tokens + 1 class token, 32', as the layer lists show it."""
+    @property
+    def tokens_text(self) -> str:
+        """'4x4 tokens + 1 class token': the grid and what was dropped."""
         if self.extra == 0:
             extra = ""
         elif self.extra == 1:
             extra = " + 1 class token"
         else:
             extra = f" + {self.extra} extra tokens (class, distillation or registers)"
-        return f"{self.height}x{self.width} tokens{extra}, {dim}"
+        return f"{self.height}x{self.width} tokens{extra}"
+
+    def describe(self, dim) -> str:
+        """'4x4 tokens + 1 class token, 32', as the layer lists show it."""
+        return f"{self.tokens_text}, {dim}"
 
 
 def _divisor_grids(size: tuple[int, int], patches: int) -> list[tuple[int, int]]:

@@ -86,6 +86,7 @@ class ReportItem:
     image_size: tuple[int, int] | None = None  # (width, height) as explained, when ``image`` is a thumbnail
     faithfulness: dict | None = None  # gradcam.Faithfulness.numbers(): each score with its random baseline
     sanity: dict | None = None  # gradcam.SanityCheck.summary(), when the check was run
+    token_grid: str | None = None  # a transformer's token layer: "14x14 tokens + 1 class token" (token_grid_of)
 
     @property
     def explained_size(self) -> tuple[int, int]:
@@ -108,6 +109,28 @@ class ReportItem:
 
 
 # --- small shared pieces ----------------------------------------------------------
+
+
+def token_grid_of(model, layer: str) -> str | None:
+    """A token layer's patch grid as the report names it, or None for a feature map
+    (or a layer-free method's "attention layers" / "input pixels")."""
+    from ..engine.graph import target_layers
+
+    for target in target_layers(model):
+        if target.name == layer and target.grid is not None:
+            return target.grid.tokens_text
+    return None
+
+
+def resolution_text(item: ReportItem) -> str:
+    """'7 x 7 cells', or for a token layer '4 x 4 cells: 4x4 tokens + 1 class token, the class token left out'."""
+    height, width = item.layer_resolution
+    text = f"{height} x {width} cells"
+    if item.token_grid:
+        text += f": the patch grid of {item.token_grid}"
+        if "+" in item.token_grid:
+            text += "; tokens of no patch are left out"
+    return text
 
 
 def library_versions() -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 from ..engine.overlay import strongest_colour
 from .content import (
-    WHAT_IT_SHOWS, WHAT_IT_DOES_NOT_SHOW, ReportItem, library_versions, method_name, method_paper, score_text, predictions_heading, data_uri, png_data_uri, colour_scale, model_facts, trust_lines,
+    WHAT_IT_SHOWS, WHAT_IT_DOES_NOT_SHOW, ReportItem, library_versions, method_name, method_paper, resolution_text, score_text, predictions_heading, data_uri, png_data_uri, colour_scale, model_facts, trust_lines,
 )
 
 
@@ -84,7 +84,6 @@ def _top5_table(item: ReportItem, probabilities: bool) -> str:
 
 def _item_html(number: int, item: ReportItem, model_name: str, weights_sha256: str | None,
                probabilities: bool) -> str:
-    height, width = item.layer_resolution
     name, label = _esc(item.image_name), _esc(item.label)
     notice = ""
     if item.no_positive_evidence:
@@ -96,7 +95,7 @@ def _item_html(number: int, item: ReportItem, model_name: str, weights_sha256: s
         ("Method", _esc(method_name(item.method))),
         ("Paper", _esc(method_paper(item.method))),
         ("Layer", f"<code>{_esc(item.layer)}</code>"),
-        ("Layer resolution", f"{height} x {width} cells"),
+        ("Layer resolution", _esc(resolution_text(item))),
         ("Image", name),
         ("Image size", "{} x {} px (as explained)".format(*item.explained_size)),
         ("Image SHA-256", f'<span class="hash">{_esc(item.image_sha256)}</span>'),

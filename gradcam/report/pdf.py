@@ -13,7 +13,7 @@ import numpy as np
 
 from ..engine.overlay import strongest_colour
 from .content import (
-    WHAT_IT_SHOWS, WHAT_IT_DOES_NOT_SHOW, ReportItem, library_versions, method_name, method_paper, score_text, predictions_heading, shrunk, colour_scale, model_facts, trust_lines,
+    WHAT_IT_SHOWS, WHAT_IT_DOES_NOT_SHOW, ReportItem, library_versions, method_name, method_paper, resolution_text, score_text, predictions_heading, shrunk, colour_scale, model_facts, trust_lines,
 )
 
 
@@ -141,12 +141,11 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
         _plain_text(figure, 0.62, y, score_text(p.probability, probabilities) + mark, fontsize=9, va="top")
         y -= 0.022
 
-    height, width = item.layer_resolution
     facts = [
         ("Explained class", f"{item.label} (class {item.target})"),
         ("Method", method_name(item.method)),
         ("Paper", method_paper(item.method)[:90]),
-        ("Layer", f"{item.layer} ({height} x {width} cells)"),
+        ("Layer", f"{item.layer} ({resolution_text(item)})"),
         ("Colormap", f"{item.colormap} (the {strongest_colour(item.colormap)} regions raised the score most)"),
         ("Image size", "{} x {} px (as explained)".format(*item.explained_size)),
         ("Image SHA-256", item.image_sha256),
