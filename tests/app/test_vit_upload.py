@@ -51,3 +51,14 @@ def test_an_uploaded_vit_is_explained_on_its_patch_grid(tmp_path):
     run(at)
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "no gradient reaches these tokens from the class score" in errors[0], errors
+
+    # the lesson explains tokens at the default layer
+    at.selectbox(key="layer").set_value("block1_norm1")
+    run(at)
+    at.switch_page("app_pages/1_How_it_works.py")
+    run(at)
+    at.toggle(key="lesson_all").set_value(True)
+    run(at)
+    lesson = " ".join(i.value for i in at.info)
+    assert "cuts the photo into a 4 x 4 grid of patches" in lesson, lesson
+    assert "one class token that belongs to no patch" in lesson
