@@ -63,7 +63,7 @@ with st.spinner("Explaining..."):
 target = c.target if c.target is not None else top5.predictions[0].index
 probabilities = {p.index: p.probability for p in top5.predictions}
 classes = [target, *(p.index for p in top5.predictions if p.index != target)]
-options = [(k, m) for k in classes for m in (c.method, *(m for m in gradcam.METHODS if m != c.method))]
+options = [(k, m) for k in classes for m in (c.method, *(m for m in gradcam.methods_for(c.model) if m != c.method))]
 
 
 def describe(option: tuple[int, str]) -> str:  # widget options are plain text, not Markdown

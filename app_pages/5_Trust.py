@@ -136,7 +136,7 @@ st.caption(f"Every method's map of {md(scores.label)} at this layer, ranked by i
            "guessing on this photo.")
 if st.button("Rank every method", key="trust_rank") or st.session_state.get("trust_ranked") == key[:3] + key[4:]:
     st.session_state["trust_ranked"] = key[:3] + key[4:]
-    methods = list(gradcam.METHODS)
+    methods = gradcam.methods_for(c.model)
     bar = st.progress(0.0, text="Scoring each method...")
     rows = []
     for done, method in enumerate(methods):

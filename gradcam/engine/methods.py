@@ -284,6 +284,16 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 )}
 
 
+def methods_for(model) -> list[str]:
+    """The keys of the methods that apply to ``model``: every method, except those
+    made from attention (rollout) on a model without attention layers. Pages and
+    rankings that run "every method" run these."""
+    from .graph import has_attention
+
+    attention = has_attention(model.keras)
+    return [key for key, m in METHODS.items() if m.kind != "attention" or attention]
+
+
 def method(key: str) -> Method:
     """The registry entry for ``key``, or a one-sentence ValueError."""
     if key not in METHODS:
