@@ -162,3 +162,11 @@ def test_grid_inference_from_the_input_size_alone():
     assert infer_grid(14 * 14, [], (224, 224)) == TokenGrid(14, 14, 0)
     assert infer_grid(5 + 16 * 16, [(16, 16)], (256, 256)) == TokenGrid(16, 16, 5)
     assert infer_grid(1, [(4, 4)], (32, 32)) is None
+
+
+def test_a_batch_of_photos_gets_the_same_token_maps_as_one_at_a_time(vit, tagged):
+    batch = gradcam.explain_batch(vit, tagged, targets=["tag"])
+    for photo, (explained,) in zip(tagged, batch):
+        alone = gradcam.explain(vit, photo, target="tag")
+        assert explained.layer == alone.layer == "block1_norm1"
+        np.testing.assert_allclose(explained.raw, alone.raw, rtol=1e-4, atol=1e-6)
