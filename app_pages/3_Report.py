@@ -132,13 +132,12 @@ for number, entry in enumerate(items, 1):
                       "explained": ["yes" if p.index == entry.target else "" for p in entry.predictions]}),
         hide_index=True, width="stretch",
     )
-    height, width = entry.layer_resolution
     facts.dataframe(
         pd.DataFrame({"": ["Image", "Explained class", "Probability", "Method", "Layer", "Layer resolution",
                            "Model"],
                       "value": [entry.image_name, f"{entry.label} (class {entry.target})",
                                 score_text(c.model, entry.probability), gradcam.METHODS[entry.method].display_name,
-                                entry.layer, f"{height} x {width} cells", c.model.name]}),
+                                entry.layer, report.resolution_text(entry), c.model.name]}),
         hide_index=True, width="stretch",
     )
 
