@@ -123,14 +123,12 @@ def token_grid_of(model, layer: str) -> str | None:
 
 
 def resolution_text(item: ReportItem) -> str:
-    """'7 x 7 cells', or for a token layer '4 x 4 cells: 4x4 tokens + 1 class token, the class token left out'."""
+    """'7 x 7 cells', or for a token layer its patch grid: '4x4 tokens + 1 class token (left out)'
+    (short: a table cell on the Report page shows it)."""
     height, width = item.layer_resolution
-    text = f"{height} x {width} cells"
-    if item.token_grid:
-        text += f": the patch grid of {item.token_grid}"
-        if "+" in item.token_grid:
-            text += "; tokens of no patch are left out"
-    return text
+    if not item.token_grid:
+        return f"{height} x {width} cells"
+    return item.token_grid + (" (left out)" if "+" in item.token_grid else "")
 
 
 def library_versions() -> dict[str, str]:

@@ -19,5 +19,5 @@ def test_the_report_names_the_token_grid():
     item = report.ReportItem.from_explanation(photo, "tag.png", "0" * 64, explanation)
     item = type(item)(**{**item.__dict__, "token_grid": report.token_grid_of(vit, explanation.layer)})
     html = report.report_html([item], model_name="tiny ViT")
-    assert "4 x 4 cells: the patch grid of 4x4 tokens + 1 class token; tokens of no patch are left out" in html
+    assert "<td>4x4 tokens + 1 class token (left out)</td>" in html
     assert report.token_grid_of(vit, "patch_embed") is None  # a feature map has cells, not tokens
