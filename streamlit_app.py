@@ -67,8 +67,13 @@ def explore() -> None:
                                  format_func=lambda name: layer_option(layers[name]),
                                  help="Later layers: coarser, more class-specific maps. The default is the last one.")
 
-    with status.container(), st.spinner("Explaining..."):
-        explained = cached.explain_top5(current.sha256, model_key, layer, method, current.image, model)
+    try:
+        with status.container(), st.spinner("Explaining..."):
+            explained = cached.explain_top5(current.sha256, model_key, layer, method, current.image, model)
+    except ValueError as refused:  # the engine's one sentence: e.g. a transformer layer no gradient reaches
+        waiting.empty()
+        st.error(md(str(refused)))
+        st.stop()
     waiting.empty()
     top5 = {p.index: p.probability for p in explained.predictions}
     top1 = explained.predictions[0].index

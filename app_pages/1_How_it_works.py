@@ -214,6 +214,26 @@ input_picture = network_input_picture(model, photo)
 MAP_SYMBOL = r"L^c_{\text{" + gradcam.METHODS[method].display_name + "}}"  # the method's own name; fixed text, never user text
 
 
+token_grid = next((t.grid for t in gradcam.target_layers(model) if t.name == c.layer), None)
+
+
+def tokens_lesson(grid) -> str:
+    """What a transformer's tokens are, for a lesson at one of its token layers."""
+    extra = ""
+    if grid.extra == 1:
+        extra = (" It adds one class token that belongs to no patch: the classifier reads only that one, and the "
+                 "map leaves it out.")
+    elif grid.extra > 1:
+        extra = (f" It adds {grid.extra} tokens that belong to no patch (a class token, which the classifier reads, "
+                 "and distillation or register tokens): the map leaves them out.")
+    return (f"This model is a transformer: it cuts the photo into a {grid.height} x {grid.width} grid of patches and "
+            f"turns each into a token, a vector of {channels} numbers.{extra} Laid out again row by row, the patch "
+            "tokens are the cells of the maps below, and their numbers are the channels. The default layer is the "
+            "last block's input normalisation: after the last block only the class token is read, so the patches' "
+            "tokens there get no gradient from the score, while before that block's attention every patch still "
+            "feeds the class token.")
+
+
 def step_input() -> None:
     words, formula = PREPROCESSING.get(model.preprocessing, ("prepared as the model expects", r"x = f(p)"))
     in_h, in_w = model.input_size
@@ -239,6 +259,8 @@ def step_features() -> None:
         f"Layer {md(c.layer)} describes the photo as {channels} feature maps $A^k$ of {height} x {width} cells; "
         f"these are the {len(shown)} that matter most for **{label}** (bright: the feature is strongly present)."
     )
+    if token_grid is not None:
+        st.info(tokens_lesson(token_grid))
     st.latex(r"A^k \in \mathbb{R}^{" + f"{height} \\times {width}" + r"}, \quad k = 1, \dots, " + str(channels))
     grid([cells(sequential(features[:, :, k], "viridis")) for k in shown],
          [f"channel {k}" for k in shown])

@@ -281,13 +281,15 @@ if methods_tab.open:
                     "network's input resolution; Eigen-CAM ignores the class. Score-CAM uses the "
                     f"{SCORECAM_DEFAULT_CHANNELS} feature maps with the largest variance (Faster Score-CAM).")
         maps = []
-        for method, record in gradcam.METHODS.items():
+        for method in gradcam.methods_for(model):  # rollout only where the model has attention
+            record = gradcam.METHODS[method]
             with st.spinner(f"Explaining with {record.display_name}..."):
                 shown, seconds = cached.explain_timed(c.image.sha256, c.model_key, c.layer, method, target, photo,
                                                       model)
-            # From the registry: a layer's cells, or the input's pixels (Guided Grad-CAM's too).
+            # From the registry: a layer's cells, the input's pixels (Guided Grad-CAM's too), or attention.
             grid = f"{shown.raw.shape[0]} x {shown.raw.shape[1]}"
-            where = f"{grid} input pixels" if record.resolution == "pixels" else f"{grid} cells"
+            where = (record.works_on if record.kind == "attention"
+                     else f"{grid} input pixels" if record.resolution == "pixels" else f"{grid} cells")
             tags = [f"{seconds * 1000:,.0f} ms", where]
             if not record.class_specific:
                 tags.append("class-agnostic")

@@ -51,6 +51,7 @@ def item(target: int, method: str) -> report.ReportItem:
         predictions=tuple(explained.predictions), layer=c.layer, layer_resolution=tuple(chosen.raw.shape),
         method=method, no_positive_evidence=chosen.no_positive_evidence, opacity=c.opacity, colormap=c.colormap,
         faithfulness=scores, sanity=None if check is None else check.summary(),
+        token_grid=report.token_grid_of(c.model, c.layer),  # a transformer's layer: its patch grid
     )
 
 
@@ -66,7 +67,7 @@ with st.spinner("Explaining..."):
 target = c.target if c.target is not None else top5.predictions[0].index
 probabilities = {p.index: p.probability for p in top5.predictions}
 classes = [target, *(p.index for p in top5.predictions if p.index != target)]
-options = [(k, m) for k in classes for m in (c.method, *(m for m in gradcam.METHODS if m != c.method))]
+options = [(k, m) for k in classes for m in (c.method, *(m for m in gradcam.methods_for(c.model) if m != c.method))]
 
 
 def describe(option: tuple[int, str]) -> str:  # widget options are plain text, not Markdown

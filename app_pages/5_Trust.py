@@ -178,7 +178,7 @@ if "rank" in linked:
     st.session_state["trust_ranked"] = rank_key if linked["rank"] else None
 if st.button("Rank every method", key="trust_rank") or st.session_state.get("trust_ranked") == rank_key:
     st.session_state["trust_ranked"] = rank_key
-    methods = list(gradcam.METHODS)
+    methods = gradcam.methods_for(c.model)
     bar = st.progress(0.0, text="Scoring each method...")
     rows = []
     for done, method in enumerate(methods):

@@ -17,7 +17,9 @@ def layer_option(layer: gradcam.TargetLayer) -> str:
     ("out_relu  (3x3x1280) · in mobilenetv2_1.00_96")."""
     *outer, own = layer.name.split(SEPARATOR)
     height, width, channels = layer.shape
-    text = f"{own}  ({height}x{width}x{channels})"
+    # A transformer's token layer names its patch grid: "block11_norm1  (14x14 tokens + 1 class token, 768)".
+    size = layer.grid.describe(channels) if layer.grid is not None else f"{height}x{width}x{channels}"
+    text = f"{own}  ({size})"
     if layer.kind:
         text += f" · {layer.kind}, not a feature layer"
     return text + (f" · in {SEPARATOR.join(outer)}" if outer else "")

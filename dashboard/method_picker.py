@@ -24,6 +24,8 @@ def note(method: str) -> str:
         parts.append("It takes a while: a progress bar counts the feature maps done.")
     if chosen.kind == "pixel-gradient":
         parts.append("Shown at the network's input resolution, pixel by pixel.")
+    if chosen.kind == "attention":
+        parts.append("Made from every attention layer at once, on the patch grid: the layer choice does not apply.")
     parts.append(f"Paper: {chosen.paper}.")
     return " ".join(parts)
 

@@ -26,7 +26,7 @@ from .engine.cam import (
     explain_many, predict,
 )
 from .engine.graph import TargetLayer, default_layer, stage_layers, target_layers
-from .engine.methods import METHODS
+from .engine.methods import METHODS, methods_for
 from .engine.model import Model
 from .engine.overlay import COLORMAPS, overlay
 from .errors import ExplanationTooCostly, InvalidImageError, ModelLoadError
@@ -66,6 +66,7 @@ __all__ = [
     "load_image",
     "load_image_safely",
     "load_model",
+    "methods_for",
     "overlay",
     "predict",
     "rank_methods",

@@ -376,8 +376,15 @@ def main(argv=None) -> int:
     parser.add_argument("--no-methods", action="store_true", help="skip the CAM methods' rows (bench_methods.py)")
     parser.add_argument("--methods-only", action="store_true", help="only the CAM methods' rows")
     parser.add_argument("--sandbox-only", action="store_true", help="only what the upload sandbox costs")
+    parser.add_argument("--vit", action="store_true", help="only the transformer rows (Grad-CAM and rollout on a ViT)")
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)  # every figure below is read next to this line
+    if args.vit:
+        from gradcam.bench import vit as bench_vit
+
+        met = bench_vit.report(bench_vit.measure(args.rounds))
+        print("\nall targets met" if met else "\nsome targets missed")
+        return 0
     if args.sandbox_only:
         met = report_sandbox(sandbox_cost(args.rounds))
         print("\nall targets met" if met else "\nsome targets missed")

@@ -29,7 +29,8 @@ from ..intake.images import load_image
 from .cost import check_explanation
 from .graph import output_activation, resolve_layer, stage_layers
 from .methods import METHODS, PERTURBATION_BATCH, Method, method as _method
-from .passes import cam_pass, forward_pass, guided_pass, layers_pass, scores_pass
+from .passes import attention_pass, cam_pass, forward_pass, guided_pass, layers_pass, scores_pass
+from .tokens import NO_GRADIENT
 from .targets import target_index, target_rows
 
 
@@ -186,9 +187,15 @@ def _one_pass(model, x, rows, top, layer, method: Method, options: Options, keep
         return _perturbation_pass(model, layer, method, x, rows, top, options, keep_tensors, offset, total)
     if method.kind == "pixel-gradient":
         out = guided_pass(model, None if method.layer_free else layer, method)(x, rows, np.int32(top))
+    elif method.kind == "attention":
+        out = attention_pass(model, method)(x, rows, np.int32(top))
     else:
         out = cam_pass(model, layer, method, keep_tensors)(x, rows, np.int32(top))
-    return {key: value.numpy() for key, value in out.items()}
+    out = {key: value.numpy() for key, value in out.items()}
+    if not out.pop("gradient_reached", True):
+        # A transformer's patch tokens after the last block: only the class token is read.
+        raise ValueError(f'At layer "{layer.name}", {NO_GRADIENT}.')
+    return out
 
 
 # pytorch-grad-cam's aug_smooth: a horizontal flip times three input scalings.
@@ -244,7 +251,7 @@ def compute_prepared(model, x: np.ndarray, targets=None, layer=None, method: str
     own ``top`` classes when targets is None."""
     chosen = _method(method)
     options = options or Options()
-    target_layer = resolve_layer(model, layer)
+    target_layer = None if chosen.kind == "attention" else resolve_layer(model, layer)
     rows, top = target_rows(model, targets, top)
     _check_cost(model, chosen, target_layer, rows, top, options)
     if options.smooth:
@@ -287,7 +294,8 @@ def explanation_of(model, image, tensors: CamTensors, k: int, index, label, laye
 
 def _layer_name(model, layer, method: str) -> str:
     """The layer an explanation names: the input for Guided Backpropagation."""
-    return "input pixels" if _method(method).layer_free else resolve_layer(model, layer).name
+    chosen = _method(method)
+    return chosen.works_on if chosen.layer_free else resolve_layer(model, layer).name
 
 
 # --- public API -----------------------------------------------------------------
@@ -371,8 +379,8 @@ def explain_layers(model, image, layers=None, target=None, method: str = "gradca
     forward and one backward pass for all layers; the others one run per layer."""
     chosen_method = _method(method)
     if chosen_method.layer_free:
-        raise ValueError(f"{chosen_method.display_name} works on the input pixels, not on a layer, so it has no "
-                         "map per layer.")
+        raise ValueError(f"{chosen_method.display_name} works on the {chosen_method.works_on}, not on one layer, "
+                         "so it has no map per layer.")
     image = as_image(image)
     chosen = stage_layers(model) if layers is None else [resolve_layer(model, layer) for layer in layers]
     if chosen_method.make_map is None or chosen_method.kind == "pixel-gradient" or options.get("smooth"):

@@ -9,7 +9,10 @@ building ``keras.Model(model.inputs, inner_layer.output)``, which fails with
 
 from __future__ import annotations
 
+import threading
 from typing import Callable, Iterator, NamedTuple
+
+from .tokens import TokenGrid, cannot_infer, from_grid, infer_grid, is_attention, to_grid
 
 SEPARATOR = "/"
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
@@ -31,6 +34,9 @@ class TargetLayer(NamedTuple):
     name: str  # path through nested models, e.g. "base/block_16_project"
     shape: tuple  # output shape without the batch axis: (height, width, channels)
     kind: str | None = None  # what a non-feature layer does ("padding", "rescaling", ...); None: it computes features
+    # A token layer's patch grid: its (tokens, dim) output is seen as shape = (height, width, dim)
+    # once the extra tokens are dropped (see tokens.py); None for a feature map.
+    grid: TokenGrid | None = None
 
     @property
     def is_feature_layer(self) -> bool:
@@ -39,6 +45,8 @@ class TargetLayer(NamedTuple):
     def __str__(self) -> str:
         height, width, channels = self.shape
         note = f"  · {self.kind}, not a feature layer" if self.kind else ""
+        if self.grid is not None:
+            return f"{self.name}  ({self.grid.describe(channels)}){note}"
         return f"{self.name}  ({height}x{width}x{channels}){note}"
 
 
@@ -78,21 +86,77 @@ def _output_shape(layer):
 
 
 def target_layers(model) -> list[TargetLayer]:
-    """Every layer with a 4-D (feature map) output, in model order. The default
-    target is ``default_layer(model)``: the last one with more than one pixel."""
+    """Every layer with a 4-D (feature map) output, and every token layer (a
+    (tokens, dim) output whose patch grid can be told, see tokens.py), in model
+    order. The default target is ``default_layer(model)``."""
+    return _targets(model.keras)
+
+
+def _model_input_size(keras_model):
+    try:
+        shape = tuple(keras_model.inputs[0].shape)
+    except (AttributeError, IndexError, TypeError):
+        return None
+    return tuple(shape[1:3]) if len(shape) == 4 else None
+
+
+def _targets(keras_model, with_unknown: bool = False) -> list:
     found = []
-    for path, layer in walk_layers(model.keras):
+    grids_seen: list[tuple] = []  # the feature maps' (height, width) so far, latest first
+    input_size = _model_input_size(keras_model)
+    for path, layer in walk_layers(keras_model):
         if type(layer).__name__ == "InputLayer":
             continue
         shape = _output_shape(layer)
         if shape is not None and len(shape) == 4:
             found.append(TargetLayer(path, tuple(shape[1:]), _non_feature_kind(layer)))
+            grids_seen.insert(0, tuple(shape[1:3]))
+        elif shape is not None and len(shape) == 3:
+            grid = infer_grid(shape[1], grids_seen, input_size)
+            if grid is not None:
+                found.append(TargetLayer(path, (grid.height, grid.width, shape[2]), _non_feature_kind(layer), grid))
+            elif with_unknown and shape[1] and shape[1] > 1:
+                found.append(path)  # a token layer whose grid cannot be told: named, not a target
     return found
+
+
+def token_grids(keras_model) -> dict[str, TokenGrid]:
+    """The token layers' grids by layer path (what the graph runner reshapes)."""
+    return {t.name: t.grid for t in _targets(keras_model) if t.grid is not None}
+
+
+def attention_inputs(model) -> list[TargetLayer]:
+    """Per attention layer, in model order, the token layer that feeds its query: a
+    block's input normalisation (``blocks[i].norm1`` in timm terms)."""
+    targets = {t.name: t for t in target_layers(model)}
+    found = []
+    for path, layer in walk_layers(model.keras):
+        if not is_attention(layer):
+            continue
+        prefix = path[: len(path) - len(layer.name)]
+        try:
+            feeding = layer._inbound_nodes[0].input_tensors[0]._keras_history.operation
+        except (AttributeError, IndexError):
+            continue
+        target = targets.get(prefix + feeding.name)
+        if target is not None and target not in found:
+            found.append(target)
+    return found
+
+
+def has_attention(keras_model) -> bool:
+    return any(is_attention(layer) for _, layer in walk_layers(keras_model))
 
 
 def default_layer(model) -> TargetLayer:
     """The last feature map before global pooling: the most class-specific one
-    that still has a spatial layout (a 1x1 map cannot point anywhere)."""
+    that still has a spatial layout (a 1x1 map cannot point anywhere). For a
+    transformer, the last block's input normalisation: after the last block only
+    the class token is read, so its patch tokens get no gradient from the score,
+    while before its attention every patch still feeds the class token."""
+    blocks = attention_inputs(model)
+    if blocks:
+        return blocks[-1]
     candidates = target_layers(model)
     features = [t for t in candidates if t.is_feature_layer] or candidates
     spatial = [t for t in features if (t.shape[0] or 2) * (t.shape[1] or 2) > 1]
@@ -111,6 +175,9 @@ def resolve_layer(model, layer) -> TargetLayer:
     matches = [t for t in target_layers(model) if t.name.split(SEPARATOR)[-1] == name]
     if len(matches) == 1:
         return matches[0]
+    if any(path in (name,) or path.split(SEPARATOR)[-1] == name for path in _targets(model.keras, True)
+           if isinstance(path, str)):
+        raise ValueError(cannot_infer(name))
     raise ValueError(f'The model has no layer "{name}" that Grad-CAM can target.')
 
 
@@ -244,8 +311,57 @@ def _with_guided_output(call: Callable) -> Callable:
     return lambda *args, **kwargs: guided_output(call(*args, **kwargs))
 
 
+_attention_recorder = threading.local()  # .record: where this thread's attention scores go, or None
+
+
+def _record_softmax(layer) -> None:
+    """Let ``layer`` (a Keras MultiHeadAttention) hand its attention scores, just after
+    their softmax and before they weight the values, to this thread's recorder.
+
+    Scores returned by the layer's call come too late for a gradient: the tape sees
+    only what is computed after it starts watching, and the values were already
+    weighted. The hook is the layer's own softmax step (``_masked_softmax``), wrapped
+    once per layer; it changes nothing when no recorder is set, so the model, shared
+    by every session, computes exactly what it did (another thread never records)."""
+    if getattr(layer, "_gradcam_records_softmax", False):
+        return
+    original = layer._masked_softmax
+
+    def masked_softmax(*args, **kwargs):
+        scores = original(*args, **kwargs)
+        record = getattr(_attention_recorder, "record", None)
+        return record(scores) if record is not None else scores
+
+    layer._masked_softmax = masked_softmax
+    layer._gradcam_records_softmax = True
+
+
+def _with_attention_scores(op, attention: list) -> Callable:
+    """The attention layer's call, its scores (batch, heads, queries, keys) appended to
+    ``attention`` (watched first by the tape, when ``attention`` has a ``watch``)."""
+    _record_softmax(op)
+    watch = getattr(attention, "watch", None)
+
+    def record(scores):
+        if watch is not None:
+            watch(scores)
+        attention.append(scores)
+        return scores
+
+    def call(*args, **kwargs):
+        _attention_recorder.record = record
+        try:
+            # Asking for the scores makes Keras compute them explicitly (no fused kernel).
+            out, _ = _in_inference_mode(op)(*args, **{**kwargs, "return_attention_scores": True})
+        finally:
+            _attention_recorder.record = None
+        return out
+
+    return call
+
+
 def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None = None, head=None, *,
-                       substitute: dict | None = None, guided: bool = False):
+                       substitute: dict | None = None, guided: bool = False, attention: list | None = None):
     """Run ``keras_model`` on ``x`` once; return ([each named layer's output], logits).
 
     ``head`` is ``logits_head(keras_model)``, so the scores are pre-softmax.
@@ -258,10 +374,17 @@ def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None 
     of ablated activations this way; the layers before it, no longer needed, are
     pruned from the compiled graph). ``guided`` replaces the backward pass of
     every ReLU-like activation by the guided rule. Neither changes the model.
+
+    A token layer's output (n, tokens, dim) is captured as its patch grid
+    (n, h, w, dim) (``tokens.to_grid``), and the sequence rebuilt from that grid
+    flows on, so gradients with respect to the grid are the tokens' own; a
+    substitute for a token layer is a grid too. ``attention``, a list, receives
+    every attention layer's scores in the order they run (attention rollout).
     """
     captured: dict[str, object] = {}
     final, stand_in = head if head is not None else (None, None)
     substitute = substitute or {}
+    grids = token_grids(keras_model) if (layer_names or substitute) else {}
 
     def run(model, inputs, paths, prefix):
         # paths: the still-to-find layer paths below this model, split at "/".
@@ -270,18 +393,29 @@ def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None 
 
         def operation_fn(op):
             path = prefix + op.name
+            grid = grids.get(path)
             if path in substitute:
+                if grid is not None:  # the grid is replaced; the extra tokens stay the layer's own
+                    return lambda *args, **kwargs: from_grid(
+                        to_grid(_in_inference_mode(op)(*args, **kwargs), grid)[0], substitute[path], grid)
                 return lambda *args, **kwargs: substitute[path]
             if op.name in here and not _is_nested_model(op):
                 def capture(*args, **kwargs):
                     out = _in_inference_mode(op)(*args, **kwargs)
+                    if grid is not None:
+                        extra, seen = to_grid(out, grid)
+                    else:
+                        seen = out
                     if on_capture is not None:
-                        on_capture(out)
-                    captured.setdefault(path, out)
-                    return out
+                        on_capture(seen)
+                    captured.setdefault(path, seen)
+                    return from_grid(extra, seen, grid) if grid is not None else seen
 
                 return capture
-            if _is_nested_model(op) and (op.name in below or (final is not None and _contains(op, final))):
+            if attention is not None and is_attention(op):
+                return _with_attention_scores(op, attention)
+            if _is_nested_model(op) and (op.name in below or (final is not None and _contains(op, final))
+                                         or (attention is not None and has_attention(op))):
                 inner = [p[1:] for p in paths if len(p) > 1 and p[0] == op.name]
                 return lambda inputs_, *args, **kwargs: run(op, inputs_, inner, path + SEPARATOR)
             if final is not None and op is final:
@@ -306,7 +440,12 @@ def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None 
 
 def stage_layers(model) -> list[TargetLayer]:
     """One layer per stage of the network, early to late: the last target layer at
-    each spatial resolution (the film strip of how the evidence forms)."""
+    each spatial resolution (the film strip of how the evidence forms). A
+    transformer keeps one resolution throughout: one stage per block, its input
+    normalisation."""
+    blocks = attention_inputs(model)
+    if blocks:
+        return blocks
     stages: dict[tuple, TargetLayer] = {}
     for target in target_layers(model):
         if not target.is_feature_layer:  # padding, rescaling, dropout: not a stage of the network

@@ -11,6 +11,8 @@ reports and the benchmark. A method is one of four kinds, and the pipeline in
   for Score-CAM, ablated channels for Ablation-CAM), run in batches.
 - ``pixel-gradient``: from the gradient of the score with respect to the input pixels,
   with the guided backpropagation rule at every ReLU-like activation.
+- ``attention``: from every attention layer's scores (and their gradients), for
+  transformers: attention rollout (``rollout.py``), on the patch grid.
 
 Where pytorch-grad-cam 1.5 (the field's reference library) has a method, the
 formula here is the one it computes; the docstrings say where they differ.
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+
+from .rollout import gradient_rollout_map, rollout_map
 
 # Faster Score-CAM's default budget (tf-keras-vis' max_N): the channels with the
 # largest spatial variance. Measured against all 1280 channels at Lite0's last layer
@@ -67,10 +71,15 @@ class Method:
     @property
     def layer_free(self) -> bool:
         """The map does not depend on the layer (guided backpropagation)."""
-        return self.kind == "pixel-gradient" and self.make_map is None
+        return self.kind == "attention" or (self.kind == "pixel-gradient" and self.make_map is None)
+
+    @property
+    def works_on(self) -> str:
+        """What a layer-free method's map is made from, for labels: "input pixels" or "attention layers"."""
+        return "attention layers" if self.kind == "attention" else "input pixels"
 
 
-KINDS = ("gradient", "activation", "perturbation", "pixel-gradient")
+KINDS = ("gradient", "activation", "perturbation", "pixel-gradient", "attention")
 
 
 # --- channel weights from gradients ---------------------------------------------
@@ -268,7 +277,27 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            kind="pixel-gradient", needs_gradients=True, resolution="pixels",
            description="Grad-CAM times Guided Backpropagation: where (Grad-CAM) and which pixels (guided), at "
            "pixel resolution.", make_map=gradcam_map, known_sanity_failure=_ADEBAYO),
+    Method(name="attention-rollout", display_name="Attention rollout",
+           paper="Abnar & Zuidema 2020, Quantifying Attention Flow in Transformers", kind="attention",
+           needs_gradients=False, class_specific=False,
+           description="Transformers only: how much attention flows from each patch to the class token, "
+           "through every block. The same map for every class.", make_map=rollout_map),
+    Method(name="gradient-rollout", display_name="Gradient-weighted rollout",
+           paper="Chefer, Gur & Wolf 2021, Generic Attention-model Explainability for Interpreting Bi-Modal and "
+           "Encoder-Decoder Transformers", kind="attention", needs_gradients=True,
+           description="Transformers only: attention rollout with each head weighted by the class score's "
+           "gradient, so the map is class-specific.", make_map=gradient_rollout_map),
 )}
+
+
+def methods_for(model) -> list[str]:
+    """The keys of the methods that apply to ``model``: every method, except those
+    made from attention (rollout) on a model without attention layers. Pages and
+    rankings that run "every method" run these."""
+    from .graph import has_attention
+
+    attention = has_attention(model.keras)
+    return [key for key, m in METHODS.items() if m.kind != "attention" or attention]
 
 
 def method(key: str) -> Method:

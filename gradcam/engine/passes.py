@@ -10,12 +10,13 @@ which captures a layer's activations on the way to the logits.
 - ``guided_pass``: the gradient down to the input pixels, guided rule;
 - ``scores_pass``: the target scores of a batch of perturbed copies;
 - ``forward_pass`` / ``batch_forward_pass``: logits only, one image or any batch;
-- ``layers_pass``: one class's maps at several layers from one backward pass.
+- ``layers_pass``: one class's maps at several layers from one backward pass;
+- ``attention_pass``: attention rollout, from every attention layer's scores.
 """
 
 from __future__ import annotations
 
-from .graph import TargetLayer, logits_head, run_capturing, run_capturing_many
+from .graph import TargetLayer, attention_inputs, logits_head, run_capturing, run_capturing_many
 from .methods import Method
 
 MAX_LAYER_SETS = 8  # layer combinations kept per model (see layers_pass)
@@ -72,9 +73,13 @@ def _build(model, layer: TargetLayer, method: Method, keep_tensors: bool, head):
             logits = tf.reshape(logits, (-1,))
             rows = _choose_rows(logits, target_rows, top, classes)
             scores = tf.linalg.matvec(rows, logits)
-        grads = tape.jacobian(scores, features)[:, 0] if method.needs_gradients else None  # (K, h, w, k)
+        # ZERO, not None, where nothing flows (a transformer's last patch tokens): the check below says so.
+        grads = tape.jacobian(scores, features, unconnected_gradients=tf.UnconnectedGradients.ZERO)[:, 0] \
+            if method.needs_gradients else None  # (K, h, w, k)
         features = features[0]
         out = {"logits": logits, "rows": rows, "features": features}
+        if layer.grid is not None and grads is not None:
+            out["gradient_reached"] = tf.reduce_any(tf.not_equal(grads, 0.0))
         if method.make_map is not None:
             before_relu, weights = method.make_map(features, grads)
             if not method.class_specific:  # one map, the same for every target
@@ -213,7 +218,8 @@ def layers_pass(model, layers: tuple, method: Method):
                 index = tf.where(target >= 0, target, tf.cast(tf.argmax(logits), tf.int32))
                 score = tf.gather(logits, index)
             # Every layer's gradient from one backward pass.
-            grads = tape.gradient(score, features) if method.needs_gradients else [None] * len(features)
+            grads = tape.gradient(score, features, unconnected_gradients=tf.UnconnectedGradients.ZERO) \
+                if method.needs_gradients else [None] * len(features)
             maps, weights = [], []
             for a, g in zip(features, grads):
                 m, w = method.make_map(a[0], g)  # (1, h, w), (1, k)
@@ -238,3 +244,57 @@ def batch_forward_pass(model):
                            input_signature=[spec], autograph=False)
 
     return cached(model, "forward_batch", build)
+
+
+def attention_pass(model, method: Method):
+    """Attention rollout (``rollout.py``): every attention layer's scores from one
+    forward pass, and for the gradient-weighted variant their gradients from one
+    backward pass; the map lies on the grid of the last block's tokens."""
+    import tensorflow as tf
+
+    blocks = attention_inputs(model)
+    if not blocks:
+        from .rollout import NO_ATTENTION
+
+        raise ValueError(NO_ATTENTION.format(method=method.display_name, model=model.name or "this model"))
+    grid = blocks[-1].grid
+
+    def build(head):
+        classes = len(model.labels)
+        keras_model = model.keras
+
+        @tf.function(
+            input_signature=[input_spec(model), tf.TensorSpec((None, classes), tf.float32),
+                             tf.TensorSpec((), tf.int32)],
+            reduce_retracing=True,
+            autograph=False,
+        )
+        def run(x, target_rows, top):
+            attentions: list = []
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                if method.needs_gradients:
+                    attentions = _WatchingList(tape)
+                _, logits = run_capturing_many(keras_model, x, [], head=head, attention=attentions)
+                logits = tf.reshape(logits, (-1,))
+                rows = _choose_rows(logits, target_rows, top, classes)
+                scores = tf.linalg.matvec(rows, logits)
+            grads = tape.jacobian(scores, list(attentions), unconnected_gradients=tf.UnconnectedGradients.ZERO) \
+                if method.needs_gradients else None  # [(K, 1, heads, T, T)] per block
+            before_relu, weights = method.make_map(attentions, grads, grid)
+            if not method.class_specific:
+                count = tf.shape(rows)[0]
+                before_relu = tf.repeat(before_relu, count, axis=0)
+                weights = tf.repeat(weights, count, axis=0)
+            return {"logits": logits, "rows": rows, "weights": weights, "before_relu": before_relu}
+
+        return run
+
+    return cached(model, ("attention", method.name), build)
+
+
+class _WatchingList(list):
+    """The attention maps, each watched by the tape as it is computed (see graph.py)."""
+
+    def __init__(self, tape):
+        super().__init__()
+        self.watch = tape.watch

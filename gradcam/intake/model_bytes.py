@@ -22,8 +22,15 @@ def keras_model_from_bytes(data: bytes):
     return whole_model(lambda: _load_from_bytes(data))
 
 
+def _register_token_layers() -> None:
+    # The project's own token layers (class token, position embedding) are known to
+    # Keras by name, so safe mode loads a ViT that uses them (see gradcam/layers.py).
+    from .. import layers  # noqa: F401
+
+
 def _load_from_bytes(data: bytes):
     # Uploaded bytes are read from memory: nothing a user uploads is written to disk.
+    _register_token_layers()
     if data[:4] == b"PK\x03\x04":
         from keras.src.saving import saving_lib
 
@@ -65,6 +72,8 @@ def rebuilt_model(config: str, weights: list[np.ndarray]):
     which did it within budget, and the config's declared sizes are checked again.
     """
     import keras
+
+    _register_token_layers()
 
     def rebuild():
         model = keras.saving.deserialize_keras_object(model_budget.check_config_json(config), safe_mode=True)

@@ -86,6 +86,7 @@ class ReportItem:
     image_size: tuple[int, int] | None = None  # (width, height) as explained, when ``image`` is a thumbnail
     faithfulness: dict | None = None  # gradcam.Faithfulness.numbers(): each score with its random baseline
     sanity: dict | None = None  # gradcam.SanityCheck.summary(), when the check was run
+    token_grid: str | None = None  # a transformer's token layer: "14x14 tokens + 1 class token" (token_grid_of)
 
     @property
     def explained_size(self) -> tuple[int, int]:
@@ -108,6 +109,17 @@ class ReportItem:
 
 
 # --- small shared pieces ----------------------------------------------------------
+
+
+def token_grid_of(model, layer: str) -> str | None:
+    """A token layer's patch grid as the report names it, or None for a feature map
+    (or a layer-free method's "attention layers" / "input pixels")."""
+    from ..engine.graph import target_layers
+
+    for target in target_layers(model):
+        if target.name == layer and target.grid is not None:
+            return target.grid.tokens_text
+    return None
 
 
 def library_versions() -> dict[str, str]:
@@ -143,13 +155,24 @@ def method_paper(method: str) -> str:
 
 def resolution_fact(item: "ReportItem", short: bool = False) -> str:
     """What grid the map was computed on and so the smallest thing it can point at,
-    from the registry: a layer's cells, or the input's pixels. ``short``: the grid alone."""
+    from the registry: a layer's cells, a token layer's patches, or the input's pixels.
+    ``short``: the grid alone."""
     height, width = item.layer_resolution
     method = METHODS.get(item.method)
+    grid = item.token_grid  # "14x14 tokens + 1 class token" for a token layer, else None
+    if method is not None and method.kind == "attention":
+        cells = grid or f"{height} x {width} patches"
+        return cells if short else (f"{cells}: the attention that flows from each patch to the class token "
+                                    "through every block, one value per patch")
     if short:
+        if grid:
+            return grid + (" (extra tokens left out)" if "+" in grid else "")
         pixels = method is not None and method.resolution == "pixels"
         return f"{height} x {width} " + ("input pixels" if pixels else "cells")
     if method is None or method.resolution == "layer":
+        if grid:
+            return (f"{grid} of layer {item.layer}, extra tokens left out: the map cannot point at anything "
+                    "smaller than one patch")
         return f"{height} x {width} cells of layer {item.layer}: the map cannot point at anything smaller than one cell"
     if method.layer_free:
         return (f"{height} x {width} input pixels: computed from the gradient at the pixels, so no layer is "

@@ -84,7 +84,6 @@ def _top5_table(item: ReportItem, probabilities: bool) -> str:
 
 def _item_html(number: int, item: ReportItem, model_name: str, weights_sha256: str | None,
                probabilities: bool) -> str:
-    height, width = item.layer_resolution
     name, label = _esc(item.image_name), _esc(item.label)
     notice = ""
     if item.no_positive_evidence:

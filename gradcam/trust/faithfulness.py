@@ -487,10 +487,11 @@ def rank_methods(model, image, target=None, layer=None, methods=None, *, steps: 
     """Every method's map of one class scored by deletion and insertion on this
     photo, most faithful first, with the random maps as one more row.
     ``progress(done, total)`` is called after each method."""
-    from ..engine.cam import METHODS, predict
+    from ..engine.cam import predict
+    from ..engine.methods import methods_for
 
     image = as_image(image)
-    keys = list(METHODS) if methods is None else list(methods)
+    keys = methods_for(model) if methods is None else list(methods)
     index = predict(model, image, top=1)[0].index if target is None else target_index(model, target)
     rows = []
     for done, key in enumerate(keys, 1):

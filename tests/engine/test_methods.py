@@ -335,22 +335,23 @@ def options_for(method):
 def test_registry_records_say_what_each_method_is():
     assert list(METHODS) == ["gradcam", "gradcam++", "xgradcam", "hirescam", "gradcam-elementwise", "layercam",
                              "eigencam", "eigengradcam", "scorecam", "ablationcam", "guided-backprop",
-                             "guided-gradcam"]
+                             "guided-gradcam", "attention-rollout", "gradient-rollout"]
     assert gradcam.METHODS is METHODS
     for key, record in METHODS.items():
         assert record.name == key and record.display_name
         assert record.paper and record.description and record.kind in ("gradient", "activation", "perturbation",
-                                                                          "pixel-gradient")
-    assert [k for k, m in METHODS.items() if not m.class_specific] == ["eigencam"]
-    assert {k for k, m in METHODS.items() if not m.needs_gradients} == {"eigencam", "scorecam", "ablationcam"}
+                                                                          "pixel-gradient", "attention")
+    assert [k for k, m in METHODS.items() if not m.class_specific] == ["eigencam", "attention-rollout"]
+    assert {k for k, m in METHODS.items() if not m.needs_gradients} == {"eigencam", "scorecam", "ablationcam",
+                                                                        "attention-rollout"}
 
 
 def test_no_method_retraces_for_a_new_photo_or_class(lite0, cat, coffee):
-    for method in METHODS:
+    for method in gradcam.methods_for(lite0):
         gradcam.explain(lite0, cat, method=method, **options_for(method))
     traced = {key: f.experimental_get_tracing_count() for key, f in lite0._compiled.items()
               if hasattr(f, "experimental_get_tracing_count")}
-    for method in METHODS:
+    for method in gradcam.methods_for(lite0):
         gradcam.explain(lite0, coffee, method=method, **options_for(method))
         gradcam.explain(lite0, cat, target=7, method=method, **options_for(method))
         gradcam.explain_many(lite0, coffee, top=5, method=method, **options_for(method))
@@ -367,7 +368,7 @@ def test_the_cached_model_is_unchanged_by_every_method(lite0, cat):
         output = lite0.keras(tensor, training=False)
         top = output[0, 285]
     gradient = tape.gradient(top, tensor).numpy()
-    for method in METHODS:
+    for method in gradcam.methods_for(lite0):
         gradcam.explain(lite0, cat, target=285, method=method, **options_for(method))
     assert all(np.array_equal(a, b) for a, b in zip(weights, lite0.keras.get_weights()))
     with tf.GradientTape() as tape:  # no guided gradient left behind
