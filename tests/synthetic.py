@@ -4,7 +4,7 @@ report and page tests that must run in seconds rather than on Lite0."""
 import keras
 import numpy as np
 
-from conftest import own_model
+from helpers import own_model
 
 SIDE = 32
 

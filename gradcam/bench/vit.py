@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from gradcam.bench.suite import _median_ms
+from gradcam.bench.timing import median_ms as _median_ms
 
 TARGET_RATIO = 1.3  # Grad-CAM / forward, as for CNNs
 SHAPES = {

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 import gradcam
-from conftest import own_model
+from helpers import own_model
 from gradcam.engine import model as model_module
 
 

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 import gradcam
-from conftest import own_model
+from helpers import own_model
 from gradcam.engine import cost
 from gradcam.engine.batched import BUCKETS
 

@@ -14,7 +14,7 @@ from PIL import Image
 import gradcam
 from gradcam.engine.tokens import TokenGrid, from_grid, infer_grid, to_grid
 from gradcam.zoo.vit import LABELS, build_vit, tag_photos, train_tag_vit
-from tests.conftest import own_model
+from helpers import own_model
 
 WHERE = (1, 2)  # the tag's patch (row, column) on the 4x4 grid
 SEED = 1  # the tiny ViT's training seed (at seed 0 Grad-CAM's mean-gradient map at norm1 stays all negative)

@@ -6,7 +6,7 @@ from PIL import Image
 import gradcam
 from gradcam import report
 from gradcam.zoo.vit import LABELS, build_vit
-from tests.conftest import own_model
+from helpers import own_model
 
 
 def test_the_report_names_the_token_grid():
@@ -19,5 +19,5 @@ def test_the_report_names_the_token_grid():
     item = report.ReportItem.from_explanation(photo, "tag.png", "0" * 64, explanation)
     item = type(item)(**{**item.__dict__, "token_grid": report.token_grid_of(vit, explanation.layer)})
     html = report.report_html([item], model_name="tiny ViT")
-    assert "<td>4x4 tokens + 1 class token (left out)</td>" in html
+    assert "<td>4x4 tokens + 1 class token of layer" in html and "extra tokens left out" in html
     assert report.token_grid_of(vit, "patch_embed") is None  # a feature map has cells, not tokens
