@@ -28,6 +28,7 @@ from .engine.graph import TargetLayer, default_layer, stage_layers, target_layer
 from .engine.methods import METHODS
 from .engine.model import Model
 from .engine.overlay import COLORMAPS, overlay
+from .engine.what_if import WhatIf, what_if
 from .errors import InvalidImageError, ModelLoadError
 from .intake.images import load_image
 from .intake.sandbox import load_image_safely
@@ -51,6 +52,7 @@ __all__ = [
     "SanityCheck",
     "SanityStep",
     "TargetLayer",
+    "WhatIf",
     "available_models",
     "default_layer",
     "explain",
@@ -69,4 +71,5 @@ __all__ = [
     "sanity_check",
     "stage_layers",
     "target_layers",
+    "what_if",
 ]
