@@ -41,10 +41,14 @@ def region_mask(region, height: int, width: int) -> np.ndarray:
     """The region as a (height, width) float32 mask in [0, 1], 1 = covered.
 
     ``region`` is a box ``(x0, y0, x1, y1)`` as fractions of the image's width and
-    height (clipped to the image; a pixel is covered when its centre is inside), or
-    a mask array at any resolution (bool, or floats in [0, 1] for a soft brush),
+    height (clipped to the image; a pixel is covered when its centre is inside), a
+    list of such boxes (their union: a person's several strokes), or a mask array at any resolution (bool, or floats in [0, 1] for a soft brush),
     resized bilinearly to the network's input.
     """
+    if isinstance(region, (tuple, list)) and region and all(isinstance(box, (tuple, list)) for box in region):
+        if len(region) > 64:
+            raise ValueError("A region is at most 64 boxes.")
+        return np.max([region_mask(tuple(box), height, width) for box in region], axis=0)
     if isinstance(region, (tuple, list)) and len(region) == 4 and all(np.isscalar(v) for v in region):
         try:
             x0, y0, x1, y1 = (float(v) for v in region)
@@ -88,8 +92,8 @@ def covered_pixels(pixels: np.ndarray, mask: np.ndarray, fill: str) -> np.ndarra
 def what_if(model, image, region, *, fill: str = "blur", top: int = 5, unedited=None) -> WhatIf:
     """The model's answer for ``image`` with ``region`` covered by ``fill``.
 
-    ``region``: a box ``(x0, y0, x1, y1)`` as fractions of the image, or a mask at
-    any resolution (see ``region_mask``); ``fill``: ``"blur"``, ``"mean"`` or
+    ``region``: a box ``(x0, y0, x1, y1)`` as fractions of the image, a list of
+    boxes, or a mask at any resolution (see ``region_mask``); ``fill``: ``"blur"``, ``"mean"`` or
     ``"black"``, the deletion curves' baselines. One forward pass, of the unedited
     and the edited photo together, so the changes compare like with like; a page
     that edits the same photo again passes the first result's ``unedited_logits``

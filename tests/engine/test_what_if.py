@@ -80,6 +80,14 @@ def test_a_mask_at_any_resolution_covers_what_it_says(small_model, photo_at_inpu
     assert np.array_equal(np.asarray(by_mask.image), np.asarray(by_box.image))
 
 
+def test_several_boxes_cover_their_union(small_model, photo_at_input):
+    both = gradcam.what_if(small_model, photo_at_input, [(0.0, 0.0, 0.5, 0.5), (0.5, 0.5, 1.0, 1.0)], fill="black")
+    covered = np.asarray(both.image).max(axis=-1) == 0
+    expected = np.zeros((HEIGHT, WIDTH), bool)
+    expected[:16, :20] = expected[16:, 20:] = True  # the top-left and bottom-right quarters
+    assert np.array_equal(covered, expected)
+
+
 def test_editing_again_with_the_known_unedited_answer_gives_the_same_result(small_model, photo_at_input):
     first = gradcam.what_if(small_model, photo_at_input, (0.0, 0.0, 0.5, 0.5))
     again = gradcam.what_if(small_model, photo_at_input, (0.5, 0.5, 1.0, 1.0))
