@@ -49,15 +49,19 @@ def format_cover(boxes) -> str | None:
 
 
 def _outlined(photo: Image.Image, boxes, pending) -> Image.Image:
-    """The photo with the covered boxes (solid) and the box being set (dashed look: thinner) outlined."""
-    shown = photo.copy()
+    """The photo with what is covered greyed out and the box the sliders set outlined in red."""
+    shown = photo.convert("RGB")
     shown.thumbnail((640, 640))
-    draw = ImageDraw.Draw(shown)
     width, height = shown.size
-    line = max(2, round(min(width, height) / 100))
-    for box, colour, thickness in [*((b, (255, 255, 255), line) for b in boxes), (pending, (255, 64, 64), line)]:
-        x0, y0, x1, y1 = box
-        draw.rectangle((x0 * width, y0 * height, x1 * width - 1, y1 * height - 1), outline=colour, width=thickness)
+    veil = Image.new("L", shown.size, 0)
+    veil_draw = ImageDraw.Draw(veil)
+    for x0, y0, x1, y1 in boxes:
+        veil_draw.rectangle((x0 * width, y0 * height, x1 * width - 1, y1 * height - 1), fill=150)
+    shown = Image.composite(Image.new("RGB", shown.size, (235, 235, 235)), shown, veil)
+    draw = ImageDraw.Draw(shown)
+    x0, y0, x1, y1 = pending
+    draw.rectangle((x0 * width, y0 * height, x1 * width - 1, y1 * height - 1), outline=(230, 40, 40),
+                   width=max(2, round(min(width, height) / 100)))
     return shown
 
 
@@ -107,7 +111,7 @@ def show(current, model_key: str, model: gradcam.Model, layer: str, method: str,
             boxes.clear()
     with picture:
         st.image(_outlined(current.image, boxes, pending), width="stretch",
-                 caption="Red: the box the sliders set. White: what is covered.")
+                 caption="Red: the box the sliders set. Greyed out: what is covered.")
     if not boxes:
         return None
 
@@ -118,7 +122,9 @@ def show(current, model_key: str, model: gradcam.Model, layer: str, method: str,
     before, after = st.columns(2)
     before.image(gradcam.overlay(current.image, cached.heatmap(original_map, current.image.size), opacity, colormap),
                  caption=f"Before: the map of {md(model.labels[target])}", width="stretch")
-    after.image(gradcam.overlay(result.image, cached.heatmap(edited_map, result.image.size), opacity, colormap),
+    # The model saw the edit at its input size; it is shown at the photo's own shape, next to the original.
+    edited = result.image.resize(current.image.size, Image.BICUBIC)
+    after.image(gradcam.overlay(edited, cached.heatmap(edited_map, edited.size), opacity, colormap),
                 caption=f"After covering: the map of {md(model.labels[target])}, recomputed", width="stretch",
                 alt="What-if overlay")
     lines = [f"- **{md(p.label)}**: {score_text(model, p.probability)} ({change_text(model, result.change(p.index))})"
