@@ -124,6 +124,7 @@ PAGES = [
     st.Page("app_pages/3_Report.py", title="Report", icon=":material/description:"),
     st.Page("app_pages/4_Batch.py", title="Batch", icon=":material/photo_library:"),
     st.Page("app_pages/5_Trust.py", title="Can I trust it?", icon=":material/verified:"),
+    st.Page("app_pages/6_Quiz.py", title="Where will it look?", icon=":material/quiz:"),
 ]
 
 # Streamlit closes its sidebar after a page link is tapped only when the browser's
