@@ -313,8 +313,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method(name="occlusion", display_name="Occlusion",
            paper="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks", kind="perturbation",
            needs_gradients=False, perturbs="patches", slow=True, resolution="pixels",
-           description="A patch (blurred out by default) slides over the photo; each place counts by how much covering it lowers "
-           "the class's probability. No gradients, no layer; one forward pass per position."),
+           description="A patch (blurred out by default) slides over the photo; each place counts by how much "
+           "covering it lowers the class's probability. No gradients, no layer; one forward pass per position."),
     Method(name="guided-backprop", display_name="Guided Backpropagation",
            paper="Springenberg et al. 2015, Striving for Simplicity: The All Convolutional Net",
            kind="pixel-gradient", needs_gradients=True, resolution="pixels",

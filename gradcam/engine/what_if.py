@@ -42,7 +42,8 @@ def region_mask(region, height: int, width: int) -> np.ndarray:
 
     ``region`` is a box ``(x0, y0, x1, y1)`` as fractions of the image's width and
     height (clipped to the image; a pixel is covered when its centre is inside), a
-    list of such boxes (their union: a person's several strokes), or a mask array at any resolution (bool, or floats in [0, 1] for a soft brush),
+    list of such boxes (their union: a person's several strokes), or a mask array
+    at any resolution (bool, or floats in [0, 1] for a soft brush),
     resized bilinearly to the network's input.
     """
     if isinstance(region, (tuple, list)) and region and all(isinstance(box, (tuple, list)) for box in region):
