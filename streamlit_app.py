@@ -18,7 +18,7 @@ import json
 import streamlit as st
 
 import gradcam
-from dashboard import cached, class_picker, heatmap_panel, method_picker, model_picker, shared_state
+from dashboard import cached, class_picker, heatmap_panel, method_picker, model_picker, shared_state, what_if_panel
 from dashboard.layer_names import layer_option
 from dashboard.heatmap_panel import score_text
 from dashboard.image_picker import pick_image
@@ -32,6 +32,7 @@ def explore() -> None:
     conversion show the page at once with a spinner where the result will appear."""
     shared_state.read_url()  # a shared link's choices, or Back/Forward
     shared_state.restore()  # this page's widgets as they were before visiting another page
+    what_if_panel.read_link(shared_state.url_changes())  # a shared "cover the cup"
     for key, default in DEFAULTS.items():
         st.session_state.setdefault(key, default)
     keep = shared_state.remember  # each widget's on_change: its choice is kept even if this run is cut short
@@ -115,8 +116,12 @@ def explore() -> None:
                  on_change=lambda: choose("target", st.session_state["target_pick"]))
     heatmap_panel.honesty_note(explained.layer_shape)
 
+    cover = what_if_panel.show(current, model_key, model, layer, method, target, class_map, opacity=opacity,
+                               colormap=colormap)
+
     shared_state.remember()
-    shared_state.write_url(Choices(current, model_key, model, layer, target, method, opacity, colormap), top1)
+    shared_state.write_url(Choices(current, model_key, model, layer, target, method, opacity, colormap), top1,
+                           {"cover": cover}, photo_keys=("cover",))
 
 
 PAGES = [
@@ -126,6 +131,7 @@ PAGES = [
     st.Page("app_pages/3_Report.py", title="Report", icon=":material/description:"),
     st.Page("app_pages/4_Batch.py", title="Batch", icon=":material/photo_library:"),
     st.Page("app_pages/5_Trust.py", title="Can I trust it?", icon=":material/verified:"),
+    st.Page("app_pages/6_Quiz.py", title="Where will it look?", icon=":material/quiz:"),
 ]
 
 # Streamlit closes its sidebar after a page link is tapped only when the browser's

@@ -29,6 +29,7 @@ from .engine.graph import TargetLayer, default_layer, stage_layers, target_layer
 from .engine.methods import METHODS, methods_for
 from .engine.model import Model
 from .engine.overlay import COLORMAPS, overlay
+from .engine.what_if import WhatIf, what_if
 from .errors import ExplanationTooCostly, InvalidImageError, ModelLoadError
 from .intake.images import load_image
 from .intake.sandbox import load_image_safely
@@ -53,6 +54,7 @@ __all__ = [
     "SanityCheck",
     "SanityStep",
     "TargetLayer",
+    "WhatIf",
     "available_models",
     "check_explanation",
     "default_layer",
@@ -73,4 +75,5 @@ __all__ = [
     "sanity_check",
     "stage_layers",
     "target_layers",
+    "what_if",
 ]

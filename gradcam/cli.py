@@ -123,21 +123,28 @@ def _method_name(method: str) -> str:
 
 
 def _method_options(args) -> dict:
-    """--smooth and --channels as the engine takes them."""
-    if args.channels is not None and not gradcam.METHODS[args.method].channel_budget:
+    """--smooth, --channels and Occlusion's --window, --stride, --fill as the engine takes them."""
+    chosen = gradcam.METHODS[args.method]
+    if args.channels is not None and not chosen.channel_budget:
         raise BadInput("--channels is a budget for Score-CAM only.")
-    return {"smooth": args.smooth, "max_channels": args.channels}
+    options = {"smooth": args.smooth, "max_channels": args.channels}
+    patch = {name: value for name, value in (("window", args.window), ("stride", args.stride), ("fill", args.fill))
+             if value is not None}
+    if patch and chosen.perturbs != "patches":
+        raise BadInput(f"{', '.join('--' + name for name in patch)} shape Occlusion's patch only.")
+    return {**options, **patch}
 
 
 @contextlib.contextmanager
 def _channel_progress(method: str, enabled: bool):
-    """A progress bar of the channels done, for Score-CAM and Ablation-CAM."""
+    """A progress bar of the channels (Score-CAM, Ablation-CAM) or patch positions (Occlusion) done."""
     if not enabled or not gradcam.METHODS[method].slow:
         yield None
         return
     from tqdm import tqdm
 
-    with tqdm(desc=_method_name(method), unit="channel", file=sys.stderr, leave=False) as bar:
+    unit = "position" if gradcam.METHODS[method].perturbs == "patches" else "channel"
+    with tqdm(desc=_method_name(method), unit=unit, file=sys.stderr, leave=False) as bar:
         def advance(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
@@ -484,6 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="average the map over flips and input scalings (six passes)")
     p.add_argument("--channels", type=_positive_int, metavar="N",
                    help="Score-CAM only: use the N channels with the largest variance (default: all)")
+    p.add_argument("--window", type=_positive_int, metavar="PX",
+                   help="Occlusion only: the patch's side in pixels of the network's input (default: 1/7 of it)")
+    p.add_argument("--stride", type=_positive_int, metavar="PX",
+                   help="Occlusion only: the step between patches (default: half the window)")
+    p.add_argument("--fill", choices=BASELINES, help="Occlusion only: what covers the patch (default: blur)")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity, 0..1 (default: %(default)s)")
     p.add_argument("--colormap", default="jet", help=f"one of {', '.join(gradcam.COLORMAPS)} (default: %(default)s)")
     p.add_argument("--out", "-o", metavar="PATH",

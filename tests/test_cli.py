@@ -255,6 +255,18 @@ def test_explain_with_every_method(capsys, cat_jpg, tmp_path, method):
     assert gradcam.METHODS[method].display_name in out
 
 
+def test_explain_with_occlusion_takes_its_patch_options(capsys, cat_jpg, tmp_path):
+    code, out, _ = run(capsys, "explain", cat_jpg, "--method", "occlusion", "--window", "112", "--stride", "56",
+                       "--fill", "mean", "--out", tmp_path / "cam.png", "--heatmap", tmp_path / "cam.npy", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["method"] == "occlusion" and report["label"] in CAT_CLASSES
+    heatmap = np.load(tmp_path / "cam.npy")
+    assert heatmap.shape == Image.open(cat_jpg).size[::-1] and heatmap.max() == pytest.approx(1.0)
+    code, _, err = run(capsys, "explain", cat_jpg, "--window", "8", "--out", tmp_path / "cam.png")
+    assert code != 0 and "--window shape Occlusion's patch only." in err and "Traceback" not in err
+
+
 def test_explain_smooth_differs_from_one_pass(capsys, cat_jpg, tmp_path):
     run(capsys, "explain", cat_jpg, "--layer", "block10_add", "--heatmap", tmp_path / "one.npy",
         "--out", tmp_path / "one.png")

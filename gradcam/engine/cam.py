@@ -10,6 +10,7 @@ counterfactual maps); then, by the method's kind (see ``methods.py``):
 - Eigen-CAM turns A alone into a map;
 - Score-CAM and Ablation-CAM score perturbed copies (masked inputs, ablated
   channels) in batches of compiled forward passes, then weight the channels;
+  Occlusion scores copies with a patch covered and maps the drops directly;
 - guided methods differentiate the scores with respect to the input pixels with
   the guided rule at every ReLU-like unit.
 
@@ -19,7 +20,7 @@ photo or a new class never retraces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -28,9 +29,13 @@ from PIL import Image
 from ..intake.images import load_image
 from .cost import check_explanation
 from .graph import output_activation, resolve_layer, stage_layers
-from .methods import METHODS, PERTURBATION_BATCH, Method, method as _method
-from .passes import attention_pass, cam_pass, forward_pass, guided_pass, layers_pass, scores_pass
+from .passes import attention_pass, cam_pass, forward_pass, guided_pass, layers_pass, occlusion_pass, scores_pass
 from .tokens import NO_GRADIENT
+from .baselines import BASELINES, baseline_pixels, network_pixels, prepared_pixels
+from .methods import (
+    METHODS, PERTURBATION_BATCH, Method, method as _method, occlusion_map, occlusion_masks, occlusion_positions,
+    occlusion_window,
+)
 from .targets import target_index, target_rows
 
 
@@ -149,6 +154,43 @@ class Options:
     progress: Callable[[int, int], object] | None = None  # called with (done, total) after each batch
     stop: object = None  # anything with is_set() (a threading.Event): set it to stop early
     smooth: bool = False  # test-time augmentation: flips and input scalings, maps averaged
+    window: int | None = None  # Occlusion: the patch's side in input pixels (default: sized to the input)
+    stride: int | None = None  # Occlusion: the step between patches (default: half a window)
+    fill: str = "blur"  # Occlusion: what covers the patch, one of the baselines (blur, mean, black)
+    fill_input: np.ndarray | None = None  # Occlusion: the prepared baseline photo (1, H, W, C), made by ``compute``
+
+
+def _occlusion_pass(model, method: Method, x, rows, top, options: Options, offset: int = 0,
+                    total: int | None = None):
+    """Occlusion: the target's probability with each patch covered, all positions
+    batched through one compiled function; the map is the drop against the photo."""
+    if options.fill_input is None:
+        raise ValueError("Occlusion needs the photo itself for its fill: explain the image, not a prepared input.")
+    height, width = model.input_size
+    window, stride = occlusion_window(height, width, options.window, options.stride)
+    positions = occlusion_positions(height, width, window, stride)
+    logits = np.asarray(forward_pass(model)(x), np.float64).reshape(-1)
+    chosen_rows = rows
+    if top > 0:  # the model's own top classes, as the other passes choose them
+        chosen_rows = np.zeros((top, len(logits)), np.float32)
+        chosen_rows[np.arange(top), np.argsort(-logits, kind="stable")[:top]] = 1.0
+    base = chosen_rows @ to_probabilities(model, logits)  # (K,)
+    covered = occlusion_pass(model)
+    drops = np.zeros((len(chosen_rows), len(positions)), np.float64)
+    total = len(positions) if total is None else total
+    for start in range(0, len(positions), PERTURBATION_BATCH):
+        if options.stop is not None and options.stop.is_set():
+            raise ExplanationStopped(f"{method.display_name} was stopped early.")
+        batch = positions[start:start + PERTURBATION_BATCH]
+        masks = occlusion_masks(batch, window, height, width)
+        batch_logits = np.asarray(covered(x, options.fill_input, masks), np.float64).reshape(len(batch), -1)
+        probabilities = np.stack([to_probabilities(model, row) for row in batch_logits])  # (b, C)
+        drops[:, start:start + len(batch)] = base[:, None] - chosen_rows @ probabilities.T
+        if options.progress is not None:
+            options.progress(offset + start + len(batch), total)
+    before_relu = occlusion_map(drops, positions, window, height, width)
+    return {"logits": logits.astype(np.float32), "rows": chosen_rows, "before_relu": before_relu,
+            "weights": np.zeros((len(chosen_rows), 0), np.float32)}
 
 
 def _perturbation_pass(model, layer, method: Method, x, rows, top, options: Options, keep_tensors: bool,
@@ -183,6 +225,8 @@ def _perturbation_pass(model, layer, method: Method, x, rows, top, options: Opti
 def _one_pass(model, x, rows, top, layer, method: Method, options: Options, keep_tensors: bool,
               offset: int = 0, total: int | None = None) -> dict:
     """Every array the method needs, from its compiled pass(es) on the prepared input x."""
+    if method.perturbs == "patches":
+        return _occlusion_pass(model, method, x, rows, top, options, offset, total)
     if method.kind == "perturbation":
         return _perturbation_pass(model, layer, method, x, rows, top, options, keep_tensors, offset, total)
     if method.kind == "pixel-gradient":
@@ -212,10 +256,14 @@ def _smoothed_pass(model, x, rows, top, layer, method: Method, options: Options)
     maps, weights = [], []
     for number, (flip, factor) in enumerate(AUGMENTATIONS):
         augmented = x * np.float32(factor)
+        step_options = options
         if flip:
             augmented = augmented[:, :, ::-1].copy()
+        if options.fill_input is not None:  # Occlusion's fill goes through the same augmentation as the photo
+            fill = options.fill_input * np.float32(factor)
+            step_options = replace(options, fill_input=fill[:, :, ::-1].copy() if flip else fill)
         fixed = rows if first is None else first["rows"]
-        out = _one_pass(model, augmented, fixed, top if first is None else 0, layer, method, options, False,
+        out = _one_pass(model, augmented, fixed, top if first is None else 0, layer, method, step_options, False,
                         number * per_pass, steps * per_pass)
         first = first or out
         shown = np.maximum(out["before_relu"], 0.0)
@@ -238,6 +286,10 @@ def _check_cost(model, method: Method, layer, rows, top: int, options: Options) 
 def _channels_done_per_pass(model, layer, method: Method, options: Options) -> int:
     if method.kind != "perturbation":
         return 0
+    if method.perturbs == "patches":
+        height, width = model.input_size
+        return len(occlusion_positions(height, width, *occlusion_window(height, width, options.window,
+                                                                         options.stride)))
     channels = layer.shape[-1] or 0
     if options.max_channels is not None and method.channel_budget:
         channels = min(channels, max(1, int(options.max_channels)))
@@ -277,7 +329,14 @@ def compute(model, image, targets=None, layer=None, method: str = "gradcam", *, 
     chosen = _method(method)  # an unknown method fails before the image is prepared, and so does a costly one
     rows, count = target_rows(model, targets, top)
     _check_cost(model, chosen, resolve_layer(model, layer), rows, count, options or Options())
-    return compute_prepared(model, model.prepare(as_image(image)), targets, layer, method, top=top,
+    image = as_image(image)
+    if chosen.perturbs == "patches":
+        options = options or Options()
+        if options.fill not in BASELINES:
+            raise ValueError(f'Unknown fill "{options.fill}"; choose one of: {", ".join(BASELINES)}.')
+        fill = baseline_pixels(network_pixels(model, image), options.fill)
+        options = replace(options, fill_input=prepared_pixels(model, fill[None]))
+    return compute_prepared(model, model.prepare(image), targets, layer, method, top=top,
                             keep_tensors=keep_tensors, options=options)
 
 
@@ -310,7 +369,8 @@ def predict(model, image, top: int = 5) -> list[Prediction]:
 
 def explain_many(model, image, targets: Sequence | None = None, layer=None, method: str = "gradcam",
                  top: int = 5, *, smooth: bool = False, max_channels: int | None = None,
-                 progress: Callable[[int, int], object] | None = None, stop=None) -> list[Explanation]:
+                 progress: Callable[[int, int], object] | None = None, stop=None, window: int | None = None,
+                 stride: int | None = None, fill: str = "blur") -> list[Explanation]:
     """Maps for several classes from one pass: ``targets`` (indices or labels), or
     the model's own ``top`` classes when targets is None.
 
@@ -318,12 +378,15 @@ def explain_many(model, image, targets: Sequence | None = None, layer=None, meth
     aug_smooth, six passes). ``max_channels``: Score-CAM on only that many channels,
     those with the largest variance (Faster Score-CAM). ``progress(done, total)`` is
     called after each batch of a perturbation method; setting ``stop`` (a
-    ``threading.Event``) ends it early with ``ExplanationStopped``.
+    ``threading.Event``) ends it early with ``ExplanationStopped``. Occlusion:
+    ``window`` and ``stride`` in pixels of the network's input (default sized to
+    it) and ``fill``, the baseline that covers the patch (blur, mean, black).
     """
     _method(method)
     image = as_image(image)
     indices = None if targets is None else [target_index(model, t) for t in targets]
-    options = Options(max_channels=max_channels, progress=progress, stop=stop, smooth=smooth)
+    options = Options(max_channels=max_channels, progress=progress, stop=stop, smooth=smooth, window=window,
+                      stride=stride, fill=fill)
     tensors = compute(model, image, indices, layer, method, top=top, options=options)
     predictions = top_predictions(model, tensors.logits, tensors.probabilities, 5)
     name = _layer_name(model, layer, method)

@@ -8,7 +8,8 @@ reports and the benchmark. A method is one of four kinds, and the pipeline in
   G = dS/dA (K, h, w, k) of K target scores, one compiled pass.
 - ``activation``: from A alone (no backward pass), one compiled pass.
 - ``perturbation``: from the target's scores of perturbed copies (masked inputs
-  for Score-CAM, ablated channels for Ablation-CAM), run in batches.
+  for Score-CAM, ablated channels for Ablation-CAM, covered patches for
+  Occlusion), run in batches.
 - ``pixel-gradient``: from the gradient of the score with respect to the input pixels,
   with the guided backpropagation rule at every ReLU-like activation.
 - ``attention``: from every attention layer's scores (and their gradients), for
@@ -55,7 +56,8 @@ class Method:
     class_specific: bool = True  # False: the same map for every class (Eigen-CAM)
     make_map: Callable | None = None  # gradient/activation kinds (TensorFlow, inside the compiled pass)
     weights_from_scores: Callable | None = None  # perturbation kind (NumPy)
-    perturbs: str | None = None  # perturbation kind: "input" (masked photos) or "channels" (ablated maps)
+    # perturbation kind: "input" (masked photos), "channels" (ablated maps) or "patches" (covered squares)
+    perturbs: str | None = None
     channel_budget: bool = False  # takes max_channels: only the channels with the largest variance
     slow: bool = False  # many forward passes: the dashboard shows progress
     resolution: str = "layer"  # "layer": the map has the target layer's grid; "pixels": the network's input grid
@@ -70,8 +72,9 @@ class Method:
 
     @property
     def layer_free(self) -> bool:
-        """The map does not depend on the layer (guided backpropagation)."""
-        return self.kind == "attention" or (self.kind == "pixel-gradient" and self.make_map is None)
+        """The map does not depend on the layer (Guided Backpropagation, Occlusion, attention rollout)."""
+        return (self.kind == "attention" or (self.kind == "pixel-gradient" and self.make_map is None)
+                or self.perturbs == "patches")
 
     @property
     def works_on(self) -> str:
@@ -211,6 +214,61 @@ def ablationcam_weights(base_scores: np.ndarray, scores: np.ndarray) -> np.ndarr
     return np.divide(y - scores, y, out=np.zeros_like(scores), where=y != 0)
 
 
+# --- Occlusion: the drop of the target's probability under a sliding patch ------
+
+OCCLUSION_PATCHES_PER_SIDE = 7  # the default window is the input's shorter side / 7 (32 px at 224)
+
+
+def occlusion_window(height: int, width: int, window: int | None = None, stride: int | None = None):
+    """(window, stride) in pixels of the network's input. Defaults sized to the input:
+    a window of the shorter side / OCCLUSION_PATCHES_PER_SIDE (an object part at
+    224 px) moved by half a window, so each pixel is covered by about four patches."""
+    side = min(height, width)
+    if window is None:
+        window = max(1, round(side / OCCLUSION_PATCHES_PER_SIDE))
+    if stride is None:
+        stride = max(1, int(window) // 2)
+    for name, value in (("window", window), ("stride", stride)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= side:
+            raise ValueError(f"Occlusion's {name} is a whole number of pixels from 1 to {side} (the input's "
+                             f"shorter side); got {value!r}.")
+    return int(window), int(stride)
+
+
+def occlusion_starts(size: int, window: int, stride: int) -> list[int]:
+    """Where the patch starts along one side: every stride, plus one flush with the
+    far edge, so every pixel is covered at least once."""
+    starts = list(range(0, size - window + 1, stride))
+    if starts[-1] != size - window:
+        starts.append(size - window)
+    return starts
+
+
+def occlusion_positions(height: int, width: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """The patches' top-left corners (y, x), row by row."""
+    return [(y, x) for y in occlusion_starts(height, window, stride) for x in occlusion_starts(width, window, stride)]
+
+
+def occlusion_masks(positions, window: int, height: int, width: int) -> np.ndarray:
+    """(n, height, width, 1) float32: 1 inside each patch."""
+    masks = np.zeros((len(positions), height, width, 1), np.float32)
+    for number, (y, x) in enumerate(positions):
+        masks[number, y:y + window, x:x + window] = 1.0
+    return masks
+
+
+def occlusion_map(drops: np.ndarray, positions, window: int, height: int, width: int) -> np.ndarray:
+    """Occlusion (Zeiler & Fergus 2014) at pixel resolution: each pixel gets the mean
+    drop of the target's probability over the patches that covered it (Captum's
+    Occlusion does the same). drops: (K, n) for n positions; returns (K, height, width)."""
+    total = np.zeros((len(drops), height, width), np.float64)
+    count = np.zeros((height, width), np.float64)
+    for number, (y, x) in enumerate(positions):
+        total[:, y:y + window, x:x + window] += drops[:, number, None, None]
+        count[y:y + window, x:x + window] += 1.0
+    return (total / np.maximum(count, 1.0)).astype(np.float32)
+
+
 # --- the registry ---------------------------------------------------------------
 
 _ADEBAYO = ("Adebayo et al. 2018 (Sanity Checks for Saliency Maps, NeurIPS) found the maps nearly unchanged "
@@ -268,6 +326,11 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            description="Each feature map counts by how much the score drops when it is switched off. No "
            "gradients; runs the rest of the network once per feature map.",
            weights_from_scores=ablationcam_weights, perturbs="channels", slow=True),
+    Method(name="occlusion", display_name="Occlusion",
+           paper="Zeiler & Fergus 2014, Visualizing and Understanding Convolutional Networks", kind="perturbation",
+           needs_gradients=False, perturbs="patches", slow=True, resolution="pixels",
+           description="A patch (blurred out by default) slides over the photo; each place counts by how much "
+           "covering it lowers the class's probability. No gradients, no layer; one forward pass per position."),
     Method(name="guided-backprop", display_name="Guided Backpropagation",
            paper="Springenberg et al. 2015, Striving for Simplicity: The All Convolutional Net",
            kind="pixel-gradient", needs_gradients=True, resolution="pixels",

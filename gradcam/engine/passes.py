@@ -12,6 +12,7 @@ which captures a layer's activations on the way to the logits.
 - ``forward_pass`` / ``batch_forward_pass``: logits only, one image or any batch;
 - ``layers_pass``: one class's maps at several layers from one backward pass;
 - ``attention_pass``: attention rollout, from every attention layer's scores.
+- ``occlusion_pass``: the logits of a batch of copies with patches covered (Occlusion).
 """
 
 from __future__ import annotations
@@ -298,3 +299,25 @@ class _WatchingList(list):
     def __init__(self, tape):
         super().__init__()
         self.watch = tape.watch
+
+
+def occlusion_pass(model):
+    """Logits of a batch of copies of the prepared input ``x``, each with its mask's
+    pixels replaced by the prepared baseline ``fill``: x * (1 - m) + fill * m. The
+    preprocessings are affine per channel, so blending prepared inputs equals
+    preparing the blended photo. The batch size is a tensor dimension: the last,
+    shorter batch does not retrace."""
+    import tensorflow as tf
+
+    def build(logits_head_):
+        height, width = model.input_size
+        masks = tf.TensorSpec((None, height, width, 1), tf.float32)
+
+        @tf.function(input_signature=[input_spec(model), input_spec(model), masks], autograph=False)
+        def run(x, fill, masks):
+            covered = x * (1.0 - masks) + fill * masks
+            return run_capturing(model.keras, covered, None, head=logits_head_)[1]
+
+        return run
+
+    return cached(model, "occlusion", build)

@@ -326,16 +326,17 @@ def test_guided_methods_on_a_nested_frozen_model(nested, cat):
 # --- the pipeline's promises, for every method ------------------------------------------
 
 CHEAP = {"max_channels": 8}  # Score-CAM's options in tests that are about something else
+CHEAP_PATCHES = {"window": 112, "stride": 56}  # Occlusion's: 9 positions instead of 169
 
 
 def options_for(method):
-    return CHEAP if method == "scorecam" else {}
+    return CHEAP if method == "scorecam" else CHEAP_PATCHES if method == "occlusion" else {}
 
 
 def test_registry_records_say_what_each_method_is():
     assert list(METHODS) == ["gradcam", "gradcam++", "xgradcam", "hirescam", "gradcam-elementwise", "layercam",
-                             "eigencam", "eigengradcam", "scorecam", "ablationcam", "guided-backprop",
-                             "guided-gradcam", "attention-rollout", "gradient-rollout"]
+                             "eigencam", "eigengradcam", "scorecam", "ablationcam", "occlusion",
+                             "guided-backprop", "guided-gradcam", "attention-rollout", "gradient-rollout"]
     assert gradcam.METHODS is METHODS
     for key, record in METHODS.items():
         assert record.name == key and record.display_name
@@ -343,7 +344,7 @@ def test_registry_records_say_what_each_method_is():
                                                                           "pixel-gradient", "attention")
     assert [k for k, m in METHODS.items() if not m.class_specific] == ["eigencam", "attention-rollout"]
     assert {k for k, m in METHODS.items() if not m.needs_gradients} == {"eigencam", "scorecam", "ablationcam",
-                                                                        "attention-rollout"}
+                                                                        "occlusion", "attention-rollout"}
 
 
 def test_no_method_retraces_for_a_new_photo_or_class(lite0, cat, coffee):
@@ -406,7 +407,7 @@ def test_eight_threads_running_different_methods_agree_with_each_alone(lite0, ca
 
 
 def test_top5_in_one_pass_equals_each_class_alone_for_perturbation_methods(lite0, coffee):
-    for method in ("scorecam", "ablationcam"):
+    for method in ("scorecam", "ablationcam", "occlusion"):
         together = gradcam.explain_many(lite0, coffee, top=5, method=method, **options_for(method))
         for e in together[:2]:
             alone = gradcam.explain(lite0, coffee, target=e.target, method=method, **options_for(method))

@@ -1,0 +1,111 @@
+"""Where will it look? A classroom round: guess where the model looks, then see.
+
+The photo is shown without its map and a class is named; the student moves the
+crosshair (two sliders: they work with a finger and in AppTest) to where they think
+the model looks, then reveals the map with their guess on it and a plain verdict
+(gradcam.trust.pointing judges it). Rounds go over the sample photos; ROUNDS is a
+plain list, so a new photo (or a demo model) is one more line. The round travels
+in the link (``round``), so a class can start on the same photo.
+"""
+
+from __future__ import annotations
+
+
+import streamlit as st
+from PIL import Image, ImageDraw
+
+import gradcam
+from dashboard import cached, shared_state
+from dashboard.image_picker import SAMPLES_DIR
+from dashboard.model_picker import load_builtin
+from dashboard.safe_text import md
+from dashboard.shared_state import choices
+from gradcam.trust.pointing import judge_guess
+
+st.set_page_config(page_title="Where will it look? - Grad-CAM Explorer", page_icon=":fire:", layout="wide")
+
+# (sample photo, class the model is asked about); the model is the offline default.
+ROUNDS = [
+    ("cat-and-coffee.jpg", "espresso"),
+    ("cat-and-coffee.jpg", "tiger cat"),
+    ("coffee.jpg", "espresso"),
+    ("astronaut.jpg", None),  # None: the model's own top-1
+    ("rocket.jpg", None),
+]
+
+
+def crosshair(photo: Image.Image, x: float, y: float, colour=(230, 40, 40)) -> Image.Image:
+    shown = photo.convert("RGB")
+    shown.thumbnail((640, 640))
+    draw = ImageDraw.Draw(shown)
+    width, height = shown.size
+    cx, cy, r = x * width, y * height, max(6, min(width, height) // 25)
+    line = max(2, min(width, height) // 120)
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=colour, width=line)
+    draw.line((cx - 2 * r, cy, cx + 2 * r, cy), fill=colour, width=line)
+    draw.line((cx, cy - 2 * r, cx, cy + 2 * r), fill=colour, width=line)
+    return shown
+
+
+c = choices()
+changes = shared_state.url_changes()
+if "round" in changes:
+    try:
+        st.session_state["quiz_round"] = int(changes["round"] or 1) - 1
+    except ValueError:
+        st.session_state["quiz_round"] = 0
+number = st.session_state.get("quiz_round", 0) % len(ROUNDS)
+tally = st.session_state.setdefault("quiz_tally", {"played": 0, "hits": 0, "scored": set()})
+
+st.title("Where will it look?")
+file_name, asked = ROUNDS[number]
+data = (SAMPLES_DIR / file_name).read_bytes()
+photo = cached.display_image(cached.sha256(data), data)
+model = load_builtin(gradcam.DEFAULT_MODEL)
+layer = gradcam.default_layer(model).name
+target = model.labels.index(asked) if asked else gradcam.predict(model, photo, top=1)[0].index
+st.markdown(f"Round {number + 1} of {len(ROUNDS)}. {md(gradcam.DEFAULT_MODEL)} is asked about "
+            f"**{md(model.labels[target])}**. Where in the photo does it look? Move the red mark, then reveal.")
+
+controls, picture = st.columns([1, 1.6])
+with controls:
+    revealed = st.session_state.get("quiz_revealed") == number
+    # Once the map is shown the guess is fixed: moving it then would be no guess.
+    x = st.slider("Across (%)", 0, 100, 50, key=f"quiz_x_{number}", disabled=revealed) / 100
+    y = st.slider("Down (%)", 0, 100, 50, key=f"quiz_y_{number}", disabled=revealed) / 100
+    if st.button("Reveal the map", key="quiz_reveal", type="primary", disabled=revealed, width="stretch"):
+        st.session_state["quiz_revealed"] = number
+        st.session_state["quiz_guess"] = (x, y)  # the guess as it was when the map was asked for
+        st.rerun()  # again, so the guess's sliders are drawn fixed
+    if st.button("Next round", key="quiz_next", width="stretch"):
+        st.session_state["quiz_round"] = number + 1
+        st.session_state.pop("quiz_revealed", None)
+        st.rerun()
+
+with picture:
+    if not revealed:
+        st.image(crosshair(photo, x, y), width="stretch", caption="Your guess: the red mark.")
+    else:
+        with st.spinner("Explaining..."):
+            class_map = cached.explain_class(cached.sha256(data), gradcam.DEFAULT_MODEL, layer, "gradcam", target,
+                                             photo, model)
+        heatmap = cached.heatmap(class_map, photo.size)
+        x, y = st.session_state.get("quiz_guess", (x, y))
+        verdict = judge_guess(heatmap, x, y)
+        shown = crosshair(gradcam.overlay(photo, heatmap, 0.45, "jet"), x, y, colour=(255, 255, 255))
+        st.image(crosshair(shown, *verdict.peak, colour=(0, 0, 0)), width="stretch", alt="Quiz map",
+                 caption="White: your guess. Black: where the map is strongest.")
+        if number not in tally["scored"]:  # each round counts once, at its first reveal
+            tally["scored"].add(number)
+            tally["played"] += 1
+            tally["hits"] += verdict.hit
+        away = f"{100 * verdict.distance:.0f}% of the photo's diagonal from the strongest point"
+        with controls:
+            if verdict.hit:
+                st.success(f"Inside the map's strongest region ({away}).")
+            else:
+                st.warning(f"Outside the map's strongest region: {away}.")
+
+st.caption(f"Score: {tally['hits']} of {tally['played']} rounds played inside the strongest region.")
+top1 = gradcam.predict(c.model, c.image.image, top=1)[0].index
+shared_state.write_url(c, top1, {"round": number + 1 if number else None})
