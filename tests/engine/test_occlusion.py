@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 import gradcam
-from tests.conftest import own_model
+from helpers import own_model
 
 HEIGHT, WIDTH = 24, 28
 

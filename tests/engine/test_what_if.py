@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 import gradcam
-from tests.conftest import own_model
+from helpers import own_model
 
 HEIGHT, WIDTH = 32, 40  # not square, so a transposed box would fail
 
