@@ -29,6 +29,8 @@ import numpy as np
 
 GRID = 8  # maps are compared at (at most) this many cells a side: detail beyond it is noise for grouping
 NEIGHBOURS = 10  # k of the nearest-neighbour graph (fewer when the class has fewer maps)
+SEARCH_DIMS = 12  # principal directions the neighbour search uses in large classes (see _principal)
+LARGE_CLASS = 5000  # from this many maps on, neighbours are searched in SEARCH_DIMS dimensions
 MAX_CLUSTERS = 8  # the eigengap is searched among this many clusters
 MIN_MAPS_TO_SPLIT = 6  # fewer maps than this form one cluster: no spectrum to speak of
 REGION_MASS = 0.5  # the region holds at least this share of the mean map's mass
@@ -134,6 +136,7 @@ def neighbour_graph(vectors: np.ndarray, neighbours: int = NEIGHBOURS):
 
     n = len(vectors)
     k = max(1, min(neighbours, n - 1))
+    vectors = _principal(vectors)
     distances, indices = NearestNeighbors(n_neighbors=k + 1).fit(vectors).kneighbors(vectors)
     distances, indices = distances[:, 1:], indices[:, 1:]  # drop each map itself
     scale = distances[:, -1]
@@ -144,6 +147,17 @@ def neighbour_graph(vectors: np.ndarray, neighbours: int = NEIGHBOURS):
     weights = np.exp(-(distances.ravel() ** 2) / (scale[rows] * scale[indices.ravel()]))
     affinity = sparse.csr_matrix((weights, (rows, indices.ravel())), shape=(n, n))
     return affinity.maximum(affinity.T).tocsr()
+
+
+def _principal(vectors: np.ndarray, dims: int = SEARCH_DIMS) -> np.ndarray:
+    """Large classes: the maps in their first ``dims`` principal directions, where a
+    k-d tree finds neighbours fast (on 49 dimensions it degrades towards brute force:
+    36 s for 100,000 maps here). Distances change by the little variance left out."""
+    if len(vectors) < LARGE_CLASS or vectors.shape[1] <= dims:
+        return vectors
+    centred = vectors - vectors.mean(axis=0)
+    _, directions = np.linalg.eigh(centred.T @ centred)  # (d, d): small whatever n is
+    return centred @ directions[:, ::-1][:, :dims]
 
 
 def spectrum(affinity, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +180,9 @@ def spectrum(affinity, count: int) -> tuple[np.ndarray, np.ndarray]:
     else:
         shifted = walk + sparse.identity(n, format="csr")
         start = np.sqrt(np.maximum(degree, 1e-12))  # the known top eigenvector: a good, deterministic start
-        values, vectors = eigsh(shifted, k=count, which="LA", v0=start / np.linalg.norm(start), tol=1e-6)
+        # tol 1e-4 found the same eigenvalues as 1e-6 to 1e-6 on 100,000 maps, in 15 s instead of 35-41 s.
+        values, vectors = eigsh(shifted, k=count, which="LA", v0=start / np.linalg.norm(start), tol=1e-4,
+                                ncv=max(2 * count + 1, 40))
         values = values - 1.0
         order = np.argsort(values)[::-1]
         values, vectors = values[order], vectors[:, order]
@@ -251,7 +267,8 @@ def spray(maps: np.ndarray, *, grid: int = GRID, neighbours: int = NEIGHBOURS,
         count, assigned = 1, np.zeros(usable.size, int)
     else:
         affinity = neighbour_graph(vectors[usable], neighbours)
-        eigenvalues, eigenvectors = spectrum(affinity, max(max_clusters + 1, 3))
+        # One eigenvalue beyond the last gap searched: ARPACK's last one converges least well.
+        eigenvalues, eigenvectors = spectrum(affinity, max(max_clusters + 2, 3))
         count = clusters if clusters is not None else eigengap(eigenvalues, max_clusters)
         count = max(1, min(int(count), usable.size))
         embedding[usable] = eigenvectors[:, 1:3] if eigenvectors.shape[1] >= 3 else 0.0
