@@ -86,3 +86,18 @@ def test_a_map_unlike_its_cluster_is_an_outlier():
 def test_eigengap_picks_the_jump():
     assert eigengap(np.array([0.0, 0.0, 0.01, 0.6, 0.7, 0.8])) == 3
     assert eigengap(np.array([0.0, 0.9, 0.95])) == 1
+
+
+def test_a_large_class_takes_the_sparse_path_and_still_finds_its_places():
+    # 6,000 maps: past LARGE_CLASS (neighbours in principal directions) and past the
+    # dense solve (ARPACK on the sparse graph).
+    rng = np.random.default_rng(4)
+    places = [(1, 1), (1, 5), (5, 3)]
+    group = rng.integers(0, 3, 6000)
+    maps = np.stack([blob(7, places[g][0] + rng.normal(0, 0.3), places[g][1] + rng.normal(0, 0.3))
+                     + rng.random((7, 7)) * 0.05 for g in group])
+    result = spray(maps)
+    assert result.count == 3
+    for cluster in result.clusters:
+        groups = group[cluster.members]
+        assert (groups == groups[0]).mean() > 0.99
