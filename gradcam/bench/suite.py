@@ -371,6 +371,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", action="store_true", help="only the batched engine's rows")
     parser.add_argument("--ray", action="store_true",
                         help="only Ray Data against the single-process CLI on generated photos (slow; needs ray)")
+    parser.add_argument("--audit", type=int, metavar="MAPS",
+                        help="only the audit's row: SpRAy over MAPS generated 7x7 maps (the target is for 100000)")
     parser.add_argument("--photos", type=int, default=500, help="photos for --ray (default 500)")
     parser.add_argument("--encoding", action="store_true", help="only the service's map encoding against PNG")
     parser.add_argument("--no-methods", action="store_true", help="skip the CAM methods' rows (bench_methods.py)")
@@ -398,6 +400,11 @@ def main(argv=None) -> int:
         met = report_sandbox(sandbox_cost(args.rounds))
         print("\nall targets met" if met else "\nsome targets missed")
         return 0
+
+    if args.audit:
+        from gradcam.bench.audit import main as audit_main
+
+        return audit_main(args.audit)
 
     if args.ray:
         from gradcam.bench.ray import main as ray_main
