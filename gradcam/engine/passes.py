@@ -42,6 +42,14 @@ def input_spec(model, batch=1):
     return tf.TensorSpec((batch, height, width, model.channels), tf.float32)
 
 
+def explain_signature(model):
+    """(x, target_rows, top) of every explaining pass: the prepared image, rows over the
+    classes, and how many of the model's own top classes to take (0: the rows given)."""
+    import tensorflow as tf
+
+    return [input_spec(model), tf.TensorSpec((None, len(model.labels)), tf.float32), tf.TensorSpec((), tf.int32)]
+
+
 def _choose_rows(logits, target_rows, top, classes):
     """top > 0: the model's own top classes (decided inside this pass); else the given rows."""
     import tensorflow as tf
@@ -63,7 +71,7 @@ def _build(model, layer: TargetLayer, method: Method, keep_tensors: bool, head):
     keras_model = model.keras
 
     @tf.function(
-        input_signature=[input_spec(model), tf.TensorSpec((None, classes), tf.float32), tf.TensorSpec((), tf.int32)],
+        input_signature=explain_signature(model),
         reduce_retracing=True,
         autograph=False,  # no Python control flow on tensors here; skipping the conversion halves the trace
     )
@@ -108,8 +116,7 @@ def guided_pass(model, layer: TargetLayer | None, method: Method):
         height, width = model.input_size
 
         @tf.function(
-            input_signature=[input_spec(model), tf.TensorSpec((None, classes), tf.float32),
-                             tf.TensorSpec((), tf.int32)],
+            input_signature=explain_signature(model),
             reduce_retracing=True,
             autograph=False,
         )
@@ -265,8 +272,7 @@ def attention_pass(model, method: Method):
         keras_model = model.keras
 
         @tf.function(
-            input_signature=[input_spec(model), tf.TensorSpec((None, classes), tf.float32),
-                             tf.TensorSpec((), tf.int32)],
+            input_signature=explain_signature(model),
             reduce_retracing=True,
             autograph=False,
         )
