@@ -48,6 +48,12 @@ def format_cover(boxes) -> str | None:
     return ";".join(",".join(f"{v:.2f}" for v in box) for box in boxes) or None
 
 
+def _pixel_box(box, width: int, height: int) -> tuple[float, float, float, float]:
+    """A box of fractions in pixels, inclusive, never inverted (a 1 x 1 photo has one pixel to cover)."""
+    x0, y0, x1, y1 = box
+    return x0 * width, y0 * height, max(x0 * width, x1 * width - 1), max(y0 * height, y1 * height - 1)
+
+
 def _outlined(photo: Image.Image, boxes, pending) -> Image.Image:
     """The photo with what is covered greyed out and the box the sliders set outlined in red."""
     shown = photo.convert("RGB")
@@ -55,12 +61,11 @@ def _outlined(photo: Image.Image, boxes, pending) -> Image.Image:
     width, height = shown.size
     veil = Image.new("L", shown.size, 0)
     veil_draw = ImageDraw.Draw(veil)
-    for x0, y0, x1, y1 in boxes:
-        veil_draw.rectangle((x0 * width, y0 * height, x1 * width - 1, y1 * height - 1), fill=150)
+    for box in boxes:
+        veil_draw.rectangle(_pixel_box(box, width, height), fill=150)
     shown = Image.composite(Image.new("RGB", shown.size, (235, 235, 235)), shown, veil)
     draw = ImageDraw.Draw(shown)
-    x0, y0, x1, y1 = pending
-    draw.rectangle((x0 * width, y0 * height, x1 * width - 1, y1 * height - 1), outline=(230, 40, 40),
+    draw.rectangle(_pixel_box(pending, width, height), outline=(230, 40, 40),
                    width=max(2, round(min(width, height) / 100)))
     return shown
 
