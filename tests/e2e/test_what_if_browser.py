@@ -13,6 +13,7 @@ def test_covering_the_cup_makes_espresso_fall_and_a_quiz_round_is_played():
     require_chromium()
     cover_the_cup = "/?sample=cat-and-coffee.jpg&target=967&cover=0.50,0.00,1.00,1.00"
     with streamlit_server() as url, browser_page(width=390, height=900) as (page, console):
+        page.set_default_timeout(120_000)  # a loaded 2-core machine: a page's first rerun can take long
         open_explorer(page, url + cover_the_cup)
         page.wait_for_selector("img[alt='What-if overlay']", timeout=120_000)
         wait_until_idle(page)
@@ -21,11 +22,12 @@ def test_covering_the_cup_makes_espresso_fall_and_a_quiz_round_is_played():
         assert "cover=0.50" in page.url
 
         page.get_by_role("button", name="Clear").click()
-        wait_until_idle(page)
+        wait_until_idle(page, timeout=120)
         assert page.locator("img[alt='What-if overlay']").count() == 0 and "cover=" not in page.url
 
         page.get_by_test_id("stExpandSidebarButton").click()
         page.get_by_role("link", name="Where will it look?").click()
+        wait_until_idle(page, timeout=120)
         page.get_by_role("button", name="Reveal the map").click()
         page.wait_for_selector("img[alt='Quiz map']", timeout=120_000)
         wait_until_idle(page)
