@@ -23,6 +23,9 @@ def test_covering_the_cup_makes_espresso_fall_and_a_quiz_round_is_played():
 
         page.get_by_role("button", name="Clear").click()
         wait_until_idle(page, timeout=120)
+        # The rerun ends before the browser has dropped the old image and rewritten the URL.
+        page.locator("img[alt='What-if overlay']").first.wait_for(state="detached")
+        page.wait_for_function("() => !window.location.search.includes('cover=')")
         assert page.locator("img[alt='What-if overlay']").count() == 0 and "cover=" not in page.url
 
         page.get_by_test_id("stExpandSidebarButton").click()
