@@ -12,4 +12,7 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v a
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-exec python -m pytest "$@"
+# Two workers (pytest-xdist): much of the suite waits on servers, browsers, sandbox
+# workers and Ray, and a single process leaves the second core idle meanwhile. Ray and
+# browser tests stay in one group each (tests/conftest.py).
+exec python -m pytest -n 2 --dist loadgroup "$@"

@@ -32,3 +32,16 @@ def coffee():
 @pytest.fixture(scope="session")
 def noise_image():
     return Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8))
+
+
+def pytest_collection_modifyitems(items):
+    """With pytest-xdist (scripts/test.sh runs two workers), keep every Ray test on one
+    worker and every browser test on one worker: two local Ray clusters on a 2-CPU
+    machine starve each other, and two Chromiums beside two servers make the browser
+    tests' waits a measure of the machine's load. `--dist loadgroup` reads these groups;
+    without xdist they do nothing."""
+    for item in items:
+        for mark, group in (("ray", "ray"), ("browser", "browser")):
+            if item.get_closest_marker(mark):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
