@@ -45,3 +45,12 @@ def pytest_collection_modifyitems(items):
             if item.get_closest_marker(mark):
                 item.add_marker(pytest.mark.xdist_group(group))
                 break
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    """Bytes built at collection time (zips carry the time they were written) would give
+    each xdist worker different test ids, and xdist refuses to run then: name them by
+    their length instead."""
+    if isinstance(val, (bytes, bytearray)):
+        return f"{argname}-{len(val)}-bytes"
+    return None
