@@ -1,15 +1,21 @@
-"""Explore's "What if?": cover part of the photo and the model answers again.
+"""The "What if?" section (Explore, and How it works' last step): cover part of the
+photo and the model answers again.
 
-The person sets a box with two range sliders (left-right and top-bottom, in per
-cent of the photo: they work with a finger at 390 px, and an AppTest can drive
-them), sees it outlined on the photo, and covers it; several boxes add up, Undo
+The person drags a box across the photo with a mouse or a finger
+(``box_drawing``: the photo at the column's width, so it works at 390 px too) and
+the box is covered at the end of the stroke; two range sliders (left-right and
+top-bottom, in per cent) and Cover set a box by keyboard or precisely, and let an
+AppTest drive it. Covered boxes are greyed out on the photo; several add up, Undo
 removes the last and Clear all. The boxes go into the link as ``cover``
 (``x0,y0,x1,y1`` fractions, boxes separated by ``;``), so a teacher can share
 "cover the cup". The engine (``gradcam.what_if``) does the edit and the scoring;
-the edited photo's map goes through the same caches as the original's.
+the edited photo's map goes through the same caches as the original's. ``key``
+keeps each page's boxes and widgets apart.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import streamlit as st
@@ -17,8 +23,10 @@ from PIL import Image, ImageDraw
 
 import gradcam
 from gradcam.engine.baselines import BASELINES
+from gradcam.trust.pointing import STRONGEST
 
 from . import cached
+from .box_drawing import draw_box, drawn_box
 from .heatmap_panel import score_text
 from .safe_text import md
 
@@ -85,38 +93,83 @@ def change_text(model, change: float) -> str:
     return f"{'▲ up' if points > 0 else '▼ down'} {abs(points):.1f}{unit}"
 
 
-def read_link(changes: dict) -> None:
+def strongest_box(heatmap: np.ndarray) -> tuple[float, float, float, float]:
+    """The box around the map's strongest region (at least half its peak, as the quiz
+    judges it), as fractions of the photo: where the map points."""
+    rows, columns = np.nonzero(heatmap >= STRONGEST * float(heatmap.max())) if heatmap.max() > 0 else ([], [])
+    if len(rows) == 0:
+        return 0.0, 0.0, 1.0, 1.0
+    height, width = heatmap.shape
+    return parse_cover(format_cover([(columns.min() / width, rows.min() / height,
+                                      (columns.max() + 1) / width, (rows.max() + 1) / height)]))[0]
+
+
+def read_link(changes: dict, key: str = "what_if") -> None:
     """A link's (or Back/Forward's) ``cover`` becomes the boxes."""
     if "cover" in changes:
-        st.session_state["what_if_boxes"] = parse_cover(changes["cover"])
+        st.session_state[f"{key}_boxes"] = parse_cover(changes["cover"])
+
+
+def _add(key: str, box) -> None:
+    boxes = st.session_state.setdefault(f"{key}_boxes", [])
+    if box is not None and len(boxes) < MAX_BOXES:
+        boxes.extend(parse_cover(format_cover([box])))  # as the link will carry it: two decimals
+
+
+def _add_sliders_box(key: str) -> None:
+    # The sliders as they are when Cover is pressed (read here, not captured when it was drawn).
+    (x0, x1), (y0, y1) = st.session_state[f"{key}_x"], st.session_state[f"{key}_y"]
+    _add(key, (x0 / 100, y0 / 100, x1 / 100, y1 / 100))
+
+
+def _add_drawn(key: str) -> None:
+    _add(key, drawn_box(f"{key}_draw"))
+
+
+def _undo(key: str) -> None:
+    if st.session_state.get(f"{key}_boxes"):
+        st.session_state[f"{key}_boxes"].pop()
+
+
+def _clear(key: str) -> None:
+    st.session_state[f"{key}_boxes"] = []
 
 
 def show(current, model_key: str, model: gradcam.Model, layer: str, method: str, target: int, original_map,
-         *, opacity: float, colormap: str) -> str | None:
-    """The What if? section; returns the ``cover`` value for the link."""
-    if st.session_state.get("what_if_for") not in (None, current.sha256):
-        st.session_state["what_if_boxes"] = []  # a new photo starts uncovered
-    st.session_state["what_if_for"] = current.sha256
-    boxes = st.session_state.setdefault("what_if_boxes", [])
-    st.subheader("What if? Cover part of the photo")
-    st.caption("Set a box with the two sliders, cover it, and the model answers again on the edited photo.")
-    controls, picture = st.columns([1, 1.4])
+         *, opacity: float, colormap: str, key: str = "what_if", heading: bool = True,
+         suggest: np.ndarray | None = None) -> str | None:
+    """The What if? section; returns the ``cover`` value for the link. ``suggest``, a heatmap
+    at the photo's size, adds a button that covers where it is strongest."""
+    if st.session_state.get(f"{key}_for") not in (None, current.sha256):
+        st.session_state[f"{key}_boxes"] = []  # a new photo starts uncovered
+    st.session_state[f"{key}_for"] = current.sha256
+    boxes = st.session_state.setdefault(f"{key}_boxes", [])
+    if heading:
+        st.subheader("What if? Cover part of the photo")
+    st.caption("Drag across the photo (mouse or finger) to cover a box, and the model answers again on the "
+               "edited photo. The sliders and Cover set a box by keyboard.")
+    picture, controls = st.columns([1.4, 1])
     with controls:
-        across = st.slider("Box, left to right (%)", 0, 100, (55, 95), step=5, key="what_if_x")
-        down = st.slider("Box, top to bottom (%)", 0, 100, (20, 80), step=5, key="what_if_y")
-        fill = st.selectbox("Covered with", BASELINES, key="what_if_fill", format_func=FILL_NAMES.get)
+        across = st.slider("Box, left to right (%)", 0, 100, (55, 95), step=5, key=f"{key}_x")
+        down = st.slider("Box, top to bottom (%)", 0, 100, (20, 80), step=5, key=f"{key}_y")
+        fill = st.selectbox("Covered with", BASELINES, key=f"{key}_fill", format_func=FILL_NAMES.get)
         pending = (across[0] / 100, down[0] / 100, across[1] / 100, down[1] / 100)
         cover, undo, clear = st.columns(3)
-        if cover.button("Cover", key="what_if_cover", type="primary", width="stretch",
-                        disabled=len(boxes) >= MAX_BOXES or across[0] == across[1] or down[0] == down[1]):
-            boxes.append(pending)
-        if undo.button("Undo", key="what_if_undo", width="stretch", disabled=not boxes):
-            boxes.pop()
-        if clear.button("Clear", key="what_if_clear", width="stretch", disabled=not boxes):
-            boxes.clear()
+        cover.button("Cover", key=f"{key}_cover", type="primary", width="stretch", on_click=_add_sliders_box,
+                     args=(key,), disabled=len(boxes) >= MAX_BOXES or across[0] == across[1]
+                     or down[0] == down[1])
+        undo.button("Undo", key=f"{key}_undo", width="stretch", disabled=not boxes, on_click=_undo, args=(key,))
+        clear.button("Clear", key=f"{key}_clear", width="stretch", disabled=not boxes, on_click=_clear,
+                     args=(key,))
+        if suggest is not None:
+            st.button("Cover where the map is strongest", key=f"{key}_strongest", width="stretch",
+                      on_click=_add, args=(key, strongest_box(suggest)), disabled=len(boxes) >= MAX_BOXES,
+                      help="The box around every pixel where the map is at least half its peak.")
     with picture:
-        st.image(_outlined(current.image, boxes, pending), width="stretch",
-                 caption="Red: the box the sliders set. Greyed out: what is covered.")
+        draw_box(_outlined(current.image, boxes, pending), key=f"{key}_draw", on_draw=partial(_add_drawn, key),
+                 alt="What-if photo", label="The photo: drag across it to cover a box",
+                 disabled=len(boxes) >= MAX_BOXES)
+        st.caption("Greyed out: what is covered. Red: the sliders' box, which Cover adds.")
     if not boxes:
         return None
 
