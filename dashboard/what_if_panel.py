@@ -20,6 +20,7 @@ from functools import partial
 import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw
+from scipy.ndimage import label
 
 import gradcam
 from gradcam.engine.baselines import BASELINES
@@ -94,11 +95,14 @@ def change_text(model, change: float) -> str:
 
 
 def strongest_box(heatmap: np.ndarray) -> tuple[float, float, float, float]:
-    """The box around the map's strongest region (at least half its peak, as the quiz
-    judges it), as fractions of the photo: where the map points."""
-    rows, columns = np.nonzero(heatmap >= STRONGEST * float(heatmap.max())) if heatmap.max() > 0 else ([], [])
-    if len(rows) == 0:
-        return 0.0, 0.0, 1.0, 1.0
+    """The box around the map's strongest region, where it points: the connected part,
+    around its peak, of the pixels at least half the peak (the quiz's "strongest region"),
+    as fractions of the photo. A second, separate hot spot is left for the person to cover."""
+    peak = float(heatmap.max())
+    if not peak > 0:
+        return 0.0, 0.0, 1.0, 1.0  # no evidence anywhere: the whole photo is all the map can point at
+    parts, _ = label(heatmap >= STRONGEST * peak)
+    rows, columns = np.nonzero(parts == parts.flat[int(np.argmax(heatmap))])
     height, width = heatmap.shape
     return parse_cover(format_cover([(columns.min() / width, rows.min() / height,
                                       (columns.max() + 1) / width, (rows.max() + 1) / height)]))[0]
@@ -135,15 +139,20 @@ def _clear(key: str) -> None:
     st.session_state[f"{key}_boxes"] = []
 
 
+def current_boxes(key: str, image_hash: str) -> list:
+    """The boxes covering this photo (a new photo starts uncovered)."""
+    if st.session_state.get(f"{key}_for") not in (None, image_hash):
+        st.session_state[f"{key}_boxes"] = []
+    st.session_state[f"{key}_for"] = image_hash
+    return st.session_state.setdefault(f"{key}_boxes", [])
+
+
 def show(current, model_key: str, model: gradcam.Model, layer: str, method: str, target: int, original_map,
          *, opacity: float, colormap: str, key: str = "what_if", heading: bool = True,
          suggest: np.ndarray | None = None) -> str | None:
     """The What if? section; returns the ``cover`` value for the link. ``suggest``, a heatmap
     at the photo's size, adds a button that covers where it is strongest."""
-    if st.session_state.get(f"{key}_for") not in (None, current.sha256):
-        st.session_state[f"{key}_boxes"] = []  # a new photo starts uncovered
-    st.session_state[f"{key}_for"] = current.sha256
-    boxes = st.session_state.setdefault(f"{key}_boxes", [])
+    boxes = current_boxes(key, current.sha256)
     if heading:
         st.subheader("What if? Cover part of the photo")
     st.caption("Drag across the photo (mouse or finger) to cover a box, and the model answers again on the "
