@@ -420,7 +420,9 @@ def step_what_if() -> None:
         "points at (drag across the photo, or press *Cover where the map is strongest*) and the model answers "
         f"again on the edited photo. If the map is right, **{label}** falls; cover somewhere else to compare."
     )
-    st.latex(r"\Delta p^c = p^c(\text{photo, region covered}) - p^c(\text{photo})")
+    st.latex(r"\Delta p^c = p^c_{\text{covered}} - p^c")  # short: it fits a phone's width
+    st.caption(rf"$p^c$: the probability of {label} for the photo; $p^c_{{\text{{covered}}}}$: for the photo with "
+               "the region covered.")
     class_map = cached.explain_class(c.image.sha256, c.model_key, c.layer, method, target, photo, model)
     what_if_panel.show(c.image, c.model_key, model, c.layer, method, target, class_map, opacity=c.opacity,
                        colormap=c.colormap, key=WHAT_IF, heading=False, suggest=heatmap)

@@ -173,7 +173,8 @@ def show(current, model_key: str, model: gradcam.Model, layer: str, method: str,
         if suggest is not None:
             st.button("Cover where the map is strongest", key=f"{key}_strongest", width="stretch",
                       on_click=_add, args=(key, strongest_box(suggest)), disabled=len(boxes) >= MAX_BOXES,
-                      help="The box around every pixel where the map is at least half its peak.")
+                      help="The box around the map's peak and the pixels next to it where the map is at least half "
+                           "its peak.")
     with picture:
         draw_box(_outlined(current.image, boxes, pending), key=f"{key}_draw", on_draw=partial(_add_drawn, key),
                  alt="What-if photo", label="The photo: drag across it to cover a box",
