@@ -15,6 +15,7 @@ keeps each page's boxes and widgets apart.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import partial
 
 import numpy as np
@@ -83,7 +84,16 @@ def _outlined(photo: Image.Image, boxes, pending) -> Image.Image:
 def _what_if(image_hash: str, model_key: str, boxes: tuple, fill: str, _image: Image.Image,
              _model: gradcam.Model) -> gradcam.WhatIf:
     cached.engine_calls["what_if"] += 1
-    return gradcam.what_if(_model, _image, list(boxes), fill=fill)
+    # The unedited photo's logits, once per photo and model: each later edit is one photo's pass.
+    known = _unedited.get((image_hash, model_key))
+    result = gradcam.what_if(_model, _image, list(boxes), fill=fill, unedited=known)
+    _unedited[(image_hash, model_key)] = result.unedited_logits
+    if len(_unedited) > 64:
+        _unedited.popitem(last=False)  # the oldest photo
+    return result
+
+
+_unedited: OrderedDict = OrderedDict()  # (photo hash, model key) -> its unedited logits; process-wide like the cache
 
 
 def change_text(model, change: float) -> str:
