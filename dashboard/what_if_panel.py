@@ -65,7 +65,8 @@ def _pixel_box(box, width: int, height: int) -> tuple[float, float, float, float
 
 
 def _outlined(photo: Image.Image, boxes, pending) -> Image.Image:
-    """The photo with what is covered greyed out and the box the sliders set outlined in red."""
+    """The photo with what is covered greyed out and the sliders' box outlined in blue
+    (a stroke being drawn is dashed red, on the drawing surface)."""
     shown = photo.convert("RGB")
     shown.thumbnail((640, 640))
     width, height = shown.size
@@ -75,7 +76,7 @@ def _outlined(photo: Image.Image, boxes, pending) -> Image.Image:
         veil_draw.rectangle(_pixel_box(box, width, height), fill=150)
     shown = Image.composite(Image.new("RGB", shown.size, (235, 235, 235)), shown, veil)
     draw = ImageDraw.Draw(shown)
-    draw.rectangle(_pixel_box(pending, width, height), outline=(230, 40, 40),
+    draw.rectangle(_pixel_box(pending, width, height), outline=(30, 100, 220),
                    width=max(2, round(min(width, height) / 100)))
     return shown
 
@@ -189,7 +190,8 @@ def show(current, model_key: str, model: gradcam.Model, layer: str, method: str,
         draw_box(_outlined(current.image, boxes, pending), key=f"{key}_draw", on_draw=partial(_add_drawn, key),
                  alt="What-if photo", label="The photo: drag across it to cover a box",
                  disabled=len(boxes) >= MAX_BOXES)
-        st.caption("Greyed out: what is covered. Red: the sliders' box, which Cover adds.")
+        st.caption("Greyed out: what is covered. Blue: the sliders' box, which Cover adds. "
+                   "Dashed red: the box being drawn.")
     if not boxes:
         return None
 
