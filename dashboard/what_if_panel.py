@@ -195,23 +195,28 @@ def show(current, model_key: str, model: gradcam.Model, layer: str, method: str,
     if not boxes:
         return None
 
-    with st.spinner("Asking the model again..."):
-        result = _what_if(current.sha256, model_key, tuple(boxes), fill, current.image, model)
-        edited_hash = cached.sha256(np.asarray(result.image).tobytes() + current.sha256.encode())
-        edited_map = cached.explain_class(edited_hash, model_key, layer, method, target, result.image, model)
+    # The answer first, then the map: the map's gradient pass waits until the new top-5 is
+    # on the page (the person reads the numbers first), while the map keeps its place above them.
     before, after = st.columns(2)
     before.image(gradcam.overlay(current.image, cached.heatmap(original_map, current.image.size), opacity, colormap),
                  caption=f"Before: the map of {md(model.labels[target])}", width="stretch")
-    # The model saw the edit at its input size; it is shown at the photo's own shape, next to the original.
-    edited = result.image.resize(current.image.size, Image.BICUBIC)
-    after.image(gradcam.overlay(edited, cached.heatmap(edited_map, edited.size), opacity, colormap),
-                caption=f"After covering: the map of {md(model.labels[target])}, recomputed", width="stretch",
-                alt="What-if overlay")
+    after_slot = after.empty()
+    answer_slot = st.empty()
+    with answer_slot, st.spinner("Asking the model again..."):
+        result = _what_if(current.sha256, model_key, tuple(boxes), fill, current.image, model)
     lines = [f"- **{md(p.label)}**: {score_text(model, p.probability)} ({change_text(model, result.change(p.index))})"
              for p in result.predictions]
     if target not in {p.index for p in result.predictions}:
         lines.append(f"- {md(model.labels[target])} (the class explained): "
                      f"{score_text(model, float(result.probabilities[target]))} "
                      f"({change_text(model, result.change(target))})")
-    st.markdown("**The model's answer now** (change against the whole photo):\n" + "\n".join(lines))
+    answer_slot.markdown("**The model's answer now** (change against the whole photo):\n" + "\n".join(lines))
+    with after_slot, st.spinner("Recomputing the map..."):
+        edited_hash = cached.sha256(np.asarray(result.image).tobytes() + current.sha256.encode())
+        edited_map = cached.explain_class(edited_hash, model_key, layer, method, target, result.image, model)
+    # The model saw the edit at its input size; it is shown at the photo's own shape, next to the original.
+    edited = result.image.resize(current.image.size, Image.BICUBIC)
+    after_slot.image(gradcam.overlay(edited, cached.heatmap(edited_map, edited.size), opacity, colormap),
+                     caption=f"After covering: the map of {md(model.labels[target])}, recomputed", width="stretch",
+                     alt="What-if overlay")
     return format_cover(boxes)
