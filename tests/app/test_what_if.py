@@ -3,6 +3,8 @@ falling, the boxes travel in the link, Undo and Clear take them back."""
 
 from pathlib import Path
 
+import pytest
+
 from streamlit.testing.v1 import AppTest
 
 from gradcam.zoo.labels import imagenet_labels
@@ -52,6 +54,7 @@ def test_a_hand_edited_cover_in_a_link_is_ignored_without_a_traceback():
 LESSON = str(Path(__file__).resolve().parents[2] / "app_pages" / "1_How_it_works.py")
 
 
+@pytest.mark.slow  # two sessions of the lesson: about 6 s with the model loaded
 def test_the_lessons_last_step_covers_where_the_map_points_and_the_link_carries_it():
     at = AppTest.from_file(LESSON, default_timeout=240)
     at.query_params.update({"sample": "cat-and-coffee.jpg", "lesson_class": str(ESPRESSO), "step": "8"})
