@@ -19,7 +19,7 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from dashboard import cached, class_picker, shared_state
+from dashboard import cached, class_picker, shared_state, what_if_panel
 from dashboard.heatmap_panel import colour_scale, score_text
 from dashboard.link_values import link_number
 from dashboard.safe_text import md
@@ -37,7 +37,9 @@ STEPS = (
     "The weighted sum",
     "Keep what speaks for the class",
     "Onto the photo",
+    "What if? Cover it",
 )
+WHAT_IF = "lesson_what_if"  # the last step's boxes and widgets, apart from Explore's
 SHOWN_CHANNELS = 16  # feature maps drawn in steps 2 and 3: a 2 x 8 grid reads well on a projector
 BARS = 10  # strongest positive and negative weights in step 4's chart
 DIVERGING = "RdBu_r"  # red raises the score, blue lowers it, white is zero
@@ -146,6 +148,7 @@ if "step" in changes:
     st.session_state["lesson_step"] = link_number(changes["step"]) or 1
 if "all" in changes:
     st.session_state["lesson_all"] = changes["all"] == "1"
+what_if_panel.read_link(changes, WHAT_IF)  # a shared "cover the cup" for the last step
 
 with st.spinner("Explaining..."):
     # The top-5 comes from the Explore page's own cache (one pass for all five).
@@ -181,10 +184,13 @@ for key in KEPT:
 step = min(max(int(st.session_state.get("lesson_step", 1)), 1), len(STEPS))
 st.session_state["lesson_step"] = step
 # The lesson's own part of a link: a teacher hands out a step.
+covers_shown = show_all or step == len(STEPS)  # the last step's boxes travel while it is shown
 shared_state.write_url(c, top5[0].index, {
     "step": step if step != 1 and not show_all else None, "all": 1 if show_all else None,
     "lesson_class": target if target != shared_class else None,
-}, photo_keys=("lesson_class",), model_keys=("lesson_class",))
+    "cover": what_if_panel.format_cover(what_if_panel.current_boxes(WHAT_IF, c.image.sha256))
+    if covers_shown else None,
+}, photo_keys=("lesson_class", "cover"), model_keys=("lesson_class",))
 
 # The lesson's steps are those of a channel-weight method; any other method chosen on
 # Explore is taught through Grad-CAM, and the page says so.
@@ -408,7 +414,22 @@ def step_overlay() -> None:
         st.markdown(f"This is the {taught} map the Explore page shows for **{label}**.")
 
 
-STEP_PAGES = (step_input, step_features, step_gradients, step_weights, step_weighted_sum, step_relu, step_overlay)
+def step_what_if() -> None:
+    st.markdown(
+        f"The map is a claim: the model looked there for **{label}**. Test it by hand: cover the region the map "
+        "points at (drag across the photo, or press *Cover where the map is strongest*) and the model answers "
+        f"again on the edited photo. If the map is right, **{label}** falls; cover somewhere else to compare."
+    )
+    st.latex(r"\Delta p^c = p^c_{\text{covered}} - p^c")  # short: it fits a phone's width
+    st.caption(rf"$p^c$: the probability of {label} for the photo; $p^c_{{\text{{covered}}}}$: for the photo with "
+               "the region covered.")
+    class_map = cached.explain_class(c.image.sha256, c.model_key, c.layer, method, target, photo, model)
+    what_if_panel.show(c.image, c.model_key, model, c.layer, method, target, class_map, opacity=c.opacity,
+                       colormap=c.colormap, key=WHAT_IF, heading=False, suggest=heatmap)
+
+
+STEP_PAGES = (step_input, step_features, step_gradients, step_weights, step_weighted_sum, step_relu, step_overlay,
+              step_what_if)
 
 
 def show_step(number: int) -> None:

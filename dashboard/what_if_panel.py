@@ -1,24 +1,34 @@
-"""Explore's "What if?": cover part of the photo and the model answers again.
+"""The "What if?" section (Explore, and How it works' last step): cover part of the
+photo and the model answers again.
 
-The person sets a box with two range sliders (left-right and top-bottom, in per
-cent of the photo: they work with a finger at 390 px, and an AppTest can drive
-them), sees it outlined on the photo, and covers it; several boxes add up, Undo
+The person drags a box across the photo with a mouse or a finger
+(``box_drawing``: the photo at the column's width, so it works at 390 px too) and
+the box is covered at the end of the stroke; two range sliders (left-right and
+top-bottom, in per cent) and Cover set a box by keyboard or precisely, and let an
+AppTest drive it. Covered boxes are greyed out on the photo; several add up, Undo
 removes the last and Clear all. The boxes go into the link as ``cover``
 (``x0,y0,x1,y1`` fractions, boxes separated by ``;``), so a teacher can share
 "cover the cup". The engine (``gradcam.what_if``) does the edit and the scoring;
-the edited photo's map goes through the same caches as the original's.
+the edited photo's map goes through the same caches as the original's. ``key``
+keeps each page's boxes and widgets apart.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from functools import partial
+
 import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw
+from scipy.ndimage import label
 
 import gradcam
 from gradcam.engine.baselines import BASELINES
+from gradcam.trust.pointing import STRONGEST
 
 from . import cached
+from .box_drawing import draw_box, drawn_box
 from .heatmap_panel import score_text
 from .safe_text import md
 
@@ -55,7 +65,8 @@ def _pixel_box(box, width: int, height: int) -> tuple[float, float, float, float
 
 
 def _outlined(photo: Image.Image, boxes, pending) -> Image.Image:
-    """The photo with what is covered greyed out and the box the sliders set outlined in red."""
+    """The photo with what is covered greyed out and the sliders' box outlined in blue
+    (a stroke being drawn is dashed red, on the drawing surface)."""
     shown = photo.convert("RGB")
     shown.thumbnail((640, 640))
     width, height = shown.size
@@ -65,7 +76,7 @@ def _outlined(photo: Image.Image, boxes, pending) -> Image.Image:
         veil_draw.rectangle(_pixel_box(box, width, height), fill=150)
     shown = Image.composite(Image.new("RGB", shown.size, (235, 235, 235)), shown, veil)
     draw = ImageDraw.Draw(shown)
-    draw.rectangle(_pixel_box(pending, width, height), outline=(230, 40, 40),
+    draw.rectangle(_pixel_box(pending, width, height), outline=(30, 100, 220),
                    width=max(2, round(min(width, height) / 100)))
     return shown
 
@@ -74,7 +85,16 @@ def _outlined(photo: Image.Image, boxes, pending) -> Image.Image:
 def _what_if(image_hash: str, model_key: str, boxes: tuple, fill: str, _image: Image.Image,
              _model: gradcam.Model) -> gradcam.WhatIf:
     cached.engine_calls["what_if"] += 1
-    return gradcam.what_if(_model, _image, list(boxes), fill=fill)
+    # The unedited photo's logits, once per photo and model: each later edit is one photo's pass.
+    known = _unedited.get((image_hash, model_key))
+    result = gradcam.what_if(_model, _image, list(boxes), fill=fill, unedited=known)
+    _unedited[(image_hash, model_key)] = result.unedited_logits
+    if len(_unedited) > 64:
+        _unedited.popitem(last=False)  # the oldest photo
+    return result
+
+
+_unedited: OrderedDict = OrderedDict()  # (photo hash, model key) -> its unedited logits; process-wide like the cache
 
 
 def change_text(model, change: float) -> str:
@@ -85,58 +105,118 @@ def change_text(model, change: float) -> str:
     return f"{'▲ up' if points > 0 else '▼ down'} {abs(points):.1f}{unit}"
 
 
-def read_link(changes: dict) -> None:
+def strongest_box(heatmap: np.ndarray) -> tuple[float, float, float, float]:
+    """The box around the map's strongest region, where it points: the connected part,
+    around its peak, of the pixels at least half the peak (the quiz's "strongest region"),
+    as fractions of the photo. A second, separate hot spot is left for the person to cover."""
+    peak = float(heatmap.max())
+    if not peak > 0:
+        return 0.0, 0.0, 1.0, 1.0  # no evidence anywhere: the whole photo is all the map can point at
+    parts, _ = label(heatmap >= STRONGEST * peak)
+    rows, columns = np.nonzero(parts == parts.flat[int(np.argmax(heatmap))])
+    height, width = heatmap.shape
+    return parse_cover(format_cover([(columns.min() / width, rows.min() / height,
+                                      (columns.max() + 1) / width, (rows.max() + 1) / height)]))[0]
+
+
+def read_link(changes: dict, key: str = "what_if") -> None:
     """A link's (or Back/Forward's) ``cover`` becomes the boxes."""
     if "cover" in changes:
-        st.session_state["what_if_boxes"] = parse_cover(changes["cover"])
+        st.session_state[f"{key}_boxes"] = parse_cover(changes["cover"])
+
+
+def _add(key: str, box) -> None:
+    boxes = st.session_state.setdefault(f"{key}_boxes", [])
+    if box is not None and len(boxes) < MAX_BOXES:
+        boxes.extend(parse_cover(format_cover([box])))  # as the link will carry it: two decimals
+
+
+def _add_sliders_box(key: str) -> None:
+    # The sliders as they are when Cover is pressed (read here, not captured when it was drawn).
+    (x0, x1), (y0, y1) = st.session_state[f"{key}_x"], st.session_state[f"{key}_y"]
+    _add(key, (x0 / 100, y0 / 100, x1 / 100, y1 / 100))
+
+
+def _add_drawn(key: str) -> None:
+    _add(key, drawn_box(f"{key}_draw"))
+
+
+def _undo(key: str) -> None:
+    if st.session_state.get(f"{key}_boxes"):
+        st.session_state[f"{key}_boxes"].pop()
+
+
+def _clear(key: str) -> None:
+    st.session_state[f"{key}_boxes"] = []
+
+
+def current_boxes(key: str, image_hash: str) -> list:
+    """The boxes covering this photo (a new photo starts uncovered)."""
+    if st.session_state.get(f"{key}_for") not in (None, image_hash):
+        st.session_state[f"{key}_boxes"] = []
+    st.session_state[f"{key}_for"] = image_hash
+    return st.session_state.setdefault(f"{key}_boxes", [])
 
 
 def show(current, model_key: str, model: gradcam.Model, layer: str, method: str, target: int, original_map,
-         *, opacity: float, colormap: str) -> str | None:
-    """The What if? section; returns the ``cover`` value for the link."""
-    if st.session_state.get("what_if_for") not in (None, current.sha256):
-        st.session_state["what_if_boxes"] = []  # a new photo starts uncovered
-    st.session_state["what_if_for"] = current.sha256
-    boxes = st.session_state.setdefault("what_if_boxes", [])
-    st.subheader("What if? Cover part of the photo")
-    st.caption("Set a box with the two sliders, cover it, and the model answers again on the edited photo.")
-    controls, picture = st.columns([1, 1.4])
+         *, opacity: float, colormap: str, key: str = "what_if", heading: bool = True,
+         suggest: np.ndarray | None = None) -> str | None:
+    """The What if? section; returns the ``cover`` value for the link. ``suggest``, a heatmap
+    at the photo's size, adds a button that covers where it is strongest."""
+    boxes = current_boxes(key, current.sha256)
+    if heading:
+        st.subheader("What if? Cover part of the photo")
+    st.caption("Drag across the photo (mouse or finger) to cover a box, and the model answers again on the "
+               "edited photo. The sliders and Cover set a box by keyboard.")
+    picture, controls = st.columns([1.4, 1])
     with controls:
-        across = st.slider("Box, left to right (%)", 0, 100, (55, 95), step=5, key="what_if_x")
-        down = st.slider("Box, top to bottom (%)", 0, 100, (20, 80), step=5, key="what_if_y")
-        fill = st.selectbox("Covered with", BASELINES, key="what_if_fill", format_func=FILL_NAMES.get)
+        across = st.slider("Box, left to right (%)", 0, 100, (55, 95), step=5, key=f"{key}_x")
+        down = st.slider("Box, top to bottom (%)", 0, 100, (20, 80), step=5, key=f"{key}_y")
+        fill = st.selectbox("Covered with", BASELINES, key=f"{key}_fill", format_func=FILL_NAMES.get)
         pending = (across[0] / 100, down[0] / 100, across[1] / 100, down[1] / 100)
         cover, undo, clear = st.columns(3)
-        if cover.button("Cover", key="what_if_cover", type="primary", width="stretch",
-                        disabled=len(boxes) >= MAX_BOXES or across[0] == across[1] or down[0] == down[1]):
-            boxes.append(pending)
-        if undo.button("Undo", key="what_if_undo", width="stretch", disabled=not boxes):
-            boxes.pop()
-        if clear.button("Clear", key="what_if_clear", width="stretch", disabled=not boxes):
-            boxes.clear()
+        cover.button("Cover", key=f"{key}_cover", type="primary", width="stretch", on_click=_add_sliders_box,
+                     args=(key,), disabled=len(boxes) >= MAX_BOXES or across[0] == across[1]
+                     or down[0] == down[1])
+        undo.button("Undo", key=f"{key}_undo", width="stretch", disabled=not boxes, on_click=_undo, args=(key,))
+        clear.button("Clear", key=f"{key}_clear", width="stretch", disabled=not boxes, on_click=_clear,
+                     args=(key,))
+        if suggest is not None:
+            st.button("Cover where the map is strongest", key=f"{key}_strongest", width="stretch",
+                      on_click=_add, args=(key, strongest_box(suggest)), disabled=len(boxes) >= MAX_BOXES,
+                      help="The box around the map's peak and the pixels next to it where the map is at least half "
+                           "its peak.")
     with picture:
-        st.image(_outlined(current.image, boxes, pending), width="stretch",
-                 caption="Red: the box the sliders set. Greyed out: what is covered.")
+        draw_box(_outlined(current.image, boxes, pending), key=f"{key}_draw", on_draw=partial(_add_drawn, key),
+                 alt="What-if photo", label="The photo: drag across it to cover a box",
+                 disabled=len(boxes) >= MAX_BOXES)
+        st.caption("Greyed out: what is covered. Blue: the sliders' box, which Cover adds. "
+                   "Dashed red: the box being drawn.")
     if not boxes:
         return None
 
-    with st.spinner("Asking the model again..."):
-        result = _what_if(current.sha256, model_key, tuple(boxes), fill, current.image, model)
-        edited_hash = cached.sha256(np.asarray(result.image).tobytes() + current.sha256.encode())
-        edited_map = cached.explain_class(edited_hash, model_key, layer, method, target, result.image, model)
+    # The answer first, then the map: the map's gradient pass waits until the new top-5 is
+    # on the page (the person reads the numbers first), while the map keeps its place above them.
     before, after = st.columns(2)
     before.image(gradcam.overlay(current.image, cached.heatmap(original_map, current.image.size), opacity, colormap),
                  caption=f"Before: the map of {md(model.labels[target])}", width="stretch")
-    # The model saw the edit at its input size; it is shown at the photo's own shape, next to the original.
-    edited = result.image.resize(current.image.size, Image.BICUBIC)
-    after.image(gradcam.overlay(edited, cached.heatmap(edited_map, edited.size), opacity, colormap),
-                caption=f"After covering: the map of {md(model.labels[target])}, recomputed", width="stretch",
-                alt="What-if overlay")
+    after_slot = after.empty()
+    answer_slot = st.empty()
+    with answer_slot, st.spinner("Asking the model again..."):
+        result = _what_if(current.sha256, model_key, tuple(boxes), fill, current.image, model)
     lines = [f"- **{md(p.label)}**: {score_text(model, p.probability)} ({change_text(model, result.change(p.index))})"
              for p in result.predictions]
     if target not in {p.index for p in result.predictions}:
         lines.append(f"- {md(model.labels[target])} (the class explained): "
                      f"{score_text(model, float(result.probabilities[target]))} "
                      f"({change_text(model, result.change(target))})")
-    st.markdown("**The model's answer now** (change against the whole photo):\n" + "\n".join(lines))
+    answer_slot.markdown("**The model's answer now** (change against the whole photo):\n" + "\n".join(lines))
+    with after_slot, st.spinner("Recomputing the map..."):
+        edited_hash = cached.sha256(np.asarray(result.image).tobytes() + current.sha256.encode())
+        edited_map = cached.explain_class(edited_hash, model_key, layer, method, target, result.image, model)
+    # The model saw the edit at its input size; it is shown at the photo's own shape, next to the original.
+    edited = result.image.resize(current.image.size, Image.BICUBIC)
+    after_slot.image(gradcam.overlay(edited, cached.heatmap(edited_map, edited.size), opacity, colormap),
+                     caption=f"After covering: the map of {md(model.labels[target])}, recomputed", width="stretch",
+                     alt="What-if overlay")
     return format_cover(boxes)

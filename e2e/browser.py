@@ -36,14 +36,15 @@ def browser_pages(count: int, width: int = 1400, height: int = 1000):
 
 
 @contextlib.contextmanager
-def browser_page(width: int = 1400, height: int = 1000):
-    """Yield (page, console messages) in a fresh headless Chromium profile."""
+def browser_page(width: int = 1400, height: int = 1000, touch: bool = False):
+    """Yield (page, console messages) in a fresh headless Chromium profile; ``touch``: a phone's
+    (a touch screen and a mobile viewport)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
         context = playwright.chromium.launch_persistent_context(
             profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": width, "height": height},
+            viewport={"width": width, "height": height}, has_touch=touch, is_mobile=touch,
         )
         page = context.pages[0] if context.pages else context.new_page()
         console: list = []
@@ -131,6 +132,29 @@ def target_label(page) -> str:
 
 def pick_prediction(page, label: str) -> None:
     page.locator("[data-testid='stRadio'] label", has_text=label).first.click()
+
+
+def drag_box(page, target, box, *, touch: bool = False, steps: int = 8) -> None:
+    """Drag across ``target`` (a locator) from one corner of ``box`` to the other (fractions
+    of its size), with the mouse, or with one finger through Chromium's touch input."""
+    area = target.bounding_box()
+    x0, y0, x1, y1 = (area["x"] + box[0] * area["width"], area["y"] + box[1] * area["height"],
+                      area["x"] + box[2] * area["width"], area["y"] + box[3] * area["height"])
+    path = [(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps) for i in range(steps + 1)]
+    if not touch:
+        page.mouse.move(*path[0])
+        page.mouse.down()
+        for point in path[1:]:
+            page.mouse.move(*point)
+        page.mouse.up()
+        return
+    # Playwright's touchscreen only taps; a finger's drag goes through the DevTools protocol.
+    session = page.context.new_cdp_session(page)
+    kinds = ["touchStart"] + ["touchMove"] * steps
+    for kind, (x, y) in zip(kinds, path):
+        session.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})
+    session.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    session.detach()
 
 
 def exceptions_shown(page) -> list[str]:

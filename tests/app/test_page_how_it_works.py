@@ -11,7 +11,7 @@ import gradcam
 from dashboard import cached
 
 PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "1_How_it_works.py")
-STEPS = 7
+STEPS = 8
 
 
 def run(at: AppTest) -> AppTest:
@@ -57,26 +57,29 @@ def test_the_final_map_is_the_engines_map_for_the_default_photo(default_lesson):
 
 def test_previous_and_next_walk_the_steps_without_running_the_model_again(default_lesson):
     at = default_lesson
-    assert steps_shown(at) == ["Step 1 of 7: The input"]
-    assert any(m.value.startswith("**Step 1 of 7**") for m in at.markdown)
+    assert steps_shown(at) == ["Step 1 of 8: The input"]
+    assert any(m.value.startswith("**Step 1 of 8**") for m in at.markdown)
     assert at.button(key="lesson_previous").disabled and not at.button(key="lesson_next").disabled
     calls = cached.engine_calls["lesson"]
     at.button(key="lesson_next").click()
     run(at)
     at.button(key="lesson_next").click()
     run(at)
-    assert at.session_state["lesson_step"] == 3 and steps_shown(at) == ["Step 3 of 7: Their gradients"]
-    assert any(m.value.startswith("**Step 3 of 7**") for m in at.markdown)
+    assert at.session_state["lesson_step"] == 3 and steps_shown(at) == ["Step 3 of 8: Their gradients"]
+    assert any(m.value.startswith("**Step 3 of 8**") for m in at.markdown)
     assert len(at.image) == 16 + 1  # the 16 channels' gradients and the colour bar
     at.button(key="lesson_previous").click()
     run(at)
-    assert steps_shown(at) == ["Step 2 of 7: The feature maps"]
+    assert steps_shown(at) == ["Step 2 of 8: The feature maps"]
     assert sum(c.startswith("channel ") for image in at.image for c in image.captions) == 16
-    for _ in range(STEPS - 2):
+    for _ in range(STEPS - 3):
         at.button(key="lesson_next").click()
         run(at)
-    assert steps_shown(at) == ["Step 7 of 7: Onto the photo"] and at.button(key="lesson_next").disabled
+    assert steps_shown(at) == ["Step 7 of 8: Onto the photo"]
     assert any(c.startswith("Grad-CAM overlay, opacity 0.40") for image in at.image for c in image.captions)
+    at.button(key="lesson_next").click()
+    run(at)
+    assert steps_shown(at) == ["Step 8 of 8: What if? Cover it"] and at.button(key="lesson_next").disabled
     assert cached.engine_calls["lesson"] == calls  # every step came from the cached pass
 
 
@@ -84,9 +87,9 @@ def test_show_all_steps_renders_every_step_with_its_formula(default_lesson):
     at = default_lesson
     at.toggle(key="lesson_all").set_value(True)
     run(at)
-    assert steps_shown(at) == [f"Step {n} of 7: {title}" for n, title in enumerate([
+    assert steps_shown(at) == [f"Step {n} of 8: {title}" for n, title in enumerate([
         "The input", "The feature maps", "Their gradients", "One weight per feature map", "The weighted sum",
-        "Keep what speaks for the class", "Onto the photo"], 1)]
+        "Keep what speaks for the class", "Onto the photo", "What if? Cover it"], 1)]
     assert len(at.latex) == STEPS
     assert len(at.dataframe) == 1 and len(at.get("vega_lite_chart")) == 1
     # The channel weights shown are the engine's, and the table names the channels drawn in steps 2-3.
@@ -131,7 +134,7 @@ def test_a_method_the_lesson_does_not_teach_is_named_and_shown_beside_the_lesson
     shows Grad-CAM's map under its own name next to the Eigen-CAM map Explore shows."""
     at = AppTest.from_file(PAGE, default_timeout=180)
     at.session_state["chosen"] = {"method": "eigencam"}
-    at.session_state["lesson_step"] = STEPS
+    at.session_state["lesson_step"] = 7  # Onto the photo
     run(at)
     assert any(box.value.startswith("These steps compute Grad-CAM's map: Eigen-CAM") for box in at.info)
     captions = [image.captions[0] for image in at.image]

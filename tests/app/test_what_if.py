@@ -3,6 +3,8 @@ falling, the boxes travel in the link, Undo and Clear take them back."""
 
 from pathlib import Path
 
+import pytest
+
 from streamlit.testing.v1 import AppTest
 
 from gradcam.zoo.labels import imagenet_labels
@@ -47,3 +49,34 @@ def test_a_hand_edited_cover_in_a_link_is_ignored_without_a_traceback():
     run(at)
     # The first eight parts are read: three malformed ones dropped, five sound boxes kept; the rest never read.
     assert at.query_params["cover"] == ";".join(["0.00,0.00,1.00,1.00"] * 5)
+
+
+LESSON = str(Path(__file__).resolve().parents[2] / "app_pages" / "1_How_it_works.py")
+
+
+@pytest.mark.slow  # two sessions of the lesson: about 6 s with the model loaded
+def test_the_lessons_last_step_covers_where_the_map_points_and_the_link_carries_it():
+    at = AppTest.from_file(LESSON, default_timeout=240)
+    at.query_params.update({"sample": "cat-and-coffee.jpg", "lesson_class": str(ESPRESSO), "step": "8"})
+    run(at)
+    assert [h.value for h in at.subheader] == ["Step 8 of 8: What if? Cover it"]
+    assert "cover" not in at.query_params
+    at.button(key="lesson_what_if_strongest").click()
+    run(at)
+    # Espresso's map points at the cup, on the photo's right half: that box is covered, and espresso falls.
+    cover = at.query_params["cover"]
+    x0, y0, x1, y1 = (float(v) for v in cover.split(","))
+    assert x0 >= 0.4 and x1 > x0 and y1 > y0
+    espresso_line = next(line for line in answer(at).splitlines() if "espresso" in line)
+    assert "▼ down" in espresso_line
+    assert at.query_params["step"] == "8" and at.query_params["lesson_class"] == str(ESPRESSO)
+
+    # The link a teacher hands out opens the same step with the same box covered.
+    shared = AppTest.from_file(LESSON, default_timeout=240)
+    shared.query_params.update(dict(at.query_params))
+    run(shared)
+    assert shared.query_params["cover"] == cover and answer(shared) == answer(at)
+    # On another step the box is kept but left out of the link: it belongs to the last step.
+    shared.button(key="lesson_previous").click()
+    run(shared)
+    assert "cover" not in shared.query_params and shared.session_state["lesson_what_if_boxes"]
