@@ -72,3 +72,7 @@ def test_batch_adds_the_aucs_to_the_contact_sheet_and_the_csv_when_asked(offered
     expected = (f"deletion AUC {numbers['map']['deletion_auc']:.2f} (random {numbers['random']['deletion_auc']:.2f})"
                 f" · insertion {numbers['map']['insertion_auc']:.2f}")
     assert expected in re.sub(r"\\(.)", r"\1", caption)
+    assert "worse than a random map" not in caption  # Grad-CAM on the cup beats a random map
+    sort = at.selectbox(key="batch_sort")
+    assert [o for o in sort.options if o.startswith("Faithfulness")] == ["Faithfulness, worst first",
+                                                                         "Faithfulness, best first"]
