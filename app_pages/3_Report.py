@@ -164,7 +164,7 @@ for number, entry in enumerate(items, 1):
                      hide_index=True, width="stretch")
     st.caption(f"**Resolution**: {md(resolution_fact(entry))}.")
     for caption, picture in entry.evidence:
-        st.image(picture, caption=caption, width=640)
+        st.image(picture, caption=caption, width="content")  # its own size, never wider than a phone
     for heading, sentence in trust_sentences(entry):
         st.caption(f"**{heading}**: {md(sentence)}")
 
