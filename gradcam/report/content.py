@@ -327,7 +327,8 @@ def bottom_line(item: ReportItem) -> str:
 def trust_sentences(item: ReportItem) -> list[tuple[str, str]]:
     """(heading, sentence) for every sentence the report says about trust, in order.
     The HTML and the PDF both draw exactly these, so neither can say less."""
-    said = [("Bottom line", bottom_line(item))]
+    # The bottom line sums up the checks that ran; with none, the two "not run" sentences below say it all.
+    said = [("Bottom line", bottom_line(item))] if item.faithfulness or item.sanity else []
     if item.faithfulness:
         said += [("Faithfulness", item.faithfulness["verdict"]), ("How it was scored", how_scored(item.faithfulness))]
     else:

@@ -149,4 +149,7 @@ def test_the_evidence_is_in_both_formats_and_the_bottom_line_says_no_more_than_i
         assert "better than random" in line or "no better" in line.lower()
     assert line.endswith("passes the sanity check." if sanity["passed"] else "fails the sanity check.")
     bare = report.ReportItem(**{**vars(item), "faithfulness": None, "sanity": None, "evidence": ()})
-    assert dict(trust_sentences(bare))["Bottom line"] == "Faithfulness not scored; sanity check not run."
+    assert report.content.bottom_line(bare) == "Faithfulness not scored; sanity check not run."
+    assert "Bottom line" not in dict(trust_sentences(bare))  # nothing to sum up: "Not scored", "Not run" say it
+    half = report.ReportItem(**{**vars(item), "faithfulness": None})
+    assert dict(trust_sentences(half))["Bottom line"].startswith("Faithfulness not scored; ")
