@@ -231,6 +231,7 @@ def test_select_filters_and_sorts(records):
     assert len(batch.select(records, min_probability=max(r["probability"] for r in good))) == 1
 
 
+@pytest.mark.slow  # two faithfulness runs on Lite0: about 10 s on a loaded machine
 def test_a_map_worse_than_random_is_flagged_in_the_sheet_and_the_csv_and_sorts_first(records, lite0, coffee):
     """The coffee photo scored twice: with its own Grad-CAM map, and with that map turned upside down (the cup
     least important), which must do worse than a random map: insertion AUC minus deletion AUC below random's."""
