@@ -40,11 +40,18 @@ def item(target: int, method: str) -> report.ReportItem:
     chosen = class_map(method, target, explained)
     overlaid = gradcam.overlay(c.image.image, cached.heatmap(chosen, c.image.image.size), c.opacity, c.colormap)
     key = (c.image.sha256, c.model_key, c.layer, method, chosen.target)
-    scores = None
+    scores, evidence = None, []
     if with_trust:  # scored on the Trust page's baseline, on exactly the map drawn here
         shown = cached.heatmap(chosen, c.image.image.size), tuple(chosen.raw.shape[:2])
-        scores = trust.scores(*key, trust.chosen_baseline(), c.image.image, c.model, shown).numbers()
+        baseline = trust.chosen_baseline()
+        full = trust.scores(*key, baseline, c.image.image, c.model, shown)
+        scores = full.numbers()
+        evidence.append(("Deletion and insertion curves of this map, random maps and a centred blob",
+                         trust.curves_picture(*key, baseline, full)))
     check = trust.sanity_if_run(key, c.image.image, c.model)  # only when run on "Can I trust it?"
+    if check is not None:
+        evidence.append(("The sanity check: the map as the network's weights are randomized from the top down",
+                         trust.sanity_picture(*key, c.image.image, check)))
     return report.ReportItem(
         image=c.image.image, image_name=c.image.name, image_sha256=c.image.sha256, overlay=overlaid,
         target=chosen.target, label=chosen.label, probability=chosen.probability,
@@ -52,6 +59,7 @@ def item(target: int, method: str) -> report.ReportItem:
         method=method, no_positive_evidence=chosen.no_positive_evidence, opacity=c.opacity, colormap=c.colormap,
         faithfulness=scores, sanity=None if check is None else check.summary(),
         token_grid=report.token_grid_of(c.model, c.layer),  # a transformer's layer: its patch grid
+        evidence=tuple(evidence),
     )
 
 
@@ -91,12 +99,15 @@ include = st.multiselect(
     help="Each pick is one section of the report: the current explanation, another method or another of the "
          "top-5 classes.",
 )
+if "trust" in changes:  # a link carries "Add faithfulness scores" too
+    st.session_state["report_trust"] = changes["trust"] == "1"
 with_trust = st.checkbox(
     "Add faithfulness scores", key="report_trust",
     help="Deletion, insertion and Average Drop for each section, each next to random maps (a few seconds per "
          "section). Sanity checks run on the page \"Can I trust it?\" are always included.")
 shared_state.write_url(c, top5.predictions[0].index, {
     "sections": ",".join(map(section_text, include)) if include != [options[0]] else None,
+    "trust": 1 if with_trust else None,
 }, photo_keys=("sections",), model_keys=("sections",))
 if not include:
     st.info("Pick at least one explanation to include.")
@@ -120,8 +131,11 @@ right.download_button(
 )
 
 st.subheader("What the report contains")
-st.caption(f"{len(items)} section{'s' if len(items) != 1 else ''}, then a note on what Grad-CAM shows and does not "
-           "show, and the software versions.")
+st.caption(f"{len(items)} section{'s' if len(items) != 1 else ''}, each with the photo and its overlay, the top-5, "
+           "the method, layer and resolution, the faithfulness scores next to random maps and a centred blob with "
+           "their curves (when added here, on the Trust page's baseline), the sanity check's verdict and strip (when "
+           "run on \"Can I trust it?\"), and a bottom line; a section without a check says so. Then a note on what "
+           "Grad-CAM shows and does not show, and the software versions.")
 st.caption(f"Image SHA-256 `{c.image.sha256}` · model weights SHA-256 `{fingerprint}`")  # hex digits only
 for number, entry in enumerate(items, 1):
     st.markdown(f"#### {number}. {md(entry.label)}, {gradcam.METHODS[entry.method].display_name}")
@@ -149,6 +163,8 @@ for number, entry in enumerate(items, 1):
                                   columns=["", "this map", "random maps", "centred blob"]),
                      hide_index=True, width="stretch")
     st.caption(f"**Resolution**: {md(resolution_fact(entry))}.")
+    for caption, picture in entry.evidence:
+        st.image(picture, caption=caption, width="content")  # its own size, never wider than a phone
     for heading, sentence in trust_sentences(entry):
         st.caption(f"**{heading}**: {md(sentence)}")
 

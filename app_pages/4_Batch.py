@@ -106,7 +106,7 @@ unpacked = archives.batch_sources([(f.name, f.getvalue()) for f in uploads or []
 for problem in unpacked.problems:
     st.error(md(problem))
 if unpacked.sources:
-    skipped = f"; {unpacked.skipped_text()}" if unpacked.skipped else ""
+    skipped = f"; {md(unpacked.skipped_text())}" if unpacked.skipped else ""  # it names files: escaped
     st.caption(f"{len(unpacked.sources)} image{'s' if len(unpacked.sources) != 1 else ''} ready{skipped}.")
 
 with_auc = st.checkbox(
@@ -145,7 +145,13 @@ if good:
     if "batch_classes" in st.session_state:
         st.session_state["batch_classes"] = [k for k in st.session_state["batch_classes"] if k in labels]
     order_box, class_box, confidence_box = st.columns([1, 2, 1.2])
-    order = order_box.selectbox("Sort by", batch.SORT_ORDERS, key="batch_sort", format_func=str.capitalize)
+    scored = any(r.get("faithfulness") for r in good)
+    orders = (*batch.SORT_ORDERS, *(batch.FAITHFULNESS_ORDERS if scored else ()))
+    if st.session_state.get("batch_sort") not in (None, *orders):  # a run without scores: no AUC order
+        st.session_state["batch_sort"] = orders[0]
+    order = order_box.selectbox("Sort by", orders, key="batch_sort", format_func=str.capitalize,
+                                help="Faithfulness: insertion AUC minus deletion AUC, next to a random map's."
+                                if scored else None)
     picked = class_box.multiselect("Top-1 class", labels, key="batch_classes", placeholder="All classes")
     minimum = 0
     if settings["probabilities"]:
@@ -164,11 +170,7 @@ if good:
         for column, record in zip(st.columns(PER_ROW), visible[start:start + PER_ROW]):
             # Captions are Markdown: file names and labels are escaped to show as written.
             score = report.score_text(record["probability"], settings["probabilities"])
-            auc = ""
-            if record.get("faithfulness"):
-                mine, random = record["faithfulness"]["map"], record["faithfulness"]["random"]
-                auc = (f"  \ndeletion AUC {mine['deletion_auc']:.2f} (random {random['deletion_auc']:.2f}) · "
-                       f"insertion {mine['insertion_auc']:.2f} (random {random['insertion_auc']:.2f})")
+            auc = f"  \n{batch.auc_caption(record)}" if record.get("faithfulness") else ""
             column.image(record["overlay_jpeg"],
                          caption=f"{md(record['label'])} ({score}) · {md(record['file'])}{auc}", width="stretch")
 

@@ -100,30 +100,14 @@ def record(model_name: str, layer: str, method: str, class_map: ClassMap, explai
     }
 
 
-# A photo whose sides are both below this share of the network's input is stretched up so
-# far that its map says little (a 1 x 1 image gives a uniform "strongest" map).
-SMALL_PHOTO_SHARE = 0.25
-
-
-def small_photo_note(photo_size: tuple[int, int], model: gradcam.Model) -> str | None:
-    """A sentence when the photo is far below the network's input size, else None."""
-    width, height = photo_size
-    input_height, input_width = model.input_size
-    if width >= input_width * SMALL_PHOTO_SHARE or height >= input_height * SMALL_PHOTO_SHARE:
-        return None
-    return (f"This photo is only {width} x {height} pixels; {md(model.name)} looks at {input_width} x "
-            f"{input_height}, so the photo was enlarged {max(input_width / width, input_height / height):.0f} times "
-            "and its map says little about where anything is. Use a larger photo.")
-
-
 def show(photo: Image.Image, heatmap: np.ndarray, class_map: ClassMap, explained: Explained, *, opacity: float,
          colormap: str, record_json: dict, model: gradcam.Model, method: str = "gradcam") -> None:
     overlaid = gradcam.overlay(photo, heatmap, opacity, colormap)
     height, width = class_map.raw.shape
     title = f"**{md(class_map.label)}** ({score_text(model, class_map.probability)})"
     method_name = gradcam.METHODS[method].display_name
-    if (note := small_photo_note(photo.size, model)) is not None:
-        st.warning(note)
+    if (note := gradcam.small_photo_note(photo.size, model)) is not None:
+        st.warning(md(note))  # it names the model, which may be an own file's name
     if class_map.no_positive_evidence:
         st.warning(
             f"No positive evidence for {title} at this layer: nothing the layer sees raises this "

@@ -7,6 +7,7 @@ and leaves the current photo as it was.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,10 @@ class CurrentImage:
     image: Image.Image  # decoded, upright, RGB, at display size
     name: str
     sha256: str  # of the bytes as uploaded
+
+
+_PHOTO_KEYS = ("image_data", "image_name", "image_hash", "image_source")
+REPLACEMENT_SECONDS = 30.0  # a removal this recent, then a file: the browser replaced the file (a large one uploads first)
 
 
 def _use(data: bytes, name: str, source: str) -> bool:
@@ -64,6 +69,10 @@ def _removed(widget_key: str) -> None:
     if error and error[0] == widget_key:
         st.session_state["image_error"] = None
     if st.session_state.get("image_source") == widget_key:
+        state = st.session_state
+        # A browser replacing the file sends this removal first and the new file a moment later, in a run of its
+        # own: kept here, the photo comes back if that new file turns out not to be a photo.
+        state["replaced_photo"] = (time.monotonic(), {k: state[k] for k in _PHOTO_KEYS})
         use_sample(st.session_state.get("last_sample") or next(iter(SAMPLES)))
 
 
@@ -96,7 +105,14 @@ def _new_file(widget_key: str, uploaded) -> None:
         st.session_state[f"{widget_key}_seen"] = uploaded.file_id
         st.session_state["image_error"] = None
         with status.container(), st.spinner(f"Reading {md(uploaded.name)}..."):
-            _use(uploaded.getvalue(), uploaded.name, source=widget_key)
+            good = _use(uploaded.getvalue(), uploaded.name, source=widget_key)
+        replaced = st.session_state.pop("replaced_photo", None)
+        if not good and replaced and time.monotonic() - replaced[0] < REPLACEMENT_SECONDS:
+            st.session_state.update(replaced[1])  # the photo this file replaced stays, as a bad file never counts
+        if not good:
+            source, sentence = st.session_state["image_error"]
+            st.session_state["image_error"] = (source, f"{sentence} The current photo stays: "
+                                                       f"{md(st.session_state['image_name'])}.")
     error = st.session_state.get("image_error")
     if error and error[0] == widget_key:
         status.error(error[1])

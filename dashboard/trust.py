@@ -9,6 +9,7 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
+from gradcam.report import content as report_content
 from gradcam.trust.faithfulness import map_score, preview, random_score as random_score_of
 
 from . import cached
@@ -93,6 +94,23 @@ def sanity(image_hash: str, model_key: str, layer: str, method: str, target: int
     title = f"Sanity check of {gradcam.METHODS[method].display_name}"
     return cached._slow(("sanity", image_hash, model_key, layer, method, target), method, run,
                         unit="stages randomized", title=title)
+
+
+# --- the evidence as pictures, for the report -------------------------------------------------
+
+
+@st.cache_data(max_entries=64, max_size="16MB", show_spinner=False)
+def curves_picture(image_hash: str, model_key: str, layer: str, method: str, target: int, baseline: str,
+                   _scores: gradcam.Faithfulness) -> Image.Image:
+    """The deletion and insertion curves the report embeds (matplotlib: a second each, so once per view)."""
+    return report_content.curves_picture(_scores)
+
+
+@st.cache_data(max_entries=64, max_size="16MB", show_spinner=False)
+def sanity_picture(image_hash: str, model_key: str, layer: str, method: str, target: int,
+                   _image: Image.Image, _check: gradcam.SanityCheck) -> Image.Image:
+    """The sanity strip the report embeds."""
+    return report_content.sanity_picture(_image, _check)
 
 
 # --- what this session has run, for the report ---------------------------------------------

@@ -27,7 +27,7 @@ from .engine.cam import (
 )
 from .engine.graph import TargetLayer, default_layer, stage_layers, target_layers
 from .engine.methods import METHODS, methods_for
-from .engine.model import Model
+from .engine.model import Model, small_photo_note
 from .engine.overlay import COLORMAPS, overlay
 from .engine.what_if import WhatIf, what_if
 from .errors import ExplanationTooCostly, InvalidImageError, ModelLoadError
@@ -73,6 +73,7 @@ __all__ = [
     "predict",
     "rank_methods",
     "sanity_check",
+    "small_photo_note",
     "stage_layers",
     "target_layers",
     "what_if",

@@ -156,6 +156,12 @@ def _prediction_dicts(predictions) -> list[dict]:
     return [{"index": p.index, "label": p.label, "probability": p.probability} for p in predictions]
 
 
+def _warn_small_photo(name: str, image, model) -> None:
+    """The dashboard's sentence for a photo far below the network's input, as a warning on stderr."""
+    if (note := gradcam.small_photo_note(image.size, model)) is not None:
+        print(f"warning: {name}: {note}", file=sys.stderr)
+
+
 def _note_no_evidence(name: str, explanation) -> None:
     if explanation.no_positive_evidence:
         print(
@@ -225,6 +231,7 @@ def cmd_layers(args) -> int:
 def cmd_predict(args) -> int:
     image = gradcam.load_image(args.image)  # before the model: a bad image fails fast
     model = _load_model(args)
+    _warn_small_photo(Path(args.image).name, image, model)
     predictions = gradcam.predict(model, image, top=args.top)
     if args.json:
         report = {
@@ -275,6 +282,7 @@ def _explain_image(args, source: Path) -> int:
     image = gradcam.load_image(source)
     options = _method_options(args)  # before the model: a bad option fails fast
     model = _load_model(args)
+    _warn_small_photo(source.name, image, model)
     with _channel_progress(args.method, not args.json) as progress:
         explanation = gradcam.explain(model, image, _target(args.target), args.layer, args.method, **options,
                                       progress=progress)
@@ -311,6 +319,8 @@ def _explain_image(args, source: Path) -> int:
         print(json.dumps(report, indent=2))
         return EXIT_OK
     saved = f"{out}" + ("" if heatmap is None else f", heatmap {heatmap}")
+    if not args.out:  # nobody named the file: say where it went, in full
+        saved = f"{out.resolve()} (no --out given: written in the current folder)" + saved[len(str(out)):]
     print(
         f"{explanation.label} (class {explanation.target}, {explanation.probability:.1%}), "
         f"layer {explanation.layer}, {_method_name(explanation.method)} -> {saved}"
@@ -351,6 +361,8 @@ def _explain_folder(args, folder: Path) -> int:
             tqdm.write(f"error: {file.name}: {error}", file=sys.stderr)
             progress.update()
             continue
+        if (note := gradcam.small_photo_note(image.size, model)) is not None:
+            tqdm.write(f"warning: {file.name}: {note}", file=sys.stderr)
         rows.append(None)  # filled in by _explain_chunk
         pending.append((file, name, len(rows) - 1, image))
         pixels += image.width * image.height
@@ -377,6 +389,7 @@ def cmd_check(args) -> int:
     """Faithfulness scores (and the sanity check with --sanity) for one map."""
     image = gradcam.load_image(args.image)
     model = _load_model(args)
+    _warn_small_photo(Path(args.image).name, image, model)
     explanation = gradcam.explain(model, image, _target(args.target), args.layer, args.method)
     scores = gradcam.faithfulness(model, image, explanation, steps=args.steps, baseline=args.baseline,
                                   road=not args.no_road)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import gradcam
 from gradcam.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,7 +143,27 @@ def test_explain_writes_an_overlay_of_the_photo_size(capsys, cat_jpg, tmp_path, 
     assert difference.mean() > 10  # a heatmap really was painted over the photo
     assert len(out.splitlines()) == 1
     assert any(name in out for name in CAT_CLASSES)
-    assert "top_activation" in out and "Grad-CAM" in out and "cat-gradcam.png" in out
+    assert "top_activation" in out and "Grad-CAM" in out
+    # No --out: the line says where the file went, in full, and why there.
+    assert f"-> {written} (no --out given: written in the current folder)" in out, out
+
+
+def test_a_tiny_photo_gets_the_dashboards_warning(capsys, tmp_path):
+    """A 1 x 1 photo (and one 40 x 50: both sides under a quarter of Lite0's 224) is explained, with the
+    dashboard's sentence as a warning; a 60 x 20 photo (one side over a quarter) is not warned about."""
+    model = gradcam.load_model(gradcam.DEFAULT_MODEL)
+    for size, warned in (((1, 1), True), ((40, 50), True), ((60, 20), False)):
+        path = tmp_path / f"small-{size[0]}x{size[1]}.png"
+        Image.new("RGB", size, (120, 80, 40)).save(path)
+        code, out, err = run(capsys, "explain", str(path), "--out", str(tmp_path / "out.png"))
+        assert code == 0, err
+        if warned:
+            sentence = gradcam.small_photo_note(size, model)
+            assert sentence.startswith(f"This photo is only {size[0]} x {size[1]} pixels; EfficientNet-Lite0 "
+                                       "looks at 224 x 224")
+            assert err.strip() == f"warning: {path.name}: {sentence}", err
+        else:
+            assert "warning" not in err, err
 
 
 def test_explain_saves_the_heatmap(capsys, cat_jpg, tmp_path):

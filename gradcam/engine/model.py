@@ -110,3 +110,20 @@ def sha256_of_weights(model: Model) -> str:
     for weight in model.keras.weights:
         digest.update(np.ascontiguousarray(np.asarray(weight)).tobytes())
     return digest.hexdigest()
+
+
+# A photo whose sides are both below this share of the network's input is stretched up so
+# far that its map says little (a 1 x 1 image gives a uniform "strongest" map).
+SMALL_PHOTO_SHARE = 0.25
+
+
+def small_photo_note(photo_size: tuple[int, int], model: Model) -> str | None:
+    """One sentence when the photo (width, height) is far below the network's input on both sides, else None:
+    the dashboard shows it above the map and the command line prints it as a warning, word for word."""
+    width, height = photo_size
+    input_height, input_width = model.input_size
+    if width >= input_width * SMALL_PHOTO_SHARE or height >= input_height * SMALL_PHOTO_SHARE:
+        return None
+    return (f"This photo is only {width} x {height} pixels; {model.name} looks at {input_width} x "
+            f"{input_height}, so the photo was enlarged {max(input_width / width, input_height / height):.0f} times "
+            "and its map says little about where anything is. Use a larger photo.")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from ..errors import InvalidImageError
-from .images import SUPPORTED_FORMATS
+from .images import SUPPORTED_FORMATS, has_image_signature
 from .text import megabytes, valid_text
 
 
@@ -54,7 +54,8 @@ class Unpacked:
     sources: list[BatchSource]
     problems: list[str]  # one sentence per refused archive (or other refused input)
     hidden: int = 0  # archive entries that are hidden or system files (dot-files, macOS' __MACOSX/, ._x.jpg)
-    not_images: int = 0  # other archive files of a type that is not an image (folders are not counted)
+    not_images: int = 0  # other files of a type that is not an image (folders are not counted)
+    not_image_names: tuple = ()  # those of them named like an image (notes.jpg holding text), by name
 
     @property
     def skipped(self) -> int:
@@ -66,9 +67,10 @@ class Unpacked:
         if self.hidden:
             parts.append(f"{self.hidden} hidden or system file{'s' if self.hidden != 1 else ''}")
         if self.not_images:
-            parts.append(f"{self.not_images} file{'s' if self.not_images != 1 else ''} that "
-                         f"{'are' if self.not_images != 1 else 'is'} not an image")
-        return " and ".join(parts) + " skipped" if parts else ""
+            parts.append(f"{self.not_images} file that is not an image" if self.not_images == 1
+                         else f"{self.not_images} files that are not images")
+        named = f" ({', '.join(self.not_image_names[:5])}{', ...' if len(self.not_image_names) > 5 else ''})"
+        return " and ".join(parts) + " skipped" + (named if self.not_image_names else "") if parts else ""
 
 
 def _extension(name: str) -> str:
@@ -131,40 +133,58 @@ def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int, in
             raise ValueError(f"{name} has a list of contents of {megabytes(directory_bytes)}, more than "
                              f"{MAX_ARCHIVE_MEMBERS} entries need; the limit is {MAX_ARCHIVE_MEMBERS} per archive.")
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = archive.infolist()
+        archive = zipfile.ZipFile(io.BytesIO(data))  # closed below, after each entry's first bytes are read
+        members = archive.infolist()
     except _ZIP_ERRORS:
         raise ValueError(f"{name} is not a readable .zip archive.") from None
     if len(members) > MAX_ARCHIVE_MEMBERS:
+        archive.close()
         raise ValueError(f"{name} has {len(members):,} entries; the limit is {MAX_ARCHIVE_MEMBERS} per archive.")
-    images, hidden, not_images = [], 0, 0
-    for info in members:
-        # zipfile cuts a name at its first NUL: a name starting with one is empty (and
-        # ZipInfo.is_dir() would fail on it), so that test comes first.
-        if not info.filename:
+    with archive:
+        images, hidden, not_images, named = [], 0, 0, []
+        for info in members:
+            # zipfile cuts a name at its first NUL: a name starting with one is empty (and
+            # ZipInfo.is_dir() would fail on it), so that test comes first.
+            if not info.filename:
+                not_images += 1
+                continue
+            if info.is_dir():  # folders are not counted
+                continue
+            if _hidden(info.filename):
+                hidden += 1
+                continue
+            if _extension(info.filename) not in IMAGE_EXTENSIONS:
+                not_images += 1
+                continue
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise ValueError(f"{name} holds an entry that unpacks to {megabytes(info.file_size)}; "
+                                 f"the limit is {megabytes(MAX_MEMBER_BYTES)} per image.")
+            images.append(info)
+        total = sum(info.file_size for info in images)
+        if total > MAX_ARCHIVE_BYTES:
+            raise ValueError(f"{name} would unpack to {megabytes(total)}; the limit is "
+                             f"{megabytes(MAX_ARCHIVE_BYTES)}.")
+        # Within the limits, each entry named like an image shows its first bytes: a text is not an image.
+        for info in [info for info in images if not _starts_like_an_image(archive, info)]:
+            images.remove(info)
             not_images += 1
-            continue
-        if info.is_dir():  # folders are not counted
-            continue
-        if _hidden(info.filename):
-            hidden += 1
-            continue
-        if _extension(info.filename) not in IMAGE_EXTENSIONS:
-            not_images += 1
-            continue
-        if info.file_size > MAX_MEMBER_BYTES:
-            raise ValueError(f"{name} holds an entry that unpacks to {megabytes(info.file_size)}; "
-                             f"the limit is {megabytes(MAX_MEMBER_BYTES)} per image.")
-        images.append(info)
-    total = sum(info.file_size for info in images)
-    if total > MAX_ARCHIVE_BYTES:
-        raise ValueError(f"{name} would unpack to {megabytes(total)}; the limit is {megabytes(MAX_ARCHIVE_BYTES)}.")
+            named.append(f"{name}/{valid_text(info.filename)}")
     sources = [
         BatchSource(f"{name}/{valid_text(info.filename)}", info.file_size,
                     lambda data=data, info=info: _read_member(data, info))
         for info in images
     ]
-    return sources, hidden, not_images
+    return sources, hidden, not_images, named
+
+
+def _starts_like_an_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """An entry's first 16 bytes carry an image format's signature (only that much is decompressed).
+    An entry that cannot be read counts as an image here: reading it later gives its own sentence."""
+    try:
+        with archive.open(info) as handle:
+            return has_image_signature(handle.read(16))
+    except _ZIP_ERRORS:
+        return True
 
 
 def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
@@ -174,16 +194,21 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
     sources: list[BatchSource] = []
     problems: list[str] = []
     hidden = not_images = 0
+    named: list[str] = []  # files named like images that hold something else: counted as skipped, by name
     for name, data in uploads:
         if _extension(name) == "zip":
             try:
-                inner, inner_hidden, inner_not_images = _archive_sources(valid_text(name), data)
+                inner, inner_hidden, inner_not_images, inner_named = _archive_sources(valid_text(name), data)
             except ValueError as error:
                 problems.append(str(error))
                 continue
             sources.extend(inner)
             hidden += inner_hidden
             not_images += inner_not_images
+            named += inner_named
+        elif not has_image_signature(data):  # a text saved as notes.jpg is not one of the "images ready"
+            not_images += 1
+            named.append(valid_text(name))
         else:
             sources.append(BatchSource(valid_text(name), len(data), lambda data=data: data))
     if len(sources) > MAX_BATCH_IMAGES:
@@ -202,6 +227,6 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
     for source in sources:
         count = seen[source.name] = seen.get(source.name, 0) + 1
         unique.append(source if count == 1 else BatchSource(f"{source.name} ({count})", source.size, source.read))
-    return Unpacked(unique, problems, hidden, not_images)
+    return Unpacked(unique, problems, hidden, not_images, tuple(named))
 
 

@@ -287,6 +287,12 @@ def _claimed_format(raw: bytes) -> str | None:
     return None
 
 
+def has_image_signature(raw: bytes) -> bool:
+    """Whether ``raw`` starts like a file of a supported format (its first 16 bytes only, nothing decoded):
+    a text or a document named photo.jpg does not, a damaged JPEG does (it fails later, with its sentence)."""
+    return _claimed_format(raw[:16]) is not None
+
+
 def _unidentified(raw: bytes) -> str:
     """Explain why Pillow did not recognise ``raw`` as an image."""
     if _is_text(raw[:4096]):

@@ -40,7 +40,8 @@ def _display_image(data: bytes, max_side: int) -> Image.Image:
 
 
 FAITHFULNESS_STEPS = 20  # per photo in a batch: a coarser curve than the page's 50 steps, and one random map
-FAITHFULNESS_COLUMNS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc")
+FAITHFULNESS_COLUMNS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc",
+                        "worse_than_random")  # "yes" when insertion minus deletion AUC is below the random map's
 
 
 def explain_records(model, datas: Sequence[bytes], *, layer=None, method: str = "gradcam", opacity: float = 0.4,
@@ -113,11 +114,44 @@ def select(records: Sequence[dict], *, classes: Iterable[str] = (), min_probabil
              and r["probability"] >= min_probability]
     if order == "file name":
         return sorted(shown, key=lambda r: r["file"].casefold())
+    if order in FAITHFULNESS_ORDERS:  # photos without scores go last either way
+        scored = [r for r in shown if faithfulness_margin(r) is not None]
+        return sorted(scored, key=lambda r: (faithfulness_margin(r), r["file"].casefold()),
+                      reverse=order == FAITHFULNESS_ORDERS[1]) + [r for r in shown if r not in scored]
     return sorted(shown, key=lambda r: (r["probability"], r["file"].casefold()),
                   reverse=order == "confidence, high to low")
 
 
 SORT_ORDERS = ("confidence, high to low", "confidence, low to high", "file name")
+# With deletion and insertion AUC: by insertion AUC minus deletion AUC (the Trust page's ranking score).
+FAITHFULNESS_ORDERS = ("faithfulness, worst first", "faithfulness, best first")
+
+
+def faithfulness_margin(record: dict) -> float | None:
+    """How far the map's insertion AUC minus deletion AUC lies above a random map's (below 0: worse than
+    random), or None when the record was not scored."""
+    numbers = record.get("faithfulness")
+    if not numbers:
+        return None
+    mine, random = numbers["map"], numbers["random"]
+    return (mine["insertion_auc"] - mine["deletion_auc"]) - (random["insertion_auc"] - random["deletion_auc"])
+
+
+def worse_than_random(record: dict) -> bool | None:
+    """Whether the map scored below a random map (insertion minus deletion AUC), None when not scored."""
+    margin = faithfulness_margin(record)
+    return None if margin is None else margin < 0
+
+
+def auc_caption(record: dict) -> str:
+    """A contact sheet's line for a scored photo ("" when not scored): both AUCs next to a random map's, and a
+    flag when the map did worse than that random map."""
+    if not record.get("faithfulness"):
+        return ""
+    mine, random = record["faithfulness"]["map"], record["faithfulness"]["random"]
+    flag = "  \n**⚠ worse than a random map**" if worse_than_random(record) else ""
+    return (f"deletion AUC {mine['deletion_auc']:.2f} (random {random['deletion_auc']:.2f}) · "
+            f"insertion {mine['insertion_auc']:.2f} (random {random['insertion_auc']:.2f}){flag}")
 
 CSV_COLUMNS = ROW_COLUMNS  # the CLI's summary.csv and the Ray dataset have the same columns (rows.py)
 
@@ -144,7 +178,8 @@ def predictions_csv(records: Sequence[dict]) -> str:
             numbers = record["faithfulness"]
             row.update(deletion_auc=numbers["map"]["deletion_auc"], insertion_auc=numbers["map"]["insertion_auc"],
                        random_deletion_auc=numbers["random"]["deletion_auc"],
-                       random_insertion_auc=numbers["random"]["insertion_auc"])
+                       random_insertion_auc=numbers["random"]["insertion_auc"],
+                       worse_than_random="yes" if worse_than_random(record) else "no")
         rows.append(row)
     return rows_csv(rows, (*CSV_COLUMNS, *FAITHFULNESS_COLUMNS) if scored else CSV_COLUMNS)
 

@@ -87,6 +87,9 @@ class ReportItem:
     faithfulness: dict | None = None  # gradcam.Faithfulness.numbers(): each score with its random baseline
     sanity: dict | None = None  # gradcam.SanityCheck.summary(), when the check was run
     token_grid: str | None = None  # a transformer's token layer: "14x14 tokens + 1 class token" (token_grid_of)
+    # The evidence behind the numbers, as pictures both formats embed: (caption, image) of the deletion and
+    # insertion curves (curves_picture) and of the sanity strip (sanity_picture), when computed.
+    evidence: tuple = ()
 
     @property
     def explained_size(self) -> tuple[int, int]:
@@ -294,10 +297,38 @@ def how_scored(numbers: dict) -> str:
             "centred blob is a map that only says 'the middle'.")
 
 
+def bottom_line(item: ReportItem) -> str:
+    """One plain line a reader can stop at: what the faithfulness test and the sanity check found, each only as
+    far as its evidence goes ("beats random maps, not a centred blob; passes the sanity check")."""
+    numbers = item.faithfulness
+    if not numbers:
+        faithful = "faithfulness not scored"
+    else:
+        judgement = numbers.get("judgement")
+        mine, blob = numbers["map"], numbers["blob"]
+        beats_blob = (mine["deletion_auc"] < blob["deletion_auc"], mine["insertion_auc"] > blob["insertion_auc"])
+        faithful = {
+            "cannot judge": "the faithfulness test cannot judge this map",
+            "no better than random": "no better than random maps",
+            "partly better than random": "only partly better than random maps",
+            "no better than a centred blob": "beats random maps, not a centred blob",
+        }.get(judgement) or ("beats random maps and a centred blob" if all(beats_blob) else
+                             "beats random maps; a centred blob does as well on one of the two curves")
+    sanity = item.sanity
+    if not sanity:
+        sane = "sanity check not run"
+    elif not sanity.get("judged", True):
+        sane = "the sanity check cannot judge it (empty map)"
+    else:
+        sane = "passes the sanity check" if sanity["passed"] else "fails the sanity check"
+    return f"{faithful[0].upper()}{faithful[1:]}; {sane}."
+
+
 def trust_sentences(item: ReportItem) -> list[tuple[str, str]]:
     """(heading, sentence) for every sentence the report says about trust, in order.
     The HTML and the PDF both draw exactly these, so neither can say less."""
-    said = []
+    # The bottom line sums up the checks that ran; with none, the two "not run" sentences below say it all.
+    said = [("Bottom line", bottom_line(item))] if item.faithfulness or item.sanity else []
     if item.faithfulness:
         said += [("Faithfulness", item.faithfulness["verdict"]), ("How it was scored", how_scored(item.faithfulness))]
     else:
@@ -311,3 +342,66 @@ def trust_sentences(item: ReportItem) -> list[tuple[str, str]]:
         said.append(("Sanity check", "Not run for this explanation (the Trust page's \"Run the sanity check\" "
                                      "adds it to the report)."))
     return said
+
+
+# --- the evidence as pictures ---------------------------------------------------------
+
+_CURVE_STYLES = (("This map", "#1f5fa8", "-"), ("Random maps", "#7fb3e0", "--"), ("Centred blob", "#d62728", ":"))
+
+
+def _figure_image(figure) -> Image.Image:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
+def curves_picture(scores) -> Image.Image:
+    """The deletion and insertion curves of a ``gradcam.Faithfulness`` side by side, each with random maps
+    and the centred blob, as the Trust page draws them."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.2, 2.6))
+    curves = ((scores.deletion, scores.random.deletion, scores.blob.deletion),
+              (scores.insertion, scores.random.insertion, scores.blob.insertion))
+    for column, (title, three) in enumerate(zip(("Deletion (lower area is better)", "Insertion (higher area is "
+                                                 "better)"), curves)):
+        axes = figure.add_subplot(1, 2, column + 1)
+        for curve, (name, colour, dash) in zip(three, _CURVE_STYLES):
+            axes.plot(curve.fractions, curve.scores, dash, color=colour, label=f"{name} (AUC {curve.auc:.3f})")
+        axes.set_ylim(0, 1)
+        axes.set_xlim(0, 1)
+        axes.set_title(title, fontsize=9)
+        axes.set_xlabel("share of pixels " + ("deleted" if column == 0 else "inserted"), fontsize=8)
+        axes.set_ylabel("probability" if column == 0 else "", fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.legend(fontsize=6.5, loc="upper right" if column == 0 else "lower right", frameon=False)
+    figure.tight_layout()
+    return _figure_image(figure)
+
+
+def sanity_picture(photo: Image.Image, check, columns: int = 7, side: int = 120) -> Image.Image:
+    """The sanity check's strip: the trained model's map, then the map as the network is randomized from the
+    top down, each over the photo with its rank correlation, the judged step marked."""
+    from matplotlib.figure import Figure
+
+    from ..trust.sanity import judged_step
+
+    shown = [("trained model\n", check.original_heatmap, "the original")]
+    judged = judged_step(check.steps) if check.steps and check.judged else -1
+    shown += [(f"random down to\n{step.randomized_down_to[:22]}", step.heatmap,
+               f"rank corr. {step.rank_correlation:.2f}" + (" (judged)" if n == judged else ""))
+              for n, step in enumerate(check.steps)]
+    columns = min(columns, len(shown))
+    rows = -(-len(shown) // columns)
+    thumb = shrunk(photo, side)
+    figure = Figure(figsize=(columns * 1.25, rows * 1.6))
+    for n, (title, heatmap, caption) in enumerate(shown):
+        axes = figure.add_subplot(rows, columns, n + 1)
+        small = Image.fromarray((np.clip(heatmap, 0, 1) * 255).astype(np.uint8)).resize(thumb.size, Image.BILINEAR)
+        axes.imshow(np.asarray(overlay(thumb, np.asarray(small, np.float32) / 255, 0.5)))
+        axes.set_axis_off()
+        axes.set_title(f"{title}\n{caption}", fontsize=6, parse_math=False,
+                       color="#b00020" if n - 1 == judged else "#222222")
+    figure.tight_layout(pad=0.3)
+    return _figure_image(figure)

@@ -44,6 +44,7 @@ figcaption{font-size:.85rem;color:#555;margin-top:4px}
 .facts{display:flex;flex-wrap:wrap;gap:28px;align-items:flex-start}
 .facts>table{flex:1 1 320px}
 .trust{margin-top:16px}
+figure.evidence{max-width:100%;margin:0 0 12px}
 tr.explained td{font-weight:700}
 .bar{display:inline-block;height:10px;background:#9bb7d4;border-radius:2px;vertical-align:middle}
 tr.explained .bar{background:#d62728}
@@ -133,6 +134,8 @@ def _trust_html(item: ReportItem) -> str:
             "Can this map be trusted? Faithfulness, next to random maps and a centred blob</caption>"
             '<tr><th></th><th class="num">This map</th><th class="num">Random maps</th>'
             f'<th class="num">Centred blob</th></tr>{rows}</table>')
+    parts += [f'<figure class="evidence"><img src="{png_data_uri(picture)}" alt="{_esc(caption)}">'
+              f"<figcaption>{_esc(caption)}</figcaption></figure>" for caption, picture in item.evidence]
     parts += [f"<p><strong>{_esc(heading)}</strong>: {_esc(sentence)}</p>" for heading, sentence in trust_sentences(item)]
     return f'<div class="trust">{"".join(parts)}</div>'
 

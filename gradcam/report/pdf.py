@@ -172,6 +172,8 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
             flow.row([(0.08, _wrapped(title, 62, 1), {})] + [(x, value, {}) for value, x in
                                                            zip(values, (0.58, 0.70, 0.84))])
         flow.gap(0.008)
+    for caption, picture in item.evidence:
+        flow.picture(picture, caption)
     for heading, sentence in trust_sentences(item):
         flow.paragraph(f"{heading}: {sentence}")
         flow.gap(0.004)
@@ -206,6 +208,18 @@ class _Flow:
         for x, text, options in cells:
             _plain_text(self.figure, x, self.y, text, va="top", **{"fontsize": fontsize, **options})
         self.y -= height
+
+    def picture(self, image, caption: str, width: float = 0.86) -> None:
+        """An image ``width`` of the page wide (kept whole: onto the next page when it does not fit), its
+        caption under it."""
+        height = width * _A4[0] * image.height / image.width / _A4[1]
+        self._room(height + 0.03)
+        axes = self.figure.add_axes((0.07, self.y - height, width, height))
+        axes.imshow(np.asarray(image))
+        axes.set_axis_off()
+        self.y -= height + 0.004
+        self.paragraph(caption, fontsize=7.5, color="#555555")
+        self.y -= 0.006
 
     def paragraph(self, text: str, *, x: float = 0.08, width: int = 100, fontsize: float = 8.5, label=None,
                   **options) -> None:

@@ -180,6 +180,27 @@ def test_explore_page_upload(case: Case, page) -> None:
     explained(at)
 
 
+def test_a_bad_file_replacing_a_good_upload_keeps_that_upload(page) -> None:
+    """What a browser sends when a person drops a new file on the uploader that holds one: first the old
+    file's removal (a run of its own), then the new file. A broken file must not cost the good photo."""
+    at = page
+    back_to_the_cat(at)
+    at.file_uploader(key="upload").set_value(("coffee.jpg", coffee_jpeg(), "image/jpeg"))
+    run(at)
+    assert at.session_state["image_name"] == "coffee.jpg"
+    at.file_uploader(key="upload").set_value(None)  # the browser's first message: the old file went
+    run(at)
+    broken = coffee_jpeg()[:200]  # a JPEG cut off after its header
+    at.file_uploader(key="upload").set_value(("holiday.jpg", broken, "image/jpeg"))
+    run(at)
+    assert at.session_state["image_name"] == "coffee.jpg"  # the upload, not the sample the removal went back to
+    errors = shown_errors(at)
+    assert len(errors) == 1 and errors[0].startswith("holiday.jpg: "), errors
+    assert errors[0].endswith("The current photo stays: coffee.jpg."), errors
+    assert at.selectbox(key="target").value == 967  # espresso: the kept photo, explained  # the kept photo, explained
+    explained(at)
+
+
 def test_no_page_run_was_slow() -> None:
     """Every case's page run, the 24-megapixel photo included, took under 20 s."""
     if not page_timings:

@@ -60,21 +60,23 @@ def test_the_page_shows_the_verdict_the_curves_and_the_scores_with_their_random_
     assert len(charts) == 2  # deletion and insertion, each with random maps and the blob in the same plot
     assert all('"share of pixels deleted"' in c.proto.spec or '"share of pixels inserted"' in c.proto.spec
                for c in charts)
-    table = page.dataframe[0].value
-    assert list(table[""]) == ["This map", "Random maps", "Centred blob"]
-    # Shown rounded as printed (3 decimals, Average Drop 1), so no "-0.000".
-    assert np.allclose(table["Deletion AUC (lower is better)"],
+    # Scores as rows and the three maps as columns, in cells that wrap: it fits a phone without scrolling sideways.
+    table = page.table[0].value
+    assert list(table.columns) == ["This map", "Random maps", "Centred blob"]
+    number = lambda name: [float(v) for v in table.loc[name]]  # noqa: E731  shown rounded as printed
+    assert np.allclose(number("Deletion AUC (lower is better)"),
                        [scores.deletion.auc, scores.random.deletion.auc, scores.blob.deletion.auc], atol=6e-4)
-    assert np.allclose(table["Insertion AUC (higher is better)"],
+    assert np.allclose(number("Insertion AUC (higher is better)"),
                        [scores.insertion.auc, scores.random.insertion.auc, scores.blob.insertion.auc], atol=6e-4)
-    assert np.allclose(table["Average Drop % (lower is better)"],
+    assert np.allclose(number("Average Drop % (lower is better)"),
                        [scores.average_drop, scores.random.average_drop, scores.blob.average_drop], atol=0.06)
-    assert list(table["Increase in Confidence (yes or no)"])[::2] == [
+    assert not any(v.startswith("-0.0") and float(v) == 0 for v in table.to_numpy().ravel())  # never "-0.000"
+    assert list(table.loc["Increase in Confidence (yes or no)"])[::2] == [
         "yes" if s.increase_in_confidence else "no" for s in (scores, scores.blob)]
     assert [image.captions for image in page.image] == [["10% deleted"], ["30% deleted"], ["60% deleted"]]
-    road = page.dataframe[1].value
-    assert list(road[""]) == ["This map", "A random map", "Centred blob"]
-    assert all(-1 <= value <= 1 for value in road["ROAD combined (higher is better)"])
+    road = page.table[1].value
+    assert list(road.columns) == ["This map", "A random map", "Centred blob"]
+    assert all(-1 <= float(value) <= 1 for value in road.loc["ROAD combined (higher is better)"])
     for paper in ("Petsiuk et al.", "Chattopadhyay et al.", "Rong et al.", "Adebayo et al."):
         assert any(paper in caption.value for caption in page.caption)
 
@@ -87,19 +89,21 @@ def test_nothing_is_computed_twice(page):
 
 
 def test_methods_are_ranked_on_request(page):
-    assert len(page.dataframe) == 2  # not before the click
+    assert len(page.table) == 2  # not before the click
     button(page, "Rank every method").click()
     run(page)
-    ranked = page.dataframe[2].value
-    assert len(ranked) == len(ON_A_CNN) + 1
+    ranked = page.table[2].value  # st.table: every row shown, the random one too, without scrolling inside it
+    assert len(ranked) == len(ON_A_CNN) + 1 and list(ranked.index) == list(range(1, len(ON_A_CNN) + 2))
     assert "Random maps (mean of 3)" in list(ranked["method"])
-    assert list(ranked["insertion - deletion"]) == sorted(ranked["insertion - deletion"], reverse=True)
+    differences = [float(v) for v in ranked["insertion - deletion"]]
+    assert differences == sorted(differences, reverse=True)
     assert any(name.startswith("➜ ") for name in ranked["method"])  # the current method is marked
     # The same baseline and steps as the table above: Grad-CAM's row is the map's own score.
     scores = shown_scores(page)
     mine = ranked[ranked["method"] == "➜ Grad-CAM"].iloc[0]
-    assert mine["deletion AUC"] == pytest.approx(scores.deletion.auc, abs=6e-4)
-    assert mine["insertion AUC"] == pytest.approx(scores.insertion.auc, abs=6e-4)
+    deletion, insertion = (float(v) for v in mine["deletion / insertion AUC"].split(" / "))
+    assert deletion == pytest.approx(scores.deletion.auc, abs=6e-4)
+    assert insertion == pytest.approx(scores.insertion.auc, abs=6e-4)
     # Faithfulness is not sanity: methods known to fail the sanity check are marked wherever they rank.
     marks = dict(zip(ranked["method"], ranked["sanity check"]))
     ranked_here = [m for m in gradcam.METHODS.values() if m.kind != "attention"]  # rollout needs a transformer
@@ -112,7 +116,7 @@ def test_methods_are_ranked_on_request(page):
     assert any(w.value.startswith("Known to fail the sanity check: ") and all(n in w.value for n in known)
                and "Adebayo et al. 2018" in w.value for w in page.warning)
     run(page)  # the table stays, from the cache
-    assert len(page.dataframe) == 3
+    assert len(page.table) == 3
     assert cached.engine_calls["method_score"] == len(ON_A_CNN) and cached.engine_calls["random_score"] == 1
 
 

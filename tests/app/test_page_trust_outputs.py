@@ -52,6 +52,19 @@ def test_the_report_adds_the_scores_with_their_random_baseline_when_asked(offere
     assert "Deleted pixels became a strongly blurred copy of the photo, 50 steps each way" in html
     assert f'<td class="num">{scores.deletion.auc:.3f}</td><td class="num">{scores.random.deletion.auc:.3f}</td>' in html
     assert offered["gradcam-report-cat.pdf"]().startswith(b"%PDF")
+    # The evidence, not only numbers: the curves as a picture, and one bottom line; the sanity check not run here.
+    assert '<figure class="evidence"><img src="data:image/png;base64,' in html
+    assert "Deletion and insertion curves of this map, random maps and a centred blob" in html
+    assert "<strong>Bottom line</strong>: Beats random maps" in html and "; sanity check not run.</p>" in html
+    contains = next(c.value for c in at.caption if "section" in c.value and "bottom line" in c.value)
+    assert "faithfulness scores next to random maps" in contains and "sanity check's verdict" in contains
+    # "Add faithfulness scores" travels in the link: a new session opening it has the scores.
+    link = dict(at.query_params)
+    assert link.get("trust") == "1"
+    opened = AppTest.from_file(str(PAGES / "3_Report.py"), default_timeout=900)
+    opened.query_params.update(link)
+    run(opened)
+    assert opened.checkbox(key="report_trust").value is True
 
 
 def test_batch_adds_the_aucs_to_the_contact_sheet_and_the_csv_when_asked(offered):
@@ -72,3 +85,7 @@ def test_batch_adds_the_aucs_to_the_contact_sheet_and_the_csv_when_asked(offered
     expected = (f"deletion AUC {numbers['map']['deletion_auc']:.2f} (random {numbers['random']['deletion_auc']:.2f})"
                 f" · insertion {numbers['map']['insertion_auc']:.2f}")
     assert expected in re.sub(r"\\(.)", r"\1", caption)
+    assert "worse than a random map" not in caption  # Grad-CAM on the cup beats a random map
+    sort = at.selectbox(key="batch_sort")
+    assert [o for o in sort.options if o.startswith("Faithfulness")] == ["Faithfulness, worst first",
+                                                                         "Faithfulness, best first"]

@@ -51,9 +51,11 @@ def test_score_cam_is_scored_on_the_budgeted_map_that_explore_shows():
     full = gradcam.explain(model, image, target=target, method="scorecam")
     assert not np.allclose(budgeted.heatmap, full.heatmap, atol=1e-3)  # the budget matters for this model
     expected = gradcam.faithfulness(model, image, budgeted, steps=trust.STEPS, road=False)
-    table = at.dataframe[0].value
-    assert table["Deletion AUC (lower is better)"][0] == pytest.approx(expected.deletion.auc, abs=6e-4)
-    assert table["Insertion AUC (higher is better)"][0] == pytest.approx(expected.insertion.auc, abs=6e-4)
+    table = at.table[0].value
+    assert float(table.loc["Deletion AUC (lower is better)", "This map"]) == pytest.approx(expected.deletion.auc,
+                                                                                          abs=6e-4)
+    assert float(table.loc["Insertion AUC (higher is better)", "This map"]) == pytest.approx(
+        expected.insertion.auc, abs=6e-4)
 
 
 def test_a_link_opens_the_page_with_its_baseline_ranking_and_sanity_check_shown():
@@ -69,9 +71,30 @@ def test_a_link_opens_the_page_with_its_baseline_ranking_and_sanity_check_shown(
     assert {k: link[k] for k in ("baseline", "rank", "sanity")} == {"baseline": "black", "rank": "1", "sanity": "1"}
     shown = with_model("own:wide", model, link=link)  # a new session opening the link: no clicks
     assert shown.segmented_control(key="trust_baseline").value == "black"
-    assert len(shown.dataframe) == 3  # scores, ROAD and the ranking
+    assert len(shown.table) == 3  # scores, ROAD and the ranking
     assert any(box.value.startswith(("Passed", "Failed")) for box in [*shown.success, *shown.error])
-    ranked = shown.dataframe[2].value
+    ranked = shown.table[2].value
     marks = dict(zip(ranked["method"], ranked["sanity check"]))
     assert marks["➜ Grad-CAM"] in ("passed here", "FAILED here")  # this session's own result, from the link
     assert any("deleted pixels become black" in c.value for c in shown.caption)
+
+
+def test_presenting_walks_through_the_sections_one_at_a_time_and_a_link_opens_on_one():
+    """A teacher projects the page: a link opens it presenting the ranking (section 4 of 5), already ranked on
+    the black baseline; Next shows the sanity check alone, and the link follows."""
+    model = wide_model()
+    at = with_model("own:wide", model, link={"present": "1", "section": "4", "rank": "1", "baseline": "black"})
+    assert at.toggle(key="trust_present").value is True
+    assert any(m.value.startswith("**Section 4 of 5** · Which method should I believe here?") for m in at.markdown)
+    assert not at.get("vega_lite_chart")  # the curves belong to section 1: not drawn, not computed
+    assert len(at.table) == 1 and "Random maps (mean of 3)" in list(at.table[0].value["method"])
+    assert any("deleted pixels become black" in c.value for c in at.caption)
+    at.button(key="trust_next").click()
+    run(at)
+    assert any(m.value.startswith("**Section 5 of 5** · The sanity check") for m in at.markdown)
+    assert not at.table and at.button(key="trust_next").disabled
+    assert dict(at.query_params)["section"] == "5" and dict(at.query_params)["present"] == "1"
+    at.toggle(key="trust_present").set_value(False)  # the whole page again, as it was: ranked, on black
+    run(at)
+    assert len(at.get("vega_lite_chart")) == 2 and len(at.table) == 3
+    assert "present" not in dict(at.query_params) and dict(at.query_params)["baseline"] == "black"

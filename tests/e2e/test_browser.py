@@ -45,6 +45,23 @@ def test_upload_explain_and_move_the_opacity_in_chromium(tmp_path, coffee):
         page.get_by_role("tab", name="Sample photos").click()
         page.screenshot(path=str(SCREENSHOTS / "explore-coffee.png"))
 
+        # A broken file dropped on the uploader that holds the coffee: the browser removes the old file first,
+        # then sends the new one; the coffee must stay (it went back to the cat sample once).
+        broken = tmp_path / "holiday.jpg"
+        broken.write_bytes((tmp_path / "coffee.jpg").read_bytes()[:300])
+        upload_photo(page, broken)
+        page.get_by_text("The current photo stays: coffee.jpg.").wait_for(timeout=120_000)
+        wait_until_idle(page, timeout=120)
+        assert "espresso" in target_label(page)
+
+        # The kept photo on the Trust page, which really renders: its verdict on the coffee's map is shown.
+        page.get_by_role("link", name="Can I trust it?").first.click()
+        verdict = page.locator("[data-testid='stAlert']", has_text="random maps").first
+        verdict.wait_for(timeout=300_000)
+        assert "espresso" in verdict.inner_text()
+        wait_until_idle(page, timeout=300)
+        page.screenshot(path=str(SCREENSHOTS / "page-trust.png"))
+
         assert exceptions_shown(page) == []
         errors = [text for kind, text in console if kind in ("error", "pageerror")]
         assert errors == []

@@ -60,7 +60,7 @@ def run_batch_sources(data: bytes) -> None:
     a listed member may raise InvalidImageError only."""
     from gradcam.intake import archives
 
-    unpacked = archives.batch_sources([("upload.zip", data), ("after.jpg", b"x")])
+    unpacked = archives.batch_sources([("upload.zip", data), ("after.jpg", b"\xff\xd8\xff x")])  # a JPEG's signature: listed
     assert unpacked.sources[-1].name == "after.jpg", "the rest of the upload was lost"
     for problem in unpacked.problems:
         assert problem.endswith(".") and "\n" not in problem, problem

@@ -23,6 +23,9 @@ PAYLOAD = np.random.default_rng(0).bytes(2000)  # incompressible, so the compres
 def one_sentence(text: str) -> None:
     assert text.endswith(".") and "\n" not in text and "Error" not in text, text
 
+# Bytes that start like a JPEG or a PNG: listed as images (only the first bytes are looked at there).
+JPEG, PNG = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
+
 
 @pytest.mark.parametrize("archive, words", [
     pytest.param(lambda: many_entries_zip(1_000_000), "1,000,000 entries", id="1M-entries-zip64-51MB"),
@@ -32,7 +35,7 @@ def one_sentence(text: str) -> None:
 def test_an_archive_of_too_many_entries_is_refused_before_zipfile_lists_them(archive, words) -> None:
     data = archive()
     started = time.perf_counter()
-    unpacked = archives.batch_sources([("many.zip", data), ("cat.jpg", b"next")])
+    unpacked = archives.batch_sources([("many.zip", data), ("cat.jpg", JPEG + b"next")])
     elapsed = time.perf_counter() - started
     assert len(unpacked.problems) == 1 and words in unpacked.problems[0], unpacked.problems
     one_sentence(unpacked.problems[0])
@@ -59,16 +62,17 @@ def test_a_member_with_corrupt_compressed_data_is_one_sentence(compression) -> N
 def test_members_that_share_a_name_are_each_read() -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive, pytest.warns(UserWarning, match="Duplicate name"):
-        archive.writestr("a.jpg", b"first")
-        archive.writestr("a.jpg", b"second!")
+        archive.writestr("a.jpg", JPEG + b"first")
+        archive.writestr("a.jpg", JPEG + b"second!")
     unpacked = archives.batch_sources([("twice.zip", buffer.getvalue())])
     assert [s.name for s in unpacked.sources] == ["twice.zip/a.jpg", "twice.zip/a.jpg (2)"]
-    assert [s.read() for s in unpacked.sources] == [b"first", b"second!"]
+    assert [s.read() for s in unpacked.sources] == [JPEG + b"first", JPEG + b"second!"]
 
 
 def test_a_normal_archive_still_lists_and_reads() -> None:
-    unpacked = archives.batch_sources([("set.zip", zip_of({"x/a.png": b"a", "b.jpg": b"bb", "notes.txt": b""}))])
-    assert [(s.name, s.read()) for s in unpacked.sources] == [("set.zip/x/a.png", b"a"), ("set.zip/b.jpg", b"bb")]
+    unpacked = archives.batch_sources([("set.zip", zip_of({"x/a.png": PNG + b"a", "b.jpg": JPEG + b"bb", "notes.txt": b""}))])
+    assert [(s.name, s.read()) for s in unpacked.sources] == [("set.zip/x/a.png", PNG + b"a"),
+                                                                  ("set.zip/b.jpg", JPEG + b"bb")]
     assert unpacked.skipped == 1 and unpacked.problems == []
 
 
@@ -107,7 +111,8 @@ def test_a_line_break_in_a_name_stays_inside_its_quoted_cell_and_no_line_starts_
 
 
 def test_lone_surrogates_in_names_are_written_as_valid_utf8() -> None:
-    unpacked = archives.batch_sources([("caf\udce9.jpg", b"data"), ("set\ud800.zip", zip_of({"a.jpg": b"x"}))])
+    unpacked = archives.batch_sources([("caf\udce9.jpg", JPEG + b"data"),
+                                       ("set\ud800.zip", zip_of({"a.jpg": JPEG + b"x"}))])
     assert [s.name for s in unpacked.sources] == ["caf\ufffd.jpg", "set\ufffd.zip/a.jpg"]
     text = batch.predictions_csv([record("x\ud800y.jpg", label="\udfff"), record("e.jpg", error="bad \ud800")])
     encoded = text.encode("utf-8")  # before: UnicodeEncodeError on download

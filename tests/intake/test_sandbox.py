@@ -571,7 +571,7 @@ def test_explore_page_survives_hostile_models_and_a_crashing_image(fuzzed_model_
     monkeypatch.setattr(sandbox, "decoded_image", sandbox_helpers.segfault)
     at.file_uploader(key="upload").set_value(("crash.png", b"\x89PNG\r\n\x1a\nanything", "image/png"))
     run(at)
-    assert f"crash.png: {SAFELY}: it crashed the reader." in errors(at)
+    assert f"crash.png: {SAFELY}: it crashed the reader. The current photo stays: cat.jpg." in errors(at)
     assert at.session_state["image_name"] == "cat.jpg"
     explained(at)
     monkeypatch.undo()

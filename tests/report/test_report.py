@@ -160,13 +160,24 @@ def lying_zip(sizes: dict[str, int]) -> bytes:
 def test_archives_are_read_in_memory_skipping_what_is_not_a_photo(cat, coffee):
     archive = zip_of({"photos/cat.jpg": jpeg(cat), "coffee.JPG": jpeg(coffee), "__MACOSX/._cat.jpg": b"junk",
                       ".hidden.jpg": b"junk", "notes.txt": b"hello", "photos/": b""})
-    unpacked = archives.batch_sources([("set.zip", archive), ("cat.jpg", jpeg(cat)), ("cat.jpg", b"again")])
+    damaged = jpeg(cat)[:300]  # starts like a JPEG: listed, and fails later with its own sentence
+    unpacked = archives.batch_sources([("set.zip", archive), ("cat.jpg", jpeg(cat)), ("cat.jpg", damaged),
+                                       ("notes.jpg", b"a text saved under a photo's name")])
     assert [s.name for s in unpacked.sources] == ["set.zip/photos/cat.jpg", "set.zip/coffee.JPG", "cat.jpg",
                                                   "cat.jpg (2)"]
-    # A hidden ".jpg" and macOS' resource forks are not counted as "not images"; the folder is not counted at all.
-    assert (unpacked.hidden, unpacked.not_images, unpacked.problems) == (2, 1, [])
-    assert unpacked.skipped_text() == "2 hidden or system files and 1 file that is not an image skipped"
-    assert unpacked.sources[0].read() == jpeg(cat) and unpacked.sources[3].read() == b"again"
+    # A hidden ".jpg" and macOS' resource forks are not counted as "not images"; the folder is not counted at all;
+    # a text named like a photo is not an image, and is named.
+    assert (unpacked.hidden, unpacked.not_images, unpacked.problems) == (2, 2, [])
+    assert unpacked.skipped_text() == ("2 hidden or system files and 2 files that are not images skipped "
+                                       "(notes.jpg)")
+    assert unpacked.sources[0].read() == jpeg(cat) and unpacked.sources[3].read() == damaged
+
+
+def test_a_text_named_like_a_photo_inside_an_archive_is_skipped_by_name(cat):
+    archive = zip_of({"cat.jpg": jpeg(cat), "readme.png": b"# not a picture\n"})
+    unpacked = archives.batch_sources([("set.zip", archive)])
+    assert [s.name for s in unpacked.sources] == ["set.zip/cat.jpg"]
+    assert unpacked.skipped_text() == "1 file that is not an image skipped (set.zip/readme.png)"
 
 
 @pytest.mark.parametrize("archive, words", [
@@ -218,6 +229,29 @@ def test_select_filters_and_sorts(records):
     assert ascending == sorted(ascending)
     assert [r["file"] for r in batch.select(records, classes=["espresso"])] == ["a-coffee.jpg"]
     assert len(batch.select(records, min_probability=max(r["probability"] for r in good))) == 1
+
+
+@pytest.mark.slow  # two faithfulness runs on Lite0: about 10 s on a loaded machine
+def test_a_map_worse_than_random_is_flagged_in_the_sheet_and_the_csv_and_sorts_first(records, lite0, coffee):
+    """The coffee photo scored twice: with its own Grad-CAM map, and with that map turned upside down (the cup
+    least important), which must do worse than a random map: insertion AUC minus deletion AUC below random's."""
+    explanation = gradcam.explain(lite0, coffee)
+    own = gradcam.faithfulness(lite0, coffee, explanation, steps=10, road=False, seeds=1).numbers()
+    upside_down = gradcam.faithfulness(lite0, coffee, explanation.heatmap.max() - explanation.heatmap,
+                                       target=explanation.target, steps=10, road=False, seeds=1).numbers()
+    coffee_record = next(r for r in records if r["file"] == "a-coffee.jpg")
+    good = {**coffee_record, "faithfulness": own}
+    bad = {**coffee_record, "file": "upside-down.jpg", "faithfulness": upside_down}
+    margin = lambda n: (n["map"]["insertion_auc"] - n["map"]["deletion_auc"]) - (  # noqa: E731
+        n["random"]["insertion_auc"] - n["random"]["deletion_auc"])
+    assert margin(own) > 0 > margin(upside_down)
+    assert "worse than a random map" in batch.auc_caption(bad) and "worse" not in batch.auc_caption(good)
+    rows = {r["file"]: r for r in csv.DictReader(io.StringIO(batch.predictions_csv([good, bad])))}
+    assert (rows["upside-down.jpg"]["worse_than_random"], rows["a-coffee.jpg"]["worse_than_random"]) == ("yes", "no")
+    assert [r["file"] for r in batch.select([good, bad], order="faithfulness, worst first")] == [
+        "upside-down.jpg", "a-coffee.jpg"]
+    assert [r["file"] for r in batch.select([bad, good], order="faithfulness, best first")] == [
+        "a-coffee.jpg", "upside-down.jpg"]
 
 
 def test_the_csv_has_a_row_per_file_with_its_error(records):

@@ -2,6 +2,7 @@
 carries every sentence of the HTML's trust section, wrapped and never cut, the
 way scores were measured, and each method's own resolution."""
 
+import html as html_module
 import io
 import re
 from html.parser import HTMLParser
@@ -51,8 +52,10 @@ def item():
     scores = gradcam.faithfulness(model, photo, explanation, steps=12, baseline="mean", road=False, seeds=2)
     check = gradcam.sanity_check(model, photo, target=0, layer="feature")
     long_name = "a photo with a long name " * 4 + ".png"
+    evidence = (("Deletion and insertion curves", report.content.curves_picture(scores)),
+                ("The sanity check's strip", report.content.sanity_picture(photo, check)))
     return report.ReportItem(**{**vars(report.ReportItem.from_explanation(photo, long_name, "0" * 64, explanation)),
-                                "faithfulness": scores.numbers(), "sanity": check.summary()})
+                                "faithfulness": scores.numbers(), "sanity": check.summary(), "evidence": evidence})
 
 
 def test_the_pdf_holds_every_sentence_of_the_html_trust_section(item):
@@ -60,8 +63,9 @@ def test_the_pdf_holds_every_sentence_of_the_html_trust_section(item):
 
     html = report.report_html([item], weights_sha256="a" * 64)
     paragraphs = [words(p) for p in Paragraphs(html).found]
-    assert len(paragraphs) == 4 and paragraphs[2].startswith("Sanity check: ")
-    assert "Deleted pixels became the photo's mean colour, 12 steps each way" in paragraphs[1]
+    assert len(paragraphs) == 5 and paragraphs[0].startswith("Bottom line: ")
+    assert paragraphs[3].startswith("Sanity check: ")
+    assert "Deleted pixels became the photo's mean colour, 12 steps each way" in paragraphs[2]
     reader = pypdf.PdfReader(io.BytesIO(report.report_pdf([item], weights_sha256="a" * 64)))
     # A page the item runs onto starts with the item's "(continued)" heading: read past it.
     text = words(" ".join(re.sub(r"^.*?\(continued\)", "", page.extract_text(), flags=re.S) if n > 1 else
@@ -75,7 +79,7 @@ def test_a_long_trust_section_runs_onto_a_new_page_instead_of_off_the_edge(item)
     from gradcam.report import pdf
 
     verbose = {**item.faithfulness, "verdict": "A long verdict sentence that keeps going. " * 40}
-    long = report.ReportItem(**{**vars(item), "faithfulness": verbose})
+    long = report.ReportItem(**{**vars(item), "faithfulness": verbose, "evidence": ()})  # text alone
     pages = pdf._item_page(1, long, "test", "a" * 64, True)
     assert len(pages) == 2 and "(continued)" in pages[1].texts[0].get_text()
     for figure in pages:
@@ -106,3 +110,46 @@ def test_scores_show_units_a_person_reads(item):
     zero = report.ReportItem(**{**vars(item), "faithfulness": {**item.faithfulness, "map": {
         **item.faithfulness["map"], "road_combined": -0.00001}}})
     assert dict(report.content.trust_lines(zero))["ROAD combined (higher is better)"][0] == "0.000"
+
+
+def test_the_evidence_is_in_both_formats_and_the_bottom_line_says_no_more_than_it(item):
+    """The curves and the sanity strip are pictures in the HTML and the PDF; the bottom line is the verdicts'
+    codes put in words, written out here from the numbers."""
+    import pypdf
+
+    html = report.report_html([item], weights_sha256="a" * 64)
+    figures = re.findall(r'<figure class="evidence"><img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]+)"',
+                         html)
+    assert [html_module.unescape(alt) for _, alt in figures] == ["Deletion and insertion curves",
+                                                                 "The sanity check's strip"]
+    import base64
+
+    curves = Image.open(io.BytesIO(base64.b64decode(figures[0][0])))
+    assert curves.width > 2 * curves.height  # two plots side by side
+    reader = pypdf.PdfReader(io.BytesIO(report.report_pdf([item], weights_sha256="a" * 64)))
+    pictures = [image for page in reader.pages[1:] for image in page.images]
+    assert len(pictures) >= 2 + 2  # the photo and overlay, then the two pictures of evidence
+    text = words(" ".join(page.extract_text() for page in reader.pages))
+    assert "Deletion and insertion curves" in text and "The sanity check's strip" in text
+
+    numbers, sanity = item.faithfulness, item.sanity
+    mine, random, blob = numbers["map"], numbers["random"], numbers["blob"]
+    beats_random = mine["deletion_auc"] < random["deletion_auc"] and mine["insertion_auc"] > random["insertion_auc"]
+    beats_blob = [mine["deletion_auc"] < blob["deletion_auc"], mine["insertion_auc"] > blob["insertion_auc"]]
+    line = dict(trust_sentences(item))["Bottom line"]
+    if numbers["judgement"] == "cannot judge":
+        assert line.startswith("The faithfulness test cannot judge this map;")
+    elif beats_random and all(beats_blob):
+        assert line.startswith("Beats random maps and a centred blob;")
+    elif beats_random and not any(beats_blob):
+        assert line.startswith("Beats random maps, not a centred blob;")
+    elif beats_random:
+        assert line.startswith("Beats random maps; a centred blob does as well on one of the two curves;")
+    else:
+        assert "better than random" in line or "no better" in line.lower()
+    assert line.endswith("passes the sanity check." if sanity["passed"] else "fails the sanity check.")
+    bare = report.ReportItem(**{**vars(item), "faithfulness": None, "sanity": None, "evidence": ()})
+    assert report.content.bottom_line(bare) == "Faithfulness not scored; sanity check not run."
+    assert "Bottom line" not in dict(trust_sentences(bare))  # nothing to sum up: "Not scored", "Not run" say it
+    half = report.ReportItem(**{**vars(item), "faithfulness": None})
+    assert dict(trust_sentences(half))["Bottom line"].startswith("Faithfulness not scored; ")
