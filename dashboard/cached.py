@@ -102,6 +102,15 @@ def display_image(image_hash: str, _data: bytes) -> Image.Image:
     return gradcam.load_image_safely(_data, max_side=DISPLAY_MAX_SIDE)
 
 
+def this_session_in_the_sandbox():
+    """A context manager: sandbox reads inside it count as this browser session's, so the
+    pools serve sessions in turn (a session flooding uploads cannot starve the others)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    return sandbox.sandbox_session(getattr(context, "session_id", None))
+
+
 def start_model_sandbox() -> None:
     """Boot the model worker in the background (importing Keras there takes seconds), so
     it is ready by the time the person has picked a file. Idempotent."""

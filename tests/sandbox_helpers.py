@@ -59,3 +59,10 @@ def surroundings(data: bytes):
     import socket
 
     return {"env": sorted(os.environ), "interfaces": [name for _, name in socket.if_nameindex()]}
+
+
+def sleep_for(data: bytes, seconds: float):
+    """Hold the worker this long (a slow hostile file), then answer."""
+    began = time.time()
+    time.sleep(seconds)
+    return {"length": len(data), "pid": os.getpid(), "began": began, "ended": time.time()}

@@ -33,12 +33,12 @@ everyone down. So uploads are read here instead:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import json
 import math
 import os
 import pickle
-import queue
 import resource
 import signal
 import socket
@@ -46,6 +46,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter, OrderedDict, deque
+from contextvars import ContextVar
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Callable
@@ -360,41 +362,86 @@ class _Worker:
 
 
 class Pool:
-    """``size`` workers of one kind, started on first use (or by ``start``) and reused."""
+    """``size`` workers of one kind, started on first use (or by ``start``) and reused.
+
+    Fair among sessions (see ``sandbox_session``): a free worker goes to the waiting caller
+    whose session has the fewest tasks in workers, sessions with as many taking turns
+    (the one served longest ago first), callers of one session in their order. So a session
+    that floods the pool with uploads holds one worker while another session waits, and
+    that other session is served after at most one task per busier session, not behind
+    the whole flood; alone, a session may use every worker.
+    """
 
     def __init__(self, kind: str, size: int, budget: Budget, error: type[ValueError]):
         self.kind, self.size, self.budget, self.error = kind, size, budget, error
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a worker freed, a caller gave up or was served
+        # session -> its waiting callers, in arrival order; the sessions in turn order
+        self._waiting: OrderedDict[object, deque] = OrderedDict()
+        self._in_workers: Counter = Counter()  # session -> its tasks in workers now
         atexit.register(self.close)
 
     def start(self) -> None:
         """Boot every worker now, without waiting, so the first upload does not pay for it."""
-        with self._lock:
+        with self._changed:
             while len(self._all) < self.size:
-                self._idle.put(self._new())
+                self._idle.append(self._new())
+            self._changed.notify_all()
 
     def _new(self) -> _Worker:
         worker = _Worker(self.kind, self.budget.memory_mb)
         self._all.add(worker)
         return worker
 
-    def _take(self) -> _Worker:
-        while True:
-            with self._lock:
-                if self._idle.empty() and len(self._all) < self.size:
-                    return self._new()
-            try:
-                worker = self._idle.get(timeout=BUSY_WAIT_SECONDS)
-            except queue.Empty:
-                # A hard cap: never more than ``size`` workers (extras were never retired, and
-                # 14 callers grew a pool of 2 to 6). A caller interrupted mid-call replaces its
-                # worker (see ``run``), so none is lost; the others are told, not queued for ever.
-                raise self.error(BUSY) from None
-            if worker.process.poll() is None:
-                return worker
-            self._forget(worker)  # died while idle (killed from outside): never hand it out
+    def _turn(self) -> tuple[object, object] | None:
+        """(session, caller) that the next free worker goes to."""
+        if not self._waiting:
+            return None
+        session = min(self._waiting, key=lambda s: self._in_workers[s])  # ties: the first in turn order
+        return session, self._waiting[session][0]
+
+    def _take(self, session) -> _Worker:
+        caller = object()
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        with self._changed:
+            self._waiting.setdefault(session, deque()).append(caller)
+            while True:
+                while self._idle and self._idle[-1].process.poll() is not None:
+                    self._all.discard(self._idle.pop())  # died while idle (killed from outside): never hand it out
+                free = bool(self._idle) or len(self._all) < self.size
+                if free and self._turn() == (session, caller):
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    # A hard cap: never more than ``size`` workers (extras were never retired, and
+                    # 14 callers grew a pool of 2 to 6). The caller is told, not queued for ever.
+                    self._leave(session, caller)
+                    raise self.error(BUSY) from None
+                self._changed.wait(left)
+            self._leave(session, caller)
+            self._in_workers[session] += 1
+            return self._idle.pop() if self._idle else self._new()
+
+    def _leave(self, session, caller) -> None:
+        waiting = self._waiting[session]
+        waiting.remove(caller)
+        if not waiting:
+            del self._waiting[session]
+        self._changed.notify_all()
+
+    def _done(self, session, worker: _Worker | None) -> None:
+        """The session's task is over; ``worker`` goes back to the idle ones (None: it was replaced)."""
+        with self._changed:
+            if worker is not None:
+                self._idle.append(worker)
+            self._in_workers[session] -= 1
+            if self._in_workers[session] <= 0:
+                del self._in_workers[session]
+            if session in self._waiting:
+                self._waiting.move_to_end(session)  # served just now: the others come first
+            self._changed.notify_all()
 
     def _forget(self, worker: _Worker) -> None:
         worker.stop()
@@ -403,22 +450,43 @@ class Pool:
 
     def _replace(self, worker: _Worker) -> None:
         self._forget(worker)
-        with self._lock:
-            self._idle.put(self._new())  # boots in the background while callers carry on
+        with self._changed:
+            self._idle.append(self._new())  # boots in the background while callers carry on
+            self._changed.notify_all()
 
     def run(self, function: Callable, data: bytes, *args, memory_mb: int | None = None):
         """``function(data, *args)`` in a worker; its plain result, or ``self.error`` with one sentence.
         ``function`` must be importable by its module's name (not defined in ``__main__``).
 
         ``memory_mb``: this task's memory budget, at most the pool's (the default).
+        The caller's session is ``sandbox_session``'s key, else its thread.
         """
-        worker = self._take()
+        session = _session.get()
+        session = ("thread", threading.get_ident()) if session is None else ("session", session)
+        worker = self._take(session)
+        kept = None
+        try:
+            kind, value = self._call(worker, function, data, args, memory_mb)
+            kept = worker
+        finally:
+            self._done(session, kept)
+        if kind == "ok":
+            return value
+        if kind == "refused" and isinstance(value, str):
+            raise self.error(valid_text(value[:500]))
+        raise self.error(self._sentence("memory" if kind == "memory" else "crash", self._budget(memory_mb)))
+
+    def _budget(self, memory_mb: int | None) -> Budget:
         budget = self.budget
-        memory_mb = min(memory_mb or budget.memory_mb, budget.memory_mb)
-        budget = Budget(memory_mb, budget.cpu_seconds, budget.wall_seconds)
+        return Budget(min(memory_mb or budget.memory_mb, budget.memory_mb), budget.cpu_seconds, budget.wall_seconds)
+
+    def _call(self, worker: _Worker, function: Callable, data: bytes, args: tuple, memory_mb: int | None):
+        """(kind, value) from ``worker``; a worker that must not be used again is replaced
+        here (and this raises), so a (kind, value) returned means the worker is idle again."""
+        budget = self._budget(memory_mb)
         try:
             worker.wait_ready()
-            kind, value = worker.call(function, data, args, budget, memory_mb)
+            kind, value = worker.call(function, data, args, budget, budget.memory_mb)
         except _Died as died:
             self._replace(worker)
             raise self.error(self._sentence(died.reason, budget)) from None
@@ -432,13 +500,8 @@ class Pool:
             raise
         if kind in ("memory", "failed"):
             self._replace(worker)  # a worker that ran out of memory may be left in any state
-        else:
-            self._idle.put(worker)
-        if kind == "ok":
-            return value
-        if kind == "refused" and isinstance(value, str):
-            raise self.error(valid_text(value[:500]))
-        raise self.error(self._sentence("memory" if kind == "memory" else "crash", budget))
+            raise self.error(self._sentence("memory" if kind == "memory" else "crash", budget))
+        return kind, value
 
     @staticmethod
     def _sentence(reason: str, budget: Budget) -> str:
@@ -454,9 +517,24 @@ class Pool:
 
     def close(self) -> None:
         with self._lock:
-            workers, self._all = list(self._all), set()
+            workers, self._all, self._idle = list(self._all), set(), []
         for worker in workers:
             worker.stop()
+
+
+_session: ContextVar[object] = ContextVar("gradcam_sandbox_session", default=None)
+
+
+@contextlib.contextmanager
+def sandbox_session(key):
+    """Calls to the sandbox inside this block count as one session's (``key``: any hashable, e.g.
+    a dashboard session's id) for the pools' fairness: one session's flood of uploads waits
+    behind its own tasks, not in front of everyone else's. Without it, each thread is a session."""
+    token = _session.set(key)
+    try:
+        yield
+    finally:
+        _session.reset(token)
 
 
 _pools: dict[str, Pool] = {}
