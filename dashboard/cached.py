@@ -121,6 +121,12 @@ def _settle_garbage_collector() -> None:
     # TensorFlow and a model are millions of long-lived Python objects. Freezing
     # them out of the collector's view keeps every later collection (Python's own,
     # or Streamlit's after a rerun) short, instead of ~0.4 s with the GIL held.
+    # A frozen object is never collected, though, and a Keras model is a web of
+    # cycles: frozen once, an uploaded model outlived its cache entry and every
+    # session (six uploads, six models kept for the life of the process). So the
+    # freeze is undone first: the one full collection per model load frees the
+    # models that were evicted or replaced since the last load.
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 
@@ -214,8 +220,9 @@ def _refusals_said(url: str | None = None):
         st.stop()
 
 
-def _png(image: Image.Image) -> bytes:
-    # Lossless, so the service explains exactly the pixels this page shows.
+def png_bytes(image: Image.Image) -> bytes:
+    """Lossless and quick: the service explains exactly the pixels this page shows, and a
+    session keeps a large upload as what it shows."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
@@ -231,7 +238,7 @@ def _explain_top5(image_hash: str, model_key: str, layer: str, method: str, url:
                   _image: Image.Image, _model: gradcam.Model) -> Explained:
     engine_calls["explain"] += 1
     if url:
-        served = explain_remote(url, _png(_image), model_key, layer, method, top=5)
+        served = explain_remote(url, png_bytes(_image), model_key, layer, method, top=5)
         return Explained(predictions=served.predictions, maps=_class_maps(served),
                          layer_shape=tuple(served.maps[0].raw.shape))
     return _top5(gradcam.explain_many(_model, _image, layer=layer, method=method, top=5))
@@ -242,7 +249,7 @@ def _explain_class(image_hash: str, model_key: str, layer: str, method: str, tar
                    _image: Image.Image, _model: gradcam.Model) -> ClassMap:
     engine_calls["explain"] += 1
     if url:
-        return _class_maps(explain_remote(url, _png(_image), model_key, layer, method, targets=[target]))[target]
+        return _class_maps(explain_remote(url, png_bytes(_image), model_key, layer, method, targets=[target]))[target]
     return class_map(gradcam.explain(_model, _image, target=target, layer=layer, method=method))
 
 
