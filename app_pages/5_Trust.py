@@ -106,6 +106,7 @@ st.caption(
 baseline = st.segmented_control("Deleted pixels become", list(BASELINES), default="blur", key="trust_baseline",
                                 format_func=lambda b: BASELINES[b]) or "blur"
 shown = trust.shown_map(*key, photo, c.model)  # Explore's own map: Score-CAM on its budget, with progress
+trust.scores_fit(c.model)  # a model too wide to score says so here, before any pass
 with st.spinner(f"Scoring the map against random maps and a centred blob ({trust.STEPS} steps each way, "
                 "batched)..."):
     scores = trust.scores(*key, baseline, photo, c.model, shown)

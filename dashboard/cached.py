@@ -204,7 +204,7 @@ def _remote(model_key: str, method: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _refusals_said(url: str | None = None):
+def refusals_said(url: str | None = None):
     """An explanation over the memory budget, or a service that is down or refuses a
     request, ends the page with its sentence (the choices stay, so another model, method
     or class can be picked); other in-process errors pass as before."""
@@ -289,7 +289,7 @@ def _slow(key: tuple, method: str, run: Callable, unit: str = "channels", title:
         bar.progress(done / max(total, 1), text=f"{title}: {done} of {total} {unit}")
 
     try:
-        with _refusals_said():
+        with refusals_said():
             value = run(progress, stop)
     finally:
         bar.empty()
@@ -305,7 +305,7 @@ def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
     """Predictions and the maps of all top-5 classes, from one engine pass."""
     if not gradcam.METHODS[method].slow:
         url = _remote(model_key, method)
-        with _refusals_said(url):
+        with refusals_said(url):
             return _explain_top5(image_hash, model_key, layer, method, url, image, model)
 
     def run(progress, stop):
@@ -321,7 +321,7 @@ def explain_class(image_hash: str, model_key: str, layer: str, method: str, targ
     """The map of one class outside the top-5."""
     if not gradcam.METHODS[method].slow:
         url = _remote(model_key, method)
-        with _refusals_said(url):
+        with refusals_said(url):
             return _explain_class(image_hash, model_key, layer, method, target, url, image, model)
 
     def run(progress, stop):
@@ -348,7 +348,7 @@ def explain_timed(image_hash: str, model_key: str, layer: str, method: str, targ
     later views come from the cache), for comparing methods side by side. Fast methods
     are timed on a second run, after compiling; slow ones on their one run."""
     if not gradcam.METHODS[method].slow:
-        with _refusals_said():
+        with refusals_said():
             return _explain_timed(image_hash, model_key, layer, method, target, image, model)
 
     def run(progress, stop):

@@ -9,7 +9,7 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam.trust.faithfulness import map_score, preview, random_score as random_score_of
+from gradcam.trust.faithfulness import check_cost, map_score, preview, random_score as random_score_of
 
 from . import cached
 
@@ -32,6 +32,13 @@ def shown_map(image_hash: str, model_key: str, layer: str, method: str, target: 
     class_map = explained.maps.get(target) or cached.explain_class(image_hash, model_key, layer, method, target,
                                                                    image, model)
     return cached.heatmap(class_map, image.size), tuple(class_map.raw.shape[:2])
+
+
+def scores_fit(model: gradcam.Model) -> None:
+    """Before any score: a model whose batches of perturbed photos would exhaust the server's
+    memory (gradcam.engine.cost) ends the page with that sentence; the map above stays shown."""
+    with cached.refusals_said():
+        check_cost(model)
 
 
 @st.cache_data(max_entries=64, max_size="32MB", show_spinner=False)
