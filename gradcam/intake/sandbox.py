@@ -36,6 +36,7 @@ import atexit
 import contextlib
 import io
 import json
+import logging
 import math
 import os
 import pickle
@@ -86,6 +87,11 @@ BUSY_WAIT_SECONDS = 20
 BUSY = "The server is busy reading other files; try again in a moment."
 # What a worker inherits of the server's environment: nothing else (no credentials, no tokens).
 ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+# As root, a worker becomes this user once its libraries are loaded (GRADCAM_SANDBOX_USER;
+# "-" keeps the server's user): a subverted decoder then cannot read or write the server's
+# files, signal its processes or use root's privileges. Where that fails: a logged note.
+SANDBOX_USER = "nobody"
+_log = logging.getLogger("gradcam.sandbox")
 # The first thing a worker runs, before it imports anything (a new namespace needs one thread):
 # a network namespace of its own, with no interface but a down loopback, so a subverted decoder
 # can reach nothing. As root that is unshare(CLONE_NEWNET); otherwise inside a new user
@@ -149,6 +155,17 @@ def _preload(kind: str) -> None:
                                  keras.layers.Dense(1)])
         tiny(np.zeros((1, 4, 4, 1), np.float32))
         keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(tiny), safe_mode=True)
+        # Both file formats read once, the way tasks read them: every module they import is
+        # imported now, while the worker may still read the installation (see _drop_privileges).
+        import tempfile
+
+        from .model_bytes import keras_model_from_bytes
+
+        with tempfile.TemporaryDirectory() as folder:
+            for name in ("tiny.keras", "tiny.h5"):
+                tiny.save(os.path.join(folder, name))
+                with open(os.path.join(folder, name), "rb") as saved:
+                    keras_model_from_bytes(saved.read())
         keras.backend.clear_session()
     else:
         images.load_image(_TINY_PNG)
@@ -162,9 +179,10 @@ def serve() -> None:
     _die_with_parent()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash writes nothing to disk
     _preload(kind)
+    identity = _drop_privileges()
     ceiling = _address_space() + memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
-    conn.send_bytes(b"ready")
+    conn.send_bytes(b"ready" + json.dumps(identity).encode())
     while True:
         try:
             task, data = conn.recv_bytes(), conn.recv_bytes()
@@ -185,6 +203,22 @@ def serve() -> None:
             _send(conn, reply)
         except MemoryError:
             _send(conn, ("memory", ""))
+
+
+def _drop_privileges() -> dict:
+    """As root, become the sandbox's user (uid and gid from the server, no supplementary
+    groups) for good, once the libraries are loaded: the installation may live where only
+    root can read it (/root/.pyenv), but nothing is imported after this. Returns who the
+    worker is now, for the server's log."""
+    uid, gid = os.environ.pop("GRADCAM_SANDBOX_UID", ""), os.environ.pop("GRADCAM_SANDBOX_GID", "")
+    if os.geteuid() == 0 and uid and gid:
+        try:
+            os.setgroups([])
+            os.setgid(int(gid))
+            os.setuid(int(uid))
+        except OSError as error:
+            return {"uid": os.getuid(), "dropped": False, "why": error.strerror or type(error).__name__}
+    return {"uid": os.getuid(), "dropped": os.getuid() != 0}
 
 
 def _arm_limits(cpu_seconds: float, memory_mb: int, ceiling: int) -> None:
@@ -285,6 +319,35 @@ def _plain(value):
     return value
 
 
+def _sandbox_ids() -> dict:
+    """The worker's user and group for _drop_privileges, when the server runs as root."""
+    import grp
+    import pwd
+
+    name = os.environ.get("GRADCAM_SANDBOX_USER", SANDBOX_USER).strip()
+    if os.geteuid() != 0 or name in ("", "-"):
+        return {}
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        _note_once(f"sandbox workers run as root: there is no user {name!r} (GRADCAM_SANDBOX_USER)")
+        return {}
+    try:
+        gid = grp.getgrnam(name).gr_gid
+    except KeyError:
+        gid = user.pw_gid
+    return {"GRADCAM_SANDBOX_UID": str(user.pw_uid), "GRADCAM_SANDBOX_GID": str(gid)}
+
+
+_noted: set[str] = set()
+
+
+def _note_once(note: str) -> None:
+    if note not in _noted:
+        _noted.add(note)
+        _log.warning(note)
+
+
 class _Worker:
     def __init__(self, kind: str, memory_mb: int):
         self.kind = kind
@@ -296,6 +359,7 @@ class _Worker:
             OPENBLAS_NUM_THREADS="1",  # each BLAS thread reserves its buffers up front
             TF_CPP_MIN_LOG_LEVEL="3",
         )
+        env.update(_sandbox_ids())
         code = _ISOLATE + "from gradcam.intake.sandbox import serve; serve()"
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, str(theirs.fileno()), kind, str(memory_mb)],
@@ -305,14 +369,17 @@ class _Worker:
         theirs.close()
         self.conn = Connection(ours.detach())
         self.ready = False
+        self.identity: dict = {}  # what the worker says it runs as, once ready
 
     def wait_ready(self) -> None:
         if not self.ready:
             if not self.conn.poll(BOOT_SECONDS):
                 raise _Died("boot")
             try:
-                self.ready = self.conn.recv_bytes() == b"ready"
-            except (EOFError, OSError):
+                message = self.conn.recv_bytes()
+                self.ready = message.startswith(b"ready")
+                self.identity = json.loads(message[5:] or b"{}") if self.ready else {}
+            except (EOFError, OSError, ValueError):
                 self.ready = False
             if not self.ready:
                 raise _Died("boot")
@@ -486,6 +553,10 @@ class Pool:
         budget = self._budget(memory_mb)
         try:
             worker.wait_ready()
+            if os.geteuid() == 0 and not worker.identity.get("dropped"):
+                _note_once("sandbox workers run as root (they could not become "
+                           f"{os.environ.get('GRADCAM_SANDBOX_USER', SANDBOX_USER)!r}: "
+                           f"{worker.identity.get('why', 'not asked to')}); they are still limited and offline")
             kind, value = worker.call(function, data, args, budget, budget.memory_mb)
         except _Died as died:
             self._replace(worker)
