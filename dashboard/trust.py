@@ -41,6 +41,16 @@ def scores_fit(model: gradcam.Model) -> None:
         check_cost(model)
 
 
+def scores_refused(model: gradcam.Model) -> str | None:
+    """The sentence when this model's scores would exhaust the server's memory (else None),
+    for a page that goes on without them."""
+    try:
+        check_cost(model)
+    except gradcam.ExplanationTooCostly as error:
+        return str(error)
+    return None
+
+
 @st.cache_data(max_entries=64, max_size="32MB", show_spinner=False)
 def scores(image_hash: str, model_key: str, layer: str, method: str, target: int, baseline: str,
            _image: Image.Image, _model: gradcam.Model, _shown: tuple) -> gradcam.Faithfulness:

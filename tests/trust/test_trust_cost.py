@@ -72,7 +72,7 @@ def test_an_ordinary_model_is_still_scored():
 
 
 @pytest.mark.slow
-def test_the_trust_page_says_a_model_is_too_wide_to_score():
+def test_the_trust_and_report_pages_say_a_model_is_too_wide_to_score():
     """A model the dashboard accepts (its top-5 fits), whose batches of perturbed photos would not."""
     from pathlib import Path
 
@@ -88,3 +88,13 @@ def test_the_trust_page_says_a_model_is_too_wide_to_score():
     errors = [e.value.replace("\\", "") for e in at.error]
     assert len(errors) == 1 and "Scoring a map on this 1024 x 1024 model" in errors[0], errors
     assert any(h.value.startswith("1. Faithfulness") for h in at.header)  # the page up to there is drawn
+    # The Report page with its scores asked for: made without them, and says why.
+    report = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app_pages" / "3_Report.py"),
+                               default_timeout=300)
+    report.session_state["model_key"] = "own:wide"
+    report.session_state["own_models"] = {"own:wide": model}
+    report.session_state["report_trust"] = True
+    report.run()
+    assert not report.exception and not report.error, [e.value for e in report.exception or report.error]
+    warned = [w.value.replace("\\", "") for w in report.warning]
+    assert any("Scoring a map on this 1024 x 1024 model" in w and "made without them" in w for w in warned), warned
