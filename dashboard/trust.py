@@ -36,7 +36,7 @@ def shown_map(image_hash: str, model_key: str, layer: str, method: str, target: 
 
 def scores_fit(model: gradcam.Model) -> None:
     """Before any score: a model whose batches of perturbed photos would exhaust the server's
-    memory (gradcam.engine.cost) ends the page with that sentence; the map above stays shown."""
+    memory (gradcam.engine.cost) ends the page with that sentence, under its first heading."""
     with cached.refusals_said():
         check_cost(model)
 
