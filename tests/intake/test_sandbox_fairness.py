@@ -49,7 +49,8 @@ def test_a_session_that_floods_the_pool_does_not_starve_another(monkeypatch):
         pool.close()
     # The other session was served right after the flood's first upload (one turn each), not last
     # and not told the server is busy; the flood's own late uploads are the ones told to wait.
-    assert served[0] == ("flooder", "served") and served[1] == ("other", "served"), served
+    # (First, should the flood's first upload not have reached the worker yet on a loaded machine.)
+    assert ("other", "served") in served[:2], served
     assert waited < sandbox.BUSY_WAIT_SECONDS
     flooded = [outcome for session, outcome in served if session == "flooder"]
     assert len(flooded) == FLOOD and set(flooded) <= {"served", sandbox.BUSY}, flooded
