@@ -166,6 +166,7 @@ st.session_state["page_title"] = page.title  # whose own link keys write_url kee
 menu = st.sidebar.empty()
 shared_state.page_links(menu, PAGES)
 try:
-    page.run()
+    with cached.this_session_in_the_sandbox():  # one session's uploads wait behind its own, not everyone's
+        page.run()
 finally:
     shared_state.page_links(menu, PAGES)

@@ -105,6 +105,9 @@ with_trust = st.checkbox(
     "Add faithfulness scores", key="report_trust",
     help="Deletion, insertion and Average Drop for each section, each next to random maps (a few seconds per "
          "section). Sanity checks run on the page \"Can I trust it?\" are always included.")
+if with_trust and (too_costly := trust.scores_refused(c.model)):
+    st.warning(md(too_costly) + " The report is made without them.")
+    with_trust = False
 shared_state.write_url(c, top5.predictions[0].index, {
     "sections": ",".join(map(section_text, include)) if include != [options[0]] else None,
     "trust": 1 if with_trust else None,

@@ -69,6 +69,10 @@ def explain_all(sources: list[archives.BatchSource]) -> None:
         try:
             records = explained(tuple(digests), c.model_key, c.layer, c.method, c.opacity, c.colormap, with_auc, datas,
                                 c.model)
+        except gradcam.ExplanationTooCostly as error:  # the same for every chunk: said once, before any pass
+            bar.empty()
+            st.error(md(str(error)))
+            return
         except Exception:  # anything unforeseen still gets a sentence, and the other chunks go on
             records = [{"error": "This image could not be explained."} for _ in datas]
         done = iter(zip(digests, records))
@@ -114,7 +118,13 @@ with_auc = st.checkbox(
     help=f"How faithful each map is, next to a random map's ({batch.FAITHFULNESS_STEPS} steps each way): about "
          "120 more forward passes per photo, so several times slower. In the contact sheet and the CSV.")
 if st.button("Explain all", key="batch_explain", type="primary", disabled=not unpacked.sources):
-    explain_all(unpacked.sources)
+    # What a session may unpack is bounded over its runs (an hour's worth), not only per run.
+    allowed, problem = st.session_state.setdefault("batch_inflated", archives.InflationLedger()).charge(
+        unpacked.sources)
+    if problem:
+        st.error(md(problem))
+    if allowed:
+        explain_all(allowed)
 
 results = st.session_state.get("batch_results")
 if not results:

@@ -126,6 +126,7 @@ shown = trust.shown_map(*key, photo, c.model)  # Explore's own map: Score-CAM on
 
 
 def faithfulness_scores() -> gradcam.Faithfulness:
+    trust.scores_fit(c.model)  # a model too wide to score says so under the section's heading, before any pass
     with st.spinner(f"Scoring the map against random maps and a centred blob ({trust.STEPS} steps each way, "
                     "batched)..."):
         return trust.scores(*key, baseline, photo, c.model, shown)

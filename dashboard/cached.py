@@ -102,6 +102,15 @@ def display_image(image_hash: str, _data: bytes) -> Image.Image:
     return gradcam.load_image_safely(_data, max_side=DISPLAY_MAX_SIDE)
 
 
+def this_session_in_the_sandbox():
+    """A context manager: sandbox reads inside it count as this browser session's, so the
+    pools serve sessions in turn (a session flooding uploads cannot starve the others)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    return sandbox.sandbox_session(getattr(context, "session_id", None))
+
+
 def start_model_sandbox() -> None:
     """Boot the model worker in the background (importing Keras there takes seconds), so
     it is ready by the time the person has picked a file. Idempotent."""
@@ -112,6 +121,12 @@ def _settle_garbage_collector() -> None:
     # TensorFlow and a model are millions of long-lived Python objects. Freezing
     # them out of the collector's view keeps every later collection (Python's own,
     # or Streamlit's after a rerun) short, instead of ~0.4 s with the GIL held.
+    # A frozen object is never collected, though, and a Keras model is a web of
+    # cycles: frozen once, an uploaded model outlived its cache entry and every
+    # session (six uploads, six models kept for the life of the process). So the
+    # freeze is undone first: the one full collection per model load frees the
+    # models that were evicted or replaced since the last load.
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 
@@ -189,7 +204,7 @@ def _remote(model_key: str, method: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _refusals_said(url: str | None = None):
+def refusals_said(url: str | None = None):
     """An explanation over the memory budget, or a service that is down or refuses a
     request, ends the page with its sentence (the choices stay, so another model, method
     or class can be picked); other in-process errors pass as before."""
@@ -205,8 +220,9 @@ def _refusals_said(url: str | None = None):
         st.stop()
 
 
-def _png(image: Image.Image) -> bytes:
-    # Lossless, so the service explains exactly the pixels this page shows.
+def png_bytes(image: Image.Image) -> bytes:
+    """Lossless and quick: the service explains exactly the pixels this page shows, and a
+    session keeps a large upload as what it shows."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
@@ -222,7 +238,7 @@ def _explain_top5(image_hash: str, model_key: str, layer: str, method: str, url:
                   _image: Image.Image, _model: gradcam.Model) -> Explained:
     engine_calls["explain"] += 1
     if url:
-        served = explain_remote(url, _png(_image), model_key, layer, method, top=5)
+        served = explain_remote(url, png_bytes(_image), model_key, layer, method, top=5)
         return Explained(predictions=served.predictions, maps=_class_maps(served),
                          layer_shape=tuple(served.maps[0].raw.shape))
     return _top5(gradcam.explain_many(_model, _image, layer=layer, method=method, top=5))
@@ -233,7 +249,7 @@ def _explain_class(image_hash: str, model_key: str, layer: str, method: str, tar
                    _image: Image.Image, _model: gradcam.Model) -> ClassMap:
     engine_calls["explain"] += 1
     if url:
-        return _class_maps(explain_remote(url, _png(_image), model_key, layer, method, targets=[target]))[target]
+        return _class_maps(explain_remote(url, png_bytes(_image), model_key, layer, method, targets=[target]))[target]
     return class_map(gradcam.explain(_model, _image, target=target, layer=layer, method=method))
 
 
@@ -273,7 +289,7 @@ def _slow(key: tuple, method: str, run: Callable, unit: str = "channels", title:
         bar.progress(done / max(total, 1), text=f"{title}: {done} of {total} {unit}")
 
     try:
-        with _refusals_said():
+        with refusals_said():
             value = run(progress, stop)
     finally:
         bar.empty()
@@ -289,7 +305,7 @@ def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
     """Predictions and the maps of all top-5 classes, from one engine pass."""
     if not gradcam.METHODS[method].slow:
         url = _remote(model_key, method)
-        with _refusals_said(url):
+        with refusals_said(url):
             return _explain_top5(image_hash, model_key, layer, method, url, image, model)
 
     def run(progress, stop):
@@ -305,7 +321,7 @@ def explain_class(image_hash: str, model_key: str, layer: str, method: str, targ
     """The map of one class outside the top-5."""
     if not gradcam.METHODS[method].slow:
         url = _remote(model_key, method)
-        with _refusals_said(url):
+        with refusals_said(url):
             return _explain_class(image_hash, model_key, layer, method, target, url, image, model)
 
     def run(progress, stop):
@@ -332,7 +348,7 @@ def explain_timed(image_hash: str, model_key: str, layer: str, method: str, targ
     later views come from the cache), for comparing methods side by side. Fast methods
     are timed on a second run, after compiling; slow ones on their one run."""
     if not gradcam.METHODS[method].slow:
-        with _refusals_said():
+        with refusals_said():
             return _explain_timed(image_hash, model_key, layer, method, target, image, model)
 
     def run(progress, stop):

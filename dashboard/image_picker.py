@@ -2,7 +2,9 @@
 
 The current photo lives in st.session_state (bytes, name, hash), so it survives
 reruns and every page sees the same one. A bad upload shows the engine's sentence
-and leaves the current photo as it was.
+and leaves the current photo as it was. The bytes kept are small: a large upload
+(up to 200 MB) is kept as a lossless PNG of what is shown (display size), which
+decodes to the very pixels the cache held, should the cache evict them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ SAMPLES = {  # file -> caption, in gallery order; the first is preselected
 }
 
 
+# Uploads up to this size stay in the session as they came; larger ones as what is shown.
+SESSION_PHOTO_BYTES = 8 * 2**20
+
+
 @dataclass(frozen=True)
 class CurrentImage:
     image: Image.Image  # decoded, upright, RGB, at display size
@@ -45,10 +51,12 @@ def _use(data: bytes, name: str, source: str) -> bool:
     """Make ``data`` the current photo if it decodes; otherwise keep the old one."""
     digest = cached.sha256(data)
     try:
-        cached.display_image(digest, data)
+        shown = cached.display_image(digest, data)
     except gradcam.InvalidImageError as error:
         st.session_state["image_error"] = (source, f"{md(name)}: {error}")
         return False
+    if len(data) > SESSION_PHOTO_BYTES:  # the hash stays the upload's: the caches are keyed on it
+        data = cached.png_bytes(shown)
     st.session_state.update(image_data=data, image_name=name, image_hash=digest, image_source=source,
                             image_error=None)
     return True

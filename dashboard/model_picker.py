@@ -5,7 +5,8 @@ then load), so a page shows everything that does not need the model while a
 model loads or converts. The key of the model in use lives in
 st.session_state["model_key"], so other pages use the same model. A model that
 fails to load shows the engine's sentence, is not tried again in this session,
-and the last model that worked stays in use.
+and the last model that worked stays in use. An uploaded model is held by the
+session only while it is in use (keep_only_the_model_in_use).
 """
 
 from __future__ import annotations
@@ -158,4 +159,12 @@ def load(picked: Picked) -> tuple[str, gradcam.Model]:
     if key.startswith("own:"):
         # The Model object, not its bytes: this session's handle on the shared cache.
         st.session_state["own_models"] = {key: model}
+    keep_only_the_model_in_use(key)
     return key, model
+
+
+def keep_only_the_model_in_use(model_key: str) -> None:
+    """A session holds its own model only while it is the one in use: once the person picks
+    another, the cache alone keeps it (and frees it when it evicts it), never the session."""
+    if model_key not in st.session_state.get("own_models", {}):
+        st.session_state.pop("own_models", None)

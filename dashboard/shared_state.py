@@ -33,7 +33,7 @@ import gradcam
 
 from .link_values import link_number
 from .image_picker import SAMPLES, CurrentImage, current_image, current_sample, use_sample
-from .model_picker import builtin_models, load_builtin
+from .model_picker import builtin_models, keep_only_the_model_in_use, load_builtin
 from .safe_text import md
 
 WIDGET_KEYS = ("model_choice", "layer", "method", "target", "opacity", "colormap")
@@ -109,6 +109,7 @@ def choices() -> Choices:
     except KeyError:  # an uploaded model from a session that is gone
         model_key, model = gradcam.DEFAULT_MODEL, load_builtin(gradcam.DEFAULT_MODEL)
     st.session_state["model_key"] = model_key
+    keep_only_the_model_in_use(model_key)
     image = current_image()
     names = {t.name for t in gradcam.target_layers(model)}
     layer = chosen.get("layer")

@@ -10,7 +10,7 @@ from PIL import Image
 
 import gradcam
 from gradcam.report import content as report_content
-from gradcam.trust.faithfulness import map_score, preview, random_score as random_score_of
+from gradcam.trust.faithfulness import check_cost, map_score, preview, random_score as random_score_of
 
 from . import cached
 
@@ -33,6 +33,23 @@ def shown_map(image_hash: str, model_key: str, layer: str, method: str, target: 
     class_map = explained.maps.get(target) or cached.explain_class(image_hash, model_key, layer, method, target,
                                                                    image, model)
     return cached.heatmap(class_map, image.size), tuple(class_map.raw.shape[:2])
+
+
+def scores_fit(model: gradcam.Model) -> None:
+    """Before any score: a model whose batches of perturbed photos would exhaust the server's
+    memory (gradcam.engine.cost) ends the page with that sentence, under its first heading."""
+    with cached.refusals_said():
+        check_cost(model)
+
+
+def scores_refused(model: gradcam.Model) -> str | None:
+    """The sentence when this model's scores would exhaust the server's memory (else None),
+    for a page that goes on without them."""
+    try:
+        check_cost(model)
+    except gradcam.ExplanationTooCostly as error:
+        return str(error)
+    return None
 
 
 @st.cache_data(max_entries=64, max_size="32MB", show_spinner=False)

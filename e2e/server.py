@@ -69,17 +69,19 @@ PATIENT_PROXY = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "120", "RAY_SERVE_PROX
 
 
 @contextlib.contextmanager
-def serve_backend(cpus: int = 2):
+def serve_backend(cpus: int = 2, env: dict | None = None):
     """Yield the URL of the explanation service (``gradcam.scale.serve:app``) on a local
-    Ray cluster of ``cpus`` CPUs, on loopback; always shut both down afterwards."""
+    Ray cluster of ``cpus`` CPUs, on loopback; always shut both down afterwards. ``env``:
+    variables set here for as long (the cluster's processes inherit them: e.g. the token)."""
     import ray
     from ray import serve
 
     from gradcam.scale import dataset as distributed
 
     port = free_port()
-    saved = {name: os.environ.get(name) for name in PATIENT_PROXY}
-    os.environ.update(PATIENT_PROXY)  # inherited by the cluster's processes, Serve's controller among them
+    settings = {**PATIENT_PROXY, **(env or {})}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)  # inherited by the cluster's processes, Serve's controller among them
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
              runtime_env=distributed.runtime_env(local=True))
     try:

@@ -32,7 +32,7 @@ from .engine.overlay import COLORMAPS, overlay
 from .engine.what_if import WhatIf, what_if
 from .errors import ExplanationTooCostly, InvalidImageError, ModelLoadError
 from .intake.images import load_image
-from .intake.sandbox import load_image_safely
+from .intake.sandbox import load_image_safely, sandbox_session
 from .trust.faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
 from .trust.sanity import SanityCheck, SanityStep, sanity_check
 from .zoo.catalog import DEFAULT_MODEL, available_models, load_model
@@ -67,6 +67,7 @@ __all__ = [
     "faithfulness",
     "load_image",
     "load_image_safely",
+    "sandbox_session",
     "load_model",
     "methods_for",
     "overlay",

@@ -59,3 +59,20 @@ def surroundings(data: bytes):
     import socket
 
     return {"env": sorted(os.environ), "interfaces": [name for _, name in socket.if_nameindex()]}
+
+
+def sleep_for(data: bytes, seconds: float):
+    """Hold the worker this long (a slow hostile file), then answer."""
+    began = time.time()
+    time.sleep(seconds)
+    return {"length": len(data), "pid": os.getpid(), "began": began, "ended": time.time()}
+
+
+def who(data: bytes, path: str):
+    """Who the worker runs as, and whether it may read a file only the server's user may."""
+    try:
+        with open(path, "rb") as handle:
+            readable = bool(handle.read(1))
+    except PermissionError:
+        readable = False
+    return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "reads": readable}

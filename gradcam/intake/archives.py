@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import lzma
 import struct
+import time
 import zipfile
 import zlib
 import io
@@ -32,6 +33,10 @@ MAX_BATCH_IMAGES = 1000  # per run: each result is small, but time is not free
 # Per run, what every image together inflates to: per-archive limits alone let 1,000 small
 # zips of 187 MB BMPs ask for 187 GB of decoding.
 MAX_RUN_BYTES = 2 * 1024 * 1024 * 1024
+# Per session, summed over its runs of the last hour: a per-run limit alone lets one session
+# start run after run (each inflating 2 GB and holding an image worker for minutes).
+MAX_SESSION_BYTES = 8 * 1024 * 1024 * 1024
+SESSION_WINDOW_SECONDS = 3600
 # zipfile builds an object per central-directory entry before anyone can count them
 # (1M entries: 7.7 s, +511 MB), so the count and the directory's size are read from
 # the end-of-central-directory record first. 2 KB an entry covers long names and extras.
@@ -230,3 +235,42 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
     return Unpacked(unique, problems, hidden, not_images, tuple(named))
 
 
+
+
+class InflationLedger:
+    """What one session's runs have unpacked (the images' sizes, inflated) within the last
+    SESSION_WINDOW_SECONDS, so that a session, not only a run, is bounded (MAX_SESSION_BYTES).
+    One per session: the dashboard keeps it in the session's state."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._charged: list[tuple[float, int]] = []  # (when, bytes)
+
+    def used(self) -> int:
+        """Bytes unpacked within the window."""
+        start = self._clock() - SESSION_WINDOW_SECONDS
+        self._charged = [(when, size) for when, size in self._charged if when > start]
+        return sum(size for _, size in self._charged)
+
+    def charge(self, sources: list[BatchSource]) -> tuple[list[BatchSource], str | None]:
+        """The first of ``sources`` this session may still unpack now (charged to it), and one
+        sentence when the others are left out (None when none are)."""
+        used, allowed, total = self.used(), [], 0
+        for source in sources:
+            if used + total + source.size > MAX_SESSION_BYTES:
+                break
+            allowed.append(source)
+            total += source.size
+        if allowed:
+            self._charged.append((self._clock(), total))
+        if len(allowed) == len(sources):
+            return allowed, None
+        limit = f"{megabytes(MAX_SESSION_BYTES)} in {SESSION_WINDOW_SECONDS // 60} minutes"
+        if allowed:
+            return allowed, (f"This session may unpack {limit}; only the first {len(allowed):,} of "
+                             f"{len(sources):,} images are explained now.")
+        oldest = min((when for when, _ in self._charged), default=self._clock())
+        minutes = max(1, -(-int(oldest + SESSION_WINDOW_SECONDS - self._clock()) // 60))
+        return [], (f"This session has unpacked {megabytes(used)} of images, the most it may in "
+                    f"{SESSION_WINDOW_SECONDS // 60} minutes; try again in about {minutes} minute"
+                    f"{'s' if minutes != 1 else ''}.")

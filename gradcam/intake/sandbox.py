@@ -33,12 +33,13 @@ everyone down. So uploads are read here instead:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import json
+import logging
 import math
 import os
 import pickle
-import queue
 import resource
 import signal
 import socket
@@ -46,6 +47,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter, OrderedDict, deque
+from contextvars import ContextVar
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Callable
@@ -84,6 +87,11 @@ BUSY_WAIT_SECONDS = 20
 BUSY = "The server is busy reading other files; try again in a moment."
 # What a worker inherits of the server's environment: nothing else (no credentials, no tokens).
 ENV_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+# As root, a worker becomes this user once its libraries are loaded (GRADCAM_SANDBOX_USER;
+# "-" keeps the server's user): a subverted decoder then cannot read or write the server's
+# files, signal its processes or use root's privileges. Where that fails: a logged note.
+SANDBOX_USER = "nobody"
+_log = logging.getLogger("gradcam.sandbox")
 # The first thing a worker runs, before it imports anything (a new namespace needs one thread):
 # a network namespace of its own, with no interface but a down loopback, so a subverted decoder
 # can reach nothing. As root that is unshare(CLONE_NEWNET); otherwise inside a new user
@@ -147,6 +155,17 @@ def _preload(kind: str) -> None:
                                  keras.layers.Dense(1)])
         tiny(np.zeros((1, 4, 4, 1), np.float32))
         keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(tiny), safe_mode=True)
+        # Both file formats read once, the way tasks read them: every module they import is
+        # imported now, while the worker may still read the installation (see _drop_privileges).
+        import tempfile
+
+        from .model_bytes import keras_model_from_bytes
+
+        with tempfile.TemporaryDirectory() as folder:
+            for name in ("tiny.keras", "tiny.h5"):
+                tiny.save(os.path.join(folder, name))
+                with open(os.path.join(folder, name), "rb") as saved:
+                    keras_model_from_bytes(saved.read())
         keras.backend.clear_session()
     else:
         images.load_image(_TINY_PNG)
@@ -160,9 +179,10 @@ def serve() -> None:
     _die_with_parent()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash writes nothing to disk
     _preload(kind)
+    identity = _drop_privileges()
     ceiling = _address_space() + memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
-    conn.send_bytes(b"ready")
+    conn.send_bytes(b"ready" + json.dumps(identity).encode())
     while True:
         try:
             task, data = conn.recv_bytes(), conn.recv_bytes()
@@ -183,6 +203,22 @@ def serve() -> None:
             _send(conn, reply)
         except MemoryError:
             _send(conn, ("memory", ""))
+
+
+def _drop_privileges() -> dict:
+    """As root, become the sandbox's user (uid and gid from the server, no supplementary
+    groups) for good, once the libraries are loaded: the installation may live where only
+    root can read it (/root/.pyenv), but nothing is imported after this. Returns who the
+    worker is now, for the server's log."""
+    uid, gid = os.environ.pop("GRADCAM_SANDBOX_UID", ""), os.environ.pop("GRADCAM_SANDBOX_GID", "")
+    if os.geteuid() == 0 and uid and gid:
+        try:
+            os.setgroups([])
+            os.setgid(int(gid))
+            os.setuid(int(uid))
+        except OSError as error:
+            return {"uid": os.getuid(), "dropped": False, "why": error.strerror or type(error).__name__}
+    return {"uid": os.getuid(), "dropped": os.getuid() != 0}
 
 
 def _arm_limits(cpu_seconds: float, memory_mb: int, ceiling: int) -> None:
@@ -283,6 +319,35 @@ def _plain(value):
     return value
 
 
+def _sandbox_ids() -> dict:
+    """The worker's user and group for _drop_privileges, when the server runs as root."""
+    import grp
+    import pwd
+
+    name = os.environ.get("GRADCAM_SANDBOX_USER", SANDBOX_USER).strip()
+    if os.geteuid() != 0 or name in ("", "-"):
+        return {}
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        _note_once(f"sandbox workers run as root: there is no user {name!r} (GRADCAM_SANDBOX_USER)")
+        return {}
+    try:
+        gid = grp.getgrnam(name).gr_gid
+    except KeyError:
+        gid = user.pw_gid
+    return {"GRADCAM_SANDBOX_UID": str(user.pw_uid), "GRADCAM_SANDBOX_GID": str(gid)}
+
+
+_noted: set[str] = set()
+
+
+def _note_once(note: str) -> None:
+    if note not in _noted:
+        _noted.add(note)
+        _log.warning(note)
+
+
 class _Worker:
     def __init__(self, kind: str, memory_mb: int):
         self.kind = kind
@@ -294,6 +359,7 @@ class _Worker:
             OPENBLAS_NUM_THREADS="1",  # each BLAS thread reserves its buffers up front
             TF_CPP_MIN_LOG_LEVEL="3",
         )
+        env.update(_sandbox_ids())
         code = _ISOLATE + "from gradcam.intake.sandbox import serve; serve()"
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, str(theirs.fileno()), kind, str(memory_mb)],
@@ -303,14 +369,17 @@ class _Worker:
         theirs.close()
         self.conn = Connection(ours.detach())
         self.ready = False
+        self.identity: dict = {}  # what the worker says it runs as, once ready
 
     def wait_ready(self) -> None:
         if not self.ready:
             if not self.conn.poll(BOOT_SECONDS):
                 raise _Died("boot")
             try:
-                self.ready = self.conn.recv_bytes() == b"ready"
-            except (EOFError, OSError):
+                message = self.conn.recv_bytes()
+                self.ready = message.startswith(b"ready")
+                self.identity = json.loads(message[5:] or b"{}") if self.ready else {}
+            except (EOFError, OSError, ValueError):
                 self.ready = False
             if not self.ready:
                 raise _Died("boot")
@@ -360,41 +429,86 @@ class _Worker:
 
 
 class Pool:
-    """``size`` workers of one kind, started on first use (or by ``start``) and reused."""
+    """``size`` workers of one kind, started on first use (or by ``start``) and reused.
+
+    Fair among sessions (see ``sandbox_session``): a free worker goes to the waiting caller
+    whose session has the fewest tasks in workers, sessions with as many taking turns
+    (the one served longest ago first), callers of one session in their order. So a session
+    that floods the pool with uploads holds one worker while another session waits, and
+    that other session is served after at most one task per busier session, not behind
+    the whole flood; alone, a session may use every worker.
+    """
 
     def __init__(self, kind: str, size: int, budget: Budget, error: type[ValueError]):
         self.kind, self.size, self.budget, self.error = kind, size, budget, error
-        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a worker freed, a caller gave up or was served
+        # session -> its waiting callers, in arrival order; the sessions in turn order
+        self._waiting: OrderedDict[object, deque] = OrderedDict()
+        self._in_workers: Counter = Counter()  # session -> its tasks in workers now
         atexit.register(self.close)
 
     def start(self) -> None:
         """Boot every worker now, without waiting, so the first upload does not pay for it."""
-        with self._lock:
+        with self._changed:
             while len(self._all) < self.size:
-                self._idle.put(self._new())
+                self._idle.append(self._new())
+            self._changed.notify_all()
 
     def _new(self) -> _Worker:
         worker = _Worker(self.kind, self.budget.memory_mb)
         self._all.add(worker)
         return worker
 
-    def _take(self) -> _Worker:
-        while True:
-            with self._lock:
-                if self._idle.empty() and len(self._all) < self.size:
-                    return self._new()
-            try:
-                worker = self._idle.get(timeout=BUSY_WAIT_SECONDS)
-            except queue.Empty:
-                # A hard cap: never more than ``size`` workers (extras were never retired, and
-                # 14 callers grew a pool of 2 to 6). A caller interrupted mid-call replaces its
-                # worker (see ``run``), so none is lost; the others are told, not queued for ever.
-                raise self.error(BUSY) from None
-            if worker.process.poll() is None:
-                return worker
-            self._forget(worker)  # died while idle (killed from outside): never hand it out
+    def _turn(self) -> tuple[object, object] | None:
+        """(session, caller) that the next free worker goes to."""
+        if not self._waiting:
+            return None
+        session = min(self._waiting, key=lambda s: self._in_workers[s])  # ties: the first in turn order
+        return session, self._waiting[session][0]
+
+    def _take(self, session) -> _Worker:
+        caller = object()
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        with self._changed:
+            self._waiting.setdefault(session, deque()).append(caller)
+            while True:
+                while self._idle and self._idle[-1].process.poll() is not None:
+                    self._all.discard(self._idle.pop())  # died while idle (killed from outside): never hand it out
+                free = bool(self._idle) or len(self._all) < self.size
+                if free and self._turn() == (session, caller):
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    # A hard cap: never more than ``size`` workers (extras were never retired, and
+                    # 14 callers grew a pool of 2 to 6). The caller is told, not queued for ever.
+                    self._leave(session, caller)
+                    raise self.error(BUSY) from None
+                self._changed.wait(left)
+            self._leave(session, caller)
+            self._in_workers[session] += 1
+            return self._idle.pop() if self._idle else self._new()
+
+    def _leave(self, session, caller) -> None:
+        waiting = self._waiting[session]
+        waiting.remove(caller)
+        if not waiting:
+            del self._waiting[session]
+        self._changed.notify_all()
+
+    def _done(self, session, worker: _Worker | None) -> None:
+        """The session's task is over; ``worker`` goes back to the idle ones (None: it was replaced)."""
+        with self._changed:
+            if worker is not None:
+                self._idle.append(worker)
+            self._in_workers[session] -= 1
+            if self._in_workers[session] <= 0:
+                del self._in_workers[session]
+            if session in self._waiting:
+                self._waiting.move_to_end(session)  # served just now: the others come first
+            self._changed.notify_all()
 
     def _forget(self, worker: _Worker) -> None:
         worker.stop()
@@ -403,22 +517,47 @@ class Pool:
 
     def _replace(self, worker: _Worker) -> None:
         self._forget(worker)
-        with self._lock:
-            self._idle.put(self._new())  # boots in the background while callers carry on
+        with self._changed:
+            self._idle.append(self._new())  # boots in the background while callers carry on
+            self._changed.notify_all()
 
     def run(self, function: Callable, data: bytes, *args, memory_mb: int | None = None):
         """``function(data, *args)`` in a worker; its plain result, or ``self.error`` with one sentence.
         ``function`` must be importable by its module's name (not defined in ``__main__``).
 
         ``memory_mb``: this task's memory budget, at most the pool's (the default).
+        The caller's session is ``sandbox_session``'s key, else its thread.
         """
-        worker = self._take()
+        session = _session.get()
+        session = ("thread", threading.get_ident()) if session is None else ("session", session)
+        worker = self._take(session)
+        kept = None
+        try:
+            kind, value = self._call(worker, function, data, args, memory_mb)
+            kept = worker
+        finally:
+            self._done(session, kept)
+        if kind == "ok":
+            return value
+        if kind == "refused" and isinstance(value, str):
+            raise self.error(valid_text(value[:500]))
+        raise self.error(self._sentence("memory" if kind == "memory" else "crash", self._budget(memory_mb)))
+
+    def _budget(self, memory_mb: int | None) -> Budget:
         budget = self.budget
-        memory_mb = min(memory_mb or budget.memory_mb, budget.memory_mb)
-        budget = Budget(memory_mb, budget.cpu_seconds, budget.wall_seconds)
+        return Budget(min(memory_mb or budget.memory_mb, budget.memory_mb), budget.cpu_seconds, budget.wall_seconds)
+
+    def _call(self, worker: _Worker, function: Callable, data: bytes, args: tuple, memory_mb: int | None):
+        """(kind, value) from ``worker``; a worker that must not be used again is replaced
+        here (and this raises), so a (kind, value) returned means the worker is idle again."""
+        budget = self._budget(memory_mb)
         try:
             worker.wait_ready()
-            kind, value = worker.call(function, data, args, budget, memory_mb)
+            if os.geteuid() == 0 and not worker.identity.get("dropped"):
+                _note_once("sandbox workers run as root (they could not become "
+                           f"{os.environ.get('GRADCAM_SANDBOX_USER', SANDBOX_USER)!r}: "
+                           f"{worker.identity.get('why', 'not asked to')}); they are still limited and offline")
+            kind, value = worker.call(function, data, args, budget, budget.memory_mb)
         except _Died as died:
             self._replace(worker)
             raise self.error(self._sentence(died.reason, budget)) from None
@@ -432,13 +571,8 @@ class Pool:
             raise
         if kind in ("memory", "failed"):
             self._replace(worker)  # a worker that ran out of memory may be left in any state
-        else:
-            self._idle.put(worker)
-        if kind == "ok":
-            return value
-        if kind == "refused" and isinstance(value, str):
-            raise self.error(valid_text(value[:500]))
-        raise self.error(self._sentence("memory" if kind == "memory" else "crash", budget))
+            raise self.error(self._sentence("memory" if kind == "memory" else "crash", budget))
+        return kind, value
 
     @staticmethod
     def _sentence(reason: str, budget: Budget) -> str:
@@ -454,9 +588,24 @@ class Pool:
 
     def close(self) -> None:
         with self._lock:
-            workers, self._all = list(self._all), set()
+            workers, self._all, self._idle = list(self._all), set(), []
         for worker in workers:
             worker.stop()
+
+
+_session: ContextVar[object] = ContextVar("gradcam_sandbox_session", default=None)
+
+
+@contextlib.contextmanager
+def sandbox_session(key):
+    """Calls to the sandbox inside this block count as one session's (``key``: any hashable, e.g.
+    a dashboard session's id) for the pools' fairness: one session's flood of uploads waits
+    behind its own tasks, not in front of everyone else's. Without it, each thread is a session."""
+    token = _session.set(key)
+    try:
+        yield
+    finally:
+        _session.reset(token)
 
 
 _pools: dict[str, Pool] = {}

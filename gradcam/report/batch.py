@@ -60,6 +60,10 @@ def explain_records(model, datas: Sequence[bytes], *, layer=None, method: str = 
 
     Bytes that are not a usable photo give ``{"error": sentence}`` in their place.
     """
+    if faithfulness:  # refused before any photo is explained, not after the lot
+        from ..trust.faithfulness import check_cost
+
+        check_cost(model)
     records: list[dict] = [{} for _ in datas]
     images = {}
     for i, data in enumerate(datas):

@@ -36,6 +36,7 @@ from PIL import Image
 from ..engine.baselines import BASELINES, baseline_pixels, map_at_input, network_pixels, prepared_pixels
 from ..engine.cam import Explanation, as_image, to_probabilities
 from ..engine.graph import default_layer
+from ..engine.cost import check_forward_batch
 from ..engine.passes import batch_forward_pass
 from ..engine.targets import target_index
 
@@ -346,7 +347,14 @@ class _Setup(NamedTuple):
     p_baseline: float
 
 
+def check_cost(model) -> None:
+    """Refuse (ExplanationTooCostly) before any pass when a batch of perturbed photos would
+    hold more memory than an explanation may (gradcam.engine.cost): every score starts here."""
+    check_forward_batch(model, BATCH)
+
+
 def _setup(model, image: Image.Image, target: int, baseline: str) -> _Setup:
+    check_cost(model)
     if baseline not in BASELINES:
         raise ValueError(f'Unknown baseline "{baseline}"; choose one of: {", ".join(BASELINES)}.')
     pixels = network_pixels(model, image)
@@ -490,6 +498,7 @@ def rank_methods(model, image, target=None, layer=None, methods=None, *, steps: 
     from ..engine.cam import predict
     from ..engine.methods import methods_for
 
+    check_cost(model)  # before the first method's pass, not after it
     image = as_image(image)
     keys = methods_for(model) if methods is None else list(methods)
     index = predict(model, image, top=1)[0].index if target is None else target_index(model, target)

@@ -57,3 +57,30 @@ def _swallow(call, *args):
         call(*args)
     except InvalidImageError:
         pass  # the sleeping task ends at its wall budget, as it should
+
+
+def test_as_root_a_worker_runs_as_an_unprivileged_user_and_still_reads_files(tmp_path):
+    """The server's own files are out of a subverted decoder's reach: as root, workers become
+    ``nobody`` once their libraries are loaded, and still decode photos. (Model workers take
+    the same path; tests/intake/test_sandbox.py reads models through them.)"""
+    import pwd
+    from pathlib import Path
+
+    from gradcam.intake import sandbox
+
+    secret = tmp_path / "only-the-server.txt"
+    secret.write_text("server's own")
+    secret.chmod(0o600)
+    pool = Pool("image", 1, IMAGE_BUDGET, InvalidImageError)
+    try:
+        seen = pool.run(sandbox_helpers.who, b"x", str(secret))
+        photo = pool.run(sandbox.decoded_image, (Path(__file__).parents[2] / "samples" / "cat.jpg").read_bytes(), 64)
+    finally:
+        pool.close()
+    assert max(photo["pixels"].shape[:2]) == 64
+    if os.geteuid() != 0:  # not root: the worker is the server's user, as before
+        assert seen["uid"] == os.getuid()
+        return
+    nobody = pwd.getpwnam("nobody")
+    assert seen["uid"] == nobody.pw_uid != 0 and seen["gid"] != 0 and seen["groups"] == [], seen
+    assert not seen["reads"]  # the server's 0600 file: not for the worker

@@ -1,9 +1,16 @@
 """The explanation service (Ray Serve) on loopback, started once for this module on
 a local 2-CPU Ray cluster: its maps equal the in-process ones, concurrent requests
 share engine calls and each gets its own photo's answer, and the dashboard's
-pages show the service's maps when GRADCAM_BACKEND points at it."""
+pages show the service's maps when GRADCAM_BACKEND points at it. The cluster runs
+with GRADCAM_SERVICE_TOKEN set (the client here sends it, as the dashboard does), so
+a hostile client's requests are refused by the real service too (issue 16): no
+token (401), a body over the limit (413), too many maps (400)."""
 
+import http.client
 import io
+import json
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +30,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 PAGE = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 FLOAT16_STEP = 1e-3  # the wire sends map / peak in float16: about 3 significant digits
+TOKEN = "not-a-real-token-16"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def png(image) -> bytes:
@@ -33,7 +42,7 @@ def png(image) -> bytes:
 
 @pytest.fixture(scope="module")
 def url():
-    with serve_backend(cpus=2) as url:
+    with serve_backend(cpus=2, env={"GRADCAM_SERVICE_TOKEN": TOKEN}) as url:
         yield url
 
 
@@ -67,11 +76,10 @@ def test_concurrent_requests_share_engine_calls_and_each_gets_its_own_answer(url
     for image, served in zip(photos, answers):
         assert_same_maps(served, gradcam.explain_many(lite0, image, top=1))
     # The raw JSON says how many requests shared an engine call: some did.
-    import json
-    import urllib.request
 
     def batched_with(image):
-        request = urllib.request.Request(f"{url}/?model=EfficientNet-Lite0&top=1", data=png(image), method="POST")
+        request = urllib.request.Request(f"{url}/?model=EfficientNet-Lite0&top=1", data=png(image), method="POST",
+                                         headers=BEARER)
         with urllib.request.urlopen(request, timeout=120) as answer:
             return json.loads(answer.read())["batched_with"]
 
@@ -92,6 +100,40 @@ def test_bad_requests_are_one_sentence(url, data, params, sentence):
         service.explain_remote(url, data, params.get("model", "EfficientNet-Lite0"), params.get("layer"),
                                params.get("method", "gradcam"),
                                targets=[int(params["targets"])] if "targets" in params else None)
+
+
+def post(url: str, body: bytes, query: str = "model=EfficientNet-Lite0&top=1", headers=None) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{url}/?{query}", data=body, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def test_the_real_service_refuses_a_hostile_clients_requests_and_serves_the_next(url):
+    from gradcam.scale.serve import MAX_MAPS, MAX_PHOTO_BYTES
+
+    coffee = png(photo("coffee"))
+    assert post(url, coffee) == (401, {"error": "This explanation service needs its token."})
+    assert post(url, coffee, headers={"Authorization": "Bearer " + TOKEN[:-1]})[0] == 401
+    # 50 MB and one byte declared, a kilobyte sent: refused by its length, the rest never read.
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection.putrequest("POST", "/?model=EfficientNet-Lite0&top=1")
+    for name, value in {**BEARER, "Content-Length": str(MAX_PHOTO_BYTES + 1)}.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    connection.send(b"\0" * 1024)
+    answer = connection.getresponse()
+    assert answer.status == 413 and json.loads(answer.read()) == {"error": "The photo is larger than 50 MB."}
+    connection.close()
+    for query in (f"model=EfficientNet-Lite0&top={MAX_MAPS + 1}",
+                  "model=EfficientNet-Lite0&targets=" + ",".join(str(i) for i in range(MAX_MAPS + 1))):
+        status, refused = post(url, coffee, query, BEARER)
+        assert status == 400 and refused["error"] == f"Ask for between 1 and {MAX_MAPS} classes.", refused
+    status, served = post(url, coffee, headers=BEARER)  # and the service still answers
+    assert status == 200 and served["maps"][0]["label"] in ("espresso", "cup", "coffee mug"), served.get("error")
 
 
 def test_an_unreachable_service_is_one_sentence():
