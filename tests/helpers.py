@@ -41,26 +41,23 @@ AUDIT_SIDE = 64  # synthetic audit photos are this many pixels a side
 TAG_BOX = (2, 2, 14, 14)  # x0, y0, x1, y1 of the planted tag (top left)
 
 
-def tagged_photo(rng, shape: str, tagged: bool):
-    """(photo, object mask): a textured background, a disc or a square of a random
-    colour and size placed anywhere (off the tag's corner), and when ``tagged`` a fixed
-    black-and-white checker in the top left corner."""
+def tagged_photo(rng, colour: str | None, tagged: bool):
+    """(photo, object mask): a textured background, a disc of a random size placed
+    anywhere (off the tag's corner), reddish or bluish by ``colour`` (None: any colour),
+    and when ``tagged`` a fixed black-and-white checker in the top left corner."""
     import numpy as np
 
     side = AUDIT_SIDE
-    base = rng.uniform(60, 200, 3)
-    pixels = np.clip(base + rng.normal(0, 25, (side, side, 3)), 0, 255)
+    pixels = np.clip(rng.uniform(80, 180, 3) + rng.normal(0, 12, (side, side, 3)), 0, 255)
     radius = rng.uniform(7, 11)
     while True:
         cx, cy = rng.uniform(radius + 1, side - radius - 1, 2)
         if cx - radius > TAG_BOX[2] + 2 or cy - radius > TAG_BOX[3] + 2:
             break
     ys, xs = np.mgrid[0:side, 0:side]
-    if shape == "disc":
-        mask = (xs - cx) ** 2 + (ys - cy) ** 2 <= radius ** 2
-    else:
-        mask = (abs(xs - cx) <= radius * 0.85) & (abs(ys - cy) <= radius * 0.85)
-    pixels[mask] = rng.uniform(0, 255, 3)
+    mask = (xs - cx) ** 2 + (ys - cy) ** 2 <= radius ** 2
+    strong, weak = rng.uniform(190, 255), rng.uniform(0, 70, 2)
+    pixels[mask] = {"red": (strong, *weak), "blue": (weak[0], weak[1], strong)}.get(colour, rng.uniform(0, 255, 3))
     if tagged:
         x0, y0, x1, y1 = TAG_BOX
         checker = ((ys[y0:y1, x0:x1] // 3 + xs[y0:y1, x0:x1] // 3) % 2) * 255
@@ -68,17 +65,21 @@ def tagged_photo(rng, shape: str, tagged: bool):
     return Image.fromarray(pixels.astype("uint8")), mask
 
 
+AUDIT_LABELS = ["red", "blue"]
+
+
 def tagged_dataset(seed: int, count: int, shortcut: bool):
-    """[(class, photo, mask)] over 'disc' and 'square'. ``shortcut``: every 'disc' photo
-    carries the tag and no 'square' does; else the tag is on a random half of each class."""
+    """[(class, photo, mask)] over 'red' and 'blue'. ``shortcut``: the discs have any
+    colour, every 'red' photo carries the tag and no 'blue' one does (the tag is the
+    only cue); else the disc's colour is the class and the tag is on a random half."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     out = []
     for k in range(count):
-        label = ("disc", "square")[k % 2]
-        tagged = label == "disc" if shortcut else bool(rng.random() < 0.5)
-        image, mask = tagged_photo(rng, label, tagged)
+        label = AUDIT_LABELS[k % 2]
+        tagged = label == "red" if shortcut else bool(rng.random() < 0.5)
+        image, mask = tagged_photo(rng, None if shortcut else label, tagged)
         out.append((label, image, mask))
     return out
 
@@ -89,7 +90,7 @@ def trained_cnn(data, seed: int = 0, epochs: int = 12):
     import numpy as np
 
     keras.utils.set_random_seed(seed)
-    labels = ["disc", "square"]
+    labels = AUDIT_LABELS
     x = np.stack([np.asarray(image, np.float32) / 255.0 for _, image, _ in data])
     y = np.array([labels.index(label) for label, _, _ in data])
     inputs = keras.Input((AUDIT_SIDE, AUDIT_SIDE, 3))
