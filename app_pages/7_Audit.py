@@ -76,11 +76,13 @@ if request is None:
     st.info("Upload a .zip of photos (one folder per class), then press **Audit**.")
 else:
     key = audit_view.job_key(request, model_key, layer, method)
-    go, stop = st.columns([1, 1])
-    pressed = go.button("Audit", key="audit_go", type="primary", width="stretch",
-                        disabled=cached.is_done(key))
-    stop.button("Stop", key="audit_stop", width="stretch", on_click=cached.stop_long_job,
-                help="Stop the audit that is running; nothing of it is kept.")
+    pressed = False
+    buttons = st.empty()  # a finished audit needs neither button: emptied once it is done
+    if not cached.is_done(key):
+        go, stop = buttons.container().columns([1, 1])
+        pressed = go.button("Audit", key="audit_go", type="primary", width="stretch")
+        stop.button("Stop", key="audit_stop", width="stretch", on_click=cached.stop_long_job,
+                    help="Stop the audit that is running; nothing of it is kept.")
     if st.session_state.get("audit_stop"):
         st.session_state[audit_view.STOP] = key
     elif pressed:
@@ -92,6 +94,7 @@ else:
     elif wanted:
         try:
             audit = audit_view.run(request, model_key, model, layer, method)
+            buttons.empty()
         except ValueError as refused:  # photos that cannot be read at all: a refused zip, no images, ...
             st.error(md(str(refused)))
         except gradcam.ExplanationStopped:
@@ -102,7 +105,10 @@ else:
 picked_photo = st.session_state.get(audit_view.VIEW, {}).get("audit_photo")
 picked_class = None
 if audit is not None:
-    st.success(md(audit.summary())) if not audit.flagged else st.error(md(audit.summary()))
+    if audit.flagged:  # the headline; each flagged cluster's reason follows with its pictures
+        st.error(md(audit.summary().removesuffix(audit.flagged[0].reason).strip()))
+    else:
+        st.success(md(audit.summary()))
     audit_view.problems(audit)
 
     st.header("Flagged clusters")

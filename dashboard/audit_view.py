@@ -28,7 +28,7 @@ from .safe_text import md
 
 DEMO = "demo"
 MINE = "mine"
-SOURCES = {DEMO: f"The Clever Hans demo ({clever_hans.NAME}'s 72 photos, with object masks)",
+SOURCES = {DEMO: "The Clever Hans demo (72 photos, with object masks)",
            MINE: "My photos (a .zip)"}
 ZIP_HELP = ("One sub-folder per class, named by the model's classes (cat/001.jpg, dog/002.jpg): those are the "
             "true labels. A .zip without class folders is audited on the model's own top-1 classes.")
@@ -164,6 +164,15 @@ def embedding_frame(audit: gradcam.Audit, label: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["x", "y", "path", "cluster", "probability", "true label"])
 
 
+def cluster_colours(frame: pd.DataFrame) -> alt.Scale:
+    """A colour per cluster; outliers grey, so they never look like one more cluster."""
+    clusters = sorted((c for c in set(frame["cluster"]) if c.startswith("cluster")), key=lambda c: int(c.split()[1]))
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    domain = [*clusters, "outlier", "none"]
+    return alt.Scale(domain=domain, range=[palette[i % len(palette)] for i in range(len(clusters))] + ["#9e9e9e",
+                                                                                                       "#d9d9d9"])
+
+
 def embedding_chart(frame: pd.DataFrame, picked: str | None) -> alt.Chart:
     """Points coloured by cluster; a click selects one photo (Streamlit's selection event)."""
     select = alt.selection_point(name=PICK, fields=["path"], on="click", clear="dblclick")
@@ -171,7 +180,7 @@ def embedding_chart(frame: pd.DataFrame, picked: str | None) -> alt.Chart:
     return alt.Chart(frame).mark_circle(size=140, stroke="black").encode(
         x=alt.X("x:Q", axis=axis, scale=alt.Scale(zero=False, padding=12)),
         y=alt.Y("y:Q", axis=axis, scale=alt.Scale(zero=False, padding=12)),
-        color=alt.Color("cluster:N", title=None, legend=alt.Legend(orient="bottom")),
+        color=alt.Color("cluster:N", title=None, legend=alt.Legend(orient="bottom"), scale=cluster_colours(frame)),
         strokeWidth=alt.condition(alt.datum.path == (picked or ""), alt.value(3), alt.value(0)),
         tooltip=["path", "cluster", "probability", "true label"],
     ).add_params(select).properties(height=320)
