@@ -170,7 +170,7 @@ if audit is not None:
         clicked = audit_view.chart_pick(event)
         if clicked is not None and clicked != st.session_state.get("audit_clicked"):
             picked_photo = clicked  # a new click wins over a photo named by the link
-            st.session_state[audit_view.VIEW]["audit_photo"] = clicked
+            st.session_state.setdefault(audit_view.VIEW, {})["audit_photo"] = clicked
         st.session_state["audit_clicked"] = clicked
         members = set(frame["path"])
         if picked_photo not in members:

@@ -168,9 +168,10 @@ def cluster_colours(frame: pd.DataFrame) -> alt.Scale:
     """A colour per cluster; outliers grey, so they never look like one more cluster."""
     clusters = sorted((c for c in set(frame["cluster"]) if c.startswith("cluster")), key=lambda c: int(c.split()[1]))
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-    domain = [*clusters, "outlier", "none"]
-    return alt.Scale(domain=domain, range=[palette[i % len(palette)] for i in range(len(clusters))] + ["#9e9e9e",
-                                                                                                       "#d9d9d9"])
+    others = [(name, colour) for name, colour in (("outlier", "#9e9e9e"), ("none", "#d9d9d9"))
+              if name in set(frame["cluster"])]
+    return alt.Scale(domain=[*clusters, *(name for name, _ in others)],
+                     range=[palette[i % len(palette)] for i in range(len(clusters))] + [c for _, c in others])
 
 
 def embedding_chart(frame: pd.DataFrame, picked: str | None) -> alt.Chart:
