@@ -121,8 +121,8 @@ def test_the_ray_jobs_parquet_gives_the_same_clusters_as_the_folder(shortcut, tm
     model, folder, _, _ = shortcut
     files = sorted(folder.rglob("*.png"))
     # What each Ray actor writes (the real writer), without starting Ray: top-1 maps.
-    table = explained_table(model, "last_conv", "gradcam", None, [str(f) for f in files],
-                            [f.read_bytes() for f in files])
+    table = explained_table(model, "last_conv", "gradcam", None, [str(f) for f in files] + [str(folder / "red/x.png")],
+                            [f.read_bytes() for f in files] + [b"not a photo"])  # and a row with its sentence
     out = tmp_path / "job"
     out.mkdir()
     pq.write_table(table, out / "part-0.parquet")
@@ -135,7 +135,8 @@ def test_the_ray_jobs_parquet_gives_the_same_clusters_as_the_folder(shortcut, tm
 
     assert groups(from_parquet) == groups(from_folder)
     assert from_parquet.layer == "last_conv"
-    assert [p.true_label for p in from_parquet.photos].count("red") == 20  # from the folders in `file`
+    assert [p.path for p in from_parquet.broken] == [str(folder / "red/x.png")]
+    assert [p.true_label for p in from_parquet.photos if not p.error].count("red") == 20  # from the folders in `file`
     assert [c.label for c in from_parquet.flagged] == [c.label for c in from_folder.flagged] != []
 
 
