@@ -235,6 +235,36 @@ def _reader(location: str) -> Callable[[], Image.Image]:
     return read
 
 
+def _maps(column) -> list[np.ndarray | None]:
+    """The ``map`` column (lists of rows of floats) as float32 arrays, through NumPy
+    rather than Python lists: a million 7x7 maps as Python floats would take GBs.
+    None for a missing or ragged map."""
+    import pyarrow as pa
+
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    rows_per_map = column.value_lengths().to_numpy(zero_copy_only=False)
+    inner = column.flatten()  # every map's rows, one after another
+    cells_per_row = inner.value_lengths().to_numpy(zero_copy_only=False)
+    values = inner.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    out: list[np.ndarray | None] = []
+    row_at = cell_at = 0
+    for k in range(len(column)):
+        if not valid[k]:
+            out.append(None)
+            continue
+        rows = int(rows_per_map[k])
+        widths = cells_per_row[row_at:row_at + rows]
+        row_at += rows
+        cells = int(widths.sum())
+        if rows and (widths == widths[0]).all():
+            out.append(values[cell_at:cell_at + cells].reshape(rows, int(widths[0])))
+        else:
+            out.append(None)
+        cell_at += cells
+    return out
+
+
 def read_parquet(path: Path, model_labels=None) -> Source:
     """The rows of a ``gradcam explain --ray`` dataset: maps reused as they are."""
     pq = _pyarrow()
@@ -251,14 +281,13 @@ def read_parquet(path: Path, model_labels=None) -> Source:
         if missing:
             raise ValueError(f"{file.name} is not a 'gradcam explain --ray' output: it lacks the column"
                              f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}.")
-        for row in table.select(list(PARQUET_COLUMNS)).to_pylist():
+        scalars = table.select([c for c in PARQUET_COLUMNS if c != "map"]).to_pylist()
+        for row, grid in zip(scalars, _maps(table.column("map"))):
             location = str(row["file"])
-            raw = row["map"]
             error = row["error"] or ""
-            grid = None if error or raw is None else np.asarray(raw, np.float32)
-            if grid is not None and grid.ndim != 2:
-                error, grid = "Its map in the dataset is not a two-dimensional grid.", None
-            entries.append(Entry(valid_text(location), None, _reader(location), map=grid,
+            if not error and grid is None:
+                error = "Its map in the dataset is not a two-dimensional grid."
+            entries.append(Entry(valid_text(location), None, _reader(location), map=None if error else grid,
                                  target=None if row["target"] is None else int(row["target"]),
                                  label=row["target_label"], probability=row["target_probability"],
                                  predicted=row["top1_label"], layer=row["layer"], method=row["method"],
