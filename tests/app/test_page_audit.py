@@ -7,6 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from gradcam.zoo import clever_hans
 from tests.app.test_app import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +72,29 @@ def test_a_broken_zip_gives_one_sentence():
     at.button(key="audit_go").click()
     run(at)
     assert len(at.error) == 1 and "\n" not in at.error[0].value
+
+
+def zipped(folder: Path, pattern: str) -> bytes:
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as archive:
+        for path in sorted(folder.glob(pattern)):
+            archive.write(path, path.relative_to(folder).as_posix())
+    return data.getvalue()
+
+
+def test_an_uploaded_zip_with_masks_is_audited_through_the_upload_path_and_flagged_alike():
+    at = opened()
+    at.radio(key="audit_source").set_value("mine")
+    run(at)
+    assert at.selectbox(key="audit_model").value == "EfficientNet-Lite0"  # own photos: Explore's model
+    at.selectbox(key="audit_model").set_value("Clever Hans demo")
+    at.file_uploader(key="audit_zip").set_value(
+        [("shapes.zip", zipped(clever_hans.PHOTOS, "*/*.jpg"), "application/zip")])
+    at.file_uploader(key="audit_masks").set_value(
+        [("masks.zip", zipped(clever_hans.MASKS, "*/*.png"), "application/zip")])
+    run(at)
+    assert "Flagged clusters" not in [h.value for h in at.header]  # an upload waits for the button
+    at.button(key="audit_go").click()
+    run(at)
+    assert "1 cluster looks like a shortcut" in at.error[0].value and "off the object" in at.error[1].value
+    assert at.query_params["audit_photos"] == "mine" and "audit_photo" not in at.query_params
