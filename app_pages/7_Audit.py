@@ -116,18 +116,18 @@ if audit is not None:
         st.markdown("No cluster of maps sits on one small region that the score depends on: nothing here looks like "
                     "a shortcut.")
     for cluster in audit.flagged:
+        st.subheader(f"'{md(cluster.label)}', cluster {cluster.number + 1}")  # above its mosaic, on a phone too
         picture, words = st.columns([1, 1.2])
         picture.image(cluster_picture(audit, cluster), width="stretch",
                       caption=f"The cluster's mean map over {min(len(cluster.members), 12)} of its "
                               f"{len(cluster.members)} '{md(cluster.label)}' photos; the box: the region they share.")
         with words:
-            st.subheader(f"'{md(cluster.label)}', cluster {cluster.number + 1}")
             st.error(md(cluster.reason))
             own_drop, random_drop = audit_view.drop_text(cluster)
             first, second = st.columns(2)
-            first.metric(f"'{cluster.label}' with the region removed", own_drop,
+            first.metric(f"'{md(cluster.label)}' with the region removed", own_drop,
                          delta=f"{-cluster.reliance:.2f}" if cluster.reliance is not None else None)
-            second.metric("A region of the same size elsewhere", random_drop.split(" by ")[-1],
+            second.metric("A region of the same size elsewhere", random_drop,
                           delta=f"{-cluster.random_reliance:.2f}" if cluster.random_reliance is not None else None,
                           help="The mean drop of the class's probability when a box of the same size is removed "
                                "somewhere else in the same photos.")

@@ -20,6 +20,7 @@ from PIL import Image
 
 import gradcam
 from gradcam.engine.cam import heatmap as method_heatmap
+from gradcam.intake import archives
 from gradcam.report.audit_report import draw_region, mean_map_image
 from gradcam.zoo import clever_hans
 
@@ -31,7 +32,9 @@ MINE = "mine"
 SOURCES = {DEMO: "The Clever Hans demo (72 photos, with object masks)",
            MINE: "My photos (a .zip)"}
 ZIP_HELP = ("One sub-folder per class, named by the model's classes (cat/001.jpg, dog/002.jpg): those are the "
-            "true labels. A .zip without class folders is audited on the model's own top-1 classes.")
+            "true labels. A .zip without class folders is audited on the model's own top-1 classes. Read in memory "
+            f"like the Batch page's: at most {archives.MAX_ARCHIVE_MEMBERS} entries and "
+            f"{archives.MAX_ARCHIVE_BYTES // 2**20} MB unpacked.")
 MASKS_HELP = ("Optional: a .zip of PNG masks mirroring the photos (cat/001.png for cat/001.jpg; non-zero = the "
               "object), or a CSV of boxes (path, x0, y0, x1, y1 in pixels). With them the audit measures how much "
               "of each map lies on its object.")
@@ -144,10 +147,12 @@ def class_table_config() -> dict:
 
 
 def drop_text(cluster: gradcam.AuditCluster) -> tuple[str, str]:
-    """(the region's effect, a random region's), in plain words."""
-    own = f"{cluster.before:.2f} → {cluster.after:.2f}" if cluster.before is not None else "not tested"
-    random = f"changes it by {cluster.random_reliance:.2f}" if cluster.random_reliance is not None else "not tested"
-    return own, random
+    """The class's mean probability with the region removed, and with a region of the same
+    size removed elsewhere, each as "before → after"."""
+    if cluster.before is None or cluster.after is None:
+        return "not tested", "not tested"
+    random_after = cluster.before - (cluster.random_reliance or 0.0)
+    return f"{cluster.before:.2f} → {cluster.after:.2f}", f"{cluster.before:.2f} → {random_after:.2f}"
 
 
 # --- the 2-D embedding --------------------------------------------------------------
