@@ -161,17 +161,20 @@ if audit is not None:
             st.session_state["audit_class"] = flagged_first
         picked_class = st.selectbox("Class", labels, key="audit_class", on_change=keep, args=("audit_class",))
         frame = audit_view.embedding_frame(audit, picked_class)
-        chart_box, photo_box = st.columns([1.5, 1])
-        with chart_box:
-            st.caption("Each point is one photo's map, placed so that similar maps sit close together (the "
-                       "clustering's own embedding). Click a point to see that photo.")
-            event = st.altair_chart(audit_view.embedding_chart(frame, picked_photo), on_select="rerun",
-                                    key=f"audit_points_{picked_class}", width="stretch")
-        clicked = audit_view.chart_pick(event)
+        chart_key = f"audit_points_{picked_class}"
+        # The click arrives in the chart's state before the chart is drawn again, so the
+        # clicked point is outlined in this very run.
+        clicked = audit_view.chart_pick(st.session_state.get(chart_key))
         if clicked is not None and clicked != st.session_state.get("audit_clicked"):
             picked_photo = clicked  # a new click wins over a photo named by the link
             st.session_state.setdefault(audit_view.VIEW, {})["audit_photo"] = clicked
         st.session_state["audit_clicked"] = clicked
+        chart_box, photo_box = st.columns([1.5, 1])
+        with chart_box:
+            st.caption("Each point is one photo's map, placed so that similar maps sit close together (the "
+                       "clustering's own embedding). Click a point to see that photo.")
+            st.altair_chart(audit_view.embedding_chart(frame, picked_photo), on_select="rerun", key=chart_key,
+                            width="stretch")
         members = set(frame["path"])
         if picked_photo not in members:
             picked_photo = None

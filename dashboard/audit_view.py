@@ -194,8 +194,8 @@ def embedding_chart(frame: pd.DataFrame, picked: str | None) -> alt.Chart:
 
 def chart_pick(event) -> str | None:
     """The path of the point clicked in the chart (None when nothing is selected)."""
-    try:
-        chosen = event.selection[PICK]
+    try:  # the chart's state: Streamlit's VegaLiteState, or the plain dict session_state holds
+        chosen = event["selection"][PICK]
     except (AttributeError, KeyError, TypeError):
         return None
     if isinstance(chosen, list) and chosen and isinstance(chosen[0], dict):
