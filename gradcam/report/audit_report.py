@@ -111,14 +111,14 @@ def _esc(text) -> str:
 
 
 def _number(value, form: str = "{:.2f}") -> str:
-    return "–" if value is None else form.format(value)
+    return "–" if value is None else form.format(value + 0.0).replace("-0.00", "0.00")
 
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #222; }
 h1 { font-size: 1.6rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
 .cluster { display: flex; gap: 1.2rem; flex-wrap: wrap; margin: 1rem 0 1.6rem; align-items: flex-start; }
-.cluster img { max-width: 100%; border: 1px solid #ddd; }
+.cluster > * { min-width: 0; max-width: 100%; } .cluster img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 .flag { border-left: 5px solid #c0392b; padding-left: 1rem; }
 table { border-collapse: collapse; margin: .6rem 0; } td, th { border: 1px solid #ddd; padding: .25rem .5rem; }
 th { background: #f4f4f4; text-align: left; } .muted { color: #666; } .reason { max-width: 40rem; }
