@@ -48,7 +48,7 @@ def audit_csv(audit) -> str:
 # --- pictures --------------------------------------------------------------------
 
 
-def draw_region(image: Image.Image, region: Sequence[float], colour=REGION_COLOUR) -> Image.Image:
+def region_overlay(image: Image.Image, region: Sequence[float], colour=REGION_COLOUR) -> Image.Image:
     """A copy of ``image`` with the region (x0, y0, x1, y1 as fractions) drawn as a box."""
     out = image.convert("RGB").copy()
     width, height = out.size
@@ -97,10 +97,10 @@ def cluster_picture(audit, cluster, columns: int = 4) -> Image.Image:
             heat = mean_map_image(cluster.mean_map, MOSAIC_TILE).resize((MOSAIC_TILE, MOSAIC_TILE))
             tile = Image.blend(tile, heat, 0.35)
             buffer = io.BytesIO()
-            draw_region(tile, cluster.region).save(buffer, "JPEG", quality=85)
+            region_overlay(tile, cluster.region).save(buffer, "JPEG", quality=85)
             tiles.append(buffer.getvalue())
     sheet = mosaic(tiles, columns)
-    return sheet if sheet is not None else draw_region(mean_map_image(cluster.mean_map), cluster.region)
+    return sheet if sheet is not None else region_overlay(mean_map_image(cluster.mean_map), cluster.region)
 
 
 # --- HTML ---------------------------------------------------------------------------
@@ -111,14 +111,14 @@ def _esc(text) -> str:
 
 
 def _number(value, form: str = "{:.2f}") -> str:
-    return "–" if value is None else form.format(value)
+    return "–" if value is None else form.format(value + 0.0).replace("-0.00", "0.00")
 
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; color: #222; }
 h1 { font-size: 1.6rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
 .cluster { display: flex; gap: 1.2rem; flex-wrap: wrap; margin: 1rem 0 1.6rem; align-items: flex-start; }
-.cluster img { max-width: 100%; border: 1px solid #ddd; }
+.cluster > * { min-width: 0; max-width: 100%; } .cluster img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 .flag { border-left: 5px solid #c0392b; padding-left: 1rem; }
 table { border-collapse: collapse; margin: .6rem 0; } td, th { border: 1px solid #ddd; padding: .25rem .5rem; }
 th { background: #f4f4f4; text-align: left; } .muted { color: #666; } .reason { max-width: 40rem; }
@@ -127,7 +127,7 @@ th { background: #f4f4f4; text-align: left; } .muted { color: #666; } .reason { 
 
 def _cluster_html(audit, cluster) -> str:
     picture = data_uri(cluster_picture(audit, cluster), 1024)
-    mean = png_data_uri(draw_region(mean_map_image(cluster.mean_map), cluster.region))
+    mean = png_data_uri(region_overlay(mean_map_image(cluster.mean_map), cluster.region))
     facts = (f"<table><tr><th>photos</th><td>{len(cluster.members)}</td></tr>"
              f"<tr><th>region (x0, y0, x1, y1)</th><td>{', '.join(f'{v:.2f}' for v in cluster.region)}</td></tr>"
              f"<tr><th>area</th><td>{cluster.area:.0%}</td></tr>"

@@ -403,6 +403,12 @@ def sameness_of(looks: np.ndarray, region: tuple[float, float, float, float]) ->
     return float(np.clip(1.0 - spread[inside].mean() / variety, 0.0, 1.0)), variety
 
 
+def _two(value: float) -> str:
+    """Two decimals, and never "-0.00" (a drop of -0.001 is no change)."""
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
 def _place(region: tuple[float, float, float, float]) -> str:
     x = (region[0] + region[2]) / 2
     y = (region[1] + region[3]) / 2
@@ -439,9 +445,9 @@ def verdict(label: str, members: int, count: int, area: float, place: str, relia
         return _Verdict(False, f"{start} at the {place}: too few photos to call it a pattern.", 0.0)
     if area > SMALL_AREA:
         return _Verdict(False, f"{start} on {area:.0%} of the photo around the {place}: not a small patch"
-                               + ("." if reliance is None else f" (removing it changes '{label}' by {reliance:.2f}, "
+                               + ("." if reliance is None else f" (removing it changes '{label}' by {_two(reliance)}, "
                                                               f"a patch of that size elsewhere by "
-                                                              f"{random_reliance:.2f})."), 0.0)
+                                                              f"{_two(random_reliance)})."), 0.0)
     if reliance is None:
         return _Verdict(False, f"{start} on a small patch at the {place}; without the photos, whether the score "
                                "depends on it was not tested.", 0.0)
@@ -453,10 +459,10 @@ def verdict(label: str, members: int, count: int, area: float, place: str, relia
                                "alike maps are no surprise.", suspicion)
     if gap < RELIANCE_GAP or reliance < RELIANCE_RATIO * max(random_reliance, 0.0):
         return _Verdict(False, f"{start} on the same small patch at the {place}, but removing it changes '{label}' "
-                               f"by {reliance:.2f}, not far more than a patch of the same size elsewhere "
-                               f"({random_reliance:.2f}).", suspicion)
-    change = (f"removing that patch lowers '{label}' from {before:.2f} to {after:.2f}; a patch of the same size "
-              f"elsewhere changes it by {random_reliance:.2f}")
+                               f"by {_two(reliance)}, not far more than a patch of the same size elsewhere "
+                               f"({_two(random_reliance)}).", suspicion)
+    change = (f"removing that patch lowers '{label}' from {_two(before)} to {_two(after)}; a patch of the same size "
+              f"elsewhere changes it by {_two(random_reliance)}")
     if off_object is not None:
         if off_object < OFF_OBJECT:
             return _Verdict(False, f"{start} on the object ({1 - off_object:.0%} of the patch at the {place} is "

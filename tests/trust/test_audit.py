@@ -138,6 +138,11 @@ def test_the_ray_jobs_parquet_gives_the_same_clusters_as_the_folder(shortcut, tm
     assert [p.path for p in from_parquet.broken] == [str(folder / "red/x.png")]
     assert [p.true_label for p in from_parquet.photos if not p.error].count("red") == 20  # from the folders in `file`
     assert [c.label for c in from_parquet.flagged] == [c.label for c in from_folder.flagged] != []
+    # The command line on the Parquet output: no model, no map recomputed.
+    from gradcam.cli import main
+
+    assert main(["audit", str(out), "--no-model", "--out", str(tmp_path / "job.html")]) == 0
+    assert "&#x27;red&#x27; photos" in (tmp_path / "job.html").read_text()  # escaped like every text
 
 
 def _png_claiming(width: int, height: int) -> bytes:
