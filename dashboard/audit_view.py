@@ -21,7 +21,7 @@ from PIL import Image
 import gradcam
 from gradcam.engine.cam import heatmap as method_heatmap
 from gradcam.intake import archives
-from gradcam.report.audit_report import draw_region, mean_map_image
+from gradcam.report.audit_report import region_overlay, mean_map_image
 from gradcam.zoo import clever_hans
 
 from . import cached
@@ -97,7 +97,7 @@ def photo_overlay(audit: gradcam.Audit, photo: gradcam.AuditPhoto, cluster: grad
     if picture is None or photo.map is None:
         return picture
     shown = gradcam.overlay(picture, method_heatmap(photo.map, picture.size, audit.method.split(",")[0]), 0.45)
-    return draw_region(shown, cluster.region) if cluster is not None else shown
+    return region_overlay(shown, cluster.region) if cluster is not None else shown
 
 
 def png_data_uri(image: Image.Image) -> str:
