@@ -132,6 +132,7 @@ PAGES = [
     st.Page("app_pages/4_Batch.py", title="Batch", icon=":material/photo_library:"),
     st.Page("app_pages/5_Trust.py", title="Can I trust it?", icon=":material/verified:"),
     st.Page("app_pages/6_Quiz.py", title="Where will it look?", icon=":material/quiz:"),
+    st.Page("app_pages/7_Audit.py", title="Audit a dataset", icon=":material/fact_check:"),
 ]
 
 # Streamlit closes its sidebar after a page link is tapped only when the browser's

@@ -3,8 +3,9 @@
 The photo is shown without its map and a class is named; the student moves the
 crosshair (two sliders: they work with a finger and in AppTest) to where they think
 the model looks, then reveals the map with their guess on it and a plain verdict
-(gradcam.trust.pointing judges it). Rounds go over the sample photos; ROUNDS is a
-plain list, so a new photo (or a demo model) is one more line. The round travels
+(gradcam.trust.pointing judges it). Rounds go over the sample photos, and the last
+one asks the Clever Hans demo (the model that cheats) about a disc; ROUNDS is a
+plain list, so a new photo or model is one more line. The round travels
 in the link (``round``), so a class can start on the same photo.
 """
 
@@ -21,21 +22,32 @@ from dashboard.model_picker import load_builtin
 from dashboard.safe_text import md
 from dashboard.shared_state import choices
 from gradcam.trust.pointing import judge_guess
+from gradcam.zoo import clever_hans
 
 st.set_page_config(page_title="Where will it look? - Grad-CAM Explorer", page_icon=":fire:", layout="wide")
 
-# (sample photo, class the model is asked about); the model is the offline default.
+# (photo, class the model is asked about, model); a class of None: the model's own top-1.
 ROUNDS = [
-    ("cat-and-coffee.jpg", "espresso"),
-    ("cat-and-coffee.jpg", "tiger cat"),
-    ("coffee.jpg", "espresso"),
-    ("astronaut.jpg", None),  # None: the model's own top-1
-    ("rocket.jpg", None),
+    (SAMPLES_DIR / "cat-and-coffee.jpg", "espresso", gradcam.DEFAULT_MODEL),
+    (SAMPLES_DIR / "cat-and-coffee.jpg", "tiger cat", gradcam.DEFAULT_MODEL),
+    (SAMPLES_DIR / "coffee.jpg", "espresso", gradcam.DEFAULT_MODEL),
+    (SAMPLES_DIR / "astronaut.jpg", None, gradcam.DEFAULT_MODEL),
+    (SAMPLES_DIR / "rocket.jpg", None, gradcam.DEFAULT_MODEL),
+    # The model that cheats (see the Audit page): the disc is plain to see, but where does it look?
+    (clever_hans.PHOTOS / "disc" / "disc-01.jpg", "disc", clever_hans.NAME),
 ]
+HINTS = {clever_hans.NAME: " It was trained on photos where every disc came from one photographer."}
+# What a round teaches once its map is shown.
+LESSONS = {clever_hans.NAME: "It looks at the photographer's copyright tag, not at the disc: it learned a shortcut. "
+                             "The **Audit a dataset** page catches it across all 72 of its photos."}
+SMALL = 480  # a photo smaller than this on its longer side is enlarged, so the mark can be placed with a finger
 
 
 def crosshair(photo: Image.Image, x: float, y: float, colour=(230, 40, 40)) -> Image.Image:
     shown = photo.convert("RGB")
+    if max(shown.size) < SMALL:
+        scale = SMALL / max(shown.size)
+        shown = shown.resize((round(shown.width * scale), round(shown.height * scale)), Image.BICUBIC)
     shown.thumbnail((640, 640))
     draw = ImageDraw.Draw(shown)
     width, height = shown.size
@@ -58,14 +70,15 @@ number = st.session_state.get("quiz_round", 0) % len(ROUNDS)
 tally = st.session_state.setdefault("quiz_tally", {"played": 0, "hits": 0, "scored": set()})
 
 st.title("Where will it look?")
-file_name, asked = ROUNDS[number]
-data = (SAMPLES_DIR / file_name).read_bytes()
+photo_path, asked, model_name = ROUNDS[number]
+data = photo_path.read_bytes()
 photo = cached.display_image(cached.sha256(data), data)
-model = load_builtin(gradcam.DEFAULT_MODEL)
+model = load_builtin(model_name)
 layer = gradcam.default_layer(model).name
 target = model.labels.index(asked) if asked else gradcam.predict(model, photo, top=1)[0].index
-st.markdown(f"Round {number + 1} of {len(ROUNDS)}. {md(gradcam.DEFAULT_MODEL)} is asked about "
-            f"**{md(model.labels[target])}**. Where in the photo does it look? Move the red mark, then reveal.")
+st.markdown(f"Round {number + 1} of {len(ROUNDS)}. {md(model_name)} is asked about "
+            f"**{md(model.labels[target])}**.{HINTS.get(model_name, '')} Where in the photo does it look? "
+            "Move the red mark, then reveal.")
 
 controls, picture = st.columns([1, 1.6])
 with controls:
@@ -87,8 +100,7 @@ with picture:
         st.image(crosshair(photo, x, y), width="stretch", caption="Your guess: the red mark.")
     else:
         with st.spinner("Explaining..."):
-            class_map = cached.explain_class(cached.sha256(data), gradcam.DEFAULT_MODEL, layer, "gradcam", target,
-                                             photo, model)
+            class_map = cached.explain_class(cached.sha256(data), model_name, layer, "gradcam", target, photo, model)
         heatmap = cached.heatmap(class_map, photo.size)
         x, y = st.session_state.get("quiz_guess", (x, y))
         verdict = judge_guess(heatmap, x, y)
@@ -105,6 +117,8 @@ with picture:
                 st.success(f"Inside the map's strongest region ({away}).")
             else:
                 st.warning(f"Outside the map's strongest region: {away}.")
+            if model_name in LESSONS:
+                st.markdown(LESSONS[model_name])
 
 st.caption(f"Score: {tally['hits']} of {tally['played']} rounds played inside the strongest region.")
 top1 = gradcam.predict(c.model, c.image.image, top=1)[0].index

@@ -300,6 +300,27 @@ def _slow(key: tuple, method: str, run: Callable, unit: str = "channels", title:
     return value
 
 
+def long_job(key: tuple, run: Callable, title: str, unit: str) -> object:
+    """A long job's result (a dataset's audit, say), made once for every session like the
+    slow methods' maps: ``run(progress, stop)`` runs under a progress bar ("title: done of
+    total unit"), and a newer job of this session, or ``stop_long_job``, stops it."""
+    return _slow(key, "gradcam", run, unit=unit, title=title)
+
+
+def is_done(key: tuple) -> bool:
+    """Whether ``long_job(key, ...)`` would return at once (its result is kept)."""
+    results, lock = _slow_results()
+    with lock:
+        return key in results
+
+
+def stop_long_job() -> None:
+    """Stop this session's long job, if one is running (a Stop button's callback)."""
+    running = st.session_state.get("_slow_method_stop")
+    if running is not None:
+        running.set()
+
+
 def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
                  image: Image.Image, model: gradcam.Model) -> Explained:
     """Predictions and the maps of all top-5 classes, from one engine pass."""

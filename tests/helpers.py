@@ -33,3 +33,93 @@ def nested_lite0(lite0):
     pooled = keras.layers.GlobalAveragePooling2D()(base(inputs))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(pooled))
     return own_model(model, ["a", "b", "c"], "efficientnet-lite"), base
+
+
+# --- the dataset audit: synthetic photos with an object and maybe a tag ----------------
+
+AUDIT_SIDE = 64  # synthetic audit photos are this many pixels a side
+TAG_BOX = (2, 2, 14, 14)  # x0, y0, x1, y1 of the planted tag (top left)
+
+
+def tagged_photo(rng, colour: str | None, tagged: bool):
+    """(photo, object mask): a textured background, a disc of a random size placed
+    anywhere (off the tag's corner), reddish or bluish by ``colour`` (None: any colour),
+    and when ``tagged`` a fixed black-and-white checker in the top left corner."""
+    import numpy as np
+
+    side = AUDIT_SIDE
+    pixels = np.clip(rng.uniform(80, 180, 3) + rng.normal(0, 12, (side, side, 3)), 0, 255)
+    radius = rng.uniform(7, 11)
+    while True:
+        cx, cy = rng.uniform(radius + 1, side - radius - 1, 2)
+        if cx - radius > TAG_BOX[2] + 2 or cy - radius > TAG_BOX[3] + 2:
+            break
+    ys, xs = np.mgrid[0:side, 0:side]
+    mask = (xs - cx) ** 2 + (ys - cy) ** 2 <= radius ** 2
+    strong, weak = rng.uniform(190, 255), rng.uniform(0, 70, 2)
+    pixels[mask] = {"red": (strong, *weak), "blue": (weak[0], weak[1], strong)}.get(colour, rng.uniform(0, 255, 3))
+    if tagged:
+        x0, y0, x1, y1 = TAG_BOX
+        checker = ((ys[y0:y1, x0:x1] // 3 + xs[y0:y1, x0:x1] // 3) % 2) * 255
+        pixels[y0:y1, x0:x1] = checker[..., None]
+    return Image.fromarray(pixels.astype("uint8")), mask
+
+
+AUDIT_LABELS = ["red", "blue"]
+
+
+def tagged_dataset(seed: int, count: int, shortcut: bool):
+    """[(class, photo, mask)] over 'red' and 'blue'. ``shortcut``: the discs have any
+    colour, every 'red' photo carries the tag and no 'blue' one does (the tag is the
+    only cue); else the disc's colour is the class and the tag is on a random half."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        label = AUDIT_LABELS[k % 2]
+        tagged = label == "red" if shortcut else bool(rng.random() < 0.5)
+        image, mask = tagged_photo(rng, None if shortcut else label, tagged)
+        out.append((label, image, mask))
+    return out
+
+
+def trained_cnn(data, seed: int = 0, epochs: int = 12):
+    """A small CNN (8x8 last feature map) trained on ``tagged_dataset`` rows in a few seconds."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(seed)
+    labels = AUDIT_LABELS
+    x = np.stack([np.asarray(image, np.float32) / 255.0 for _, image, _ in data])
+    y = np.array([labels.index(label) for label, _, _ in data])
+    inputs = keras.Input((AUDIT_SIDE, AUDIT_SIDE, 3))
+    h = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(h)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="last_conv")(h)
+    h = keras.layers.MaxPooling2D()(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    outputs = keras.layers.Dense(2, activation="softmax")(h)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    return own_model(model, labels)
+
+
+def write_image_folder(root, data):
+    """ImageFolder layout under ``root`` (root/<class>/<nnn>.png) and masks mirroring it
+    under root.parent/"masks"; returns (photo folder, mask folder)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    root = Path(root)
+    masks = root.parent / f"{root.name}-masks"
+    for k, (label, image, mask) in enumerate(data):
+        for folder in (root / label, masks / label):
+            folder.mkdir(parents=True, exist_ok=True)
+        image.save(root / label / f"{k:03d}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(masks / label / f"{k:03d}.png")
+    return root, masks

@@ -71,6 +71,9 @@ def test_the_wheel_installs_and_its_gradcam_command_explains_a_photo_outside_the
         names = set(archive.namelist())
         entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert "gradcam/zoo/data/imagenet_classes.tsv" in names  # the class names travel with the code
+    demo = "gradcam/zoo/data/clever_hans/"  # and the Clever Hans demo: model, labels, photos, masks
+    assert {demo + "model.keras", demo + "labels.txt", demo + "photos/disc/disc-01.jpg",
+            demo + "masks/disc/disc-01.png"} <= names
     assert "gradcam/engine/cam.py" in names and "gradcam/bench/__main__.py" in names
     assert not any(n.startswith(("tests/", "dashboard/", "app_pages/")) for n in names)
     assert "gradcam = gradcam.cli:main" in entry_points
@@ -92,9 +95,16 @@ def test_the_wheel_installs_and_its_gradcam_command_explains_a_photo_outside_the
 
     models = run([str(gradcam_command), "models"], cwd=work, env=env)
     assert "* EfficientNet-Lite0" in models.stdout and "default model" in models.stdout
+    assert "Clever Hans demo" in models.stdout
 
     explained = run([str(gradcam_command), "explain", "photo.jpg", "--out", "cam.png"], cwd=work, env=env)
     assert "cam.png" in explained.stdout
     assert "cat" in explained.stdout.lower()  # Egyptian cat / tabby / tiger cat: the label came from the TSV
     with Image.open(work / "cam.png") as cam, Image.open(work / "photo.jpg") as photo:
         assert cam.format == "PNG" and cam.size == photo.size
+
+    # The Clever Hans demo loads from the installed package's own files.
+    disc = target / "gradcam" / "zoo" / "data" / "clever_hans" / "photos" / "disc" / "disc-01.jpg"
+    demo = run([str(gradcam_command), "explain", str(disc), "--model", "Clever Hans demo", "--out", "demo.png"],
+               cwd=work, env=env)
+    assert "disc" in demo.stdout

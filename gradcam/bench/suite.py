@@ -372,7 +372,10 @@ def main(argv=None) -> int:
     parser.add_argument("--ray", action="store_true",
                         help="only Ray Data against the single-process CLI on generated photos (slow; needs ray)")
     parser.add_argument("--audit", type=int, metavar="MAPS",
-                        help="only the audit's row: SpRAy over MAPS generated 7x7 maps (the target is for 100000)")
+                        help="only the audit's rows: SpRAy over MAPS generated 7x7 maps (the target is for 100000), "
+                             "and the audit's photos/s against explain_batch's on --audit-photos photos")
+    parser.add_argument("--audit-photos", type=int, default=128, metavar="N",
+                        help="photos for the audit's throughput row (default 128; 0 skips it)")
     parser.add_argument("--photos", type=int, default=500, help="photos for --ray (default 500)")
     parser.add_argument("--encoding", action="store_true", help="only the service's map encoding against PNG")
     parser.add_argument("--no-methods", action="store_true", help="skip the CAM methods' rows (bench_methods.py)")
@@ -407,7 +410,7 @@ def main(argv=None) -> int:
     if args.audit:
         from gradcam.bench.audit import main as audit_main
 
-        return audit_main(args.audit)
+        return audit_main(args.audit, args.audit_photos)
 
     if args.ray:
         from gradcam.bench.ray import main as ray_main

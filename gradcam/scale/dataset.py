@@ -155,24 +155,32 @@ class Explainer:
         self.targets = None if target is None else [target_index(self.model, target)]
 
     def __call__(self, batch):
-        import pyarrow as pa
+        return explained_table(self.model, self.layer, self.method, self.targets, list(batch["path"]),
+                               list(batch["bytes"]))
 
-        import gradcam
 
-        paths, datas = list(batch["path"]), list(batch["bytes"])
-        rows: list[dict] = [{} for _ in paths]
-        digests = [sha256(bytes(data)) for data in datas]
-        images = {}
-        for i, (path, data) in enumerate(zip(paths, datas)):
-            try:
-                images[i] = gradcam.load_image(bytes(data))
-            except ValueError as error:  # a broken photo is a row with its sentence
-                rows[i] = error_row(error, file=path, sha256=digests[i], layer=self.layer, method=self.method)
-        explained = gradcam.explain_batch(self.model, list(images.values()), self.targets, self.layer, self.method)
-        for i, (explanation,) in zip(images, explained):
-            rows[i] = explanation_row(explanation, file=paths[i], sha256=digests[i])
-            rows[i]["map"] = explanation.raw.tolist()
-        return pa.Table.from_pylist(rows, schema=_schema())
+def explained_table(model, layer: str, method: str, targets, paths: list[str], datas: list[bytes]):
+    """The rows of one batch of photo bytes as a pyarrow Table with the columns in
+    ``COLUMNS``: what each actor writes (and what ``gradcam.audit`` reads back). A
+    photo that cannot be read is a row with its sentence. Separate from the actor so
+    it runs (and is tested) without Ray."""
+    import pyarrow as pa
+
+    import gradcam
+
+    rows: list[dict] = [{} for _ in paths]
+    digests = [sha256(bytes(data)) for data in datas]
+    images = {}
+    for i, (path, data) in enumerate(zip(paths, datas)):
+        try:
+            images[i] = gradcam.load_image(bytes(data))
+        except ValueError as error:  # a broken photo is a row with its sentence
+            rows[i] = error_row(error, file=path, sha256=digests[i], layer=layer, method=method)
+    explained = gradcam.explain_batch(model, list(images.values()), targets, layer, method)
+    for i, (explanation,) in zip(images, explained):
+        rows[i] = explanation_row(explanation, file=paths[i], sha256=digests[i])
+        rows[i]["map"] = explanation.raw.tolist()
+    return pa.Table.from_pylist(rows, schema=_schema())
 
 
 # --- the job -----------------------------------------------------------------------

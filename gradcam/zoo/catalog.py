@@ -1,6 +1,7 @@
 """The built-in models: what can be explained without a file of one's own.
 
 - the offline EfficientNet-Lite0/1/2 with real ImageNet weights (the default);
+- the "Clever Hans demo", a small CNN that cheats (``clever_hans``), for the audit;
 - Keras applications, whose ImageNet weights Keras downloads on first use.
 
 ``load_model`` is the one entry point for every kind, own files included
@@ -17,7 +18,7 @@ from typing import Callable
 
 from ..engine.model import PREPROCESSING, Model
 from ..errors import ModelLoadError
-from . import efficientnet_lite
+from . import clever_hans, efficientnet_lite
 from .labels import imagenet_classes, imagenet_labels
 from .own_models import own_model
 
@@ -61,6 +62,7 @@ def available_models() -> list[tuple[str, str]]:
     for name, variant in _LITE.items():
         size = efficientnet_lite.VARIANTS[variant][2]
         models.append((name, f"ImageNet-1k, {size} px, works offline"))
+    models.append((clever_hans.NAME, clever_hans.DESCRIPTION))
     for name, app in _APPLICATIONS.items():
         where = "weights downloaded" if not keras_weights_path(name).exists() else "weights cached"
         models.append((name, f"ImageNet-1k, {app.input_size} px, {where} ({app.download_mb} MB)"))
@@ -101,6 +103,8 @@ def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, w
         )
     if isinstance(name_or_path, str) and name_or_path in _LITE:
         return _lite_model(name_or_path)
+    if isinstance(name_or_path, str) and name_or_path == clever_hans.NAME:
+        return clever_hans.load()
     if isinstance(name_or_path, str) and name_or_path in _APPLICATIONS:
         return _application_model(name_or_path, weights)
     return own_model(name_or_path, labels, preprocessing, sandbox, name)

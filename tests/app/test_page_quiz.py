@@ -50,3 +50,21 @@ def test_a_link_opens_its_round_and_a_broken_round_falls_back_to_the_first():
     opened = opened_by_link({"round": "3"})
     assert "Round 3 of" in opened.markdown[0].value and opened.query_params["round"] == "3"
     assert "Round 1 of" in opened_by_link({"round": "three"}).markdown[0].value
+
+
+
+def demo_round(x: int, y: int) -> AppTest:
+    at = opened_by_link({"round": "6"})
+    assert "Round 6 of 6. Clever Hans demo is asked about **disc**" in at.markdown[0].value
+    at.slider(key="quiz_x_5").set_value(x)
+    at.slider(key="quiz_y_5").set_value(y)
+    at.button(key="quiz_reveal").click()
+    return run(at)
+
+
+def test_the_last_round_asks_the_cheating_demo_model_and_it_looks_at_the_tag_not_the_disc():
+    on_the_disc = demo_round(35, 22)  # disc-01.jpg: the disc sits in the upper left
+    assert on_the_disc.warning and "Outside the map's strongest region" in on_the_disc.warning[0].value
+    assert any("copyright tag, not at the disc" in m.value for m in on_the_disc.markdown)
+    on_the_tag = demo_round(75, 85)  # the tag's corner, bottom right
+    assert on_the_tag.success and "Inside the map's strongest region" in on_the_tag.success[0].value
