@@ -217,3 +217,16 @@ def test_the_csv_never_starts_a_cell_with_a_formula(shortcut):
 
     tricky = dataclasses.replace(audit, photos=[dataclasses.replace(audit.photos[0], path="=HYPERLINK(1)")])
     assert "'=HYPERLINK(1)" in audit_csv(tricky)
+
+
+def test_progress_counts_the_photos_and_stop_ends_the_audit(shortcut):
+    import threading
+
+    model, folder, _, _ = shortcut
+    calls = []
+    gradcam.audit(model, folder, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(32, 40), (40, 40)]  # after each chunk of 32 photos
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(gradcam.ExplanationStopped):
+        gradcam.audit(model, folder, stop=stop)
