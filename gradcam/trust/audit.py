@@ -239,8 +239,12 @@ def _check_stop(stop) -> None:
 
 def _keep_photo(row: _Row, image: Image.Image, masks: dict, problems: list) -> None:
     row.size = image.size
-    row.thumbnail = _thumbnail(image)
-    row.look = _look(image)
+    small = image.convert("RGB")
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # one downscale of the full photo, the rest from it
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG", quality=85)
+    row.thumbnail = buffer.getvalue()
+    row.look = _look(small)
     found = masks.get(relative_key(row.entry.path))
     if found is not None:
         try:
