@@ -41,17 +41,18 @@ AUDIT_SIDE = 64  # synthetic audit photos are this many pixels a side
 TAG_BOX = (2, 2, 14, 14)  # x0, y0, x1, y1 of the planted tag (top left)
 
 
-def tagged_photo(rng, colour: str | None, tagged: bool):
+def tagged_photo(rng, colour: str | None, tagged: bool, centred: bool = False):
     """(photo, object mask): a textured background, a disc of a random size placed
     anywhere (off the tag's corner), reddish or bluish by ``colour`` (None: any colour),
-    and when ``tagged`` a fixed black-and-white checker in the top left corner."""
+    and when ``tagged`` a fixed black-and-white checker in the top left corner.
+    ``centred``: the disc in the middle (jittered by 2 pixels) instead."""
     import numpy as np
 
     side = AUDIT_SIDE
     pixels = np.clip(rng.uniform(80, 180, 3) + rng.normal(0, 12, (side, side, 3)), 0, 255)
     radius = rng.uniform(7, 11)
     while True:
-        cx, cy = rng.uniform(radius + 1, side - radius - 1, 2)
+        cx, cy = rng.uniform(side / 2 - 2, side / 2 + 2, 2) if centred else rng.uniform(radius + 1, side - radius - 1, 2)
         if cx - radius > TAG_BOX[2] + 2 or cy - radius > TAG_BOX[3] + 2:
             break
     ys, xs = np.mgrid[0:side, 0:side]
@@ -68,7 +69,7 @@ def tagged_photo(rng, colour: str | None, tagged: bool):
 AUDIT_LABELS = ["red", "blue"]
 
 
-def tagged_dataset(seed: int, count: int, shortcut: bool):
+def tagged_dataset(seed: int, count: int, shortcut: bool, centred: bool = False):
     """[(class, photo, mask)] over 'red' and 'blue'. ``shortcut``: the discs have any
     colour, every 'red' photo carries the tag and no 'blue' one does (the tag is the
     only cue); else the disc's colour is the class and the tag is on a random half."""
@@ -79,7 +80,7 @@ def tagged_dataset(seed: int, count: int, shortcut: bool):
     for k in range(count):
         label = AUDIT_LABELS[k % 2]
         tagged = label == "red" if shortcut else bool(rng.random() < 0.5)
-        image, mask = tagged_photo(rng, None if shortcut else label, tagged)
+        image, mask = tagged_photo(rng, None if shortcut else label, tagged, centred)
         out.append((label, image, mask))
     return out
 

@@ -239,8 +239,12 @@ def _check_stop(stop) -> None:
 
 def _keep_photo(row: _Row, image: Image.Image, masks: dict, problems: list) -> None:
     row.size = image.size
-    row.thumbnail = _thumbnail(image)
-    row.look = _look(image)
+    small = image.convert("RGB")
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # one downscale of the full photo, the rest from it
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG", quality=85)
+    row.thumbnail = buffer.getvalue()
+    row.look = _look(small)
     found = masks.get(relative_key(row.entry.path))
     if found is not None:
         try:
@@ -475,8 +479,8 @@ def verdict(label: str, members: int, count: int, area: float, place: str, relia
     return _Verdict(True, f"{start} on the same small patch at the {place}, and {change}.", suspicion)
 
 
-def _class_result(model, label: str, rows: list[_Row], members_of: list[int], have_masks: bool, progress, stop,
-                  reread: bool) -> tuple[AuditClass, dict[int, tuple[int | None, bool, tuple | None]]]:
+def _class_result(model, label: str, rows: list[_Row], members_of: list[int], have_masks: bool,
+                  stop) -> tuple[AuditClass, dict[int, tuple[int | None, bool, tuple | None]]]:
     """SpRAy over one class's maps, each cluster's reliance test and verdict."""
     in_class = [rows[i] for i in members_of]
     with_map = [k for k, row in enumerate(in_class) if row.map is not None]
@@ -512,7 +516,7 @@ def _class_result(model, label: str, rows: list[_Row], members_of: list[int], ha
         # on at most TESTED members, two passes each (the photo's own probability is its
         # explanation's): it is the audit's costly part, and a large region is not a shortcut
         # whatever it gives (run on every cluster, it took the audit of 128 photos to 0.34x).
-        if model is not None and region.area <= SMALL_AREA and len(indices) >= MIN_MEMBERS and reread:
+        if model is not None and region.area <= SMALL_AREA and len(indices) >= MIN_MEMBERS:
             images, targets, known = [], [], []
             for r in tested:
                 try:
@@ -605,8 +609,7 @@ def audit(model, source, *, labels: dict | None = None, masks=None, layer=None, 
             by_class.setdefault(row.label, []).append(i)
     classes, placed = [], {}
     for label, members_of in sorted(by_class.items(), key=lambda item: (-len(item[1]), item[0])):
-        cls, assignments = _class_result(model, label, rows, members_of, bool(mask_of), progress, stop,
-                                         reread=True)
+        cls, assignments = _class_result(model, label, rows, members_of, bool(mask_of), stop)
         classes.append(cls)
         placed.update(assignments)
     photos = []

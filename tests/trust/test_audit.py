@@ -84,6 +84,16 @@ def test_objects_placed_anywhere_with_maps_that_follow_them_are_not_flagged(hone
             assert not cluster.flagged and cluster.reason.startswith("In ")
 
 
+def test_a_centred_object_is_not_a_shortcut(honest, tmp_path):
+    model, _, _, _ = honest
+    folder, _ = write_image_folder(tmp_path / "centred", tagged_dataset(3, 40, shortcut=False, centred=True))
+    audit = gradcam.audit(model, folder)
+    # Every map agrees on the middle (some on a small patch there), yet nothing is flagged:
+    # the discs differ from photo to photo and the score does not hang on that patch alone.
+    assert all(0.25 <= (c.region[0] + c.region[2]) / 2 <= 0.75 for cls in audit.classes for c in cls.clusters)
+    assert not audit.flagged, [c.reason for c in audit.flagged]
+
+
 def test_masks_give_the_relevance_mass_on_the_object(honest):
     _, folder, masks, audit = honest
     for photo in audit.photos[:5]:
@@ -207,3 +217,16 @@ def test_the_csv_never_starts_a_cell_with_a_formula(shortcut):
 
     tricky = dataclasses.replace(audit, photos=[dataclasses.replace(audit.photos[0], path="=HYPERLINK(1)")])
     assert "'=HYPERLINK(1)" in audit_csv(tricky)
+
+
+def test_progress_counts_the_photos_and_stop_ends_the_audit(shortcut):
+    import threading
+
+    model, folder, _, _ = shortcut
+    calls = []
+    gradcam.audit(model, folder, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(32, 40), (40, 40)]  # after each chunk of 32 photos
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(gradcam.ExplanationStopped):
+        gradcam.audit(model, folder, stop=stop)
