@@ -106,7 +106,7 @@ picked_photo = st.session_state.get(audit_view.VIEW, {}).get("audit_photo")
 picked_class = None
 if audit is not None:
     if audit.flagged:  # the headline; each flagged cluster's reason follows with its pictures
-        st.error(md(audit.summary().removesuffix(audit.flagged[0].reason).strip()))
+        st.error(md(audit.headline()))  # the reason stands beside the cluster's mosaic below
     else:
         st.success(md(audit.summary()))
     audit_view.problems(audit)

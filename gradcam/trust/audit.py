@@ -149,7 +149,8 @@ class Audit:
     def cluster_photos(self, cluster: AuditCluster) -> list[AuditPhoto]:
         return [self.photos[i] for i in cluster.indices]
 
-    def summary(self) -> str:
+    def headline(self) -> str:
+        """One sentence: how many photos and classes, and how many clusters look like a shortcut."""
         explained = len(self.photos) - len(self.broken)
         text = (f"Audited {explained} photo{'s' if explained != 1 else ''} in {len(self.classes)} "
                 f"class{'es' if len(self.classes) != 1 else ''}")
@@ -158,8 +159,12 @@ class Audit:
         flagged = self.flagged
         if not flagged:
             return text + "; no cluster looks like a shortcut."
-        return text + f"; {len(flagged)} cluster{'s look' if len(flagged) != 1 else ' looks'} like a shortcut. " + \
-            flagged[0].reason
+        return text + f"; {len(flagged)} cluster{'s look' if len(flagged) != 1 else ' looks'} like a shortcut."
+
+    def summary(self) -> str:
+        """The headline, then the most suspicious cluster's reason."""
+        flagged = self.flagged
+        return self.headline() + (" " + flagged[0].reason if flagged else "")
 
     def to_dict(self) -> dict:
         """Everything as plain JSON values (maps as nested lists; thumbnails left out)."""

@@ -63,6 +63,9 @@ def test_a_planted_tag_is_flagged_with_the_region_at_the_tag_and_a_reason(shortc
     assert [c.suspicion for c in audit.flagged] == sorted((c.suspicion for c in audit.flagged), reverse=True)
     assert all(_at_the_tag(c.region) for c in audit.flagged)
     assert sum(len(c.members) for c in audit.flagged) >= 15  # of the 20 'red' photos
+    # The headline counts; the summary adds the most suspicious cluster's reason to it.
+    assert "like a shortcut." in audit.headline() and top.reason not in audit.headline()
+    assert audit.summary() == f"{audit.headline()} {top.reason}"
 
 
 def test_a_tag_independent_of_the_class_is_not_flagged(honest):
