@@ -133,7 +133,7 @@ def faithfulness_scores() -> gradcam.Faithfulness:
 
 
 def section_faithfulness() -> None:
-    st.header("1. Faithfulness: does the map point at what the model uses?")
+    st.header("Faithfulness: does the map point at what the model uses?")
     st.caption(
         "Deletion removes the pixels the map ranks highest first and watches the class's probability fall; "
         "insertion adds them first to a blurred photo and watches it rise. A faithful map makes the fall steep and "
@@ -249,7 +249,7 @@ def section_ranking() -> None:
 
 
 def section_sanity() -> None:
-    st.header("2. Sanity check: does the map depend on what the model learned?")
+    st.header("Sanity check: does the map depend on what the model learned?")
     st.caption(
         "The model's learned weights are replaced by random ones, stage by stage from the top of the network down, "
         "and the map is recomputed each time: a map that explains the model must change, one that stays the same "

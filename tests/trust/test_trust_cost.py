@@ -87,7 +87,7 @@ def test_the_trust_and_report_pages_say_a_model_is_too_wide_to_score():
     assert not at.exception, [e.value for e in at.exception]
     errors = [e.value.replace("\\", "") for e in at.error]
     assert len(errors) == 1 and "Scoring a map on this 1024 x 1024 model" in errors[0], errors
-    assert any(h.value.startswith("1. Faithfulness") for h in at.header)  # the page up to there is drawn
+    assert any(h.value.startswith("Faithfulness") for h in at.header)  # the page up to there is drawn
     # The Report page with its scores asked for: made without them, and says why.
     report = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app_pages" / "3_Report.py"),
                                default_timeout=300)
