@@ -9,7 +9,6 @@ baseline measured alongside; the targets are ratios too.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import subprocess
@@ -218,11 +217,6 @@ def _jpeg(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def display_sized_pixels(data: bytes, width: int, height: int) -> dict:
-    """A sandbox task that decodes nothing: what crossing into the worker and back costs."""
-    return {"pixels": np.zeros((height, width, 3), np.uint8), "size": (width, height)}
-
-
 def sandbox_cost(rounds: int) -> dict:
     """What the sandbox adds to an upload: the dashboard's decode in this process (load_image,
     then the display-size thumbnail) against the same in a sandboxed worker, side by side;
@@ -243,10 +237,9 @@ def sandbox_cost(rounds: int) -> dict:
         image.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE), Image.LANCZOS)
         return image
 
+    from gradcam.bench.sandbox_task import display_sized_pixels as no_decoding
     from gradcam.intake import sandbox
 
-    # The worker imports a task by its module's name; under ``python -m`` this one's is __main__.
-    no_decoding = importlib.import_module("gradcam.bench.suite").display_sized_pixels
     figures = {}
     for name, raw in photos.items():
         shown = in_process(raw).size
