@@ -35,16 +35,15 @@ def noise_image():
 
 
 def pytest_collection_modifyitems(items):
-    """With pytest-xdist (scripts/test.sh runs two workers), keep every Ray test on one
-    worker and every browser test on one worker: two local Ray clusters on a 2-CPU
-    machine starve each other, and two Chromiums beside two servers make the browser
-    tests' waits a measure of the machine's load. `--dist loadgroup` reads these groups;
-    without xdist they do nothing."""
+    """With pytest-xdist (scripts/test.sh runs two workers, `--dist loadgroup`), every Ray
+    test keeps to one worker and every browser test to one: two local Ray clusters on a
+    2-CPU machine starve each other, and two Chromiums beside two servers make the browser
+    tests' waits a measure of the machine's load. Every other test stays with its module,
+    in order: some modules' tests share a page or a model through a module fixture and
+    build on what the one before did. Without xdist these groups do nothing."""
     for item in items:
-        for mark, group in (("ray", "ray"), ("browser", "browser")):
-            if item.get_closest_marker(mark):
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+        group = next((mark for mark in ("ray", "browser") if item.get_closest_marker(mark)), item.nodeid.split("::")[0])
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_make_parametrize_id(config, val, argname):
