@@ -34,6 +34,7 @@ def noise_image():
     return Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the marks into groups
 def pytest_collection_modifyitems(items):
     """With pytest-xdist (scripts/test.sh runs two workers, `--dist loadgroup`), every Ray
     test keeps to one worker and every browser test to one: two local Ray clusters on a

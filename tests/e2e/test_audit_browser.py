@@ -19,8 +19,10 @@ def test_the_demo_audit_shows_the_flagged_cluster_and_a_clicked_point_shows_its_
         reason = page.get_by_text("In 24 of 24 'disc' photos the map sits on the same small patch").first
         reason.wait_for()
         assert "bottom right" in reason.inner_text() and "off the object" in reason.inner_text()
-        assert page.get_by_text("The cluster's mean map over 12 of its 24 'disc' photos").count() == 1
+        mosaic = page.get_by_text("The cluster's mean map over 12 of its 24 'disc' photos")
+        mosaic.first.wait_for()  # the page streams its elements: the mosaic comes after the reason
         wait_until_idle(page, timeout=180)
+        assert mosaic.count() == 1
 
         point = page.locator("[data-testid='stVegaLiteChart'] path[aria-label*='path: disc/disc-01.jpg;']")
         point.scroll_into_view_if_needed()
