@@ -66,7 +66,7 @@ def _keep_keras_state_between_reruns() -> None:
 
 
 _keep_keras_state_between_reruns()
-media_grace.keep_superseded_images_briefly()
+media_grace.keep_superseded_files_briefly()
 sandbox.image_pool().start()  # the first upload should not wait for a worker to boot
 
 # How many times each engine function really ran (cache misses). Tests read it.

@@ -1,11 +1,16 @@
-"""Images of a superseded run stay served for a few seconds.
+"""Files of a superseded run stay served for a few seconds.
 
 Streamlit deletes a run's images the moment the next run of the session ends. A
 browser that has not fetched them yet (the user pressed Next twice quickly, or left
 for another page while an overlay was loading) then gets a 404 for each, and logs
-"Image source error". Streamlit already gives download files one extra run; this
-gives images a few seconds, then deletes them as Streamlit would. Memory stays
-bounded: only images orphaned within the last GRACE_SECONDS are kept.
+"Image source error". Download files get one extra run, which is not enough either:
+the browser fetches every download button's file once to check it, and two quick
+runs (a file dropped on an uploader sends the old file's removal and the new file as
+two runs) deleted it first ("Download Button source error - 404", seen in the
+browser test). So every file is deleted only once it has been unused for
+GRACE_SECONDS. Memory stays bounded:
+only files orphaned within the last GRACE_SECONDS are kept; the large downloads are
+callables, built on click, and hold nothing.
 
 Like the Keras clean-up tweak in cached.py, this patches one Streamlit method; if a
 release moves it, nothing breaks, the 404s just come back.
@@ -18,21 +23,22 @@ import time
 GRACE_SECONDS = 5.0
 
 
-_NEEDED = ("_lock", "_file_metadata", "_get_inactive_file_ids", "_delete_file", "_remove_orphaned_deferred_callables")
+# The methods this relies on (the instance also needs its _lock, which every release has had).
+_NEEDED = ("_get_inactive_file_ids", "_delete_file", "_remove_orphaned_deferred_callables")
 
 
-def keep_superseded_images_briefly() -> None:
+def keep_superseded_files_briefly() -> None:
     try:
-        from streamlit.runtime.media_file_manager import MediaFileKind, MediaFileManager
+        from streamlit.runtime.media_file_manager import MediaFileManager
     except ImportError:
         return
-    if getattr(MediaFileManager.remove_orphaned_files, "keeps_images", False):
+    if getattr(MediaFileManager.remove_orphaned_files, "keeps_files", False):
         return
-    if not all(hasattr(MediaFileManager, name) for name in _NEEDED[2:]):
+    if not all(hasattr(MediaFileManager, name) for name in _NEEDED):
         return  # a Streamlit release whose internals differ: keep its own behaviour
 
     def remove_orphaned_files(self) -> None:
-        """Streamlit's own method, except that an image is deleted only once it has
+        """Streamlit's own method, except that a file is deleted only once it has
         been unused for GRACE_SECONDS."""
         with self._lock:
             now = time.monotonic()
@@ -41,16 +47,12 @@ def keep_superseded_images_briefly() -> None:
             for file_id in [f for f in orphaned_since if f not in inactive]:
                 del orphaned_since[file_id]  # shown again, or deleted
             for file_id in inactive:
-                file = self._file_metadata[file_id]
-                if file.kind == MediaFileKind.MEDIA:
-                    if now - orphaned_since.setdefault(file_id, now) >= GRACE_SECONDS:
-                        self._delete_file(file_id)
-                        del orphaned_since[file_id]
-                elif file.is_marked_for_delete:  # downloads: Streamlit's rule, one extra run
+                # The first pass that finds a file unused only starts its clock, so every file,
+                # a download too, also outlives one extra run, as Streamlit's own rule for downloads.
+                if now - orphaned_since.setdefault(file_id, now) >= GRACE_SECONDS:
                     self._delete_file(file_id)
-                else:
-                    file.mark_for_delete()
+                    del orphaned_since[file_id]
             self._remove_orphaned_deferred_callables()
 
-    remove_orphaned_files.keeps_images = True
+    remove_orphaned_files.keeps_files = True
     MediaFileManager.remove_orphaned_files = remove_orphaned_files

@@ -1,5 +1,6 @@
-"""A superseded run's images stay served for a few seconds, then go (no 404 for a
-browser that was still fetching them, and no memory kept for good)."""
+"""A superseded run's images and download files stay served for a few seconds,
+then go (no 404 for a browser that was still fetching them, and no memory kept for
+good)."""
 
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
@@ -7,8 +8,8 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from dashboard import media_grace
 
 
-def test_an_orphaned_image_is_served_for_the_grace_period_then_deleted(monkeypatch):
-    media_grace.keep_superseded_images_briefly()  # as the dashboard does when it starts
+def test_an_orphaned_image_or_download_is_served_for_the_grace_period_then_deleted(monkeypatch):
+    media_grace.keep_superseded_files_briefly()  # as the dashboard does when it starts
     clock = [1000.0]
     monkeypatch.setattr(media_grace.time, "monotonic", lambda: clock[0])
     manager = MediaFileManager(MemoryMediaFileStorage("/media"))
@@ -19,10 +20,30 @@ def test_an_orphaned_image_is_served_for_the_grace_period_then_deleted(monkeypat
     manager.clear_session_refs()  # the next run began and drew other images
     manager.remove_orphaned_files()  # ... and ended
     assert manager.read_file(image_id) is not None  # a browser still fetching it gets it
+    assert manager.read_file(download_id) is not None
     clock[0] += 2.0
-    manager.remove_orphaned_files()
-    assert manager.read_file(image_id) is not None
-    assert manager.read_file(download_id) is None  # downloads keep Streamlit's rule: one extra run
+    manager.remove_orphaned_files()  # a second quick run: Streamlit deleted the download here, and the
+    assert manager.read_file(image_id) is not None  # browser's check of its button got a 404
+    assert manager.read_file(download_id) is not None
     clock[0] += media_grace.GRACE_SECONDS
     manager.remove_orphaned_files()
     assert manager.read_file(image_id) is None  # then gone: memory is not kept for good
+    assert manager.read_file(download_id) is None
+
+
+
+def test_a_file_outlives_at_least_one_extra_run_however_long_the_run(monkeypatch):
+    """Streamlit's own rule for downloads (one extra run) still holds after a long run."""
+    media_grace.keep_superseded_files_briefly()
+    clock = [1000.0]
+    monkeypatch.setattr(media_grace.time, "monotonic", lambda: clock[0])
+    manager = MediaFileManager(MemoryMediaFileStorage("/media"))
+    download = manager.add(b"old record", "application/json", "1.(0.3).0", "r.json", is_for_static_download=True)
+    download_id = download.rsplit("/", 1)[1].split(".")[0]
+    clock[0] += 60  # the run that drew it was long
+    manager.clear_session_refs()
+    manager.remove_orphaned_files()  # the first run without it
+    assert manager.read_file(download_id) is not None
+    clock[0] += media_grace.GRACE_SECONDS
+    manager.remove_orphaned_files()
+    assert manager.read_file(download_id) is None
