@@ -1,11 +1,15 @@
 """Audit a dataset in a real Chromium on the real server: the demo's cheating cluster
 is shown, and clicking a point of the maps' embedding shows that photo (Streamlit's
-own chart selection event, which only a browser sends)."""
+own chart selection event, which only a browser sends); an audit of one's own photos
+stops when Stop is pressed, and starts again on Audit."""
+
+import zipfile
 
 import pytest
 
 from e2e.browser import browser_page, exceptions_shown, wait_until_idle
 from e2e.server import streamlit_server
+from gradcam.zoo import clever_hans
 from tests.e2e.test_browser import require_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,5 +33,38 @@ def test_the_demo_audit_shows_the_flagged_cluster_and_a_clicked_point_shows_its_
         point.click()
         page.get_by_text("disc/disc-01.jpg: 'disc'").first.wait_for()
         page.wait_for_function("() => window.location.search.includes('audit_photo=disc%2Fdisc-01.jpg')")
+        assert exceptions_shown(page) == []
+        assert [text for kind, text in console if kind == "pageerror"] == []
+
+
+def test_stop_ends_an_audit_of_ones_own_photos_and_audit_starts_it_again(tmp_path):
+    """480 photos (the demo's, six copies each: the archive limit is 500) take long enough
+    on EfficientNet-Lite0, the model own photos get, to press Stop while the bar moves."""
+    require_chromium()
+    photos = sorted(clever_hans.PHOTOS.glob("*/*.jpg"))
+    archive = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for copy in range(480 // len(photos) + 1):
+            for path in photos:
+                if len(zipped.namelist()) < 480:
+                    zipped.write(path, f"{path.parent.name}/{copy}-{path.name}")
+    with streamlit_server() as url, browser_page(width=1400, height=1200) as (page, console):
+        page.set_default_timeout(180_000)
+        page.goto(url + "/Audit")
+        page.get_by_text("My photos (a .zip)").click()
+        page.get_by_text("Upload a .zip of photos").wait_for()
+        page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(archive))
+        page.get_by_text("Press Audit to audit shapes.zip").wait_for()
+        page.get_by_role("button", name="Audit", exact=True).click()
+        page.locator("[data-testid='stProgress']").first.wait_for()  # the photos are being explained
+        page.get_by_role("button", name="Stop", exact=True).click()
+        stopped = page.get_by_text("Stopped. Press Audit to start again.")
+        stopped.first.wait_for()
+        wait_until_idle(page, timeout=180)
+        assert page.get_by_text("Flagged clusters").count() == 0  # nothing of the stopped run is shown
+        page.get_by_role("button", name="Audit", exact=True).click()  # and it starts again, to the end
+        page.get_by_role("heading", name="Flagged clusters").wait_for()
+        wait_until_idle(page, timeout=180)
+        assert stopped.count() == 0
         assert exceptions_shown(page) == []
         assert [text for kind, text in console if kind == "pageerror"] == []

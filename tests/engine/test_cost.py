@@ -10,8 +10,11 @@ a second and without the memory, and an ordinary model must still be explained.
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -103,16 +106,29 @@ def test_the_sizes_are_the_layers_output_shapes_written_out():
     assert cost.explanation_bytes(model, eigen, 5) == 4 * 4 * conv  # no tape: a few of the widest tensor
 
 
-def test_the_estimate_is_not_below_what_an_explanation_really_holds():
-    # Small enough to run here (a 1024 x 1024 input, 6 filters), large enough to measure.
+def measured_growth() -> tuple[int, int]:
+    """(resident memory an explanation added, the estimate) for a 1024 x 1024 input with 6
+    filters: small enough to run here, large enough to measure."""
     model = own_model(wide_model(6, side=1024), [f"class {i}" for i in range(10)])
     image = photo(1024)
     gradcam.explain_many(model, photo(64), top=5)  # traced once, so tracing is not measured
     estimate = cost.explanation_bytes(model, gradcam.METHODS["gradcam"], 5)
     with PeakMemory() as memory:
         gradcam.explain_many(model, image, top=5)
-    assert memory.grew <= estimate, (memory.grew / 2**20, estimate / 2**20)
-    assert memory.grew > estimate / 8, "the measurement saw nothing: the comparison would prove nothing"
+    return memory.grew, estimate
+
+
+def test_the_estimate_is_not_below_what_an_explanation_really_holds():
+    # In a new process: in a worker that ran other tests, the allocator reuses memory those freed,
+    # the resident size hardly grows, and the comparison would prove nothing (seen in a full run).
+    tests = Path(__file__).resolve().parents[1]
+    code = (f"import sys; sys.path[:0] = [{str(tests)!r}, {str(tests.parent)!r}]; "
+            "from tests.engine.test_cost import measured_growth; print(*measured_growth())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    grew, estimate = map(int, done.stdout.split()[-2:])
+    assert grew <= estimate, (grew / 2**20, estimate / 2**20)
+    assert grew > estimate / 8, "the measurement saw nothing: the comparison would prove nothing"
 
 
 def test_every_method_of_the_offline_model_fits_the_default_budget(lite0):
