@@ -8,9 +8,9 @@ the browser fetches every download button's file once to check it, and two quick
 runs (a file dropped on an uploader sends the old file's removal and the new file as
 two runs) deleted it first ("Download Button source error - 404", seen in the
 browser test). So every file is deleted only once it has been unused for
-GRACE_SECONDS. Memory stays bounded:
-only files orphaned within the last GRACE_SECONDS are kept; the large downloads are
-callables, built on click, and hold nothing.
+GRACE_SECONDS. Memory stays bounded: only files orphaned within the last
+GRACE_SECONDS are kept; the large downloads are callables, built on click, and
+hold nothing.
 
 Like the Keras clean-up tweak in cached.py, this patches one Streamlit method; if a
 release moves it, nothing breaks, the 404s just come back.

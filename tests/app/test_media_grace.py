@@ -31,7 +31,6 @@ def test_an_orphaned_image_or_download_is_served_for_the_grace_period_then_delet
     assert manager.read_file(download_id) is None
 
 
-
 def test_a_file_outlives_at_least_one_extra_run_however_long_the_run(monkeypatch):
     """Streamlit's own rule for downloads (one extra run) still holds after a long run."""
     media_grace.keep_superseded_files_briefly()

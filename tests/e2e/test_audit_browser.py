@@ -3,6 +3,7 @@ is shown, and clicking a point of the maps' embedding shows that photo (Streamli
 own chart selection event, which only a browser sends); an audit of one's own photos
 stops when Stop is pressed, and starts again on Audit."""
 
+import itertools
 import zipfile
 
 import pytest
@@ -44,10 +45,8 @@ def test_stop_ends_an_audit_of_ones_own_photos_and_audit_starts_it_again(tmp_pat
     photos = sorted(clever_hans.PHOTOS.glob("*/*.jpg"))
     archive = tmp_path / "shapes.zip"
     with zipfile.ZipFile(archive, "w") as zipped:
-        for copy in range(480 // len(photos) + 1):
-            for path in photos:
-                if len(zipped.namelist()) < 480:
-                    zipped.write(path, f"{path.parent.name}/{copy}-{path.name}")
+        for n, path in zip(range(480), itertools.cycle(photos)):
+            zipped.write(path, f"{path.parent.name}/{n // len(photos)}-{path.name}")
     with streamlit_server() as url, browser_page(width=1400, height=1200) as (page, console):
         page.set_default_timeout(180_000)
         page.goto(url + "/Audit")
