@@ -17,10 +17,12 @@ import streamlit as st
 from PIL import Image, ImageOps
 
 import gradcam
-from gradcam.intake.images import SUPPORTED_FORMATS
+from gradcam.intake import SUPPORTED_FORMATS
 
-from . import cached
 from .safe_text import md
+from gradcam.intake import sha256
+from dashboard.runtime.explanation_service import png_bytes
+from dashboard.runtime import explanation_cache
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 SAMPLES = {  # file -> caption, in gallery order; the first is preselected
@@ -49,14 +51,14 @@ REPLACEMENT_SECONDS = 30.0  # a removal this recent, then a file: the browser re
 
 def _use(data: bytes, name: str, source: str) -> bool:
     """Make ``data`` the current photo if it decodes; otherwise keep the old one."""
-    digest = cached.sha256(data)
+    digest = sha256(data)
     try:
-        shown = cached.display_image(digest, data)
+        shown = explanation_cache.display_image(digest, data)
     except gradcam.InvalidImageError as error:
         st.session_state["image_error"] = (source, f"{md(name)}: {error}")
         return False
     if len(data) > SESSION_PHOTO_BYTES:  # the hash stays the upload's: the caches are keyed on it
-        data = cached.png_bytes(shown)
+        data = png_bytes(shown)
     st.session_state.update(image_data=data, image_name=name, image_hash=digest, image_source=source,
                             image_error=None)
     return True
@@ -148,7 +150,7 @@ def current_image() -> CurrentImage:
     if "image_data" not in st.session_state:
         use_sample(next(iter(SAMPLES)))
     state = st.session_state
-    return CurrentImage(cached.display_image(state["image_hash"], state["image_data"]),
+    return CurrentImage(explanation_cache.display_image(state["image_hash"], state["image_data"]),
                         state["image_name"], state["image_hash"])
 
 

@@ -1,4 +1,15 @@
-"""Files of a superseded run stay served for a few seconds.
+"""Two patches to Streamlit internals, applied by boot(). If a Streamlit release moves
+what they patch, nothing breaks: we only lose what they bring.
+
+Keras state kept between reruns. Streamlit calls keras.backend.clear_session() after
+every rerun (script_runner._clean_problem_modules) for apps that build a model on
+each run. Ours are built once and cached, and for us it is harmful: it empties
+TensorFlow's kernel cache, so every rerun re-optimises the compiled Grad-CAM (~250 ms
+instead of ~20 ms), it runs a full garbage collection, and it resets Keras' graph
+state while other sessions may be mid-trace. We keep the rest of that clean-up
+(closing matplotlib figures).
+
+Files of a superseded run stay served for a few seconds.
 
 Streamlit deletes a run's images the moment the next run of the session ends. A
 browser that has not fetched them yet (the user pressed Next twice quickly, or left
@@ -11,16 +22,31 @@ browser test). So every file is deleted only once it has been unused for
 GRACE_SECONDS. Memory stays bounded: only files orphaned within the last
 GRACE_SECONDS are kept; the large downloads are callables, built on click, and
 hold nothing.
-
-Like the Keras clean-up tweak in cached.py, this patches one Streamlit method; if a
-release moves it, nothing breaks, the 404s just come back.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 GRACE_SECONDS = 5.0
+
+
+def keep_keras_state_between_reruns() -> None:
+    """Stop Streamlit from calling keras.backend.clear_session() after every rerun."""
+    try:
+        from streamlit.runtime.scriptrunner import script_runner
+    except ImportError:
+        return
+    if getattr(script_runner._clean_problem_modules, "keeps_keras", False):
+        return
+
+    def clean_problem_modules_but_keras() -> None:
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
+
+    clean_problem_modules_but_keras.keeps_keras = True
+    script_runner._clean_problem_modules = clean_problem_modules_but_keras
 
 
 # The methods this relies on (the instance also needs its _lock, which every release has had).

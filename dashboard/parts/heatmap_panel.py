@@ -15,9 +15,9 @@ from PIL import Image
 
 import gradcam
 from gradcam import report
-from gradcam.engine.overlay import colorize, strongest_colour
+from gradcam.engine import colorize, strongest_colour
 
-from .cached import ClassMap, Explained
+from dashboard.runtime.explanation_cache import Explained
 from .safe_text import md
 
 
@@ -83,7 +83,7 @@ def predictions_chart(explained: Explained, target: int, probabilities: bool = T
     )
 
 
-def record(model_name: str, layer: str, method: str, class_map: ClassMap, explained: Explained,
+def record(model_name: str, layer: str, method: str, class_map: gradcam.Explanation, explained: Explained,
            image_name: str, image_sha256: str) -> dict:
     """What exactly was explained, for the JSON download."""
     return {
@@ -100,7 +100,7 @@ def record(model_name: str, layer: str, method: str, class_map: ClassMap, explai
     }
 
 
-def show(photo: Image.Image, heatmap: np.ndarray, class_map: ClassMap, explained: Explained, *, opacity: float,
+def show(photo: Image.Image, heatmap: np.ndarray, class_map: gradcam.Explanation, explained: Explained, *, opacity: float,
          colormap: str, record_json: dict, model: gradcam.Model, method: str = "gradcam") -> None:
     overlaid = gradcam.overlay(photo, heatmap, opacity, colormap)
     height, width = class_map.raw.shape

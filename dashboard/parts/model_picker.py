@@ -17,11 +17,14 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 import gradcam
-from gradcam.engine.model import PREPROCESSING
-from gradcam.zoo.catalog import KERAS_APPLICATIONS, download_weights, keras_weights_path
+from gradcam.engine import PREPROCESSING
+from gradcam.zoo import KERAS_APPLICATIONS, download_weights, keras_weights_path
 
-from . import cached
 from .safe_text import md
+from gradcam.intake import sha256
+from dashboard.runtime.explanation_service import backend
+from dashboard.runtime.boot import start_model_sandbox
+from dashboard.runtime import model_cache
 
 UPLOAD = "Upload a Keras model..."
 AUTO = "automatic"
@@ -45,7 +48,7 @@ class Picked:
 
 
 def _own_model_files() -> tuple | None:
-    cached.start_model_sandbox()
+    start_model_sandbox()
     model_file = st.file_uploader("Keras model (.keras or .h5)", type=["keras", "h5"], key="model_upload")
     labels_file = st.file_uploader("Class names (optional: one per line, or JSON)", type=["txt", "json"],
                                    key="labels_upload")
@@ -65,9 +68,9 @@ def _own_model_files() -> tuple | None:
     model_bytes = model_file.getvalue()
     labels_bytes = labels_file.getvalue() if labels_file is not None else None
     scaling = None if preprocessing == AUTO else preprocessing
-    key = "own:" + cached.sha256(model_bytes)[:16] + ":" + (cached.sha256(labels_bytes)[:16] if labels_bytes else "")
+    key = "own:" + sha256(model_bytes)[:16] + ":" + (sha256(labels_bytes)[:16] if labels_bytes else "")
     key += ":" + (scaling or AUTO)
-    if cached.backend():
+    if backend():
         st.caption("Your model is explained here, in the dashboard's own process: the explanation service "
                    "serves the built-in models only, and your file is never sent to it.")
     return key, model_bytes, labels_bytes, scaling
@@ -103,7 +106,7 @@ def load_builtin(name: str) -> gradcam.Model:
     try:
         _download_with_progress(name)
         with st.spinner(f"Loading {name}..."):
-            return cached.builtin_model(name)
+            return model_cache.builtin_model(name)
     except gradcam.ModelLoadError as error:
         failed[name] = str(error)
         raise
@@ -113,7 +116,7 @@ def is_loaded(picked: Picked) -> bool:
     """Whether the model is ready in this process (else loading it takes seconds: show the page meanwhile)."""
     if picked.choice == UPLOAD:
         return picked.own is None or picked.own[0] in st.session_state.get("own_models", {})
-    return cached.is_loaded(picked.choice)
+    return model_cache.is_loaded(picked.choice)
 
 
 def model_controls(on_change=None) -> Picked:
@@ -137,7 +140,7 @@ def load(picked: Picked) -> tuple[str, gradcam.Model]:
             key, model_bytes, labels_bytes, scaling = picked.own
             with st.spinner("Loading your model..."):
                 file_name = getattr(st.session_state.get("model_upload"), "name", None)  # pages call it by this
-                picked_model = (key, cached.own_model(key, model_bytes, labels_bytes, scaling, file_name))
+                picked_model = (key, model_cache.own_model(key, model_bytes, labels_bytes, scaling, file_name))
         else:
             picked_model = None
     except gradcam.ModelLoadError as error:

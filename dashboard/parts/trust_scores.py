@@ -9,10 +9,12 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam.report import content as report_content
-from gradcam.trust.faithfulness import check_cost, map_score, preview, random_score as random_score_of
+from gradcam import report
+from gradcam.trust import check_cost, map_score, preview, random_score as random_score_of
+from dashboard.runtime.refusals import refusals_said
+from dashboard.runtime.call_counts import engine_calls
+from dashboard.runtime import explanation_cache, long_jobs
 
-from . import cached
 
 STEPS = 50  # points of each deletion / insertion curve beyond the first (the papers' resolution)
 PREVIEW_FRACTIONS = (0.1, 0.3, 0.6)  # the three deletion steps shown as pictures
@@ -29,16 +31,16 @@ def shown_map(image_hash: str, model_key: str, layer: str, method: str, target: 
     """The map Explore shows for this class (Score-CAM on Explore's channel budget,
     with its progress bar and early stop), at the image's size, and its own grid:
     every score on the Trust page is computed on exactly this map."""
-    explained = cached.explain_top5(image_hash, model_key, layer, method, image, model)
-    class_map = explained.maps.get(target) or cached.explain_class(image_hash, model_key, layer, method, target,
+    explained = explanation_cache.explain_top5(image_hash, model_key, layer, method, image, model)
+    class_map = explained.maps.get(target) or explanation_cache.explain_class(image_hash, model_key, layer, method, target,
                                                                    image, model)
-    return cached.heatmap(class_map, image.size), tuple(class_map.raw.shape[:2])
+    return class_map.heatmap, tuple(class_map.raw.shape[:2])
 
 
 def scores_fit(model: gradcam.Model) -> None:
     """Before any score: a model whose batches of perturbed photos would exhaust the server's
     memory (gradcam.engine.cost) ends the page with that sentence, under its first heading."""
-    with cached.refusals_said():
+    with refusals_said():
         check_cost(model)
 
 
@@ -58,7 +60,7 @@ def scores(image_hash: str, model_key: str, layer: str, method: str, target: int
     """Deletion, insertion, Average Drop and Increase in Confidence for the map
     shown (``_shown`` from ``shown_map``, which the key names) and for random maps
     and a blob (ROAD is its own, slower, call)."""
-    cached.engine_calls["faithfulness"] += 1
+    engine_calls["faithfulness"] += 1
     heatmap, cells = _shown
     return gradcam.faithfulness(_model, _image, heatmap, target=target, resolution=cells, steps=STEPS,
                                 baseline=baseline, road=False)
@@ -69,7 +71,7 @@ def road(image_hash: str, model_key: str, layer: str, method: str, target: int,
          _image: Image.Image, _model: gradcam.Model, _shown: tuple) -> gradcam.Faithfulness:
     """ROAD for the map shown, a random map and the blob (the curves here are short:
     only the ROAD fields of this result are shown)."""
-    cached.engine_calls["road"] += 1
+    engine_calls["road"] += 1
     heatmap, cells = _shown
     return gradcam.faithfulness(_model, _image, heatmap, target=target, resolution=cells, steps=2, road=True,
                                 seeds=1)
@@ -87,14 +89,14 @@ def method_score(image_hash: str, model_key: str, layer: str, method: str, targe
     """One row of "Which method should I believe here?": the map Explore shows for
     ``method``, on the page's baseline and steps (one row per call, so the page can
     move a progress bar between them: a cached function cannot draw)."""
-    cached.engine_calls["method_score"] += 1
+    engine_calls["method_score"] += 1
     return map_score(_model, _image, _shown[0], target, method, steps=steps, baseline=baseline)
 
 
 @st.cache_data(max_entries=64, max_size="1MB", show_spinner=False)
 def random_score(image_hash: str, model_key: str, layer: str, target: int, baseline: str, steps: int,
                  _image: Image.Image, _model: gradcam.Model) -> gradcam.MethodScore:
-    cached.engine_calls["random_score"] += 1
+    engine_calls["random_score"] += 1
     return random_score_of(_model, _image, target, layer, steps=steps, baseline=baseline)
 
 
@@ -104,13 +106,13 @@ def sanity(image_hash: str, model_key: str, layer: str, method: str, target: int
     progress bar over the network's stages; a newer request of this session stops
     an older one, as on Explore. Shared by all sessions, like the other results."""
     def run(progress, stop):
-        cached.engine_calls["sanity_check"] += 1
+        engine_calls["sanity_check"] += 1
         return gradcam.sanity_check(model, image, target=target, layer=layer, method=method, progress=progress,
-                                    stop=stop, **cached.engine_options(method))
+                                    stop=stop, **explanation_cache.engine_options(method))
 
     title = f"Sanity check of {gradcam.METHODS[method].display_name}"
-    return cached._slow(("sanity", image_hash, model_key, layer, method, target), method, run,
-                        unit="stages randomized", title=title)
+    return long_jobs.long_job(("sanity", image_hash, model_key, layer, method, target), run, title,
+                              "stages randomized")
 
 
 # --- the evidence as pictures, for the report -------------------------------------------------
@@ -120,14 +122,14 @@ def sanity(image_hash: str, model_key: str, layer: str, method: str, target: int
 def curves_picture(image_hash: str, model_key: str, layer: str, method: str, target: int, baseline: str,
                    _scores: gradcam.Faithfulness) -> Image.Image:
     """The deletion and insertion curves the report embeds (matplotlib: a second each, so once per view)."""
-    return report_content.curves_picture(_scores)
+    return report.curves_picture(_scores)
 
 
 @st.cache_data(max_entries=64, max_size="16MB", show_spinner=False)
 def sanity_picture(image_hash: str, model_key: str, layer: str, method: str, target: int,
                    _image: Image.Image, _check: gradcam.SanityCheck) -> Image.Image:
     """The sanity strip the report embeds."""
-    return report_content.sanity_picture(_image, _check)
+    return report.sanity_picture(_image, _check)
 
 
 # --- what this session has run, for the report ---------------------------------------------
@@ -153,9 +155,7 @@ def sanity_mark(key: tuple, method: str) -> str:
     and it is shared like every result), else what the literature found, else that
     it was not run."""
     image_hash, model_key, layer, target = key
-    results, lock = cached._slow_results()
-    with lock:
-        check = results.get(("sanity", image_hash, model_key, layer, method, target))
+    check = long_jobs.kept_result(("sanity", image_hash, model_key, layer, method, target))
     if check is not None:
         if not check.judged:
             return "cannot judge (empty map)"

@@ -4,7 +4,7 @@ sidebar or under a small thumbnail."""
 from __future__ import annotations
 
 import gradcam
-from gradcam.engine.graph import SEPARATOR
+from gradcam.engine import SEPARATOR
 
 from .safe_text import md
 

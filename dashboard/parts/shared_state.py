@@ -31,7 +31,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import gradcam
 
-from .link_values import link_number
+from .link_numbers import link_number
 from .image_picker import SAMPLES, CurrentImage, current_image, current_sample, use_sample
 from .model_picker import builtin_models, keep_only_the_model_in_use, load_builtin
 from .safe_text import md
@@ -223,15 +223,3 @@ def write_url(c: Choices, top1: int, own: dict | None = None, *, photo_keys=(), 
         key: value for key, value in clean.items() if key in (own or {})}
     if note := link_note(photo_travels, model_travels):
         st.sidebar.caption(f":material/link: {note}")
-
-
-def page_links(where, pages: list) -> None:
-    """The sidebar's list of pages, drawn into ``where`` (an st.empty). Each link carries
-    the view, so a page change is one history entry that already holds it (Streamlit's
-    own list drops the query: the new page then wrote its view as a second entry)."""
-    own = st.session_state.get("link_own", {})
-    shared = st.session_state.get("link_shared", {})
-    with where.container():
-        for page in pages:
-            st.page_link(page, label=page.title, icon=page.icon, query_params={**shared, **own.get(page.title, {})})
-        st.divider()

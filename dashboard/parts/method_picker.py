@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import gradcam
-from gradcam.engine.methods import SCORECAM_DEFAULT_CHANNELS
+from gradcam.engine import SCORECAM_DEFAULT_CHANNELS
 
 # The picker's tooltip: every method with its one-line description (Markdown list).
 HELP = "\n".join(f"- **{m.display_name}**: {m.description}" for m in gradcam.METHODS.values())

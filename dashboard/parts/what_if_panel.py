@@ -24,13 +24,15 @@ from PIL import Image, ImageDraw
 from scipy.ndimage import label
 
 import gradcam
-from gradcam.engine.baselines import BASELINES
-from gradcam.trust.pointing import STRONGEST
+from gradcam.engine import BASELINES
+from gradcam.trust import STRONGEST
 
-from . import cached
 from .box_drawing import draw_box, drawn_box
 from .heatmap_panel import score_text
 from .safe_text import md
+from gradcam.intake import sha256
+from dashboard.runtime.call_counts import engine_calls
+from dashboard.runtime import explanation_cache
 
 MAX_BOXES = 8
 FILL_NAMES = {"blur": "Blur it out", "mean": "Paint it the photo's mean colour", "black": "Paint it black"}
@@ -84,7 +86,7 @@ def _outlined(photo: Image.Image, boxes, pending) -> Image.Image:
 @st.cache_data(max_entries=64, max_size="64MB", show_spinner=False)
 def _what_if(image_hash: str, model_key: str, boxes: tuple, fill: str, _image: Image.Image,
              _model: gradcam.Model) -> gradcam.WhatIf:
-    cached.engine_calls["what_if"] += 1
+    engine_calls["what_if"] += 1
     # The unedited photo's logits, once per photo and model: each later edit is one photo's pass.
     known = _unedited.get((image_hash, model_key))
     result = gradcam.what_if(_model, _image, list(boxes), fill=fill, unedited=known)
@@ -198,7 +200,7 @@ def show(current, model_key: str, model: gradcam.Model, layer: str, method: str,
     # The answer first, then the map: the map's gradient pass waits until the new top-5 is
     # on the page (the person reads the numbers first), while the map keeps its place above them.
     before, after = st.columns(2)
-    before.image(gradcam.overlay(current.image, cached.heatmap(original_map, current.image.size), opacity, colormap),
+    before.image(gradcam.overlay(current.image, original_map.heatmap, opacity, colormap),
                  caption=f"Before: the map of {md(model.labels[target])}", width="stretch")
     after_slot = after.empty()
     answer_slot = st.empty()
@@ -212,11 +214,11 @@ def show(current, model_key: str, model: gradcam.Model, layer: str, method: str,
                      f"({change_text(model, result.change(target))})")
     answer_slot.markdown("**The model's answer now** (change against the whole photo):\n" + "\n".join(lines))
     with after_slot, st.spinner("Recomputing the map..."):
-        edited_hash = cached.sha256(np.asarray(result.image).tobytes() + current.sha256.encode())
-        edited_map = cached.explain_class(edited_hash, model_key, layer, method, target, result.image, model)
+        edited_hash = sha256(np.asarray(result.image).tobytes() + current.sha256.encode())
+        edited_map = explanation_cache.explain_class(edited_hash, model_key, layer, method, target, result.image, model)
     # The model saw the edit at its input size; it is shown at the photo's own shape, next to the original.
     edited = result.image.resize(current.image.size, Image.BICUBIC)
-    after_slot.image(gradcam.overlay(edited, cached.heatmap(edited_map, edited.size), opacity, colormap),
+    after_slot.image(gradcam.overlay(edited, edited_map.heatmap, opacity, colormap),
                      caption=f"After covering: the map of {md(model.labels[target])}, recomputed", width="stretch",
                      alt="What-if overlay")
     return format_cover(boxes)

@@ -19,13 +19,14 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam.engine.cam import heatmap as method_heatmap
-from gradcam.intake import archives
-from gradcam.report.audit_report import region_overlay, mean_map_image
-from gradcam.zoo import clever_hans
+from gradcam.engine import heatmap
+from gradcam.intake import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS
+from gradcam.report import mean_map_image, region_overlay
+from gradcam.zoo import CLEVER_HANS, CLEVER_HANS_MASKS, CLEVER_HANS_PHOTOS
 
-from . import cached
-from .safe_text import md
+from dashboard.parts.safe_text import md
+from gradcam.intake import sha256
+from dashboard.runtime import long_jobs
 
 DEMO = "demo"
 MINE = "mine"
@@ -33,8 +34,8 @@ SOURCES = {DEMO: "The Clever Hans demo (72 photos, with object masks)",
            MINE: "My photos (a .zip)"}
 ZIP_HELP = ("One sub-folder per class, named by the model's classes (cat/001.jpg, dog/002.jpg): those are the "
             "true labels. A .zip without class folders is audited on the model's own top-1 classes. Read in memory "
-            f"like the Batch page's: at most {archives.MAX_ARCHIVE_MEMBERS} entries and "
-            f"{archives.MAX_ARCHIVE_BYTES // 2**20} MB unpacked.")
+            f"like the Batch page's: at most {MAX_ARCHIVE_MEMBERS} entries and "
+            f"{MAX_ARCHIVE_BYTES // 2**20} MB unpacked.")
 MASKS_HELP = ("Optional: a .zip of PNG masks mirroring the photos (cat/001.png for cat/001.jpg; non-zero = the "
               "object), or a CSV of boxes (path, x0, y0, x1, y1 in pixels). With them the audit measures how much "
               "of each map lies on its object.")
@@ -51,7 +52,7 @@ class Request:
 
 
 def demo_request() -> Request:
-    return Request(("demo",), clever_hans.PHOTOS, clever_hans.MASKS, "the Clever Hans demo photos")
+    return Request(("demo",), CLEVER_HANS_PHOTOS, CLEVER_HANS_MASKS, "the Clever Hans demo photos")
 
 
 def upload_request(photos, masks) -> Request | None:
@@ -60,7 +61,7 @@ def upload_request(photos, masks) -> Request | None:
         return None
     data = photos.getvalue()
     mask_upload = None if masks is None else (masks.name, masks.getvalue())
-    key = ("upload", cached.sha256(data), cached.sha256(mask_upload[1]) if mask_upload else "")
+    key = ("upload", sha256(data), sha256(mask_upload[1]) if mask_upload else "")
     return Request(key, (photos.name, data), mask_upload, photos.name)
 
 
@@ -76,7 +77,7 @@ def run(request: Request, model_key: str, model: gradcam.Model, layer: str, meth
         return gradcam.audit(model, request.source, masks=request.masks, layer=layer, method=method,
                              progress=progress, stop=stop)
 
-    return cached.long_job(job_key(request, model_key, layer, method), job, "Auditing", "photos")
+    return long_jobs.long_job(job_key(request, model_key, layer, method), job, "Auditing", "photos")
 
 
 def pick_methods(model: gradcam.Model) -> list[str]:
@@ -96,7 +97,7 @@ def photo_overlay(audit: gradcam.Audit, photo: gradcam.AuditPhoto, cluster: grad
     picture = thumbnail(photo)
     if picture is None or photo.map is None:
         return picture
-    shown = gradcam.overlay(picture, method_heatmap(photo.map, picture.size, audit.method.split(",")[0]), 0.45)
+    shown = gradcam.overlay(picture, heatmap(photo.map, picture.size, audit.method.split(",")[0]), 0.45)
     return region_overlay(shown, cluster.region) if cluster is not None else shown
 
 
@@ -255,8 +256,8 @@ def read_link(changes: dict) -> None:
 def default_model(source: str, explore_model_key: str) -> str:
     """The demo's own model for the demo photos; for one's own photos the model in use on Explore."""
     if source == DEMO:
-        return clever_hans.NAME
-    return explore_model_key if explore_model_key != clever_hans.NAME else gradcam.DEFAULT_MODEL
+        return CLEVER_HANS
+    return explore_model_key if explore_model_key != CLEVER_HANS else gradcam.DEFAULT_MODEL
 
 
 def source_changed() -> None:
