@@ -24,7 +24,7 @@ from gradcam.intake import sha256
 from dashboard.runtime.explanation_service import png_bytes
 from dashboard.runtime import explanation_cache
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
 SAMPLES = {  # file -> caption, in gallery order; the first is preselected
     "cat.jpg": "Cat",
     "coffee.jpg": "Espresso",
