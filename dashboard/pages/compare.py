@@ -25,6 +25,7 @@ from dashboard.parts.layer_labels import breakable, layer_option
 from dashboard.parts.model_picker import load_builtin
 from dashboard.parts.link_numbers import link_number
 from dashboard.parts.safe_text import md
+from dashboard.parts.sections import drawn_alone
 from dashboard.parts.shared_state import choices
 from dashboard.runtime.call_counts import engine_calls
 from dashboard.runtime import explanation_cache
@@ -155,8 +156,13 @@ def page() -> None:
     photo, model = c.image.image, c.model
     small = small_photo(photo)
 
-    with st.spinner("Explaining..."):
-        top5 = explanation_cache.explain_top5(c.image.sha256, c.model_key, c.layer, c.method, photo, model)
+    try:
+        with st.spinner("Explaining..."):
+            top5 = explanation_cache.explain_top5(c.image.sha256, c.model_key, c.layer, c.method, photo, model)
+    except ValueError as refused:  # the engine's one sentence: e.g. a transformer layer no gradient reaches
+        st.title("Compare")
+        st.error(md(str(refused)))
+        st.stop()
     top5_scores = {p.index: p.probability for p in top5.predictions}
     top1 = top5.predictions[0].index
 
@@ -203,7 +209,7 @@ def page() -> None:
     link = {}  # this tab's own choices, for the URL
 
     if layers_tab.open:
-        with layers_tab:
+        with layers_tab, drawn_alone("The Layers tab"):
             all_layers = {t.name: t for t in gradcam.target_layers(model)}
             stages = [t.name for t in gradcam.stage_layers(model)]
             if st.session_state.get("compare_layers_for") != c.model_key:
@@ -221,11 +227,17 @@ def page() -> None:
             ordered = tuple(name for name in all_layers if name in picked)  # early to late, whatever the click order
             st.markdown(f"Where the evidence for **{label}** sits at each stage of the network, early to late: "
                         "early layers see edges and textures at a fine grid, late layers whole objects at a coarse one.")
+            strip_method = c.method
+            if gradcam.METHODS[c.method].layer_free:  # the same map at every layer: the strip shows the default's
+                chosen, strip_method = gradcam.METHODS[c.method], shared_state.DEFAULTS["method"]
+                st.info(f"{chosen.display_name} works on the {chosen.works_on}, not on one layer, so it has no map "
+                        f"per layer: this strip shows {gradcam.METHODS[strip_method].display_name}'s maps. The other "
+                        f"tabs show {chosen.display_name}.")
             if not ordered:
                 st.info("Pick at least one layer.")
             else:
                 with st.spinner("Explaining every layer in one pass..."):
-                    maps = layer_maps(c.image.sha256, c.model_key, ordered, target, c.method, photo, model)
+                    maps = layer_maps(c.image.sha256, c.model_key, ordered, target, strip_method, photo, model)
                 strip([(shown, f"**{breakable(name)}** · {shown.raw.shape[0]}\u00a0x\u00a0{shown.raw.shape[1]}")
                        for name, shown in maps],
                       small, opacity, colormap)
@@ -233,7 +245,7 @@ def page() -> None:
                 link["layers"] = LIST_SEPARATOR.join(ordered)
 
     if classes_tab.open:
-        with classes_tab:
+        with classes_tab, drawn_alone("The Classes tab"):
             count = len(top5.predictions)
             st.markdown(f"The model's top-{count} classes, each with its own map (one pass for all {count})."
                         if count > 1 else "The model's one output and its map.")
@@ -252,6 +264,7 @@ def page() -> None:
             contrast_text, against_text = st.columns(2)
             contrast_map_column, _, against_map_column, _ = st.columns([1.4, 0.6, 1.4, 0.6])
             contrast_note, against_note = st.columns(2)
+            record = gradcam.METHODS[c.method]
             if others:
                 with contrast_text:
                     st.markdown(f"#### Why {label} rather than another?")
@@ -259,10 +272,11 @@ def page() -> None:
                                          on_change=keep, args=("compare_other",))
                     st.markdown("The map of the difference of the two scores: the regions that make the model choose "
                                 f"**{label}** over **{md(model.labels[other])}** (Selvaraju et al., 2017).")
-                with st.spinner("Explaining..."):
-                    contrast = contrast_map(c.image.sha256, c.model_key, c.layer, c.method, target, other, photo, model)
-                show_map(contrast_map_column, contrast, f"**{md(contrast.label)}**", small, opacity, colormap)
-                with contrast_note:
+                with contrast_note, drawn_alone("The map of why one class rather than another"):
+                    with st.spinner("Explaining..."):
+                        contrast = contrast_map(c.image.sha256, c.model_key, c.layer, c.method, target, other, photo,
+                                                model)
+                    show_map(contrast_map_column, contrast, f"**{md(contrast.label)}**", small, opacity, colormap)
                     evidence_notice(contrast, f"Nothing at this layer favours **{label}** over "
                                               f"**{md(model.labels[other])}**: the map is empty.")
                 link["other"] = other if other != default_other else None
@@ -270,16 +284,21 @@ def page() -> None:
                 st.markdown(f"#### What speaks against {label}?")
                 st.markdown("Grad-CAM with the gradients negated: the regions whose removal would make the model more "
                             f"sure of **{label}** (Selvaraju et al., 2017).")
-            with st.spinner("Explaining..."):
-                against = counterfactual_map(c.image.sha256, c.model_key, c.layer, c.method, target, photo, model)
-            show_map(against_map_column, against, f"**{md(against.label)}**", small, opacity, colormap)
-            with against_note:
-                evidence_notice(against, f"Nothing at this layer speaks against **{label}**: every region it sees "
-                                         "raises the class's score, so the map is empty. An earlier layer on the Explore "
-                                         "page may show some.")
+            with against_note, drawn_alone("The map of what speaks against the class"):
+                if not record.needs_gradients:  # the engine would refuse: say why where the map would be
+                    st.info(f"This map negates gradients, and {record.display_name} uses none: pick a gradient "
+                            "method (Grad-CAM, say) on the Explore page to see it.")
+                else:
+                    with st.spinner("Explaining..."):
+                        against = counterfactual_map(c.image.sha256, c.model_key, c.layer, c.method, target, photo,
+                                                     model)
+                    show_map(against_map_column, against, f"**{md(against.label)}**", small, opacity, colormap)
+                    evidence_notice(against, f"Nothing at this layer speaks against **{label}**: every region it "
+                                             "sees raises the class's score, so the map is empty. An earlier layer "
+                                             "on the Explore page may show some.")
 
     if methods_tab.open:
-        with methods_tab:
+        with methods_tab, drawn_alone("The Methods tab"):
             st.markdown(f"The same class, **{label}**, at the same layer, by every method: how much of \"the heatmap\" "
                         "is the method's own choice. Each map says how long it took to make. Guided maps are at the "
                         "network's input resolution; Eigen-CAM ignores the class. Score-CAM uses the "
@@ -301,7 +320,7 @@ def page() -> None:
             strip(maps, small, opacity, colormap)
 
     if models_tab.open:
-        with models_tab:
+        with models_tab, drawn_alone("The Models tab"):
             names = [name for name, _ in gradcam.available_models()]
             offline = [name for name in names if name.startswith("EfficientNet-Lite")]
             current = c.model_key if c.model_key in names else offline[0]

@@ -52,6 +52,10 @@ def page() -> None:
         model_key, model = model_picker.load(picked)
 
     layers = {t.name: t for t in gradcam.target_layers(model)}
+    if st.session_state.get("layer_for") == model_key and st.session_state.get("layer") not in (None, *layers):
+        shared_state.refuse_link_value(  # only a link sets a layer that is not in the model's list
+            f"The link names the layer \"{shared_state.shown_text(st.session_state['layer'])}\", which "
+            f"{md(model.name)} does not have: showing its default layer.")
     if st.session_state.get("layer_for") != model_key or st.session_state.get("layer") not in layers:
         choose("layer_for", model_key)  # a new model starts at its own default layer
         choose("layer", gradcam.default_layer(model).name)
@@ -70,8 +74,13 @@ def page() -> None:
     top5 = {p.index: p.probability for p in explained.predictions}
     top1 = explained.predictions[0].index
     target = st.session_state.get("target")
-    if st.session_state.get("target_for") != (current.sha256, model_key) or not (
-            isinstance(target, int) and 0 <= target < len(model.labels)):
+    valid = isinstance(target, int) and 0 <= target < len(model.labels)
+    if st.session_state.get("target_for") == (current.sha256, model_key) and not valid:
+        shared_state.refuse_link_value(f"The link asks for class {shared_state.shown_text(target)}, and "
+                                       f"{md(model.name)} has {len(model.labels)} classes (0 to "
+                                       f"{len(model.labels) - 1}): showing its top class.")
+    shared_state.say_link_refusals()
+    if st.session_state.get("target_for") != (current.sha256, model_key) or not valid:
         choose("target_for", (current.sha256, model_key))
         choose("target", top1)  # a new photo or model: its top-1
 

@@ -24,6 +24,7 @@ from dashboard.parts.heatmap_panel import colour_scale, score_text
 from dashboard.parts.link_numbers import link_number
 from dashboard.parts.safe_text import md
 from dashboard.parts.shared_state import choices
+from dashboard.parts.stepper import current_step, stepper
 from gradcam.engine import CamTensors, colorize, compute, upsample
 from dashboard.runtime.call_counts import engine_calls
 from dashboard.runtime import explanation_cache
@@ -185,8 +186,7 @@ def page() -> None:
     show_all = toggle.toggle("Show all steps", key="lesson_all", help="Every step on one page, to scroll or print.")
     for key in KEPT:
         st.session_state[f"{key}_kept"] = st.session_state[key]
-    step = min(max(int(st.session_state.get("lesson_step", 1)), 1), len(STEPS))
-    st.session_state["lesson_step"] = step
+    step = current_step("lesson_step", len(STEPS))
     # The lesson's own part of a link: a teacher hands out a step.
     covers_shown = show_all or step == len(STEPS)  # the last step's boxes travel while it is shown
     shared_state.write_url(c, top5[0].index, {
@@ -441,21 +441,9 @@ def page() -> None:
         STEP_PAGES[number - 1]()
 
 
-    def go(delta: int) -> None:
-        st.session_state["lesson_step"] = min(max(st.session_state.get("lesson_step", 1) + delta, 1), len(STEPS))
-
-
     if show_all:
         for number in range(1, len(STEPS) + 1):
             show_step(number)
             st.divider()
     else:
-        back, where, forward = st.columns([1, 4, 1], vertical_alignment="center")
-        # Arrow keys too: a presenter's clicker sends them.
-        back.button("Previous", key="lesson_previous", on_click=go, args=(-1,), disabled=step == 1,
-                    shortcut="Left", width="stretch")
-        where.markdown(f"**Step {step} of {len(STEPS)}** · {STEPS[step - 1]}", text_alignment="center")
-        forward.button("Next", key="lesson_next", on_click=go, args=(1,), disabled=step == len(STEPS),
-                       shortcut="Right", type="primary", width="stretch")
-        st.progress(step / len(STEPS))
-        show_step(step)
+        show_step(stepper("lesson_step", STEPS, "Step", key="lesson"))

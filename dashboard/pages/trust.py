@@ -18,7 +18,9 @@ from dashboard.parts import trust_scores
 from dashboard.parts.safe_text import md
 from dashboard.parts import shared_state
 from dashboard.parts.link_numbers import link_number
+from dashboard.parts.sections import drawn_alone
 from dashboard.parts.shared_state import choices
+from dashboard.parts.stepper import current_step, stepper
 from gradcam.report import increase_text
 from gradcam.trust import BETTER, CANNOT_JUDGE, RANDOM_SEEDS, how_judged, judged_step, ranked
 
@@ -285,23 +287,15 @@ def page() -> None:
                 ("The sanity check", section_sanity))
 
 
-    def go(delta: int) -> None:
-        st.session_state["trust_section"] = min(max(st.session_state.get("trust_section", 1) + delta, 1), len(SECTIONS))
-
-
-    section = min(max(int(st.session_state.get("trust_section", 1)), 1), len(SECTIONS))
-    st.session_state["trust_section"] = section
+    titles = [title for title, _ in SECTIONS]
+    section = current_step("trust_section", len(SECTIONS))
     if presenting:  # like How Grad-CAM works: one section on the screen, the arrow keys of a presenter's clicker
-        back, where, forward = st.columns([1, 4, 1], vertical_alignment="center")
-        back.button("Previous", key="trust_previous", on_click=go, args=(-1,), disabled=section == 1,
-                    shortcut="Left", width="stretch")
-        where.markdown(f"**Section {section} of {len(SECTIONS)}** · {SECTIONS[section - 1][0]}", text_alignment="center")
-        forward.button("Next", key="trust_next", on_click=go, args=(1,), disabled=section == len(SECTIONS),
-                       shortcut="Right", type="primary", width="stretch")
-        st.progress(section / len(SECTIONS))
-        SECTIONS[section - 1][1]()
+        section = stepper("trust_section", titles, "Section", key="trust")
+        shown_sections = [SECTIONS[section - 1]]
     else:
-        for _, draw in SECTIONS:
+        shown_sections = SECTIONS
+    for title, draw in shown_sections:
+        with drawn_alone(f"The section \"{title}\""):  # one section that fails leaves the others standing
             draw()
 
     # The address says what this view shows, so a link (or a reload) opens it the same way.

@@ -119,10 +119,58 @@ def choices() -> Choices:
     if chosen.get("target_for") != (image.sha256, model_key) or not (
             isinstance(target, int) and 0 <= target < len(model.labels)):
         target = None
-    method = chosen.get("method") if chosen.get("method") in gradcam.METHODS else DEFAULTS["method"]
+    if chosen.get("layer_for") == model_key and chosen.get("layer") and chosen.get("layer") not in names:
+        refuse_link_value(f"The link names the layer \"{shown_text(chosen['layer'])}\", which {md(model.name)} does "
+                          f"not have: showing its default layer, {md(layer)}.")
+        choose("layer", None)
+        choose("layer_for", None)
+    if chosen.get("target_for") == (image.sha256, model_key) and target is None:
+        refuse_link_value(f"The link asks for class {shown_text(chosen.get('target'))}, and {md(model.name)} has "
+                          f"{len(model.labels)} classes (0 to {len(model.labels) - 1}): showing its top class.")
+        choose("target", None)
+        choose("target_for", None)
+    method = method_for(model, chosen.get("method"))
     colormap = chosen.get("colormap") if chosen.get("colormap") in gradcam.COLORMAPS else DEFAULTS["colormap"]
     opacity = float(chosen.get("opacity", DEFAULTS["opacity"]))
+    say_link_refusals()
     return Choices(image, model_key, model, layer, target, method, opacity, colormap)
+
+
+def method_for(model: gradcam.Model, method: str | None) -> str:
+    """The method chosen if ``model`` can run it, else the default method, with a sentence
+    that says so (a link, or Explore with another model, can name a method this model
+    lacks the layers for: attention rollout on a CNN)."""
+    if method not in gradcam.METHODS:
+        return DEFAULTS["method"]
+    if method in gradcam.methods_for(model):
+        return method
+    record, default = gradcam.METHODS[method], gradcam.METHODS[DEFAULTS["method"]]
+    why = f" (it works on {record.works_on}, and {md(model.name)} has none)" if record.kind == "attention" else ""
+    st.warning(f"{record.display_name} does not apply to {md(model.name)}{why}: the maps here use "
+               f"{default.display_name}. Pick another method on the Explore page.")
+    return DEFAULTS["method"]
+
+
+# --- what a link asked for and this dashboard cannot show --------------------------------
+
+_REFUSED = "link_refused"  # session key: this run's sentences about a link's values
+
+
+def shown_text(value, longest: int = 60) -> str:
+    """A link's value quoted in a sentence: escaped, and cut (a crafted link can be long)."""
+    text = str(value)
+    return md(text if len(text) <= longest else text[:longest] + "...")
+
+
+def refuse_link_value(sentence: str) -> None:
+    """Note that a value read from the link was refused (said once, by say_link_refusals)."""
+    st.session_state.setdefault(_REFUSED, []).append(sentence)
+
+
+def say_link_refusals() -> None:
+    """Each value the link named that this dashboard cannot show, in one sentence (once)."""
+    for sentence in st.session_state.pop(_REFUSED, []):
+        st.warning(f":material/link_off: {sentence}")
 
 
 # --- the address bar -----------------------------------------------------------------
@@ -145,10 +193,19 @@ def read_url() -> None:
     changes = now if seen is None else {k: now.get(k) for k in {*now, *seen} if now.get(k) != seen.get(k)}
     st.session_state["url_seen"] = now
     st.session_state["url_changes"] = changes
-    if "sample" in changes and (changes["sample"] or DEFAULT_SAMPLE) in SAMPLES:
-        use_sample(changes["sample"] or DEFAULT_SAMPLE)  # left out of a link: the first sample
-    if "model" in changes and (changes["model"] or gradcam.DEFAULT_MODEL) in builtin_models():
-        choose("model_choice", changes["model"] or gradcam.DEFAULT_MODEL)
+    st.session_state.pop(_REFUSED, None)
+    if "sample" in changes:
+        if (changes["sample"] or DEFAULT_SAMPLE) in SAMPLES:
+            use_sample(changes["sample"] or DEFAULT_SAMPLE)  # left out of a link: the first sample
+        else:
+            refuse_link_value(f"The link names the photo \"{shown_text(changes['sample'])}\", which is not one of "
+                              "the samples: showing the photo in use.")
+    if "model" in changes:
+        if (changes["model"] or gradcam.DEFAULT_MODEL) in builtin_models():
+            choose("model_choice", changes["model"] or gradcam.DEFAULT_MODEL)
+        else:
+            refuse_link_value(f"The link names the model \"{shown_text(changes['model'])}\", which this dashboard "
+                              "does not have: showing the model in use.")
     model_key = current_model_key()
     # A layer belongs to its model, a class to its photo and model: a link's model or photo
     # brings its layer and class along, and a layer or class left out means the default.
@@ -158,17 +215,31 @@ def read_url() -> None:
         choose("layer_for", model_key if layer else None)
     if {"sample", "model", "target"} & changes.keys():
         target = link_number(now.get("target"))  # checked against the model's classes in choices()
+        if target is None and now.get("target") is not None:
+            refuse_link_value(f"The link asks for class \"{shown_text(now.get('target'))}\", which is not a "
+                              "class number: showing the top class.")
         choose("target", target)
         choose("target_for", (current_image().sha256, model_key) if target is not None else None)
-    if "method" in changes:
+    if "method" in changes:  # checked against what the model can run in choices() (and by Explore's engine)
+        known = now.get("method") is None or now.get("method") in gradcam.METHODS
         choose("method", now.get("method") if now.get("method") in gradcam.METHODS else DEFAULTS["method"])
+        if not known:
+            refuse_link_value(f"The link names the method \"{shown_text(now.get('method'))}\", which this "
+                              f"dashboard does not have: using {gradcam.METHODS[DEFAULTS['method']].display_name}.")
     if "colormap" in changes:
+        known = now.get("colormap") is None or now.get("colormap") in gradcam.COLORMAPS
         choose("colormap", now.get("colormap") if now.get("colormap") in gradcam.COLORMAPS else DEFAULTS["colormap"])
+        if not known:
+            refuse_link_value(f"The link names the colormap \"{shown_text(now.get('colormap'))}\", which this "
+                              f"dashboard does not have: using {DEFAULTS['colormap']}.")
     if "opacity" in changes:
         try:
             opacity = float(now.get("opacity", DEFAULTS["opacity"]))
         except ValueError:
-            opacity = DEFAULTS["opacity"]
+            opacity = float("nan")
+        if not 0.0 <= opacity <= 1.0:  # NaN too
+            refuse_link_value(f"The link's opacity \"{shown_text(now.get('opacity'))}\" is not a number from 0 to "
+                              f"1: using {DEFAULTS['opacity']:.2f}.")
         choose("opacity", round(opacity / 0.05) * 0.05 if 0.0 <= opacity <= 1.0 else DEFAULTS["opacity"])
 
 
