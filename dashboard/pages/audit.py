@@ -18,7 +18,7 @@ from dashboard.pages import audit_results
 from dashboard.pages.audit_results import DEMO, MINE, SOURCES
 from dashboard.parts.layer_labels import layer_option
 from dashboard.parts.model_picker import builtin_models, load_builtin
-from dashboard.parts.safe_text import md
+from dashboard.safe_text import md
 from dashboard.parts.shared_state import choices
 from gradcam.report import audit_csv, audit_html, cluster_picture
 from dashboard.runtime import long_jobs

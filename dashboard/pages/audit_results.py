@@ -24,7 +24,7 @@ from gradcam.intake import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS
 from gradcam.report import mean_map_image, region_overlay
 from gradcam.zoo import CLEVER_HANS, CLEVER_HANS_MASKS, CLEVER_HANS_PHOTOS
 
-from dashboard.parts.safe_text import md
+from dashboard.safe_text import md
 from gradcam.intake import sha256
 from dashboard.runtime import long_jobs
 

@@ -15,7 +15,7 @@ import streamlit as st
 
 import gradcam
 from dashboard.parts import shared_state
-from dashboard.parts.safe_text import md
+from dashboard.safe_text import md
 from dashboard.parts.shared_state import choices
 from gradcam import report
 from gradcam.engine import sha256_of_weights

@@ -24,7 +24,7 @@ from dashboard.parts.heatmap_panel import score_text
 from dashboard.parts.layer_labels import breakable, layer_option
 from dashboard.parts.model_picker import load_builtin
 from dashboard.parts.link_numbers import link_number
-from dashboard.parts.safe_text import md
+from dashboard.safe_text import md
 from dashboard.parts.sections import drawn_alone
 from dashboard.parts.shared_state import choices
 from dashboard.runtime.call_counts import engine_calls

@@ -10,7 +10,7 @@ from dashboard.parts import class_picker, heatmap_panel, method_picker, model_pi
 from dashboard.parts.heatmap_panel import score_text
 from dashboard.parts.image_picker import pick_image
 from dashboard.parts.layer_labels import layer_option
-from dashboard.parts.safe_text import md
+from dashboard.safe_text import md
 from dashboard.parts.shared_state import DEFAULTS, Choices, choose
 from dashboard.runtime import explanation_cache
 

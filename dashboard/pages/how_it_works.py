@@ -22,7 +22,7 @@ import gradcam
 from dashboard.parts import class_picker, shared_state, what_if_panel
 from dashboard.parts.heatmap_panel import colour_scale, score_text
 from dashboard.parts.link_numbers import link_number
-from dashboard.parts.safe_text import md
+from dashboard.safe_text import md
 from dashboard.parts.shared_state import choices
 from dashboard.parts.stepper import current_step, stepper
 from gradcam.engine import CamTensors, colorize, compute, upsample

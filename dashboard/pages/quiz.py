@@ -19,7 +19,7 @@ import gradcam
 from dashboard.parts import shared_state
 from dashboard.parts.image_picker import SAMPLES_DIR
 from dashboard.parts.model_picker import load_builtin
-from dashboard.parts.safe_text import md
+from dashboard.safe_text import md
 from dashboard.parts.shared_state import choices
 from gradcam.trust import judge_guess
 from gradcam.zoo import CLEVER_HANS, CLEVER_HANS_PHOTOS

@@ -13,7 +13,7 @@ import gradcam
 from dashboard.parts import shared_state
 from dashboard.parts import trust_scores
 from dashboard.parts.heatmap_panel import score_text
-from dashboard.parts.safe_text import md
+from dashboard.safe_text import md
 from dashboard.parts.shared_state import choices
 from gradcam import report
 from gradcam.engine import sha256_of_weights

@@ -15,7 +15,7 @@ import streamlit as st
 
 import gradcam
 from dashboard.parts import trust_scores
-from dashboard.parts.safe_text import md
+from dashboard.safe_text import md
 from dashboard.parts import shared_state
 from dashboard.parts.link_numbers import link_number
 from dashboard.parts.sections import drawn_alone

@@ -18,7 +18,7 @@ from gradcam import report
 from gradcam.engine import colorize, strongest_colour
 
 from dashboard.runtime.explanation_cache import Explained
-from .safe_text import md
+from dashboard.safe_text import md
 
 
 def _png(image: Image.Image) -> bytes:

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 import gradcam
 from gradcam.intake import SUPPORTED_FORMATS
 
-from .safe_text import md
+from dashboard.safe_text import md
 from gradcam.intake import sha256
 from dashboard.runtime.explanation_service import png_bytes
 from dashboard.runtime import explanation_cache

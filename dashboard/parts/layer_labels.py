@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradcam
 from gradcam.engine import SEPARATOR
 
-from .safe_text import md
+from dashboard.safe_text import md
 
 ZERO_WIDTH_SPACE = "\u200b"
 

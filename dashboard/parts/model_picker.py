@@ -20,7 +20,7 @@ import gradcam
 from gradcam.engine import PREPROCESSING
 from gradcam.zoo import KERAS_APPLICATIONS, download_weights, keras_weights_path
 
-from .safe_text import md
+from dashboard.safe_text import md
 from gradcam.intake import sha256
 from dashboard.runtime.explanation_service import backend
 from dashboard.runtime.boot import start_model_sandbox

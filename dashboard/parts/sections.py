@@ -9,7 +9,7 @@ import streamlit as st
 
 import gradcam
 
-from .safe_text import md
+from dashboard.safe_text import md
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ import gradcam
 from .link_numbers import link_number
 from .image_picker import SAMPLES, CurrentImage, current_image, current_sample, use_sample
 from .model_picker import builtin_models, keep_only_the_model_in_use, load_builtin
-from .safe_text import md
+from dashboard.safe_text import md
 
 WIDGET_KEYS = ("model_choice", "layer", "method", "target", "opacity", "colormap")
 CONTEXT_KEYS = ("layer_for", "target_for")  # the model a layer was chosen for; the (photo, model) of a class

@@ -29,7 +29,7 @@ from gradcam.trust import STRONGEST
 
 from .box_drawing import draw_box, drawn_box
 from .heatmap_panel import score_text
-from .safe_text import md
+from dashboard.safe_text import md
 from gradcam.intake import sha256
 from dashboard.runtime.call_counts import engine_calls
 from dashboard.runtime import explanation_cache

@@ -8,7 +8,7 @@ import streamlit as st
 
 import gradcam
 
-from ..parts.safe_text import md
+from dashboard.safe_text import md
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ own top classes). The answer is JSON: the top-5 predictions and, per class, its
 layer-resolution map, sent as its peak (a float) and the map divided by its peak
 in float16 (little-endian, base64). That is 98 bytes for a 7x7 map, encoded in
 microseconds; a 16-bit PNG is larger for small maps and ~100x slower to encode
-(``python -m gradcam.bench --encoding``). A request the engine refuses answers
+(``python -m bench --encoding``). A request the engine refuses answers
 HTTP 400 with ``{"error": sentence}``.
 
 The server is ``gradcam.scale.serve`` (Ray Serve); the dashboard uses ``explain_remote``

@@ -19,7 +19,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from dashboard.parts.model_picker import UPLOAD
-from dashboard.parts.safe_text import md
+from dashboard.safe_text import md
 
 PAGE = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 HOSTILE_LABELS = ["<script>alert(1)</script>", "**bold**", "[link](http://x)"]

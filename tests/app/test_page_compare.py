@@ -11,7 +11,7 @@ from tests.app.pages import page_app
 
 import gradcam
 from dashboard.parts.layer_labels import breakable
-from dashboard.parts.safe_text import md
+from dashboard.safe_text import md
 from gradcam.intake import sha256
 from dashboard.runtime.call_counts import engine_calls
 from dashboard.runtime import model_cache

@@ -1,4 +1,4 @@
-"""The speed benchmark: ``python -m gradcam.bench``.
+"""The speed benchmark: ``python -m bench``.
 
 Machines here are shared and noisy, so nothing is compared with a wall-clock
 constant. Every contender is timed in the same run, interleaved round by round
@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 from PIL import Image
 
-from gradcam.bench.timing import machine_line, median_ms
+from bench.timing import machine_line, median_ms
 
 # The photos that ship with the project (samples/), so the benchmark runs on what
 # requirements.txt installs: no scikit-image needed.
@@ -237,7 +237,7 @@ def sandbox_cost(rounds: int) -> dict:
         image.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE), Image.LANCZOS)
         return image
 
-    from gradcam.bench.sandbox_task import display_sized_pixels as no_decoding
+    from bench.sandbox_task import display_sized_pixels as no_decoding
     from gradcam.intake import sandbox
 
     figures = {}
@@ -353,7 +353,7 @@ def report(results: list[dict], overlay: float, cold: dict, soaked: dict | None,
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gradcam.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds per contender (default 15)")
     parser.add_argument("--large", default="ResNet50", help="the larger Keras application to time (untrained)")
     parser.add_argument("--soak", type=int, default=300, help="explanations in the memory soak (0: skip)")
@@ -382,14 +382,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)  # every figure below is read next to this line
     if args.vit:
-        from gradcam.bench import vit as bench_vit
+        from bench import vit as bench_vit
 
         met = bench_vit.report(bench_vit.measure(args.rounds))
         print("\nall targets met" if met else "\nsome targets missed")
         return 0
     if args.what_if_only:
         import gradcam
-        from gradcam.bench import what_if as bench_what_if
+        from bench import what_if as bench_what_if
 
         met = bench_what_if.report(bench_what_if.measure(gradcam.load_model(gradcam.DEFAULT_MODEL),
                                                          sample_photo("cat-and-coffee.jpg"), args.rounds))
@@ -401,12 +401,12 @@ def main(argv=None) -> int:
         return 0
 
     if args.audit:
-        from gradcam.bench.audit import main as audit_main
+        from bench.audit import main as audit_main
 
         return audit_main(args.audit, args.audit_photos)
 
     if args.ray:
-        from gradcam.bench.ray import main as ray_main
+        from bench.ray import main as ray_main
 
         return ray_main(args.photos)
 
@@ -441,13 +441,13 @@ def main(argv=None) -> int:
         met &= report_sandbox(sandboxed)
         met &= report_batches(batches)
         report_encodings(encodings)
-        from gradcam.bench import what_if as bench_what_if
+        from bench import what_if as bench_what_if
 
         met &= bench_what_if.report(bench_what_if.measure(gradcam.load_model(gradcam.DEFAULT_MODEL),
                                                           sample_photo("cat-and-coffee.jpg"), args.rounds))
     methods, agreement = [], None
     if not args.no_methods:
-        from gradcam.bench import methods as bench_methods
+        from bench import methods as bench_methods
 
         methods = [bench_methods.measure(gradcam.DEFAULT_MODEL, image, args.rounds, "imagenet",
                                          slow_rounds=max(1, args.rounds // 5)),
@@ -457,7 +457,7 @@ def main(argv=None) -> int:
         met &= bench_methods.report(methods, agreement)
     trusted = None
     if args.trust_rounds > 0 and not args.methods_only:
-        from gradcam.bench import trust as bench_trust
+        from bench import trust as bench_trust
 
         trusted = bench_trust.measure(gradcam.load_model(gradcam.DEFAULT_MODEL), image, args.trust_rounds)
         met &= bench_trust.report(trusted)

@@ -1,4 +1,4 @@
-"""The CAM methods in the benchmark (``python -m gradcam.bench``): each method's time
+"""The CAM methods in the benchmark (``python -m bench``): each method's time
 and its ratio to a forward pass, side by side in one run; the perturbation methods
 against the batched forward passes they cannot avoid (measured in the same run);
 Faster Score-CAM's agreement with the full method on the sample photos; and
@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from gradcam.bench.timing import median_ms
+from bench.timing import median_ms
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 MAX_TIMED_CHANNELS = 256  # Score-CAM against its floor: the ratio is per channel

@@ -1,5 +1,5 @@
 """Transformer rows of the benchmark: Grad-CAM and attention rollout on a ViT against its
-forward pass, side by side (``python -m gradcam.bench --vit``).
+forward pass, side by side (``python -m bench --vit``).
 
 Two sizes, untrained (speed does not depend on the weights): the tests' tiny ViT
 (32 px, 4x4 patches, 2 blocks) and one shaped like ViT-Ti/16 (224 px, 14x14 patches,
@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from gradcam.bench.timing import median_ms as _median_ms
+from bench.timing import median_ms as _median_ms
 
 TARGET_RATIO = 1.3  # Grad-CAM / forward, as for CNNs
 SHAPES = {

@@ -1,4 +1,4 @@
-"""Ray Data against one process: ``python -m gradcam.bench --ray [--photos 500]``.
+"""Ray Data against one process: ``python -m bench --ray [--photos 500]``.
 
 Slow (minutes), so it is its own entry. Generates photos from samples/ (random
 crops and flips), then times, interleaved round by round, each as a new process

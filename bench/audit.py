@@ -1,4 +1,4 @@
-"""The audit's rows of ``python -m gradcam.bench --audit N``:
+"""The audit's rows of ``python -m bench --audit N``:
 
 - SpRAy over N generated 7x7 maps in one class (four places plus noise), its time
   and the process's peak memory. Target: 100,000 maps in under a minute and under 2 GB;
@@ -40,8 +40,8 @@ def throughput(photos: int = PHOTOS, rounds: int = 2, every_cluster: bool = Fals
     from pathlib import Path
 
     import gradcam
-    from gradcam.bench.ray import generate
-    from gradcam.bench.timing import median_ms
+    from bench.ray import generate
+    from bench.timing import median_ms
 
     model = gradcam.load_model(gradcam.DEFAULT_MODEL)
     with tempfile.TemporaryDirectory() as folder:

@@ -1,4 +1,4 @@
-"""The trust scores' rows of ``python -m gradcam.bench``: each against the least
+"""The trust scores' rows of ``python -m bench``: each against the least
 work it could possibly do, measured side by side in the same run.
 
 - Deletion plus insertion at 50 steps each need 100 forward passes (the photo,
