@@ -20,7 +20,7 @@ from PIL import Image
 
 from bench.timing import median_ms
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 MAX_TIMED_CHANNELS = 256  # Score-CAM against its floor: the ratio is per channel
 
 

@@ -24,7 +24,7 @@ from bench.timing import machine_line, median_ms
 
 # The photos that ship with the project (samples/), so the benchmark runs on what
 # requirements.txt installs: no scikit-image needed.
-SAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "samples")
+SAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
 
 
 SOAK_PHOTOS = ("cat.jpg", "coffee.jpg", "rocket.jpg", "astronaut.jpg")
