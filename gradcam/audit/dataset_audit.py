@@ -6,23 +6,33 @@ The steps:
    folders, or the maps a Ray job already wrote;
 2. explain every photo with the batched engine (32 photos per compiled call),
    keeping per photo only its map, a thumbnail and a 32x32 "look" of it;
-3. per explained class, group the maps with SpRAy (``spray.py``);
-4. per cluster, the reliance test on at most TESTED members (nearest the centre
-   first): the explained class's probability with the cluster's region replaced by
-   the blur baseline (``engine/baselines.py``), against the same for one box of the
-   same size elsewhere per member (a different place for each member);
-5. flag a cluster when all of these hold (DESIGN.md):
+3. per explained class, group the maps with SpRAy (``spray.py``); SpRAy finds
+   where maps agree, which proves nothing by itself, so
+4. per cluster on a small region, the patch tests (``evidence.py``) on at most
+   TESTED members (nearest the centre first): the region filled three ways (blur,
+   the photo's mean, the same region of other classes' photos) against a box of
+   the same size elsewhere, and the region transplanted into photos of other classes
+   against a random box;
+5. flag a cluster when all of these hold (the rules are the functions below, each
+   written out in tests/audit/test_evidence.py):
    - the maps agree on one *small* region (area <= SMALL_AREA of the photo), in
      at least MIN_MEMBERS photos;
    - the photos differ (their looks vary, outside the region, by VARIETY or more);
-   - the score depends on the region far more than on a random one (reliance at
-     least RELIANCE_GAP above random_reliance and at least RELIANCE_RATIO times it);
-   - what is in the region is not the object: with masks, at least OFF_OBJECT of the
-     region lies outside the objects; without masks, the region looks alike in the
-     members while the rest of the photos differ (``sameness`` >= SAMENESS): a tag,
-     a watermark, a border. Objects placed anywhere (a cluster per place) and a
-     centred object differ from photo to photo inside the region, so they are not
-     flagged: a shortcut is the same thing at the same place.
+   - the model depends on the region far more than on a random one: with some
+     infill, reliance at least RELIANCE_GAP above random_reliance and at least
+     RELIANCE_RATIO times it (``removal_passes``), or the transplant turns at least
+     FLIP_GAP more of the other classes' photos than a random box (``transplant_passes``);
+   - what is in the region is not the object: with masks, in at least OFF_OBJECT of
+     the members the map's strongest point, at the photo's own size, lies off the
+     photo's own object; without masks, the region looks alike in the members while
+     the rest of the photos differ (``sameness`` >= SAMENESS): a tag, a watermark.
+     Objects placed anywhere and centred objects are not flagged: a shortcut is the
+     same thing at the same place;
+6. per class, with masks, the background swap (``background_verdict``): flagged when
+   this class's backgrounds make other classes' objects this class far more often
+   than their own backgrounds do; without masks, the colour swap is reported (never
+   flagged: a colour cue and the objects' own colour look alike then) and the audit
+   says that backgrounds, frames, textures and colour casts were not tested.
 
 A broken photo is a row with its sentence; the audit goes on.
 """

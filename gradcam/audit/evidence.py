@@ -89,9 +89,12 @@ class SwapTest:
 
     @property
     def reliance(self) -> float:
-        """How far the answer follows the background beyond what the swap's cutting and
-        pasting does: the larger of the two directions' losses against their controls."""
-        return max(self.kept_control - self.kept, self.taken - self.taken_control)
+        """How far this class's backgrounds make other classes' objects this class, beyond
+        what the swap's cutting and pasting does (their own classes' backgrounds). The other
+        direction (``kept``) is reported, not judged: its objects lose their class on
+        backgrounds that carry *another* class's cue (a tagged class's backgrounds), which
+        is that class's shortcut, not this one's."""
+        return self.taken - self.taken_control
 
 
 @dataclass(frozen=True)

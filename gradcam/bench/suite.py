@@ -369,6 +369,9 @@ def main(argv=None) -> int:
                              "and the audit's photos/s against explain_batch's on --audit-photos photos")
     parser.add_argument("--audit-photos", type=int, default=128, metavar="N",
                         help="photos for the audit's throughput row (default 128; 0 skips it)")
+    parser.add_argument("--audit-benchmark", choices=("developed", "held-out", "all"),
+                        help="only the shortcut benchmark's table (gradcam/audit/benchmark.py; trains a tiny CNN "
+                             "per case: minutes)")
     parser.add_argument("--photos", type=int, default=500, help="photos for --ray (default 500)")
     parser.add_argument("--encoding", action="store_true", help="only the service's map encoding against PNG")
     parser.add_argument("--no-methods", action="store_true", help="skip the CAM methods' rows (bench_methods.py)")
@@ -400,6 +403,10 @@ def main(argv=None) -> int:
         print("\nall targets met" if met else "\nsome targets missed")
         return 0
 
+    if args.audit_benchmark:
+        from gradcam.bench.audit import benchmark_main
+
+        return benchmark_main(args.audit_benchmark)
     if args.audit:
         from gradcam.bench.audit import main as audit_main
 

@@ -121,16 +121,19 @@ def test_a_flag_needs_the_region_not_to_be_the_object():
 
 
 def test_the_background_rule_written_out():
-    # Flag: max(kept_control - kept, taken - taken_control) >= SWAP_GAP: the answer follows the
-    # background beyond what cutting and pasting alone does.
+    # Flag: taken - taken_control >= SWAP_GAP: this class's backgrounds make other classes'
+    # objects this class beyond what cutting and pasting alone does. Its own objects losing
+    # their class on other backgrounds (kept) is reported, not judged: those backgrounds may
+    # carry another class's cue (the Clever Hans demo's tagged discs made triangles 'disc').
     assert SWAP_GAP == 0.5
-    cases = [((0.0, 1.0, 1.0, 0.0), True), ((0.5, 1.0, 0.0, 0.0), True), ((0.75, 1.0, 0.25, 0.0), False),
-             ((1.0, 1.0, 0.0, 0.0), False), ((0.25, 0.5, 0.5, 0.25), False), ((0.9, 1.0, 0.6, 0.0), True)]
+    cases = [((0.0, 1.0, 1.0, 0.0), True), ((0.5, 1.0, 0.0, 0.0), False), ((0.75, 1.0, 0.25, 0.0), False),
+             ((1.0, 1.0, 0.0, 0.0), False), ((0.25, 0.5, 0.5, 0.25), False), ((0.9, 1.0, 0.6, 0.0), True),
+             ((0.1, 0.6, 0.25, 0.12), False)]
     for (kept, kept_control, taken, taken_control), expected in cases:
         swap = SwapTest(8, kept, kept_control, taken, taken_control)
-        assert swap.reliance == max(kept_control - kept, taken - taken_control)
+        assert swap.reliance == taken - taken_control
         flagged, reason = background_verdict("disc", swap, 0.05, 0.1, 0.6)
-        assert flagged == expected == (max(kept_control - kept, taken - taken_control) >= 0.5)
+        assert flagged == expected == (taken - taken_control >= 0.5)
         assert reason.startswith("Background swap: 'disc' objects pasted on other classes' backgrounds")
         assert "0.05 of their mass on the object, which covers 0.10 of the photo (other classes' maps: 0.60)" in reason
 
