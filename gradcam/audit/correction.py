@@ -25,18 +25,20 @@ two weight arrays, so the ``.keras`` file loads in safe mode, here and in the sa
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
-from ..engine.graph import SEPARATOR, resolve_layer
+from ..engine.graph import SEPARATOR, resolve_layer, target_layers
 from ..engine.model import Model
 from ..engine.passes import activations_pass
+from .counterfactuals import top_answers
+from .sources import read_source
 
 CHUNK = 32  # photos per activations call: the means are summed, so memory stays bounded
 SUFFIX = "_pclarc"  # the inserted layer is named after the audited one plus this
@@ -56,6 +58,14 @@ class Correction:
     with_cue: int  # photos the direction came from, on each side
     without_cue: int
     separation: float  # |mean with cue - mean without| before normalising: how far the cue moves the layer
+    label: str | None = None  # the class whose shortcut was removed
+    clean_answers: list[str] = field(default_factory=list)  # the corrected model's answers on the clean photos
+
+    @property
+    def limits(self) -> str:
+        """What the correction cannot do, in one sentence, from the corrected model's
+        answers on the class's photos without the cue."""
+        return limits_sentence(self.label, self.clean_answers)
 
     def keras_bytes(self) -> bytes:
         """The corrected model as a ``.keras`` file's bytes (loads with safe_mode=True)."""
@@ -92,13 +102,14 @@ def projected(a: np.ndarray, direction: np.ndarray, reference: np.ndarray) -> np
 
 
 def correct(model: Model, with_cue: Sequence[Image.Image], without_cue: Sequence[Image.Image],
-            layer=None) -> Correction:
+            layer=None, label: str | None = None) -> Correction:
     """P-ClArC: a corrected copy of ``model`` that ignores what tells ``with_cue`` from
     ``without_cue`` at ``layer`` (the audited layer; default: the model's default).
 
     ``with_cue``: the flagged photos (the cluster's members); ``without_cue``: clean
     photos of the same class (or the members with the cue removed, when the class has
-    none without it). One pass over each set; nothing is trained."""
+    none without it); ``label``: their class, for the sentence about what the fix
+    cannot do. One pass over each set; nothing is trained."""
     if len(with_cue) < MIN_PHOTOS or len(without_cue) < MIN_PHOTOS:
         raise ValueError(f"The correction needs at least {MIN_PHOTOS} photos with the cue and {MIN_PHOTOS} without "
                          f"it; it got {len(with_cue)} and {len(without_cue)}.")
@@ -120,9 +131,79 @@ def correct(model: Model, with_cue: Sequence[Image.Image], without_cue: Sequence
                       labels=list(model.labels), preprocessing=model.preprocessing,
                       description=f"{model.description} with the shortcut at {target.name} projected out (P-ClArC)"
                       .strip(), channels=model.channels, synonyms=model.synonyms)
+    clean_answers = top_answers(corrected, list(without_cue)) if label is not None else []
     return Correction(model=corrected, original=model, layer=target.name, projection_layer=projection,
                       direction=direction, reference=reference, with_cue=len(with_cue),
-                      without_cue=len(without_cue), separation=separation)
+                      without_cue=len(without_cue), separation=separation, label=label,
+                      clean_answers=clean_answers)
+
+
+SAME_PLACE = 0.5  # a cluster whose region covers this share of the flagged one's sits at the same place
+
+
+def _class_clusters(audit, label: str) -> list:
+    return [c for cls in audit.classes if cls.label == label for c in cls.clusters]
+
+
+def _overlap(box, flagged_box) -> float:
+    """The share of ``flagged_box`` (x0, y0, x1, y1) that ``box`` covers."""
+    width = max(0.0, min(box[2], flagged_box[2]) - max(box[0], flagged_box[0]))
+    height = max(0.0, min(box[3], flagged_box[3]) - max(box[1], flagged_box[1]))
+    area = (flagged_box[2] - flagged_box[0]) * (flagged_box[3] - flagged_box[1])
+    return width * height / area if area > 0 else 0.0
+
+
+RETRAIN_BELOW = 0.8  # below this share of the class's clean photos still right, the model must be retrained
+
+
+def limits_sentence(label: str | None, answers: Sequence[str]) -> str:
+    """The plain sentence about what the correction cannot do: it makes the model ignore
+    the cue; it does not teach it what it never learned."""
+    if label is None or not answers:
+        return ("The correction makes the model ignore the cue; it does not teach it what it never learned: check "
+                "its answers on photos without the cue.")
+    count = len(answers)
+    right = sum(a == label for a in answers)
+    if right >= RETRAIN_BELOW * count:
+        return (f"Without the cue the corrected model still calls {right} of {count} '{label}' photos '{label}': "
+                "it had learned the class itself too, and now ignores the cue.")
+    wrong = Counter(a for a in answers if a != label).most_common(1)[0]
+    return (f"The correction makes the model ignore the cue; it does not teach it what it never learned: without "
+            f"the cue it calls {wrong[1]} of {count} '{label}' photos '{wrong[0]}'"
+            + (f" and {count - right - wrong[1]} something else" if count - right - wrong[1] else "")
+            + ". It must be retrained on data without the cue.")
+
+
+def correct_finding(model: Model, audit, source, cluster=None) -> Correction:
+    """P-ClArC for one flagged cluster of ``audit`` (default: the most suspicious):
+    with the cue, the cluster's members; without it, the class's other photos (those
+    in no flagged cluster and in no cluster at the flagged one's place). ``source`` is what was audited (the photos are read again)."""
+    flagged = audit.flagged
+    if cluster is None:
+        if not flagged:
+            raise ValueError("The audit flagged nothing, so there is no shortcut to correct.")
+        cluster = flagged[0]
+    if model is None or audit.layer not in {t.name for t in target_layers(model)}:
+        raise ValueError("The correction needs the audited model (its layer "
+                         f'"{audit.layer}" is not one of this model\'s).')
+    # Not clean: the flagged clusters' photos, and those of any cluster of the class whose
+    # maps sit where the flagged one's do (SpRAy may split the cue's photos into a flagged
+    # cluster and one the rules let pass; taking those as clean would bend the direction).
+    suspect = {path for c in _class_clusters(audit, cluster.label)
+               if c.flagged or _overlap(c.region, cluster.region) >= SAME_PLACE for path in c.members}
+    clean = [p.path for p in audit.photos
+             if p.label == cluster.label and not p.error and p.path not in suspect
+             and (p.true_label is None or p.true_label == cluster.label)]
+    if len(clean) < MIN_PHOTOS:
+        raise ValueError(f"Every '{cluster.label}' photo is in a flagged cluster, so there are no clean photos of the "
+                         "class to tell the cue's direction from.")
+    readers = {entry.path: entry.read for entry in read_source(source, model.labels).entries}
+    missing = [path for path in list(cluster.members) + clean if path not in readers]
+    if missing:
+        raise ValueError(f"{missing[0]} is in the audit but not in this source: give the source that was audited.")
+    with_cue = [readers[path]() for path in cluster.members]
+    without_cue = [readers[path]() for path in clean]
+    return correct(model, with_cue, without_cue, layer=audit.layer, label=cluster.label)
 
 
 # --- a copy of the model with one layer inserted -----------------------------------
