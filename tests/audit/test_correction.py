@@ -6,6 +6,8 @@ random), so it calls a photo 'red' exactly when the tag is there. The audited ph
 are reds with and without the tag (the same photo drawn twice from one seed) and blues.
 """
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -204,3 +206,110 @@ def test_bad_input_is_one_sentence():
         "cue it calls 38 of 40 'disc' photos 'box'. It must be retrained on data without the cue.")
     assert limits_sentence("disc", ["disc"] * 36 + ["box"] * 4).startswith(
         "Without the cue the corrected model still calls 36 of 40 'disc' photos 'disc'")
+
+
+# --- two models on one dataset: before and after the fix ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def before_after(tag):
+    from gradcam.audit.compare import compare
+    from gradcam.audit.counterfactuals import CounterfactualSet
+
+    model, root, _, _, fix = tag
+    fresh = [_pair(7000 + k) for k in range(12)]
+    blues = [tagged_photo(np.random.default_rng(8000 + k), None, False)[0] for k in range(12)]
+    sets = [CounterfactualSet("tag removed", [c for c, _ in fresh], ["red"] * 12),
+            CounterfactualSet("tag transplanted", [_with_tag(b, t) for b, (_, t) in zip(blues, fresh)], ["blue"] * 12)]
+    return compare(model, fix.model, root, counterfactuals=sets, second_layer=fix.projection_layer)
+
+
+@pytest.mark.slow
+def test_the_comparison_sets_both_audits_side_by_side(before_after, tag):
+    _, _, _, found, fix = tag
+    result = before_after
+    assert result.names == ("test", "test (corrected)")
+    red = next(c for c in result.classes if c.label == "red")
+    blue = next(c for c in result.classes if c.label == "blue")
+    assert red.flagged[0] >= 1 and red.flagged[1] == 0  # the shortcut is gone from the re-audit
+    assert red.count == 36 and blue.count == 20
+    assert red.accuracy[0] == pytest.approx(20 / 36, abs=0.06)  # the tagged reds were right, by the tag
+    assert red.accuracy[1] <= 0.06  # after the fix no red is 'red': the model never learned reds
+    assert blue.accuracy == (1.0, 1.0)
+    # Counterfactual photos: the transplanted tag fooled the original on every blue, not the fix.
+    removed, transplanted = result.counterfactual
+    assert removed[0].name == "tag removed" and removed[0].right == removed[1].right == 0
+    assert transplanted[0].right <= 1 and transplanted[1].right == 12
+    assert blue.counterfactual == (transplanted[0].right / 12, 1.0) and red.counterfactual == (0.0, 0.0)
+    # The maps that moved most are the tagged reds' (the fix took the tag's evidence away).
+    assert len(result.differences) == 8
+    assert [d.difference for d in result.differences] == sorted((d.difference for d in result.differences),
+                                                                reverse=True)
+    tagged = set(found.flagged[0].members)
+    assert sum(d.path in tagged for d in result.differences) >= 4
+    assert result.headline().startswith("test: 71% right, ")  # (20 tagged reds + 20 blues) of 56
+    assert "; test (corrected): 36% right, 0 clusters flagged; on the 12 'tag removed' photos 0 against 0 right; " \
+        "on the 12 'tag transplanted' photos" in result.headline()
+
+
+def test_the_map_difference_is_half_the_l1_distance_of_the_maps_shares():
+    from gradcam.audit.compare import COMPARE_SIDE, map_difference
+    from gradcam.engine.baselines import map_at_input
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(7, 7)), rng.normal(size=(14, 14))
+    assert map_difference(a, a) == 0.0
+    shares = []
+    for raw in (a, b):
+        grid = np.clip(map_at_input(raw.astype(np.float32), COMPARE_SIDE, COMPARE_SIDE), 0, None)
+        shares.append(grid / grid.sum())
+    total = 0.0
+    for y in range(COMPARE_SIDE):
+        for x in range(COMPARE_SIDE):
+            total += abs(shares[0][y, x] - shares[1][y, x])
+    assert map_difference(a, b) == pytest.approx(total / 2, abs=1e-5)
+    left, right = np.zeros((4, 4)), np.zeros((4, 4))
+    left[:, 0], right[:, 3] = 1, 1
+    assert map_difference(left, right) == pytest.approx(1.0, abs=1e-6)  # no overlap
+    assert map_difference(np.zeros((4, 4)), left) == 1.0 and map_difference(None, None) == 0.0
+
+
+@pytest.mark.slow
+def test_the_comparison_html_shows_both_models_side_by_side(before_after):
+    from gradcam.report.audit_report import comparison_html
+
+    page = comparison_html(before_after)
+    assert page.count("<th>accuracy</th>") == 0 and "counterfactual accuracy" in page
+    assert page.index("<h2>Per class") < page.index("<h2>Counterfactual photos") < page.index(
+        "<h2>Where the maps differ most") < page.index("<h2>Flagged clusters")
+    assert "tag transplanted" in page and "removing that patch lowers" in page
+    assert page.count("data:image/png") >= 16  # both maps of the 8 photos that differ most
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+@pytest.mark.slow
+def test_the_cli_compares_two_model_files_end_to_end(tag, tmp_path, capsys):
+    from gradcam.cli import main
+
+    model, root, _, _, fix = tag
+    model.keras.save(tmp_path / "v1.keras")
+    fix.save(tmp_path / "v2.keras")
+    (tmp_path / "labels.txt").write_text("red\nblue\n")
+    common = ["audit", str(root), "--model", str(tmp_path / "v1.keras"), "--labels", str(tmp_path / "labels.txt"),
+              "--preprocessing", "0..1", "--compare", str(tmp_path / "v2.keras"), "--out", str(tmp_path / "c.html")]
+    assert main(common) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("v1.keras: 71% right, ") and "; v2.keras: 36% right, 0 clusters flagged." in out
+    assert "Report: " in out
+    assert "  red: accuracy " in out and "maps differ most" in out
+    assert main(common + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    red = next(c for c in data["classes"] if c["label"] == "red")
+    assert red["flagged"][0] >= 1 and red["flagged"][1] == 0
+    assert data["second"]["layer"] == fix.projection_layer  # its default layer: the last feature map
+    assert "v2.keras" in (tmp_path / "c.html").read_text()
+    # Models with different classes cannot be compared: one sentence (the demo model has three).
+    code = main(common[:-4] + ["--compare", "Clever Hans demo", "--out", str(tmp_path / "d.html")])
+    assert code != 0 and not (tmp_path / "d.html").exists()
+    assert "The two models name different classes (2 and 3); a comparison needs the same classes." in \
+        capsys.readouterr().err
