@@ -474,6 +474,8 @@ def cmd_audit(args) -> int:
     model = None if is_parquet(source) and args.no_model else _load_model(args)
     if is_parquet(source) and (args.layer or args.method != "gradcam"):
         raise BadInput("--layer and --method do not apply to a Parquet dataset: its maps are reused as they are.")
+    if args.compare:
+        return _audit_compare(args, model, source)
     progress = _Progress("Explaining") if not args.json and sys.stderr.isatty() else None
     result = gradcam.audit(model, str(source), masks=args.masks, layer=args.layer, method=args.method,
                            explain=args.explain, progress=None if progress is None else progress.set)
@@ -494,6 +496,46 @@ def cmd_audit(args) -> int:
         print(f"  note: {problem}")
     print(f"Report: {out}")
     return EXIT_OK
+
+
+def _audit_compare(args, model, source: Path) -> int:
+    """``audit --compare OTHER``: both models audited on the same photos, side by side."""
+    from gradcam.audit.compare import compare
+    from gradcam.audit.sources import is_parquet
+    from gradcam.report.audit_report import comparison_html
+
+    if model is None or is_parquet(source):
+        raise BadInput("--compare audits photos with both models; a Parquet dataset's maps belong to one model.")
+    builtin = args.compare in dict(gradcam.available_models())
+    other = _load_model(argparse.Namespace(**{**vars(args), "model": args.compare,
+                                              "labels": None if builtin else args.labels,
+                                              "preprocessing": None if builtin else args.preprocessing}))
+    if list(other.labels) != list(model.labels):
+        raise BadInput(f"The two models name different classes ({len(model.labels)} and {len(other.labels)}); "
+                       "a comparison needs the same classes.")
+    progress = _Progress("Explaining") if not args.json and sys.stderr.isatty() else None
+    result = compare(model, other, str(source), masks=args.masks, first_layer=args.layer, method=args.method,
+                     explain=args.explain, progress=None if progress is None else progress.set)
+    if progress is not None:
+        progress.close()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(comparison_html(result), encoding="utf-8")
+    if args.json:
+        print(result.to_json())
+        return EXIT_OK
+    print(result.headline())
+    for c in result.classes:
+        print(f"  {c.label}: accuracy {_share(c.accuracy[0])} against {_share(c.accuracy[1])}, flagged "
+              f"{c.flagged[0]} against {c.flagged[1]}")
+    for d in result.differences[:3]:
+        print(f"  maps differ most: {d.path} ({d.difference:.2f})")
+    print(f"Report: {out}")
+    return EXIT_OK
+
+
+def _share(value) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 class _Progress:
@@ -649,6 +691,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE.csv", help="also write one row per photo")
     p.add_argument("--no-model", action="store_true",
                    help="with a Parquet SOURCE: cluster its maps without loading a model (no reliance test)")
+    p.add_argument("--compare", metavar="OTHER",
+                   help="also audit with OTHER (a built-in name or a .keras/.h5 file with the same classes) and "
+                        "write both side by side to --out")
     p.add_argument("--json", action="store_true", help="print the audit as JSON instead of a summary")
     p.set_defaults(run=cmd_audit)
     return parser

@@ -124,3 +124,17 @@ def write_image_folder(root, data):
         image.save(root / label / f"{k:03d}.png")
         Image.fromarray(mask.astype(np.uint8) * 255).save(masks / label / f"{k:03d}.png")
     return root, masks
+
+
+def nested_tiny():
+    """A tiny transfer-learning model: a base Sequential ("base": convolutions "first" and
+    "second") nested under a new 2-class head; 32 px, random weights."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    base = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="first"),
+                             keras.layers.Conv2D(6, 3, activation="relu", name="second")], name="base")
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(base(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled))
+    return own_model(model, ["a", "b"])
