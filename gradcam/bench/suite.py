@@ -379,6 +379,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sandbox-only", action="store_true", help="only what the upload sandbox costs")
     parser.add_argument("--vit", action="store_true", help="only the transformer rows (Grad-CAM and rollout on a ViT)")
     parser.add_argument("--what-if-only", action="store_true", help="only what_if against predict")
+    parser.add_argument("--video-only", action="store_true",
+                        help="only video's rows: explain_video against explain_batch, and Live fed 30 frames/s")
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)  # every figure below is read next to this line
     if args.vit:
@@ -393,6 +395,16 @@ def main(argv=None) -> int:
 
         met = bench_what_if.report(bench_what_if.measure(gradcam.load_model(gradcam.DEFAULT_MODEL),
                                                          sample_photo("cat-and-coffee.jpg"), args.rounds))
+        print("\nall targets met" if met else "\nsome targets missed")
+        return 0
+    if args.video_only:
+        import gradcam
+        from gradcam.bench import video as bench_video
+
+        model, cup = gradcam.load_model(gradcam.DEFAULT_MODEL), sample_photo("coffee.jpg")
+        met = bench_video.report(bench_video.video_against_batch(model, cup, max(1, args.rounds // 5)),
+                                 bench_video.live_camera(model, cup))
+        print(machine_line())  # the load again: these rows take a minute
         print("\nall targets met" if met else "\nsome targets missed")
         return 0
     if args.sandbox_only:
