@@ -1,4 +1,4 @@
-"""Command line front end: ``python -m gradcam models|methods|layers|predict|explain|check|audit``.
+"""Command line front end: ``python -m gradcam models|methods|layers|predict|explain|video|check|audit``.
 
 A thin layer over the engine, like the dashboard: parse arguments, call the
 public API, print. Bad input of any kind ends as one ``error: <sentence>`` line
@@ -385,6 +385,38 @@ def _explain_folder(args, folder: Path) -> int:
     return EXIT_OK if done else EXIT_FAILED
 
 
+def cmd_video(args) -> int:
+    source = Path(args.video)
+    if not source.is_file():
+        raise BadInput(f"No such video file: {source}.")
+    _check_overlay_options(args)
+    if args.smooth is not None and not 0 < args.smooth <= 1:
+        raise BadInput("--smooth is the newest map's weight, above 0 and at most 1.")
+    out = Path(args.out) if args.out else Path(f"{source.stem}-gradcam.mp4")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    video = gradcam.load_video_safely(source)  # before the model: a bad file fails fast
+    model = _load_model(args)
+    progress = _Progress("explained", "frames") if sys.stderr.isatty() and not args.json else None
+    try:
+        result = gradcam.explain_video(model, video, str(out), every=args.every, layer=args.layer,
+                                       method=args.method, target=_target(args.target), smoothing=args.smooth,
+                                       alpha=args.alpha, colormap=args.colormap,
+                                       progress=progress.set if progress else None)
+    finally:
+        if progress:
+            progress.close()
+    timeline = result.timeline()
+    if args.json:
+        print(json.dumps({"video": str(source), "out": str(out), "frames": len(result), "fps": result.fps,
+                          "every": result.every, "size": list(result.size), "timeline": timeline}, indent=2))
+        return EXIT_OK
+    labels = sorted({row["label"] for row in timeline}, key=[row["label"] for row in timeline].count, reverse=True)
+    how = "N chosen from the measured speed" if args.every is None else "--every"
+    print(f"{len(result)} frames at {result.fps:g} frames/s: every {result.every} explained ({how}), the rest "
+          f"interpolated; top-1 mostly {', '.join(labels[:3])} -> {out}")
+    return EXIT_OK
+
+
 def cmd_check(args) -> int:
     """Faithfulness scores (and the sanity check with --sanity) for one map."""
     image = gradcam.load_image(args.image)
@@ -509,11 +541,11 @@ def _share(value) -> str:
 class _Progress:
     """``done/total photos`` on one terminal line (only when stderr is a terminal)."""
 
-    def __init__(self, what: str):
-        self.what = what
+    def __init__(self, what: str, unit: str = "photos"):
+        self.what, self.unit = what, unit
 
     def set(self, done: int, total: int) -> None:
-        print(f"\r{self.what} {done}/{total} photos", end="", file=sys.stderr, flush=True)
+        print(f"\r{self.what} {done}/{total} {self.unit}", end="", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         print(file=sys.stderr)
@@ -610,6 +642,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "into a Parquet dataset under --out; rerun to resume")
     p.add_argument("--address", metavar="ADDR", help="with --ray: the Ray cluster (default: start one here)")
     p.set_defaults(run=cmd_explain)
+
+    p = commands.add_parser("video", help="write a video with the Grad-CAM overlay on every frame")
+    p.add_argument("video", metavar="VIDEO", help="an MP4, WebM or MOV file (at most 60 s; decoded in the sandbox)")
+    _add_model_options(p)
+    p.add_argument("--out", "-o", metavar="FILE.mp4", help="the MP4 written (default: <video stem>-gradcam.mp4 here)")
+    p.add_argument("--every", type=_positive_int, metavar="N",
+                   help="explain every N-th frame and interpolate the maps between (default: chosen from the "
+                        "measured speed, so the video is explained about as fast as it plays)")
+    p.add_argument("--target", "-t", help="class index or label for every frame (default: each frame's top-1)")
+    p.add_argument("--layer", "-l", help="layer to look at (default: the last feature map; see 'layers')")
+    p.add_argument("--method", choices=list(gradcam.METHODS), default="gradcam", metavar="METHOD",
+                   help="one of %(choices)s (default: %(default)s)")
+    p.add_argument("--smooth", type=float, nargs="?", const=0.5, metavar="W",
+                   help="average the map over frames (W: the newest frame's weight, default 0.5)")
+    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity, 0..1 (default: %(default)s)")
+    p.add_argument("--colormap", default="jet", help=f"one of {', '.join(gradcam.COLORMAPS)} (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the timeline as JSON instead of a summary line")
+    p.set_defaults(run=cmd_video)
 
     p = commands.add_parser("check", help="can this map be trusted? faithfulness scores and the sanity check")
     p.add_argument("image", metavar="IMAGE")
