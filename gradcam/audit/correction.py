@@ -177,7 +177,8 @@ def limits_sentence(label: str | None, answers: Sequence[str]) -> str:
 def correct_finding(model: Model, audit, source, cluster=None) -> Correction:
     """P-ClArC for one flagged cluster of ``audit`` (default: the most suspicious):
     with the cue, the cluster's members; without it, the class's other photos (those
-    in no flagged cluster and in no cluster at the flagged one's place). ``source`` is what was audited (the photos are read again)."""
+    in no flagged cluster and in no cluster at the flagged one's place). ``source`` is
+    what was audited (the photos are read again)."""
     flagged = audit.flagged
     if cluster is None:
         if not flagged:

@@ -369,6 +369,9 @@ def main(argv=None) -> int:
                              "and the audit's photos/s against explain_batch's on --audit-photos photos")
     parser.add_argument("--audit-photos", type=int, default=128, metavar="N",
                         help="photos for the audit's throughput row (default 128; 0 skips it)")
+    parser.add_argument("--fix", action="store_true",
+                        help="only the audit fix's rows: the corrected model's forward pass against the original's, "
+                             "the comparison audit against one audit")
     parser.add_argument("--photos", type=int, default=500, help="photos for --ray (default 500)")
     parser.add_argument("--encoding", action="store_true", help="only the service's map encoding against PNG")
     parser.add_argument("--no-methods", action="store_true", help="skip the CAM methods' rows (bench_methods.py)")
@@ -416,6 +419,13 @@ def main(argv=None) -> int:
         from gradcam.bench.audit import main as audit_main
 
         return audit_main(args.audit, args.audit_photos)
+
+    if args.fix:
+        from gradcam.bench import fix as bench_fix
+
+        met = bench_fix.report(bench_fix.measure(args.rounds))
+        print("\nall targets met" if met else "\nsome targets missed")
+        return 0
 
     if args.ray:
         from gradcam.bench.ray import main as ray_main

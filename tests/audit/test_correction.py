@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import AUDIT_SIDE, TAG_BOX, nested_tiny, tagged_dataset, tagged_photo, trained_cnn, write_image_folder
+from helpers import (AUDIT_SIDE, SHAPE_LABELS, TAG_BOX, nested_tiny, on_background, shape_on_background, tagged_dataset,
+                     tagged_photo, trained_cnn, write_image_folder)
 
 import gradcam
 from gradcam.audit.correction import correct, correct_finding, limits_sentence, projected, with_projection
@@ -147,6 +148,73 @@ def test_the_saved_model_loads_in_safe_mode_and_through_the_sandbox(tag, tmp_pat
     assert fix.projection_layer in [t.name for t in gradcam.target_layers(sandboxed)]
     with pytest.raises(ValueError, match="must end in .keras"):
         fix.save(tmp_path / "corrected.h5")
+
+
+# --- a background cue, with masks ------------------------------------------------------
+
+GREEN = (70, 160, 90)
+
+
+def _flat(rng, colour):
+    return Image.fromarray(np.clip(np.asarray(colour) + rng.normal(0, 10, (AUDIT_SIDE, AUDIT_SIDE, 3)), 0, 255)
+                           .astype(np.uint8))
+
+
+def _not_green(rng):
+    while True:
+        colour = rng.uniform(0, 255, 3)
+        if np.abs(colour - GREEN).max() > 60:
+            return colour
+
+
+@pytest.fixture(scope="module")
+def background(tmp_path_factory):
+    """Every 'disc' photo lies on green, every 'square' on any other colour: the model
+    learns the background, not the shapes. The fix's clean photos: the same discs cut out
+    by their masks onto other backgrounds."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(300):
+        label = SHAPE_LABELS[k % 2]
+        rows.append((label, *shape_on_background(rng, label, GREEN if label == "disc" else _not_green(rng))))
+    model = trained_cnn(rows, epochs=10, labels=SHAPE_LABELS)
+    rng = np.random.default_rng(5)
+    discs = [shape_on_background(rng, "disc", GREEN) for _ in range(40)]
+    squares = [shape_on_background(rng, "square", _not_green(rng)) for _ in range(100)]
+    elsewhere = [on_background(photo, mask, _flat(rng, _not_green(rng))) for photo, mask in discs]
+    fix = correct(model, [photo for photo, _ in discs[:20]], elsewhere[:20], label="disc")
+    audited = [("disc", photo, mask) for photo, mask in discs[20:]] + [("square", *pair) for pair in squares[:20]]
+    folder, masks = write_image_folder(tmp_path_factory.mktemp("background") / "photos", audited)
+    return model, fix, discs, squares, elsewhere, folder, masks
+
+
+@pytest.mark.slow
+def test_a_background_cue_is_projected_out_and_the_re_audit_with_masks_flags_nothing(background):
+    model, fix, discs, squares, elsewhere, folder, masks = background
+    on_green = [photo for photo, _ in discs[20:]]
+    moved = elsewhere[20:]  # the same discs on other backgrounds
+    assert _answers(model, on_green).count("disc") == 20 and _answers(model, moved).count("disc") <= 2
+    # After the fix the background no longer matters: the same answers on green and elsewhere.
+    assert _answers(fix.model, on_green) == _answers(fix.model, moved)
+
+    def disc_probability(m, photos):
+        return np.array([many[0].probability for many in gradcam.explain_batch(m, photos, [["disc"]] * len(photos))])
+
+    before = np.abs(disc_probability(model, on_green) - disc_probability(model, moved)).mean()
+    after = np.abs(disc_probability(fix.model, on_green) - disc_probability(fix.model, moved)).mean()
+    assert before > 0.9 and after < 0.02, (before, after)
+    # Squares pasted onto green keep their answer; before the fix green made them discs.
+    rng = np.random.default_rng(9)
+    swapped = [on_background(photo, mask, _flat(rng, GREEN)) for photo, mask in squares]
+    assert _answers(model, swapped).count("square") <= 5 and _answers(fix.model, swapped).count("square") >= 97
+    # Clean squares: no worse than a point below the original.
+    plain = [photo for photo, _ in squares]
+    assert _answers(fix.model, plain).count("square") >= _answers(model, plain).count("square") - 1
+    # The model never learned discs: the sentence says so.
+    assert fix.limits.endswith("It must be retrained on data without the cue.") and "'disc' photos 'square'" in \
+        fix.limits
+    again = gradcam.audit(fix.model, folder, masks=masks, layer=fix.projection_layer)
+    assert again.masks and not again.flagged, again.summary()
 
 
 # --- quick: the layer goes in anywhere, and bad input is one sentence --------------------
