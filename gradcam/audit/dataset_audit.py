@@ -52,7 +52,7 @@ from ..engine.batched import explain_batch
 from ..engine.cam import ExplanationStopped
 from ..engine.graph import resolve_layer
 from .evidence import (ColourTest, Example, PatchTest, SwapTest, background_test, box_pixels, colour_test, patch_test,
-                       random_boxes)
+                       random_boxes, reliance_test)
 from .sources import Entry, Source, mask_at, read_masks, read_source, relative_key
 from .spray import Region, spray
 

@@ -174,6 +174,39 @@ def network_mask(model, mask: np.ndarray) -> np.ndarray:
 # --- the patch: infills and the transplant ---------------------------------------------
 
 
+def reliance_test(model, images: list[Image.Image], targets: list[int], region: Region, before=None,
+                  baseline: str = "blur", layer=None) -> tuple[float, float, float, float]:
+    """One infill's removal test, each photo with its own target: (before, after, reliance,
+    random_reliance), the mean probability of each photo's target as it is and with
+    ``region`` filled by ``baseline`` (the engine's: blur, mean, black); reliance = before
+    - after; random_reliance = the mean drop for one box of the same size elsewhere per
+    photo. ``patch_test`` runs every infill and the transplant; this is the single-infill
+    measure other code (the fix's proof) compares before and after."""
+    height, width = model.input_size
+    edits, kept_targets = [], []
+    elsewhere = random_boxes(region, len(images))
+    for image, target, other in zip(images, targets, elsewhere):
+        pixels = network_pixels(model, image)
+        fill = baseline_pixels(pixels, baseline)
+        photo_edits = [pixels] if before is None else []
+        for place in (region.box, other):
+            r0, c0, r1, c1 = box_pixels(place, height, width)
+            copy = pixels.copy()
+            copy[r0:r1, c0:c1] = fill[r0:r1, c0:c1]
+            photo_edits.append(copy)
+        edits.extend(photo_edits)
+        kept_targets.extend([[int(target)]] * len(photo_edits))
+    explained = explain_batch(model, [_image(p) for p in edits], kept_targets, layer)
+    p = np.asarray([many[0].probability for many in explained], np.float64).reshape(len(images), -1)
+    if before is None:
+        original, p = p[:, 0], p[:, 1:]
+    else:
+        original = np.asarray(before, np.float64)
+    after, other = p[:, 0], p[:, 1]
+    return float(original.mean()), float(after.mean()), float((original - after).mean()), \
+        float((original - other).mean())
+
+
 def patch_test(model, label: str, target: int, members: list[Image.Image], others: list[tuple[Image.Image, str]],
                region: Region, before=None, layer=None) -> PatchTest:
     """The region's reliance under every infill, against a box of the same size
