@@ -372,10 +372,14 @@ def _note_once(note: str) -> None:
         _log.warning(note)
 
 
+# Where each kind's own tasks live (decoded_image and verified_model here, decoded_video in video.py).
+_PRODUCT_TASKS = {"image": (__name__,), "model": (__name__,), "video": (__name__, f"{__package__}.video")}
+
+
 class _Worker:
     def __init__(self, kind: str, memory_mb: int, modules: tuple[str, ...] = ()):
         self.kind = kind
-        self.modules = frozenset(modules) | {__name__}  # what it can unpickle tasks from (serve lives here)
+        self.modules = frozenset(modules)  # what it can unpickle tasks from
         ours, theirs = socket.socketpair()
         env = {name: os.environ[name] for name in ENV_ALLOWED if name in os.environ}
         env.update(
@@ -474,7 +478,8 @@ class Pool:
         self._waiting: OrderedDict[object, deque] = OrderedDict()
         self._in_workers: Counter = Counter()  # session -> its tasks in workers now
         # Every module a task came from: workers import them before they give up root (see serve).
-        self._task_modules: tuple[str, ...] = ()
+        # The product's own tasks are known from the start, so they never cost a restart.
+        self._task_modules: tuple[str, ...] = _PRODUCT_TASKS.get(kind, ())
         atexit.register(self.close)
 
     def start(self) -> None:
@@ -561,7 +566,7 @@ class Pool:
         session = ("thread", threading.get_ident()) if session is None else ("session", session)
         module = function.__module__
         with self._lock:
-            if module not in self._task_modules and module != __name__:
+            if module not in self._task_modules:
                 self._task_modules += (module,)
         worker = self._take(session)
         kept = None
