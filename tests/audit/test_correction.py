@@ -100,9 +100,14 @@ def test_after_the_fix_the_tag_no_longer_matters(tag):
 
 @pytest.mark.slow
 def test_the_re_audit_of_the_corrected_model_flags_nothing_and_the_page_sentence_says_retrain(tag):
-    _, root, _, _, fix = tag
-    again = gradcam.audit(fix.model, root, layer=fix.projection_layer)
+    from gradcam.audit.compare import before_and_after
+
+    _, root, _, found, fix = tag
+    proof = before_and_after(fix, found, root)
+    again = proof.second
+    assert again.layer == fix.projection_layer and again.method == found.method
     assert not again.flagged, again.summary()
+    assert proof.first is found and [c.flagged for c in proof.classes if c.label == "red"][0][1] == 0
     # The model never learned 'red' without the tag: the sentence says what the fix cannot do.
     assert fix.clean_answers.count("blue") >= fix.without_cue - 1
     assert fix.limits == (f"The correction makes the model ignore the cue; it does not teach it what it never learned: "
