@@ -114,9 +114,6 @@ def correct(model: Model, with_cue: Sequence[Image.Image], without_cue: Sequence
         raise ValueError(f"The correction needs at least {MIN_PHOTOS} photos with the cue and {MIN_PHOTOS} without "
                          f"it; it got {len(with_cue)} and {len(without_cue)}.")
     target = resolve_layer(model, layer)
-    if target.grid is not None:
-        raise ValueError(f'"{target.name}" is a token layer; the correction is inserted after a feature-map layer '
-                         "(choose a convolutional layer).")
     shifted = mean_activation(model, list(with_cue), target.name)
     clean = mean_activation(model, list(without_cue), target.name)
     difference = shifted - clean
@@ -126,7 +123,7 @@ def correct(model: Model, with_cue: Sequence[Image.Image], without_cue: Sequence
                          "there is no direction to remove there.")
     direction = (difference / separation).astype(np.float32)
     reference = clean.astype(np.float32)
-    keras_model, projection = with_projection(model.keras, target.name, direction, reference)
+    keras_model, projection = with_projection(model.keras, target.name, *_as_layer_output(target, direction, reference))
     corrected = Model(name=f"{model.name} (corrected)", keras=keras_model, input_size=model.input_size,
                       labels=list(model.labels), preprocessing=model.preprocessing,
                       description=f"{model.description} with the shortcut at {target.name} projected out (P-ClArC)"
@@ -205,6 +202,23 @@ def correct_finding(model: Model, audit, source, cluster=None) -> Correction:
     with_cue = [readers[path]() for path in cluster.members]
     without_cue = [readers[path]() for path in clean]
     return correct(model, with_cue, without_cue, layer=audit.layer, label=cluster.label)
+
+
+def _as_layer_output(target, direction: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """v and z in the shape of the layer's own output. The engine sees a token layer's
+    (tokens, dim) output as its patch grid (h, w, dim), extra tokens dropped (tokens.py);
+    the inserted layer sees the tokens: the extra tokens (first) get v = 0, so the
+    projection leaves the class token as it is, and the grid is laid out row-major again."""
+    grid = target.grid
+    if grid is None:
+        return direction, reference
+    dim = direction.shape[-1]
+
+    def tokens(values):
+        return np.concatenate([np.zeros((grid.extra, dim), np.float32),
+                               values.reshape(grid.height * grid.width, dim)]).astype(np.float32)
+
+    return tokens(direction), tokens(reference)
 
 
 # --- a copy of the model with one layer inserted -----------------------------------

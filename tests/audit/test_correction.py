@@ -386,3 +386,27 @@ def test_the_cli_compares_two_model_files_end_to_end(tag, tmp_path, capsys):
     assert code != 0 and not (tmp_path / "d.html").exists()
     assert "The two models name different classes (2 and 3); a comparison needs the same classes." in \
         capsys.readouterr().err
+
+
+def test_a_token_layer_is_corrected_on_its_patch_tokens_and_the_class_token_is_left_alone():
+    from gradcam.zoo.vit import build_vit
+
+    import keras
+
+    keras.utils.set_random_seed(2)
+    vit = build_vit((32, 32), patch=8, dim=16, blocks=2, heads=2, classes=2)
+    model = gradcam.Model(name="vit", keras=vit, input_size=(32, 32), labels=["a", "b"], preprocessing="0..1")
+    rng = np.random.default_rng(4)
+    photos = [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(6)]
+    fix = correct(model, photos[:3], photos[3:], layer="block1_norm1")
+    assert fix.projection_layer == "block1_norm1_pclarc" and fix.direction.shape == (4, 4, 16)
+    inserted = fix.model.keras.get_layer("block1_norm1_pclarc")
+    v, z = (np.asarray(w) for w in inserted.get_weights())
+    assert v.shape == (17, 16) and not v[0].any()  # the class token is never moved
+    assert np.allclose(v[1:].reshape(4, 4, 16), fix.direction)  # the patches row by row, as the grid was read
+    x = np.concatenate([model.prepare(p) for p in photos])
+    a = np.asarray(keras.Model(vit.inputs[0], vit.get_layer("block1_norm1").output)(x), np.float64)
+    seen = np.asarray(keras.Model(fix.model.keras.inputs[0], inserted.output)(x), np.float64)
+    along = ((a - z) * v).sum(axis=(1, 2))
+    assert np.allclose(seen, a - along[:, None, None] * v, atol=1e-5)
+    assert "block1_norm1_pclarc" in [t.name for t in gradcam.target_layers(fix.model)]
