@@ -31,6 +31,7 @@ from .engine.graph import TargetLayer, default_layer, stage_layers, target_layer
 from .engine.methods import METHODS, methods_for
 from .engine.model import Model, small_photo_note
 from .engine.overlay import COLORMAPS, overlay
+from .engine.live import LiveExplainer, LiveResult, LiveSettings, LiveStats
 from .engine.video import MapSmoother, VideoExplanation, explain_video
 from .engine.what_if import WhatIf, what_if
 from .errors import ExplanationTooCostly, InvalidImageError, InvalidVideoError, ModelLoadError
@@ -58,6 +59,10 @@ __all__ = [
     "ExplanationTooCostly",
     "InvalidImageError",
     "InvalidVideoError",
+    "LiveExplainer",
+    "LiveResult",
+    "LiveSettings",
+    "LiveStats",
     "MapSmoother",
     "Model",
     "ModelLoadError",

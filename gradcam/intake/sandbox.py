@@ -179,14 +179,30 @@ def _preload(kind: str) -> None:
         images.load_image(_TINY_PNG)
 
 
+def _import_task_modules(modules: list[str]) -> None:
+    """The modules the server's tasks come from, imported while the worker may still read
+    them: unpickling a task imports its module, after the drop, and the sandbox's user
+    cannot read a checkout that only its owner can (a root user's mode-700 home). A module
+    that fails here fails later as the task's crash, as it would have anyway."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception:
+            pass
+
+
 def serve() -> None:
-    """A worker's life: ``python -c "from gradcam.intake.sandbox import serve; serve()" FD KIND MEMORY_MB``."""
+    """A worker's life: ``python -c "from gradcam.intake.sandbox import serve; serve()" FD KIND MEMORY_MB
+    MODULES`` (the task modules to import before the drop, comma-separated)."""
     fd, kind, memory_mb = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     conn = Connection(fd)
     _silence()
     _die_with_parent()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash writes nothing to disk
     _preload(kind)
+    _import_task_modules([m for m in sys.argv[4].split(",") if m] if len(sys.argv) > 4 else [])
     identity = _drop_privileges()
     ceiling = _address_space() + memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
@@ -356,9 +372,14 @@ def _note_once(note: str) -> None:
         _log.warning(note)
 
 
+# Where each kind's own tasks live (decoded_image and verified_model here, decoded_video in video.py).
+_PRODUCT_TASKS = {"image": (__name__,), "model": (__name__,), "video": (__name__, f"{__package__}.video")}
+
+
 class _Worker:
-    def __init__(self, kind: str, memory_mb: int):
+    def __init__(self, kind: str, memory_mb: int, modules: tuple[str, ...] = ()):
         self.kind = kind
+        self.modules = frozenset(modules)  # what it can unpickle tasks from
         ours, theirs = socket.socketpair()
         env = {name: os.environ[name] for name in ENV_ALLOWED if name in os.environ}
         env.update(
@@ -370,7 +391,7 @@ class _Worker:
         env.update(_sandbox_ids())
         code = _ISOLATE + "from gradcam.intake.sandbox import serve; serve()"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(theirs.fileno()), kind, str(memory_mb)],
+            [sys.executable, "-c", code, str(theirs.fileno()), kind, str(memory_mb), ",".join(modules)],
             pass_fds=[theirs.fileno()], env=env,
             start_new_session=True,  # a Ctrl-C in the terminal is for the server, not its workers
         )
@@ -456,6 +477,9 @@ class Pool:
         # session -> its waiting callers, in arrival order; the sessions in turn order
         self._waiting: OrderedDict[object, deque] = OrderedDict()
         self._in_workers: Counter = Counter()  # session -> its tasks in workers now
+        # Every module a task came from: workers import them before they give up root (see serve).
+        # The product's own tasks are known from the start, so they never cost a restart.
+        self._task_modules: tuple[str, ...] = _PRODUCT_TASKS.get(kind, ())
         atexit.register(self.close)
 
     def start(self) -> None:
@@ -466,7 +490,7 @@ class Pool:
             self._changed.notify_all()
 
     def _new(self) -> _Worker:
-        worker = _Worker(self.kind, self.budget.memory_mb)
+        worker = _Worker(self.kind, self.budget.memory_mb, self._task_modules)
         self._all.add(worker)
         return worker
 
@@ -531,16 +555,28 @@ class Pool:
 
     def run(self, function: Callable, data: bytes, *args, memory_mb: int | None = None):
         """``function(data, *args)`` in a worker; its plain result, or ``self.error`` with one sentence.
-        ``function`` must be importable by its module's name (not defined in ``__main__``).
+        ``function`` must be importable by its module's name (not defined in ``__main__``);
+        workers import that module before they give up root, so it may lie where only the
+        server's user can read it (a new module costs one worker restart, once).
 
         ``memory_mb``: this task's memory budget, at most the pool's (the default).
         The caller's session is ``sandbox_session``'s key, else its thread.
         """
         session = _session.get()
         session = ("thread", threading.get_ident()) if session is None else ("session", session)
+        module = function.__module__
+        with self._lock:
+            if module not in self._task_modules:
+                self._task_modules += (module,)
         worker = self._take(session)
         kept = None
         try:
+            if module not in worker.modules:
+                # Started before this task's module was known: it could not import it once it gave
+                # up root, so it is replaced (once per module) by a worker that imports it first.
+                self._forget(worker)
+                with self._lock:
+                    worker = self._new()
             kind, value = self._call(worker, function, data, args, memory_mb)
             kept = worker
         finally:
