@@ -68,7 +68,7 @@ class Comparison:
 
         text = f"{side(self.names[0], self.first)}; {side(self.names[1], self.second)}"
         for a, b in self.counterfactual:
-            text += (f"; on the {a.total} '{a.name}' photos {a.right} against {b.right} right")
+            text += f"; {a.name}: {a.right} against {b.right} of {a.total} right"
         return text + "."
 
     def to_dict(self) -> dict:
