@@ -29,6 +29,7 @@ from PIL import Image
 
 from ..engine.cam import METHODS, Explanation, Prediction
 from ..engine.model import sha256_of_weights
+from ..trust.faithfulness import MASKED_PHOTO_SCORES
 from ..engine.overlay import colorize, overlay
 
 # Embedded photos are downscaled to this many pixels on their long side (JPEG):
@@ -380,7 +381,10 @@ def trust_sentences(item: ReportItem) -> list[tuple[str, str]]:
     # The bottom line sums up the checks that ran; with none, the two "not run" sentences below say it all.
     said = [("Bottom line", bottom_line(item))] if item.faithfulness or item.sanity else []
     if item.faithfulness:
-        said += [("Faithfulness", item.faithfulness["verdict"]), ("How it was scored", how_scored(item.faithfulness))]
+        scored = how_scored(item.faithfulness)
+        if item.faithfulness["map"].get("average_drop") is not None:
+            scored += " " + MASKED_PHOTO_SCORES
+        said += [("Faithfulness", item.faithfulness["verdict"]), ("How it was scored", scored)]
     else:
         said.append(("Faithfulness", "Not scored for this explanation (the Report page's \"Add faithfulness "
                                      "scores\", or gradcam.faithfulness, adds it)."))
