@@ -492,6 +492,13 @@ def cmd_audit(args) -> int:
     print(result.summary())
     for cluster in result.flagged:
         print(f"  flagged: {cluster.reason}")
+    for cls in result.flagged_classes:
+        print(f"  flagged: {cls.reason}")
+    for cls in result.classes:
+        if cls.reason and not cls.flagged:
+            print(f"  {cls.label}: {cls.reason}")
+    for sentence in result.untested:
+        print(f"  not tested: {sentence}")
     for problem in result.problems:
         print(f"  note: {problem}")
     print(f"Report: {out}")

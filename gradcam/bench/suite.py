@@ -369,6 +369,9 @@ def main(argv=None) -> int:
                              "and the audit's photos/s against explain_batch's on --audit-photos photos")
     parser.add_argument("--audit-photos", type=int, default=128, metavar="N",
                         help="photos for the audit's throughput row (default 128; 0 skips it)")
+    parser.add_argument("--audit-benchmark", choices=("developed", "held-out", "all"),
+                        help="only the shortcut benchmark's table (gradcam/audit/benchmark.py; trains a tiny CNN "
+                             "per case: minutes)")
     parser.add_argument("--fix", action="store_true",
                         help="only the audit fix's rows: the corrected model's forward pass against the original's, "
                              "the comparison audit against one audit")
@@ -415,6 +418,10 @@ def main(argv=None) -> int:
         print("\nall targets met" if met else "\nsome targets missed")
         return 0
 
+    if args.audit_benchmark:
+        from gradcam.bench.audit import benchmark_main
+
+        return benchmark_main(args.audit_benchmark)
     if args.audit:
         from gradcam.bench.audit import main as audit_main
 

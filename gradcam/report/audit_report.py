@@ -1,13 +1,16 @@
 """The dataset audit's outputs: the per-photo CSV and a self-contained HTML report
 (flagged clusters first, each as its mean map over a mosaic of member thumbnails
 with the region drawn, the reason, reliance against random; then every class's
-table and clusters). Images are data URIs, there is no script and no external URL,
+table and clusters, with the evidence: the infills' drops, the transplant, the
+background or colour swap as before/after pictures with the model's answers, and
+what was not tested). Images are data URIs, there is no script and no external URL,
 and every text that came from outside (paths, labels, sentences) is escaped. The
 drawing helpers are public so the Audit page draws the same pictures.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 from typing import Sequence
@@ -132,17 +135,38 @@ def _cluster_html(audit, cluster) -> str:
              f"<tr><th>region (x0, y0, x1, y1)</th><td>{', '.join(f'{v:.2f}' for v in cluster.region)}</td></tr>"
              f"<tr><th>area</th><td>{cluster.area:.0%}</td></tr>"
              f"<tr><th>consistency</th><td>{cluster.consistency:.2f}</td></tr>"
-             f"<tr><th>reliance (region removed)</th><td>{_number(cluster.reliance)}</td></tr>"
+             f"<tr><th>reliance (region removed)</th><td>{_number(cluster.reliance)}"
+             f"{' (' + _esc(cluster.infill) + ')' if cluster.infill else ''}</td></tr>"
              f"<tr><th>random reliance (same size elsewhere)</th><td>{_number(cluster.random_reliance)}</td></tr>"
-             f"<tr><th>photos tested</th><td>{cluster.tested}</td></tr>"
-             + (f"<tr><th>region off the object</th><td>{cluster.off_object:.0%}</td></tr>"
+             + "".join(f"<tr><th>drop, infill {_esc(name)}</th><td>{_number(drop)} (elsewhere {_number(other)})"
+                       f"</td></tr>" for name, (drop, other) in cluster.drops.items())
+             + f"<tr><th>photos tested</th><td>{cluster.tested}</td></tr>"
+             + (f"<tr><th>transplant: other classes' photos turned '{_esc(cluster.label)}'</th><td>{cluster.flips} of "
+                f"{cluster.recipients} (a random patch: {cluster.random_flips})</td></tr>" if cluster.recipients else "")
+             + (f"<tr><th>members whose map peaks off their object</th><td>{cluster.off_object:.0%}</td></tr>"
                 if cluster.off_object is not None else "")
              + f"<tr><th>suspicion</th><td>{cluster.suspicion:.2f}</td></tr></table>")
     style = ' class="cluster flag"' if cluster.flagged else ' class="cluster"'
     return (f'<div{style}><img src="{mean}" alt="mean map of cluster {cluster.number + 1}" width="192">'
             f'<img src="{picture}" alt="members of cluster {cluster.number + 1}">'
             f'<div><p class="reason"><b>{_esc(cluster.label)}, cluster {cluster.number + 1}.</b> '
-            f"{_esc(cluster.reason)}</p>{facts}</div></div>")
+            f"{_esc(cluster.reason)}</p>{facts}{examples_html(cluster.examples)}</div></div>")
+
+
+def _jpeg_uri(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def examples_html(examples) -> str:
+    """Before/after pictures of edited photos, each with the model's answer."""
+    if not examples:
+        return ""
+    cells = "".join(
+        f"<figure style='margin:0'><img src='{_jpeg_uri(e.before)}' alt='before' width='96'>"
+        f"<img src='{_jpeg_uri(e.after)}' alt='after' width='96'><figcaption class='muted' style='max-width:200px'>"
+        f"{_esc(e.caption)}: '{_esc(e.before_answer)}' before, '{_esc(e.after_answer)}' after</figcaption></figure>"
+        for e in examples)
+    return f"<div class='examples' style='display:flex;gap:.8rem;flex-wrap:wrap'>{cells}</div>"
 
 
 def _class_html(audit, cls) -> str:
@@ -151,9 +175,22 @@ def _class_html(audit, cls) -> str:
             f"<tr><th>accuracy</th><td>{_number(cls.accuracy, '{:.0%}')}</td></tr>"
             f"<tr><th>relevance mass on the object</th><td>{_number(cls.mass_on_object)}</td></tr>"
             f"<tr><th>pointing game</th><td>{_number(cls.pointing_rate, '{:.0%}')}</td></tr>"
-            f"<tr><th>clusters</th><td>{len(cls.clusters)}</td></tr>")
+            + (f"<tr><th>share of the photo the object covers</th><td>{_number(cls.object_share)}</td></tr>"
+               if cls.object_share is not None else "")
+            + f"<tr><th>clusters</th><td>{len(cls.clusters)}</td></tr>")
     return (f"<h3>{_esc(cls.label)}</h3><div class='cluster'><img src='{mean}' alt='mean map' width='128'>"
-            f"<table>{rows}</table></div>" + "".join(_cluster_html(audit, c) for c in cls.clusters))
+            f"<table>{rows}</table></div>" + class_tests_html(cls)
+            + "".join(_cluster_html(audit, c) for c in cls.clusters))
+
+
+def class_tests_html(cls) -> str:
+    """The class's background swap (masks) or colour swap: the sentence and the pictures."""
+    test = cls.background or cls.colours
+    if not cls.reason and test is None:
+        return ""
+    style = ' class="cluster flag"' if cls.flagged else ' class="cluster"'
+    return (f"<div{style}><div><p class='reason'>{_esc(cls.reason)}</p>"
+            f"{examples_html([] if test is None else test.examples)}</div></div>")
 
 
 def audit_html(audit, title: str = "Dataset audit") -> str:
@@ -171,6 +208,12 @@ def audit_html(audit, title: str = "Dataset audit") -> str:
     parts.append("<h2>Flagged clusters</h2>")
     parts.append("".join(_cluster_html(audit, c) for c in flagged) if flagged
                  else "<p>No cluster looks like a shortcut.</p>")
+    if audit.flagged_classes:
+        parts.append("<h2>Classes whose answer follows the background</h2>")
+        parts.extend(f"<h3>{_esc(cls.label)}</h3>" + class_tests_html(cls) for cls in audit.flagged_classes)
+    if audit.untested:
+        parts.append("<h2>What was not tested</h2><ul>" + "".join(f"<li>{_esc(t)}</li>" for t in audit.untested)
+                     + "</ul>")
     parts.append("<h2>Classes</h2>")
     parts.extend(_class_html(audit, cls) for cls in audit.classes)
     if audit.outliers:
@@ -181,8 +224,12 @@ def audit_html(audit, title: str = "Dataset audit") -> str:
                      + "".join(f"<tr><td>{_esc(p.path)}</td><td>{_esc(p.error)}</td></tr>" for p in audit.broken)
                      + "</table>")
     parts.append("<p class='muted'>Reliance: the mean drop of the explained class's probability when the region "
-                 "is replaced by a blurred copy of the photo, on at most 16 photos of the cluster; random reliance: "
-                 "the same for a box of the same size elsewhere. SpRAy, Lapuschkin et al. 2019.</p></body></html>")
+                 "is filled (blurred, with the photo's mean colour, or with the same region of other classes' "
+                 "photos; the strongest drop is shown with its infill), on at most 16 photos of the cluster; random "
+                 "reliance: the same for a box of the same size elsewhere. Transplant: the region pasted into photos "
+                 "of other classes at the same place, against a random box of the same size. Background swap (with "
+                 "masks): objects cut out by their masks and pasted on other classes' backgrounds, against the same "
+                 "swap within the class. SpRAy, Lapuschkin et al. 2019.</p></body></html>")
     return "".join(parts)
 
 
