@@ -112,4 +112,4 @@ def preset_from_folder(folder):
     for name in PRESET_FILES:
         if not (path / name).is_file():
             raise ModelLoadError(f"The folder {valid_text(path.name)} is not a KerasHub preset: it has no {name}.")
-    return whole_model(lambda: keras_hub.models.ImageClassifier.from_preset(str(path.resolve())))
+    return whole_model(lambda: keras_hub.models.ImageClassifier.from_preset(str(path.resolve())), '"keras_hub')

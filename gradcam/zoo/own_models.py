@@ -80,6 +80,11 @@ def preset_name_model(name: str) -> Model:
     return _checked_model(preset_model(name), name, None, None)
 
 
+def checked_model(keras_model, name: str, labels=None, preprocessing: str | None = None) -> Model:
+    """A Keras classifier built in this process (a KerasHub one too) as a Model, checked like a file."""
+    return _checked_model(keras_model, name, labels, preprocessing)
+
+
 def _checked_model(keras_model, file_name, labels, preprocessing) -> Model:
     if not keras_model.inputs:
         raise ModelLoadError("The model has no defined input; build it on an image shape before saving it.")
