@@ -31,8 +31,8 @@ HUB_UNREADABLE = ("This model uses KerasHub layers, but Keras and the installed 
 
 
 def _register_token_layers() -> None:
-    # The project's own token layers (class token, position embedding) are known to
-    # Keras by name, so safe mode loads a ViT that uses them (see gradcam/layers.py).
+    # The project's own layers (class token, position embedding, the audit's correction)
+    # are known to Keras by name, so safe mode loads a model that uses them (gradcam/layers.py).
     from .. import layers  # noqa: F401
 
     hub_installed()
