@@ -27,7 +27,15 @@ MAX_PRESET_FILES = 50
 
 
 def is_preset_folder(path) -> bool:
-    return isinstance(path, (str, os.PathLike)) and Path(path).is_dir()
+    """True for a path to a folder (a preset, or else a folder given for a file: refused by name)."""
+    try:
+        return isinstance(path, (str, os.PathLike)) and Path(path).is_dir()
+    except (OSError, ValueError):  # a name with a NUL byte, a path too long
+        return False
+
+
+def not_a_preset(folder: Path, missing: str) -> str:
+    return f"{valid_text(folder.name)} is not a model file (a folder, and not a KerasHub preset: it has no {missing})."
 
 
 def preset_folder_bytes(path) -> bytes:
@@ -36,7 +44,7 @@ def preset_folder_bytes(path) -> bytes:
     files = [f for f in sorted(folder.iterdir()) if f.is_file() and not f.name.startswith(".")]
     missing = [name for name in PRESET_FILES if not (folder / name).is_file()]
     if missing:
-        raise ModelLoadError(f"The folder {valid_text(folder.name)} is not a KerasHub preset: it has no {missing[0]}.")
+        raise ModelLoadError(not_a_preset(folder, missing[0]))
     if len(files) > MAX_PRESET_FILES:
         raise ModelLoadError(f"The preset folder has {len(files)} files; a KerasHub preset has a handful.")
     total = sum(f.stat().st_size for f in files)
@@ -111,5 +119,5 @@ def preset_from_folder(folder):
     path = Path(folder)
     for name in PRESET_FILES:
         if not (path / name).is_file():
-            raise ModelLoadError(f"The folder {valid_text(path.name)} is not a KerasHub preset: it has no {name}.")
+            raise ModelLoadError(not_a_preset(path, name))
     return whole_model(lambda: keras_hub.models.ImageClassifier.from_preset(str(path.resolve())), '"keras_hub')

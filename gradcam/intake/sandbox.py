@@ -184,8 +184,8 @@ def _preload(kind: str) -> None:
 
 
 def _read_tiny_hub_model(path: str) -> None:
-    """A tiny KerasHub classifier saved (as a file and as a preset folder) and read back the way a task reads them, so the
-    modules KerasHub imports lazily are imported before the worker drops its privileges."""
+    """A tiny KerasHub classifier saved (as a file and as a preset folder) and read back the way a
+    task reads them, so the modules KerasHub imports lazily are imported before the worker drops its privileges."""
     import keras_hub
 
     from .model_bytes import keras_model_from_bytes

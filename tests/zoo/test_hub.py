@@ -24,7 +24,8 @@ SIZE = 32
 
 def _converter(kind: str):
     classes = {"vit": "ViTImageConverter", "deit": "DeiTImageConverter", "swin": "SwinTransformerImageConverter",
-               "resnet": "ResNetImageConverter", "vgg": "VGGImageConverter", "efficientnet": "EfficientNetImageConverter"}
+               "resnet": "ResNetImageConverter", "vgg": "VGGImageConverter",
+               "efficientnet": "EfficientNetImageConverter"}
     # ImageNet's mean and standard deviation, as KerasHub's ResNet and ViT presets scale pixels.
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
     return getattr(keras_hub.layers, classes[kind])(image_size=(SIZE, SIZE), scale=[1 / (255 * s) for s in std],
@@ -186,8 +187,10 @@ def test_a_preset_folder_and_a_zip_of_it_load(tmp_path):
 
 def test_a_folder_that_is_no_preset_and_a_missing_keras_hub_each_get_a_sentence(tmp_path, saved, monkeypatch):
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(gradcam.ModelLoadError, match="is not a KerasHub preset: it has no model.weights.h5"):
+    with pytest.raises(gradcam.ModelLoadError) as refused:
         gradcam.load_model(tmp_path)
+    assert str(refused.value).endswith("is not a model file (a folder, and not a KerasHub preset: it has no "
+                                       "model.weights.h5).")
     from gradcam.intake import model_bytes
 
     monkeypatch.setattr(model_bytes, "hub_installed", lambda: False)
@@ -209,7 +212,7 @@ def test_a_preset_name_offline_is_one_sentence_and_never_downloads(monkeypatch):
 
 # --- a KerasHub ViT trained here on photos with a corner cue --------------------------
 
-WHERE = (0, 3)  # the cue's patch (row, column) on the 4x4 grid: the top right corner, so a transposed grid lights (3, 0)
+WHERE = (0, 3)  # the cue's patch (row, column) on the 4x4 grid: the top right corner; transposed it lights (3, 0)
 
 
 @pytest.fixture(scope="module")
