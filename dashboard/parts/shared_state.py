@@ -99,6 +99,12 @@ def choices() -> Choices:
     """The shared choices, with defaults for anything not chosen yet. Every page but
     Explore starts here, so it also reads the address (a link opening this page)."""
     read_url()
+    # Explore's widget values are still in the session on the first run of another page.
+    # Their on_change copies them to "chosen", but with Streamlit's fast reruns a page
+    # change starts this run at once, beside the cut-short run whose callback makes the
+    # copy, and this run could read "chosen" first (a layer picked while "Explaining...",
+    # then Compare clicked: Compare showed the old layer). Copied here too, so the newest wins.
+    remember()
     chosen = st.session_state.get("chosen", {})
     model_key = current_model_key()
     try:
