@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import struct
 import warnings
 from typing import BinaryIO
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .decode_budget import MAX_PIXELS, check_before_load, check_before_open
+from .files import FileRefused, read_regular_file
 from ..errors import InvalidImageError
 from .text import megabytes, valid_text
 
@@ -117,43 +117,22 @@ def _within_size_limit(raw: bytes) -> bytes:
 
 
 def _read_path(path: str | os.PathLike[str]) -> bytes:
+    """The guarded read (``files.read_regular_file``: a FIFO or a device is refused before it
+    is opened), its refusals in load_image's sentences."""
     try:
-        name = os.fsdecode(path)
-    except (TypeError, ValueError, UnicodeError) as exc:
-        raise InvalidImageError("The path is not a valid file name.") from exc
-    if "\0" in name:
-        raise InvalidImageError("The path contains a NUL character, so it cannot name a file.")
-    shown = valid_text(name)  # a lone surrogate cannot be shown
-    try:
-        # Look before opening: opening a FIFO blocks until someone writes to it, and a
-        # device (/dev/zero, /dev/urandom) never ends.
-        _refuse_non_regular(os.stat(path).st_mode, shown)
-        # O_NONBLOCK: were the path swapped for a FIFO after the look, opening it still
-        # returns at once, and fstat refuses it below.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        with open(fd, "rb") as file:
-            _refuse_non_regular(os.fstat(file.fileno()).st_mode, shown)
-            return _within_size_limit(file.read(MAX_FILE_BYTES + 1))
-    except InvalidImageError:
-        raise
-    except FileNotFoundError as exc:
-        raise InvalidImageError(f"No such file: {shown}.") from exc
-    except IsADirectoryError as exc:
-        raise InvalidImageError(f"The path {shown} is a folder, not an image file.") from exc
-    except PermissionError as exc:
-        # Windows reports opening a folder as a permission problem.
-        if os.path.isdir(path):
-            raise InvalidImageError(f"The path {shown} is a folder, not an image file.") from exc
-        raise InvalidImageError(f"Permission denied when reading {shown}.") from exc
-    except (OSError, ValueError) as exc:
-        raise InvalidImageError(f"The file {shown} could not be read.") from exc
-
-
-def _refuse_non_regular(mode: int, name: str) -> None:
-    if stat.S_ISDIR(mode):
-        raise InvalidImageError(f"The path {name} is a folder, not an image file.")
-    if not stat.S_ISREG(mode):
-        raise InvalidImageError(f"The path {name} is not a regular file (it is a device, a pipe or a socket).")
+        return read_regular_file(path, MAX_FILE_BYTES)
+    except FileRefused as refused:
+        shown = valid_text(os.fsdecode(path)) if refused.kind != "name" else ""
+        raise InvalidImageError({
+            "name": "The path is not a valid file name." if "NUL" not in refused.reason
+            else "The path contains a NUL character, so it cannot name a file.",
+            "missing": f"No such file: {shown}.",
+            "folder": f"The path {shown} is a folder, not an image file.",
+            "special": f"The path {shown} is not a regular file (it is a device, a pipe or a socket).",
+            "too large": f"The file is larger than {megabytes(MAX_FILE_BYTES)}, more than any image this tool "
+                         "accepts needs.",
+            "denied": f"Permission denied when reading {shown}.",
+        }.get(refused.kind, f"The file {shown} could not be read.")) from None
 
 
 def _refuse_known_non_images(raw: bytes) -> None:
