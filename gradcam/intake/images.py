@@ -257,6 +257,19 @@ def _declared_size(raw: bytes) -> tuple[int, int] | None:
         return None
 
 
+def header_size(raw: bytes) -> tuple[int, int] | None:
+    """(width, height) as the header declares them, no pixel decoded (Pillow's open is lazy);
+    None when the header cannot say (load_image then says what is wrong)."""
+    Image.init()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw), formats=[n for n in _PILLOW_FORMATS if n in Image.OPEN]) as image:
+                return image.size
+    except Exception:  # a gigapixel header among them: the plugin reads its size directly
+        return _declared_size(raw)
+
+
 def _claimed_format(raw: bytes) -> str | None:
     """The supported format whose signature ``raw`` starts with, if any."""
     for name in _PILLOW_FORMATS:

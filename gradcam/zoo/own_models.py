@@ -151,6 +151,7 @@ def _read_file(path: Path, what: str, limit: int, too_large: str) -> bytes:
         name = valid_text(path.name)
         raise ModelLoadError({
             "missing": f"No such {what} file: {name}.",
+            "name": f"No such {what} file: {name}.",  # a NUL in the name cannot name a file
             "folder": f"{name} is not a {what} file (it is a folder, a device or a pipe).",
             "special": f"{name} is not a {what} file (it is a folder, a device or a pipe).",
             "too large": f"The {what} file is {too_large}.",
