@@ -12,7 +12,9 @@ The layers, bottom to top (each imports only those below it):
 - ``intake``: untrusted bytes in: images, archives, model files, their budgets, the sandbox;
 - ``engine``: the ``Model`` type, the graph runner, the compiled passes, the methods;
 - ``zoo``: where models come from: the offline EfficientNet-Lite, Keras applications, own files;
-- ``trust``: is the map faithful, does it pass the sanity check, the dataset audit;
+- ``trust``: is one map faithful, does it pass the sanity check;
+- ``audit``: the dataset audit (``gradcam.audit`` is its function; its modules are
+  reached with ``from gradcam.audit.spray import spray``);
 - ``report``: HTML and PDF reports, many photos' records and CSV;
 - ``scale``: Ray Data and Ray Serve.
 
@@ -33,7 +35,7 @@ from .engine.what_if import WhatIf, what_if
 from .errors import ExplanationTooCostly, InvalidImageError, ModelLoadError
 from .intake.images import load_image
 from .intake.sandbox import load_image_safely, sandbox_session
-from .trust.audit import Audit, AuditClass, AuditCluster, AuditPhoto, audit
+from .audit import Audit, AuditClass, AuditCluster, AuditPhoto, audit
 from .trust.faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
 from .trust.sanity import SanityCheck, SanityStep, sanity_check
 from .zoo.catalog import DEFAULT_MODEL, available_models, load_model

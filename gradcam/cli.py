@@ -432,7 +432,7 @@ def cmd_check(args) -> int:
 def cmd_audit(args) -> int:
     """Audit a dataset for shortcuts: an HTML report (and CSV, JSON) of SpRAy's clusters per class."""
     from gradcam.report.audit_report import audit_csv, audit_html
-    from gradcam.trust.audit_sources import is_parquet
+    from gradcam.audit.sources import is_parquet
 
     source = Path(args.source)
     if not source.exists():
