@@ -32,6 +32,12 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 # Front ends show (and explain) photos at most this many pixels on their long side:
 # the network sees 224-300 px anyway, and a 24-megapixel heatmap helps nobody.
 DISPLAY_MAX_SIDE = 1280
+# What the paths that explain many photos decode to at most (the explanation service, the
+# dataset audit): the network sees 224-300 px, and 32 photos of 7000 x 7000 held at once
+# for a batch (147 MB each, their maps as large again) took a server to 4.4 GB.
+EXPLAIN_MAX_SIDE = 1024
+# The size a photo had before ``downscaled`` (PIL's ``info``, which travels with the image).
+ORIGINAL_SIZE = "gradcam_original_size"
 
 # File extensions an uploader should offer.
 SUPPORTED_FORMATS = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "ico")
@@ -78,6 +84,16 @@ def load_image(data: ImageSource) -> Image.Image:
             raise InvalidImageError("The image is too large to load into memory.") from exc
         except Exception as exc:
             raise InvalidImageError(_CORRUPT) from exc
+
+
+def downscaled(image: Image.Image, max_side: int | None) -> Image.Image:
+    """``image`` with its long side at most ``max_side`` (LANCZOS, aspect kept; None: as it is),
+    its size before in ``image.info[ORIGINAL_SIZE]`` (boxes given in the photo's pixels need it)."""
+    size = image.info.get(ORIGINAL_SIZE, image.size)
+    if max_side is not None and max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.LANCZOS)
+    image.info[ORIGINAL_SIZE] = tuple(size)
+    return image
 
 
 def read_bytes(data: ImageSource) -> bytes:

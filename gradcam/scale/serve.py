@@ -27,7 +27,8 @@ MAX_BATCH = 16  # requests grouped into one engine call at most
 MAX_PHOTO_BYTES = 50 * 1024 * 1024
 # A photo is decoded in the sandbox and downscaled there: a 160 kB PNG can declare 7000 x 7000
 # (~190 MB per queued request); the network sees 224-260 px, so 1024 px loses nothing.
-MAX_SIDE = 1024
+# The same bound as the dataset audit's (gradcam.intake.images.EXPLAIN_MAX_SIDE).
+from gradcam.intake.images import EXPLAIN_MAX_SIDE as MAX_SIDE  # noqa: E402
 MAX_MAPS = 10  # classes explained per request (each is a map through the whole network)
 # Score-CAM's channels per request, as the dashboard (every channel took 21 s on Lite0, ~1.7 min on ResNet50).
 CHANNEL_BUDGET = 32
