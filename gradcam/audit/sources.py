@@ -476,9 +476,13 @@ def read_parquet(path: Path, model_labels=None, allow_uris: bool = False) -> Sou
                         "URIs are allowed (allow_uris=True, --allow-uris).")
     # True labels from the class folders the photos lie in, relative to their common folder.
     locations = [e.path for e in entries]
-    common = os.path.commonpath(locations) if len(locations) > 1 else os.path.dirname(locations[0])
-    relative = [os.path.relpath(p, common).replace(os.sep, "/") if "://" not in p else p[len(common):].lstrip("/")
-                for p in locations]
+    local = [p for p in locations if "://" not in p]
+    try:  # local paths (absolute or relative, not both) against their common folder
+        common = os.path.commonpath(local) if len(local) > 1 else os.path.dirname(local[0]) if local else ""
+    except ValueError:
+        common = ""
+    relative = [os.path.relpath(p, common or ".").replace(os.sep, "/") if "://" not in p
+                else p.split("://", 1)[1].split("/", 1)[-1] for p in locations]
     truth, folder_problems = _class_folders(relative, model_labels)
     entries = [Entry(e.path, truth.get(rel), e.read, e.map, e.target, e.label, e.probability, e.predicted, e.layer,
                      e.method, e.error) for e, rel in zip(entries, relative)]

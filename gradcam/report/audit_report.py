@@ -24,6 +24,12 @@ AUDIT_COLUMNS = ("path", "true_label", "label", "target", "probability", "predic
 MOSAIC_TILE = 96  # pixels a side per member thumbnail in a mosaic
 MOSAIC_MEMBERS = 12  # members shown per cluster (nearest the centre first)
 REGION_COLOUR = (255, 255, 255)
+# One self-contained page holds a picture per class and cluster: an audit of 10,000 classes made
+# a 121 MB page. It shows the classes with the most photos, the flagged clusters and the first
+# photos of each list; the CSV and the JSON hold everything.
+MAX_REPORT_CLASSES = 200
+MAX_REPORT_FLAGGED = 200
+MAX_REPORT_LIST = 1000  # outliers, unreadable photos
 
 
 def audit_rows(audit) -> list[dict]:
@@ -156,6 +162,11 @@ def _class_html(audit, cls) -> str:
             f"<table>{rows}</table></div>" + "".join(_cluster_html(audit, c) for c in cls.clusters))
 
 
+def _more(count: int) -> str:
+    return (f"<p>... and {count - MAX_REPORT_LIST:,} more (the CSV and the JSON list every one).</p>"
+            if count > MAX_REPORT_LIST else "")
+
+
 def audit_html(audit, title: str = "Dataset audit") -> str:
     """The audit as ONE self-contained HTML page."""
     flagged = audit.flagged
@@ -169,17 +180,25 @@ def audit_html(audit, title: str = "Dataset audit") -> str:
     if audit.problems:
         parts.append("<ul>" + "".join(f"<li>{_esc(p)}</li>" for p in audit.problems) + "</ul>")
     parts.append("<h2>Flagged clusters</h2>")
-    parts.append("".join(_cluster_html(audit, c) for c in flagged) if flagged
+    parts.append("".join(_cluster_html(audit, c) for c in flagged[:MAX_REPORT_FLAGGED]) if flagged
                  else "<p>No cluster looks like a shortcut.</p>")
+    if len(flagged) > MAX_REPORT_FLAGGED:
+        parts.append(f"<p>The report shows the {MAX_REPORT_FLAGGED:,} most suspicious of {len(flagged):,} flagged "
+                     "clusters; the CSV and the JSON hold every one.</p>")
     parts.append("<h2>Classes</h2>")
-    parts.extend(_class_html(audit, cls) for cls in audit.classes)
-    if audit.outliers:
+    if len(audit.classes) > MAX_REPORT_CLASSES:
+        parts.append(f"<p>The report shows the {MAX_REPORT_CLASSES:,} classes with the most photos of "
+                     f"{len(audit.classes):,}; the CSV and the JSON hold every class.</p>")
+    parts.extend(_class_html(audit, cls) for cls in audit.classes[:MAX_REPORT_CLASSES])
+    outliers, broken = audit.outliers, audit.broken
+    if outliers:
         parts.append("<h2>Outliers</h2><p>Photos whose map is far from every cluster of their class:</p><ul>"
-                     + "".join(f"<li>{_esc(p.path)} ({_esc(p.label)})</li>" for p in audit.outliers) + "</ul>")
-    if audit.broken:
+                     + "".join(f"<li>{_esc(p.path)} ({_esc(p.label)})</li>" for p in outliers[:MAX_REPORT_LIST])
+                     + "</ul>" + _more(len(outliers)))
+    if broken:
         parts.append("<h2>Photos that could not be read</h2><table><tr><th>photo</th><th>why</th></tr>"
-                     + "".join(f"<tr><td>{_esc(p.path)}</td><td>{_esc(p.error)}</td></tr>" for p in audit.broken)
-                     + "</table>")
+                     + "".join(f"<tr><td>{_esc(p.path)}</td><td>{_esc(p.error)}</td></tr>"
+                               for p in broken[:MAX_REPORT_LIST]) + "</table>" + _more(len(broken)))
     parts.append("<p class='muted'>Reliance: the mean drop of the explained class's probability when the region "
                  "is replaced by a blurred copy of the photo, on at most 16 photos of the cluster; random reliance: "
                  "the same for a box of the same size elsewhere. SpRAy, Lapuschkin et al. 2019.</p></body></html>")
