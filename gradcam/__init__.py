@@ -31,10 +31,13 @@ from .engine.graph import TargetLayer, default_layer, stage_layers, target_layer
 from .engine.methods import METHODS, methods_for
 from .engine.model import Model, small_photo_note
 from .engine.overlay import COLORMAPS, overlay
+from .engine.live import LiveExplainer, LiveResult, LiveSettings, LiveStats
+from .engine.video import MapSmoother, VideoExplanation, explain_video
 from .engine.what_if import WhatIf, what_if
-from .errors import ExplanationTooCostly, InvalidImageError, ModelLoadError
+from .errors import ExplanationTooCostly, InvalidImageError, InvalidVideoError, ModelLoadError
 from .intake.images import load_image
-from .intake.sandbox import load_image_safely, sandbox_session
+from .intake.sandbox import load_image_safely, load_video_safely, sandbox_session
+from .intake.video import Video
 from .audit import Audit, AuditClass, AuditCluster, AuditPhoto, audit
 from .trust.faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
 from .trust.sanity import SanityCheck, SanityStep, sanity_check
@@ -55,12 +58,20 @@ __all__ = [
     "ExplanationStopped",
     "ExplanationTooCostly",
     "InvalidImageError",
+    "InvalidVideoError",
+    "LiveExplainer",
+    "LiveResult",
+    "LiveSettings",
+    "LiveStats",
+    "MapSmoother",
     "Model",
     "ModelLoadError",
     "Prediction",
     "SanityCheck",
     "SanityStep",
     "TargetLayer",
+    "Video",
+    "VideoExplanation",
     "WhatIf",
     "audit",
     "available_models",
@@ -72,9 +83,11 @@ __all__ = [
     "explain_counterfactual",
     "explain_layers",
     "explain_many",
+    "explain_video",
     "faithfulness",
     "load_image",
     "load_image_safely",
+    "load_video_safely",
     "sandbox_session",
     "load_model",
     "methods_for",

@@ -56,7 +56,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..errors import InvalidImageError, ModelLoadError
+from ..errors import InvalidImageError, InvalidVideoError, ModelLoadError
 from .pixel_budget import session_ledger
 from .text import valid_text
 
@@ -78,8 +78,12 @@ IMAGE_BUDGET = Budget(memory_mb=1024, cpu_seconds=10, wall_seconds=30)
 # A model file may be 1 GB; reading it holds the file, Keras' variables and the copies sent
 # back. This is the ceiling: each file gets model_memory_mb(its size).
 MODEL_BUDGET = Budget(memory_mb=4096, cpu_seconds=60, wall_seconds=180)
-# The most a reply may hold: a 50-megapixel RGB image; the weights of MAX_PARAMETERS in float32.
-REPLY_BYTES = {"image": 200 * 2**20, "model": 1300 * 2**20}
+# A video holds its kept frames (at most MAX_FRAMES of DEFAULT_MAX_SIDE) while it decodes the rest;
+# decoding MAX_DECODED_PIXELS takes ~15 CPU seconds here.
+VIDEO_BUDGET = Budget(memory_mb=1536, cpu_seconds=60, wall_seconds=180)
+# The most a reply may hold: a 50-megapixel RGB image; the weights of MAX_PARAMETERS in float32;
+# a video's frames (gradcam.intake.video.reply_bytes_most).
+REPLY_BYTES = {"image": 200 * 2**20, "model": 1300 * 2**20, "video": 740 * 2**20}
 # Starting a worker is not the file's fault: importing TensorFlow takes 3-15 s on a busy machine.
 BOOT_SECONDS = 180
 # How long a caller waits for a free worker before it is told so (a hostile model may hold the
@@ -168,18 +172,38 @@ def _preload(kind: str) -> None:
                 with open(os.path.join(folder, name), "rb") as saved:
                     keras_model_from_bytes(saved.read())
         keras.backend.clear_session()
+    elif kind == "video":
+        from . import video
+
+        video.decoded_video(_tiny_video(), 16)  # FFmpeg's decoders and scaler loaded before the limit
     else:
         images.load_image(_TINY_PNG)
 
 
+def _import_task_modules(modules: list[str]) -> None:
+    """The modules the server's tasks come from, imported while the worker may still read
+    them: unpickling a task imports its module, after the drop, and the sandbox's user
+    cannot read a checkout that only its owner can (a root user's mode-700 home). A module
+    that fails here fails later as the task's crash, as it would have anyway."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception:
+            pass
+
+
 def serve() -> None:
-    """A worker's life: ``python -c "from gradcam.intake.sandbox import serve; serve()" FD KIND MEMORY_MB``."""
+    """A worker's life: ``python -c "from gradcam.intake.sandbox import serve; serve()" FD KIND MEMORY_MB
+    MODULES`` (the task modules to import before the drop, comma-separated)."""
     fd, kind, memory_mb = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     conn = Connection(fd)
     _silence()
     _die_with_parent()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash writes nothing to disk
     _preload(kind)
+    _import_task_modules([m for m in sys.argv[4].split(",") if m] if len(sys.argv) > 4 else [])
     identity = _drop_privileges()
     ceiling = _address_space() + memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
@@ -193,7 +217,7 @@ def serve() -> None:
             function, args, cpu_seconds, task_memory_mb = pickle.loads(task)
             _arm_limits(cpu_seconds, task_memory_mb, ceiling)
             reply = ("ok", function(data, *args))
-        except (InvalidImageError, ModelLoadError) as error:
+        except (InvalidImageError, InvalidVideoError, ModelLoadError) as error:
             reply = ("memory", "") if _caused_by_memory(error) else ("refused", str(error))
         except MemoryError:
             reply = ("memory", "")
@@ -356,9 +380,14 @@ def _note_once(note: str) -> None:
         _log.warning(note)
 
 
+# Where each kind's own tasks live (decoded_image and verified_model here, decoded_video in video.py).
+_PRODUCT_TASKS = {"image": (__name__,), "model": (__name__,), "video": (__name__, f"{__package__}.video")}
+
+
 class _Worker:
-    def __init__(self, kind: str, memory_mb: int):
+    def __init__(self, kind: str, memory_mb: int, modules: tuple[str, ...] = ()):
         self.kind = kind
+        self.modules = frozenset(modules)  # what it can unpickle tasks from
         ours, theirs = socket.socketpair()
         env = {name: os.environ[name] for name in ENV_ALLOWED if name in os.environ}
         env.update(
@@ -370,7 +399,7 @@ class _Worker:
         env.update(_sandbox_ids())
         code = _ISOLATE + "from gradcam.intake.sandbox import serve; serve()"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(theirs.fileno()), kind, str(memory_mb)],
+            [sys.executable, "-c", code, str(theirs.fileno()), kind, str(memory_mb), ",".join(modules)],
             pass_fds=[theirs.fileno()], env=env,
             start_new_session=True,  # a Ctrl-C in the terminal is for the server, not its workers
         )
@@ -456,6 +485,9 @@ class Pool:
         # session -> its waiting callers, in arrival order; the sessions in turn order
         self._waiting: OrderedDict[object, deque] = OrderedDict()
         self._in_workers: Counter = Counter()  # session -> its tasks in workers now
+        # Every module a task came from: workers import them before they give up root (see serve).
+        # The product's own tasks are known from the start, so they never cost a restart.
+        self._task_modules: tuple[str, ...] = _PRODUCT_TASKS.get(kind, ())
         atexit.register(self.close)
 
     def start(self) -> None:
@@ -466,7 +498,7 @@ class Pool:
             self._changed.notify_all()
 
     def _new(self) -> _Worker:
-        worker = _Worker(self.kind, self.budget.memory_mb)
+        worker = _Worker(self.kind, self.budget.memory_mb, self._task_modules)
         self._all.add(worker)
         return worker
 
@@ -531,16 +563,28 @@ class Pool:
 
     def run(self, function: Callable, data: bytes, *args, memory_mb: int | None = None):
         """``function(data, *args)`` in a worker; its plain result, or ``self.error`` with one sentence.
-        ``function`` must be importable by its module's name (not defined in ``__main__``).
+        ``function`` must be importable by its module's name (not defined in ``__main__``);
+        workers import that module before they give up root, so it may lie where only the
+        server's user can read it (a new module costs one worker restart, once).
 
         ``memory_mb``: this task's memory budget, at most the pool's (the default).
         The caller's session is ``sandbox_session``'s key, else its thread.
         """
         session = _session.get()
         session = ("thread", threading.get_ident()) if session is None else ("session", session)
+        module = function.__module__
+        with self._lock:
+            if module not in self._task_modules:
+                self._task_modules += (module,)
         worker = self._take(session)
         kept = None
         try:
+            if module not in worker.modules:
+                # Started before this task's module was known: it could not import it once it gave
+                # up root, so it is replaced (once per module) by a worker that imports it first.
+                self._forget(worker)
+                with self._lock:
+                    worker = self._new()
             kind, value = self._call(worker, function, data, args, memory_mb)
             kept = worker
         finally:
@@ -668,6 +712,36 @@ def load_image_safely(data, max_side: int | None = None) -> Image.Image:
     return image
 
 
+def video_pool() -> Pool:
+    with _pools_lock:
+        if "video" not in _pools:
+            _pools["video"] = Pool("video", 1, VIDEO_BUDGET, InvalidVideoError)
+        return _pools["video"]
+
+
+def load_video_safely(data, max_side: int | None = None):
+    """A video (a path, bytes or a file-like) decoded in a sandboxed worker within the budgets of
+    ``gradcam.intake.video``: a ``Video`` of RGB frames at most ``max_side`` on their long side
+    (default 640), or InvalidVideoError with one sentence."""
+    from .images import read_bytes
+    from .video import DEFAULT_MAX_SIDE, MAX_VIDEO_BYTES, decoded_video, video_from_reply
+
+    max_side = int(max_side or DEFAULT_MAX_SIDE)
+    if not 16 <= max_side <= DEFAULT_MAX_SIDE:
+        raise ValueError(f"max_side must be between 16 and {DEFAULT_MAX_SIDE}.")
+    if isinstance(data, (str, os.PathLike)) and os.path.getsize(data) > MAX_VIDEO_BYTES:
+        raise InvalidVideoError(f"This video is larger than {MAX_VIDEO_BYTES // 2**20} MB.")
+    try:
+        raw = read_bytes(data)
+    except InvalidImageError as error:  # its sentences speak of files, not of images
+        raise InvalidVideoError(str(error)) from None
+    if not raw:
+        raise InvalidVideoError("The file is empty.")
+    if len(raw) > MAX_VIDEO_BYTES:
+        raise InvalidVideoError(f"This video is larger than {MAX_VIDEO_BYTES // 2**20} MB.")
+    return video_from_reply(video_pool().run(decoded_video, raw, max_side))
+
+
 def model_memory_mb(file_bytes: int) -> int:
     """A model file's memory budget grows with the file: reading it holds the bytes, h5py's
     buffers, Keras' variables and the arrays sent back, about four times the file. A small
@@ -692,3 +766,19 @@ def _tiny_png() -> bytes:
 
 
 _TINY_PNG = _tiny_png()
+
+
+def _tiny_video() -> bytes:
+    """Two 16 x 16 frames of H.264 in MP4, the kind of file the video worker reads most."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width = stream.height = 16
+        stream.pix_fmt = "yuv420p"
+        for _ in range(2):
+            frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return buffer.getvalue()

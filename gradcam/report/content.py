@@ -320,7 +320,8 @@ def bottom_line(item: ReportItem) -> str:
     elif not sanity.get("judged", True):
         sane = "the sanity check cannot judge it (empty map)"
     else:
-        sane = "passes the sanity check" if sanity["passed"] else "fails the sanity check"
+        sane = {"passed": "passes the sanity check", "not settled": "the sanity check's random draws disagree"}.get(
+            sanity.get("outcome"), "passes the sanity check" if sanity["passed"] else "fails the sanity check")
     return f"{faithful[0].upper()}{faithful[1:]}; {sane}."
 
 
