@@ -68,7 +68,7 @@ class Comparison:
 
         text = f"{side(self.names[0], self.first)}; {side(self.names[1], self.second)}"
         for a, b in self.counterfactual:
-            text += (f"; on the {a.total} '{a.name}' photos {a.right} against {b.right} right")
+            text += f"; {a.name}: {a.right} against {b.right} of {a.total} right"
         return text + "."
 
     def to_dict(self) -> dict:
@@ -163,3 +163,15 @@ def compare(first_model, second_model, source, *, counterfactuals: Sequence[Coun
     second = audit(second_model, source, masks=masks, layer=second_layer, method=method, explain=explain,
                    progress=half(done), stop=stop)
     return side_by_side(first, second, counterfactuals, first_model=first_model, second_model=second_model)
+
+
+def before_and_after(correction, audited: Audit, source, *, counterfactuals: Sequence[CounterfactualSet] = (),
+                     masks=None, progress: Callable[[int, int], object] | None = None, stop=None) -> Comparison:
+    """The proof of a fix: the corrected model (``correction.model``, see correction.py)
+    audited again on the same photos, at the inserted layer (what the rest of the network
+    now sees), with the original's method and classes, set beside the original audit;
+    the counterfactual photos answered by both."""
+    again = audit(correction.model, source, masks=masks, layer=correction.projection_layer, method=audited.method,
+                  explain=audited.explain, progress=progress, stop=stop)
+    return side_by_side(audited, again, counterfactuals, first_model=correction.original,
+                        second_model=correction.model)

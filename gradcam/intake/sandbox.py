@@ -165,11 +165,15 @@ def _preload(kind: str) -> None:
 
         from .model_bytes import keras_model_from_bytes
 
+        from .model_bytes import hub_installed
+
         with tempfile.TemporaryDirectory() as folder:
             for name in ("tiny.keras", "tiny.h5"):
                 tiny.save(os.path.join(folder, name))
                 with open(os.path.join(folder, name), "rb") as saved:
                     keras_model_from_bytes(saved.read())
+            if hub_installed():  # imported now (it registers KerasHub's classes), and one of its models read once
+                _read_tiny_hub_model(os.path.join(folder, "tiny_hub.keras"))
         keras.backend.clear_session()
     elif kind == "video":
         from . import video
@@ -177,6 +181,27 @@ def _preload(kind: str) -> None:
         video.decoded_video(_tiny_video(), 16)  # FFmpeg's decoders and scaler loaded before the limit
     else:
         images.load_image(_TINY_PNG)
+
+
+def _read_tiny_hub_model(path: str) -> None:
+    """A tiny KerasHub classifier saved (as a file and as a preset folder) and read back the way a
+    task reads them, so the modules KerasHub imports lazily are imported before the worker drops its privileges."""
+    import keras_hub
+
+    from .model_bytes import keras_model_from_bytes
+
+    converter = keras_hub.layers.ViTImageConverter(image_size=(8, 8), scale=1 / 255)
+    backbone = keras_hub.models.ViTBackbone(image_shape=(8, 8, 3), patch_size=4, num_layers=1, num_heads=1,
+                                            hidden_dim=4, mlp_dim=4)
+    preprocessor = keras_hub.models.ViTImageClassifierPreprocessor(image_converter=converter)
+    classifier = keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=2, preprocessor=preprocessor)
+    classifier.save(path)
+    with open(path, "rb") as saved:
+        verified_model(saved.read())
+    from .presets import preset_folder_bytes
+
+    classifier.save_to_preset(path + ".preset")
+    verified_model(preset_folder_bytes(path + ".preset"))
 
 
 def _import_task_modules(modules: list[str]) -> None:
@@ -293,9 +318,10 @@ def verified_model(data: bytes) -> dict:
     import keras
 
     from .model_bytes import keras_model_from_bytes
+    from .presets import is_preset_archive, preset_from_archive
 
     try:
-        model = keras_model_from_bytes(data)
+        model = preset_from_archive(data) if is_preset_archive(data) else keras_model_from_bytes(data)
         config = json.dumps(keras.saving.serialize_keras_object(model))
         weights = [np.asarray(weight) for weight in model.get_weights()]
         return {"config": config, "weights": weights}
