@@ -153,6 +153,10 @@ def _cluster_html(audit, cluster) -> str:
             f"{_esc(cluster.reason)}</p>{facts}{examples_html(cluster.examples)}</div></div>")
 
 
+def repr_answer(label: str) -> str:
+    return f"'{label}'"
+
+
 def _jpeg_uri(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
@@ -164,7 +168,8 @@ def examples_html(examples) -> str:
     cells = "".join(
         f"<figure style='margin:0'><img src='{_jpeg_uri(e.before)}' alt='before' width='96'>"
         f"<img src='{_jpeg_uri(e.after)}' alt='after' width='96'><figcaption class='muted' style='max-width:200px'>"
-        f"{_esc(e.caption)}: '{_esc(e.before_answer)}' before, '{_esc(e.after_answer)}' after</figcaption></figure>"
+        f"{_esc(f'{e.caption}: ' + repr_answer(e.before_answer) + ' before, ' + repr_answer(e.after_answer) + ' after')}"
+        f"</figcaption></figure>"
         for e in examples)
     return f"<div class='examples' style='display:flex;gap:.8rem;flex-wrap:wrap'>{cells}</div>"
 
