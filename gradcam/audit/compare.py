@@ -1,7 +1,7 @@
 """Two models audited on one dataset, side by side: ``gradcam.audit.compare``.
 
 Before and after a fix, or v1 against v2: per class each model's accuracy, relevance
-mass on the object (with masks), flagged clusters and accuracy on counterfactual
+mass on the object (with masks), flagged findings and accuracy on counterfactual
 photos, and the photos where the two models' maps differ most. Each model gets the
 whole audit (its own layer, its own clusters and reliance tests), so the comparison
 costs two audits and one cheap pass over the maps.
@@ -35,7 +35,7 @@ class ClassSideBySide:
     count: int
     accuracy: tuple[float | None, float | None]
     mass_on_object: tuple[float | None, float | None]
-    flagged: tuple[int, int]  # flagged clusters of this class in each audit
+    flagged: tuple[int, int]  # findings in each audit: flagged clusters, plus one when the background swap flagged it
     counterfactual: tuple[float | None, float | None]  # accuracy on the counterfactual photos of this class
 
 
@@ -59,12 +59,16 @@ class Comparison:
     counterfactual: list[tuple[CounterfactualScore, CounterfactualScore]]  # per set: (first, second)
 
     def headline(self) -> str:
-        """One sentence: each model's accuracy and flagged clusters."""
+        """One sentence: each model's accuracy and findings, and the counterfactual photos' answers."""
         def side(name, found: Audit):
             known = [p.correct for p in found.photos if p.correct is not None]
             accuracy = f"{np.mean(known):.0%} right" if known else "accuracy unknown"
-            flagged = len(found.flagged)
-            return f"{name}: {accuracy}, {flagged} cluster{'s' if flagged != 1 else ''} flagged"
+            flagged, classes = len(found.flagged), len(found.flagged_classes)
+            text = f"{name}: {accuracy}, {flagged} cluster{'s' if flagged != 1 else ''} flagged"
+            if classes:
+                text += (f", {classes} class{'es' if classes != 1 else ''} following "
+                         f"{'their' if classes != 1 else 'its'} background")
+            return text
 
         text = f"{side(self.names[0], self.first)}; {side(self.names[1], self.second)}"
         for a, b in self.counterfactual:
@@ -120,8 +124,9 @@ def side_by_side(first: Audit, second: Audit, counterfactuals: Sequence[Counterf
     found_b = scores(second_model, counterfactuals) if second_model is not None else []
     by_label_a = {c.label: c for c in first.classes}
     by_label_b = {c.label: c for c in second.classes}
-    flagged_a = [c.label for c in first.flagged]
-    flagged_b = [c.label for c in second.flagged]
+    # Findings per class: its flagged clusters, and the class itself when the background swap flagged it.
+    flagged_a = [c.label for c in first.flagged] + [cls.label for cls in first.flagged_classes]
+    flagged_b = [c.label for c in second.flagged] + [cls.label for cls in second.flagged_classes]
     classes = []
     for label in list(by_label_a) + [k for k in by_label_b if k not in by_label_a]:
         a, b = by_label_a.get(label), by_label_b.get(label)

@@ -159,6 +159,10 @@ def _cluster_html(audit, cluster) -> str:
             f"{_esc(cluster.reason)}</p>{facts}{examples_html(cluster.examples)}</div></div>")
 
 
+def repr_answer(label: str) -> str:
+    return f"'{label}'"
+
+
 def _jpeg_uri(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
@@ -170,7 +174,8 @@ def examples_html(examples) -> str:
     cells = "".join(
         f"<figure style='margin:0'><img src='{_jpeg_uri(e.before)}' alt='before' width='96'>"
         f"<img src='{_jpeg_uri(e.after)}' alt='after' width='96'><figcaption class='muted' style='max-width:200px'>"
-        f"{_esc(e.caption)}: '{_esc(e.before_answer)}' before, '{_esc(e.after_answer)}' after</figcaption></figure>"
+        f"{_esc(f'{e.caption}: ' + repr_answer(e.before_answer) + ' before, ' + repr_answer(e.after_answer) + ' after')}"
+        f"</figcaption></figure>"
         for e in examples)
     return f"<div class='examples' style='display:flex;gap:.8rem;flex-wrap:wrap'>{cells}</div>"
 
@@ -287,7 +292,7 @@ def comparison_html(comparison, title: str = "Two models on one dataset") -> str
              f"{_esc(comparison.first.method)}{'; with object masks' if comparison.first.masks else ''}.</p>",
              "<h2>Per class</h2><div style='overflow-x:auto'><table><tr><th rowspan='2'>class</th>"
              "<th rowspan='2'>photos</th><th colspan='2'>accuracy</th><th colspan='2'>mass on the object</th>"
-             "<th colspan='2'>flagged clusters</th><th colspan='2'>counterfactual accuracy</th></tr>"
+             "<th colspan='2'>flagged findings</th><th colspan='2'>counterfactual accuracy</th></tr>"
              f"<tr>{head * 4}</tr>"]
     for c in comparison.classes:
         parts.append(f"<tr><td>{_esc(c.label)}</td><td>{c.count}</td>{_pair(*c.accuracy, '{:.0%}')}"
@@ -295,9 +300,11 @@ def comparison_html(comparison, title: str = "Two models on one dataset") -> str
                      f"{_pair(*c.counterfactual, '{:.0%}')}</tr>")
     parts.append("</table></div>")
     if comparison.counterfactual:
-        parts.append(f"<h2>Counterfactual photos</h2><table><tr><th>photos</th><th>count</th>{head}</tr>"
-                     + "".join(f"<tr><td>{_esc(a.name)}</td><td>{a.total}</td>{_pair(a.accuracy, b.accuracy, '{:.0%}')}"
-                               "</tr>" for a, b in comparison.counterfactual) + "</table>")
+        parts.append(f"<h2>Counterfactual photos</h2><div style='overflow-x:auto'><table><tr><th>photos</th>"
+                     f"<th>count</th>{head}</tr>"
+                     + "".join(f"<tr><td>{_esc(a.name)}</td><td>{a.total}</td>"
+                               f"{_pair(a.accuracy, b.accuracy, '{:.0%}')}</tr>" for a, b in comparison.counterfactual)
+                     + "</table></div>")
     parts.append("<h2>Where the maps differ most</h2>")
     if comparison.mean_difference is not None:
         parts.append(f"<p class='muted'>Mean difference over all photos {comparison.mean_difference:.2f} (0: the "
