@@ -572,6 +572,8 @@ def _audit_compare(args, model, source: Path) -> int:
     for c in result.classes:
         print(f"  {c.label}: accuracy {_share(c.accuracy[0])} against {_share(c.accuracy[1])}, flagged "
               f"{c.flagged[0]} against {c.flagged[1]}")
+    for a, b in result.counterfactual:
+        print(f"  counterfactual photos, {a.name}: {a.right} against {b.right} of {a.total} right")
     for d in result.differences[:3]:
         print(f"  maps differ most: {d.path} ({d.difference:.2f})")
     print(f"Report: {out}")

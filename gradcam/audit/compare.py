@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..engine.baselines import map_at_input
-from .counterfactuals import CounterfactualScore, CounterfactualSet, class_accuracy, scores
+from .counterfactuals import CounterfactualScore, CounterfactualSet, class_accuracy, counterfactual_sets, scores
 from .dataset_audit import Audit, AuditPhoto, audit
 
 COMPARE_SIDE = 32  # both maps are compared on this grid, whatever their layers' resolutions
@@ -151,12 +151,14 @@ def side_by_side(first: Audit, second: Audit, counterfactuals: Sequence[Counterf
                       counterfactual=list(zip(found_a, found_b)))
 
 
-def compare(first_model, second_model, source, *, counterfactuals: Sequence[CounterfactualSet] = (), masks=None,
+def compare(first_model, second_model, source, *, counterfactuals: Sequence[CounterfactualSet] | None = None,
+            masks=None,
             first_layer=None, second_layer=None, method: str = "gradcam", explain: str = "label",
             progress: Callable[[int, int], object] | None = None, stop=None) -> Comparison:
     """Audit ``source`` with both models and set the results side by side. Each model
     is audited at its own layer (default: its default layer); ``progress`` counts the
-    photos of both audits."""
+    photos of both audits. ``counterfactuals``: the edited photos both models answer;
+    None makes them from both audits' findings (``counterfactual_sets``)."""
     def half(offset):
         if progress is None:
             return None
@@ -167,6 +169,11 @@ def compare(first_model, second_model, source, *, counterfactuals: Sequence[Coun
     done = len(first.photos)
     second = audit(second_model, source, masks=masks, layer=second_layer, method=method, explain=explain,
                    progress=half(done), stop=stop)
+    if counterfactuals is None:
+        counterfactuals = counterfactual_sets(first_model, first, source, masks=masks)
+        named = {c.name for c in counterfactuals}
+        counterfactuals += [c for c in counterfactual_sets(second_model, second, source, masks=masks)
+                            if c.name not in named]
     return side_by_side(first, second, counterfactuals, first_model=first_model, second_model=second_model)
 
 
