@@ -67,7 +67,7 @@ class PixelLedger:
             minutes = max(1, -(-int(oldest + WINDOW_SECONDS - self._clock()) // 60))
         photo = f"this photo's {megapixels(pixels)}" if pixels else "another photo"
         return (f"This session has decoded {megapixels(used)} of photos in the last {WINDOW_SECONDS // 60} minutes; "
-                f"{photo} would pass the limit of {megapixels(self.limit)} an hour. Try again in about "
+                f"{photo} would pass the limit of {megapixels(self.limit)} an hour; try again in about "
                 f"{minutes} minute{'s' if minutes != 1 else ''}.")
 
 

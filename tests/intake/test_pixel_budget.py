@@ -35,7 +35,7 @@ def test_a_session_past_its_pixels_is_refused_before_decoding_and_another_sessio
         assert time.monotonic() - started < 5
     assert str(refused.value) == (
         "This session has decoded 49 megapixels of photos in the last 60 minutes; this photo's 49 megapixels "
-        "would pass the limit of 60 megapixels an hour. Try again in about 60 minutes.")
+        "would pass the limit of 60 megapixels an hour; try again in about 60 minutes.")
     with gradcam.sandbox_session("budget-b"):  # another session is served
         assert gradcam.load_image_safely(big, max_side=64).size == (64, 64)
     # A small photo still fits the first session's remaining 11 megapixels.
@@ -55,7 +55,7 @@ def test_the_ledger_forgets_what_was_decoded_more_than_an_hour_ago():
     now[0] = 1800.0
     ledger.charge(20)
     assert ledger.allowance() == 0
-    assert ledger.refusal().endswith("another photo would pass the limit of 0 megapixels an hour. "
-                                     "Try again in about 30 minutes.")
+    assert ledger.refusal().endswith("another photo would pass the limit of 0 megapixels an hour; "
+                                     "try again in about 30 minutes.")
     now[0] = 3601.0  # the first charge has left the window
     assert ledger.allowance() == 80
