@@ -123,6 +123,8 @@ def _targets(keras_model, with_unknown: bool = False) -> list:
             grids_seen.insert(0, tuple(shape[1:3]))
         elif shape is not None and len(shape) == 3:
             grid = infer_grid(shape[1], grids_seen, input_size)
+            if grid is not None and not grids_seen:  # no patch embedding before: read off the input size
+                grid = grid._replace(guessed=True)
             if grid is not None:
                 found.append(TargetLayer(path, (grid.height, grid.width, shape[2]), _non_feature_kind(layer), grid))
             elif with_unknown and shape[1] and shape[1] > 1:

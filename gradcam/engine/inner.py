@@ -170,9 +170,12 @@ def probe(keras_model, containers: list[tuple[str, object]], input_shape: tuple)
         return hook
 
     spec = tf.TensorSpec((1, *input_shape), tf.float32)
-    with hooks({layer: recorder(layer) for _, layer in layers}):
-        tf.function(lambda x: keras_model(x, training=False), autograph=False).get_concrete_function(spec)
-    found = [seen[i] for i in order if seen[i] is not None]
+    try:
+        with hooks({layer: recorder(layer) for _, layer in layers}):
+            tf.function(lambda x: keras_model(x, training=False), autograph=False).get_concrete_function(spec)
+        found = [seen[i] for i in order if seen[i] is not None]
+    except Exception:  # a custom layer that cannot be traced symbolically: its insides stay unlisted
+        found = []
     with _probes_lock:
         _probes[keras_model] = found
     return found

@@ -31,6 +31,9 @@ class TokenGrid(NamedTuple):
     height: int  # rows of patches
     width: int  # columns of patches
     extra: int  # tokens before the patches (class, distillation, registers), dropped
+    # True when no patch embedding gave the grid and it was read off the input size alone (a plain
+    # reshape of pixels into tokens): a guess, which the pages say (``tokens_text``).
+    guessed: bool = False
 
     @property
     def tokens_text(self) -> str:
@@ -41,7 +44,8 @@ class TokenGrid(NamedTuple):
             extra = " + 1 class token"
         else:
             extra = f" + {self.extra} extra tokens (class, distillation or registers)"
-        return f"{self.height}x{self.width} tokens{extra}"
+        guess = ", a guess from the input size" if self.guessed else ""
+        return f"{self.height}x{self.width} tokens{extra}{guess}"
 
     def describe(self, dim) -> str:
         """'4x4 tokens + 1 class token, 32', as the layer lists show it."""

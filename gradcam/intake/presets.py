@@ -59,8 +59,8 @@ def preset_folder_bytes(path) -> bytes:
 
 def is_preset_archive(data: bytes) -> bool:
     """True for a zip of a preset folder (rather than a ``.keras`` file, which is a zip too)."""
-    if data[:4] != b"PK\x03\x04":
-        return False
+    if data[:4] != b"PK\x03\x04" or _declared_entries(data) > MAX_PRESET_FILES * 4:
+        return False  # a zip of thousands of entries is no preset: the .keras checks refuse it, listing nothing
     try:
         names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
@@ -91,6 +91,14 @@ def preset_from_archive(data: bytes):
             with archive.open(info) as member, open(os.path.join(folder, name), "wb") as out:
                 out.write(member.read(model_budget.MAX_MODEL_BYTES + 1))
         return preset_from_folder(folder)
+
+
+def _declared_entries(data: bytes) -> int:
+    """The entry count the zip's end record declares (0 when it has none), read before any listing."""
+    at = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 65535))
+    if at < 0 or at + 22 > len(data):
+        return 0
+    return int.from_bytes(data[at + 10:at + 12], "little")
 
 
 def _preset_root(data: bytes) -> str:

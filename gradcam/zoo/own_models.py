@@ -15,6 +15,7 @@ from ..engine.graph import target_layers, walk_layers
 from ..engine.model import Model
 from ..errors import ModelLoadError
 from ..intake import model_budget
+from ..intake.files import FileRefused, read_regular_file
 from ..intake.model_bytes import keras_model_from_bytes, rebuilt_model
 from ..intake.presets import is_preset_archive, is_preset_folder, preset_folder_bytes, preset_from_archive
 from ..intake.sandbox import verified_model_file
@@ -167,17 +168,19 @@ def _own_labels(labels, classes: int) -> list[str]:
 
 
 def _read_file(path: Path, what: str, limit: int, too_large: str) -> bytes:
-    """A model or labels file's bytes, or ModelLoadError with one sentence."""
+    """A model or labels file's bytes (the intake's guarded read: a FIFO or a device is refused
+    before it is opened), or ModelLoadError with one sentence."""
     try:
-        if not path.exists():
-            raise ModelLoadError(f"No such {what} file: {valid_text(path.name)}.")
-        if not path.is_file():  # refused before it is opened: reading a FIFO or a device never ends
-            raise ModelLoadError(f"{valid_text(path.name)} is not a {what} file (it is a folder, a device or a pipe).")
-        if path.stat().st_size > limit:
-            raise ModelLoadError(f"The {what} file is {too_large}.")
-        return path.read_bytes()
-    except OSError as error:
-        raise ModelLoadError(f"The {what} file {valid_text(path.name)} could not be read.") from error
+        return read_regular_file(path, limit)
+    except FileRefused as refused:
+        name = valid_text(path.name)
+        raise ModelLoadError({
+            "missing": f"No such {what} file: {name}.",
+            "name": f"No such {what} file: {name}.",  # a NUL in the name cannot name a file
+            "folder": f"{name} is not a {what} file (it is a folder, a device or a pipe).",
+            "special": f"{name} is not a {what} file (it is a folder, a device or a pipe).",
+            "too large": f"The {what} file is {too_large}.",
+        }.get(refused.kind, f"The {what} file {name} could not be read.")) from None
 
 
 def _rescales_itself(keras_model) -> bool:

@@ -7,6 +7,7 @@ are reds with and without the tag (the same photo drawn twice from one seed) and
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -372,9 +373,13 @@ def test_the_cli_compares_two_model_files_end_to_end(tag, tmp_path, capsys):
               "--preprocessing", "0..1", "--compare", str(tmp_path / "v2.keras"), "--out", str(tmp_path / "c.html")]
     assert main(common) == 0
     out = capsys.readouterr().out
-    assert out.startswith("v1.keras: 71% right, ") and "; v2.keras: 36% right, 0 clusters flagged." in out
+    assert out.startswith("v1.keras: 71% right, ") and "; v2.keras: 36% right, 0 clusters flagged; " in out
     assert "Report: " in out
     assert "  red: accuracy " in out and "maps differ most" in out
+    # The counterfactual photos of v1's finding, answered by both: the tag fooled v1, not v2.
+    pasted = re.search(r"  counterfactual photos, other photos, 'red' patch pasted in: (\d+) against (\d+) of 16 right",
+                       out)
+    assert pasted and int(pasted[1]) <= 2 and int(pasted[2]) >= 14, out
     assert main(common + ["--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     red = next(c for c in data["classes"] if c["label"] == "red")
