@@ -398,7 +398,7 @@ def main(argv=None) -> int:
         print("\nall targets met" if met else "\nsome targets missed")
         return 0
     if args.hub:
-        from gradcam.bench import hub as bench_hub
+        from bench import hub as bench_hub
 
         met = bench_hub.report(bench_hub.measure(args.rounds))
         print(machine_line())
