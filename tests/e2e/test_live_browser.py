@@ -84,6 +84,7 @@ def test_a_video_file_is_explained_into_an_mp4_with_its_timeline(tmp_path):
     with streamlit_server() as url, browser_page() as (page, console):
         page.goto(url + "/Live")
         page.get_by_text("Video file", exact=True).click(timeout=240_000)
+        page.get_by_text("A video (MP4, WebM or MOV").wait_for(timeout=240_000)
         page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(clip))
         page.get_by_role("button", name="Explain the video").click(timeout=120_000)
         page.get_by_role("button", name="Download the MP4").wait_for(timeout=300_000)
