@@ -13,7 +13,19 @@ import gradcam
 from gradcam.intake import pixel_budget
 from tests.app.pages import ROUTER, switch_to
 from tests.app.test_app import run
-from tests.audit.test_hostile_audit import png_declaring, zip_of
+from zips import zip_of
+
+
+def png_declaring(side: int, colour=(200, 30, 40)) -> bytes:
+    """A real PNG of one colour: ~140 kB for 7000 x 7000 (49 megapixels). (Not imported from the audit's
+    tests: they import pyarrow, which crashed the router's import of the live video page's PyAV here.)"""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (side, side), colour).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def audited(archive: bytes, at: AppTest | None = None) -> AppTest:
