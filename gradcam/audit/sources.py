@@ -25,7 +25,7 @@ from PIL import Image
 from ..intake.archives import batch_sources
 from ..intake.images import SUPPORTED_FORMATS, load_image
 from ..intake.sandbox import load_image_safely
-from ..intake.text import valid_text
+from ..intake.text import counted, valid_text
 
 MAX_MASK_SIDE = 4096  # a mask larger than this on a side is refused (it would be a decompression bomb)
 
@@ -150,7 +150,7 @@ def _uploads(uploads: list[tuple[str, bytes]], model_labels) -> Source:
                for name, s in zip(shown, unpacked.sources)]
     if not entries:
         raise ValueError(" ".join(problems) or "The upload holds no images.")
-    title = zips[0] if len(zips) == 1 and len(uploads) == 1 else f"{len(entries)} photos"
+    title = zips[0] if len(zips) == 1 and len(uploads) == 1 else counted(len(entries), "photo")
     return Source(entries, title, problems + folder_problems)
 
 
@@ -167,7 +167,7 @@ def _photo_list(items: list, model_labels) -> Source:
             raise ValueError(f"Item {number} of the list is not a path, an image or bytes.")
     if not entries:
         raise ValueError("The list of photos is empty.")
-    return Source(entries, f"{len(entries)} photos", [])
+    return Source(entries, counted(len(entries), "photo"), [])
 
 
 def read_source(source, model_labels=None) -> Source:
