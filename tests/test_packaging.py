@@ -43,6 +43,7 @@ def test_pyproject_reads_requirements_txt_and_its_extras_match_the_other_files()
     extras = {name: {str(Requirement(r)) for r in reqs}
               for name, reqs in project["project"]["optional-dependencies"].items()}
     assert extras["ray"] == requirements("requirements-ray.txt") - app
+    assert extras["hub"] == requirements("requirements-hub.txt") - app
     assert extras["dev"] - {"gradcam-explorer[ray]"} == requirements("requirements-dev.txt") - app - extras["ray"]
     assert "gradcam-explorer[ray]" in extras["dev"]  # requirements-dev.txt includes requirements-ray.txt
 

@@ -317,15 +317,18 @@ HELD_OUT = [c for kind, side, contrast, place, colours in (
 
 
 def table(results: list[Result]) -> str:
-    """Recall per kind on the shortcut models, false flags on the controls, as text."""
-    lines = [f"{'kind':<20} {'shortcuts caught':>17} {'controls flagged':>17}  sizes"]
+    """Recall per kind on the shortcut models that learned their cue (the ground truth:
+    they fail once it is swapped), false flags on the controls, as text. A shortcut model
+    that did not learn its cue has no shortcut to find: it is counted apart."""
+    lines = [f"{'kind':<20} {'shortcuts caught':>17} {'controls flagged':>17} {'did not learn':>14}  sizes"]
     for kind in KINDS:
         mine = [r for r in results if r.case.kind == kind]
         if not mine:
             continue
-        cheats = [r for r in mine if r.case.shortcut]
+        cheats = [r for r in mine if r.case.shortcut and r.relies]
+        unlearned = [r for r in mine if r.case.shortcut and not r.relies]
         clean = [r for r in mine if not r.case.shortcut]
         sizes = ", ".join(str(s) for s in sorted({r.case.side for r in mine}))
         lines.append(f"{kind:<20} {sum(r.flagged for r in cheats):>8} of {len(cheats):<6} "
-                     f"{sum(r.flagged for r in clean):>8} of {len(clean):<6}  {sizes}")
+                     f"{sum(r.flagged for r in clean):>8} of {len(clean):<6} {len(unlearned):>14}  {sizes}")
     return "\n".join(lines)

@@ -53,7 +53,7 @@ from ..engine.cam import ExplanationStopped
 from ..engine.graph import resolve_layer
 from .evidence import (ColourTest, Example, PatchTest, SwapTest, background_test, box_pixels, colour_test, patch_test,
                        random_boxes, reliance_test)
-from .sources import Entry, Source, mask_at, read_masks, read_source, relative_key
+from .sources import Entry, Source, mask_at, photo_size, read_masks, read_source, relative_key
 from .spray import Region, spray
 
 CHUNK = 32  # photos decoded and explained at once: one call of the largest bucket, bounded memory
@@ -215,8 +215,8 @@ class Audit:
 
     def to_dict(self) -> dict:
         """Everything as plain JSON values (maps as nested lists; thumbnails left out)."""
-        def number(value):
-            return None if value is None else round(float(value), 6)
+        def number(value):  # NaN and infinity are not JSON: null
+            return None if value is None or not np.isfinite(float(value)) else round(float(value), 6)
 
         def grid(values):
             return None if values is None else np.round(np.asarray(values, np.float64), 6).tolist()
@@ -302,7 +302,7 @@ def _check_stop(stop) -> None:
 
 
 def _keep_photo(row: _Row, image: Image.Image, masks: dict, problems: list) -> None:
-    row.size = image.size
+    row.size = photo_size(image)  # as the person knows it (the audit decodes it downscaled)
     small = image.convert("RGB")
     small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # one downscale of the full photo, the rest from it
     buffer = io.BytesIO()
@@ -312,7 +312,7 @@ def _keep_photo(row: _Row, image: Image.Image, masks: dict, problems: list) -> N
     found = masks.get(relative_key(row.entry.path))
     if found is not None:
         try:
-            row.mask = mask_at(found() if callable(found) else found, image.size)
+            row.mask = mask_at(found() if callable(found) else found, image.size, photo_size(image))
         except ValueError as error:
             problems.append(f"The mask of {row.entry.path} cannot be used: {error}")
 
@@ -708,14 +708,16 @@ def _class_result(model, label: str, rows: list[_Row], members_of: list[int], ha
 
 
 def audit(model, source, *, labels: dict | None = None, masks=None, layer=None, method: str = "gradcam",
-          explain: str = "label", progress: Callable[[int, int], object] | None = None, stop=None) -> Audit:
+          explain: str = "label", progress: Callable[[int, int], object] | None = None, stop=None,
+          allow_uris: bool = False) -> Audit:
     """Audit ``source`` for shortcuts: every photo's map, SpRAy clusters per class, and
     which clusters look like a "Clever Hans" strategy (see the module's docstring
-    and docs/audit.md for the sources, masks and results)."""
+    and docs/audit.md for the sources, masks and results). ``allow_uris``: a Parquet
+    dataset's photos may be read from s3:// or gs:// URIs (else local paths only)."""
     if explain not in ("label", "predicted"):
         raise ValueError('explain is "label" (the true class where known) or "predicted" (the top-1 class).')
     model_labels = None if model is None else model.labels
-    read: Source = read_source(source, model_labels)
+    read: Source = read_source(source, model_labels, allow_uris)
     problems = list(read.problems)
     if model is None and not read.precomputed:
         raise ValueError("Auditing photos needs a model; only a Parquet dataset's maps can be audited without one.")

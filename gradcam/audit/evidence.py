@@ -137,6 +137,10 @@ def random_boxes(region: Region, count: int, seed: int = 0) -> list[tuple[float,
     return [(c / cols, r / rows, (c + w) / cols, (r + h) / rows) for r, c in chosen]
 
 
+def _bytes(pixels: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+
+
 def _image(pixels: np.ndarray) -> Image.Image:
     pixels = np.clip(pixels, 0, 255).astype(np.uint8)
     return Image.fromarray(np.squeeze(pixels, axis=-1) if pixels.shape[2] == 1 else pixels)
@@ -216,14 +220,15 @@ def patch_test(model, label: str, target: int, members: list[Image.Image], other
     height, width = model.input_size
     box = region.box
     r0, c0, r1, c1 = box_pixels(box, height, width)
-    member_pixels = [network_pixels(model, image) for image in members]
-    recipients = [(network_pixels(model, image), answer) for image, answer in others if answer != label]
-    donors = [p for p, _ in recipients] or [network_pixels(model, image) for image, _ in others]
+    # 8-bit copies: up to 16 x 6 + 16 x 2 edited photos are held at once (a quarter of float32's memory).
+    member_pixels = [_bytes(network_pixels(model, image)) for image in members]
+    recipients = [(_bytes(network_pixels(model, image)), answer) for image, answer in others if answer != label]
+    donors = [p for p, _ in recipients] or [_bytes(network_pixels(model, image)) for image, _ in others]
     elsewhere = random_boxes(region, len(member_pixels))
     infills = [name for name in INFILLS if name != "other classes" or donors]
     edited = []
     for i, pixels in enumerate(member_pixels):
-        fills = {"blur": baseline_pixels(pixels, "blur"), "mean": baseline_pixels(pixels, "mean")}
+        fills = {"blur": _bytes(baseline_pixels(pixels, "blur")), "mean": _bytes(baseline_pixels(pixels, "mean"))}
         if donors:
             fills["other classes"] = donors[i % len(donors)]
         for name in infills:
@@ -298,7 +303,7 @@ def background_test(model, label: str, target: int, own: list[tuple[Image.Image,
     own objects on others' backgrounds, own on own (control), others' on own
     backgrounds, others' on others' (control)."""
     def prepared(items):
-        return [(network_pixels(model, image), network_mask(model, mask)) for image, mask, _ in items]
+        return [(_bytes(network_pixels(model, image)), network_mask(model, mask)) for image, mask, _ in items]
 
     mine, theirs = prepared(own), prepared(others)
     n, m = len(mine), len(theirs)
@@ -345,7 +350,7 @@ def colour_test(model, label: str, target: int, own: list[tuple[Image.Image, str
     class is given donor i's colours (round robin)."""
     pixels = [network_pixels(model, image) for image, _ in own]
     given = [donors[i % len(donors)] for i in range(len(pixels))]
-    recoloured = [with_colours(p, mean, spread) for p, (_, mean, spread) in zip(pixels, given)]
+    recoloured = [_bytes(with_colours(p, mean, spread)) for p, (_, mean, spread) in zip(pixels, given)]
     _, top = answers(model, recoloured, target, layer)
     followed = float(np.mean([said == donor for said, (donor, _, _) in zip(top, given)])) if top else 0.0
     changed = float(np.mean([said != label for said in top])) if top else 0.0

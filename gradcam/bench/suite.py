@@ -384,6 +384,8 @@ def main(argv=None) -> int:
                              "(default: all; each runs all 1280 channels, ~40 s; 0: skip)")
     parser.add_argument("--sandbox-only", action="store_true", help="only what the upload sandbox costs")
     parser.add_argument("--vit", action="store_true", help="only the transformer rows (Grad-CAM and rollout on a ViT)")
+    parser.add_argument("--hub", action="store_true",
+                        help="only the KerasHub rows (Grad-CAM on a KerasHub ViT and ResNet; needs keras-hub)")
     parser.add_argument("--what-if-only", action="store_true", help="only what_if against predict")
     parser.add_argument("--video-only", action="store_true",
                         help="only video's rows: explain_video against explain_batch, and Live fed 30 frames/s")
@@ -393,6 +395,13 @@ def main(argv=None) -> int:
         from gradcam.bench import vit as bench_vit
 
         met = bench_vit.report(bench_vit.measure(args.rounds))
+        print("\nall targets met" if met else "\nsome targets missed")
+        return 0
+    if args.hub:
+        from gradcam.bench import hub as bench_hub
+
+        met = bench_hub.report(bench_hub.measure(args.rounds))
+        print(machine_line())
         print("\nall targets met" if met else "\nsome targets missed")
         return 0
     if args.what_if_only:

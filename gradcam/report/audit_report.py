@@ -27,6 +27,12 @@ AUDIT_COLUMNS = ("path", "true_label", "label", "target", "probability", "predic
 MOSAIC_TILE = 96  # pixels a side per member thumbnail in a mosaic
 MOSAIC_MEMBERS = 12  # members shown per cluster (nearest the centre first)
 REGION_COLOUR = (255, 255, 255)
+# One self-contained page holds a picture per class and cluster: an audit of 10,000 classes made
+# a 121 MB page. It shows the classes with the most photos, the flagged clusters and the first
+# photos of each list; the CSV and the JSON hold everything.
+MAX_REPORT_CLASSES = 200
+MAX_REPORT_FLAGGED = 200
+MAX_REPORT_LIST = 1000  # outliers, unreadable photos
 
 
 def audit_rows(audit) -> list[dict]:
@@ -153,6 +159,10 @@ def _cluster_html(audit, cluster) -> str:
             f"{_esc(cluster.reason)}</p>{facts}{examples_html(cluster.examples)}</div></div>")
 
 
+def repr_answer(label: str) -> str:
+    return f"'{label}'"
+
+
 def _jpeg_uri(jpeg: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
@@ -164,7 +174,8 @@ def examples_html(examples) -> str:
     cells = "".join(
         f"<figure style='margin:0'><img src='{_jpeg_uri(e.before)}' alt='before' width='96'>"
         f"<img src='{_jpeg_uri(e.after)}' alt='after' width='96'><figcaption class='muted' style='max-width:200px'>"
-        f"{_esc(e.caption)}: '{_esc(e.before_answer)}' before, '{_esc(e.after_answer)}' after</figcaption></figure>"
+        f"{_esc(f'{e.caption}: ' + repr_answer(e.before_answer) + ' before, ' + repr_answer(e.after_answer) + ' after')}"
+        f"</figcaption></figure>"
         for e in examples)
     return f"<div class='examples' style='display:flex;gap:.8rem;flex-wrap:wrap'>{cells}</div>"
 
@@ -193,6 +204,11 @@ def class_tests_html(cls) -> str:
             f"{examples_html([] if test is None else test.examples)}</div></div>")
 
 
+def _more(count: int) -> str:
+    return (f"<p>... and {count - MAX_REPORT_LIST:,} more (the CSV and the JSON list every one).</p>"
+            if count > MAX_REPORT_LIST else "")
+
+
 def audit_html(audit, title: str = "Dataset audit") -> str:
     """The audit as ONE self-contained HTML page."""
     flagged = audit.flagged
@@ -206,23 +222,31 @@ def audit_html(audit, title: str = "Dataset audit") -> str:
     if audit.problems:
         parts.append("<ul>" + "".join(f"<li>{_esc(p)}</li>" for p in audit.problems) + "</ul>")
     parts.append("<h2>Flagged clusters</h2>")
-    parts.append("".join(_cluster_html(audit, c) for c in flagged) if flagged
+    parts.append("".join(_cluster_html(audit, c) for c in flagged[:MAX_REPORT_FLAGGED]) if flagged
                  else "<p>No cluster looks like a shortcut.</p>")
+    if len(flagged) > MAX_REPORT_FLAGGED:
+        parts.append(f"<p>The report shows the {MAX_REPORT_FLAGGED:,} most suspicious of {len(flagged):,} flagged "
+                     "clusters; the CSV and the JSON hold every one.</p>")
     if audit.flagged_classes:
         parts.append("<h2>Classes whose answer follows the background</h2>")
-        parts.extend(f"<h3>{_esc(cls.label)}</h3>" + class_tests_html(cls) for cls in audit.flagged_classes)
+        parts.extend(f"<h3>{_esc(cls.label)}</h3>" + class_tests_html(cls) for cls in audit.flagged_classes[:MAX_REPORT_CLASSES])
     if audit.untested:
         parts.append("<h2>What was not tested</h2><ul>" + "".join(f"<li>{_esc(t)}</li>" for t in audit.untested)
                      + "</ul>")
     parts.append("<h2>Classes</h2>")
-    parts.extend(_class_html(audit, cls) for cls in audit.classes)
-    if audit.outliers:
+    if len(audit.classes) > MAX_REPORT_CLASSES:
+        parts.append(f"<p>The report shows the {MAX_REPORT_CLASSES:,} classes with the most photos of "
+                     f"{len(audit.classes):,}; the CSV and the JSON hold every class.</p>")
+    parts.extend(_class_html(audit, cls) for cls in audit.classes[:MAX_REPORT_CLASSES])
+    outliers, broken = audit.outliers, audit.broken
+    if outliers:
         parts.append("<h2>Outliers</h2><p>Photos whose map is far from every cluster of their class:</p><ul>"
-                     + "".join(f"<li>{_esc(p.path)} ({_esc(p.label)})</li>" for p in audit.outliers) + "</ul>")
-    if audit.broken:
+                     + "".join(f"<li>{_esc(p.path)} ({_esc(p.label)})</li>" for p in outliers[:MAX_REPORT_LIST])
+                     + "</ul>" + _more(len(outliers)))
+    if broken:
         parts.append("<h2>Photos that could not be read</h2><table><tr><th>photo</th><th>why</th></tr>"
-                     + "".join(f"<tr><td>{_esc(p.path)}</td><td>{_esc(p.error)}</td></tr>" for p in audit.broken)
-                     + "</table>")
+                     + "".join(f"<tr><td>{_esc(p.path)}</td><td>{_esc(p.error)}</td></tr>"
+                               for p in broken[:MAX_REPORT_LIST]) + "</table>" + _more(len(broken)))
     parts.append("<p class='muted'>Reliance: the mean drop of the explained class's probability when the region "
                  "is filled (blurred, with the photo's mean colour, or with the same region of other classes' "
                  "photos; the strongest drop is shown with its infill), on at most 16 photos of the cluster; random "
@@ -268,7 +292,7 @@ def comparison_html(comparison, title: str = "Two models on one dataset") -> str
              f"{_esc(comparison.first.method)}{'; with object masks' if comparison.first.masks else ''}.</p>",
              "<h2>Per class</h2><div style='overflow-x:auto'><table><tr><th rowspan='2'>class</th>"
              "<th rowspan='2'>photos</th><th colspan='2'>accuracy</th><th colspan='2'>mass on the object</th>"
-             "<th colspan='2'>flagged clusters</th><th colspan='2'>counterfactual accuracy</th></tr>"
+             "<th colspan='2'>flagged findings</th><th colspan='2'>counterfactual accuracy</th></tr>"
              f"<tr>{head * 4}</tr>"]
     for c in comparison.classes:
         parts.append(f"<tr><td>{_esc(c.label)}</td><td>{c.count}</td>{_pair(*c.accuracy, '{:.0%}')}"
@@ -276,9 +300,11 @@ def comparison_html(comparison, title: str = "Two models on one dataset") -> str
                      f"{_pair(*c.counterfactual, '{:.0%}')}</tr>")
     parts.append("</table></div>")
     if comparison.counterfactual:
-        parts.append(f"<h2>Counterfactual photos</h2><table><tr><th>photos</th><th>count</th>{head}</tr>"
-                     + "".join(f"<tr><td>{_esc(a.name)}</td><td>{a.total}</td>{_pair(a.accuracy, b.accuracy, '{:.0%}')}"
-                               "</tr>" for a, b in comparison.counterfactual) + "</table>")
+        parts.append(f"<h2>Counterfactual photos</h2><div style='overflow-x:auto'><table><tr><th>photos</th>"
+                     f"<th>count</th>{head}</tr>"
+                     + "".join(f"<tr><td>{_esc(a.name)}</td><td>{a.total}</td>"
+                               f"{_pair(a.accuracy, b.accuracy, '{:.0%}')}</tr>" for a, b in comparison.counterfactual)
+                     + "</table></div>")
     parts.append("<h2>Where the maps differ most</h2>")
     if comparison.mean_difference is not None:
         parts.append(f"<p class='muted'>Mean difference over all photos {comparison.mean_difference:.2f} (0: the "

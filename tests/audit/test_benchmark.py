@@ -126,5 +126,7 @@ def test_the_table_counts_recall_on_shortcuts_and_false_flags_on_controls():
     result = benchmark.Result(Case("frame", 32), True, "background", None, 1.0, 0.0)
     control = benchmark.Result(Case("frame", 32, shortcut=False), False, "", None, 1.0, 1.0)
     missed = benchmark.Result(Case("frame", 48), False, "", None, 1.0, 0.0)
-    lines = benchmark.table([result, control, missed]).splitlines()
-    assert lines[1].split() == ["frame", "1", "of", "2", "0", "of", "1", "32,", "48"]
+    # A "shortcut" model at chance with and without its cue learned nothing: no shortcut to find.
+    unlearned = benchmark.Result(Case("frame", 64), False, "", None, 0.55, 0.45)
+    lines = benchmark.table([result, control, missed, unlearned]).splitlines()
+    assert lines[1].split() == ["frame", "1", "of", "2", "0", "of", "1", "1", "32,", "48,", "64"]

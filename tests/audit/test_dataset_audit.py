@@ -273,3 +273,34 @@ def test_without_masks_the_headline_never_claims_what_was_not_tested(honest, tmp
     assert "Backgrounds, frames, textures and colour casts were not tested" in audit.summary()
     # What can be done without masks was tried: the colour swap, reported per class.
     assert all(cls.colours is not None and cls.reason.startswith("Colour swap:") for cls in audit.classes)
+
+
+def test_the_report_and_the_cli_show_the_new_evidence(shortcut, honest, tmp_path, capsys):
+    from gradcam.cli import main
+    from gradcam.report.audit_report import audit_html
+
+    model, folder, _, audit = shortcut
+    page = audit_html(audit)
+    flagged = page.index("<h2>Flagged clusters")
+    top = audit.flagged[0]
+    # The transplant as numbers and as before/after pictures with the model's answers.
+    assert page.index(f"{top.flips} of {top.recipients} (a random patch: {top.random_flips})", flagged) \
+        < page.index("<h2>Classes")
+    assert page.count("alt='before'") >= len(top.examples) and "&#x27;blue&#x27; before, &#x27;red&#x27; after" in page
+    assert "drop, infill other classes" in page and "drop, infill blur" in page
+    # What was not tested, and why.
+    assert page.index("<h2>What was not tested") < page.index("<h2>Classes")
+    assert "they need object masks or boxes" in page
+    # With masks: the background swap per class, its sentence and pictures; nothing left untested.
+    honest_page = audit_html(honest[3])
+    assert "Background swap: &#x27;red&#x27; objects pasted on other classes&#x27; backgrounds" in honest_page
+    assert "What was not tested" not in honest_page
+    # The command line prints the same evidence.
+    model.keras.save(tmp_path / "cheat.keras")
+    (tmp_path / "labels.txt").write_text("red\nblue\n")
+    assert main(["audit", str(folder), "--model", str(tmp_path / "cheat.keras"), "--labels",
+                 str(tmp_path / "labels.txt"), "--preprocessing", "0..1", "--out", str(tmp_path / "a.html")]) == 0
+    out = capsys.readouterr().out
+    assert "  flagged: In " in out and "pasted into" in out and "(filled with" in out
+    assert "  not tested: Backgrounds, frames, textures and colour casts were not tested" in out
+    assert "  red: Colour swap:" in out or "  blue: Colour swap:" in out
