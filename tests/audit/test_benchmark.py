@@ -5,7 +5,7 @@ Cost: each case trains a tiny CNN. The quick subset (unmarked) is the generator 
 one pair at 32 px; the slow test runs every kind at 32 px in CI (the developed cases,
 12 models); the whole matrix, developed and held-out cases (sizes 32 to 224, other
 contrasts, places and colours), runs with GRADCAM_AUDIT_BENCHMARK=all or as the bench
-row (python -m gradcam.bench --audit-benchmark)."""
+row (python -m bench --audit-benchmark)."""
 
 import os
 

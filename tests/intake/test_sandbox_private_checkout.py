@@ -1,7 +1,7 @@
 """The suite passes wherever the checkout lies (issue 32, item 16): a fresh copy in a folder
 only its owner may open (mode 700, as ``mktemp -d`` makes it, or a root user's home), run as
 root. A sandbox worker gives up root before it takes a task, and unpickling a task imports
-the task's module: helpers in tests/ (and the bench's task in gradcam/bench/) were out of
+the task's module: helpers in tests/ (and the bench's task in bench/) were out of
 the sandbox user's reach, so every such test read "it crashed the reader"."""
 
 import os
