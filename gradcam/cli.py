@@ -544,7 +544,7 @@ def _writable_output(path: Path, flag: str, inputs: list[Path]) -> Path:
 
 def _audit_compare(args, model, source: Path) -> int:
     """``audit --compare OTHER``: both models audited on the same photos, side by side."""
-    from gradcam.audit.compare import compare
+    from gradcam.audit.compare import compare_models
     from gradcam.audit.sources import is_parquet
     from gradcam.report.audit_report import comparison_html
 
@@ -558,8 +558,9 @@ def _audit_compare(args, model, source: Path) -> int:
         raise BadInput(f"The two models name different classes ({len(model.labels)} and {len(other.labels)}); "
                        "a comparison needs the same classes.")
     progress = _Progress("Explaining") if not args.json and sys.stderr.isatty() else None
-    result = compare(model, other, str(source), masks=args.masks, first_layer=args.layer, method=args.method,
-                     explain=args.explain, progress=None if progress is None else progress.set)
+    result = compare_models(model, other, str(source), masks=args.masks, first_layer=args.layer,
+                            method=args.method, explain=args.explain,
+                            progress=None if progress is None else progress.set)
     if progress is not None:
         progress.close()
     out = Path(args.out)

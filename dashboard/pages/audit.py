@@ -14,7 +14,7 @@ import streamlit as st
 
 import gradcam
 from dashboard.parts import shared_state
-from dashboard.pages import audit_results
+from dashboard.pages import audit_fix, audit_results
 from dashboard.pages.audit_results import DEMO, MINE, SOURCES
 from dashboard.parts.layer_labels import layer_option
 from dashboard.parts.model_picker import builtin_models, load_builtin
@@ -218,6 +218,12 @@ def page() -> None:
                     if shown is not None:
                         st.image(shown, width="stretch", caption=f"{md(photo.path)}: '{md(photo.label)}' "
                                  f"{100 * (photo.probability or 0):.0f}%{truth}, {where}")
+
+        # Find and prove above; here the fix of a finding, the re-audit and another model side by
+        # side (dashboard/pages/audit_fix.py).
+        audit_fix.section(audit_results.job_key(request, model_key, layer, method), request, model, audit,
+                          other_models={**own, **{k: None for k in builtin_models()}}, model_key=model_key,
+                          layer=layer, method=method)
 
         st.header("Downloads")
         html_box, csv_box, json_box = st.columns(3)

@@ -64,6 +64,12 @@ def _use(data: bytes, name: str, source: str) -> bool:
     return True
 
 
+def use_photo(data: bytes, name: str) -> bool:
+    """Make a picture made on another page (a frozen camera frame, a moment of a video) the current
+    photo of every page, as if it had been uploaded; False (the picker then shows why) if it does not decode."""
+    return _use(data, name, source="elsewhere")
+
+
 def use_sample(file_name: str) -> None:
     st.session_state["last_sample"] = file_name  # where removing an upload goes back to
     _use((SAMPLES_DIR / file_name).read_bytes(), file_name, source=f"sample:{file_name}")
