@@ -1,5 +1,5 @@
 """The Audit page and a session's decoded pixels (issue 30): a small zip of PNGs that declare
-7000 x 7000 is audited through the router (so the page runs in its session's sandbox context),
+7000 x 7000 is audited on the page, run in its session's sandbox context as the router runs it,
 each photo decoded at most 1024 px, every decoded pixel counted against the session; past its
 budget a photo is a row with the sentence (an audit of no readable photo used to crash the page's class
 table), and another session is served."""
@@ -11,7 +11,6 @@ from streamlit.testing.v1 import AppTest
 
 import gradcam
 from gradcam.intake import pixel_budget
-from tests.app.pages import ROUTER, switch_to
 from tests.app.test_app import run
 from zips import zip_of
 
@@ -30,8 +29,13 @@ def png_declaring(side: int, colour=(200, 30, 40)) -> bytes:
 
 def audited(archive: bytes, at: AppTest | None = None) -> AppTest:
     if at is None:
-        at = run(AppTest.from_file(ROUTER, default_timeout=300))
-        run(switch_to(at, "audit"))
+        # The page in its session's sandbox context, as the router runs it (the router itself also imports
+        # the live video page, whose PyAV crashed in a process that had loaded pyarrow before).
+        at = run(AppTest.from_string("from dashboard.runtime.boot import boot, this_session_in_the_sandbox\n"
+                                     "boot()\n"
+                                     "from dashboard.pages.audit import page\n"
+                                     "with this_session_in_the_sandbox():\n"
+                                     "    page()\n", default_timeout=300))
         at.radio(key="audit_source").set_value("mine")
         run(at)
         at.selectbox(key="audit_model").set_value("Clever Hans demo")
@@ -47,10 +51,9 @@ def test_huge_pngs_on_the_audit_page_count_against_the_session_and_another_sessi
     first = audited(zip_of({f"disc/{k}.png": png_declaring(7000, (10 * k, 200, 40)) for k in range(3)}))
     assert "2 photos could not be audited:" in [w.value for w in first.warning]
     why = next(list(d.value["why"]) for d in first.dataframe if "why" in d.value.columns)
-    # 49 megapixels of the first photo and the Explore page's own sample photo: whichever page decoded them.
-    assert len(why) == 2 and all(w.startswith("This session has decoded 50 megapixels of photos in the last 60 "
-                                              "minutes; this photo's 49 megapixels would pass the limit of 60 "
-                                              "megapixels an hour; try again in about") for w in why), why
+    # 49 megapixels of the first photo, and whatever else this session decoded first, on whichever page.
+    assert len(why) == 2 and all(w.startswith("This session has decoded ") and "this photo's 49 megapixels would "
+                                 "pass the limit of 60 megapixels an hour; try again in about" in w for w in why), why
     # Again, a new photo: nothing left to decode. The page says why, photo by photo (an audit in which no
     # photo could be read had no class, and its class table raised KeyError).
     again = audited(zip_of({"disc/a.png": png_declaring(7000, (1, 2, 3))}), first)
