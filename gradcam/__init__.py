@@ -23,7 +23,7 @@ from .engine.batched import explain_batch
 from .engine.cost import check_explanation
 from .engine.cam import (
     ExplanationStopped, Explanation, Prediction, explain, explain_contrast, explain_counterfactual, explain_layers,
-    explain_many, predict,
+    explain_many, planned_passes, predict,
 )
 from .engine.graph import TargetLayer, default_layer, stage_layers, target_layers
 from .engine.methods import METHODS, methods_for
@@ -77,6 +77,7 @@ __all__ = [
     "load_model",
     "methods_for",
     "overlay",
+    "planned_passes",
     "predict",
     "rank_methods",
     "sanity_check",
