@@ -35,6 +35,7 @@ from .intake.images import load_image
 from .intake.sandbox import load_image_safely, sandbox_session
 from .trust.audit import Audit, AuditClass, AuditCluster, AuditPhoto, audit
 from .trust.faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
+from .trust.metrics import METRICS, Metric
 from .trust.sanity import SanityCheck, SanityStep, sanity_check
 from .zoo.catalog import DEFAULT_MODEL, available_models, load_model
 
@@ -47,6 +48,8 @@ __all__ = [
     "Curve",
     "DEFAULT_MODEL",
     "METHODS",
+    "METRICS",
+    "Metric",
     "Explanation",
     "Faithfulness",
     "MethodScore",
