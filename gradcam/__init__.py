@@ -12,7 +12,9 @@ The layers, bottom to top (each imports only those below it):
 - ``intake``: untrusted bytes in: images, archives, model files, their budgets, the sandbox;
 - ``engine``: the ``Model`` type, the graph runner, the compiled passes, the methods;
 - ``zoo``: where models come from: the offline EfficientNet-Lite, Keras applications, own files;
-- ``trust``: is the map faithful, does it pass the sanity check, the dataset audit;
+- ``trust``: is one map faithful, does it pass the sanity check;
+- ``audit``: the dataset audit (``gradcam.audit`` is its function; its modules are
+  reached with ``from gradcam.audit.spray import spray``);
 - ``report``: HTML and PDF reports, many photos' records and CSV;
 - ``scale``: Ray Data and Ray Serve.
 
@@ -29,11 +31,14 @@ from .engine.graph import TargetLayer, default_layer, stage_layers, target_layer
 from .engine.methods import METHODS, methods_for
 from .engine.model import Model, small_photo_note
 from .engine.overlay import COLORMAPS, overlay
+from .engine.live import LiveExplainer, LiveResult, LiveSettings, LiveStats
+from .engine.video import MapSmoother, VideoExplanation, explain_video
 from .engine.what_if import WhatIf, what_if
-from .errors import ExplanationTooCostly, InvalidImageError, ModelLoadError
+from .errors import ExplanationTooCostly, InvalidImageError, InvalidVideoError, ModelLoadError
 from .intake.images import load_image
-from .intake.sandbox import load_image_safely, sandbox_session
-from .trust.audit import Audit, AuditClass, AuditCluster, AuditPhoto, audit
+from .intake.sandbox import load_image_safely, load_video_safely, sandbox_session
+from .intake.video import Video
+from .audit import Audit, AuditClass, AuditCluster, AuditPhoto, audit
 from .trust.faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
 from .trust.metrics import METRICS, Metric
 from .trust.sanity import SanityCheck, SanityStep, sanity_check
@@ -56,12 +61,20 @@ __all__ = [
     "ExplanationStopped",
     "ExplanationTooCostly",
     "InvalidImageError",
+    "InvalidVideoError",
+    "LiveExplainer",
+    "LiveResult",
+    "LiveSettings",
+    "LiveStats",
+    "MapSmoother",
     "Model",
     "ModelLoadError",
     "Prediction",
     "SanityCheck",
     "SanityStep",
     "TargetLayer",
+    "Video",
+    "VideoExplanation",
     "WhatIf",
     "audit",
     "available_models",
@@ -73,9 +86,11 @@ __all__ = [
     "explain_counterfactual",
     "explain_layers",
     "explain_many",
+    "explain_video",
     "faithfulness",
     "load_image",
     "load_image_safely",
+    "load_video_safely",
     "sandbox_session",
     "load_model",
     "methods_for",

@@ -1,4 +1,4 @@
-"""Command line front end: ``python -m gradcam models|methods|layers|predict|explain|check|audit``.
+"""Command line front end: ``python -m gradcam models|methods|layers|predict|explain|video|check|audit``.
 
 A thin layer over the engine, like the dashboard: parse arguments, call the
 public API, print. Bad input of any kind ends as one ``error: <sentence>`` line
@@ -403,6 +403,38 @@ def _explain_folder(args, folder: Path) -> int:
     return EXIT_OK if done else EXIT_FAILED
 
 
+def cmd_video(args) -> int:
+    source = Path(args.video)
+    if not source.is_file():
+        raise BadInput(f"No such video file: {source}.")
+    _check_overlay_options(args)
+    if args.smooth is not None and not 0 < args.smooth <= 1:
+        raise BadInput("--smooth is the newest map's weight, above 0 and at most 1.")
+    out = Path(args.out) if args.out else Path(f"{source.stem}-gradcam.mp4")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    video = gradcam.load_video_safely(source)  # before the model: a bad file fails fast
+    model = _load_model(args)
+    progress = _Progress("explained", "frames") if sys.stderr.isatty() and not args.json else None
+    try:
+        result = gradcam.explain_video(model, video, str(out), every=args.every, layer=args.layer,
+                                       method=args.method, target=_target(args.target), smoothing=args.smooth,
+                                       alpha=args.alpha, colormap=args.colormap,
+                                       progress=progress.set if progress else None)
+    finally:
+        if progress:
+            progress.close()
+    timeline = result.timeline()
+    if args.json:
+        print(json.dumps({"video": str(source), "out": str(out), "frames": len(result), "fps": result.fps,
+                          "every": result.every, "size": list(result.size), "timeline": timeline}, indent=2))
+        return EXIT_OK
+    labels = sorted({row["label"] for row in timeline}, key=[row["label"] for row in timeline].count, reverse=True)
+    how = "N chosen from the measured speed" if args.every is None else "--every"
+    print(f"{len(result)} frames at {result.fps:g} frames/s: every {result.every} explained ({how}), the rest "
+          f"interpolated; top-1 mostly {', '.join(labels[:3])} -> {out}")
+    return EXIT_OK
+
+
 def cmd_check(args) -> int:
     """Faithfulness scores (and the sanity check with --sanity) for one map."""
     image = gradcam.load_image(args.image)
@@ -446,7 +478,7 @@ def cmd_check(args) -> int:
 def cmd_audit(args) -> int:
     """Audit a dataset for shortcuts: an HTML report (and CSV, JSON) of SpRAy's clusters per class."""
     from gradcam.report.audit_report import audit_csv, audit_html
-    from gradcam.trust.audit_sources import is_parquet
+    from gradcam.audit.sources import is_parquet
 
     source = Path(args.source)
     if not source.exists():
@@ -456,6 +488,8 @@ def cmd_audit(args) -> int:
     model = None if is_parquet(source) and args.no_model else _load_model(args)
     if is_parquet(source) and (args.layer or args.method != "gradcam"):
         raise BadInput("--layer and --method do not apply to a Parquet dataset: its maps are reused as they are.")
+    if args.compare:
+        return _audit_compare(args, model, source)
     progress = _Progress("Explaining") if not args.json and sys.stderr.isatty() else None
     result = gradcam.audit(model, str(source), masks=args.masks, layer=args.layer, method=args.method,
                            explain=args.explain, progress=None if progress is None else progress.set)
@@ -478,14 +512,54 @@ def cmd_audit(args) -> int:
     return EXIT_OK
 
 
+def _audit_compare(args, model, source: Path) -> int:
+    """``audit --compare OTHER``: both models audited on the same photos, side by side."""
+    from gradcam.audit.compare import compare
+    from gradcam.audit.sources import is_parquet
+    from gradcam.report.audit_report import comparison_html
+
+    if model is None or is_parquet(source):
+        raise BadInput("--compare audits photos with both models; a Parquet dataset's maps belong to one model.")
+    builtin = args.compare in dict(gradcam.available_models())
+    other = _load_model(argparse.Namespace(**{**vars(args), "model": args.compare,
+                                              "labels": None if builtin else args.labels,
+                                              "preprocessing": None if builtin else args.preprocessing}))
+    if list(other.labels) != list(model.labels):
+        raise BadInput(f"The two models name different classes ({len(model.labels)} and {len(other.labels)}); "
+                       "a comparison needs the same classes.")
+    progress = _Progress("Explaining") if not args.json and sys.stderr.isatty() else None
+    result = compare(model, other, str(source), masks=args.masks, first_layer=args.layer, method=args.method,
+                     explain=args.explain, progress=None if progress is None else progress.set)
+    if progress is not None:
+        progress.close()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(comparison_html(result), encoding="utf-8")
+    if args.json:
+        print(result.to_json())
+        return EXIT_OK
+    print(result.headline())
+    for c in result.classes:
+        print(f"  {c.label}: accuracy {_share(c.accuracy[0])} against {_share(c.accuracy[1])}, flagged "
+              f"{c.flagged[0]} against {c.flagged[1]}")
+    for d in result.differences[:3]:
+        print(f"  maps differ most: {d.path} ({d.difference:.2f})")
+    print(f"Report: {out}")
+    return EXIT_OK
+
+
+def _share(value) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
 class _Progress:
     """``done/total photos`` on one terminal line (only when stderr is a terminal)."""
 
-    def __init__(self, what: str):
-        self.what = what
+    def __init__(self, what: str, unit: str = "photos"):
+        self.what, self.unit = what, unit
 
     def set(self, done: int, total: int) -> None:
-        print(f"\r{self.what} {done}/{total} photos", end="", file=sys.stderr, flush=True)
+        print(f"\r{self.what} {done}/{total} {self.unit}", end="", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         print(file=sys.stderr)
@@ -588,6 +662,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", metavar="ADDR", help="with --ray: the Ray cluster (default: start one here)")
     p.set_defaults(run=cmd_explain)
 
+    p = commands.add_parser("video", help="write a video with the Grad-CAM overlay on every frame")
+    p.add_argument("video", metavar="VIDEO", help="an MP4, WebM or MOV file (at most 60 s; decoded in the sandbox)")
+    _add_model_options(p)
+    p.add_argument("--out", "-o", metavar="FILE.mp4", help="the MP4 written (default: <video stem>-gradcam.mp4 here)")
+    p.add_argument("--every", type=_positive_int, metavar="N",
+                   help="explain every N-th frame and interpolate the maps between (default: chosen from the "
+                        "measured speed, so the video is explained about as fast as it plays)")
+    p.add_argument("--target", "-t", help="class index or label for every frame (default: each frame's top-1)")
+    p.add_argument("--layer", "-l", help="layer to look at (default: the last feature map; see 'layers')")
+    p.add_argument("--method", choices=list(gradcam.METHODS), default="gradcam", metavar="METHOD",
+                   help="one of %(choices)s (default: %(default)s)")
+    p.add_argument("--smooth", type=float, nargs="?", const=0.5, metavar="W",
+                   help="average the map over frames (W: the newest frame's weight, default 0.5)")
+    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity, 0..1 (default: %(default)s)")
+    p.add_argument("--colormap", default="jet", help=f"one of {', '.join(gradcam.COLORMAPS)} (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the timeline as JSON instead of a summary line")
+    p.set_defaults(run=cmd_video)
+
     p = commands.add_parser("check", help="can this map be trusted? faithfulness scores and the sanity check")
     p.add_argument("image", metavar="IMAGE")
     _add_model_options(p)
@@ -618,6 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE.csv", help="also write one row per photo")
     p.add_argument("--no-model", action="store_true",
                    help="with a Parquet SOURCE: cluster its maps without loading a model (no reliance test)")
+    p.add_argument("--compare", metavar="OTHER",
+                   help="also audit with OTHER (a built-in name or a .keras/.h5 file with the same classes) and "
+                        "write both side by side to --out")
     p.add_argument("--json", action="store_true", help="print the audit as JSON instead of a summary")
     p.set_defaults(run=cmd_audit)
     return parser

@@ -16,3 +16,7 @@ class ModelLoadError(ValueError):
 class ExplanationTooCostly(ValueError):
     """An explanation would hold more memory than the budget allows: refused before any
     pass runs (see ``gradcam.engine.cost``)."""
+
+
+class InvalidVideoError(ValueError):
+    """The bytes or file given as a video cannot be used as one, or exceed its budgets."""

@@ -85,13 +85,14 @@ def tagged_dataset(seed: int, count: int, shortcut: bool, centred: bool = False)
     return out
 
 
-def trained_cnn(data, seed: int = 0, epochs: int = 12):
-    """A small CNN (8x8 last feature map) trained on ``tagged_dataset`` rows in a few seconds."""
+def trained_cnn(data, seed: int = 0, epochs: int = 12, labels=None):
+    """A small CNN (8x8 last feature map) trained on ``tagged_dataset`` rows (or any
+    (class, photo, mask) rows over ``labels``) in a few seconds."""
     import keras
     import numpy as np
 
     keras.utils.set_random_seed(seed)
-    labels = AUDIT_LABELS
+    labels = list(labels or AUDIT_LABELS)
     x = np.stack([np.asarray(image, np.float32) / 255.0 for _, image, _ in data])
     y = np.array([labels.index(label) for label, _, _ in data])
     inputs = keras.Input((AUDIT_SIDE, AUDIT_SIDE, 3))
@@ -102,11 +103,40 @@ def trained_cnn(data, seed: int = 0, epochs: int = 12):
     h = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="last_conv")(h)
     h = keras.layers.MaxPooling2D()(h)
     h = keras.layers.GlobalAveragePooling2D()(h)
-    outputs = keras.layers.Dense(2, activation="softmax")(h)
+    outputs = keras.layers.Dense(len(labels), activation="softmax")(h)
     model = keras.Model(inputs, outputs)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
     return own_model(model, labels)
+
+
+SHAPE_LABELS = ["disc", "square"]
+
+
+def shape_on_background(rng, shape: str, background) -> tuple:
+    """(photo, object mask): a disc or a square of a random colour and size, anywhere, on a
+    flat ``background`` colour (RGB) with noise. A background-cue dataset gives each class
+    its own background; the object's colour says nothing."""
+    import numpy as np
+
+    side = AUDIT_SIDE
+    pixels = np.clip(np.asarray(background, np.float64) + rng.normal(0, 10, (side, side, 3)), 0, 255)
+    half = rng.uniform(7, 11)
+    cx, cy = rng.uniform(half + 1, side - half - 1, 2)
+    ys, xs = np.mgrid[0:side, 0:side]
+    if shape == "disc":
+        mask = (xs - cx) ** 2 + (ys - cy) ** 2 <= half ** 2
+    else:
+        mask = (np.abs(xs - cx) <= half * 0.85) & (np.abs(ys - cy) <= half * 0.85)
+    pixels[mask] = rng.uniform(0, 255, 3)
+    return Image.fromarray(pixels.astype("uint8")), mask
+
+
+def on_background(photo, mask, background: "Image.Image") -> "Image.Image":
+    """The object of ``photo`` (cut out by ``mask``) pasted onto ``background``'s pixels."""
+    import numpy as np
+
+    return Image.fromarray(np.where(mask[..., None], np.asarray(photo), np.asarray(background)).astype("uint8"))
 
 
 def write_image_folder(root, data):
@@ -124,3 +154,17 @@ def write_image_folder(root, data):
         image.save(root / label / f"{k:03d}.png")
         Image.fromarray(mask.astype(np.uint8) * 255).save(masks / label / f"{k:03d}.png")
     return root, masks
+
+
+def nested_tiny():
+    """A tiny transfer-learning model: a base Sequential ("base": convolutions "first" and
+    "second") nested under a new 2-class head; 32 px, random weights."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    base = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="first"),
+                             keras.layers.Conv2D(6, 3, activation="relu", name="second")], name="base")
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(base(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled))
+    return own_model(model, ["a", "b"])

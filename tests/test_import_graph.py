@@ -118,6 +118,29 @@ def test_no_module_of_gradcam_imports_an_underscore_name_of_another():
                                     for m, line, source, name in private)
 
 
+# The layers, bottom to top (docs/layout.md, "How imports flow", lists them in this order).
+LAYERS = ("errors", "intake", "engine", "zoo", "trust", "audit", "report", "scale", "cli")
+
+
+def layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def test_no_layer_imports_a_layer_above_it():
+    edges, _ = import_graph(ROOT / "gradcam")
+    upward = [(module, target) for module, targets in edges.items() for target in targets
+              if layer_of(module) and layer_of(target)
+              and LAYERS.index(layer_of(target)) > LAYERS.index(layer_of(module))]
+    assert upward == [], "\n".join(f"{m} ({layer_of(m)}) imports {t} ({layer_of(t)}), a layer above it"
+                                    for m, t in sorted(upward))
+
+
+def test_the_layout_lists_the_layers_in_this_order():
+    layout = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8")
+    assert "One way: " + " < ".join(f"`{name}`" for name in LAYERS) + "." in layout
+
+
 def write(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         path = root / name

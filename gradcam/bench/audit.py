@@ -34,7 +34,7 @@ def throughput(photos: int = PHOTOS, rounds: int = 2, every_cluster: bool = Fals
     """(audit photos/s, explain_batch photos/s, the last audit) on the same generated photos.
     ``every_cluster``: the worst case, the reliance test on every cluster of 4 or more
     photos whatever its region's size (the audit itself tests only small regions)."""
-    import gradcam.trust.audit as audit_module
+    from gradcam.audit import dataset_audit as audit_module
 
     import tempfile
     from pathlib import Path
@@ -66,7 +66,7 @@ def throughput(photos: int = PHOTOS, rounds: int = 2, every_cluster: bool = Fals
 
 
 def main(count: int, photos: int = PHOTOS) -> int:
-    from gradcam.trust.spray import spray
+    from gradcam.audit.spray import spray
 
     maps = generated_maps(count)
     start = time.perf_counter()

@@ -369,6 +369,9 @@ def main(argv=None) -> int:
                              "and the audit's photos/s against explain_batch's on --audit-photos photos")
     parser.add_argument("--audit-photos", type=int, default=128, metavar="N",
                         help="photos for the audit's throughput row (default 128; 0 skips it)")
+    parser.add_argument("--fix", action="store_true",
+                        help="only the audit fix's rows: the corrected model's forward pass against the original's, "
+                             "the comparison audit against one audit")
     parser.add_argument("--photos", type=int, default=500, help="photos for --ray (default 500)")
     parser.add_argument("--encoding", action="store_true", help="only the service's map encoding against PNG")
     parser.add_argument("--no-methods", action="store_true", help="skip the CAM methods' rows (bench_methods.py)")
@@ -379,6 +382,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sandbox-only", action="store_true", help="only what the upload sandbox costs")
     parser.add_argument("--vit", action="store_true", help="only the transformer rows (Grad-CAM and rollout on a ViT)")
     parser.add_argument("--what-if-only", action="store_true", help="only what_if against predict")
+    parser.add_argument("--video-only", action="store_true",
+                        help="only video's rows: explain_video against explain_batch, and Live fed 30 frames/s")
     args = parser.parse_args(argv)
     print(machine_line(), flush=True)  # every figure below is read next to this line
     if args.vit:
@@ -395,6 +400,16 @@ def main(argv=None) -> int:
                                                          sample_photo("cat-and-coffee.jpg"), args.rounds))
         print("\nall targets met" if met else "\nsome targets missed")
         return 0
+    if args.video_only:
+        import gradcam
+        from gradcam.bench import video as bench_video
+
+        model, cup = gradcam.load_model(gradcam.DEFAULT_MODEL), sample_photo("coffee.jpg")
+        met = bench_video.report(bench_video.video_against_batch(model, cup, max(1, args.rounds // 5)),
+                                 bench_video.live_camera(model, cup))
+        print(machine_line())  # the load again: these rows take a minute
+        print("\nall targets met" if met else "\nsome targets missed")
+        return 0
     if args.sandbox_only:
         met = report_sandbox(sandbox_cost(args.rounds))
         print("\nall targets met" if met else "\nsome targets missed")
@@ -404,6 +419,13 @@ def main(argv=None) -> int:
         from gradcam.bench.audit import main as audit_main
 
         return audit_main(args.audit, args.audit_photos)
+
+    if args.fix:
+        from gradcam.bench import fix as bench_fix
+
+        met = bench_fix.report(bench_fix.measure(args.rounds))
+        print("\nall targets met" if met else "\nsome targets missed")
+        return 0
 
     if args.ray:
         from gradcam.bench.ray import main as ray_main

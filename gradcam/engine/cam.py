@@ -77,6 +77,8 @@ class Explanation:
     channel_weights: np.ndarray = field(repr=False)  # (k,) the method's weights (empty for Guided Backpropagation)
     before_relu: np.ndarray = field(repr=False)  # (h, w) the map before ReLU
     pixels: np.ndarray | None = field(default=None, repr=False)  # guided methods: (h, w, channels), signed
+    # A video's frame between two explained ones: its maps blended from theirs (engine/video.py).
+    interpolated: bool = False
 
 
 @dataclass(frozen=True)

@@ -204,9 +204,11 @@ def logits_head(keras_model):
     when the model already outputs logits.
 
     Built once, eagerly, before any tracing. The stand-in is a twin of the final
-    layer made from its own config with a linear activation and a copy of its
-    weights, so quantized or unusual heads give exactly their logits; the cached
-    model itself is never changed.
+    layer made from its own config with a linear activation, so quantized or unusual
+    heads give exactly their logits; the cached model itself is never changed. The twin
+    reads the final layer's own variables, not a copy of them: a model whose weights
+    change after it explained something (``set_weights``, fine-tuning in a notebook)
+    must be explained with its new weights.
     """
     if output_activation(keras_model) == "linear":
         return None
@@ -217,12 +219,27 @@ def logits_head(keras_model):
         twin = type(layer).from_config({**layer.get_config(), "activation": "linear", "name": layer.name + "_logits"})
         twin.build(tuple(layer.input.shape))
         twin.set_weights(layer.get_weights())
+        _share_variables(twin, layer)
     except Exception as error:
         raise ValueError(
             f'The last layer "{layer.name}" applies its {output_activation(keras_model)} inside itself '
             "in a way that cannot be separated, so its logits (what Grad-CAM explains) are not available."
         ) from error
     return layer, twin
+
+
+def _share_variables(twin, layer) -> None:
+    """Point every variable the twin holds as an attribute (a Dense's ``_kernel`` and
+    ``bias``, a quantized layer's scales) at the final layer's own variable, so the
+    compiled passes read the weights as they are now. A variable without a partner
+    keeps its copy (the values agree today; set_weights above made sure)."""
+    import keras
+
+    for name, copy in list(vars(twin).items()):
+        original = getattr(layer, name, None)
+        if isinstance(copy, keras.Variable) and isinstance(original, keras.Variable) \
+                and tuple(copy.shape) == tuple(original.shape):
+            object.__setattr__(twin, name, original)  # not Layer.__setattr__: it would track it twice
 
 
 def _in_inference_mode(op) -> Callable:

@@ -12,7 +12,8 @@ which captures a layer's activations on the way to the logits.
 - ``forward_pass`` / ``batch_forward_pass``: logits only, one image or any batch;
 - ``layers_pass``: one class's maps at several layers from one backward pass;
 - ``attention_pass``: attention rollout, from every attention layer's scores.
-- ``occlusion_pass``: the logits of a batch of copies with patches covered (Occlusion).
+- ``occlusion_pass``: the logits of a batch of copies with patches covered (Occlusion);
+- ``activations_pass``: one layer's activations for any batch (the audit's correction);
 - ``fullgrad_pass``: FullGrad, from the gradients at the input and at every bias.
 """
 
@@ -273,6 +274,19 @@ def batch_forward_pass(model):
                            input_signature=[spec], autograph=False)
 
     return cached(model, "forward_batch", build)
+
+
+def activations_pass(model, layer_name: str):
+    """One layer's activations for any batch, no gradient: what P-ClArC averages."""
+    import tensorflow as tf
+
+    def build(_logits_head):
+        height, width = model.input_size
+        spec = tf.TensorSpec((None, height, width, model.channels), tf.float32)
+        return tf.function(lambda x: run_capturing(model.keras, x, layer_name)[0], input_signature=[spec],
+                           autograph=False)
+
+    return cached(model, ("activations", layer_name), build)
 
 
 def attention_pass(model, method: Method):

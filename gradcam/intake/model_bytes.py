@@ -23,8 +23,8 @@ def keras_model_from_bytes(data: bytes):
 
 
 def _register_token_layers() -> None:
-    # The project's own token layers (class token, position embedding) are known to
-    # Keras by name, so safe mode loads a ViT that uses them (see gradcam/layers.py).
+    # The project's own layers (class token, position embedding, the audit's correction)
+    # are known to Keras by name, so safe mode loads a model that uses them (gradcam/layers.py).
     from .. import layers  # noqa: F401
 
 

@@ -56,7 +56,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..errors import InvalidImageError, ModelLoadError
+from ..errors import InvalidImageError, InvalidVideoError, ModelLoadError
 from .text import valid_text
 
 
@@ -77,8 +77,12 @@ IMAGE_BUDGET = Budget(memory_mb=1024, cpu_seconds=10, wall_seconds=30)
 # A model file may be 1 GB; reading it holds the file, Keras' variables and the copies sent
 # back. This is the ceiling: each file gets model_memory_mb(its size).
 MODEL_BUDGET = Budget(memory_mb=4096, cpu_seconds=60, wall_seconds=180)
-# The most a reply may hold: a 50-megapixel RGB image; the weights of MAX_PARAMETERS in float32.
-REPLY_BYTES = {"image": 200 * 2**20, "model": 1300 * 2**20}
+# A video holds its kept frames (at most MAX_FRAMES of DEFAULT_MAX_SIDE) while it decodes the rest;
+# decoding MAX_DECODED_PIXELS takes ~15 CPU seconds here.
+VIDEO_BUDGET = Budget(memory_mb=1536, cpu_seconds=60, wall_seconds=180)
+# The most a reply may hold: a 50-megapixel RGB image; the weights of MAX_PARAMETERS in float32;
+# a video's frames (gradcam.intake.video.reply_bytes_most).
+REPLY_BYTES = {"image": 200 * 2**20, "model": 1300 * 2**20, "video": 740 * 2**20}
 # Starting a worker is not the file's fault: importing TensorFlow takes 3-15 s on a busy machine.
 BOOT_SECONDS = 180
 # How long a caller waits for a free worker before it is told so (a hostile model may hold the
@@ -167,6 +171,10 @@ def _preload(kind: str) -> None:
                 with open(os.path.join(folder, name), "rb") as saved:
                     keras_model_from_bytes(saved.read())
         keras.backend.clear_session()
+    elif kind == "video":
+        from . import video
+
+        video.decoded_video(_tiny_video(), 16)  # FFmpeg's decoders and scaler loaded before the limit
     else:
         images.load_image(_TINY_PNG)
 
@@ -192,7 +200,7 @@ def serve() -> None:
             function, args, cpu_seconds, task_memory_mb = pickle.loads(task)
             _arm_limits(cpu_seconds, task_memory_mb, ceiling)
             reply = ("ok", function(data, *args))
-        except (InvalidImageError, ModelLoadError) as error:
+        except (InvalidImageError, InvalidVideoError, ModelLoadError) as error:
             reply = ("memory", "") if _caused_by_memory(error) else ("refused", str(error))
         except MemoryError:
             reply = ("memory", "")
@@ -645,6 +653,36 @@ def load_image_safely(data, max_side: int | None = None) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
 
 
+def video_pool() -> Pool:
+    with _pools_lock:
+        if "video" not in _pools:
+            _pools["video"] = Pool("video", 1, VIDEO_BUDGET, InvalidVideoError)
+        return _pools["video"]
+
+
+def load_video_safely(data, max_side: int | None = None):
+    """A video (a path, bytes or a file-like) decoded in a sandboxed worker within the budgets of
+    ``gradcam.intake.video``: a ``Video`` of RGB frames at most ``max_side`` on their long side
+    (default 640), or InvalidVideoError with one sentence."""
+    from .images import read_bytes
+    from .video import DEFAULT_MAX_SIDE, MAX_VIDEO_BYTES, decoded_video, video_from_reply
+
+    max_side = int(max_side or DEFAULT_MAX_SIDE)
+    if not 16 <= max_side <= DEFAULT_MAX_SIDE:
+        raise ValueError(f"max_side must be between 16 and {DEFAULT_MAX_SIDE}.")
+    if isinstance(data, (str, os.PathLike)) and os.path.getsize(data) > MAX_VIDEO_BYTES:
+        raise InvalidVideoError(f"This video is larger than {MAX_VIDEO_BYTES // 2**20} MB.")
+    try:
+        raw = read_bytes(data)
+    except InvalidImageError as error:  # its sentences speak of files, not of images
+        raise InvalidVideoError(str(error)) from None
+    if not raw:
+        raise InvalidVideoError("The file is empty.")
+    if len(raw) > MAX_VIDEO_BYTES:
+        raise InvalidVideoError(f"This video is larger than {MAX_VIDEO_BYTES // 2**20} MB.")
+    return video_from_reply(video_pool().run(decoded_video, raw, max_side))
+
+
 def model_memory_mb(file_bytes: int) -> int:
     """A model file's memory budget grows with the file: reading it holds the bytes, h5py's
     buffers, Keras' variables and the arrays sent back, about four times the file. A small
@@ -669,3 +707,19 @@ def _tiny_png() -> bytes:
 
 
 _TINY_PNG = _tiny_png()
+
+
+def _tiny_video() -> bytes:
+    """Two 16 x 16 frames of H.264 in MP4, the kind of file the video worker reads most."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width = stream.height = 16
+        stream.pix_fmt = "yuv420p"
+        for _ in range(2):
+            frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return buffer.getvalue()

@@ -184,3 +184,72 @@ def audit_html(audit, title: str = "Dataset audit") -> str:
                  "is replaced by a blurred copy of the photo, on at most 16 photos of the cluster; random reliance: "
                  "the same for a box of the same size elsewhere. SpRAy, Lapuschkin et al. 2019.</p></body></html>")
     return "".join(parts)
+
+
+# --- two models side by side ------------------------------------------------------
+
+
+def map_tile(photo, tile: int = MOSAIC_TILE, opacity: float = 0.45) -> Image.Image | None:
+    """One audited photo's thumbnail with its own map laid over it (None without a thumbnail)."""
+    if not photo.thumbnail:
+        return None
+    picture = Image.open(io.BytesIO(photo.thumbnail)).convert("RGB").resize((tile, tile), Image.BILINEAR)
+    if photo.map is None:
+        return picture
+    values = np.clip(np.nan_to_num(np.asarray(photo.map, np.float32)), 0, None)
+    top = float(values.max()) if values.size else 0.0
+    heat = Image.fromarray(colorize(values / top if top > 0 else values)).resize((tile, tile), Image.BILINEAR)
+    return Image.blend(picture, heat, opacity)
+
+
+def _pair(a, b, form: str = "{:.2f}") -> str:
+    return f"<td>{_number(a, form)}</td><td>{_number(b, form)}</td>"
+
+
+def comparison_html(comparison, title: str = "Two models on one dataset") -> str:
+    """The comparison as ONE self-contained HTML page: per class both models' figures side
+    by side, the counterfactual photos, the photos where the maps differ most, and each
+    model's flagged clusters."""
+    first, second = comparison.names
+    head = f"<th>{_esc(first)}</th><th>{_esc(second)}</th>"
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}</title>"
+             f"<style>{_STYLE}.side {{ display: grid; grid-template-columns: 1fr 1fr; gap: 1.2rem; }}"
+             f"@media (max-width: 700px) {{ .side {{ grid-template-columns: 1fr; }} }}</style></head><body>"
+             f"<h1>{_esc(title)}</h1><p>{_esc(comparison.headline())}</p>",
+             f"<p class='muted'>Source {_esc(comparison.first.source)}; {_esc(first)} at layer "
+             f"{_esc(comparison.first.layer)}, {_esc(second)} at layer {_esc(comparison.second.layer)}; method "
+             f"{_esc(comparison.first.method)}{'; with object masks' if comparison.first.masks else ''}.</p>",
+             "<h2>Per class</h2><div style='overflow-x:auto'><table><tr><th rowspan='2'>class</th>"
+             "<th rowspan='2'>photos</th><th colspan='2'>accuracy</th><th colspan='2'>mass on the object</th>"
+             "<th colspan='2'>flagged clusters</th><th colspan='2'>counterfactual accuracy</th></tr>"
+             f"<tr>{head * 4}</tr>"]
+    for c in comparison.classes:
+        parts.append(f"<tr><td>{_esc(c.label)}</td><td>{c.count}</td>{_pair(*c.accuracy, '{:.0%}')}"
+                     f"{_pair(*c.mass_on_object)}<td>{c.flagged[0]}</td><td>{c.flagged[1]}</td>"
+                     f"{_pair(*c.counterfactual, '{:.0%}')}</tr>")
+    parts.append("</table></div>")
+    if comparison.counterfactual:
+        parts.append(f"<h2>Counterfactual photos</h2><table><tr><th>photos</th><th>count</th>{head}</tr>"
+                     + "".join(f"<tr><td>{_esc(a.name)}</td><td>{a.total}</td>{_pair(a.accuracy, b.accuracy, '{:.0%}')}"
+                               "</tr>" for a, b in comparison.counterfactual) + "</table>")
+    parts.append("<h2>Where the maps differ most</h2>")
+    if comparison.mean_difference is not None:
+        parts.append(f"<p class='muted'>Mean difference over all photos {comparison.mean_difference:.2f} (0: the "
+                     "evidence in the same places, 1: no overlap).</p>")
+    for d in comparison.differences:
+        tiles = [map_tile(d.first), map_tile(d.second)]
+        pictures = "".join(f"<figure style='margin:0'><img src='{png_data_uri(t)}' alt='{_esc(name)} map' "
+                           f"width='{MOSAIC_TILE}'><figcaption>{_esc(name)}: {_esc(p.predicted)}</figcaption></figure>"
+                           for t, name, p in zip(tiles, comparison.names, (d.first, d.second)) if t is not None)
+        parts.append(f"<div class='cluster'>{pictures}<p>{_esc(d.path)} ({_esc(d.label)}): difference "
+                     f"{d.difference:.2f}</p></div>")
+    parts.append("<h2>Flagged clusters</h2><div class='side'>")
+    for name, found in zip(comparison.names, (comparison.first, comparison.second)):
+        flagged = found.flagged
+        parts.append(f"<div><h3>{_esc(name)}</h3><p>{_esc(found.headline())}</p>"
+                     + ("".join(_cluster_html(found, c) for c in flagged) if flagged
+                        else "<p>No cluster looks like a shortcut.</p>") + "</div>")
+    parts.append("</div><p class='muted'>Each model audited on the same photos at its own layer (SpRAy, "
+                 "Lapuschkin et al. 2019); counterfactual photos: edited so the cue and the class disagree, "
+                 "each expecting its own class.</p></body></html>")
+    return "".join(parts)

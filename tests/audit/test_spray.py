@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gradcam.trust.spray import downsampled, eigengap, normalised, region_of, spray
+from gradcam.audit.spray import downsampled, eigengap, normalised, region_of, spray
 
 
 def blob(size, row, col, width=1.0):

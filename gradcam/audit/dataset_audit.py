@@ -2,7 +2,7 @@
 
 The steps:
 
-1. read the source (``audit_sources``): photos, their true labels from class
+1. read the source (``sources.py``): photos, their true labels from class
    folders, or the maps a Ray job already wrote;
 2. explain every photo with the batched engine (32 photos per compiled call),
    keeping per photo only its map, a thumbnail and a 32x32 "look" of it;
@@ -41,7 +41,7 @@ from ..engine.baselines import baseline_pixels, map_at_input, network_pixels
 from ..engine.batched import explain_batch
 from ..engine.cam import ExplanationStopped
 from ..engine.graph import resolve_layer
-from .audit_sources import Entry, Source, mask_at, read_masks, read_source, relative_key
+from .sources import Entry, Source, mask_at, read_masks, read_source, relative_key
 from .spray import Region, spray
 
 CHUNK = 32  # photos decoded and explained at once: one call of the largest bucket, bounded memory

@@ -5,9 +5,9 @@ import pytest
 from PIL import Image
 
 import gradcam
-from gradcam.trust.audit import random_boxes, sameness_of
-from gradcam.trust.audit_sources import mask_at, read_masks, read_source
-from gradcam.trust.spray import Region
+from gradcam.audit.dataset_audit import random_boxes, sameness_of
+from gradcam.audit.sources import mask_at, read_masks, read_source
+from gradcam.audit.spray import Region
 
 
 def test_a_source_that_cannot_be_read_is_one_sentence(tmp_path):

@@ -1,0 +1,16 @@
+"""The dataset audit: does a model rely on a shortcut across a whole dataset?
+
+``sources``: where the photos (and masks) come from; ``spray``: SpRAy, which groups
+one class's maps by where they agree; ``dataset_audit``: the audit itself.
+
+A note on the name: ``gradcam.audit`` is the *function* (``gradcam/__init__.py``
+binds it after importing this package, and Python never binds an already imported
+sub-package to its parent again), so reach the modules with
+``from gradcam.audit.spray import spray`` or ``from gradcam.audit import spray``;
+``import gradcam.audit.spray`` followed by the attribute path
+``gradcam.audit.spray`` does not work.
+"""
+
+from .dataset_audit import Audit, AuditClass, AuditCluster, AuditPhoto, audit
+
+__all__ = ["Audit", "AuditClass", "AuditCluster", "AuditPhoto", "audit"]
