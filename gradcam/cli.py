@@ -435,6 +435,56 @@ def cmd_video(args) -> int:
     return EXIT_OK
 
 
+def cmd_concepts(args) -> int:
+    """Deep Feature Factorization: the parts the model sees in a photo, each in its colour and
+    with the classes it votes for; for a folder, the concepts its photos share (one group per
+    sub-folder when it has sub-folders of images, else the folder)."""
+    from gradcam.concepts import MAX_PHOTOS, find_concepts, shared_concepts
+
+    source = Path(args.image)
+    model = _load_model(args)
+    if source.is_dir():
+        groups = {sub.name: sorted(f for f in sub.iterdir() if _is_image_file(f))
+                  for sub in sorted(source.iterdir()) if sub.is_dir()}
+        groups = {name: files for name, files in groups.items() if files}
+        if not groups:
+            groups = {source.resolve().name: sorted(f for f in source.iterdir() if _is_image_file(f))}
+        if not any(groups.values()):
+            raise BadInput(f"The folder {source} has no images ({', '.join(SUPPORTED_FORMATS)}).")
+        too_many = next((name for name, files in groups.items() if len(files) > MAX_PHOTOS), None)
+        if too_many is not None:
+            raise BadInput(f"{too_many} has {len(groups[too_many])} photos; concepts are shared over at most "
+                           f"{MAX_PHOTOS} at once.")
+        found = {name: shared_concepts(model, [gradcam.load_image(f) for f in files], args.concepts, args.layer)
+                 for name, files in groups.items()}
+        if args.json:
+            print(json.dumps({name: [{"concept": c.number + 1, "present_in": c.present_in(), "photos": len(c.shares),
+                                      "supports": [{"class": k, "label": label, "probability": p}
+                                                   for k, label, p in c.supports]} for c in concepts]
+                              for name, concepts in found.items()}, indent=2))
+            return EXIT_OK
+        for name, concepts in found.items():
+            print(f"{name} ({len(groups[name])} photos):")
+            for c in concepts:
+                votes = ", ".join(f"{label.split(',')[0]} {p:.2f}" for _, label, p in c.supports)
+                print(f"  concept {c.number + 1}: in {c.present_in()} of {len(c.shares)} photos; votes {votes}")
+        return EXIT_OK
+    image = gradcam.load_image(args.image)
+    _warn_small_photo(source.name, image, model)
+    found = find_concepts(model, image, args.concepts, args.layer)
+    out = Path(args.out) if args.out else Path(f"{source.stem}-concepts.png")
+    _save(found.picture(image, alpha=args.alpha), out)
+    if args.json:
+        print(json.dumps({"model": model.name, "image": args.image, "layer": found.layer, "picture": str(out),
+                          "concepts": found.summary()}, indent=2))
+        return EXIT_OK
+    print(f"{found.layer}: {len(found.concepts)} concepts, drawn in {out}")
+    for c in found.concepts:
+        votes = ", ".join(f"{label.split(',')[0]} {p:.2f}" for _, label, p in c.supports)
+        print(f"  #{'%02x%02x%02x' % c.colour} concept {c.number + 1}: {c.shares[0]:.0%} of the photo; votes {votes}")
+    return EXIT_OK
+
+
 def cmd_check(args) -> int:
     """Faithfulness scores (and the sanity check with --sanity) for one map."""
     image = gradcam.load_image(args.image)
@@ -692,6 +742,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sanity", action="store_true", help="also run the sanity check (randomizes a copy of the model)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_check)
+
+    p = commands.add_parser("concepts", help="the parts the model sees (Deep Feature Factorization), each with "
+                                             "the classes it votes for; for a folder, the concepts its photos share")
+    p.add_argument("image", metavar="IMAGE|FOLDER")
+    _add_model_options(p)
+    p.add_argument("--layer", "-l", help="layer to factorise (default: the last feature map; see 'layers')")
+    p.add_argument("--concepts", "-k", type=_positive_int, default=5, metavar="K",
+                   help="how many concepts, 1 to 12 (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=0.6, help="tint strength, 0..1 (default: %(default)s)")
+    p.add_argument("--out", "-o", metavar="PATH", help="the picture (default: <image stem>-concepts.png here)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a summary")
+    p.set_defaults(run=cmd_concepts)
 
     p = commands.add_parser("audit", help="audit a dataset for shortcuts: SpRAy clusters of its maps, per class")
     p.add_argument("source", metavar="SOURCE",

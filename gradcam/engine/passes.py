@@ -14,7 +14,8 @@ which captures a layer's activations on the way to the logits.
 - ``attention_pass``: attention rollout, from every attention layer's scores.
 - ``occlusion_pass``: the logits of a batch of copies with patches covered (Occlusion);
 - ``activations_pass``: one layer's activations for any batch (the audit's correction);
-- ``fullgrad_pass``: FullGrad, from the gradients at the input and at every bias.
+- ``fullgrad_pass``: FullGrad, from the gradients at the input and at every bias;
+- ``substituted_logits_pass``: the logits with a layer's output replaced (concepts' directions).
 """
 
 from __future__ import annotations
@@ -287,6 +288,27 @@ def activations_pass(model, layer_name: str):
                            autograph=False)
 
     return cached(model, ("activations", layer_name), build)
+
+
+def substituted_logits_pass(model, layer: TargetLayer):
+    """The logits when the layer's output is replaced by each of a batch of activations
+    (b, h, w, k) and the rest of the network runs from there (Deep Feature Factorization's
+    concept directions, in ``gradcam.concepts``). ``x`` feeds whatever joins later from
+    before the layer (a skip connection)."""
+    import tensorflow as tf
+
+    def build(head):
+        classes = len(model.labels)
+        grid = tf.TensorSpec((None, *[d for d in layer.shape]), tf.float32)
+
+        @tf.function(input_signature=[input_spec(model), grid], autograph=False)
+        def run(x, features):
+            _, logits = run_capturing_many(model.keras, x, [], head=head, substitute={layer.name: features})
+            return tf.reshape(logits, (tf.shape(features)[0], classes))
+
+        return run
+
+    return cached(model, ("substituted", layer.name), build)
 
 
 def attention_pass(model, method: Method):
