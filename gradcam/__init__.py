@@ -13,6 +13,7 @@ The layers, bottom to top (each imports only those below it):
 - ``engine``: the ``Model`` type, the graph runner, the compiled passes, the methods;
 - ``zoo``: where models come from: the offline EfficientNet-Lite, Keras applications, own files;
 - ``trust``: is one map faithful, does it pass the sanity check;
+- ``concepts``: Deep Feature Factorization, the parts the model sees (over ``engine``);
 - ``audit``: the dataset audit (``gradcam.audit`` is its function; its modules are
   reached with ``from gradcam.audit.spray import spray``);
 - ``report``: HTML and PDF reports, many photos' records and CSV;
