@@ -151,7 +151,8 @@ def find_concepts(model, images: Sequence | object, n: int = DEFAULT_CONCEPTS, l
         raise ValueError("Concepts are found on a convolutional layer's feature maps; this layer holds tokens.")
     check_explanation(model, method_named("eigencam"), 1, photos=len(photos))  # forward passes, no gradients
     run = activations_pass(model, target.name)
-    activations = np.concatenate([run(model.prepare(as_image(photo))).numpy() for photo in photos])
+    prepared = [model.prepare(as_image(photo)) for photo in photos]
+    activations = np.concatenate([run(x).numpy() for x in prepared])
     positions = activations.shape[1] * activations.shape[2] * len(photos)
     if n > min(positions, activations.shape[3]):
         raise ValueError(f"This layer has {positions} positions and {activations.shape[3]} channels over these "
@@ -159,7 +160,7 @@ def find_concepts(model, images: Sequence | object, n: int = DEFAULT_CONCEPTS, l
     directions, maps = factorize(activations, n)
     mass = maps.sum(axis=(2, 3))  # (photos, n)
     shares = mass / np.where(mass.sum(axis=1, keepdims=True) > 0, mass.sum(axis=1, keepdims=True), 1.0)
-    x = model.prepare(as_image(photos[0]))
+    x = prepared[0]  # feeds whatever joins after the layer from before it (none at a last layer)
     tiled = np.broadcast_to(directions.T[:, None, None, :].astype(np.float32),
                             (n, *activations.shape[1:])).copy()  # each direction at every position
     logits = np.asarray(substituted_logits_pass(model, target)(x, tiled), np.float64).reshape(n, -1)

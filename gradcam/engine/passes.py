@@ -457,9 +457,16 @@ def fullgrad_pass(model):
                 scores = tf.linalg.matvec(rows, logits)
             grads = tape.jacobian(scores, [x, *outputs], unconnected_gradients=tf.UnconnectedGradients.ZERO)
             total = tf.reduce_sum(_scaled_per_channel(tf.abs(grads[0][:, 0] * x[0])), axis=-1)  # (K, H, W)
+            # Upsampling is linear: layers of one resolution are summed first and upsampled once.
+            by_grid: dict = {}
             for bias, gradient in zip(biases, grads[1:]):
                 per_layer = tf.reduce_sum(_scaled_per_channel(tf.abs(bias * gradient[:, 0])), axis=-1)
-                total += tf.image.resize(per_layer[..., None], (height, width), method="bilinear")[..., 0]
+                grid = tuple(per_layer.shape[1:])
+                if None in grid:  # a size known only when run: upsampled on its own
+                    grid = ("unknown", len(by_grid))
+                by_grid[grid] = per_layer if grid not in by_grid else by_grid[grid] + per_layer
+            for summed in by_grid.values():
+                total += tf.image.resize(summed[..., None], (height, width), method="bilinear")[..., 0]
             shifted = total - tf.reduce_min(total, axis=(1, 2), keepdims=True)
             before_relu = shifted / (1e-7 + tf.reduce_max(shifted, axis=(1, 2), keepdims=True))
             return {"logits": logits, "rows": rows, "before_relu": before_relu,
