@@ -428,20 +428,19 @@ def _score_map(model, setup: _Setup, saliency, steps, road, seed=0, remake=None)
                    road, seed, remake)
 
 
-def _remaker(model, explanation: Explanation, target: int):
-    """x (1, H, W, C) prepared -> the explanation's method's map of ``target`` on x, at the
+def _remaker(model, method: str, layer, target: int):
+    """x (1, H, W, C) prepared -> ``method``'s map of ``target`` on x at ``layer``, at the
     network's input size and scaled to [0, 1] as pytorch-grad-cam's BaseCAM returns it."""
     from ..engine.cam import compute_prepared
     from ..engine.combined import base_map_at_input
     from ..engine.methods import method as method_named
 
-    chosen = method_named(explanation.method)
-    layer = None if chosen.layer_free else explanation.layer
+    chosen = method_named(method)
+    layer = None if chosen.layer_free else layer
     height, width = model.input_size
 
     def remake(x: np.ndarray) -> np.ndarray:
-        before = compute_prepared(model, np.ascontiguousarray(x, np.float32), [target], layer,
-                                  explanation.method).before_relu
+        before = compute_prepared(model, np.ascontiguousarray(x, np.float32), [target], layer, method).before_relu
         return base_map_at_input(before, height, width)[0]
 
     return remake
@@ -461,7 +460,7 @@ def deletion_insertion(model, image, explanation_or_map, *, target=None, steps: 
 
 def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 50, baseline: str = "blur",
                  road: bool = True, seeds: int = RANDOM_SEEDS, resolution=None,
-                 coherency: bool | None = None) -> Faithfulness:
+                 coherency: bool | None = None, method: str | None = None, layer=None) -> Faithfulness:
     """How faithful a map is to ``model`` on ``image``, next to random maps and a blob.
 
     ``explanation_or_map``: an Explanation (its class is the target), or any
@@ -478,7 +477,7 @@ def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 
     needs ROAD) runs the explanation's method again on the photo times each map
     (this map, each random map, the blob): ``coherency`` None does so for the
     methods that are not slow, True always, False never; a bare map has no method,
-    so no Coherency.
+    so no Coherency, unless ``method`` (and ``layer``) say which made it.
     """
     image = as_image(image)
     _check_steps(steps)
@@ -487,11 +486,12 @@ def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 
     height, width = model.input_size
     remake = None
     if isinstance(explanation_or_map, Explanation):
+        method, layer = explanation_or_map.method, explanation_or_map.layer
+    if method is not None:
         from ..engine.methods import method as method_named
 
-        slow = method_named(explanation_or_map.method).slow
-        if coherency or (coherency is None and not slow):
-            remake = _remaker(model, explanation_or_map, index)
+        if coherency or (coherency is None and not method_named(method).slow):
+            remake = _remaker(model, method, layer, index)
     mine = _score_map(model, setup, map_at_input(heatmap, height, width), steps, road, remake=remake)
     randoms = [_score_map(model, setup, random_map(cells, height, width, seed), steps, road and seed == 0, seed,
                           remake if seed == 0 else None)  # the random maps' Coherency: the first seed's, like ROAD

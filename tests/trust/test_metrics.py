@@ -98,3 +98,11 @@ def test_the_registry_says_what_each_score_is():
     assert METRICS["increase_in_confidence"].title == "Increase in Confidence (yes or no)"
     with pytest.raises(ValueError, match='Unknown metric "auc"'):
         metric("auc")
+
+
+def test_a_bare_map_named_with_its_method_gets_coherency_too(lite0, coffee, espresso):
+    explanation, scores = espresso
+    bare = gradcam.faithfulness(lite0, coffee, explanation.heatmap, target=explanation.target, steps=8,
+                                method="gradcam", layer="top_activation", resolution=explanation.raw.shape)
+    assert bare.coherency == pytest.approx(scores.coherency, abs=1e-6)
+    assert bare.arcc == pytest.approx(scores.arcc, abs=1e-6)
