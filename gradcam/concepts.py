@@ -43,6 +43,8 @@ PRESENT = 0.1  # a concept is present in a photo when it holds at least this sha
 # One colour per concept (Tableau 10 and two more): distinct for people with common colour vision deficiencies.
 COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (0, 0, 128), (128, 128, 0))
+COLOUR_NAMES = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan", "navy",
+                "khaki")  # for legends: a caption says "the orange concept"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,10 @@ class Concept:
     supports: list[tuple[int, str, float]] = field(default_factory=list)  # (class, label, probability), most first
     maps: list[np.ndarray] = field(default_factory=list, repr=False)  # per photo: (h, w) at the layer, in [0, 1]
     shares: list[float] = field(default_factory=list)  # per photo: this concept's share of the photo's H mass
+
+    @property
+    def colour_name(self) -> str:
+        return COLOUR_NAMES[COLOURS.index(self.colour)] if self.colour in COLOURS else "#%02x%02x%02x" % self.colour
 
     @property
     def label(self) -> str:
@@ -85,24 +91,26 @@ class Concepts:
     concepts: list[Concept]
     photos: int
 
-    def picture(self, image, photo: int = 0, alpha: float = 0.6) -> Image.Image:
+    def picture(self, image, photo: int = 0, alpha: float = 0.6, only: int | None = None) -> Image.Image:
         """``image`` with each pixel tinted by the concept strongest there, in that concept's
         colour, as strongly as that concept's map (the reference's show_factorization_on_image
-        idea: one colour per concept, its map as the weight)."""
+        idea: one colour per concept, its map as the weight). ``only``: one concept's number,
+        tinted alone."""
         image = as_image(image)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError("alpha must be between 0 and 1.")
         size = image.size
-        stack = np.stack([c.heatmap(photo, size) for c in self.concepts])  # (K, H, W)
+        chosen = self.concepts if only is None else [self.concepts[only]]
+        stack = np.stack([c.heatmap(photo, size) for c in chosen])  # (K, H, W)
         strongest = stack.argmax(axis=0)
         weight = alpha * stack.max(axis=0)[..., None]
-        colours = np.asarray([c.colour for c in self.concepts], np.float32)[strongest]
+        colours = np.asarray([c.colour for c in chosen], np.float32)[strongest]
         photo_pixels = np.asarray(image, np.float32)
         return Image.fromarray(np.clip(photo_pixels * (1 - weight) + colours * weight, 0, 255).astype(np.uint8))
 
     def summary(self) -> list[dict]:
         """Numbers only, for JSON."""
-        return [{"concept": c.number + 1, "colour": "#%02x%02x%02x" % c.colour,
+        return [{"concept": c.number + 1, "colour": "#%02x%02x%02x" % c.colour, "colour_name": c.colour_name,
                  "supports": [{"class": k, "label": name, "probability": p} for k, name, p in c.supports],
                  "present_in": c.present_in(), "shares": [round(s, 4) for s in c.shares]}
                 for c in self.concepts]

@@ -90,3 +90,15 @@ def test_bad_requests_get_one_sentence(lite0, cat, kwargs, sentence):
     assert str(raised.value) == sentence
     with pytest.raises(ValueError, match="at least one photo"):
         find_concepts(lite0, [], n=2)
+
+
+def test_one_concept_can_be_drawn_alone_in_its_named_colour(lite0, cat, coffee):
+    photo = two_objects(cat, coffee, (0, 0), (224, 224))
+    found = find_concepts(lite0, photo, n=2)
+    assert [c.colour_name for c in found.concepts] == ["blue", "orange"]
+    pixels = np.asarray(photo, np.float64)
+    orange = np.asarray(found.picture(photo, alpha=1.0, only=1), np.float64) - pixels
+    blue = np.asarray(found.picture(photo, alpha=1.0, only=0), np.float64) - pixels
+    # Tinted orange alone, the photo gets redder and less blue; tinted blue alone, the opposite.
+    assert orange[..., 0].mean() > 5 and orange[..., 2].mean() < -5
+    assert blue[..., 0].mean() < -5 and blue[..., 2].mean() > 5
