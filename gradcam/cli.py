@@ -533,6 +533,10 @@ def cmd_audit(args) -> int:
     source = Path(args.source)
     if not source.exists():
         raise BadInput(f"{args.source} does not exist.")
+    # Before the audit runs (it may take an hour): a report that cannot be written loses it.
+    inputs = [source] + ([Path(args.masks)] if args.masks else [])
+    out = _writable_output(Path(args.out), "--out", inputs)
+    csv_out = _writable_output(Path(args.csv), "--csv", inputs + [out]) if args.csv else None
     # A Ray job's maps are reused: the model is needed only for the reliance test, which
     # re-reads at most 16 photos per cluster.
     model = None if is_parquet(source) and args.no_model else _load_model(args)
@@ -542,24 +546,64 @@ def cmd_audit(args) -> int:
         return _audit_compare(args, model, source)
     progress = _Progress("Explaining") if not args.json and sys.stderr.isatty() else None
     result = gradcam.audit(model, str(source), masks=args.masks, layer=args.layer, method=args.method,
-                           explain=args.explain, progress=None if progress is None else progress.set)
+                           explain=args.explain, progress=None if progress is None else progress.set,
+                           allow_uris=args.allow_uris)
     if progress is not None:
         progress.close()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(audit_html(result), encoding="utf-8")
-    if args.csv:
-        Path(args.csv).write_text(audit_csv(result), encoding="utf-8", newline="")
+    if csv_out is not None:
+        csv_out.write_text(audit_csv(result), encoding="utf-8", newline="")
+    # Not one photo read (every one broken, refused or out of budget): the audit says nothing.
+    status = EXIT_FAILED if result.photos and len(result.broken) == len(result.photos) else EXIT_OK
     if args.json:
         print(result.to_json())
-        return EXIT_OK
+        return status
     print(result.summary())
     for cluster in result.flagged:
         print(f"  flagged: {cluster.reason}")
+    for cls in result.flagged_classes:
+        print(f"  flagged: {cls.reason}")
+    for cls in result.classes:
+        if cls.reason and not cls.flagged:
+            print(f"  {cls.label}: {cls.reason}")
+    for sentence in result.untested:
+        print(f"  not tested: {sentence}")
     for problem in result.problems:
         print(f"  note: {problem}")
     print(f"Report: {out}")
-    return EXIT_OK
+    if status != EXIT_OK:
+        print(f"error: none of the {len(result.photos)} photos could be read; the report lists why.", file=sys.stderr)
+    return status
+
+
+def _writable_output(path: Path, flag: str, inputs: list[Path]) -> Path:
+    """``path`` checked before any work: not a folder or a device, not one of the inputs nor a file
+    inside the photos' folder (a report must not overwrite a photo), and its folder writable
+    (checked by creating a file there and removing it). Its folder is created."""
+    shown = str(path)
+    if path.is_dir():
+        raise BadInput(f"{flag} {shown} is a folder; give a file name (for example {path / 'audit.html'}).")
+    if path.exists() and not path.is_file():
+        raise BadInput(f"{flag} {shown} is not a regular file (it is a device, a pipe or a socket).")
+    target = path.resolve()
+    for given in inputs:
+        given = given.resolve()
+        if target == given or (given.is_dir() and given in target.parents and path.exists()):
+            raise BadInput(f"{flag} {shown} would overwrite "
+                           f"{'the input ' + str(given) if target == given else 'a file among the inputs in ' + str(given)}"
+                           "; write it elsewhere.")
+    import tempfile
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".gradcam-write-check-"):
+            pass
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError
+    except OSError as error:
+        reason = error.strerror or "permission denied"
+        raise BadInput(f"{flag} {shown} cannot be written ({reason.lower()}); nothing was audited.") from None
+    return path
 
 
 def _audit_compare(args, model, source: Path) -> int:
@@ -592,6 +636,8 @@ def _audit_compare(args, model, source: Path) -> int:
     for c in result.classes:
         print(f"  {c.label}: accuracy {_share(c.accuracy[0])} against {_share(c.accuracy[1])}, flagged "
               f"{c.flagged[0]} against {c.flagged[1]}")
+    for a, b in result.counterfactual:
+        print(f"  counterfactual photos, {a.name}: {a.right} against {b.right} of {a.total} right")
     for d in result.differences[:3]:
         print(f"  maps differ most: {d.path} ({d.difference:.2f})")
     print(f"Report: {out}")
@@ -772,6 +818,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE.csv", help="also write one row per photo")
     p.add_argument("--no-model", action="store_true",
                    help="with a Parquet SOURCE: cluster its maps without loading a model (no reliance test)")
+    p.add_argument("--allow-uris", action="store_true",
+                   help="with a Parquet SOURCE: read its photos from s3:// or gs:// URIs too (else local paths only)")
     p.add_argument("--compare", metavar="OTHER",
                    help="also audit with OTHER (a built-in name or a .keras/.h5 file with the same classes) and "
                         "write both side by side to --out")

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# KerasHub without its dependencies: requirements-dev.txt has the ones its image classifiers
+# need; its tensorflow-text would install the full tensorflow package over tensorflow-cpu.
+python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-hub.txt
 
 # The end-to-end test drives Debian's Chromium (Playwright's own browser download
 # does not work offline). Install it when it is missing and we are allowed to.

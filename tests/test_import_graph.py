@@ -193,3 +193,93 @@ def test_a_layered_package_passes_and_underscore_names_are_caught(tmp_path):
     assert find_circle(edges) is None  # cli imports the package, whose __init__ does not import cli
     assert sorted((m, source, name) for m, _, source, name in private) == [
         ("pkg.engine.cam", "pkg.engine._util", ""), ("pkg.report", "pkg.engine.cam", "_scores")]
+
+
+# --- the whole house: the library below, the dashboard's wing above it ----------------------------
+
+# The dashboard's layers, bottom to top (docs/layout.md states this order); streamlit_app.py sits on top.
+DASHBOARD_LAYERS = ("safe_text", "runtime", "parts", "pages")
+
+
+def dashboard_layer_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in DASHBOARD_LAYERS else None
+
+
+def ui_files() -> dict[str, Path]:
+    """Dotted name -> file for every module of the UI: the dashboard package and the entry point."""
+    return {**module_names(ROOT / "dashboard"), "streamlit_app": ROOT / "streamlit_app.py"}
+
+
+def imports_everywhere(files: dict[str, Path]):
+    """(module, imported module, name or None, line) for every import in ``files``."""
+    gradcam_modules = module_names(ROOT / "gradcam")
+    for module, path in files.items():
+        for source, name, line in imports_of(module, path, {**gradcam_modules, **files}):
+            yield module, source, name, line
+
+
+def test_the_library_never_imports_streamlit_or_the_dashboard():
+    found = [(m, line, source) for m, source, _, line in imports_everywhere(module_names(ROOT / "gradcam"))
+             if source and source.split(".")[0] in ("streamlit", "dashboard", "streamlit_app")]
+    assert found == [], "\n".join(f"{m} (line {line}) imports {source}" for m, line, source in found)
+
+
+def test_the_ui_imports_only_public_names_of_the_library():
+    """gradcam, or one of its sub-packages, and a name it exports: never a module inside a
+    sub-package (gradcam.engine.cam), never a module taken as a name (from gradcam.zoo import
+    catalog), never an underscore name."""
+    library = module_names(ROOT / "gradcam")
+    packages = {name for name, path in library.items() if path.name == "__init__.py"}
+    wrong = []
+    for module, source, name, line in imports_everywhere(ui_files()):
+        if not source or source.split(".")[0] != "gradcam":
+            continue
+        if source not in packages or (name is not None and (is_private(name) or f"{source}.{name}" in library)):
+            wrong.append(f"{module} (line {line}): from {source} import {name}" if name else
+                         f"{module} (line {line}): import {source}")
+    assert wrong == [], "the UI reaches past the library's public names:\n" + "\n".join(wrong)
+
+
+def test_the_dashboard_is_layered_and_has_no_import_circle():
+    edges, private = import_graph(ROOT / "dashboard")
+    assert len(edges) > 20, "the walk found the dashboard's modules"
+    circle = find_circle(edges)
+    assert circle is None, "import circle: " + " -> ".join(circle)
+    assert private == [], private
+    upward = [(module, target) for module, targets in edges.items() for target in targets
+              if dashboard_layer_of(module) and dashboard_layer_of(target)
+              and DASHBOARD_LAYERS.index(dashboard_layer_of(target)) > DASHBOARD_LAYERS.index(dashboard_layer_of(module))]
+    assert upward == [], "\n".join(f"{m} imports {t}, a layer above it" for m, t in sorted(upward))
+    nobody_imports_the_router = [m for m, source, _, _ in imports_everywhere(ui_files()) if source == "streamlit_app"]
+    assert nobody_imports_the_router == []
+
+
+def test_importing_the_dashboard_starts_nothing():
+    """boot() is explicit: no module of the wing calls a function at import time (module-level
+    code is definitions, constants and decorators), except the router, which is the app."""
+    for module, path in ui_files().items():
+        if module == "streamlit_app":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        calls = [node.lineno for node in tree.body if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)]
+        assert calls == [], f"{module} calls something at import (lines {calls})"
+
+
+def test_the_layout_states_the_dashboards_layers_in_this_order():
+    layout = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8")
+    order = " < ".join(f"`{name}`" for name in DASHBOARD_LAYERS) + " < `streamlit_app`"
+    assert "Inside the dashboard, one way too: " + order + "." in layout
+
+
+def test_the_ui_check_catches_a_reach_into_the_library(tmp_path, monkeypatch):
+    """The public-names check fails on what the dashboard used to do (a private engine function,
+    a module inside a sub-package), and passes the public forms."""
+    library = module_names(ROOT / "gradcam")
+    packages = {name for name, path in library.items() if path.name == "__init__.py"}
+    page = tmp_path / "page.py"
+    page.write_text("from gradcam.engine.cam import heatmap\nfrom gradcam.zoo import catalog\n"
+                    "from gradcam.engine import _private\nimport gradcam\nfrom gradcam.engine import heatmap\n")
+    verdicts = [source in packages and not (name and (is_private(name) or f"{source}.{name}" in library))
+                for source, name, _ in imports_of("page", page, library)]
+    assert verdicts == [False, False, False, True, True]

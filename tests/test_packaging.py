@@ -43,6 +43,7 @@ def test_pyproject_reads_requirements_txt_and_its_extras_match_the_other_files()
     extras = {name: {str(Requirement(r)) for r in reqs}
               for name, reqs in project["project"]["optional-dependencies"].items()}
     assert extras["ray"] == requirements("requirements-ray.txt") - app
+    assert extras["hub"] == requirements("requirements-hub.txt") - app
     assert extras["dev"] - {"gradcam-explorer[ray]"} == requirements("requirements-dev.txt") - app - extras["ray"]
     assert "gradcam-explorer[ray]" in extras["dev"]  # requirements-dev.txt includes requirements-ray.txt
 
@@ -74,8 +75,9 @@ def test_the_wheel_installs_and_its_gradcam_command_explains_a_photo_outside_the
     demo = "gradcam/zoo/data/clever_hans/"  # and the Clever Hans demo: model, labels, photos, masks
     assert {demo + "model.keras", demo + "labels.txt", demo + "photos/disc/disc-01.jpg",
             demo + "masks/disc/disc-01.png"} <= names
-    assert "gradcam/engine/cam.py" in names and "gradcam/bench/__main__.py" in names
-    assert not any(n.startswith(("tests/", "dashboard/", "app_pages/")) for n in names)
+    assert "gradcam/engine/cam.py" in names
+    # Developer tools stay in the checkout: the benchmark (bench/), the dashboard, the tests.
+    assert not any(n.startswith(("tests/", "dashboard/", "bench/", "gradcam/bench/", "e2e/")) for n in names)
     assert "gradcam = gradcam.cli:main" in entry_points
 
     target = tmp_path / "site"

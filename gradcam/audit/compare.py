@@ -1,7 +1,7 @@
 """Two models audited on one dataset, side by side: ``gradcam.audit.compare``.
 
 Before and after a fix, or v1 against v2: per class each model's accuracy, relevance
-mass on the object (with masks), flagged clusters and accuracy on counterfactual
+mass on the object (with masks), flagged findings and accuracy on counterfactual
 photos, and the photos where the two models' maps differ most. Each model gets the
 whole audit (its own layer, its own clusters and reliance tests), so the comparison
 costs two audits and one cheap pass over the maps.
@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..engine.baselines import map_at_input
-from .counterfactuals import CounterfactualScore, CounterfactualSet, class_accuracy, scores
+from .counterfactuals import CounterfactualScore, CounterfactualSet, class_accuracy, counterfactual_sets, scores
 from .dataset_audit import Audit, AuditPhoto, audit
 
 COMPARE_SIDE = 32  # both maps are compared on this grid, whatever their layers' resolutions
@@ -35,7 +35,7 @@ class ClassSideBySide:
     count: int
     accuracy: tuple[float | None, float | None]
     mass_on_object: tuple[float | None, float | None]
-    flagged: tuple[int, int]  # flagged clusters of this class in each audit
+    flagged: tuple[int, int]  # findings in each audit: flagged clusters, plus one when the background swap flagged it
     counterfactual: tuple[float | None, float | None]  # accuracy on the counterfactual photos of this class
 
 
@@ -59,16 +59,20 @@ class Comparison:
     counterfactual: list[tuple[CounterfactualScore, CounterfactualScore]]  # per set: (first, second)
 
     def headline(self) -> str:
-        """One sentence: each model's accuracy and flagged clusters."""
+        """One sentence: each model's accuracy and findings, and the counterfactual photos' answers."""
         def side(name, found: Audit):
             known = [p.correct for p in found.photos if p.correct is not None]
             accuracy = f"{np.mean(known):.0%} right" if known else "accuracy unknown"
-            flagged = len(found.flagged)
-            return f"{name}: {accuracy}, {flagged} cluster{'s' if flagged != 1 else ''} flagged"
+            flagged, classes = len(found.flagged), len(found.flagged_classes)
+            text = f"{name}: {accuracy}, {flagged} cluster{'s' if flagged != 1 else ''} flagged"
+            if classes:
+                text += (f", {classes} class{'es' if classes != 1 else ''} following "
+                         f"{'their' if classes != 1 else 'its'} background")
+            return text
 
         text = f"{side(self.names[0], self.first)}; {side(self.names[1], self.second)}"
         for a, b in self.counterfactual:
-            text += (f"; on the {a.total} '{a.name}' photos {a.right} against {b.right} right")
+            text += f"; {a.name}: {a.right} against {b.right} of {a.total} right"
         return text + "."
 
     def to_dict(self) -> dict:
@@ -120,8 +124,9 @@ def side_by_side(first: Audit, second: Audit, counterfactuals: Sequence[Counterf
     found_b = scores(second_model, counterfactuals) if second_model is not None else []
     by_label_a = {c.label: c for c in first.classes}
     by_label_b = {c.label: c for c in second.classes}
-    flagged_a = [c.label for c in first.flagged]
-    flagged_b = [c.label for c in second.flagged]
+    # Findings per class: its flagged clusters, and the class itself when the background swap flagged it.
+    flagged_a = [c.label for c in first.flagged] + [cls.label for cls in first.flagged_classes]
+    flagged_b = [c.label for c in second.flagged] + [cls.label for cls in second.flagged_classes]
     classes = []
     for label in list(by_label_a) + [k for k in by_label_b if k not in by_label_a]:
         a, b = by_label_a.get(label), by_label_b.get(label)
@@ -146,12 +151,14 @@ def side_by_side(first: Audit, second: Audit, counterfactuals: Sequence[Counterf
                       counterfactual=list(zip(found_a, found_b)))
 
 
-def compare(first_model, second_model, source, *, counterfactuals: Sequence[CounterfactualSet] = (), masks=None,
+def compare(first_model, second_model, source, *, counterfactuals: Sequence[CounterfactualSet] | None = None,
+            masks=None,
             first_layer=None, second_layer=None, method: str = "gradcam", explain: str = "label",
             progress: Callable[[int, int], object] | None = None, stop=None) -> Comparison:
     """Audit ``source`` with both models and set the results side by side. Each model
     is audited at its own layer (default: its default layer); ``progress`` counts the
-    photos of both audits."""
+    photos of both audits. ``counterfactuals``: the edited photos both models answer;
+    None makes them from both audits' findings (``counterfactual_sets``)."""
     def half(offset):
         if progress is None:
             return None
@@ -162,4 +169,21 @@ def compare(first_model, second_model, source, *, counterfactuals: Sequence[Coun
     done = len(first.photos)
     second = audit(second_model, source, masks=masks, layer=second_layer, method=method, explain=explain,
                    progress=half(done), stop=stop)
+    if counterfactuals is None:
+        counterfactuals = counterfactual_sets(first_model, first, source, masks=masks)
+        named = {c.name for c in counterfactuals}
+        counterfactuals += [c for c in counterfactual_sets(second_model, second, source, masks=masks)
+                            if c.name not in named]
     return side_by_side(first, second, counterfactuals, first_model=first_model, second_model=second_model)
+
+
+def before_and_after(correction, audited: Audit, source, *, counterfactuals: Sequence[CounterfactualSet] = (),
+                     masks=None, progress: Callable[[int, int], object] | None = None, stop=None) -> Comparison:
+    """The proof of a fix: the corrected model (``correction.model``, see correction.py)
+    audited again on the same photos, at the inserted layer (what the rest of the network
+    now sees), with the original's method and classes, set beside the original audit;
+    the counterfactual photos answered by both."""
+    again = audit(correction.model, source, masks=masks, layer=correction.projection_layer, method=audited.method,
+                  explain=audited.explain, progress=progress, stop=stop)
+    return side_by_side(audited, again, counterfactuals, first_model=correction.original,
+                        second_model=correction.model)

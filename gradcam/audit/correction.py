@@ -37,12 +37,13 @@ from PIL import Image
 from ..engine.graph import SEPARATOR, resolve_layer, target_layers
 from ..engine.model import Model
 from ..engine.passes import activations_pass
-from .counterfactuals import top_answers
-from .sources import read_source
+from .counterfactuals import masks_of, objects_moved, photo_readers, region_filled, top_answers
 
 CHUNK = 32  # photos per activations call: the means are summed, so memory stays bounded
 SUFFIX = "_pclarc"  # the inserted layer is named after the audited one plus this
 MIN_PHOTOS = 2  # photos needed on each side to tell a direction
+MIN_CLEAN = 4  # fewer clean photos of the class than this: the members with the cue removed stand in
+REFERENCE_PHOTOS = 64  # other classes' photos in z, the clean photos' mean activation (one pass, bounded)
 
 
 @dataclass(frozen=True)
@@ -102,21 +103,21 @@ def projected(a: np.ndarray, direction: np.ndarray, reference: np.ndarray) -> np
 
 
 def correct(model: Model, with_cue: Sequence[Image.Image], without_cue: Sequence[Image.Image],
-            layer=None, label: str | None = None) -> Correction:
+            layer=None, label: str | None = None, reference: Sequence[Image.Image] | None = None) -> Correction:
     """P-ClArC: a corrected copy of ``model`` that ignores what tells ``with_cue`` from
     ``without_cue`` at ``layer`` (the audited layer; default: the model's default).
 
     ``with_cue``: the flagged photos (the cluster's members); ``without_cue``: clean
     photos of the same class (or the members with the cue removed, when the class has
     none without it); ``label``: their class, for the sentence about what the fix
-    cannot do. One pass over each set; nothing is trained."""
+    cannot do; ``reference``: the clean photos whose mean activation is z (default:
+    ``without_cue``; the fix of a finding gives every clean photo of the dataset, so
+    the other classes keep, on average, what they had along v). One pass over each
+    set; nothing is trained."""
     if len(with_cue) < MIN_PHOTOS or len(without_cue) < MIN_PHOTOS:
         raise ValueError(f"The correction needs at least {MIN_PHOTOS} photos with the cue and {MIN_PHOTOS} without "
                          f"it; it got {len(with_cue)} and {len(without_cue)}.")
     target = resolve_layer(model, layer)
-    if target.grid is not None:
-        raise ValueError(f'"{target.name}" is a token layer; the correction is inserted after a feature-map layer '
-                         "(choose a convolutional layer).")
     shifted = mean_activation(model, list(with_cue), target.name)
     clean = mean_activation(model, list(without_cue), target.name)
     difference = shifted - clean
@@ -125,8 +126,9 @@ def correct(model: Model, with_cue: Sequence[Image.Image], without_cue: Sequence
         raise ValueError(f'The photos with and without the cue give the same activations at "{target.name}": '
                          "there is no direction to remove there.")
     direction = (difference / separation).astype(np.float32)
-    reference = clean.astype(np.float32)
-    keras_model, projection = with_projection(model.keras, target.name, direction, reference)
+    reference = (clean if reference is None else mean_activation(model, list(reference), target.name)).astype(
+        np.float32)
+    keras_model, projection = with_projection(model.keras, target.name, *_as_layer_output(target, direction, reference))
     corrected = Model(name=f"{model.name} (corrected)", keras=keras_model, input_size=model.input_size,
                       labels=list(model.labels), preprocessing=model.preprocessing,
                       description=f"{model.description} with the shortcut at {target.name} projected out (P-ClArC)"
@@ -174,37 +176,80 @@ def limits_sentence(label: str | None, answers: Sequence[str]) -> str:
             + ". It must be retrained on data without the cue.")
 
 
-def correct_finding(model: Model, audit, source, cluster=None) -> Correction:
-    """P-ClArC for one flagged cluster of ``audit`` (default: the most suspicious):
-    with the cue, the cluster's members; without it, the class's other photos (those
-    in no flagged cluster and in no cluster at the flagged one's place). ``source`` is
-    what was audited (the photos are read again)."""
-    flagged = audit.flagged
-    if cluster is None:
-        if not flagged:
+def correct_finding(model: Model, audit, source, finding=None, masks=None) -> Correction:
+    """P-ClArC for one finding of ``audit`` (default: the most suspicious flagged cluster,
+    else the first class the background swap flagged). ``source`` and ``masks`` are what
+    was audited (the photos are read again).
+
+    A flagged cluster: with the cue, its members; without it, the class's other photos
+    (in no flagged cluster and in no cluster at the flagged one's place), or, when the
+    class has fewer than MIN_CLEAN of those (every photo carries the cue), the members
+    with the region filled by their mean colour. z: the mean over those clean photos
+    and up to REFERENCE_PHOTOS photos of other classes.
+    A class flagged by the background swap: with the cue, its photos; without it, the
+    same objects cut out by their masks onto other classes' backgrounds."""
+    if finding is None:
+        findings = list(audit.flagged) + list(audit.flagged_classes)
+        if not findings:
             raise ValueError("The audit flagged nothing, so there is no shortcut to correct.")
-        cluster = flagged[0]
+        finding = findings[0]
     if model is None or audit.layer not in {t.name for t in target_layers(model)}:
         raise ValueError("The correction needs the audited model (its layer "
                          f'"{audit.layer}" is not one of this model\'s).')
+    readers = photo_readers(source, model.labels)
+    label = finding.label
+    in_class = [p for p in audit.photos if p.label == label and not p.error and p.path in readers]
+    if not hasattr(finding, "members"):  # a class whose answer follows its backgrounds
+        with_mask = masks_of(masks, readers)
+        own = [found for found in (with_mask(p.path) for p in in_class) if found is not None]
+        others = [found for found in (with_mask(p.path) for p in audit.photos
+                                      if p.label != label and not p.error) if found is not None]
+        if len(own) < MIN_PHOTOS or not others:
+            raise ValueError(f"Correcting a background needs the masks of at least {MIN_PHOTOS} '{label}' photos and "
+                             "of photos of other classes: give the masks that were audited.")
+        moved = objects_moved(model, own, others)
+        return correct(model, [image for image, _ in own], moved, layer=audit.layer, label=label,
+                       reference=moved + [image for image, _ in others[:REFERENCE_PHOTOS]])
+    missing = [path for path in finding.members if path not in readers]
+    if missing:
+        raise ValueError(f"{missing[0]} is in the audit but not in this source: give the source that was audited.")
     # Not clean: the flagged clusters' photos, and those of any cluster of the class whose
     # maps sit where the flagged one's do (SpRAy may split the cue's photos into a flagged
     # cluster and one the rules let pass; taking those as clean would bend the direction).
-    suspect = {path for c in _class_clusters(audit, cluster.label)
-               if c.flagged or _overlap(c.region, cluster.region) >= SAME_PLACE for path in c.members}
-    clean = [p.path for p in audit.photos
-             if p.label == cluster.label and not p.error and p.path not in suspect
-             and (p.true_label is None or p.true_label == cluster.label)]
-    if len(clean) < MIN_PHOTOS:
-        raise ValueError(f"Every '{cluster.label}' photo is in a flagged cluster, so there are no clean photos of the "
-                         "class to tell the cue's direction from.")
-    readers = {entry.path: entry.read for entry in read_source(source, model.labels).entries}
-    missing = [path for path in list(cluster.members) + clean if path not in readers]
-    if missing:
-        raise ValueError(f"{missing[0]} is in the audit but not in this source: give the source that was audited.")
-    with_cue = [readers[path]() for path in cluster.members]
-    without_cue = [readers[path]() for path in clean]
-    return correct(model, with_cue, without_cue, layer=audit.layer, label=cluster.label)
+    suspect = {path for c in _class_clusters(audit, label)
+               if c.flagged or _overlap(c.region, finding.region) >= SAME_PLACE for path in c.members}
+    clean = [p.path for p in in_class if p.path not in suspect and (p.true_label is None or p.true_label == label)]
+    with_cue = [readers[path]() for path in finding.members]
+    if len(clean) >= MIN_CLEAN:
+        without_cue = [readers[path]() for path in clean]
+    else:
+        # Every photo of the class carries the cue: the members with the region filled by
+        # the photo's mean colour stand in. Not other classes' patches, though the audit's
+        # evidence uses them: objects reach into that place in other classes' photos, and
+        # their parts then enter v (on the Clever Hans demo the fix lost 7 of 22 right
+        # triangles that way, none with the mean).
+        without_cue = region_filled(model, with_cue, finding.region, "mean")
+    other_classes = [readers[p.path]() for p in audit.photos
+                     if p.label != label and not p.error and p.path in readers][:REFERENCE_PHOTOS]
+    return correct(model, with_cue, without_cue, layer=audit.layer, label=label,
+                   reference=list(without_cue) + other_classes)
+
+
+def _as_layer_output(target, direction: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """v and z in the shape of the layer's own output. The engine sees a token layer's
+    (tokens, dim) output as its patch grid (h, w, dim), extra tokens dropped (tokens.py);
+    the inserted layer sees the tokens: the extra tokens (first) get v = 0, so the
+    projection leaves the class token as it is, and the grid is laid out row-major again."""
+    grid = target.grid
+    if grid is None:
+        return direction, reference
+    dim = direction.shape[-1]
+
+    def tokens(values):
+        return np.concatenate([np.zeros((grid.extra, dim), np.float32),
+                               values.reshape(grid.height * grid.width, dim)]).astype(np.float32)
+
+    return tokens(direction), tokens(reference)
 
 
 # --- a copy of the model with one layer inserted -----------------------------------

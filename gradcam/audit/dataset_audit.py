@@ -6,23 +6,33 @@ The steps:
    folders, or the maps a Ray job already wrote;
 2. explain every photo with the batched engine (32 photos per compiled call),
    keeping per photo only its map, a thumbnail and a 32x32 "look" of it;
-3. per explained class, group the maps with SpRAy (``spray.py``);
-4. per cluster, the reliance test on at most TESTED members (nearest the centre
-   first): the explained class's probability with the cluster's region replaced by
-   the blur baseline (``engine/baselines.py``), against the same for one box of the
-   same size elsewhere per member (a different place for each member);
-5. flag a cluster when all of these hold (DESIGN.md):
+3. per explained class, group the maps with SpRAy (``spray.py``); SpRAy finds
+   where maps agree, which proves nothing by itself, so
+4. per cluster on a small region, the patch tests (``evidence.py``) on at most
+   TESTED members (nearest the centre first): the region filled three ways (blur,
+   the photo's mean, the same region of other classes' photos) against a box of
+   the same size elsewhere, and the region transplanted into photos of other classes
+   against a random box;
+5. flag a cluster when all of these hold (the rules are the functions below, each
+   written out in tests/audit/test_evidence.py):
    - the maps agree on one *small* region (area <= SMALL_AREA of the photo), in
      at least MIN_MEMBERS photos;
    - the photos differ (their looks vary, outside the region, by VARIETY or more);
-   - the score depends on the region far more than on a random one (reliance at
-     least RELIANCE_GAP above random_reliance and at least RELIANCE_RATIO times it);
-   - what is in the region is not the object: with masks, at least OFF_OBJECT of the
-     region lies outside the objects; without masks, the region looks alike in the
-     members while the rest of the photos differ (``sameness`` >= SAMENESS): a tag,
-     a watermark, a border. Objects placed anywhere (a cluster per place) and a
-     centred object differ from photo to photo inside the region, so they are not
-     flagged: a shortcut is the same thing at the same place.
+   - the model depends on the region far more than on a random one: with some
+     infill, reliance at least RELIANCE_GAP above random_reliance and at least
+     RELIANCE_RATIO times it (``removal_passes``), or the transplant turns at least
+     FLIP_GAP more of the other classes' photos than a random box (``transplant_passes``);
+   - what is in the region is not the object: with masks, in at least OFF_OBJECT of
+     the members the map's strongest point, at the photo's own size, lies off the
+     photo's own object; without masks, the region looks alike in the members while
+     the rest of the photos differ (``sameness`` >= SAMENESS): a tag, a watermark.
+     Objects placed anywhere and centred objects are not flagged: a shortcut is the
+     same thing at the same place;
+6. per class, with masks, the background swap (``background_verdict``): flagged when
+   this class's backgrounds make other classes' objects this class far more often
+   than their own backgrounds do; without masks, the colour swap is reported (never
+   flagged: a colour cue and the objects' own colour look alike then) and the audit
+   says that backgrounds, frames, textures and colour casts were not tested.
 
 A broken photo is a row with its sentence; the audit goes on.
 """
@@ -37,11 +47,13 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..engine.baselines import baseline_pixels, map_at_input, network_pixels
+from ..engine.baselines import map_at_input
 from ..engine.batched import explain_batch
 from ..engine.cam import ExplanationStopped
 from ..engine.graph import resolve_layer
-from .sources import Entry, Source, mask_at, read_masks, read_source, relative_key
+from .evidence import (ColourTest, Example, PatchTest, SwapTest, background_test, box_pixels, colour_test, patch_test,
+                       random_boxes, reliance_test)
+from .sources import Entry, Source, mask_at, photo_size, read_masks, read_source, relative_key
 from .spray import Region, spray
 
 CHUNK = 32  # photos decoded and explained at once: one call of the largest bucket, bounded memory
@@ -54,7 +66,13 @@ VARIETY = 0.03  # mean per-pixel spread (0..1) of the members' looks outside the
 RELIANCE_GAP = 0.2  # reliance at least this much above the random regions' ...
 RELIANCE_RATIO = 2.0  # ... and at least this many times it
 SAMENESS = 0.35  # without masks: the region varies at most 65 % as much as the rest of the photos
-OFF_OBJECT = 0.5  # with masks: at least half of the region lies outside the objects
+OFF_OBJECT = 0.5  # with masks: in at least half of the members the map's peak lies off the photo's own object
+FLIP_GAP = 0.5  # transplant: the region turns at least this share more photos than a random box does ...
+MIN_RECIPIENTS = 4  # ... of at least this many photos of other classes
+SWAPPED = 8  # photos per class (and of other classes) in the background and colour swaps
+SWAP_GAP = 0.5  # background swap: the answer follows the background in at least this share beyond the control
+NOT_TESTED_WITHOUT_MASKS = ("Backgrounds, frames, textures and colour casts were not tested: they need object masks "
+                            "or boxes (masks=...).")
 
 
 # --- results -----------------------------------------------------------------------
@@ -101,6 +119,12 @@ class AuditCluster:
     suspicion: float
     flagged: bool
     reason: str
+    infill: str | None = None  # the infill of the strongest drop (evidence.INFILLS)
+    drops: dict = field(default_factory=dict)  # infill -> (drop with the region filled, with a box elsewhere filled)
+    recipients: int = 0  # other classes' photos the region was pasted into
+    flips: int | None = None  # of them, now answered this class
+    random_flips: int | None = None  # the same with a random box pasted
+    examples: list = field(default_factory=list, repr=False)  # evidence.Example: the transplant, before/after
 
 
 @dataclass(frozen=True)
@@ -113,6 +137,11 @@ class AuditClass:
     pointing_rate: float | None
     clusters: list[AuditCluster]
     eigenvalues: list[float]
+    object_share: float | None = None  # with masks: the mean share of the photo its objects cover
+    background: SwapTest | None = None  # with masks: the background swap
+    colours: ColourTest | None = None  # without masks: the colour swap
+    flagged: bool = False  # the background swap shows the answer follows the background
+    reason: str = ""  # what the class-level tests found, or why they did not run
 
 
 @dataclass(frozen=True)
@@ -126,11 +155,17 @@ class Audit:
     source: str
     masks: bool
     problems: list[str]
+    untested: list[str] = field(default_factory=list)  # what the audit could not test, and why
 
     @property
     def flagged(self) -> list[AuditCluster]:
         found = [c for cls in self.classes for c in cls.clusters if c.flagged]
         return sorted(found, key=lambda c: -c.suspicion)
+
+    @property
+    def flagged_classes(self) -> list[AuditClass]:
+        """Classes whose answer follows the background (the background swap, with masks)."""
+        return [cls for cls in self.classes if cls.flagged]
 
     @property
     def outliers(self) -> list[AuditPhoto]:
@@ -156,20 +191,32 @@ class Audit:
                 f"class{'es' if len(self.classes) != 1 else ''}")
         if self.broken:
             text += f" ({len(self.broken)} could not be read)"
-        flagged = self.flagged
-        if not flagged:
-            return text + "; no cluster looks like a shortcut."
-        return text + f"; {len(flagged)} cluster{'s look' if len(flagged) != 1 else ' looks'} like a shortcut."
+        flagged, classes = self.flagged, self.flagged_classes
+        found = []
+        if flagged:
+            found.append(f"{len(flagged)} cluster{'s look' if len(flagged) != 1 else ' looks'} like a shortcut")
+        if classes:
+            found.append(f"{len(classes)} class{'es follow' if len(classes) != 1 else ' follows'} its background")
+        if found:
+            return text + "; " + " and ".join(found) + "."
+        # Never "no shortcut" for what was not tested.
+        if self.untested:
+            return text + "; nothing tested looks like a shortcut (small patches only: see what was not tested)."
+        return text + "; no cluster looks like a shortcut."
 
     def summary(self) -> str:
-        """The headline, then the most suspicious cluster's reason."""
-        flagged = self.flagged
-        return self.headline() + (" " + flagged[0].reason if flagged else "")
+        """The headline, then the most suspicious finding's reason (or what was not tested)."""
+        flagged, classes = self.flagged, self.flagged_classes
+        if flagged:
+            return f"{self.headline()} {flagged[0].reason}"
+        if classes:
+            return f"{self.headline()} {classes[0].reason}"
+        return " ".join([self.headline()] + self.untested)
 
     def to_dict(self) -> dict:
         """Everything as plain JSON values (maps as nested lists; thumbnails left out)."""
-        def number(value):
-            return None if value is None else round(float(value), 6)
+        def number(value):  # NaN and infinity are not JSON: null
+            return None if value is None or not np.isfinite(float(value)) else round(float(value), 6)
 
         def grid(values):
             return None if values is None else np.round(np.asarray(values, np.float64), 6).tolist()
@@ -177,11 +224,21 @@ class Audit:
         return {
             "model": self.model, "layer": self.layer, "method": self.method, "explain": self.explain,
             "source": self.source, "masks": self.masks, "problems": list(self.problems), "summary": self.summary(),
+            "untested": list(self.untested),
             "flagged": [{"label": c.label, "cluster": c.number} for c in self.flagged],
+            "flagged_classes": [cls.label for cls in self.flagged_classes],
             "classes": [{
                 "label": cls.label, "count": cls.count, "accuracy": number(cls.accuracy),
                 "mean_map": grid(cls.mean_map), "mass_on_object": number(cls.mass_on_object),
                 "pointing_rate": number(cls.pointing_rate), "eigenvalues": [number(v) for v in cls.eigenvalues],
+                "object_share": number(cls.object_share), "flagged": cls.flagged, "reason": cls.reason,
+                "background": None if cls.background is None else {
+                    "tested": cls.background.tested, "kept": number(cls.background.kept),
+                    "kept_control": number(cls.background.kept_control), "taken": number(cls.background.taken),
+                    "taken_control": number(cls.background.taken_control)},
+                "colours": None if cls.colours is None else {
+                    "tested": cls.colours.tested, "followed": number(cls.colours.followed),
+                    "changed": number(cls.colours.changed)},
                 "clusters": [{
                     "number": c.number, "members": list(c.members), "mean_map": grid(c.mean_map),
                     "region": [number(v) for v in c.region], "area": number(c.area),
@@ -189,7 +246,9 @@ class Audit:
                     "random_reliance": number(c.random_reliance), "before": number(c.before),
                     "after": number(c.after), "tested": c.tested, "sameness": number(c.sameness),
                     "off_object": number(c.off_object), "suspicion": number(c.suspicion), "flagged": c.flagged,
-                    "reason": c.reason,
+                    "reason": c.reason, "infill": c.infill,
+                    "drops": {name: [number(a), number(b)] for name, (a, b) in c.drops.items()},
+                    "recipients": c.recipients, "flips": c.flips, "random_flips": c.random_flips,
                 } for c in cls.clusters],
             } for cls in self.classes],
             "photos": [{
@@ -243,7 +302,7 @@ def _check_stop(stop) -> None:
 
 
 def _keep_photo(row: _Row, image: Image.Image, masks: dict, problems: list) -> None:
-    row.size = image.size
+    row.size = photo_size(image)  # as the person knows it (the audit decodes it downscaled)
     small = image.convert("RGB")
     small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))  # one downscale of the full photo, the rest from it
     buffer = io.BytesIO()
@@ -253,7 +312,7 @@ def _keep_photo(row: _Row, image: Image.Image, masks: dict, problems: list) -> N
     found = masks.get(relative_key(row.entry.path))
     if found is not None:
         try:
-            row.mask = mask_at(found() if callable(found) else found, image.size)
+            row.mask = mask_at(found() if callable(found) else found, image.size, photo_size(image))
         except ValueError as error:
             problems.append(f"The mask of {row.entry.path} cannot be used: {error}")
 
@@ -326,83 +385,13 @@ def object_scores(raw: np.ndarray, mask: np.ndarray) -> tuple[float | None, bool
 # --- reliance --------------------------------------------------------------------
 
 
-def _box_pixels(region: tuple[float, float, float, float], height: int, width: int) -> tuple[int, int, int, int]:
-    x0, y0, x1, y1 = region
-    return (int(round(y0 * height)), int(round(x0 * width)),
-            max(int(round(y1 * height)), int(round(y0 * height)) + 1),
-            max(int(round(x1 * width)), int(round(x0 * width)) + 1))
-
-
-def random_boxes(region: Region, count: int, seed: int = 0) -> list[tuple[float, float, float, float]]:
-    """``count`` boxes of the region's size on its grid, elsewhere: not overlapping the
-    region where the grid leaves room for that (else overlapping it least), spread
-    over the places there are (a different place for each member where possible)."""
-    rows, cols = region.rows, region.cols
-    h, w = region.row1 - region.row0, region.col1 - region.col0
-    places = []
-    for r in range(rows - h + 1):
-        for c in range(cols - w + 1):
-            overlap = max(0, min(r + h, region.row1) - max(r, region.row0)) * \
-                max(0, min(c + w, region.col1) - max(c, region.col0))
-            places.append((overlap, r, c))
-    least = min(p[0] for p in places)
-    free = [(r, c) for overlap, r, c in places if overlap == least and (r, c) != (region.row0, region.col0)]
-    if not free:
-        free = [(r, c) for _, r, c in places]
-    order = np.random.default_rng(seed).permutation(len(free))
-    chosen = [free[order[k % len(free)]] for k in range(count)]
-    return [(c / cols, r / rows, (c + w) / cols, (r + h) / rows) for r, c in chosen]
-
-
-def _probabilities(model, pixels: list[np.ndarray], targets: list[int]) -> np.ndarray:
-    """Each photo's (network-size RGB pixels) probability of its target. Through the
-    batched engine's compiled calls: on this machine they ran a photo in 42 ms where a
-    forward-only pass of any batch size took 77-80 ms (EfficientNet-Lite0, 32 photos),
-    and the map they also make costs next to nothing."""
-    images = [Image.fromarray(np.squeeze(p.astype(np.uint8), axis=-1) if p.shape[2] == 1 else p.astype(np.uint8))
-              for p in pixels]
-    explained = explain_batch(model, images, [[int(t)] for t in targets])
-    return np.asarray([many[0].probability for many in explained], np.float64)
-
-
-def reliance_test(model, images: list[Image.Image], targets: list[int], region: Region, before=None,
-                  baseline: str = "blur") -> tuple[float, float, float, float]:
-    """(before, after, reliance, random_reliance): the mean probability of each photo's
-    target class as it is and with ``region`` replaced by ``baseline``; reliance =
-    before - after; random_reliance = the mean drop for one box of the same size
-    elsewhere per photo. ``before``: the photos' probabilities when already known (the
-    explanations'), else computed."""
-    height, width = model.input_size
-    inputs, kept_targets = [], []
-    others = random_boxes(region, len(images))
-    for image, target, other in zip(images, targets, others):
-        pixels = network_pixels(model, image)
-        blurred = baseline_pixels(pixels, baseline)
-        edits = [pixels] if before is None else []
-        for box in (region.box, other):
-            r0, c0, r1, c1 = _box_pixels(box, height, width)
-            edited = pixels.copy()
-            edited[r0:r1, c0:c1] = blurred[r0:r1, c0:c1]
-            edits.append(edited)
-        inputs.extend(edits)
-        kept_targets.extend([target] * len(edits))
-    p = _probabilities(model, inputs, kept_targets).reshape(len(images), -1)
-    if before is None:
-        original, p = p[:, 0], p[:, 1:]
-    else:
-        original = np.asarray(before, np.float64)
-    after, elsewhere = p[:, 0], p[:, 1]
-    return float(original.mean()), float(after.mean()), float((original - after).mean()), \
-        float((original - elsewhere).mean())
-
-
 def sameness_of(looks: np.ndarray, region: tuple[float, float, float, float]) -> tuple[float, float]:
     """(sameness, variety) of members' looks (n, s, s, 3): variety is the mean per-pixel
     standard deviation across the photos outside the region (do the photos differ?);
     sameness = 1 - (that deviation inside the region) / variety, in 0..1 (1: the region
     looks the same in every photo, 0: it varies as much as the rest)."""
     side = looks.shape[1]
-    r0, c0, r1, c1 = _box_pixels(region, side, side)
+    r0, c0, r1, c1 = box_pixels(region, side, side)
     inside = np.zeros((side, side), bool)
     inside[r0:r1, c0:c1] = True
     spread = looks.std(axis=0).mean(axis=-1)  # (s, s)
@@ -426,17 +415,23 @@ def _place(region: tuple[float, float, float, float]) -> str:
     return f"{vertical} {horizontal}".strip() or "centre"
 
 
-def _off_object(rows: list[_Row], region) -> float | None:
-    shares = []
+def _off_object(rows: list[_Row]) -> float | None:
+    """The share of the members whose map's strongest point, at the photo's own size,
+    lies off the photo's own object (None without masks). Per photo, not one coarse
+    region: a region on the map's grid is larger than a small object, and half of it
+    would count as "off the object" for a map that sits on it."""
+    misses = []
     for row in rows:
-        if row.mask is None:
+        if row.mask is None or row.map is None:
             continue
-        height, width = row.mask.shape
-        r0, c0, r1, c1 = _box_pixels(region, height, width)
-        box = row.mask[r0:r1, c0:c1]
-        if box.size:
-            shares.append(1.0 - float(box.mean()))
-    return float(np.mean(shares)) if shares else None
+        _, hit = object_scores(row.map, row.mask)
+        if hit is not None:
+            misses.append(not hit)
+    return float(np.mean(misses)) if misses else None
+
+
+INFILL_WORDS = {"blur": "blurred", "mean": "filled with the photo's mean colour",
+                "other classes": "filled with the same patch of other classes' photos"}
 
 
 @dataclass(frozen=True)
@@ -444,14 +439,32 @@ class _Verdict:
     flagged: bool
     reason: str
     suspicion: float
+    infill: str | None = None
+
+
+def removal_passes(drop: float, random_drop: float) -> bool:
+    """Removing the region costs far more than removing a box of the same size elsewhere."""
+    return drop - random_drop >= RELIANCE_GAP and drop >= RELIANCE_RATIO * max(random_drop, 0.0)
+
+
+def transplant_passes(recipients: int, flips: int | None, random_flips: int | None) -> bool:
+    """Pasted into other classes' photos, the region turns far more of them than a random box does."""
+    return (recipients >= MIN_RECIPIENTS and flips is not None
+            and (flips - (random_flips or 0)) / recipients >= FLIP_GAP)
 
 
 def verdict(label: str, members: int, count: int, area: float, place: str, reliance, random_reliance, before, after,
-            sameness, variety, off_object) -> _Verdict:
-    """The flag rule of the module's docstring, and its sentence."""
+            sameness, variety, off_object, *, drops: dict | None = None, recipients: int = 0, flips: int | None = None,
+            random_flips: int | None = None) -> _Verdict:
+    """The flag rule of the module's docstring, and its sentence. ``drops``: infill ->
+    (drop, random drop); without it, ``reliance`` and ``random_reliance`` are one
+    infill's (the blur's)."""
     start = f"In {members} of {count} '{label}' photos the map sits"
     if members < MIN_MEMBERS:
         return _Verdict(False, f"{start} at the {place}: too few photos to call it a pattern.", 0.0)
+    if reliance is None and drops:
+        infill = max(drops, key=lambda name: drops[name][0])
+        reliance, random_reliance = drops[infill]
     if area > SMALL_AREA:
         return _Verdict(False, f"{start} on {area:.0%} of the photo around the {place}: not a small patch"
                                + ("." if reliance is None else f" (removing it changes '{label}' by {_two(reliance)}, "
@@ -460,33 +473,154 @@ def verdict(label: str, members: int, count: int, area: float, place: str, relia
     if reliance is None:
         return _Verdict(False, f"{start} on a small patch at the {place}; without the photos, whether the score "
                                "depends on it was not tested.", 0.0)
-    gap = reliance - random_reliance
+    drops = drops or {"blur": (reliance, random_reliance)}
+    passing = [name for name, (drop, random_drop) in drops.items() if removal_passes(drop, random_drop)]
+    infill = max(passing or drops, key=lambda name: drops[name][0])
+    reliance, random_reliance = drops[infill]
+    after = before - reliance
+    removed = removal_passes(reliance, random_reliance)
+    moved = transplant_passes(recipients, flips, random_flips)
+    gap = max(reliance - random_reliance, ((flips or 0) - (random_flips or 0)) / recipients if recipients else 0.0)
     evidence = off_object if off_object is not None else (sameness or 0.0)
     suspicion = max(0.0, gap) * (1.0 - area) * evidence
+    words = INFILL_WORDS.get(infill, infill)
+    pasted = ("" if not recipients else
+              f"; pasted into {recipients} photos of other classes, the patch made {flips} of them '{label}' "
+              f"(a patch of the same size from elsewhere: {random_flips})")
     if variety < VARIETY:
         return _Verdict(False, f"{start} on the same small patch at the {place}, but these photos look alike, so "
-                               "alike maps are no surprise.", suspicion)
-    if gap < RELIANCE_GAP or reliance < RELIANCE_RATIO * max(random_reliance, 0.0):
-        return _Verdict(False, f"{start} on the same small patch at the {place}, but removing it changes '{label}' "
-                               f"by {_two(reliance)}, not far more than a patch of the same size elsewhere "
-                               f"({_two(random_reliance)}).", suspicion)
-    change = (f"removing that patch lowers '{label}' from {_two(before)} to {_two(after)}; a patch of the same size "
-              f"elsewhere changes it by {_two(random_reliance)}")
+                               "alike maps are no surprise.", suspicion, infill)
+    if not (removed or moved):
+        return _Verdict(False, f"{start} on the same small patch at the {place}, but removing it ({words}) changes "
+                               f"'{label}' by {_two(reliance)}, not far more than a patch of the same size elsewhere "
+                               f"({_two(random_reliance)}){pasted}.", suspicion, infill)
+    change = (f"removing that patch lowers '{label}' from {_two(before)} to {_two(after)} ({words}); a patch of the "
+              f"same size elsewhere changes it by {_two(random_reliance)}{pasted}")
     if off_object is not None:
         if off_object < OFF_OBJECT:
-            return _Verdict(False, f"{start} on the object ({1 - off_object:.0%} of the patch at the {place} is "
-                                   f"object), and {change}.", suspicion)
+            return _Verdict(False, f"{start} on the object (in {1 - off_object:.0%} of these photos the map's "
+                                   f"strongest point at the {place} lies on the photo's own object), and {change}.",
+                            suspicion, infill)
         return _Verdict(True, f"{start} on the same small patch at the {place}, off the object, and {change}.",
-                        suspicion)
+                        suspicion, infill)
     if sameness < SAMENESS:
         return _Verdict(False, f"{start} on a patch at the {place} that differs from photo to photo, like an object "
-                               f"placed there, and {change}.", suspicion)
-    return _Verdict(True, f"{start} on the same small patch at the {place}, and {change}.", suspicion)
+                               f"placed there, and {change}.", suspicion, infill)
+    return _Verdict(True, f"{start} on the same small patch at the {place}, and {change}.", suspicion, infill)
 
 
-def _class_result(model, label: str, rows: list[_Row], members_of: list[int], have_masks: bool,
-                  stop) -> tuple[AuditClass, dict[int, tuple[int | None, bool, tuple | None]]]:
-    """SpRAy over one class's maps, each cluster's reliance test and verdict."""
+def background_verdict(label: str, swap: SwapTest, mass: float | None, share: float | None,
+                       others_mass: float | None) -> tuple[bool, str]:
+    """Flag a class whose answer follows the background beyond what the swap's cutting
+    and pasting does (SwapTest.reliance >= SWAP_GAP), and say it with the numbers."""
+    n = swap.tested
+
+    def of(share_: float, total: int) -> str:
+        return f"{round(share_ * total)} of {total}"
+
+    maps = ""
+    if mass is not None and share is not None:
+        maps = (f" Its maps put {mass:.2f} of their mass on the object, which covers {share:.2f} of the photo"
+                + (f" (other classes' maps: {others_mass:.2f})." if others_mass is not None else "."))
+    told = (f"Background swap: '{label}' objects pasted on other classes' backgrounds were called '{label}' in "
+            f"{of(swap.kept, n)} photos (on other '{label}' backgrounds: {of(swap.kept_control, n)}), and other "
+            f"classes' objects on '{label}' backgrounds were called '{label}' in {swap.taken:.0%} of photos "
+            f"(on their own classes' backgrounds: {swap.taken_control:.0%})")
+    if swap.reliance >= SWAP_GAP:
+        return True, f"{told}: the answer follows the background, not the object.{maps}"
+    return False, f"{told}: the answer follows the object.{maps}"
+
+
+def colour_sentence(label: str, test: ColourTest) -> str:
+    n = test.tested
+    told = (f"Colour swap: given the colours of other classes' photos, {round(test.changed * n)} of {n} '{label}' "
+            f"photos were no longer called '{label}'")
+    if test.followed >= SWAP_GAP:
+        return (f"{told} ({round(test.followed * n)} took the class whose colours they were given): the answer "
+                "follows the photos' colours: a colour cast, a background colour or the objects' own colour; "
+                "object masks would tell them apart.")
+    return f"{told}: no sign that the answer follows the photos' colours alone."
+
+
+def _read(rows: list[_Row]) -> list[tuple[_Row, Image.Image]]:
+    out = []
+    for row in rows:
+        try:
+            out.append((row, row.entry.read()))
+        except ValueError:
+            continue
+    return out
+
+
+def _others(rows: list[_Row], label: str, count: int, need_mask: bool = False) -> list[_Row]:
+    """Up to ``count`` explained photos of other classes, taken in turn from each class."""
+    by_class: dict[str, list[_Row]] = {}
+    for row in rows:
+        if row.label is not None and row.label != label and row.map is not None and not row.error \
+                and (row.mask is not None or not need_mask):
+            by_class.setdefault(row.label, []).append(row)
+    queues = [by_class[name] for name in sorted(by_class)]
+    out: list[_Row] = []
+    depth = 0
+    while len(out) < count and any(depth < len(q) for q in queues):
+        out.extend(q[depth] for q in queues if depth < len(q))
+        depth += 1
+    return out[:count]
+
+
+def _class_tests(model, label: str, rows: list[_Row], in_class: list[_Row], have_masks: bool, layer,
+                 masses: dict[str, list[float]], stop) -> dict:
+    """The class-level tests: with masks the background swap, without them the colour swap."""
+    found: dict = {"object_share": None, "background": None, "colours": None, "flagged": False, "reason": ""}
+    usable = [r for r in in_class if r.map is not None and not r.error]
+    if have_masks:
+        shares = [float(r.mask.mean()) for r in usable if r.mask is not None]
+        found["object_share"] = float(np.mean(shares)) if shares else None
+    if model is None:
+        return found
+    _check_stop(stop)
+    if have_masks:
+        own = [r for r in usable if r.mask is not None][:SWAPPED]
+        others = _others(rows, label, SWAPPED, need_mask=True)
+        if len(own) < MIN_MEMBERS or not others:
+            found["reason"] = (f"The background swap needs {MIN_MEMBERS} or more '{label}' photos with masks and "
+                               "photos of another class with masks.")
+            return found
+        own_read, others_read = _read(own), _read(others)
+        if len(own_read) < MIN_MEMBERS or not others_read:
+            return found
+        swap = background_test(model, label, int(own[0].target), [(i, r.mask, r.predicted) for r, i in own_read],
+                               [(i, r.mask, r.predicted) for r, i in others_read], layer)
+        mine = masses.get(label) or []
+        theirs = [m for name, values in masses.items() if name != label for m in values]
+        found["background"] = swap
+        found["flagged"], found["reason"] = background_verdict(
+            label, swap, float(np.mean(mine)) if mine else None, found["object_share"],
+            float(np.mean(theirs)) if theirs else None)
+        return found
+    if model.channels != 3 or len(usable) < MIN_MEMBERS:
+        return found
+    donors = []
+    for name in sorted({r.label for r in rows if r.label not in (None, label)}):
+        looks = [r.look for r in rows if r.label == name and r.look is not None]
+        if looks:
+            stacked = np.stack(looks) * 255.0
+            donors.append((name, stacked.mean(axis=(1, 2)).mean(axis=0), stacked.std(axis=(1, 2)).mean(axis=0)))
+    if not donors:
+        return found
+    # A quarter of the class, at least MIN_MEMBERS and at most SWAPPED photos: the swap is
+    # reported, never flagged (without masks a colour cue and the objects' colour look alike).
+    sample = _read(usable[:int(np.clip(np.ceil(len(usable) / 4), MIN_MEMBERS, SWAPPED))])
+    if sample:
+        test = colour_test(model, label, int(sample[0][0].target), [(i, r.predicted) for r, i in sample], donors,
+                           layer)
+        found["colours"], found["reason"] = test, colour_sentence(label, test)
+    return found
+
+
+def _class_result(model, label: str, rows: list[_Row], members_of: list[int], have_masks: bool, stop, layer=None,
+                  masses: dict | None = None) -> tuple[AuditClass, dict[int, tuple[int | None, bool, tuple | None]]]:
+    """SpRAy over one class's maps, each cluster's evidence and verdict, the class's swaps."""
     in_class = [rows[i] for i in members_of]
     with_map = [k for k, row in enumerate(in_class) if row.map is not None]
     maps = np.stack([in_class[k].map for k in with_map]) if with_map else np.zeros((0, 1, 1), np.float32)
@@ -515,40 +649,46 @@ def _class_result(model, label: str, rows: list[_Row], members_of: list[int], ha
         looks = np.stack([r.look for r in tested if r.look is not None]) if any(r.look is not None for r in tested) \
             else None
         sameness, variety = sameness_of(looks, box) if looks is not None and len(looks) > 1 else (None, 0.0)
-        reliance = random_reliance = before = after = None
-        n_tested = 0
-        # The reliance test only where a shortcut is possible (a small region, enough photos),
-        # on at most TESTED members, two passes each (the photo's own probability is its
-        # explanation's): it is the audit's costly part, and a large region is not a shortcut
-        # whatever it gives (run on every cluster, it took the audit of 128 photos to 0.34x).
+        test: PatchTest | None = None
+        # The patch tests only where a shortcut is possible (a small region, enough photos),
+        # on at most TESTED members and as many photos of other classes: they are the
+        # audit's costly part, and a large region is no small patch whatever they give
+        # (the background swap, with masks, looks at those).
         if model is not None and region.area <= SMALL_AREA and len(indices) >= MIN_MEMBERS:
-            images, targets, known = [], [], []
-            for r in tested:
-                try:
-                    images.append(r.entry.read())
-                except ValueError:
-                    continue
-                targets.append(int(r.target))
-                known.append(r.probability)
-            if images:
+            read = [(r, image) for r, image in _read(tested) if r.target is not None]
+            if read:
+                known = [r.probability for r, _ in read]
                 given = None if any(k is None for k in known) else known
-                before, after, reliance, random_reliance = reliance_test(model, images, targets, region, given)
-                n_tested = len(images)
+                recipients = _read(_others(rows, label, TESTED))
+                test = patch_test(model, label, int(read[0][0].target), [image for _, image in read],
+                                  [(image, r.predicted) for r, image in recipients], region, given, layer)
                 if looks is None:  # a Parquet source: the photos were read only now
-                    looks = np.stack([_look(image) for image in images])
+                    looks = np.stack([_look(image) for _, image in read])
                     sameness, variety = sameness_of(looks, box) if len(looks) > 1 else (None, 0.0)
-                for r, image in zip(tested, images):
+                for r, image in read:
                     if r.thumbnail is None:
                         r.thumbnail, r.size = _thumbnail(image), image.size
-        off = _off_object(member_rows, box) if have_masks else None
-        judged = verdict(label, len(indices), count, region.area, _place(box), reliance, random_reliance, before,
-                         after, sameness, variety, off)
+        off = _off_object(member_rows) if have_masks else None
+        judged = verdict(label, len(indices), count, region.area, _place(box),
+                         None if test is None else test.reliance, None if test is None else test.random_reliance,
+                         None if test is None else test.before, None, sameness, variety, off,
+                         drops=None if test is None else test.drops, recipients=0 if test is None else test.recipients,
+                         flips=None if test is None else test.flips,
+                         random_flips=None if test is None else test.random_flips)
+        reliance = random_reliance = after = None
+        if test is not None:
+            reliance, random_reliance = test.drops[judged.infill]
+            after = test.before - reliance
         clusters.append(AuditCluster(
             label=label, number=number, members=[rows[i].entry.path for i in indices], indices=indices,
             mean_map=found.mean_map, region=box, area=region.area, consistency=found.consistency,
-            reliance=reliance, random_reliance=random_reliance, before=before, after=after, tested=n_tested,
+            reliance=reliance, random_reliance=random_reliance, before=None if test is None else test.before,
+            after=after, tested=0 if test is None else test.tested,
             sameness=sameness, off_object=off, suspicion=judged.suspicion, flagged=judged.flagged,
-            reason=judged.reason))
+            reason=judged.reason, infill=judged.infill if test is not None else None,
+            drops={} if test is None else dict(test.drops), recipients=0 if test is None else test.recipients,
+            flips=None if test is None else test.flips, random_flips=None if test is None else test.random_flips,
+            examples=[] if test is None else list(test.examples)))
     if len(maps):
         from .spray import normalised
 
@@ -558,23 +698,26 @@ def _class_result(model, label: str, rows: list[_Row], members_of: list[int], ha
     truths = [r for r in in_class if r.entry.true_label is not None and r.predicted is not None]
     accuracy = float(np.mean([r.predicted == r.entry.true_label for r in truths])) if truths else None
     scores = [object_scores(r.map, r.mask) for r in in_class if r.mask is not None and r.map is not None]
-    masses = [s[0] for s in scores if s[0] is not None]
+    masses_here = [s[0] for s in scores if s[0] is not None]
     hits = [s[1] for s in scores if s[1] is not None]
+    tests = _class_tests(model, label, rows, in_class, have_masks, layer, masses or {}, stop)
     return AuditClass(label=label, count=count, accuracy=accuracy, mean_map=mean_map,
-                      mass_on_object=float(np.mean(masses)) if masses else None,
+                      mass_on_object=float(np.mean(masses_here)) if masses_here else None,
                       pointing_rate=float(np.mean(hits)) if hits else None, clusters=clusters,
-                      eigenvalues=[float(v) for v in result.eigenvalues]), assignments
+                      eigenvalues=[float(v) for v in result.eigenvalues], **tests), assignments
 
 
 def audit(model, source, *, labels: dict | None = None, masks=None, layer=None, method: str = "gradcam",
-          explain: str = "label", progress: Callable[[int, int], object] | None = None, stop=None) -> Audit:
+          explain: str = "label", progress: Callable[[int, int], object] | None = None, stop=None,
+          allow_uris: bool = False) -> Audit:
     """Audit ``source`` for shortcuts: every photo's map, SpRAy clusters per class, and
     which clusters look like a "Clever Hans" strategy (see the module's docstring
-    and docs/audit.md for the sources, masks and results)."""
+    and docs/audit.md for the sources, masks and results). ``allow_uris``: a Parquet
+    dataset's photos may be read from s3:// or gs:// URIs (else local paths only)."""
     if explain not in ("label", "predicted"):
         raise ValueError('explain is "label" (the true class where known) or "predicted" (the top-1 class).')
     model_labels = None if model is None else model.labels
-    read: Source = read_source(source, model_labels)
+    read: Source = read_source(source, model_labels, allow_uris)
     problems = list(read.problems)
     if model is None and not read.precomputed:
         raise ValueError("Auditing photos needs a model; only a Parquet dataset's maps can be audited without one.")
@@ -612,9 +755,16 @@ def audit(model, source, *, labels: dict | None = None, masks=None, layer=None, 
     for i, row in enumerate(rows):
         if row.label is not None:
             by_class.setdefault(row.label, []).append(i)
+    masses: dict[str, list[float]] = {}
+    for row in rows:
+        if row.label is not None and row.mask is not None and row.map is not None:
+            mass, _ = object_scores(row.map, row.mask)
+            if mass is not None:
+                masses.setdefault(row.label, []).append(mass)
+    test_layer = None if read.precomputed else layer_name
     classes, placed = [], {}
     for label, members_of in sorted(by_class.items(), key=lambda item: (-len(item[1]), item[0])):
-        cls, assignments = _class_result(model, label, rows, members_of, bool(mask_of), stop)
+        cls, assignments = _class_result(model, label, rows, members_of, bool(mask_of), stop, test_layer, masses)
         classes.append(cls)
         placed.update(assignments)
     photos = []
@@ -628,5 +778,15 @@ def audit(model, source, *, labels: dict | None = None, masks=None, layer=None, 
             correct=None if truth is None or row.predicted is None else row.predicted == truth, map=row.map,
             cluster=cluster, outlier=outlier, xy=xy, mass_on_object=mass, pointing_hit=hit, size=row.size,
             thumbnail=row.thumbnail, error=row.error))
+    untested = []
+    if model is None:
+        untested.append("Without a model nothing was tested: the clusters show where the maps agree, which proves "
+                        "nothing by itself.")
+    elif not mask_of:
+        untested.append(NOT_TESTED_WITHOUT_MASKS)
+    if model is not None and any(c.area > SMALL_AREA for cls in classes for c in cls.clusters) and not mask_of:
+        untested.append(f"Clusters on more than {SMALL_AREA:.0%} of the photo got no patch test (they are no small "
+                        "patch); only the background swap, with masks, tests them.")
     return Audit(photos=photos, classes=classes, model="" if model is None else model.name, layer=layer_name,
-                 method=method_name, explain=explain, source=read.name, masks=bool(mask_of), problems=problems)
+                 method=method_name, explain=explain, source=read.name, masks=bool(mask_of), problems=problems,
+                 untested=untested)

@@ -22,11 +22,15 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..intake.archives import batch_sources
-from ..intake.images import SUPPORTED_FORMATS, load_image
+from ..intake.archives import MAX_ARCHIVE_BYTES, batch_sources
+from ..intake.files import FileRefused, read_regular_file
+from ..intake.images import EXPLAIN_MAX_SIDE, MAX_FILE_BYTES, ORIGINAL_SIZE, SUPPORTED_FORMATS, downscaled, load_image
 from ..intake.sandbox import load_image_safely
-from ..intake.text import valid_text
+from ..intake.text import megabytes, valid_text
 
+MAX_PARQUET_FILE_BYTES = 256 * 1024 * 1024  # one file of the Ray job's dataset, read whole (50,000 rows of 7 x 7 maps: ~15 MB)
+MAX_MASKS_CSV_BYTES = 16 * 1024 * 1024  # a boxes CSV (a million short lines took minutes and GBs as boxes)
+MAX_MASK_ROWS = 100_000  # lines of a boxes CSV (twice the most photos an audit reads)
 MAX_MASK_SIDE = 4096  # a mask larger than this on a side is refused (it would be a decompression bomb)
 
 
@@ -54,6 +58,21 @@ class Source:
     name: str  # what to call the source in a report
     problems: list[str]  # sentences about the source as a whole
     precomputed: bool = False  # maps came with it (Parquet)
+
+
+# --- decoding: what the audit holds of a photo is bounded, whatever the file declares -------
+
+
+def _photo_file(path) -> Image.Image:
+    """A photo on this machine's disk, decoded here (like ``gradcam explain FOLDER``) one at a
+    time and at once downscaled to EXPLAIN_MAX_SIDE: the audit holds 32 photos and their maps."""
+    return downscaled(load_image(path), EXPLAIN_MAX_SIDE)
+
+
+def _photo_upload(data: bytes) -> Image.Image:
+    """Untrusted bytes: decoded in the sandbox, downscaled there (only that comes back), and
+    counted against the session's decoded pixels."""
+    return load_image_safely(data, max_side=EXPLAIN_MAX_SIDE)
 
 
 def _is_photo_name(name: str) -> bool:
@@ -124,7 +143,7 @@ def _folder(folder: Path, model_labels) -> Source:
         raise ValueError(f"{folder} holds no images ({', '.join(SUPPORTED_FORMATS)}).")
     relative = [p.relative_to(folder).as_posix() for p in files]
     truth, problems = _class_folders(relative, model_labels)
-    entries = [Entry(valid_text(rel), truth.get(rel), lambda p=p: load_image(p)) for rel, p in zip(relative, files)]
+    entries = [Entry(valid_text(rel), truth.get(rel), lambda p=p: _photo_file(p)) for rel, p in zip(relative, files)]
     return Source(entries, valid_text(folder.name or str(folder)), problems)
 
 
@@ -146,7 +165,7 @@ def _uploads(uploads: list[tuple[str, bytes]], model_labels) -> Source:
         names.append(name)
     shown = _strip_common_folder(names)
     truth, folder_problems = _class_folders(shown, model_labels)
-    entries = [Entry(name, truth.get(name), lambda s=s: load_image_safely(s.read()))
+    entries = [Entry(name, truth.get(name), lambda s=s: _photo_upload(s.read()))
                for name, s in zip(shown, unpacked.sources)]
     if not entries:
         raise ValueError(" ".join(problems) or "The upload holds no images.")
@@ -158,11 +177,12 @@ def _photo_list(items: list, model_labels) -> Source:
     entries = []
     for number, item in enumerate(items, 1):
         if isinstance(item, Image.Image):
-            entries.append(Entry(f"photo {number}", None, lambda image=item: image.convert("RGB")))
+            entries.append(Entry(f"photo {number}", None,
+                                 lambda image=item: downscaled(image.convert("RGB"), EXPLAIN_MAX_SIDE)))
         elif isinstance(item, (str, os.PathLike)):
-            entries.append(Entry(valid_text(str(item)), None, lambda p=item: load_image(p)))
+            entries.append(Entry(valid_text(str(item)), None, lambda p=item: _photo_file(p)))
         elif isinstance(item, (bytes, bytearray)):
-            entries.append(Entry(f"photo {number}", None, lambda data=bytes(item): load_image_safely(data)))
+            entries.append(Entry(f"photo {number}", None, lambda data=bytes(item): _photo_upload(data)))
         else:
             raise ValueError(f"Item {number} of the list is not a path, an image or bytes.")
     if not entries:
@@ -170,9 +190,19 @@ def _photo_list(items: list, model_labels) -> Source:
     return Source(entries, f"{len(entries)} photos", [])
 
 
-def read_source(source, model_labels=None) -> Source:
+def _local_file(path: Path, limit: int) -> bytes:
+    """A .zip, a masks CSV, a mask PNG named by a path: the intake's guarded read (a FIFO or a
+    device named photos.zip or masks.csv is refused before it is opened, not read for ever)."""
+    try:
+        return read_regular_file(path, limit)
+    except FileRefused as refused:
+        raise ValueError(f"{valid_text(str(path))} {refused.reason}.") from None
+
+
+def read_source(source, model_labels=None, allow_uris: bool = False) -> Source:
     """The photos of ``source`` (see ``gradcam.audit``). ``model_labels`` name the
-    class folders; raises ValueError (one sentence) when nothing can be read."""
+    class folders; raises ValueError (one sentence) when nothing can be read.
+    ``allow_uris``: a Parquet dataset's photos may be object-store URIs (else local paths only)."""
     if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], (bytes, bytearray)):
         return _uploads([(str(source[0]), bytes(source[1]))], model_labels)
     if isinstance(source, (list, tuple)):
@@ -187,11 +217,11 @@ def read_source(source, model_labels=None) -> Source:
     if not path.exists():
         raise ValueError(f"{source} does not exist.")
     if is_parquet(path):
-        return read_parquet(path, model_labels)
+        return read_parquet(path, model_labels, allow_uris)
     if path.is_dir():
         return _folder(path, model_labels)
     if path.suffix.lower() == ".zip":
-        return _uploads([(path.name, path.read_bytes())], model_labels)
+        return _uploads([(path.name, _local_file(path, MAX_ARCHIVE_BYTES))], model_labels)
     if _is_photo_name(path.name):
         return _photo_list([path], model_labels)
     raise ValueError(f"{source} is not a folder, a .zip, a Parquet dataset or an image.")
@@ -216,29 +246,68 @@ def _pyarrow():
 
 PARQUET_COLUMNS = ("file", "target", "target_label", "target_probability", "top1_label", "layer", "method", "error",
                    "map")
+# What the columns hold (a file of other types is not the Ray job's output: refused by its schema).
+_TEXT_COLUMNS = ("file", "target_label", "top1_label", "layer", "method", "error")
+# Checked from the file's metadata before any column is read (a 3 KB file declared four
+# 5000 x 5000 maps and inflated to 2.4 GB; a million rows took minutes and GBs):
+MAX_PARQUET_ROWS = 50_000  # rows in one dataset (SpRAy and the report are sized for this)
+MAX_MAP_VALUES = 16_000_000  # every map's cells together: 64 MB as float32 (326,000 maps of 7 x 7)
+MAX_MAP_SIDE = 256  # a map is at a layer's resolution: 7 x 7 to 112 x 112 in real networks
+MAX_TEXT_BYTES = 4096  # one path or label
+MAX_TEXT_TOTAL = 64 * 1024 * 1024  # every text cell together, as decoded
+# Photos named by a URI are read only where the person allows it (``allow_uris``), from these
+# object stores, and never with options in the URI: pyarrow takes "?endpoint_override=HOST&scheme=http"
+# from it, so a file could make the audit send (signed) requests to any host it names.
+URI_SCHEMES = ("s3", "gs", "gcs")
 
 
-def _reader(location: str) -> Callable[[], Image.Image]:
-    """Re-read a dataset photo (local path or a URI pyarrow opens) for the reliance test."""
+def _photo_location(location: str, allow_uris: bool) -> tuple[str, str | None]:
+    """(how to read it: "path" or "uri", or why it is not read). Paths are local paths."""
+    if "://" not in location:
+        return "path", None
+    scheme = location.split("://", 1)[0].lower()
+    if scheme == "file":
+        return "path", None
+    shown = valid_text(location)
+    if not allow_uris:
+        return "uri", (f"{shown} is a URI; photos named in a dataset are read from local paths only, unless "
+                       "URIs are allowed (allow_uris=True, --allow-uris).")
+    if scheme not in URI_SCHEMES:
+        return "uri", f"{shown} is not a local path or an {', '.join(URI_SCHEMES)} URI, so it is not read."
+    if any(mark in location for mark in "?#@") or ":" in location.split("://", 1)[1].split("/", 1)[0]:
+        return "uri", (f"{shown} carries options, a port or credentials; a dataset's URIs name a bucket and a "
+                       "key only, so it is not read.")
+    return "uri", None
+
+
+def _reader(location: str, allow_uris: bool) -> Callable[[], Image.Image]:
+    """Re-read a dataset photo for the reliance test and the masks: a local path (the guarded
+    read), or an object-store URI where allowed and plain (``_photo_location``)."""
+    kind, refused = _photo_location(location, allow_uris)
+
     def read() -> Image.Image:
-        if "://" in location:
-            from pyarrow import fs
+        if refused is not None:
+            raise ValueError(refused)
+        if kind == "path":
+            path = location[len("file://"):] if location.lower().startswith("file://") else location
+            return _photo_file(path)
+        from pyarrow import fs
 
-            try:
-                filesystem, inner = fs.FileSystem.from_uri(location)
-                with filesystem.open_input_file(inner) as handle:
-                    return load_image_safely(handle.read())
-            except OSError as error:
-                raise ValueError(f"{location} cannot be read again: {' '.join(str(error).split())}") from None
-        return load_image(location)
+        try:
+            filesystem, inner = fs.FileSystem.from_uri(location)
+            with filesystem.open_input_file(inner) as handle:
+                return _photo_upload(handle.read(MAX_FILE_BYTES + 1))
+        except OSError as error:
+            raise ValueError(f"{valid_text(location)} cannot be read again: {' '.join(str(error).split())}") \
+                from None
 
     return read
 
 
-def _maps(column) -> list[np.ndarray | None]:
-    """The ``map`` column (lists of rows of floats) as float32 arrays, through NumPy
+def _maps(column) -> list[np.ndarray | str]:
+    """The ``map`` column (lists of rows of numbers) as float32 arrays, through NumPy
     rather than Python lists: a million 7x7 maps as Python floats would take GBs.
-    None for a missing or ragged map."""
+    A sentence instead of a map that is missing, ragged, too large or not finite."""
     import pyarrow as pa
 
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
@@ -247,58 +316,173 @@ def _maps(column) -> list[np.ndarray | None]:
     cells_per_row = inner.value_lengths().to_numpy(zero_copy_only=False)
     values = inner.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     valid = column.is_valid().to_numpy(zero_copy_only=False)
-    out: list[np.ndarray | None] = []
+    out: list[np.ndarray | str] = []
     row_at = cell_at = 0
     for k in range(len(column)):
         if not valid[k]:
-            out.append(None)
+            out.append("Its map in the dataset is not a two-dimensional grid.")
             continue
         rows = int(rows_per_map[k])
         widths = cells_per_row[row_at:row_at + rows]
         row_at += rows
         cells = int(widths.sum())
-        if rows and (widths == widths[0]).all():
-            out.append(values[cell_at:cell_at + cells].reshape(rows, int(widths[0])))
-        else:
-            out.append(None)
+        grid = values[cell_at:cell_at + cells]
         cell_at += cells
+        if not rows or not (widths == widths[0]).all() or widths[0] == 0:
+            out.append("Its map in the dataset is not a two-dimensional grid.")
+        elif rows > MAX_MAP_SIDE or widths[0] > MAX_MAP_SIDE:
+            out.append(f"Its map in the dataset is {rows} x {int(widths[0])} cells, larger than a layer's "
+                       f"resolution ({MAX_MAP_SIDE} x {MAX_MAP_SIDE} at most).")
+        elif not np.isfinite(grid).all():
+            out.append("Its map in the dataset holds NaN or infinite values.")
+        else:
+            out.append(grid.reshape(rows, int(widths[0])))
     return out
 
 
-def read_parquet(path: Path, model_labels=None) -> Source:
-    """The rows of a ``gradcam explain --ray`` dataset: maps reused as they are."""
+def _schema_problem(schema) -> str | None:
+    """Why the columns' types are not the Ray job's (None when they are)."""
+    import pyarrow.types as t
+
+    def text(kind):
+        kind = kind.value_type if t.is_dictionary(kind) else kind
+        return t.is_string(kind) or t.is_large_string(kind) or t.is_null(kind)
+
+    def number(kind):
+        return t.is_integer(kind) or t.is_floating(kind) or t.is_null(kind)
+
+    def grid(kind):
+        return ((t.is_list(kind) or t.is_large_list(kind)) and (t.is_list(kind.value_type)
+                or t.is_large_list(kind.value_type)) and number(kind.value_type.value_type))
+
+    expected = {**{c: (text, "text") for c in _TEXT_COLUMNS}, "target": (number, "class indices"),
+                "target_probability": (number, "numbers"), "map": (grid, "lists of rows of numbers")}
+    for column, (check, what) in expected.items():
+        kind = schema.field(column).type
+        if not check(kind):
+            return f"its column '{column}' holds {kind}, not {what}"
+    return None
+
+
+def _declared_map_values(metadata, schema) -> int:
+    """Every map cell the file declares (the map column's leaf values, summed over row groups),
+    read from the footer: nothing is decoded."""
+    leaf = [i for i in range(metadata.num_columns) if metadata.schema.column(i).path.split(".")[0] == "map"]
+    return sum(metadata.row_group(g).column(i).num_values for g in range(metadata.num_row_groups) for i in leaf)
+
+
+def _text_bytes(array) -> tuple[int, int]:
+    """(longest cell, all cells) of a text column in bytes, as decoded, counted without decoding
+    it: a dictionary column repeats a value by index, so a 3 KB file can hold a 1 MB path a
+    million times."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    if pa.types.is_dictionary(array.type):
+        lengths = pc.binary_length(array.dictionary).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        used = array.indices.fill_null(0).to_numpy(zero_copy_only=False) if len(lengths) else np.zeros(0, np.int64)
+        per_cell = lengths[used] if len(lengths) else np.zeros(0, np.int64)
+    elif pa.types.is_null(array.type):
+        return 0, 0
+    else:
+        per_cell = pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return (int(per_cell.max()) if len(per_cell) else 0), int(per_cell.sum())
+
+
+def _read_parquet_file(pq, file: Path, rows_before: int):
+    """One file's table, checked from its footer before its columns are read; ValueError with
+    the reason otherwise (a file that is no Parquet at all: None)."""
+    name = valid_text(file.name)
+    try:
+        data = read_regular_file(file, MAX_PARQUET_FILE_BYTES)
+        # Text columns stay dictionary-encoded as read: their decoded size is counted before it is made.
+        parquet = pq.ParquetFile(io.BytesIO(data), read_dictionary=list(_TEXT_COLUMNS))
+        metadata, schema = parquet.metadata, parquet.schema_arrow
+    except FileRefused as refused:
+        raise ValueError(f"{name} {refused.reason}.") from None
+    except Exception:  # a file an interrupted run left half-written
+        return None
+    missing = [c for c in PARQUET_COLUMNS if c not in schema.names]
+    if missing:
+        raise ValueError(f"{name} is not a 'gradcam explain --ray' output: it lacks the column"
+                         f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}.")
+    wrong = _schema_problem(schema)
+    if wrong:
+        raise ValueError(f"{name} is not a 'gradcam explain --ray' output: {wrong}.")
+    if rows_before + metadata.num_rows > MAX_PARQUET_ROWS:
+        raise ValueError(f"{name} declares {metadata.num_rows:,} rows"
+                         + (f" (after {rows_before:,} in the dataset's other files)" if rows_before else "")
+                         + f"; an audit reads at most {MAX_PARQUET_ROWS:,} rows. Audit a part of the dataset.")
+    values = _declared_map_values(metadata, schema)
+    if values > MAX_MAP_VALUES:
+        raise ValueError(f"{name} declares {values:,} map cells in {metadata.num_rows:,} rows; an audit holds at "
+                         f"most {MAX_MAP_VALUES:,} (maps are at a layer's resolution, 7 x 7 for EfficientNet-Lite0), "
+                         "so the file is not read.")
+    try:
+        table = parquet.read(columns=list(PARQUET_COLUMNS))
+    except Exception:
+        return None
+    total = 0
+    for column in _TEXT_COLUMNS:
+        longest, size = _text_bytes(table.column(column))
+        total += size
+        if longest > MAX_TEXT_BYTES:
+            raise ValueError(f"{name} holds a '{column}' value of {longest:,} bytes; a path or a label is at most "
+                             f"{MAX_TEXT_BYTES:,}, so the file is not read.")
+    if total > MAX_TEXT_TOTAL:
+        raise ValueError(f"{name} holds {megabytes(total)} of paths and labels once unpacked, more than "
+                         f"{megabytes(MAX_TEXT_TOTAL)}, so the file is not read.")
+    return table
+
+
+def _finite_or_none(value):
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def read_parquet(path: Path, model_labels=None, allow_uris: bool = False) -> Source:
+    """The rows of a ``gradcam explain --ray`` dataset: maps reused as they are. Each file is
+    checked from its footer before it is read (its columns' types, rows, map cells); photo
+    paths in it are local paths (URIs only with ``allow_uris``; see ``_photo_location``)."""
     pq = _pyarrow()
     files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
     entries: list[Entry] = []
     problems: list[str] = []
+    uris = 0
     for file in files:
-        try:
-            table = pq.read_table(file)
-        except Exception:  # a file an interrupted run left half-written
-            problems.append(f"{file.name} is not a readable Parquet file; its rows are left out.")
+        table = _read_parquet_file(pq, file, len(entries))
+        if table is None:
+            problems.append(f"{valid_text(file.name)} is not a readable Parquet file; its rows are left out.")
             continue
-        missing = [c for c in PARQUET_COLUMNS if c not in table.column_names]
-        if missing:
-            raise ValueError(f"{file.name} is not a 'gradcam explain --ray' output: it lacks the column"
-                             f"{'s' if len(missing) > 1 else ''} {', '.join(missing)}.")
         scalars = table.select([c for c in PARQUET_COLUMNS if c != "map"]).to_pylist()
         for row, grid in zip(scalars, _maps(table.column("map"))):
             location = str(row["file"])
             error = row["error"] or ""
-            if not error and grid is None:
-                error = "Its map in the dataset is not a two-dimensional grid."
-            entries.append(Entry(valid_text(location), None, _reader(location), map=None if error else grid,
+            if not error and isinstance(grid, str):
+                error = grid
+            if "://" in location and not location.lower().startswith("file://"):
+                uris += 1
+            entries.append(Entry(valid_text(location), None, _reader(location, allow_uris),
+                                 map=None if error or isinstance(grid, str) else grid,
                                  target=None if row["target"] is None else int(row["target"]),
-                                 label=row["target_label"], probability=row["target_probability"],
+                                 label=row["target_label"], probability=_finite_or_none(row["target_probability"]),
                                  predicted=row["top1_label"], layer=row["layer"], method=row["method"],
                                  error=str(error)))
     if not entries:
         raise ValueError(" ".join(problems) or f"{path} holds no rows.")
+    if uris and not allow_uris:
+        problems.append(f"{uris:,} photo{'s are' if uris != 1 else ' is'} named by a URI and not read again (the "
+                        "reliance test and masks need the photos): photos are read from local paths only, unless "
+                        "URIs are allowed (allow_uris=True, --allow-uris).")
     # True labels from the class folders the photos lie in, relative to their common folder.
     locations = [e.path for e in entries]
-    common = os.path.commonpath(locations) if len(locations) > 1 else os.path.dirname(locations[0])
-    relative = [os.path.relpath(p, common).replace(os.sep, "/") if "://" not in p else p[len(common):].lstrip("/")
-                for p in locations]
+    local = [p for p in locations if "://" not in p]
+    try:  # local paths (absolute or relative, not both) against their common folder
+        common = os.path.commonpath(local) if len(local) > 1 else os.path.dirname(local[0]) if local else ""
+    except ValueError:
+        common = ""
+    relative = [os.path.relpath(p, common or ".").replace(os.sep, "/") if "://" not in p
+                else p.split("://", 1)[1].split("/", 1)[-1] for p in locations]
     truth, folder_problems = _class_folders(relative, model_labels)
     entries = [Entry(e.path, truth.get(rel), e.read, e.map, e.target, e.label, e.probability, e.predicted, e.layer,
                      e.method, e.error) for e, rel in zip(entries, relative)]
@@ -320,16 +504,37 @@ Mask = np.ndarray | tuple  # a bool array at any size (resized to the photo), or
 
 def _mask_image(data: bytes | Path) -> np.ndarray:
     """A mask PNG: non-zero = object. Decoded in the sandbox (masks are uploads too)."""
-    raw = data.read_bytes() if isinstance(data, Path) else data
-    image = load_image_safely(raw)
-    if max(image.size) > MAX_MASK_SIDE:
+    raw = _local_file(data, MAX_FILE_BYTES) if isinstance(data, Path) else data
+    image = load_image_safely(raw, max_side=EXPLAIN_MAX_SIDE)
+    if max(image.info.get(ORIGINAL_SIZE, image.size)) > MAX_MASK_SIDE:
         raise ValueError(f"A mask is larger than {MAX_MASK_SIDE} pixels on a side.")
     return np.asarray(image.convert("L")) > 0
 
 
+def _csv_rows(text: str):
+    """(line number, fields) of a boxes CSV; a line the csv module refuses (a field over its
+    128 KB limit, a NUL) is one sentence, and so is a file of more than MAX_MASK_ROWS lines."""
+    reader = csv.reader(io.StringIO(text))
+    number = 0
+    while True:
+        number += 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            longest = csv.field_size_limit()
+            raise ValueError(f"Line {number} of the boxes CSV cannot be read: a field is longer than "
+                             f"{longest // 1024} KB or holds a NUL character; a box is path,x0,y0,x1,y1.") from None
+        if number > MAX_MASK_ROWS:
+            raise ValueError(f"The boxes CSV has more than {MAX_MASK_ROWS:,} lines; an audit takes at most "
+                             f"{MAX_MASK_ROWS:,} boxes.")
+        yield number, row
+
+
 def _boxes_csv(text: str) -> dict[str, Mask]:
     boxes: dict[str, list] = {}
-    for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
+    for number, row in _csv_rows(text):
         if not row or not "".join(row).strip():
             continue
         if number == 1 and row[0].strip().lower() in ("path", "file"):
@@ -367,9 +572,9 @@ def read_masks(masks) -> tuple[dict[str, Mask | Callable[[], Mask]], list[str]]:
             raise ValueError(f"{masks} holds no PNG masks.")
         return {relative_key(p.relative_to(path).as_posix()): (lambda p=p: _mask_image(p)) for p in files}, []
     if path.suffix.lower() == ".csv":
-        return _boxes_csv(path.read_text("utf-8", "replace")), []
+        return _boxes_csv(_local_file(path, MAX_MASKS_CSV_BYTES).decode("utf-8", "replace")), []
     if path.suffix.lower() == ".zip":
-        return _mask_uploads([(path.name, path.read_bytes())])
+        return _mask_uploads([(path.name, _local_file(path, MAX_ARCHIVE_BYTES))])
     raise ValueError(f"{masks} is not a folder of PNG masks, a .zip of them or a CSV of boxes.")
 
 
@@ -388,15 +593,22 @@ def _mask_uploads(uploads) -> tuple[dict, list[str]]:
     return found, list(unpacked.problems)
 
 
-def mask_at(mask, size: tuple[int, int]) -> np.ndarray:
-    """A mask as a bool array at the photo's (width, height)."""
+def photo_size(image: Image.Image) -> tuple[int, int]:
+    """The photo's own (width, height), before the audit's downscale (``EXPLAIN_MAX_SIDE``)."""
+    return tuple(image.info.get(ORIGINAL_SIZE, image.size))
+
+
+def mask_at(mask, size: tuple[int, int], original: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask as a bool array at the photo's (width, height). Boxes are in the pixels of the
+    photo's ``original`` size (default: ``size``), which the audit decodes downscaled."""
     width, height = size
     if isinstance(mask, Image.Image):
         mask = np.asarray(mask.convert("L")) > 0
     if isinstance(mask, tuple):
         boxes = mask if mask and isinstance(mask[0], tuple) else (mask,)
         inside = np.zeros((height, width), bool)
-        for x0, y0, x1, y1 in boxes:
+        sx, sy = (1.0, 1.0) if original is None else (width / original[0], height / original[1])
+        for x0, y0, x1, y1 in ((b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy) for b in boxes):
             c0, c1 = int(np.clip(np.floor(x0), 0, width)), int(np.clip(np.ceil(x1), 0, width))
             r0, r1 = int(np.clip(np.floor(y0), 0, height)), int(np.clip(np.ceil(y1), 0, height))
             inside[r0:r1, c0:c1] = True

@@ -35,6 +35,14 @@ keeps it from ever falling below what a pass really holds. The default budget is
 2 GB (GRADCAM_EXPLAIN_MEMORY_MB): every built-in method on EfficientNet-Lite0 is
 estimated under 0.5 GB, and the hostile model's top-5 at 4.2 GB is refused.
 
+Attention. A transformer's largest tensors are not its layers' outputs but its attention
+scores, inside the attention layer: heads x queries x keys floats per attention layer (for
+window attention, per window), held twice (before and after the softmax) for the backward
+pass. They are counted in S, and the largest in M: an own model that reshapes a 256 x 256
+photo into 65,536 tokens for one attention head declares 17 GB of scores in a file of a few
+kilobytes, and is refused before any pass. KerasHub's blocks, which the functional graph
+does not show (``inner.py``), are counted from the shapes seen when the model was traced.
+
 Scoring maps (deletion and insertion curves, ROAD, and so the faithfulness
 check, rank_methods and the Batch page's AUC) runs batches of C perturbed
 photos through the network without a tape: C x 3 M, checked against the same
@@ -49,11 +57,13 @@ import os
 from dataclasses import dataclass
 
 from ..errors import ExplanationTooCostly
+from .tokens import is_attention
 
 FLOAT_BYTES = 4
 # What one explanation may hold in memory: GRADCAM_EXPLAIN_MEMORY_MB overrides it.
 DEFAULT_MEMORY_MB = 2048
 LIVE_FORWARD_TENSORS = 3  # input, output and one skip connection of the widest layer
+SCORE_COPIES = 2  # attention scores before and after their softmax, both kept for the backward pass
 
 
 @dataclass(frozen=True)
@@ -84,15 +94,19 @@ def _size(shape, height: int, width: int) -> int:
 
 
 def activations(model) -> Activations:
-    """S and M for ``model`` (a gradcam ``Model``), from its layers' output shapes."""
-    from .graph import walk_layers
+    """S and M for ``model`` (a gradcam ``Model``), from its layers' output shapes and its
+    attention layers' scores."""
+    from .graph import inner_layers, walk_layers
 
     height, width = model.input_size
     pixels = height * width * model.channels
     sizes = []
+    scores = []  # per attention layer: heads x queries x keys, before and after the softmax
     for _, layer in walk_layers(model.keras):
         if type(layer).__name__ == "InputLayer":
             continue
+        if is_attention(layer):
+            scores.append(SCORE_COPIES * _attention_floats(layer, height, width))
         try:
             outputs = layer.output
         except (AttributeError, ValueError):  # never called, or shared by several calls
@@ -101,8 +115,26 @@ def activations(model) -> Activations:
             shape = getattr(output, "shape", None)
             if shape is not None:
                 sizes.append(_size(shape, height, width))
-    largest_layer = max(sizes, default=1)
-    return Activations(total=pixels + sum(sizes), largest=max(pixels, largest_layer), largest_layer=largest_layer)
+    for record in inner_layers(model.keras):  # what custom layers (KerasHub's encoders) run inside
+        sizes.append(record.batch * math.prod(max(int(d or 1), 1) for d in record.shape))
+        if record.role == "attention":
+            scores.append(SCORE_COPIES * record.batch * record.heads * record.query_tokens * record.key_tokens)
+    largest_layer = max([*sizes, *scores], default=1)
+    return Activations(total=pixels + sum(sizes) + sum(scores), largest=max(pixels, largest_layer),
+                       largest_layer=largest_layer)
+
+
+def _attention_floats(layer, height: int, width: int) -> int:
+    """heads x queries x keys of a Keras attention layer in the functional graph."""
+    heads = getattr(layer, "_num_heads", None) or getattr(layer, "num_heads", None) or 1
+    try:
+        node = layer._inbound_nodes[0]
+        query = node.input_tensors[0].shape
+        key = (node.input_tensors[1] if len(node.input_tensors) > 1 else node.input_tensors[0]).shape
+    except (AttributeError, IndexError):
+        return 0
+    tokens = [int(shape[1]) if len(shape) >= 3 and shape[1] is not None else height * width for shape in (query, key)]
+    return int(heads) * tokens[0] * tokens[1]
 
 
 def explanation_bytes(model, method, targets: int, photos: int = 1, batch: int | None = None) -> int:

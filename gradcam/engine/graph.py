@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Iterator, NamedTuple
 
+from . import inner
 from .tokens import TokenGrid, cannot_infer, from_grid, infer_grid, is_attention, to_grid
 
 SEPARATOR = "/"
@@ -104,20 +105,61 @@ def _targets(keras_model, with_unknown: bool = False) -> list:
     found = []
     grids_seen: list[tuple] = []  # the feature maps' (height, width) so far, latest first
     input_size = _model_input_size(keras_model)
+    inside = _inner_by_container(keras_model)
     for path, layer in walk_layers(keras_model):
         if type(layer).__name__ == "InputLayer":
             continue
+        for record in inside.get(path, ()):  # what a custom layer runs inside, before its own output
+            if record.role == "patches":
+                found.append(TargetLayer(record.path, record.shape))
+                grids_seen.insert(0, tuple(record.shape[:2]))
+            elif record.role in ("block", "input_norm") and record.batch == 1:
+                grid = infer_grid(record.shape[0], grids_seen, input_size)
+                if grid is not None:
+                    found.append(TargetLayer(record.path, (grid.height, grid.width, record.shape[1]), None, grid))
         shape = _output_shape(layer)
         if shape is not None and len(shape) == 4:
             found.append(TargetLayer(path, tuple(shape[1:]), _non_feature_kind(layer)))
             grids_seen.insert(0, tuple(shape[1:3]))
         elif shape is not None and len(shape) == 3:
             grid = infer_grid(shape[1], grids_seen, input_size)
+            if grid is not None and not grids_seen:  # no patch embedding before: read off the input size
+                grid = grid._replace(guessed=True)
             if grid is not None:
                 found.append(TargetLayer(path, (grid.height, grid.width, shape[2]), _non_feature_kind(layer), grid))
             elif with_unknown and shape[1] and shape[1] > 1:
                 found.append(path)  # a token layer whose grid cannot be told: named, not a target
     return found
+
+
+def _containers(keras_model) -> list[tuple[str, object]]:
+    """(path, layer) of the custom layers that call sub-layers of their own (inner.py)."""
+    return [(path, layer) for path, layer in walk_layers(keras_model) if inner.is_container(layer)]
+
+
+def inner_layers(keras_model) -> list:
+    """What runs inside the model's custom layers (``inner.Inner`` records, call order);
+    empty for a model made of Keras layers only, or one whose input size is not fixed."""
+    containers = _containers(keras_model)
+    if not containers:
+        return []
+    try:
+        shape = tuple(keras_model.inputs[0].shape)[1:]
+    except (AttributeError, IndexError, TypeError):
+        return []
+    if len(shape) != 3 or None in shape:
+        return []
+    return inner.probe(keras_model, containers, shape)
+
+
+def _inner_by_container(keras_model) -> dict[str, list]:
+    records = inner_layers(keras_model)
+    if not records:
+        return {}
+    by_container: dict[str, list] = {}
+    for container_path, _ in _containers(keras_model):
+        by_container[container_path] = [r for r in records if r.path.startswith(container_path + SEPARATOR)]
+    return by_container
 
 
 def token_grids(keras_model) -> dict[str, TokenGrid]:
@@ -127,10 +169,15 @@ def token_grids(keras_model) -> dict[str, TokenGrid]:
 
 def attention_inputs(model) -> list[TargetLayer]:
     """Per attention layer, in model order, the token layer that feeds its query: a
-    block's input normalisation (``blocks[i].norm1`` in timm terms)."""
+    block's input normalisation (``blocks[i].norm1`` in timm terms; ``ln_1`` of a
+    KerasHub ViT's ``transformer_block_N``, found inside its encoder)."""
     targets = {t.name: t for t in target_layers(model)}
     found = []
+    inside = _inner_by_container(model.keras)
     for path, layer in walk_layers(model.keras):
+        for record in inside.get(path, ()):
+            if record.role == "input_norm" and record.path in targets and _block_has_mha(model.keras, record.path):
+                found.append(targets[record.path])
         if not is_attention(layer):
             continue
         prefix = path[: len(path) - len(layer.name)]
@@ -144,8 +191,29 @@ def attention_inputs(model) -> list[TargetLayer]:
     return found
 
 
+def _inner_layer(keras_model, path: str):
+    """The layer at ``path``, inside a custom layer or not, or None."""
+    for container_path, container in _containers(keras_model):
+        if path.startswith(container_path + SEPARATOR):
+            return inner.find(container, path[len(container_path) + 1:].split(SEPARATOR))
+    return None
+
+
+def _block_has_mha(keras_model, norm_path: str) -> bool:
+    """True when the block around this input normalisation attends with a Keras
+    MultiHeadAttention (whose scores rollout reads; Swin's window attention is not one)."""
+    block = _inner_layer(keras_model, norm_path.rsplit(SEPARATOR, 1)[0])
+    return block is not None and any(is_attention(child) for child in inner.children(block))
+
+
+def inner_attention_layers(container) -> list:
+    """The Keras attention layers a custom layer calls inside itself."""
+    return [layer for _, layer in inner.sub_layers(container, "") if is_attention(layer)]
+
+
 def has_attention(keras_model) -> bool:
-    return any(is_attention(layer) for _, layer in walk_layers(keras_model))
+    return any(is_attention(layer) or (inner.is_container(layer) and inner_attention_layers(layer))
+               for _, layer in walk_layers(keras_model))
 
 
 def default_layer(model) -> TargetLayer:
@@ -353,10 +421,9 @@ def _record_softmax(layer) -> None:
     layer._gradcam_records_softmax = True
 
 
-def _with_attention_scores(op, attention: list) -> Callable:
-    """The attention layer's call, its scores (batch, heads, queries, keys) appended to
-    ``attention`` (watched first by the tape, when ``attention`` has a ``watch``)."""
-    _record_softmax(op)
+def _score_recorder(attention: list) -> Callable:
+    """What receives each attention layer's scores: appended to ``attention`` (watched
+    first by the tape, when ``attention`` has a ``watch``)."""
     watch = getattr(attention, "watch", None)
 
     def record(scores):
@@ -365,16 +432,38 @@ def _with_attention_scores(op, attention: list) -> Callable:
         attention.append(scores)
         return scores
 
-    def call(*args, **kwargs):
-        _attention_recorder.record = record
-        try:
-            # Asking for the scores makes Keras compute them explicitly (no fused kernel).
-            out, _ = _in_inference_mode(op)(*args, **{**kwargs, "return_attention_scores": True})
-        finally:
-            _attention_recorder.record = None
-        return out
+    return record
 
-    return call
+
+def _scores_asked(call: Callable, record: Callable, *args, **kwargs):
+    """``call`` (an attention layer's) with its scores handed to ``record``; its output as
+    the caller asked for it (with the scores only when the caller wanted them too)."""
+    wanted = kwargs.get("return_attention_scores", False)
+    _attention_recorder.record = record
+    try:
+        # Asking for the scores makes Keras compute them explicitly (no fused kernel).
+        out, scores = call(*args, **{**kwargs, "return_attention_scores": True})
+    finally:
+        _attention_recorder.record = None
+    return (out, scores) if wanted else out
+
+
+def _with_attention_scores(op, attention: list) -> Callable:
+    """The attention layer's call, its scores (batch, heads, queries, keys) appended to
+    ``attention`` (watched first by the tape, when ``attention`` has a ``watch``)."""
+    _record_softmax(op)
+    record = _score_recorder(attention)
+    return lambda *args, **kwargs: _scores_asked(_in_inference_mode(op), record, *args, **kwargs)
+
+
+def _attention_hooks(container, attention: list) -> dict:
+    """Hooks that record the scores of every Keras attention layer inside ``container``."""
+    record = _score_recorder(attention)
+    found = {}
+    for layer in inner_attention_layers(container):
+        _record_softmax(layer)
+        found[layer] = lambda original, *args, **kwargs: _scores_asked(original, record, *args, **kwargs)
+    return found
 
 
 def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None = None, head=None, *,
@@ -403,6 +492,47 @@ def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None 
     substitute = substitute or {}
     grids = token_grids(keras_model) if (layer_names or substitute) else {}
 
+    def keep(path, out):
+        """The captured layer's output: kept as seen (a token layer as its grid), and what flows on."""
+        grid = grids.get(path)
+        if grid is not None:
+            extra, seen = to_grid(out, grid)
+        else:
+            seen = out
+        if on_capture is not None:
+            on_capture(seen)
+        captured.setdefault(path, seen)
+        return from_grid(extra, seen, grid) if grid is not None else seen
+
+    def replaced(path, out):
+        grid = grids.get(path)
+        if grid is not None:  # the grid is replaced; the extra tokens stay the layer's own
+            return from_grid(to_grid(out, grid)[0], substitute[path], grid)
+        return substitute[path]
+
+    def inside(op, path, inner_paths):
+        """A custom layer's call, with the sub-layers at ``inner_paths`` captured or replaced
+        (and every attention layer inside it recorded, for rollout) while it runs."""
+        found = {}
+        for names in inner_paths:
+            sub = inner.find(op, names)
+            full = path + SEPARATOR + SEPARATOR.join(names)
+            if sub is None:
+                continue
+            if full in substitute:
+                found[sub] = inner.capture_hook(lambda out, full=full: replaced(full, out))
+            else:
+                found[sub] = inner.capture_hook(lambda out, full=full: keep(full, out))
+        if attention is not None:
+            found.update(_attention_hooks(op, attention))
+        call = _in_inference_mode(op)
+
+        def run_inside(*args, **kwargs):
+            with inner.hooks(found):
+                return call(*args, **kwargs)
+
+        return run_inside
+
     def run(model, inputs, paths, prefix):
         # paths: the still-to-find layer paths below this model, split at "/".
         here = {p[0] for p in paths if len(p) == 1}
@@ -410,31 +540,20 @@ def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None 
 
         def operation_fn(op):
             path = prefix + op.name
-            grid = grids.get(path)
             if path in substitute:
-                if grid is not None:  # the grid is replaced; the extra tokens stay the layer's own
-                    return lambda *args, **kwargs: from_grid(
-                        to_grid(_in_inference_mode(op)(*args, **kwargs), grid)[0], substitute[path], grid)
-                return lambda *args, **kwargs: substitute[path]
+                return lambda *args, **kwargs: replaced(path, _in_inference_mode(op)(*args, **kwargs)) \
+                    if grids.get(path) is not None else substitute[path]
             if op.name in here and not _is_nested_model(op):
-                def capture(*args, **kwargs):
-                    out = _in_inference_mode(op)(*args, **kwargs)
-                    if grid is not None:
-                        extra, seen = to_grid(out, grid)
-                    else:
-                        seen = out
-                    if on_capture is not None:
-                        on_capture(seen)
-                    captured.setdefault(path, seen)
-                    return from_grid(extra, seen, grid) if grid is not None else seen
-
-                return capture
+                return lambda *args, **kwargs: keep(path, _in_inference_mode(op)(*args, **kwargs))
             if attention is not None and is_attention(op):
                 return _with_attention_scores(op, attention)
+            if not _is_nested_model(op) and inner.is_container(op) and (
+                    op.name in below or (attention is not None and inner_attention_layers(op))):
+                return inside(op, path, [p[1:] for p in paths if len(p) > 1 and p[0] == op.name])
             if _is_nested_model(op) and (op.name in below or (final is not None and _contains(op, final))
                                          or (attention is not None and has_attention(op))):
-                inner = [p[1:] for p in paths if len(p) > 1 and p[0] == op.name]
-                return lambda inputs_, *args, **kwargs: run(op, inputs_, inner, path + SEPARATOR)
+                inner_paths = [p[1:] for p in paths if len(p) > 1 and p[0] == op.name]
+                return lambda inputs_, *args, **kwargs: run(op, inputs_, inner_paths, path + SEPARATOR)
             if final is not None and op is final:
                 return stand_in
             call = _in_inference_mode(op)

@@ -44,7 +44,7 @@ from .rollout import gradient_rollout_map, rollout_map
 # Faster Score-CAM's default budget (tf-keras-vis' max_N): the channels with the
 # largest spatial variance. Measured against all 1280 channels at Lite0's last layer
 # on the nine sample photos (samples/ and scikit-image's), the lowest correlation
-# was 0.907 with 16 channels, 0.938 with 32, 0.965 with 64 (`python -m gradcam.bench`
+# was 0.907 with 16 channels, 0.938 with 32, 0.965 with 64 (`python -m bench`
 # measures it again). 32 is the smallest budget that clears 0.9 with a margin, and
 # it is one batch of masked inputs.
 SCORECAM_DEFAULT_CHANNELS = 32

@@ -32,6 +32,20 @@ PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+_affine_lock = threading.Lock()
+
+
+def affine_preprocessing(scale: tuple[float, ...], offset: tuple[float, ...]) -> str:
+    """The PREPROCESSING name of x * scale + offset on 0..255 pixels, per channel (a
+    KerasHub classifier's own image converter), registered on first use."""
+    name = "x*(" + ",".join(f"{s:.6g}" for s in scale) + ")+(" + ",".join(f"{o:.6g}" for o in offset) + ")"
+    with _affine_lock:
+        if name not in PREPROCESSING:
+            factor, shift = np.asarray(scale, np.float32), np.asarray(offset, np.float32)
+            PREPROCESSING[name] = lambda x: x * factor + shift
+    return name
+
+
 # Compiled functions kept per model, least recently used dropped first: each new (layer,
 # method) pair held ~21 MB on Lite0, for ever, and a page offering free choice (or the service,
 # whose keys include the number of classes) could add them without end. The model's logits

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ExplanationTooCostly
 from .graph import TargetLayer, attention_inputs, logits_head, run_capturing, run_capturing_many
 from .methods import Method
 
@@ -34,10 +35,36 @@ def head(model):
     return model.compiled_pass("head", lambda: logits_head(model.keras))
 
 
+OUT_OF_MEMORY = ("This explanation ran out of memory while it ran; try fewer classes, a lighter method or a "
+                 "model with a smaller input.")
+
+
+class _Guarded:
+    """A compiled pass whose out-of-memory failure becomes one sentence (ExplanationTooCostly):
+    the cost estimate refuses what it can foresee, this catches what it could not. Anything
+    else of the function (``get_concrete_function``, its tracing count) is the function's own."""
+
+    def __init__(self, function):
+        self._function = function
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self._function(*args, **kwargs)
+        except MemoryError as error:
+            raise ExplanationTooCostly(OUT_OF_MEMORY) from error
+        except Exception as error:
+            if type(error).__name__ == "ResourceExhaustedError":  # TensorFlow's, without importing it here
+                raise ExplanationTooCostly(OUT_OF_MEMORY) from error
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._function, name)
+
+
 def cached(model, key, build):
-    """One compiled function per key on the model, built by ``build(head)``."""
+    """One compiled function per key on the model, built by ``build(head)``; out of memory is one sentence."""
     logits = head(model)
-    return model.compiled_pass(key, lambda: build(logits))
+    return model.compiled_pass(key, lambda: _Guarded(build(logits)))
 
 
 def input_spec(model, batch=1):

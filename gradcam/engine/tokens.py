@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 MAX_EXTRA_TOKENS = 16  # class + distillation + registers: DINOv2 uses 4 registers, some models 8 or 16
+MAX_MERGES = 5  # patch-merging stages after the patch embedding (Swin has 3)
 NO_GRADIENT = "no gradient reaches these tokens from the class score: pick an earlier layer"
 ATTENTION_LAYERS = ("MultiHeadAttention", "GroupedQueryAttention")
 
@@ -30,6 +31,9 @@ class TokenGrid(NamedTuple):
     height: int  # rows of patches
     width: int  # columns of patches
     extra: int  # tokens before the patches (class, distillation, registers), dropped
+    # True when no patch embedding gave the grid and it was read off the input size alone (a plain
+    # reshape of pixels into tokens): a guess, which the pages say (``tokens_text``).
+    guessed: bool = False
 
     @property
     def tokens_text(self) -> str:
@@ -40,7 +44,8 @@ class TokenGrid(NamedTuple):
             extra = " + 1 class token"
         else:
             extra = f" + {self.extra} extra tokens (class, distillation or registers)"
-        return f"{self.height}x{self.width} tokens{extra}"
+        guess = ", a guess from the input size" if self.guessed else ""
+        return f"{self.height}x{self.width} tokens{extra}{guess}"
 
     def describe(self, dim) -> str:
         """'4x4 tokens + 1 class token, 32', as the layer lists show it."""
@@ -71,6 +76,14 @@ def infer_grid(tokens: int | None, patch_grids: list[tuple[int, int]], input_siz
     for height, width in patch_grids:
         if height and width and 0 <= tokens - height * width <= MAX_EXTRA_TOKENS and height * width > 1:
             return TokenGrid(int(height), int(width), int(tokens - height * width))
+    # A hierarchical transformer (Swin) merges 2x2 neighbouring patches per stage: its later
+    # stages' tokens lie on the patch grid halved, no extra tokens.
+    for height, width in patch_grids[:1]:
+        for times in range(1, MAX_MERGES + 1):
+            step = 2 ** times
+            if height and width and height % step == 0 and width % step == 0 \
+                    and (height // step) * (width // step) == tokens and tokens > 1:
+                return TokenGrid(int(height // step), int(width // step), 0)
     if patch_grids or input_size is None or None in input_size:
         return None  # the patch embedding's grid does not explain the count: guessing would mislead
     found = {(h, w, extra) for extra in range(0, MAX_EXTRA_TOKENS + 1)

@@ -22,6 +22,11 @@ from .cam import Prediction, as_image, to_probabilities, top_predictions
 from .passes import batch_forward_pass, forward_pass
 
 
+MAX_BOXES = 64
+REGION_FORMS = (f"A region is a box (x0, y0, x1, y1) as fractions of the image, a list of at most {MAX_BOXES} "
+                "such boxes, or a mask array (height, width).")
+
+
 @dataclass(frozen=True)
 class WhatIf:
     predictions: list[Prediction]  # the edited photo's top classes, most likely first (``predict``'s format)
@@ -46,30 +51,22 @@ def region_mask(region, height: int, width: int) -> np.ndarray:
     at any resolution (bool, or floats in [0, 1] for a soft brush),
     resized bilinearly to the network's input.
     """
-    if isinstance(region, (tuple, list)) and region and all(isinstance(box, (tuple, list)) for box in region):
-        if len(region) > 64:
-            raise ValueError("A region is at most 64 boxes.")
-        return np.max([region_mask(tuple(box), height, width) for box in region], axis=0)
-    if isinstance(region, (tuple, list)) and len(region) == 4 and all(np.isscalar(v) for v in region):
-        try:
-            x0, y0, x1, y1 = (float(v) for v in region)
-        except (TypeError, ValueError):
-            raise ValueError("A box is four numbers (x0, y0, x1, y1), fractions of the image.") from None
-        if not all(np.isfinite((x0, y0, x1, y1))):
-            raise ValueError("A box is four finite numbers (x0, y0, x1, y1), fractions of the image.")
-        x0, x1 = sorted((min(max(x0, 0.0), 1.0), min(max(x1, 0.0), 1.0)))
-        y0, y1 = sorted((min(max(y0, 0.0), 1.0), min(max(y1, 0.0), 1.0)))
-        columns = (np.arange(width) + 0.5) / width
-        rows = (np.arange(height) + 0.5) / height
-        inside_x = (columns >= x0) & (columns < x1)
-        inside_y = (rows >= y0) & (rows < y1)
-        return (inside_y[:, None] & inside_x[None, :]).astype(np.float32)
+    if _is_box(region):
+        return _box_mask(region, height, width)
+    if isinstance(region, (tuple, list)) and region and all(_is_box(box) for box in region):
+        # A flat list of boxes, one level: boxes nested in lists are not a region (64^3 of them
+        # took 47 s, 5000 levels of nesting raised RecursionError); they fall to the array check.
+        if len(region) > MAX_BOXES:
+            raise ValueError(f"A region is at most {MAX_BOXES} boxes.")
+        return np.max([_box_mask(box, height, width) for box in region], axis=0)
     try:
         mask = np.asarray(region, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise ValueError("A region is a box (x0, y0, x1, y1) as fractions of the image, or a mask array.") from None
+    except (TypeError, ValueError, RecursionError):
+        raise ValueError(REGION_FORMS) from None
     if mask.ndim == 3 and mask.shape[-1] == 1:
         mask = mask[..., 0]
+    if mask.ndim > 3:  # boxes nested in lists
+        raise ValueError(REGION_FORMS)
     if mask.ndim != 2 or mask.size == 0:
         raise ValueError("A mask is a two-dimensional array (height, width): 1 where the photo is covered.")
     if mask.shape[0] > 8192 or mask.shape[1] > 8192:
@@ -80,6 +77,26 @@ def region_mask(region, height: int, width: int) -> np.ndarray:
     if mask.shape != (height, width):
         mask = np.asarray(Image.fromarray(mask, mode="F").resize((width, height), Image.BILINEAR), np.float32)
     return np.clip(mask, 0.0, 1.0)
+
+
+def _is_box(value) -> bool:
+    return isinstance(value, (tuple, list)) and len(value) == 4 and all(np.isscalar(v) for v in value)
+
+
+def _box_mask(box, height: int, width: int) -> np.ndarray:
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ValueError("A box is four numbers (x0, y0, x1, y1), fractions of the image.") from None
+    if not all(np.isfinite((x0, y0, x1, y1))):
+        raise ValueError("A box is four finite numbers (x0, y0, x1, y1), fractions of the image.")
+    x0, x1 = sorted((min(max(x0, 0.0), 1.0), min(max(x1, 0.0), 1.0)))
+    y0, y1 = sorted((min(max(y0, 0.0), 1.0), min(max(y1, 0.0), 1.0)))
+    columns = (np.arange(width) + 0.5) / width
+    rows = (np.arange(height) + 0.5) / height
+    inside_x = (columns >= x0) & (columns < x1)
+    inside_y = (rows >= y0) & (rows < y1)
+    return (inside_y[:, None] & inside_x[None, :]).astype(np.float32)
 
 
 def covered_pixels(pixels: np.ndarray, mask: np.ndarray, fill: str) -> np.ndarray:

@@ -61,14 +61,18 @@ class Unpacked:
     hidden: int = 0  # archive entries that are hidden or system files (dot-files, macOS' __MACOSX/, ._x.jpg)
     not_images: int = 0  # other files of a type that is not an image (folders are not counted)
     not_image_names: tuple = ()  # those of them named like an image (notes.jpg holding text), by name
+    outside: int = 0  # entries named outside the archive's folder ("../x.png", "/etc/x.png"): never read
 
     @property
     def skipped(self) -> int:
-        return self.hidden + self.not_images
+        return self.hidden + self.outside + self.not_images
 
     def skipped_text(self) -> str:
         """What was left out of the archives, in words ("" when nothing was)."""
         parts = []
+        if self.outside:
+            parts.append(f"{self.outside} file{'s' if self.outside != 1 else ''} named outside the archive's "
+                         "folder (../ or /)")
         if self.hidden:
             parts.append(f"{self.hidden} hidden or system file{'s' if self.hidden != 1 else ''}")
         if self.not_images:
@@ -80,6 +84,13 @@ class Unpacked:
 
 def _extension(name: str) -> str:
     return name.rsplit(".", 1)[-1].lower() if "." in name.rsplit("/", 1)[-1] else ""
+
+
+def _outside(member: str) -> bool:
+    """A name that climbs out of the archive's folder (a "zip slip" name): '..' as a part, or an
+    absolute path. Not a hidden file (".." starts with a dot, but it is no dot-file): skipped, and said."""
+    name = member.replace("\\", "/")
+    return name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in name.split("/")
 
 
 def _hidden(member: str) -> bool:
@@ -126,7 +137,7 @@ def _declared_directory(data: bytes) -> tuple[int, int] | None:
     return entries, directory_bytes
 
 
-def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int, int]:
+def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int, int, int, list[str]]:
     """The images inside a .zip, checked against the limits before reading any; raises
     ValueError with one sentence when the archive is refused."""
     declared = _declared_directory(data)
@@ -146,7 +157,7 @@ def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int, in
         archive.close()
         raise ValueError(f"{name} has {len(members):,} entries; the limit is {MAX_ARCHIVE_MEMBERS} per archive.")
     with archive:
-        images, hidden, not_images, named = [], 0, 0, []
+        images, hidden, outside, not_images, named = [], 0, 0, 0, []
         for info in members:
             # zipfile cuts a name at its first NUL: a name starting with one is empty (and
             # ZipInfo.is_dir() would fail on it), so that test comes first.
@@ -154,6 +165,9 @@ def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int, in
                 not_images += 1
                 continue
             if info.is_dir():  # folders are not counted
+                continue
+            if _outside(info.filename):
+                outside += 1
                 continue
             if _hidden(info.filename):
                 hidden += 1
@@ -179,7 +193,7 @@ def _archive_sources(name: str, data: bytes) -> tuple[list[BatchSource], int, in
                     lambda data=data, info=info: _read_member(data, info))
         for info in images
     ]
-    return sources, hidden, not_images, named
+    return sources, hidden, outside, not_images, named
 
 
 def _starts_like_an_image(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
@@ -198,17 +212,19 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
     (never to disk). Shown names are unique, so results and downloads can refer to them."""
     sources: list[BatchSource] = []
     problems: list[str] = []
-    hidden = not_images = 0
+    hidden = outside = not_images = 0
     named: list[str] = []  # files named like images that hold something else: counted as skipped, by name
     for name, data in uploads:
         if _extension(name) == "zip":
             try:
-                inner, inner_hidden, inner_not_images, inner_named = _archive_sources(valid_text(name), data)
+                inner, inner_hidden, inner_outside, inner_not_images, inner_named = _archive_sources(
+                    valid_text(name), data)
             except ValueError as error:
                 problems.append(str(error))
                 continue
             sources.extend(inner)
             hidden += inner_hidden
+            outside += inner_outside
             not_images += inner_not_images
             named += inner_named
         elif not has_image_signature(data):  # a text saved as notes.jpg is not one of the "images ready"
@@ -232,7 +248,7 @@ def batch_sources(uploads: Iterable[tuple[str, bytes]]) -> Unpacked:
     for source in sources:
         count = seen[source.name] = seen.get(source.name, 0) + 1
         unique.append(source if count == 1 else BatchSource(f"{source.name} ({count})", source.size, source.read))
-    return Unpacked(unique, problems, hidden, not_images, tuple(named))
+    return Unpacked(unique, problems, hidden, not_images, tuple(named), outside)
 
 
 

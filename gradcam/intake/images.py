@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import struct
 import warnings
 from typing import BinaryIO
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .decode_budget import MAX_PIXELS, check_before_load, check_before_open
+from .files import FileRefused, read_regular_file
 from ..errors import InvalidImageError
 from .text import megabytes, valid_text
 
@@ -32,6 +32,12 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 # Front ends show (and explain) photos at most this many pixels on their long side:
 # the network sees 224-300 px anyway, and a 24-megapixel heatmap helps nobody.
 DISPLAY_MAX_SIDE = 1280
+# What the paths that explain many photos decode to at most (the explanation service, the
+# dataset audit): the network sees 224-300 px, and 32 photos of 7000 x 7000 held at once
+# for a batch (147 MB each, their maps as large again) took a server to 4.4 GB.
+EXPLAIN_MAX_SIDE = 1024
+# The size a photo had before ``downscaled`` (PIL's ``info``, which travels with the image).
+ORIGINAL_SIZE = "gradcam_original_size"
 
 # File extensions an uploader should offer.
 SUPPORTED_FORMATS = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff", "ico")
@@ -80,6 +86,16 @@ def load_image(data: ImageSource) -> Image.Image:
             raise InvalidImageError(_CORRUPT) from exc
 
 
+def downscaled(image: Image.Image, max_side: int | None) -> Image.Image:
+    """``image`` with its long side at most ``max_side`` (LANCZOS, aspect kept; None: as it is),
+    its size before in ``image.info[ORIGINAL_SIZE]`` (boxes given in the photo's pixels need it)."""
+    size = image.info.get(ORIGINAL_SIZE, image.size)
+    if max_side is not None and max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.LANCZOS)
+    image.info[ORIGINAL_SIZE] = tuple(size)
+    return image
+
+
 def read_bytes(data: ImageSource) -> bytes:
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
@@ -117,43 +133,22 @@ def _within_size_limit(raw: bytes) -> bytes:
 
 
 def _read_path(path: str | os.PathLike[str]) -> bytes:
+    """The guarded read (``files.read_regular_file``: a FIFO or a device is refused before it
+    is opened), its refusals in load_image's sentences."""
     try:
-        name = os.fsdecode(path)
-    except (TypeError, ValueError, UnicodeError) as exc:
-        raise InvalidImageError("The path is not a valid file name.") from exc
-    if "\0" in name:
-        raise InvalidImageError("The path contains a NUL character, so it cannot name a file.")
-    shown = valid_text(name)  # a lone surrogate cannot be shown
-    try:
-        # Look before opening: opening a FIFO blocks until someone writes to it, and a
-        # device (/dev/zero, /dev/urandom) never ends.
-        _refuse_non_regular(os.stat(path).st_mode, shown)
-        # O_NONBLOCK: were the path swapped for a FIFO after the look, opening it still
-        # returns at once, and fstat refuses it below.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        with open(fd, "rb") as file:
-            _refuse_non_regular(os.fstat(file.fileno()).st_mode, shown)
-            return _within_size_limit(file.read(MAX_FILE_BYTES + 1))
-    except InvalidImageError:
-        raise
-    except FileNotFoundError as exc:
-        raise InvalidImageError(f"No such file: {shown}.") from exc
-    except IsADirectoryError as exc:
-        raise InvalidImageError(f"The path {shown} is a folder, not an image file.") from exc
-    except PermissionError as exc:
-        # Windows reports opening a folder as a permission problem.
-        if os.path.isdir(path):
-            raise InvalidImageError(f"The path {shown} is a folder, not an image file.") from exc
-        raise InvalidImageError(f"Permission denied when reading {shown}.") from exc
-    except (OSError, ValueError) as exc:
-        raise InvalidImageError(f"The file {shown} could not be read.") from exc
-
-
-def _refuse_non_regular(mode: int, name: str) -> None:
-    if stat.S_ISDIR(mode):
-        raise InvalidImageError(f"The path {name} is a folder, not an image file.")
-    if not stat.S_ISREG(mode):
-        raise InvalidImageError(f"The path {name} is not a regular file (it is a device, a pipe or a socket).")
+        return read_regular_file(path, MAX_FILE_BYTES)
+    except FileRefused as refused:
+        shown = valid_text(os.fsdecode(path)) if refused.kind != "name" else ""
+        raise InvalidImageError({
+            "name": "The path is not a valid file name." if "NUL" not in refused.reason
+            else "The path contains a NUL character, so it cannot name a file.",
+            "missing": f"No such file: {shown}.",
+            "folder": f"The path {shown} is a folder, not an image file.",
+            "special": f"The path {shown} is not a regular file (it is a device, a pipe or a socket).",
+            "too large": f"The file is larger than {megabytes(MAX_FILE_BYTES)}, more than any image this tool "
+                         "accepts needs.",
+            "denied": f"Permission denied when reading {shown}.",
+        }.get(refused.kind, f"The file {shown} could not be read.")) from None
 
 
 def _refuse_known_non_images(raw: bytes) -> None:
@@ -276,6 +271,19 @@ def _declared_size(raw: bytes) -> tuple[int, int] | None:
         return factory(io.BytesIO(raw), "").size
     except Exception:
         return None
+
+
+def header_size(raw: bytes) -> tuple[int, int] | None:
+    """(width, height) as the header declares them, no pixel decoded (Pillow's open is lazy);
+    None when the header cannot say (load_image then says what is wrong)."""
+    Image.init()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw), formats=[n for n in _PILLOW_FORMATS if n in Image.OPEN]) as image:
+                return image.size
+    except Exception:  # a gigapixel header among them: the plugin reads its size directly
+        return _declared_size(raw)
 
 
 def _claimed_format(raw: bytes) -> str | None:

@@ -39,8 +39,9 @@ _EOCD = b"PK\x05\x06"
 # --- the .keras archive ------------------------------------------------------------
 
 
-def check_archive(data: bytes) -> bytes:
+def check_archive(data: bytes, folder: str = "") -> bytes:
     """Check a ``.keras`` zip's declared sizes; return its config.json (read within budget).
+    ``folder``: where config.json sits in the zip ("" the top; "name/" a zipped preset folder).
 
     The entry count comes from the end-of-central-directory record, before the
     central directory is listed, so a zip of a million entries costs nothing.
@@ -61,7 +62,7 @@ def check_archive(data: bytes) -> bytes:
         raise ModelLoadError(f"The model archive has more than {MAX_ARCHIVE_MEMBERS:,} entries.")
     total = 0
     for member in members:
-        limit = MAX_JSON_BYTES if member.filename in _JSON_MEMBERS else MAX_MODEL_BYTES
+        limit = MAX_JSON_BYTES if member.filename.split("/")[-1] in _JSON_MEMBERS else MAX_MODEL_BYTES
         if member.file_size > limit:
             raise ModelLoadError(
                 f"The model archive's {_shown(member.filename)} unpacks to {megabytes(member.file_size)}; "
@@ -72,10 +73,10 @@ def check_archive(data: bytes) -> bytes:
         raise ModelLoadError(
             f"The model archive unpacks to {megabytes(total)}; the limit is {megabytes(MAX_MODEL_BYTES)}."
         )
-    if "config.json" not in {member.filename for member in members}:
+    if folder + "config.json" not in {member.filename for member in members}:
         raise ModelLoadError("The model archive has no config.json, so it is not a Keras model.")
     try:
-        with archive.open("config.json") as member:
+        with archive.open(folder + "config.json") as member:
             # zipfile stops at the declared size, and the declared size is checked above.
             return member.read(MAX_JSON_BYTES + 1)
     except Exception:  # zlib.error, LZMAError, BadZipFile (CRC), NotImplementedError (encrypted), ...

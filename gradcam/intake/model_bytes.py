@@ -9,6 +9,7 @@ one sentence.
 from __future__ import annotations
 
 import io
+import json
 from typing import Callable
 
 import numpy as np
@@ -22,10 +23,36 @@ def keras_model_from_bytes(data: bytes):
     return whole_model(lambda: _load_from_bytes(data))
 
 
+HUB_MISSING = "This model uses KerasHub layers; install keras-hub (pip install keras-hub) to load it."
+# Also what Keras 3.15 with keras-hub 0.32 says of a KerasHub EfficientNet it saved itself (Keras cannot
+# read that file back either: tests/zoo/test_hub.py).
+HUB_UNREADABLE = ("This model uses KerasHub layers, but Keras and the installed keras-hub cannot rebuild it from "
+                  "this file (saved by another version, or a model they cannot read back), so it cannot be loaded.")
+
+
 def _register_token_layers() -> None:
     # The project's own layers (class token, position embedding, the audit's correction)
     # are known to Keras by name, so safe mode loads a model that uses them (gradcam/layers.py).
     from .. import layers  # noqa: F401
+
+    hub_installed()
+
+
+def hub_installed() -> bool:
+    """Import KerasHub when it is installed: importing it registers its layers and models
+    with Keras by name, which is all safe mode needs to rebuild them (no code from the file)."""
+    try:
+        import keras_hub  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def uses_hub(config) -> bool:
+    """True when a model's config (its JSON text or the parsed dict) names KerasHub classes."""
+    text = config if isinstance(config, str) else config.decode("utf-8", "replace") \
+        if isinstance(config, (bytes, bytearray)) else json.dumps(config)
+    return '"keras_hub' in text or "keras_hub>" in text
 
 
 def _load_from_bytes(data: bytes):
@@ -34,8 +61,17 @@ def _load_from_bytes(data: bytes):
     if data[:4] == b"PK\x03\x04":
         from keras.src.saving import saving_lib
 
-        model_budget.check_config_json(model_budget.check_archive(data))
-        return saving_lib.load_model(io.BytesIO(data), compile=False, safe_mode=True)
+        config = model_budget.check_archive(data)
+        model_budget.check_config_json(config)
+        _check_hub(config)
+        try:
+            return saving_lib.load_model(io.BytesIO(data), compile=False, safe_mode=True)
+        except (MemoryError, ModelLoadError):
+            raise
+        except Exception as error:
+            if uses_hub(config):
+                raise ModelLoadError(HUB_UNREADABLE) from error
+            raise
     if data[:8] == b"\x89HDF\r\n\x1a\n":
         import h5py
         from keras.src.legacy.saving import legacy_h5_format
@@ -46,12 +82,20 @@ def _load_from_bytes(data: bytes):
             if config is None:
                 raise ModelLoadError("The file holds Keras weights or a layer, not a whole model.")
             model_budget.check_config_json(config)
+            _check_hub(config)
             return legacy_h5_format.load_model_from_hdf5(h5, compile=False, safe_mode=True)
     raise ModelLoadError("The file is not a Keras model (expected a .keras or .h5 file).")
 
 
-def _explain_load_failure(error: Exception) -> str:
+def _check_hub(config) -> None:
+    if uses_hub(config) and not hub_installed():
+        raise ModelLoadError(HUB_MISSING)
+
+
+def _explain_load_failure(error: Exception, config=None) -> str:
     text = str(error)
+    if "keras_hub" in text or (config is not None and uses_hub(config)):
+        return HUB_MISSING if not hub_installed() else HUB_UNREADABLE
     if "safe_mode" in text or "Lambda" in text:
         return (
             "The model contains a Lambda layer (Python code), which is not loaded "
@@ -76,14 +120,15 @@ def rebuilt_model(config: str, weights: list[np.ndarray]):
     _register_token_layers()
 
     def rebuild():
+        _check_hub(config)
         model = keras.saving.deserialize_keras_object(model_budget.check_config_json(config), safe_mode=True)
         model.set_weights(weights)
         return model
 
-    return whole_model(rebuild)
+    return whole_model(rebuild, config)
 
 
-def whole_model(load: Callable[[], object]):
+def whole_model(load: Callable[[], object], config=None):
     """``load()``'s Keras model; any failure becomes ModelLoadError with one sentence."""
     import keras
 
@@ -94,7 +139,7 @@ def whole_model(load: Callable[[], object]):
     except MemoryError as error:
         raise ModelLoadError("The model needs more memory than is available to load it.") from error
     except Exception as error:
-        raise ModelLoadError(_explain_load_failure(error)) from error
+        raise ModelLoadError(_explain_load_failure(error, config)) from error
     if not isinstance(model, keras.Model):
         raise ModelLoadError("The file holds Keras weights or a layer, not a whole model.")
     return model

@@ -57,6 +57,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InvalidImageError, InvalidVideoError, ModelLoadError
+from .pixel_budget import session_ledger
 from .text import valid_text
 
 
@@ -165,11 +166,15 @@ def _preload(kind: str) -> None:
 
         from .model_bytes import keras_model_from_bytes
 
+        from .model_bytes import hub_installed
+
         with tempfile.TemporaryDirectory() as folder:
             for name in ("tiny.keras", "tiny.h5"):
                 tiny.save(os.path.join(folder, name))
                 with open(os.path.join(folder, name), "rb") as saved:
                     keras_model_from_bytes(saved.read())
+            if hub_installed():  # imported now (it registers KerasHub's classes), and one of its models read once
+                _read_tiny_hub_model(os.path.join(folder, "tiny_hub.keras"))
         keras.backend.clear_session()
     elif kind == "video":
         from . import video
@@ -179,14 +184,51 @@ def _preload(kind: str) -> None:
         images.load_image(_TINY_PNG)
 
 
+def _read_tiny_hub_model(path: str) -> None:
+    """A tiny KerasHub classifier saved (as a file and as a preset folder) and read back the way a
+    task reads them, so the modules KerasHub imports lazily are imported before the worker drops its privileges."""
+    import keras_hub
+
+    from .model_bytes import keras_model_from_bytes
+
+    converter = keras_hub.layers.ViTImageConverter(image_size=(8, 8), scale=1 / 255)
+    backbone = keras_hub.models.ViTBackbone(image_shape=(8, 8, 3), patch_size=4, num_layers=1, num_heads=1,
+                                            hidden_dim=4, mlp_dim=4)
+    preprocessor = keras_hub.models.ViTImageClassifierPreprocessor(image_converter=converter)
+    classifier = keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=2, preprocessor=preprocessor)
+    classifier.save(path)
+    with open(path, "rb") as saved:
+        verified_model(saved.read())
+    from .presets import preset_folder_bytes
+
+    classifier.save_to_preset(path + ".preset")
+    verified_model(preset_folder_bytes(path + ".preset"))
+
+
+def _import_task_modules(modules: list[str]) -> None:
+    """The modules the server's tasks come from, imported while the worker may still read
+    them: unpickling a task imports its module, after the drop, and the sandbox's user
+    cannot read a checkout that only its owner can (a root user's mode-700 home). A module
+    that fails here fails later as the task's crash, as it would have anyway."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception:
+            pass
+
+
 def serve() -> None:
-    """A worker's life: ``python -c "from gradcam.intake.sandbox import serve; serve()" FD KIND MEMORY_MB``."""
+    """A worker's life: ``python -c "from gradcam.intake.sandbox import serve; serve()" FD KIND MEMORY_MB
+    MODULES`` (the task modules to import before the drop, comma-separated)."""
     fd, kind, memory_mb = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     conn = Connection(fd)
     _silence()
     _die_with_parent()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash writes nothing to disk
     _preload(kind)
+    _import_task_modules([m for m in sys.argv[4].split(",") if m] if len(sys.argv) > 4 else [])
     identity = _drop_privileges()
     ceiling = _address_space() + memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
@@ -259,14 +301,21 @@ def _send(conn: Connection, reply: tuple) -> None:
 # The tasks. Each takes the untrusted bytes first and returns plain data only.
 
 
-def decoded_image(data: bytes, max_side: int | None) -> dict:
-    """``load_image`` as it is, then (optionally) the downscale a front end shows."""
-    from .images import load_image
+def decoded_image(data: bytes, max_side: int | None, allowance: int | None = None) -> dict:
+    """``load_image`` as it is, then (optionally) the downscale a front end shows. With an
+    ``allowance`` (the session's pixels left), a photo whose header declares more is not
+    decoded: its declared size comes back instead."""
+    from .images import downscaled, load_image
 
+    if allowance is not None:
+        from .images import header_size
+
+        declared = header_size(data)
+        if declared is not None and declared[0] * declared[1] > allowance:
+            return {"over_allowance": declared}
     image = load_image(data)
     size = image.size
-    if max_side is not None and max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), Image.LANCZOS)
+    image = downscaled(image, max_side)
     return {"pixels": np.asarray(image, np.uint8), "size": size}
 
 
@@ -277,9 +326,10 @@ def verified_model(data: bytes) -> dict:
     import keras
 
     from .model_bytes import keras_model_from_bytes
+    from .presets import is_preset_archive, preset_from_archive
 
     try:
-        model = keras_model_from_bytes(data)
+        model = preset_from_archive(data) if is_preset_archive(data) else keras_model_from_bytes(data)
         config = json.dumps(keras.saving.serialize_keras_object(model))
         weights = [np.asarray(weight) for weight in model.get_weights()]
         return {"config": config, "weights": weights}
@@ -356,9 +406,14 @@ def _note_once(note: str) -> None:
         _log.warning(note)
 
 
+# Where each kind's own tasks live (decoded_image and verified_model here, decoded_video in video.py).
+_PRODUCT_TASKS = {"image": (__name__,), "model": (__name__,), "video": (__name__, f"{__package__}.video")}
+
+
 class _Worker:
-    def __init__(self, kind: str, memory_mb: int):
+    def __init__(self, kind: str, memory_mb: int, modules: tuple[str, ...] = ()):
         self.kind = kind
+        self.modules = frozenset(modules)  # what it can unpickle tasks from
         ours, theirs = socket.socketpair()
         env = {name: os.environ[name] for name in ENV_ALLOWED if name in os.environ}
         env.update(
@@ -370,7 +425,7 @@ class _Worker:
         env.update(_sandbox_ids())
         code = _ISOLATE + "from gradcam.intake.sandbox import serve; serve()"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(theirs.fileno()), kind, str(memory_mb)],
+            [sys.executable, "-c", code, str(theirs.fileno()), kind, str(memory_mb), ",".join(modules)],
             pass_fds=[theirs.fileno()], env=env,
             start_new_session=True,  # a Ctrl-C in the terminal is for the server, not its workers
         )
@@ -456,6 +511,9 @@ class Pool:
         # session -> its waiting callers, in arrival order; the sessions in turn order
         self._waiting: OrderedDict[object, deque] = OrderedDict()
         self._in_workers: Counter = Counter()  # session -> its tasks in workers now
+        # Every module a task came from: workers import them before they give up root (see serve).
+        # The product's own tasks are known from the start, so they never cost a restart.
+        self._task_modules: tuple[str, ...] = _PRODUCT_TASKS.get(kind, ())
         atexit.register(self.close)
 
     def start(self) -> None:
@@ -466,7 +524,7 @@ class Pool:
             self._changed.notify_all()
 
     def _new(self) -> _Worker:
-        worker = _Worker(self.kind, self.budget.memory_mb)
+        worker = _Worker(self.kind, self.budget.memory_mb, self._task_modules)
         self._all.add(worker)
         return worker
 
@@ -531,16 +589,28 @@ class Pool:
 
     def run(self, function: Callable, data: bytes, *args, memory_mb: int | None = None):
         """``function(data, *args)`` in a worker; its plain result, or ``self.error`` with one sentence.
-        ``function`` must be importable by its module's name (not defined in ``__main__``).
+        ``function`` must be importable by its module's name (not defined in ``__main__``);
+        workers import that module before they give up root, so it may lie where only the
+        server's user can read it (a new module costs one worker restart, once).
 
         ``memory_mb``: this task's memory budget, at most the pool's (the default).
         The caller's session is ``sandbox_session``'s key, else its thread.
         """
         session = _session.get()
         session = ("thread", threading.get_ident()) if session is None else ("session", session)
+        module = function.__module__
+        with self._lock:
+            if module not in self._task_modules:
+                self._task_modules += (module,)
         worker = self._take(session)
         kept = None
         try:
+            if module not in worker.modules:
+                # Started before this task's module was known: it could not import it once it gave
+                # up root, so it is replaced (once per module) by a worker that imports it first.
+                self._forget(worker)
+                with self._lock:
+                    worker = self._new()
             kind, value = self._call(worker, function, data, args, memory_mb)
             kept = worker
         finally:
@@ -641,16 +711,31 @@ def load_image_safely(data, max_side: int | None = None) -> Image.Image:
     ``max_side``: downscale in the worker so the long side is at most this (fewer bytes
     come back; front ends show photos at DISPLAY_MAX_SIDE anyway).
     """
-    from .images import read_bytes
+    from .images import ORIGINAL_SIZE, read_bytes
 
     raw = read_bytes(data)  # paths and uploads become bytes here, with load_image's own errors
     if not raw:
         raise InvalidImageError("The file is empty.")
-    result = image_pool().run(decoded_image, raw, max_side)
-    pixels = result["pixels"]
-    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+    # Every decoded pixel counts against the session's budget (pixel_budget), whichever page decoded it.
+    session = _session.get()
+    ledger = None if session is None else session_ledger(session)
+    allowance = None if ledger is None else ledger.allowance()
+    if allowance == 0:
+        raise InvalidImageError(ledger.refusal())
+    result = image_pool().run(decoded_image, raw, max_side, allowance)
+    if "over_allowance" in result:
+        width, height = result["over_allowance"]
+        raise InvalidImageError(ledger.refusal(int(width) * int(height)))
+    if ledger is not None and isinstance(result.get("size"), tuple):
+        width, height = result["size"]
+        ledger.charge(int(width) * int(height))
+    pixels, size = result["pixels"], result.get("size")
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3 or not isinstance(size, tuple) \
+            or len(size) != 2 or not all(type(n) is int for n in size):
         raise InvalidImageError("This file could not be read safely: it crashed the reader.")
-    return Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+    image = Image.fromarray(np.ascontiguousarray(pixels), "RGB")
+    image.info[ORIGINAL_SIZE] = size  # the photo's own size, before the worker's downscale
+    return image
 
 
 def video_pool() -> Pool:

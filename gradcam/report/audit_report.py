@@ -1,13 +1,16 @@
 """The dataset audit's outputs: the per-photo CSV and a self-contained HTML report
 (flagged clusters first, each as its mean map over a mosaic of member thumbnails
 with the region drawn, the reason, reliance against random; then every class's
-table and clusters). Images are data URIs, there is no script and no external URL,
+table and clusters, with the evidence: the infills' drops, the transplant, the
+background or colour swap as before/after pictures with the model's answers, and
+what was not tested). Images are data URIs, there is no script and no external URL,
 and every text that came from outside (paths, labels, sentences) is escaped. The
 drawing helpers are public so the Audit page draws the same pictures.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 from typing import Sequence
@@ -24,6 +27,12 @@ AUDIT_COLUMNS = ("path", "true_label", "label", "target", "probability", "predic
 MOSAIC_TILE = 96  # pixels a side per member thumbnail in a mosaic
 MOSAIC_MEMBERS = 12  # members shown per cluster (nearest the centre first)
 REGION_COLOUR = (255, 255, 255)
+# One self-contained page holds a picture per class and cluster: an audit of 10,000 classes made
+# a 121 MB page. It shows the classes with the most photos, the flagged clusters and the first
+# photos of each list; the CSV and the JSON hold everything.
+MAX_REPORT_CLASSES = 200
+MAX_REPORT_FLAGGED = 200
+MAX_REPORT_LIST = 1000  # outliers, unreadable photos
 
 
 def audit_rows(audit) -> list[dict]:
@@ -132,17 +141,43 @@ def _cluster_html(audit, cluster) -> str:
              f"<tr><th>region (x0, y0, x1, y1)</th><td>{', '.join(f'{v:.2f}' for v in cluster.region)}</td></tr>"
              f"<tr><th>area</th><td>{cluster.area:.0%}</td></tr>"
              f"<tr><th>consistency</th><td>{cluster.consistency:.2f}</td></tr>"
-             f"<tr><th>reliance (region removed)</th><td>{_number(cluster.reliance)}</td></tr>"
+             f"<tr><th>reliance (region removed)</th><td>{_number(cluster.reliance)}"
+             f"{' (' + _esc(cluster.infill) + ')' if cluster.infill else ''}</td></tr>"
              f"<tr><th>random reliance (same size elsewhere)</th><td>{_number(cluster.random_reliance)}</td></tr>"
-             f"<tr><th>photos tested</th><td>{cluster.tested}</td></tr>"
-             + (f"<tr><th>region off the object</th><td>{cluster.off_object:.0%}</td></tr>"
+             + "".join(f"<tr><th>drop, infill {_esc(name)}</th><td>{_number(drop)} (elsewhere {_number(other)})"
+                       f"</td></tr>" for name, (drop, other) in cluster.drops.items())
+             + f"<tr><th>photos tested</th><td>{cluster.tested}</td></tr>"
+             + (f"<tr><th>transplant: other classes' photos turned '{_esc(cluster.label)}'</th><td>{cluster.flips} of "
+                f"{cluster.recipients} (a random patch: {cluster.random_flips})</td></tr>" if cluster.recipients else "")
+             + (f"<tr><th>members whose map peaks off their object</th><td>{cluster.off_object:.0%}</td></tr>"
                 if cluster.off_object is not None else "")
              + f"<tr><th>suspicion</th><td>{cluster.suspicion:.2f}</td></tr></table>")
     style = ' class="cluster flag"' if cluster.flagged else ' class="cluster"'
     return (f'<div{style}><img src="{mean}" alt="mean map of cluster {cluster.number + 1}" width="192">'
             f'<img src="{picture}" alt="members of cluster {cluster.number + 1}">'
             f'<div><p class="reason"><b>{_esc(cluster.label)}, cluster {cluster.number + 1}.</b> '
-            f"{_esc(cluster.reason)}</p>{facts}</div></div>")
+            f"{_esc(cluster.reason)}</p>{facts}{examples_html(cluster.examples)}</div></div>")
+
+
+def repr_answer(label: str) -> str:
+    return f"'{label}'"
+
+
+def _jpeg_uri(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def examples_html(examples) -> str:
+    """Before/after pictures of edited photos, each with the model's answer."""
+    if not examples:
+        return ""
+    cells = "".join(
+        f"<figure style='margin:0'><img src='{_jpeg_uri(e.before)}' alt='before' width='96'>"
+        f"<img src='{_jpeg_uri(e.after)}' alt='after' width='96'><figcaption class='muted' style='max-width:200px'>"
+        f"{_esc(f'{e.caption}: ' + repr_answer(e.before_answer) + ' before, ' + repr_answer(e.after_answer) + ' after')}"
+        f"</figcaption></figure>"
+        for e in examples)
+    return f"<div class='examples' style='display:flex;gap:.8rem;flex-wrap:wrap'>{cells}</div>"
 
 
 def _class_html(audit, cls) -> str:
@@ -151,9 +186,27 @@ def _class_html(audit, cls) -> str:
             f"<tr><th>accuracy</th><td>{_number(cls.accuracy, '{:.0%}')}</td></tr>"
             f"<tr><th>relevance mass on the object</th><td>{_number(cls.mass_on_object)}</td></tr>"
             f"<tr><th>pointing game</th><td>{_number(cls.pointing_rate, '{:.0%}')}</td></tr>"
-            f"<tr><th>clusters</th><td>{len(cls.clusters)}</td></tr>")
+            + (f"<tr><th>share of the photo the object covers</th><td>{_number(cls.object_share)}</td></tr>"
+               if cls.object_share is not None else "")
+            + f"<tr><th>clusters</th><td>{len(cls.clusters)}</td></tr>")
     return (f"<h3>{_esc(cls.label)}</h3><div class='cluster'><img src='{mean}' alt='mean map' width='128'>"
-            f"<table>{rows}</table></div>" + "".join(_cluster_html(audit, c) for c in cls.clusters))
+            f"<table>{rows}</table></div>" + class_tests_html(cls)
+            + "".join(_cluster_html(audit, c) for c in cls.clusters))
+
+
+def class_tests_html(cls) -> str:
+    """The class's background swap (masks) or colour swap: the sentence and the pictures."""
+    test = cls.background or cls.colours
+    if not cls.reason and test is None:
+        return ""
+    style = ' class="cluster flag"' if cls.flagged else ' class="cluster"'
+    return (f"<div{style}><div><p class='reason'>{_esc(cls.reason)}</p>"
+            f"{examples_html([] if test is None else test.examples)}</div></div>")
+
+
+def _more(count: int) -> str:
+    return (f"<p>... and {count - MAX_REPORT_LIST:,} more (the CSV and the JSON list every one).</p>"
+            if count > MAX_REPORT_LIST else "")
 
 
 def audit_html(audit, title: str = "Dataset audit") -> str:
@@ -169,20 +222,38 @@ def audit_html(audit, title: str = "Dataset audit") -> str:
     if audit.problems:
         parts.append("<ul>" + "".join(f"<li>{_esc(p)}</li>" for p in audit.problems) + "</ul>")
     parts.append("<h2>Flagged clusters</h2>")
-    parts.append("".join(_cluster_html(audit, c) for c in flagged) if flagged
+    parts.append("".join(_cluster_html(audit, c) for c in flagged[:MAX_REPORT_FLAGGED]) if flagged
                  else "<p>No cluster looks like a shortcut.</p>")
+    if len(flagged) > MAX_REPORT_FLAGGED:
+        parts.append(f"<p>The report shows the {MAX_REPORT_FLAGGED:,} most suspicious of {len(flagged):,} flagged "
+                     "clusters; the CSV and the JSON hold every one.</p>")
+    if audit.flagged_classes:
+        parts.append("<h2>Classes whose answer follows the background</h2>")
+        parts.extend(f"<h3>{_esc(cls.label)}</h3>" + class_tests_html(cls) for cls in audit.flagged_classes[:MAX_REPORT_CLASSES])
+    if audit.untested:
+        parts.append("<h2>What was not tested</h2><ul>" + "".join(f"<li>{_esc(t)}</li>" for t in audit.untested)
+                     + "</ul>")
     parts.append("<h2>Classes</h2>")
-    parts.extend(_class_html(audit, cls) for cls in audit.classes)
-    if audit.outliers:
+    if len(audit.classes) > MAX_REPORT_CLASSES:
+        parts.append(f"<p>The report shows the {MAX_REPORT_CLASSES:,} classes with the most photos of "
+                     f"{len(audit.classes):,}; the CSV and the JSON hold every class.</p>")
+    parts.extend(_class_html(audit, cls) for cls in audit.classes[:MAX_REPORT_CLASSES])
+    outliers, broken = audit.outliers, audit.broken
+    if outliers:
         parts.append("<h2>Outliers</h2><p>Photos whose map is far from every cluster of their class:</p><ul>"
-                     + "".join(f"<li>{_esc(p.path)} ({_esc(p.label)})</li>" for p in audit.outliers) + "</ul>")
-    if audit.broken:
+                     + "".join(f"<li>{_esc(p.path)} ({_esc(p.label)})</li>" for p in outliers[:MAX_REPORT_LIST])
+                     + "</ul>" + _more(len(outliers)))
+    if broken:
         parts.append("<h2>Photos that could not be read</h2><table><tr><th>photo</th><th>why</th></tr>"
-                     + "".join(f"<tr><td>{_esc(p.path)}</td><td>{_esc(p.error)}</td></tr>" for p in audit.broken)
-                     + "</table>")
+                     + "".join(f"<tr><td>{_esc(p.path)}</td><td>{_esc(p.error)}</td></tr>"
+                               for p in broken[:MAX_REPORT_LIST]) + "</table>" + _more(len(broken)))
     parts.append("<p class='muted'>Reliance: the mean drop of the explained class's probability when the region "
-                 "is replaced by a blurred copy of the photo, on at most 16 photos of the cluster; random reliance: "
-                 "the same for a box of the same size elsewhere. SpRAy, Lapuschkin et al. 2019.</p></body></html>")
+                 "is filled (blurred, with the photo's mean colour, or with the same region of other classes' "
+                 "photos; the strongest drop is shown with its infill), on at most 16 photos of the cluster; random "
+                 "reliance: the same for a box of the same size elsewhere. Transplant: the region pasted into photos "
+                 "of other classes at the same place, against a random box of the same size. Background swap (with "
+                 "masks): objects cut out by their masks and pasted on other classes' backgrounds, against the same "
+                 "swap within the class. SpRAy, Lapuschkin et al. 2019.</p></body></html>")
     return "".join(parts)
 
 
@@ -221,7 +292,7 @@ def comparison_html(comparison, title: str = "Two models on one dataset") -> str
              f"{_esc(comparison.first.method)}{'; with object masks' if comparison.first.masks else ''}.</p>",
              "<h2>Per class</h2><div style='overflow-x:auto'><table><tr><th rowspan='2'>class</th>"
              "<th rowspan='2'>photos</th><th colspan='2'>accuracy</th><th colspan='2'>mass on the object</th>"
-             "<th colspan='2'>flagged clusters</th><th colspan='2'>counterfactual accuracy</th></tr>"
+             "<th colspan='2'>flagged findings</th><th colspan='2'>counterfactual accuracy</th></tr>"
              f"<tr>{head * 4}</tr>"]
     for c in comparison.classes:
         parts.append(f"<tr><td>{_esc(c.label)}</td><td>{c.count}</td>{_pair(*c.accuracy, '{:.0%}')}"
@@ -229,9 +300,11 @@ def comparison_html(comparison, title: str = "Two models on one dataset") -> str
                      f"{_pair(*c.counterfactual, '{:.0%}')}</tr>")
     parts.append("</table></div>")
     if comparison.counterfactual:
-        parts.append(f"<h2>Counterfactual photos</h2><table><tr><th>photos</th><th>count</th>{head}</tr>"
-                     + "".join(f"<tr><td>{_esc(a.name)}</td><td>{a.total}</td>{_pair(a.accuracy, b.accuracy, '{:.0%}')}"
-                               "</tr>" for a, b in comparison.counterfactual) + "</table>")
+        parts.append(f"<h2>Counterfactual photos</h2><div style='overflow-x:auto'><table><tr><th>photos</th>"
+                     f"<th>count</th>{head}</tr>"
+                     + "".join(f"<tr><td>{_esc(a.name)}</td><td>{a.total}</td>"
+                               f"{_pair(a.accuracy, b.accuracy, '{:.0%}')}</tr>" for a, b in comparison.counterfactual)
+                     + "</table></div>")
     parts.append("<h2>Where the maps differ most</h2>")
     if comparison.mean_difference is not None:
         parts.append(f"<p class='muted'>Mean difference over all photos {comparison.mean_difference:.2f} (0: the "

@@ -29,6 +29,7 @@ from PIL import Image
 
 from ..engine.cam import METHODS, Explanation, Prediction
 from ..engine.model import sha256_of_weights
+from ..trust.faithfulness import MASKED_PHOTO_SCORES
 from ..engine.overlay import colorize, overlay
 from ..trust.metrics import METRICS
 
@@ -150,6 +151,55 @@ def library_versions() -> dict[str, str]:
 
 def method_name(method: str) -> str:
     return METHODS[method].display_name if method in METHODS else str(method)
+
+
+def what_the_colours_mean(method: str, colour: str, label: str) -> str:
+    """What the map's strongest colour (``colour``, e.g. "dark red") means for ``method``, in one
+    sentence that the dashboard's caption and both reports share. A class sentence only where the
+    method reads the class (Eigen-CAM's and attention rollout's maps are the same for every class),
+    and a layer only where it uses one (Occlusion and Guided Backpropagation use none)."""
+    entry = METHODS.get(method)
+    name = method_name(method)
+    if entry is not None and not entry.class_specific:
+        if entry.kind == "attention":
+            shown = (f"{name} shows where the attention flows most, whatever the class: the {colour} patches pass "
+                     "the most attention to the class token.")
+        else:
+            shown = (f"{name} shows what the layer responds to most, whatever the class: the {colour} regions are "
+                     "where the layer is most active.")
+        return shown + f" The map is the same for every class, so it does not say why the model chose {label}."
+    if entry is not None and entry.perturbs == "patches":
+        return (f"The {colour} regions are where covering the photo lowered the probability of {label} most "
+                f"({name}: no layer, the photo itself is covered patch by patch).")
+    if entry is not None and entry.kind == "pixel-gradient" and entry.layer_free:  # Guided Backpropagation
+        return (f"The {colour} pixels are where the gradient of {label}'s score, passed back through positive "
+                f"signals only, is largest ({name}: no layer); fine edges, hardly specific to the class.")
+    return f"The {colour} regions raised the score most for {label}, by {name}."
+
+
+def layer_phrase(method: str, layer: str) -> str:
+    """How a heading names the layer: "at layer top_activation", or for a method that uses no
+    layer what it works on instead ("on the input pixels, no layer")."""
+    entry = METHODS.get(method)
+    if entry is not None and entry.layer_free:
+        return f"on the {entry.works_on}, no layer"
+    return f"at layer {layer}"
+
+
+def layer_fact(method: str, layer: str) -> str:
+    """The value of a report's "Layer" fact: the layer's name, or "none" and what the method works on."""
+    entry = METHODS.get(method)
+    if entry is not None and entry.layer_free:
+        return f"none ({method_name(method)} works on the {entry.works_on})"
+    return layer
+
+
+def no_evidence_notice(method: str, label: str) -> str:
+    """The sentence under an empty map; "at this layer" only where there is a layer."""
+    entry = METHODS.get(method)
+    where = "" if entry is not None and entry.layer_free else " at this layer"
+    seen = "nothing in the photo" if where == "" else "nothing the layer sees"
+    return f"No positive evidence for {label}{where}: {seen} raises this class's score, so the map is empty."
 
 
 def method_paper(method: str) -> str:
@@ -318,7 +368,8 @@ def bottom_line(item: ReportItem) -> str:
     elif not sanity.get("judged", True):
         sane = "the sanity check cannot judge it (empty map)"
     else:
-        sane = "passes the sanity check" if sanity["passed"] else "fails the sanity check"
+        sane = {"passed": "passes the sanity check", "not settled": "the sanity check's random draws disagree"}.get(
+            sanity.get("outcome"), "passes the sanity check" if sanity["passed"] else "fails the sanity check")
     return f"{faithful[0].upper()}{faithful[1:]}; {sane}."
 
 
@@ -328,7 +379,10 @@ def trust_sentences(item: ReportItem) -> list[tuple[str, str]]:
     # The bottom line sums up the checks that ran; with none, the two "not run" sentences below say it all.
     said = [("Bottom line", bottom_line(item))] if item.faithfulness or item.sanity else []
     if item.faithfulness:
-        said += [("Faithfulness", item.faithfulness["verdict"]), ("How it was scored", how_scored(item.faithfulness))]
+        scored = how_scored(item.faithfulness)
+        if item.faithfulness["map"].get("average_drop") is not None:
+            scored += " " + MASKED_PHOTO_SCORES
+        said += [("Faithfulness", item.faithfulness["verdict"]), ("How it was scored", scored)]
     else:
         said.append(("Faithfulness", "Not scored for this explanation (the Report page's \"Add faithfulness "
                                      "scores\", or gradcam.faithfulness, adds it)."))

@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 from ..engine.overlay import strongest_colour
 from .content import (
     WHAT_IT_SHOWS, WHAT_IT_DOES_NOT_SHOW, ReportItem, library_versions, method_name, method_paper, score_text, predictions_heading, data_uri, png_data_uri, colour_scale, model_facts, trust_lines, trust_sentences, resolution_fact,
+    what_the_colours_mean, layer_fact, no_evidence_notice,
 )
 
 
@@ -88,14 +89,14 @@ def _item_html(number: int, item: ReportItem, model_name: str, weights_sha256: s
     name, label = _esc(item.image_name), _esc(item.label)
     notice = ""
     if item.no_positive_evidence:
-        notice = (f'<p class="notice">No positive evidence for {label} at this layer: nothing the layer sees '
-                  "raises this class's score, so the map is empty.</p>")
+        notice = f'<p class="notice">{_esc(no_evidence_notice(item.method, item.label))}</p>'
     facts = _rows([
         ("Explained class", f"{label} (class {item.target})"),
         ("Probability", _esc(score_text(item.probability, probabilities))),
         ("Method", _esc(method_name(item.method))),
         ("Paper", _esc(method_paper(item.method))),
-        ("Layer", f"<code>{_esc(item.layer)}</code>"),
+        ("Layer", f"<code>{_esc(item.layer)}</code>" if layer_fact(item.method, item.layer) == item.layer
+         else _esc(layer_fact(item.method, item.layer))),
         ("Resolution", _esc(resolution_fact(item))),
         ("Image", name),
         ("Image size", "{} x {} px (as explained)".format(*item.explained_size)),
@@ -110,7 +111,7 @@ def _item_html(number: int, item: ReportItem, model_name: str, weights_sha256: s
 <figure><img src="{data_uri(item.image)}" alt="The photo {name}"><figcaption>The photo</figcaption></figure>
 <figure><img src="{data_uri(item.overlay)}" alt="Grad-CAM overlay for {label}">
 <figcaption>{_esc(method_name(item.method))} overlay for {label}, opacity {item.opacity:.2f}, colormap
-{_esc(item.colormap)}: the {_esc(strongest_colour(item.colormap))} regions raised this class's score most.</figcaption>
+{_esc(item.colormap)}. {_esc(what_the_colours_mean(item.method, strongest_colour(item.colormap), item.label))}</figcaption>
 <div class="scale">no evidence <img src="{png_data_uri(colour_scale(item.colormap))}" alt="colour scale">
 strongest</div>
 </figure>

@@ -14,6 +14,7 @@ import numpy as np
 from ..engine.overlay import strongest_colour
 from .content import (
     WHAT_IT_SHOWS, WHAT_IT_DOES_NOT_SHOW, ReportItem, library_versions, method_name, method_paper, score_text, predictions_heading, shrunk, colour_scale, model_facts, trust_lines, trust_sentences, resolution_fact,
+    what_the_colours_mean, layer_fact, no_evidence_notice,
 )
 
 
@@ -141,13 +142,14 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
         _plain_text(figure, 0.62, y, score_text(p.probability, probabilities) + mark, fontsize=9, va="top")
         y -= 0.022
 
+    colours = what_the_colours_mean(item.method, strongest_colour(item.colormap), item.label)
     facts = [
         ("Explained class", f"{item.label} (class {item.target})"),
         ("Method", method_name(item.method)),
         ("Paper", method_paper(item.method)),
-        ("Layer", item.layer),
+        ("Layer", layer_fact(item.method, item.layer)),
         ("Resolution", resolution_fact(item)),
-        ("Colormap", f"{item.colormap} (the {strongest_colour(item.colormap)} regions raised the score most)"),
+        ("Colormap", f"{item.colormap} ({_in_brackets(colours)})"),
         ("Image size", "{} x {} px (as explained)".format(*item.explained_size)),
         ("Image SHA-256", item.image_sha256),
         ("Model", model_name),
@@ -161,7 +163,7 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
             flow.paragraph(value, x=0.30, width=74, label=(0.08, key, {"color": "#555555"}))
     if item.no_positive_evidence:
         flow.gap(0.008)
-        flow.paragraph("No positive evidence for this class at this layer: the map is empty.", fontsize=9,
+        flow.paragraph(no_evidence_notice(item.method, item.label), fontsize=9,
                        color="#b35c00")
     flow.gap(0.015)
     flow.paragraph("Can this map be trusted?", x=0.07, fontsize=11, weight="bold")
@@ -233,6 +235,12 @@ class _Flow:
             _plain_text(self.figure, x, self.y, line, va="top", fontsize=fontsize, **options)
             self.y -= step
         self.y -= 0.003
+
+
+def _in_brackets(sentence: str) -> str:
+    """A sentence inside brackets after a word: "The dark red regions ..." reads "the dark red regions ..."."""
+    sentence = sentence.rstrip(".")
+    return "t" + sentence[1:] if sentence.startswith("The ") else sentence
 
 
 def report_pdf(items: Sequence[ReportItem], *, title: str = "Grad-CAM report", model=None,

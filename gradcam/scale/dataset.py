@@ -30,7 +30,7 @@ from ..intake.images import SUPPORTED_FORMATS
 COLUMNS = (*ROW_COLUMNS, "map")
 # Photos per actor call. Each photo is decoded at full size and its map upsampled to
 # it, so 8 keeps an actor's memory to a few hundred MB with 12-megapixel photos;
-# batch 8 ran as fast as 32 here (python -m gradcam.bench --batch).
+# batch 8 ran as fast as 32 here (python -m bench --batch).
 BATCH_SIZE = 8
 CPUS_PER_ACTOR = 2  # TensorFlow threads per model replica; more replicas per core only contend
 ACTOR_CPU_RESERVATION = 0.5  # what each actor asks Ray for (see _pool)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
+import logging
 import os
 from dataclasses import dataclass
 
@@ -27,12 +29,33 @@ MAX_BATCH = 16  # requests grouped into one engine call at most
 MAX_PHOTO_BYTES = 50 * 1024 * 1024
 # A photo is decoded in the sandbox and downscaled there: a 160 kB PNG can declare 7000 x 7000
 # (~190 MB per queued request); the network sees 224-260 px, so 1024 px loses nothing.
-MAX_SIDE = 1024
+# The same bound as the dataset audit's (gradcam.intake.images.EXPLAIN_MAX_SIDE).
+from gradcam.intake.images import EXPLAIN_MAX_SIDE as MAX_SIDE  # noqa: E402
 MAX_MAPS = 10  # classes explained per request (each is a map through the whole network)
 # Score-CAM's channels per request, as the dashboard (every channel took 21 s on Lite0, ~1.7 min on ResNet50).
 CHANNEL_BUDGET = 32
 REQUEST_SECONDS = 60.0  # a request still running then is stopped (perturbation methods check between batches)
 TOKEN_ENV = "GRADCAM_SERVICE_TOKEN"
+# Serve's HTTP server (uvicorn in Ray's proxy) closes a connection this long after its last answer;
+# Ray's default is 90 s. (One that never finishes a request is the door's job: gradcam.scale.door.)
+KEEP_ALIVE_SECONDS = 5
+NO_TOKEN = ("GRADCAM_SERVICE_TOKEN is not set: this explanation service answers ANYONE who reaches its port, so it "
+            "answers this machine (loopback) only. Set the token to serve other machines.")
+_log = logging.getLogger("gradcam.serve")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or "localhost") is this machine only."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def token_set() -> bool:
+    return bool(os.environ.get(TOKEN_ENV, "").strip())
 
 
 @dataclass(frozen=True)
@@ -120,6 +143,8 @@ def _job(body: bytes, params) -> Job:
 class Explainer:
     def __init__(self):
         self._models = {}
+        if not token_set():  # said at every replica's start, in its log and the driver's console
+            _log.warning(NO_TOKEN)
 
     def _model(self, name: str):
         import gradcam
@@ -178,6 +203,10 @@ class Explainer:
         return await asyncio.to_thread(self._run, jobs)
 
     async def __call__(self, request: Request) -> JSONResponse:
+        if not token_set() and not is_loopback(request.client.host if request.client else ""):
+            # Bound beyond loopback without a token (a config file's host: 0.0.0.0): refuse the world.
+            return JSONResponse({"error": "This explanation service has no token, so it answers this machine "
+                                          "only."}, status_code=403)
         if not authorized(request.headers):
             return JSONResponse({"error": "This explanation service needs its token."}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -192,9 +221,23 @@ class Explainer:
 
 
 def http_options(port: int = 8000, host: str = "127.0.0.1") -> dict:
-    """Serve's HTTP proxy for this app: loopback unless told otherwise, and a time limit per
-    request, so one heavy request cannot hold its caller (and the proxy's slot) for ever."""
-    return {"host": host, "port": port, "request_timeout_s": REQUEST_SECONDS + 30}
+    """Serve's HTTP proxy for this app: loopback unless told otherwise (and only with a token),
+    a time limit per request, so one heavy request cannot hold its caller (and the proxy's slot)
+    for ever, and idle connections closed KEEP_ALIVE_SECONDS after their last answer."""
+    check_bind(host)
+    return {"host": host, "port": port, "request_timeout_s": REQUEST_SECONDS + 30,
+            "keep_alive_timeout_s": KEEP_ALIVE_SECONDS}
+
+
+def check_bind(host: str) -> None:
+    """Refuse to listen beyond loopback without a token (ValueError); without one on loopback,
+    say loudly that anyone on this machine may use the service."""
+    if token_set():
+        return
+    if not is_loopback(host):
+        raise ValueError(f"Refusing to listen on {host} without a token: set GRADCAM_SERVICE_TOKEN (and put a TLS "
+                         "proxy in front), or listen on 127.0.0.1.")
+    _log.warning(NO_TOKEN)
 
 
 class _Deadline:

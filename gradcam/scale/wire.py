@@ -7,7 +7,7 @@ own top classes). The answer is JSON: the top-5 predictions and, per class, its
 layer-resolution map, sent as its peak (a float) and the map divided by its peak
 in float16 (little-endian, base64). That is 98 bytes for a 7x7 map, encoded in
 microseconds; a 16-bit PNG is larger for small maps and ~100x slower to encode
-(``python -m gradcam.bench --encoding``). A request the engine refuses answers
+(``python -m bench --encoding``). A request the engine refuses answers
 HTTP 400 with ``{"error": sentence}``.
 
 The server is ``gradcam.scale.serve`` (Ray Serve); the dashboard uses ``explain_remote``
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.cam import Explanation, Prediction
+from ..engine.cam import Explanation, Prediction, heatmap
 
 TIMEOUT_S = 120  # a cold replica loads its model first
 
@@ -46,6 +46,17 @@ class Served:
     maps: list[ServedMap]  # one per explained class, in the order asked
     layer: str
     method: str
+
+    def explanations(self, size: tuple[int, int]) -> list[Explanation]:
+        """The served maps as the engine's own ``Explanation``s for a photo of ``size``
+        (width, height): the heatmap scaled as the engine scales it. The service sends
+        only the map after ReLU, so ``before_relu`` is that map and there are no channel
+        weights."""
+        return [Explanation(heatmap=heatmap(m.raw, size, self.method), raw=m.raw, target=m.target, label=m.label,
+                            probability=m.probability, layer=self.layer, method=self.method,
+                            predictions=self.predictions, no_positive_evidence=m.no_positive_evidence,
+                            channel_weights=np.zeros(0, np.float32), before_relu=m.raw)
+                for m in self.maps]
 
 
 # --- the wire format ---------------------------------------------------------------

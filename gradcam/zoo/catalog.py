@@ -18,9 +18,9 @@ from typing import Callable
 
 from ..engine.model import PREPROCESSING, Model
 from ..errors import ModelLoadError
-from . import clever_hans, efficientnet_lite
+from . import clever_hans, efficientnet_lite, hub
 from .labels import imagenet_classes, imagenet_labels
-from .own_models import own_model
+from .own_models import own_model, preset_name_model
 
 DEFAULT_MODEL = "EfficientNet-Lite0"
 
@@ -66,6 +66,9 @@ def available_models() -> list[tuple[str, str]]:
     for name, app in _APPLICATIONS.items():
         where = "weights downloaded" if not keras_weights_path(name).exists() else "weights cached"
         models.append((name, f"ImageNet-1k, {app.input_size} px, {where} ({app.download_mb} MB)"))
+    if hub.installed():
+        for name, (size, download_mb) in hub.PRESETS.items():
+            models.append((name, f"KerasHub preset, ImageNet-1k, {size} px, downloaded by KerasHub ({download_mb} MB)"))
     return models
 
 
@@ -85,7 +88,10 @@ def keras_weights_path(name: str) -> Path:
 
 def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, weights: str | None = "imagenet",
                sandbox: bool = False, name: str | None = None):
-    """A ``Model`` from a built-in name, a path to a .keras/.h5 file, or the file's bytes.
+    """A ``Model`` from a built-in name (KerasHub preset names too, with keras-hub installed),
+    a path to a .keras/.h5 file or to a KerasHub preset folder, or the bytes of a file or of
+    a zipped preset folder. A KerasHub classifier's own image converter sets the input size
+    and the pixel scaling.
 
     ``labels``: a labels file's path, bytes or text, or a list of names (own models only).
     ``preprocessing``: one of PREPROCESSING's names (own models only; the built-in
@@ -107,6 +113,8 @@ def load_model(name_or_path, labels=None, preprocessing: str | None = None, *, w
         return clever_hans.load()
     if isinstance(name_or_path, str) and name_or_path in _APPLICATIONS:
         return _application_model(name_or_path, weights)
+    if isinstance(name_or_path, str) and name_or_path in hub.PRESETS:
+        return preset_name_model(name_or_path)
     return own_model(name_or_path, labels, preprocessing, sandbox, name)
 
 

@@ -15,10 +15,13 @@ from ..engine.graph import target_layers, walk_layers
 from ..engine.model import Model
 from ..errors import ModelLoadError
 from ..intake import model_budget
+from ..intake.files import FileRefused, read_regular_file
 from ..intake.model_bytes import keras_model_from_bytes, rebuilt_model
+from ..intake.presets import is_preset_archive, is_preset_folder, preset_folder_bytes, preset_from_archive
 from ..intake.sandbox import verified_model_file
 from ..intake.text import valid_text
-from .labels import MAX_LABELS_BYTES, parse_labels
+from .hub import own_input_size, own_preprocessing, preset_model
+from .labels import MAX_LABELS_BYTES, imagenet_classes, imagenet_labels, parse_labels
 
 MAX_MODEL_BYTES = model_budget.MAX_MODEL_BYTES
 # ImageNet-21k has 21,843 classes. A Dense(1,000,000) head is only an 8 MB file, but every
@@ -53,11 +56,16 @@ def _model_file_bytes(source) -> tuple[bytes, str]:
 
 
 def own_model(source, labels, preprocessing, sandbox: bool = False, name: str | None = None) -> Model:
-    if sandbox:
-        data, file_name = _model_file_bytes(source)
-        keras_model = rebuilt_model(*verified_model_file(data))
+    """A model file (.keras, .h5), a KerasHub preset folder, or a zip of one, as a Model."""
+    if is_preset_folder(source):
+        data, file_name = preset_folder_bytes(source), valid_text(Path(source).name)
     else:
         data, file_name = _model_file_bytes(source)
+    if sandbox:
+        keras_model = rebuilt_model(*verified_model_file(data))
+    elif is_preset_archive(data):
+        keras_model = preset_from_archive(data)
+    else:
         keras_model = keras_model_from_bytes(data)
     file_name = Path(name).name if name else file_name
     try:
@@ -66,6 +74,16 @@ def own_model(source, labels, preprocessing, sandbox: bool = False, name: str | 
         raise
     except Exception as error:  # e.g. a Sequential saved before it was ever built
         raise ModelLoadError("The model's structure cannot be read (was it built before it was saved?).") from error
+
+
+def preset_name_model(name: str) -> Model:
+    """A KerasHub preset by name (downloaded by KerasHub on first use), checked like a file."""
+    return _checked_model(preset_model(name), name, None, None)
+
+
+def checked_model(keras_model, name: str, labels=None, preprocessing: str | None = None) -> Model:
+    """A Keras classifier built in this process (a KerasHub one too) as a Model, checked like a file."""
+    return _checked_model(keras_model, name, labels, preprocessing)
 
 
 def _checked_model(keras_model, file_name, labels, preprocessing) -> Model:
@@ -92,10 +110,17 @@ def _checked_model(keras_model, file_name, labels, preprocessing) -> Model:
             "The model has no convolutional layer (a layer with a height x width x channels "
             "output) for Grad-CAM to look at."
         )
-    names = _own_labels(labels, classes)
+    names, synonyms = _own_labels(labels, classes), ()
+    if labels is None and classes == len(imagenet_labels()) and own_preprocessing(keras_model, 3) is not None:
+        # A KerasHub ImageNet-1k classifier (a preset): the 1000 class names the project ships.
+        names, synonyms = list(imagenet_labels()), tuple(names for _, names in imagenet_classes())
     if preprocessing is None:
-        preprocessing = "none" if _rescales_itself(keras_model) else "0..1"
-    height, width = (shape[1] or 224), (shape[2] or 224)
+        # A KerasHub classifier's own image converter says how it scales pixels; else guess.
+        preprocessing = own_preprocessing(keras_model, int(shape[-1])) \
+            or ("none" if _rescales_itself(keras_model) else "0..1")
+    own_size = own_input_size(keras_model)
+    height = shape[1] or (own_size[0] if own_size else 224)
+    width = shape[2] or (own_size[1] if own_size else 224)
     return Model(
         name=Path(file_name).name if isinstance(file_name, str) else "uploaded model",
         keras=keras_model,
@@ -104,6 +129,7 @@ def _checked_model(keras_model, file_name, labels, preprocessing) -> Model:
         preprocessing=preprocessing,
         description=f"your model, {classes} output{'s' if classes != 1 else ''}, {width}x{height} px",
         channels=int(shape[-1]),
+        synonyms=synonyms,
     )
 
 
@@ -142,17 +168,19 @@ def _own_labels(labels, classes: int) -> list[str]:
 
 
 def _read_file(path: Path, what: str, limit: int, too_large: str) -> bytes:
-    """A model or labels file's bytes, or ModelLoadError with one sentence."""
+    """A model or labels file's bytes (the intake's guarded read: a FIFO or a device is refused
+    before it is opened), or ModelLoadError with one sentence."""
     try:
-        if not path.exists():
-            raise ModelLoadError(f"No such {what} file: {valid_text(path.name)}.")
-        if not path.is_file():  # refused before it is opened: reading a FIFO or a device never ends
-            raise ModelLoadError(f"{valid_text(path.name)} is not a {what} file (it is a folder, a device or a pipe).")
-        if path.stat().st_size > limit:
-            raise ModelLoadError(f"The {what} file is {too_large}.")
-        return path.read_bytes()
-    except OSError as error:
-        raise ModelLoadError(f"The {what} file {valid_text(path.name)} could not be read.") from error
+        return read_regular_file(path, limit)
+    except FileRefused as refused:
+        name = valid_text(path.name)
+        raise ModelLoadError({
+            "missing": f"No such {what} file: {name}.",
+            "name": f"No such {what} file: {name}.",  # a NUL in the name cannot name a file
+            "folder": f"{name} is not a {what} file (it is a folder, a device or a pipe).",
+            "special": f"{name} is not a {what} file (it is a folder, a device or a pipe).",
+            "too large": f"The {what} file is {too_large}.",
+        }.get(refused.kind, f"The {what} file {name} could not be read.")) from None
 
 
 def _rescales_itself(keras_model) -> bool:

@@ -26,13 +26,13 @@ import math
 import os
 import pickle
 import pickletools
-import stat
 import struct
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ModelLoadError
+from ..intake.files import FileRefused, read_regular_file
 
 _MAGIC = 0x1950A86A20F9469CFC6C
 
@@ -157,17 +157,12 @@ def read_state_dict(source: str | os.PathLike | bytes) -> dict[str, np.ndarray]:
 
 
 def _read_file(path) -> bytes:
-    # Look before opening (a FIFO blocks open, a device never ends), and again after.
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        raise _Refused("is not a regular file")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with open(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-            raise _Refused("is not a regular file")
-        data = file.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise _Refused(f"is larger than {MAX_FILE_BYTES // 2**20:,} MB")
-    return data
+    """The intake's guarded read (a FIFO or a device is refused before it is opened)."""
+    try:
+        return read_regular_file(path, MAX_FILE_BYTES)
+    except FileRefused as refused:
+        raise _Refused("is not a regular file" if refused.kind in ("folder", "special") else refused.reason) \
+            from None
 
 
 def _parse(data: bytes) -> dict[str, np.ndarray]:

@@ -10,8 +10,10 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dashboard import cached
 from gradcam.zoo.labels import imagenet_labels
+from dashboard.runtime.call_counts import engine_calls
+from dashboard.runtime import model_cache
+from dashboard.runtime import explanation_cache
 
 PAGE = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
 
@@ -124,9 +126,9 @@ def test_a_bad_model_upload_says_so_and_the_page_keeps_working(app):
 
 def test_opacity_colormap_and_top5_targets_never_call_the_model_again(app):
     st.cache_data.clear()
-    cached.engine_calls.clear()
+    engine_calls.clear()
     run(app)
-    calls = dict(cached.engine_calls)
+    calls = dict(engine_calls)
     assert calls.get("explain") == 1
     app.slider(key="opacity").set_value(0.7)
     run(app)
@@ -137,7 +139,7 @@ def test_opacity_colormap_and_top5_targets_never_call_the_model_again(app):
         run(app)
     app.selectbox(key="target").set_value(top5_indices(app)[0])
     run(app)
-    assert dict(cached.engine_calls) == calls
+    assert dict(engine_calls) == calls
 
 
 def test_state_is_kept_in_session_state_for_the_other_pages(app):
@@ -200,10 +202,10 @@ def test_the_method_picker_explains_each_method_and_runs_score_cam_on_its_budget
     run(app)
     assert any(f"the {SCORECAM_DEFAULT_CHANNELS} feature maps with the largest variance" in c.value
                for c in app.caption)
-    shown = cached.explain_top5(app.session_state["image_hash"], "EfficientNet-Lite0", "top_activation", "scorecam",
+    shown = explanation_cache.explain_top5(app.session_state["image_hash"], "EfficientNet-Lite0", "top_activation", "scorecam",
                                 None, None)  # from the cache: the image and model are not needed
-    photo = cached.display_image(app.session_state["image_hash"], app.session_state["image_data"])
-    model = cached.builtin_model("EfficientNet-Lite0")
+    photo = explanation_cache.display_image(app.session_state["image_hash"], app.session_state["image_data"])
+    model = model_cache.builtin_model("EfficientNet-Lite0")
     expected = gradcam.explain(model, photo, target=shown.predictions[0].index, method="scorecam",
                                max_channels=SCORECAM_DEFAULT_CHANNELS)
     assert np.allclose(shown.maps[expected.target].raw, expected.raw, rtol=1e-4, atol=1e-6)

@@ -11,10 +11,12 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import page_app
+
 from gradcam.intake import archives
 from zips import zip_of
 
-PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "4_Batch.py")
+PAGE = "batch"
 BMP_BYTES = 1200 * 1000 * 3 + 54  # what each entry inflates to: uncompressed 24-bit pixels and the header
 
 
@@ -45,7 +47,7 @@ def test_a_session_that_unpacks_again_and_again_is_stopped_with_a_sentence(monke
     monkeypatch.setattr(archives, "MAX_SESSION_BYTES", 2 * BMP_BYTES + 1000)  # two entries' worth an hour
     archive = zip_of({f"big{i}.bmp": bmp((40 * i, 90, 160)) for i in range(3)})
     assert len(archive) < 200_000  # 10 MB of pixels in a small upload
-    at = AppTest.from_file(PAGE, default_timeout=300)
+    at = page_app(PAGE, default_timeout=300)
     at.run()
     at.file_uploader(key="batch_upload").set_value([("big.zip", archive, "application/zip")])
     at.run()

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dashboard.model_picker import UPLOAD
+from dashboard.parts.model_picker import UPLOAD
 from dashboard.safe_text import md
 
 PAGE = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")

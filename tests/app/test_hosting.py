@@ -12,9 +12,10 @@ import keras
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import class_picker
-from dashboard.link_values import link_number
-from dashboard.model_picker import UPLOAD
+from dashboard.parts import class_picker
+from dashboard.parts.link_numbers import link_number
+from dashboard.parts.model_picker import UPLOAD
+from tests.app.pages import page_app
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPLORE = str(ROOT / "streamlit_app.py")
@@ -38,11 +39,11 @@ def test_link_numbers_are_ascii_digits_only():
 
 @pytest.mark.parametrize("page, link", [
     (EXPLORE, {"target": "²"}),
-    (str(ROOT / "app_pages/1_How_it_works.py"), {"step": "²", "lesson_class": "٣"}),
-    (str(ROOT / "app_pages/2_Compare.py"), {"compare": "classes", "compare_class": "²", "other": "１"}),
+    ("how_it_works", {"step": "²", "lesson_class": "٣"}),
+    ("compare", {"compare": "classes", "compare_class": "²", "other": "１"}),
 ])
 def test_a_crafted_link_opens_the_page_on_its_defaults(page, link):
-    at = AppTest.from_file(page, default_timeout=240)
+    at = AppTest.from_file(page, default_timeout=240) if page == EXPLORE else page_app(page, default_timeout=240)
     at.query_params.update(link)
     run(at)  # no exception: the page is drawn
     assert not at.error, [e.value for e in at.error]

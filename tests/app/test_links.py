@@ -8,19 +8,21 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import model_picker
+from dashboard.parts import model_picker
 from gradcam.zoo import catalog as models
 from gradcam.zoo.labels import imagenet_labels
+from tests.app.pages import ROUTER, page_app, switch_to
 from tests.app.test_app import CATS, jpeg_bytes, run, target_label
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPLORE = str(ROOT / "streamlit_app.py")
-COMPARE = "app_pages/2_Compare.py"  # relative to the entry point, for switch_page
+EXPLORE = ROUTER
+COMPARE = "compare"
 SCHNAUZER = imagenet_labels().index("miniature schnauzer")
 
 
 def app(page: str = EXPLORE, link: dict | None = None) -> AppTest:
-    at = AppTest.from_file(page, default_timeout=240)
+    """The whole app (the router, Explore first) or one page alone, opened with ``link``."""
+    at = AppTest.from_file(page, default_timeout=240) if page == ROUTER else page_app(page, default_timeout=240)
     at.query_params.update(link or {})
     return run(at)
 
@@ -78,7 +80,7 @@ def test_an_own_models_links_leave_the_model_its_layers_and_classes_out(tmp_path
     assert link_notes(at) == [":material/link: A link to this page opens EfficientNet-Lite0, not your model "
                               "(uploads are not put in links), on the same photo, with the same method and look."]
 
-    at.switch_page(COMPARE)
+    switch_to(at, COMPARE)
     run(at)
     at.session_state["compare_tab"] = "Classes"
     run(at)
@@ -89,7 +91,7 @@ def test_an_own_models_links_leave_the_model_its_layers_and_classes_out(tmp_path
 
 
 def test_compare_keeps_its_class_and_opacity_in_its_own_keys_and_the_models_tab_has_no_class_picker():
-    at = app(ROOT / COMPARE, link={"sample": "coffee.jpg"})
+    at = app(COMPARE, link={"sample": "coffee.jpg"})
     top = at.selectbox(key="compare_target").options
     assert at.selectbox(key="compare_target").value == 967  # espresso, the top-1
     at.selectbox(key="compare_target").set_value(968)  # cup
@@ -103,7 +105,7 @@ def test_compare_keeps_its_class_and_opacity_in_its_own_keys_and_the_models_tab_
     explore = app(link=dict(at.query_params))
     assert target_label(explore) == "espresso" and explore.slider(key="opacity").value == pytest.approx(0.4)
     # ... and the recipient's Compare is the sender's Compare.
-    compare = app(ROOT / COMPARE, link=dict(at.query_params))
+    compare = app(COMPARE, link=dict(at.query_params))
     assert compare.selectbox(key="compare_target").value == 968
     assert compare.slider(key="compare_opacity").value == pytest.approx(0.7)
 
@@ -126,7 +128,7 @@ def test_a_failed_download_is_tried_once_per_session_on_compare_and_explore(tmp_
         return real_download(name, *args, **kwargs)
 
     monkeypatch.setattr(model_picker, "download_weights", counted)
-    at = app(ROOT / COMPARE)
+    at = app(COMPARE)
     at.session_state["compare_tab"] = "Models"
     run(at)
     at.multiselect(key="compare_models").set_value(["EfficientNet-Lite0", "MobileNetV2", "ResNet50"])
@@ -168,7 +170,7 @@ def test_removing_the_uploaded_photo_removes_it_from_the_page(coffee):
 
 def test_the_lesson_report_and_batch_open_on_a_links_view_and_write_their_own():
     shared = {"sample": "coffee.jpg", "layer": "block10_add", "method": "gradcam++"}
-    lesson = app(ROOT / "app_pages/1_How_it_works.py", link={**shared, "step": "3"})
+    lesson = app("how_it_works", link={**shared, "step": "3"})
     assert lesson.session_state["lesson_step"] == 3
     assert lesson.caption[0].value.startswith("coffee\\.jpg · model EfficientNet\\-Lite0 · layer block10\\_add")
     assert dict(lesson.query_params) == {**shared, "step": "3"}
@@ -179,7 +181,7 @@ def test_the_lesson_report_and_batch_open_on_a_links_view_and_write_their_own():
     run(lesson)
     assert dict(lesson.query_params) == {**shared, "step": "4", "lesson_class": "968"}
 
-    report = app(ROOT / "app_pages/3_Report.py", link={**shared, "sections": "967:gradcam++,968:gradcam++"})
+    report = app("report", link={**shared, "sections": "967:gradcam++,968:gradcam++"})
     assert report.multiselect(key="report_include").value == [(967, "gradcam++"), (968, "gradcam++")]
     assert "block10\\_add" in report.markdown[0].value
     assert dict(report.query_params) == {**shared, "sections": "967:gradcam++,968:gradcam++"}
@@ -187,6 +189,6 @@ def test_the_lesson_report_and_batch_open_on_a_links_view_and_write_their_own():
     run(report)
     assert dict(report.query_params) == shared  # the current explanation alone is the default
 
-    batch = app(ROOT / "app_pages/4_Batch.py", link=shared)
+    batch = app("batch", link=shared)
     assert "block10\\_add" in batch.markdown[0].value and "Grad-CAM++" in batch.markdown[0].value
     assert dict(batch.query_params) == shared

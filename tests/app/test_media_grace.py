@@ -5,7 +5,7 @@ good)."""
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
-from dashboard import media_grace
+from dashboard.runtime import streamlit_patches as media_grace
 
 
 def test_an_orphaned_image_or_download_is_served_for_the_grace_period_then_deleted(monkeypatch):

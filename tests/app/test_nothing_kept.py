@@ -14,7 +14,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import gradcam
-from dashboard import cached
+from dashboard.runtime import explanation_cache, long_jobs, model_cache
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "streamlit_app.py")
@@ -121,14 +121,16 @@ def test_keras_downloads_fail_fast_with_the_network_blocked(monkeypatch, tmp_pat
 
 
 def test_every_cache_of_the_dashboard_is_bounded():
-    for name in ("display_image", "_explain_top5", "_explain_class", "_explain_timed", "builtin_model", "own_model"):
-        info = getattr(cached, name)._info
+    caches = {name: explanation_cache for name in ("display_image", "_explain_top5", "_explain_class", "_explain_timed")}
+    caches.update(builtin_model=model_cache, own_model=model_cache)
+    for name, module in caches.items():
+        info = getattr(module, name)._info
         assert info.max_entries is not None, name
     for name in ("display_image", "_explain_top5", "_explain_class", "_explain_timed"):
-        assert getattr(cached, name)._info.max_size_bytes is not None, name
+        assert getattr(explanation_cache, name)._info.max_size_bytes is not None, name
     # Score-CAM and Ablation-CAM results live outside st.cache_data (their progress bar
     # must not be replayed): that cache is bounded by count, and each entry is small.
-    assert 0 < cached._SLOW_ENTRIES <= 256
+    assert 0 < long_jobs.KEPT_RESULTS <= 256
 
 
 def test_server_configuration_keeps_protections_on():
@@ -150,9 +152,9 @@ def _html_calls(path: Path):
 
 
 def test_raw_html_is_only_ever_our_own_constant_text():
-    pages = sorted((ROOT / "app_pages").glob("*.py"))
+    pages = sorted((ROOT / "dashboard" / "pages").glob("*.py"))
     assert pages, "the pages moved: point this check at them"
-    sources = [ROOT / "streamlit_app.py", *sorted((ROOT / "dashboard").glob("*.py")), *pages]
+    sources = [ROOT / "streamlit_app.py", *sorted((ROOT / "dashboard").rglob("*.py"))]
     for path in sources:
         constants = _module_string_constants(path)
         for call in _html_calls(path):

@@ -7,15 +7,17 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import page_app
+
 from gradcam.zoo import clever_hans
 from tests.app.test_app import run
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = str(ROOT / "app_pages/7_Audit.py")
+PAGE = "audit"
 
 
 def opened(link: dict | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=240)
+    at = page_app(PAGE, default_timeout=240)
     at.query_params.update(link or {})
     return run(at)
 

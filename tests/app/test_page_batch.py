@@ -13,11 +13,13 @@ from PIL import Image
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import page_app
+
 from zips import zip_of
 from gradcam.intake import archives
 from gradcam.report import batch
 
-PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "4_Batch.py")
+PAGE = "batch"
 CAPTION = re.compile(r"(?P<label>.+) \((?P<percent>\d+\.\d)%\) · (?P<file>.+)")
 
 
@@ -91,7 +93,7 @@ def shown_count(at: AppTest) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def explained(uploads):
-    at = run(AppTest.from_file(PAGE, default_timeout=180))
+    at = run(page_app(PAGE, default_timeout=180))
     at.file_uploader(key="batch_upload").set_value(uploads)
     run(at)
     assert not at.error
@@ -188,7 +190,7 @@ def bomb(declared: int) -> bytes:
     b"PK\x03\x04 and then nothing",
 ], ids=["declared-size", "too-many-members", "not-a-zip"])
 def test_a_hostile_archive_gives_one_sentence(archive):
-    at = run(AppTest.from_file(PAGE, default_timeout=180))
+    at = run(page_app(PAGE, default_timeout=180))
     at.file_uploader(key="batch_upload").set_value([("bomb.zip", archive, "application/zip")])
     run(at)
     assert len(at.error) == 1 and at.error[0].value.startswith("bomb\\.zip ")

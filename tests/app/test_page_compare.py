@@ -7,12 +7,17 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import gradcam
-from dashboard import cached
-from dashboard.layer_names import breakable
-from dashboard.safe_text import md
+from tests.app.pages import page_app
 
-PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "2_Compare.py")
+import gradcam
+from dashboard.parts.layer_labels import breakable
+from dashboard.safe_text import md
+from gradcam.intake import sha256
+from dashboard.runtime.call_counts import engine_calls
+from dashboard.runtime import model_cache
+from dashboard.runtime import explanation_cache
+
+PAGE = "compare"
 SAMPLE_COFFEE = Path(__file__).resolve().parents[2] / "samples" / "coffee.jpg"
 ON_A_CNN = [k for k, m in gradcam.METHODS.items() if m.kind != "attention"]  # rollout needs attention layers
 
@@ -25,11 +30,11 @@ def run(at: AppTest) -> AppTest:
 
 def model(name: str = "EfficientNet-Lite0"):
     # The page's own model object (a process-wide Streamlit resource): nothing traced twice.
-    return cached.builtin_model(name)
+    return model_cache.builtin_model(name)
 
 
 def photo(at: AppTest):
-    return cached.display_image(at.session_state["image_hash"], at.session_state["image_data"])
+    return explanation_cache.display_image(at.session_state["image_hash"], at.session_state["image_data"])
 
 
 def captions(at: AppTest) -> list[str]:
@@ -44,7 +49,7 @@ def open_tab(at: AppTest, title: str) -> AppTest:
 @pytest.fixture(scope="module")
 def page():
     """One session on the default sample and model, visited tab by tab."""
-    return run(AppTest.from_file(PAGE, default_timeout=180))
+    return run(page_app(PAGE, default_timeout=180))
 
 
 def test_the_layer_strip_is_one_map_per_stage_from_one_pass(page):
@@ -58,16 +63,16 @@ def test_the_layer_strip_is_one_map_per_stage_from_one_pass(page):
                                                    for t in gradcam.stage_layers(model())]
 
     st.cache_data.clear()
-    cached.engine_calls.clear()
+    engine_calls.clear()
     page.multiselect(key="compare_layers").set_value(["top_activation", "block10_add", "block3_expand_activation"])
     run(page)
     assert [c.split("**")[1] for c in captions(page)] == [breakable("block3_expand_activation"),
                                                           breakable("block10_add"), breakable("top_activation")]
-    assert cached.engine_calls["explain_layers"] == 1  # three layers, one engine pass
+    assert engine_calls["explain_layers"] == 1  # three layers, one engine pass
     assert page.query_params["layers"] == "block3_expand_activation,block10_add,top_activation"
     open_tab(page, "Methods")
     open_tab(page, "Layers")  # a closed tab keeps its choices
-    assert len(captions(page)) == 3 and cached.engine_calls["explain_layers"] == 1
+    assert len(captions(page)) == 3 and engine_calls["explain_layers"] == 1
     page.multiselect(key="compare_layers").set_value(stages)
     run(page)
     assert "layers" not in page.query_params  # the default needs no mention in the link
@@ -141,11 +146,11 @@ def test_the_models_tab_shows_each_models_own_top1_and_keeps_going_past_a_failur
 
 
 def test_a_link_opens_the_page_on_its_view():
-    at = AppTest.from_file(PAGE, default_timeout=180)
+    at = page_app(PAGE, default_timeout=180)
     link = {"sample": "coffee.jpg", "model": "EfficientNet-Lite1", "layer": "block10_add", "target": "967",
             "method": "gradcam++", "opacity": "0.70", "colormap": "viridis", "compare": "classes", "other": "504"}
-    top1 = gradcam.predict(model("EfficientNet-Lite1"), cached.display_image(
-        cached.sha256(SAMPLE_COFFEE.read_bytes()), SAMPLE_COFFEE.read_bytes()), top=1)[0].index
+    top1 = gradcam.predict(model("EfficientNet-Lite1"), explanation_cache.display_image(
+        sha256(SAMPLE_COFFEE.read_bytes()), SAMPLE_COFFEE.read_bytes()), top=1)[0].index
     at.query_params.update(link)
     run(at)
     assert at.session_state["compare_tab"] == "Classes"
@@ -172,7 +177,7 @@ def test_a_link_to_a_model_that_cannot_load_says_so_and_compares_with_the_defaul
     monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))
     monkeypatch.setattr(file_utils, "get_file", offline)
     monkeypatch.setattr(models, "_weights_url", lambda name: "http://127.0.0.1:9/weights.h5")  # nothing listens
-    at = AppTest.from_file(PAGE, default_timeout=180)
+    at = page_app(PAGE, default_timeout=180)
     at.query_params.update({"model": "VGG16", "compare": "layers"})
     run(at)
     assert len(at.error) == 1 and "VGG16" in at.error[0].value

@@ -7,10 +7,15 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import gradcam
-from dashboard import cached
+from tests.app.pages import page_app
 
-PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "1_How_it_works.py")
+import gradcam
+from gradcam.intake import sha256
+from dashboard.runtime.call_counts import engine_calls
+from dashboard.runtime import model_cache
+from dashboard.runtime import explanation_cache
+
+PAGE = "how_it_works"
 STEPS = 8
 
 
@@ -23,12 +28,12 @@ def run(at: AppTest) -> AppTest:
 def model():
     # The very model object the page uses (a process-wide Streamlit resource), so the
     # engine's compiled functions are shared and nothing is traced twice.
-    return cached.builtin_model("EfficientNet-Lite0")
+    return model_cache.builtin_model("EfficientNet-Lite0")
 
 
 def photo(at: AppTest):
     """The photo the page explained, at the size it explained it."""
-    return cached.display_image(at.session_state["image_hash"], at.session_state["image_data"])
+    return explanation_cache.display_image(at.session_state["image_hash"], at.session_state["image_data"])
 
 
 def steps_shown(at: AppTest) -> list[str]:
@@ -43,7 +48,7 @@ def shown_weights(at: AppTest) -> dict[int, float]:
 @pytest.fixture(scope="module")
 def default_lesson():
     """One session on the default sample, default choices (read only, or walked in order)."""
-    return run(AppTest.from_file(PAGE, default_timeout=180))
+    return run(page_app(PAGE, default_timeout=180))
 
 
 def test_the_final_map_is_the_engines_map_for_the_default_photo(default_lesson):
@@ -60,7 +65,7 @@ def test_previous_and_next_walk_the_steps_without_running_the_model_again(defaul
     assert steps_shown(at) == ["Step 1 of 8: The input"]
     assert any(m.value.startswith("**Step 1 of 8**") for m in at.markdown)
     assert at.button(key="lesson_previous").disabled and not at.button(key="lesson_next").disabled
-    calls = cached.engine_calls["lesson"]
+    calls = engine_calls["lesson"]
     at.button(key="lesson_next").click()
     run(at)
     at.button(key="lesson_next").click()
@@ -80,7 +85,7 @@ def test_previous_and_next_walk_the_steps_without_running_the_model_again(defaul
     at.button(key="lesson_next").click()
     run(at)
     assert steps_shown(at) == ["Step 8 of 8: What if? Cover it"] and at.button(key="lesson_next").disabled
-    assert cached.engine_calls["lesson"] == calls  # every step came from the cached pass
+    assert engine_calls["lesson"] == calls  # every step came from the cached pass
 
 
 def test_show_all_steps_renders_every_step_with_its_formula(default_lesson):
@@ -106,9 +111,9 @@ def test_show_all_steps_renders_every_step_with_its_formula(default_lesson):
 
 
 def test_another_layer_class_and_method_chosen_on_explore():
-    at = AppTest.from_file(PAGE, default_timeout=180)
+    at = page_app(PAGE, default_timeout=180)
     # As Explore leaves them: a layer with the model it was chosen for, a class with its photo and model.
-    cat = cached.sha256((Path(__file__).resolve().parents[2] / "samples" / "cat.jpg").read_bytes())
+    cat = sha256((Path(__file__).resolve().parents[2] / "samples" / "cat.jpg").read_bytes())
     at.session_state["chosen"] = {"layer": "block10_add", "layer_for": "EfficientNet-Lite0", "target": 967,
                                   "target_for": (cat, "EfficientNet-Lite0"), "method": "gradcam++"}
     at.session_state["lesson_step"] = 4
@@ -132,7 +137,7 @@ def test_another_layer_class_and_method_chosen_on_explore():
 def test_a_method_the_lesson_does_not_teach_is_named_and_shown_beside_the_lessons_map():
     """Eigen-CAM chosen on Explore: the steps compute Grad-CAM and say so; the last step
     shows Grad-CAM's map under its own name next to the Eigen-CAM map Explore shows."""
-    at = AppTest.from_file(PAGE, default_timeout=180)
+    at = page_app(PAGE, default_timeout=180)
     at.session_state["chosen"] = {"method": "eigencam"}
     at.session_state["lesson_step"] = 7  # Onto the photo
     run(at)

@@ -4,6 +4,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import page_app, switch_to
+
 from tests.app.test_app import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -13,7 +15,7 @@ def quiz(link: dict | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=240)
     at.query_params.update(link or {})
     run(at)
-    at.switch_page("app_pages/6_Quiz.py")
+    switch_to(at, "quiz")
     return run(at)
 
 
@@ -41,7 +43,7 @@ def test_one_round_guessing_the_cup_for_espresso_is_a_hit_and_counts_once():
 
 
 def opened_by_link(link: dict) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app_pages/6_Quiz.py"), default_timeout=240)
+    at = page_app("quiz", default_timeout=240)
     at.query_params.update(link)
     return run(at)
 

@@ -12,10 +12,12 @@ from PIL import Image
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import page_app
+
 import gradcam
 from gradcam.zoo.labels import imagenet_labels
 
-PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "3_Report.py")
+PAGE = "report"
 ON_A_CNN = [k for k, m in gradcam.METHODS.items() if m.kind != "attention"]  # rollout needs attention layers
 
 
@@ -75,7 +77,7 @@ def embedded(html_text: str) -> list[Image.Image]:
 
 
 def test_the_report_page_offers_a_self_contained_report_of_the_current_view(offered):
-    at = run(AppTest.from_file(PAGE, default_timeout=180))
+    at = run(page_app(PAGE, default_timeout=180))
     assert not at.error
     buttons = {b.label for b in at.get("download_button")}
     assert {"Download report (HTML)", "Download report (PDF)"} <= buttons
@@ -99,7 +101,7 @@ def test_the_report_page_offers_a_self_contained_report_of_the_current_view(offe
 
 
 def test_including_more_explanations_adds_sections(offered):
-    at = run(AppTest.from_file(PAGE, default_timeout=180))
+    at = run(page_app(PAGE, default_timeout=180))
     include = at.multiselect[0]
     methods = len(ON_A_CNN)
     assert len(include.value) == 1 and len(include.options) == 5 * methods  # top-5 classes x every method
@@ -118,7 +120,7 @@ def test_a_hostile_file_name_stays_text(offered, coffee):
     buffer = io.BytesIO()
     coffee.save(buffer, format="JPEG")
     data = buffer.getvalue()
-    at = AppTest.from_file(PAGE, default_timeout=180)
+    at = page_app(PAGE, default_timeout=180)
     # The shared photo as the Explore page's uploader leaves it.
     at.session_state["image_data"] = data
     at.session_state["image_name"] = hostile

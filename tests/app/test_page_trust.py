@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import page_app
+
 import gradcam
-from dashboard import cached, trust
+from dashboard.parts import trust_scores
+from dashboard.runtime.call_counts import engine_calls
+from dashboard.runtime import model_cache
+from dashboard.runtime import explanation_cache
 
 pytestmark = [pytest.mark.slow]
 
-PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "5_Trust.py")
+PAGE = "trust"
 ON_A_CNN = [k for k, m in gradcam.METHODS.items() if m.kind != "attention"]  # rollout needs attention layers
 
 
@@ -30,17 +35,17 @@ def button(at: AppTest, label_start: str):
 @pytest.fixture(scope="module")
 def page():
     """One session on the default sample (the cat) and model."""
-    cached.engine_calls.clear()
-    return run(AppTest.from_file(PAGE, default_timeout=900))
+    engine_calls.clear()
+    return run(page_app(PAGE, default_timeout=900))
 
 
 def shown_scores(at: AppTest) -> gradcam.Faithfulness:
     """The result the page drew, from the cache it drew it from."""
-    image = cached.display_image(at.session_state["image_hash"], at.session_state["image_data"])
-    model = cached.builtin_model(gradcam.DEFAULT_MODEL)
+    image = explanation_cache.display_image(at.session_state["image_hash"], at.session_state["image_data"])
+    model = model_cache.builtin_model(gradcam.DEFAULT_MODEL)
     target = gradcam.predict(model, image, top=1)[0].index
     # The cache answers from its key alone (the map argument is not hashed): None proves the page drew this one.
-    return trust.scores(at.session_state["image_hash"], gradcam.DEFAULT_MODEL, "top_activation", "gradcam", target,
+    return trust_scores.scores(at.session_state["image_hash"], gradcam.DEFAULT_MODEL, "top_activation", "gradcam", target,
                         "blur", image, model, None)
 
 
@@ -82,9 +87,9 @@ def test_the_page_shows_the_verdict_the_curves_and_the_scores_with_their_random_
 
 
 def test_nothing_is_computed_twice(page):
-    before = dict(cached.engine_calls)
+    before = dict(engine_calls)
     run(page)
-    assert dict(cached.engine_calls) == before
+    assert dict(engine_calls) == before
     assert before["faithfulness"] == 1 and before["road"] == 1
 
 
@@ -117,13 +122,13 @@ def test_methods_are_ranked_on_request(page):
                and "Adebayo et al. 2018" in w.value for w in page.warning)
     run(page)  # the table stays, from the cache
     assert len(page.table) == 3
-    assert cached.engine_calls["method_score"] == len(ON_A_CNN) and cached.engine_calls["random_score"] == 1
+    assert engine_calls["method_score"] == len(ON_A_CNN) and engine_calls["random_score"] == 1
 
 
 def test_the_sanity_strip_shows_each_stage_and_the_verdict(page):
     button(page, "Run the sanity check").click()
     run(page)
-    stages = gradcam.trust.sanity.stages(cached.builtin_model(gradcam.DEFAULT_MODEL))
+    stages = gradcam.trust.sanity.stages(model_cache.builtin_model(gradcam.DEFAULT_MODEL))
     strip = [image for image in page.image if "rank correlation" in image.captions[0] or
              "Trained model" in image.captions[0]]
     assert len(strip) == len(stages) + 1
@@ -133,11 +138,11 @@ def test_the_sanity_strip_shows_each_stage_and_the_verdict(page):
     judged = [image for image in strip if "judged here" in image.captions[0]]
     assert len(judged) == 1 and judged[0] is strip[2]  # the step with the top two stages random
     assert any(c.value.startswith("The verdict reads step 2 of") for c in page.caption)
-    assert cached.engine_calls["sanity_check"] == 1
+    assert engine_calls["sanity_check"] == 1
 
 
 def test_one_click_shows_guided_backprop_failing_side_by_side(page):
     button(page, "Compare with Guided Backpropagation").click()
     run(page)
     assert any(e.value.startswith("Failed") and "Guided Backpropagation" in e.value for e in page.error)
-    assert cached.engine_calls["sanity_check"] == 2
+    assert engine_calls["sanity_check"] == 2

@@ -10,10 +10,13 @@ from PIL import Image
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-import gradcam
-from dashboard import cached, trust
+from tests.app.pages import page_app
 
-PAGES = Path(__file__).resolve().parents[2] / "app_pages"
+import gradcam
+from dashboard.parts import trust_scores
+from dashboard.runtime import model_cache
+from dashboard.runtime import explanation_cache
+
 
 
 def run(at: AppTest) -> AppTest:
@@ -38,15 +41,15 @@ def offered(monkeypatch):
 
 
 def test_the_report_adds_the_scores_with_their_random_baseline_when_asked(offered):
-    at = run(AppTest.from_file(str(PAGES / "3_Report.py"), default_timeout=900))
+    at = run(page_app("report", default_timeout=900))
     assert "Can this map be trusted?" not in offered["gradcam-report-cat.html"]()
     at.checkbox(key="report_trust").check()
     run(at)
     html = offered["gradcam-report-cat.html"]()
-    image = cached.display_image(at.session_state["image_hash"], at.session_state["image_data"])
-    model = cached.builtin_model(gradcam.DEFAULT_MODEL)
+    image = explanation_cache.display_image(at.session_state["image_hash"], at.session_state["image_data"])
+    model = model_cache.builtin_model(gradcam.DEFAULT_MODEL)
     target = gradcam.predict(model, image, top=1)[0].index
-    scores = trust.scores(at.session_state["image_hash"], gradcam.DEFAULT_MODEL, "top_activation", "gradcam", target,
+    scores = trust_scores.scores(at.session_state["image_hash"], gradcam.DEFAULT_MODEL, "top_activation", "gradcam", target,
                           "blur", image, model, None)  # None: the cache answers from its key (the page drew it)
     assert "Can this map be trusted? Faithfulness, next to random maps and a centred blob" in html
     assert "Deleted pixels became a strongly blurred copy of the photo, 50 steps each way" in html
@@ -61,7 +64,7 @@ def test_the_report_adds_the_scores_with_their_random_baseline_when_asked(offere
     # "Add faithfulness scores" travels in the link: a new session opening it has the scores.
     link = dict(at.query_params)
     assert link.get("trust") == "1"
-    opened = AppTest.from_file(str(PAGES / "3_Report.py"), default_timeout=900)
+    opened = page_app("report", default_timeout=900)
     opened.query_params.update(link)
     run(opened)
     assert opened.checkbox(key="report_trust").value is True
@@ -72,7 +75,7 @@ def test_batch_adds_the_aucs_to_the_contact_sheet_and_the_csv_when_asked(offered
 
     buffer = io.BytesIO()
     Image.fromarray(data.coffee()).save(buffer, format="JPEG", quality=90)
-    at = run(AppTest.from_file(str(PAGES / "4_Batch.py"), default_timeout=900))
+    at = run(page_app("batch", default_timeout=900))
     at.file_uploader(key="batch_upload").set_value([("coffee.jpg", buffer.getvalue(), "image/jpeg")])
     run(at)
     assert at.checkbox(key="batch_faithfulness").value is False  # off by default: it costs more

@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import page_app
+
 import gradcam
-from dashboard import cached, trust
+from dashboard.parts import trust_scores
 from gradcam.engine.methods import SCORECAM_DEFAULT_CHANNELS
 from synthetic import constant_model, wide_model
+from dashboard.runtime import explanation_cache
 
-PAGE = str(Path(__file__).resolve().parents[2] / "app_pages" / "5_Trust.py")
+PAGE = "trust"
 
 
 def run(at: AppTest) -> AppTest:
@@ -23,7 +26,7 @@ def run(at: AppTest) -> AppTest:
 
 
 def with_model(key: str, model, method: str = "gradcam", link: dict | None = None) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=300)
+    at = page_app(PAGE, default_timeout=300)
     at.query_params.update(link or {})
     at.session_state["model_key"] = key  # what Explore leaves after an upload
     at.session_state["own_models"] = {key: model}
@@ -45,12 +48,12 @@ def test_a_model_whose_output_never_moves_gets_no_verdict():
 def test_score_cam_is_scored_on_the_budgeted_map_that_explore_shows():
     model = wide_model()
     at = with_model("own:wide", model, method="scorecam")
-    image = cached.display_image(at.session_state["image_hash"], at.session_state["image_data"])
+    image = explanation_cache.display_image(at.session_state["image_hash"], at.session_state["image_data"])
     target = gradcam.predict(model, image, top=1)[0].index
     budgeted = gradcam.explain(model, image, target=target, method="scorecam", max_channels=SCORECAM_DEFAULT_CHANNELS)
     full = gradcam.explain(model, image, target=target, method="scorecam")
     assert not np.allclose(budgeted.heatmap, full.heatmap, atol=1e-3)  # the budget matters for this model
-    expected = gradcam.faithfulness(model, image, budgeted, steps=trust.STEPS, road=False)
+    expected = gradcam.faithfulness(model, image, budgeted, steps=trust_scores.STEPS, road=False)
     table = at.table[0].value
     assert float(table.loc["Deletion AUC (lower is better)", "This map"]) == pytest.approx(expected.deletion.auc,
                                                                                           abs=6e-4)

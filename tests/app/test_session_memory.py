@@ -18,12 +18,15 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import gradcam
-from dashboard import cached, image_picker
-from dashboard.model_picker import UPLOAD
+from dashboard.parts import image_picker
+from dashboard.parts.model_picker import UPLOAD
+from gradcam.intake import DISPLAY_MAX_SIDE
+from dashboard.runtime import model_cache
+from dashboard.runtime import explanation_cache
 
 ROOT = Path(__file__).resolve().parents[2]
 UPLOADS = 6  # more than the own-model cache keeps, and the one it evicted last
-CACHED = 4  # its max_entries (dashboard/cached.py)
+CACHED = 4  # its max_entries (dashboard/runtime/model_cache.py)
 
 
 def run(at: AppTest) -> AppTest:
@@ -56,12 +59,12 @@ def test_a_large_upload_is_kept_as_what_is_shown(page):
     run(at)
     kept = at.session_state["image_data"]
     assert at.session_state["image_hash"] == hashlib.sha256(raw).hexdigest()  # the caches' key: the upload's
-    shown = np.asarray(cached.display_image(at.session_state["image_hash"], kept))
-    assert max(shown.shape[:2]) == cached.DISPLAY_MAX_SIDE
+    shown = np.asarray(explanation_cache.display_image(at.session_state["image_hash"], kept))
+    assert max(shown.shape[:2]) == DISPLAY_MAX_SIDE
     # What the session keeps: display-size pixels (3 bytes each and a little), not the upload.
     assert len(kept) <= shown.size * 1.01 + 4096 and len(kept) < image_picker.SESSION_PHOTO_BYTES, len(kept)
-    cached.display_image.clear()  # the cache evicted the photo: the session's bytes give the same one
-    assert np.array_equal(np.asarray(cached.display_image(at.session_state["image_hash"], kept)), shown)
+    explanation_cache.display_image.clear()  # the cache evicted the photo: the session's bytes give the same one
+    assert np.array_equal(np.asarray(explanation_cache.display_image(at.session_state["image_hash"], kept)), shown)
     assert any(c.startswith("Grad-CAM overlay") for image in at.image for c in image.captions)
 
 
@@ -100,7 +103,7 @@ def test_a_session_holds_only_the_model_it_uses(page):
     assert "own_models" not in at.session_state  # a model no longer in use is the cache's alone
     at.selectbox(key="model_choice").set_value(UPLOAD)
     run(at)
-    cached.own_model.clear()  # the cache evicts them all; the next load (any session's) frees them
+    model_cache.own_model.clear()  # the cache evicts them all; the next load (any session's) frees them
     upload(4 + UPLOADS)
     run(at)  # Streamlit keeps the previous run's state until the next run starts
     assert alive(refs[:-1]) == 0, [r() for r in refs]

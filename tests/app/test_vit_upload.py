@@ -6,7 +6,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from dashboard.model_picker import UPLOAD
+from dashboard.parts.model_picker import UPLOAD
+from tests.app.pages import switch_to
 from gradcam.zoo.vit import train_tag_vit
 
 PAGE = str(Path(__file__).resolve().parents[2] / "streamlit_app.py")
@@ -55,7 +56,7 @@ def test_an_uploaded_vit_is_explained_on_its_patch_grid(tmp_path):
     # the lesson explains tokens at the default layer
     at.selectbox(key="layer").set_value("block1_norm1")
     run(at)
-    at.switch_page("app_pages/1_How_it_works.py")
+    switch_to(at, "how_it_works")
     run(at)
     at.toggle(key="lesson_all").set_value(True)
     run(at)

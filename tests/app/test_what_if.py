@@ -7,6 +7,8 @@ import pytest
 
 from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import page_app
+
 from gradcam.zoo.labels import imagenet_labels
 from tests.app.test_app import run
 
@@ -51,12 +53,12 @@ def test_a_hand_edited_cover_in_a_link_is_ignored_without_a_traceback():
     assert at.query_params["cover"] == ";".join(["0.00,0.00,1.00,1.00"] * 5)
 
 
-LESSON = str(Path(__file__).resolve().parents[2] / "app_pages" / "1_How_it_works.py")
+LESSON = "how_it_works"
 
 
 @pytest.mark.slow  # two sessions of the lesson: about 6 s with the model loaded
 def test_the_lessons_last_step_covers_where_the_map_points_and_the_link_carries_it():
-    at = AppTest.from_file(LESSON, default_timeout=240)
+    at = page_app(LESSON, default_timeout=240)
     at.query_params.update({"sample": "cat-and-coffee.jpg", "lesson_class": str(ESPRESSO), "step": "8"})
     run(at)
     assert [h.value for h in at.subheader] == ["Step 8 of 8: What if? Cover it"]
@@ -72,7 +74,7 @@ def test_the_lessons_last_step_covers_where_the_map_points_and_the_link_carries_
     assert at.query_params["step"] == "8" and at.query_params["lesson_class"] == str(ESPRESSO)
 
     # The link a teacher hands out opens the same step with the same box covered.
-    shared = AppTest.from_file(LESSON, default_timeout=240)
+    shared = page_app(LESSON, default_timeout=240)
     shared.query_params.update(dict(at.query_params))
     run(shared)
     assert shared.query_params["cover"] == cover and answer(shared) == answer(at)

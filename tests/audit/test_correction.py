@@ -7,6 +7,7 @@ are reds with and without the tag (the same photo drawn twice from one seed) and
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -100,9 +101,14 @@ def test_after_the_fix_the_tag_no_longer_matters(tag):
 
 @pytest.mark.slow
 def test_the_re_audit_of_the_corrected_model_flags_nothing_and_the_page_sentence_says_retrain(tag):
-    _, root, _, _, fix = tag
-    again = gradcam.audit(fix.model, root, layer=fix.projection_layer)
+    from gradcam.audit.compare import before_and_after
+
+    _, root, _, found, fix = tag
+    proof = before_and_after(fix, found, root)
+    again = proof.second
+    assert again.layer == fix.projection_layer and again.method == found.method
     assert not again.flagged, again.summary()
+    assert proof.first is found and [c.flagged for c in proof.classes if c.label == "red"][0][1] == 0
     # The model never learned 'red' without the tag: the sentence says what the fix cannot do.
     assert fix.clean_answers.count("blue") >= fix.without_cue - 1
     assert fix.limits == (f"The correction makes the model ignore the cue; it does not teach it what it never learned: "
@@ -316,8 +322,8 @@ def test_the_comparison_sets_both_audits_side_by_side(before_after, tag):
     tagged = set(found.flagged[0].members)
     assert sum(d.path in tagged for d in result.differences) >= 4
     assert result.headline().startswith("test: 71% right, ")  # (20 tagged reds + 20 blues) of 56
-    assert "; test (corrected): 36% right, 0 clusters flagged; on the 12 'tag removed' photos 0 against 0 right; " \
-        "on the 12 'tag transplanted' photos" in result.headline()
+    assert "; test (corrected): 36% right, 0 clusters flagged; tag removed: 0 against 0 of 12 right; " \
+        "tag transplanted: " in result.headline()
 
 
 def test_the_map_difference_is_half_the_l1_distance_of_the_maps_shares():
@@ -367,9 +373,13 @@ def test_the_cli_compares_two_model_files_end_to_end(tag, tmp_path, capsys):
               "--preprocessing", "0..1", "--compare", str(tmp_path / "v2.keras"), "--out", str(tmp_path / "c.html")]
     assert main(common) == 0
     out = capsys.readouterr().out
-    assert out.startswith("v1.keras: 71% right, ") and "; v2.keras: 36% right, 0 clusters flagged." in out
+    assert out.startswith("v1.keras: 71% right, ") and "; v2.keras: 36% right, 0 clusters flagged; " in out
     assert "Report: " in out
     assert "  red: accuracy " in out and "maps differ most" in out
+    # The counterfactual photos of v1's finding, answered by both: the tag fooled v1, not v2.
+    pasted = re.search(r"  counterfactual photos, other photos, 'red' patch pasted in: (\d+) against (\d+) of 16 right",
+                       out)
+    assert pasted and int(pasted[1]) <= 2 and int(pasted[2]) >= 14, out
     assert main(common + ["--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     red = next(c for c in data["classes"] if c["label"] == "red")
@@ -381,3 +391,57 @@ def test_the_cli_compares_two_model_files_end_to_end(tag, tmp_path, capsys):
     assert code != 0 and not (tmp_path / "d.html").exists()
     assert "The two models name different classes (2 and 3); a comparison needs the same classes." in \
         capsys.readouterr().err
+
+
+def test_a_token_layer_is_corrected_on_its_patch_tokens_and_the_class_token_is_left_alone():
+    from gradcam.zoo.vit import build_vit
+
+    import keras
+
+    keras.utils.set_random_seed(2)
+    vit = build_vit((32, 32), patch=8, dim=16, blocks=2, heads=2, classes=2)
+    model = gradcam.Model(name="vit", keras=vit, input_size=(32, 32), labels=["a", "b"], preprocessing="0..1")
+    rng = np.random.default_rng(4)
+    photos = [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)) for _ in range(6)]
+    fix = correct(model, photos[:3], photos[3:], layer="block1_norm1")
+    assert fix.projection_layer == "block1_norm1_pclarc" and fix.direction.shape == (4, 4, 16)
+    inserted = fix.model.keras.get_layer("block1_norm1_pclarc")
+    v, z = (np.asarray(w) for w in inserted.get_weights())
+    assert v.shape == (17, 16) and not v[0].any()  # the class token is never moved
+    assert np.allclose(v[1:].reshape(4, 4, 16), fix.direction)  # the patches row by row, as the grid was read
+    x = np.concatenate([model.prepare(p) for p in photos])
+    a = np.asarray(keras.Model(vit.inputs[0], vit.get_layer("block1_norm1").output)(x), np.float64)
+    seen = np.asarray(keras.Model(fix.model.keras.inputs[0], inserted.output)(x), np.float64)
+    along = ((a - z) * v).sum(axis=(1, 2))
+    assert np.allclose(seen, a - along[:, None, None] * v, atol=1e-5)
+    assert "block1_norm1_pclarc" in [t.name for t in gradcam.target_layers(fix.model)]
+
+
+@pytest.mark.slow
+def test_the_clever_hans_demo_goes_find_prove_fix_re_audit():
+    """The demo's whole story in the library: every 'disc' carries the tag, so the fix's
+    clean photos are the discs with the tag's region filled by their mean colour."""
+    from gradcam.audit.compare import before_and_after
+    from gradcam.audit.correction import correct_finding
+    from gradcam.audit.counterfactuals import counterfactual_sets
+    from gradcam.zoo import clever_hans
+
+    model = clever_hans.load()
+    photos, masks = str(clever_hans.PHOTOS), str(clever_hans.MASKS)
+    found = gradcam.audit(model, photos, masks=masks)  # find and prove
+    assert found.flagged and found.flagged[0].label == "disc"
+    fix = correct_finding(model, found, photos, masks=masks)
+    sets = counterfactual_sets(model, found, photos, masks=masks)
+    assert [s.name for s in sets][:2] == ["'disc' photos, patch removed", "other photos, 'disc' patch pasted in"]
+    proof = before_and_after(fix, found, photos, counterfactuals=sets, masks=masks)
+    assert not proof.second.flagged, proof.second.summary()  # the re-audit
+    pasted = proof.counterfactual[1]
+    assert pasted[0].right <= pasted[0].total // 2 and pasted[1].right == pasted[1].total  # the tag fools it no more
+    by_label = {c.label: c for c in proof.classes}
+    for label in ("square", "triangle"):  # the other classes lose nothing
+        before, after = by_label[label].accuracy
+        assert after >= before - 1 / 24, (label, before, after)
+    # The model never learned discs: the page says so, plainly.
+    assert by_label["disc"].accuracy[1] <= 0.2
+    assert fix.limits.endswith("It must be retrained on data without the cue.")
+    assert f"without the cue it calls {fix.clean_answers.count('square')} of 24 'disc' photos 'square'" in fix.limits

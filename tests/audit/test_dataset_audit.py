@@ -233,3 +233,74 @@ def test_progress_counts_the_photos_and_stop_ends_the_audit(shortcut):
     stop.set()
     with pytest.raises(gradcam.ExplanationStopped):
         gradcam.audit(model, folder, stop=stop)
+
+
+def test_the_tag_is_proven_by_the_transplant_and_the_strongest_infill(shortcut):
+    _, _, _, audit = shortcut
+    top = audit.flagged[0]
+    # Every infill was tried on the members and on a box of the same size elsewhere; the one
+    # reported is the strongest drop, and it is far above the random box's.
+    assert set(top.drops) == {"blur", "mean", "other classes"}
+    assert top.infill == max(top.drops, key=lambda name: top.drops[name][0])
+    assert (top.reliance, top.random_reliance) == top.drops[top.infill]
+    # Pasted into 'blue' photos at the same place, the corner turns them 'red'; a random patch does not.
+    assert top.recipients >= 4 and top.flips - top.random_flips >= 0.5 * top.recipients
+    assert f"pasted into {top.recipients} photos of other classes, the patch made {top.flips} of them 'red'" \
+        in top.reason
+    assert top.examples and all(e.before_answer == "blue" for e in top.examples)
+    # Without masks the audit says what it could not test, and never an all-clear for it.
+    assert any("need object masks or boxes" in sentence for sentence in audit.untested)
+
+
+def test_off_the_object_is_measured_per_photo_against_its_own_mask(honest):
+    _, _, _, audit = honest
+    # Objects placed anywhere with masks: each cluster's region on the map's grid is larger than
+    # the discs, but per photo the map's strongest point lies on the photo's own disc.
+    measured = [c.off_object for cls in audit.classes for c in cls.clusters if len(c.members) >= 4]
+    assert measured and all(off is not None and off < 0.5 for off in measured), measured
+    # With masks every class had its background swap, and none follows its background.
+    assert all(cls.background is not None and not cls.flagged for cls in audit.classes)
+    assert not audit.flagged_classes and not audit.untested
+    assert "no cluster looks like a shortcut" in audit.headline()
+
+
+def test_without_masks_the_headline_never_claims_what_was_not_tested(honest, tmp_path):
+    model, folder, _, _ = honest
+    audit = gradcam.audit(model, folder)
+    assert not audit.flagged
+    assert "no cluster looks like a shortcut" not in audit.headline()
+    assert "nothing tested looks like a shortcut" in audit.headline()
+    assert "Backgrounds, frames, textures and colour casts were not tested" in audit.summary()
+    # What can be done without masks was tried: the colour swap, reported per class.
+    assert all(cls.colours is not None and cls.reason.startswith("Colour swap:") for cls in audit.classes)
+
+
+def test_the_report_and_the_cli_show_the_new_evidence(shortcut, honest, tmp_path, capsys):
+    from gradcam.cli import main
+    from gradcam.report.audit_report import audit_html
+
+    model, folder, _, audit = shortcut
+    page = audit_html(audit)
+    flagged = page.index("<h2>Flagged clusters")
+    top = audit.flagged[0]
+    # The transplant as numbers and as before/after pictures with the model's answers.
+    assert page.index(f"{top.flips} of {top.recipients} (a random patch: {top.random_flips})", flagged) \
+        < page.index("<h2>Classes")
+    assert page.count("alt='before'") >= len(top.examples) and "&#x27;blue&#x27; before, &#x27;red&#x27; after" in page
+    assert "drop, infill other classes" in page and "drop, infill blur" in page
+    # What was not tested, and why.
+    assert page.index("<h2>What was not tested") < page.index("<h2>Classes")
+    assert "they need object masks or boxes" in page
+    # With masks: the background swap per class, its sentence and pictures; nothing left untested.
+    honest_page = audit_html(honest[3])
+    assert "Background swap: &#x27;red&#x27; objects pasted on other classes&#x27; backgrounds" in honest_page
+    assert "What was not tested" not in honest_page
+    # The command line prints the same evidence.
+    model.keras.save(tmp_path / "cheat.keras")
+    (tmp_path / "labels.txt").write_text("red\nblue\n")
+    assert main(["audit", str(folder), "--model", str(tmp_path / "cheat.keras"), "--labels",
+                 str(tmp_path / "labels.txt"), "--preprocessing", "0..1", "--out", str(tmp_path / "a.html")]) == 0
+    out = capsys.readouterr().out
+    assert "  flagged: In " in out and "pasted into" in out and "(filled with" in out
+    assert "  not tested: Backgrounds, frames, textures and colour casts were not tested" in out
+    assert "  red: Colour swap:" in out or "  blue: Colour swap:" in out

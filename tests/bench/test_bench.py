@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import gradcam
-from gradcam.bench.suite import SOAK_PHOTOS, keras_tutorial_gradcam, sample_photo
-from gradcam.bench.timing import machine_line, median_ms
+from bench.suite import SOAK_PHOTOS, keras_tutorial_gradcam, sample_photo
+from bench.timing import machine_line, median_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 STRUCTURE_WARNING = "doesn't match the expected structure"
@@ -21,7 +21,7 @@ STRUCTURE_WARNING = "doesn't match the expected structure"
 # scikit-image is a test requirement, not an app requirement: the benchmark must not need it.
 WITHOUT_SKIMAGE = (
     "import sys; sys.modules['skimage'] = None;"  # `import skimage` now raises ModuleNotFoundError
-    "from gradcam.bench.suite import main; sys.exit(main(sys.argv[1:]))"
+    "from bench.suite import main; sys.exit(main(sys.argv[1:]))"
 )
 
 

@@ -120,3 +120,29 @@ def test_covering_the_cup_lowers_espresso_more_than_covering_the_cat(lite0):
     assert cup.change(espresso) < -0.5 * before  # most of espresso's probability goes with the cup
     # Covering the cat takes the cat classes down instead.
     assert cat.change(cat.original[0].index) < -0.2
+
+
+def nested(box, depth: int):
+    for _ in range(depth):
+        box = [box]
+    return box
+
+
+@pytest.mark.parametrize("region", [
+    pytest.param([[[[0.1, 0.1, 0.5, 0.5]] * 64] * 64] * 64, id="64^3-boxes-nested-in-lists"),
+    pytest.param(nested([0.1, 0.1, 0.5, 0.5], 5000), id="5000-levels-of-nesting"),
+    pytest.param([[0.1, 0.1, 0.5, 0.5], [[0.2, 0.2, 0.3, 0.3]]], id="a-box-and-a-list-of-boxes"),
+])
+def test_boxes_nested_in_lists_are_one_sentence_at_once(small_model, photo_at_input, region):
+    # Issue 30: 64^3 nested boxes took 47 s; 5000 levels raised RecursionError.
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(ValueError) as refused:
+        gradcam.what_if(small_model, photo_at_input, region)
+    assert time.monotonic() - started < 2
+    assert str(refused.value) == ("A region is a box (x0, y0, x1, y1) as fractions of the image, a list of at most "
+                                  "64 such boxes, or a mask array (height, width).")
+    # The same call with a flat list of boxes still works, and so does a box.
+    flat = gradcam.what_if(small_model, photo_at_input, [[0.1, 0.1, 0.5, 0.5], (0.6, 0.6, 0.9, 0.9)])
+    assert flat.mask.sum() > 0 and gradcam.what_if(small_model, photo_at_input, (0.1, 0.1, 0.5, 0.5)).mask.sum() > 0

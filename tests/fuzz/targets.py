@@ -103,6 +103,44 @@ def run_predictions_csv(data: bytes) -> None:
             assert cell.lstrip('"')[:1] not in ("=", "+", "-", "@"), line
 
 
+def run_masks_csv(data: bytes) -> None:
+    """A boxes CSV for the audit (issue 30): boxes, or one ValueError sentence."""
+    from gradcam.audit.sources import read_masks
+
+    boxes, problems = read_masks(("masks.csv", data))
+    for key, box in boxes.items():
+        assert isinstance(key, str) and all(len(b) == 4 and all(np.isfinite(b)) for b in box), (key, box)
+
+
+def run_audit_parquet(data: bytes) -> None:
+    """A Parquet file given to the audit (issue 30): its rows, or one ValueError sentence; the
+    photos it names are never read here (nothing is opened, no host is contacted)."""
+    import tempfile
+
+    from gradcam.audit.sources import read_source
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "job.parquet"
+        path.write_bytes(data)
+        source = read_source(path)
+    for entry in source.entries:
+        assert entry.map is None or (entry.map.ndim == 2 and np.isfinite(entry.map).all()), entry.path
+
+
+def run_what_if_region(data: bytes) -> None:
+    """A region as JSON (boxes, lists of boxes, masks, nested lists): a mask, or one sentence."""
+    import json
+
+    from gradcam.engine.what_if import region_mask
+
+    try:
+        region = json.loads(data.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        return  # not JSON: the harness's own parse, not the target
+    mask = region_mask(region, 12, 20)
+    assert mask.shape == (12, 20) and np.isfinite(mask).all() and mask.min() >= 0 and mask.max() <= 1
+
+
 # --- seeds, built here -------------------------------------------------------------------
 
 
@@ -182,11 +220,51 @@ def csv_seeds() -> tuple[bytes, ...]:
             "caf\u00e9 \u2603.jpg\x1f\u732b\x1fx".encode(), b"\xed\xa0\x80.jpg\x1f\xff\x1f\"q\",")
 
 
+def masks_csv_seeds() -> tuple[bytes, ...]:
+    return (b"path,x0,y0,x1,y1\nred/a.png,0,0,4,4\nred/a.png,5,5,9,9\n", b"a.png,0,0,1,1\r\nb.png,nan,0,1,1\n",
+            b"a.png," + b"1" * 140_000 + b",0,1,1\n", b"a.png,0,0,1\n", b"\"a\x00.png\",0,0,1,1\n",
+            b"a.png,0,0,4,4\n" * 2000)
+
+
+@lru_cache(maxsize=None)
+def parquet_seeds() -> tuple[bytes, ...]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def table(files, maps, **columns):
+        n = len(files)
+        base = {"file": files, "target": [0] * n, "target_label": ["red"] * n, "target_probability": [0.9] * n,
+                "top1_label": ["red"] * n, "layer": ["last_conv"] * n, "method": ["gradcam"] * n,
+                "error": [None] * n, "map": maps}
+        base.update(columns)
+        buffer = io.BytesIO()
+        pq.write_table(pa.table(base), buffer)
+        return buffer.getvalue()
+
+    grid = np.eye(3).tolist()
+    return (
+        table(["red/a.png", "blue/b.png"], [grid, grid]),
+        table(["s3://bucket/a.png?endpoint_override=127.0.0.1:9&scheme=http"], [grid]),
+        table(["a.png", "b.png"], [[[float("nan")] * 3] * 3, [[1.0, 2.0], [3.0]]]),
+        table(["a.png"], ["not a map"]),
+        table(["a.png"], [grid], target=["seven"]),
+    )
+
+
+def region_seeds() -> tuple[bytes, ...]:
+    box = [0.1, 0.2, 0.6, 0.9]
+    return ("[0.1, 0.2, 0.6, 0.9]".encode(), str([box, box]).encode(), str([[box] * 4] * 4).encode(),
+            ("[" * 300 + "0.5" + "]" * 300).encode(), b"[[0, 1], [1, 0]]", b"[[NaN, 1], [1, 0]]", b'"the cup"')
+
+
 TARGETS = {
     "load_image": Target("load_image", run_load_image, (InvalidImageError,), image_seeds),
     "read_state_dict": Target("read_state_dict", run_read_state_dict, (ModelLoadError,), pth_seeds),
     "batch_sources": Target("batch_sources", run_batch_sources, (), zip_seeds),
     "predictions_csv": Target("predictions_csv", run_predictions_csv, (), csv_seeds),
+    "masks_csv": Target("masks_csv", run_masks_csv, (ValueError,), masks_csv_seeds),
+    "audit_parquet": Target("audit_parquet", run_audit_parquet, (ValueError,), parquet_seeds),
+    "what_if_region": Target("what_if_region", run_what_if_region, (ValueError,), region_seeds),
 }
 
 

@@ -1,5 +1,5 @@
 """CI's share of the fuzzing (see tests/fuzz/__init__.py): every corpus file and seed is
-replayed, then a few hundred derandomised cases per run across the four targets."""
+replayed, then a few hundred derandomised cases per run across the targets."""
 
 from __future__ import annotations
 

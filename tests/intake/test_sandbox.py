@@ -533,7 +533,7 @@ def test_a_damaged_h5_that_wants_gigabytes_is_refused_in_bounded_memory(fuzzed_m
 def test_explore_page_survives_hostile_models_and_a_crashing_image(fuzzed_model_file, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from dashboard.model_picker import UPLOAD
+    from dashboard.parts.model_picker import UPLOAD
 
     page = str(SAMPLES.parent / "streamlit_app.py")
 

@@ -153,3 +153,19 @@ def test_the_evidence_is_in_both_formats_and_the_bottom_line_says_no_more_than_i
     assert "Bottom line" not in dict(trust_sentences(bare))  # nothing to sum up: "Not scored", "Not run" say it
     half = report.ReportItem(**{**vars(item), "faithfulness": None})
     assert dict(trust_sentences(half))["Bottom line"].startswith("Faithfulness not scored; ")
+
+
+def test_the_report_says_why_a_random_map_can_win_on_average_drop(item):
+    """Issue 32, item 5: the two scores of the photo times the map reward keeping the photo in view."""
+    from gradcam.trust.faithfulness import MASKED_PHOTO_SCORES
+
+    scored = dict(trust_sentences(item))["How it was scored"]
+    assert scored.endswith(MASKED_PHOTO_SCORES)
+    assert "a random map can win on these two" in MASKED_PHOTO_SCORES
+    assert words(MASKED_PHOTO_SCORES) in words(" ".join(Paragraphs(report.report_html([item])).found))
+    # The sentence's claim, measured: a map of ones highlights nothing and loses nothing.
+    model = centre_reader()
+    photo = Image.fromarray(np.random.default_rng(1).integers(120, 256, (SIDE, SIDE, 3), dtype=np.uint8))
+    ones = gradcam.faithfulness(model, photo, np.ones((SIDE, SIDE), np.float32), target=0, steps=4, road=False,
+                                seeds=1)
+    assert ones.average_drop == 0.0 and ones.increase_in_confidence in (0.0, 1.0)

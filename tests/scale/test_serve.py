@@ -22,9 +22,10 @@ from streamlit.testing.v1 import AppTest
 
 import gradcam
 from helpers import photo
-from dashboard import cached
 from e2e.server import serve_backend
 from gradcam.scale import wire as service
+from dashboard.runtime import explanation_service
+from gradcam.intake import DISPLAY_MAX_SIDE
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -148,14 +149,14 @@ def test_the_explore_page_shows_the_services_maps(url, lite0, monkeypatch):
         seen.append(service.explain_remote(*args, **kwargs))
         return seen[-1]
 
-    monkeypatch.setattr(cached, "explain_remote", spy)
+    monkeypatch.setattr(explanation_service, "explain_remote", spy)
     monkeypatch.setenv("GRADCAM_BACKEND", url)
     st.cache_data.clear()
     at = AppTest.from_file(PAGE, default_timeout=180).run()
     assert not at.exception and not at.error
     assert len(seen) == 1  # the page's top-5 maps came from the service, in one request
     image = gradcam.load_image(Path(__file__).resolve().parents[2] / "samples" / "cat.jpg")
-    image.thumbnail((cached.DISPLAY_MAX_SIDE, cached.DISPLAY_MAX_SIDE), Image.LANCZOS)  # as the page shows it
+    image.thumbnail((DISPLAY_MAX_SIDE, DISPLAY_MAX_SIDE), Image.LANCZOS)  # as the page shows it
     assert_same_maps(seen[0], gradcam.explain_many(lite0, image, top=5))
 
     # A class outside the top-5 is one more request; the in-process page shows the same top-5.
@@ -172,7 +173,7 @@ def test_the_dashboard_and_the_cli_never_import_ray():
     import subprocess
     import sys
 
-    code = ("import sys, dashboard.cached, dashboard.shared_state, gradcam, gradcam.cli, gradcam.report.batch; "
+    code = ("import sys, dashboard.runtime.explanation_cache, dashboard.parts.shared_state, gradcam, gradcam.cli, gradcam.report.batch; "
             "assert not [m for m in sys.modules if m.split('.')[0] == 'ray'], 'ray imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
                             capture_output=True, text=True)

@@ -69,3 +69,22 @@ def test_a_photo_that_declares_7000_pixels_a_side_is_decoded_small_in_the_sandbo
     assert np.asarray(job.image)[0, 0].tolist() == [30, 120, 200]
     with pytest.raises(ValueError, match="no photo"):
         serve._job(b"", {})
+
+
+def test_without_a_token_a_request_from_another_machine_is_refused(monkeypatch):
+    # Issue 30: a service bound beyond loopback (a config file's host: 0.0.0.0) without a token
+    # answered everyone. It answers this machine only; with the token set, the token decides.
+    monkeypatch.delenv(serve.TOKEN_ENV, raising=False)
+    explainer = serve.Explainer.func_or_class()
+
+    def from_host(host: str, headers: dict | None = None) -> Request:
+        asked = request(b"", headers)
+        asked.scope["client"] = (host, 50000)
+        return asked
+
+    answer = asyncio.run(explainer.__call__(from_host("203.0.113.7")))
+    assert answer.status_code == 403
+    assert answer.body == b'{"error":"This explanation service has no token, so it answers this machine only."}'
+    assert asyncio.run(explainer.__call__(from_host("127.0.0.1"))).status_code == 400  # served: "no photo"
+    monkeypatch.setenv(serve.TOKEN_ENV, "s3cret")
+    assert asyncio.run(explainer.__call__(from_host("203.0.113.7"))).status_code == 401

@@ -170,3 +170,41 @@ def test_a_model_keras_cannot_copy_gets_one_sentence(noise_image, monkeypatch):
     monkeypatch.setattr(keras.models, "clone_model", refuse)
     with pytest.raises(ValueError, match=r"^This model cannot be copied .* cannot run on it\.$"):
         gradcam.sanity_check(model, noise_image)
+
+
+# --- several random draws (issue 32, item 4) ----------------------------------------
+
+
+def test_the_verdict_reads_three_random_draws_and_gives_their_range(coffee_check):
+    check, _, _ = coffee_check
+    assert len(check.draws) == sanity.DRAWS == 3
+    assert check.draws[0] == check.steps[judged_step(check.steps)].rank_correlation  # the strip is the first draw
+    assert len(set(check.draws)) == 3  # three different sets of random weights, not one drawn three times
+    low, high = min(check.draws), max(check.draws)
+    assert high < PASS_THRESHOLD and check.passed and check.outcome == "passed"
+    assert f"from {low:.2f} to {high:.2f} over 3 random draws" in check.verdict
+    assert all(f"{value:.2f}" in check.verdict for value in check.draws)
+    assert "drawn at random 3 times" in sanity.how_judged(check)
+    assert check.summary()["draws"] == list(check.draws) and check.summary()["outcome"] == "passed"
+
+
+def test_the_verdict_follows_the_range_of_the_draws():
+    passed = sanity.verdict("Grad-CAM", [0.3, 0.1, -0.2], 0.5)
+    failed = sanity.verdict("Guided Backpropagation", [0.93, 0.91, 0.93], 0.5)
+    split = sanity.verdict("Eigen-CAM", [0.86, 0.90, -0.81], 0.5)
+    assert passed.startswith("Passed") and "from -0.20 to 0.30 over 3 random draws" in passed
+    assert failed.startswith("Failed") and "from 0.91 to 0.93" in failed
+    # One draw on the other side of the threshold is enough for "not settled", never for "passed".
+    assert split.startswith("Not settled") and "from -0.81 to 0.90" in split and "does not show" in split
+
+
+def test_further_draws_leave_the_first_draws_steps_as_they_were(noise_image, monkeypatch):
+    model = nested_model()
+    three = gradcam.sanity_check(model, noise_image, layer="base/conv2")
+    monkeypatch.setattr(sanity, "DRAWS", 1)
+    one = gradcam.sanity_check(model, noise_image, layer="base/conv2")
+    assert len(one.draws) == 1 and len(three.draws) == 3
+    assert [s.rank_correlation for s in one.steps] == pytest.approx([s.rank_correlation for s in three.steps])
+    assert three.draws[0] == pytest.approx(one.draws[0])
+    again = gradcam.sanity_check(model, noise_image, layer="base/conv2")
+    assert again.draws == one.draws  # seeded: the same draws on every run

@@ -76,11 +76,11 @@ def test_the_trust_and_report_pages_say_a_model_is_too_wide_to_score():
     """A model the dashboard accepts (its top-5 fits), whose batches of perturbed photos would not."""
     from pathlib import Path
 
-    from streamlit.testing.v1 import AppTest
+    from tests.app.pages import page_app
 
     model = own_model(wide_model(12, side=1024), LABELS)
     assert cost.check_explanation(model, "gradcam", 5) < cost.memory_budget_bytes()  # Explore explains it
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app_pages" / "5_Trust.py"), default_timeout=300)
+    at = page_app("trust", default_timeout=300)
     at.session_state["model_key"] = "own:wide"  # what Explore leaves after an upload
     at.session_state["own_models"] = {"own:wide": model}
     at.run()
@@ -89,8 +89,7 @@ def test_the_trust_and_report_pages_say_a_model_is_too_wide_to_score():
     assert len(errors) == 1 and "Scoring a map on this 1024 x 1024 model" in errors[0], errors
     assert any(h.value.startswith("Faithfulness") for h in at.header)  # the page up to there is drawn
     # The Report page with its scores asked for: made without them, and says why.
-    report = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app_pages" / "3_Report.py"),
-                               default_timeout=300)
+    report = page_app("report", default_timeout=300)
     report.session_state["model_key"] = "own:wide"
     report.session_state["own_models"] = {"own:wide": model}
     report.session_state["report_trust"] = True

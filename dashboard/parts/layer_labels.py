@@ -1,0 +1,30 @@
+"""Layer names as the pages show them: long, nested names stay readable in a narrow
+sidebar or under a small thumbnail."""
+
+from __future__ import annotations
+
+import gradcam
+from gradcam.engine import SEPARATOR
+
+from dashboard.safe_text import md
+
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def layer_option(layer: gradcam.TargetLayer) -> str:
+    """A picker's text for a layer: its own name and shape first, then the nested model
+    it sits in, so a box that cuts long text cuts the path, not the name
+    ("out_relu  (3x3x1280) · in mobilenetv2_1.00_96")."""
+    *outer, own = layer.name.split(SEPARATOR)
+    height, width, channels = layer.shape
+    # A transformer's token layer names its patch grid: "block11_norm1  (14x14 tokens + 1 class token, 768)".
+    size = layer.grid.describe(channels) if layer.grid is not None else f"{height}x{width}x{channels}"
+    text = f"{own}  ({size})"
+    if layer.kind:
+        text += f" · {layer.kind}, not a feature layer"
+    return text + (f" · in {SEPARATOR.join(outer)}" if outer else "")
+
+
+def breakable(name: str) -> str:
+    """A layer name as Markdown that wraps at its underscores and slashes, never mid-word."""
+    return md(name).replace("\\_", "\\_" + ZERO_WIDTH_SPACE).replace("/", "/" + ZERO_WIDTH_SPACE)

@@ -1,0 +1,277 @@
+"""KerasHub classifiers (issue 28): loaded through the sandbox and in process, their
+blocks listed (transformer blocks live inside KerasHub's custom encoder layers),
+explained at their default layer; a KerasHub ViT trained here points at its cue.
+
+Every model is built here from a small config with KerasHub's own classes (random
+weights, nothing downloaded) and saved as a user would (``model.save``,
+``save_to_preset``).
+"""
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import gradcam
+from gradcam.zoo.vit import tag_photos
+
+keras_hub = pytest.importorskip("keras_hub")
+
+SIZE = 32
+
+
+def _converter(kind: str):
+    classes = {"vit": "ViTImageConverter", "deit": "DeiTImageConverter", "swin": "SwinTransformerImageConverter",
+               "resnet": "ResNetImageConverter", "vgg": "VGGImageConverter",
+               "efficientnet": "EfficientNetImageConverter"}
+    # ImageNet's mean and standard deviation, as KerasHub's ResNet and ViT presets scale pixels.
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    return getattr(keras_hub.layers, classes[kind])(image_size=(SIZE, SIZE), scale=[1 / (255 * s) for s in std],
+                                                   offset=[-m / s for m, s in zip(mean, std)])
+
+
+def build(kind: str, classes: int = 3):
+    """A small KerasHub classifier of ``kind`` with its own preprocessor (random weights)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    shape = (SIZE, SIZE, 3)
+    models = keras_hub.models
+    if kind == "vit":
+        backbone = models.ViTBackbone(image_shape=shape, patch_size=4, num_layers=2, num_heads=2, hidden_dim=16,
+                                      mlp_dim=32)
+        task, preprocessor = models.ViTImageClassifier, models.ViTImageClassifierPreprocessor
+    elif kind == "deit":
+        backbone = models.DeiTBackbone(image_shape=shape, patch_size=4, num_layers=2, num_heads=2, hidden_dim=16,
+                                       intermediate_dim=32)
+        task, preprocessor = models.DeiTImageClassifier, models.DeiTImageClassifierPreprocessor
+    elif kind == "swin":
+        backbone = models.SwinTransformerBackbone(image_shape=shape, embed_dim=8, depths=(1, 1, 2),
+                                                  num_heads=(1, 2, 2), window_size=2, patch_size=2)
+        task, preprocessor = models.SwinTransformerImageClassifier, models.SwinTransformerImageClassifierPreprocessor
+    elif kind == "resnet":
+        backbone = models.ResNetBackbone(input_conv_filters=[64], input_conv_kernel_sizes=[7],
+                                         stackwise_num_filters=[64, 16], stackwise_num_blocks=[1, 1],
+                                         stackwise_num_strides=[1, 2], block_type="basic_block", image_shape=shape)
+        task, preprocessor = models.ResNetImageClassifier, models.ResNetImageClassifierPreprocessor
+    elif kind == "vgg":
+        backbone = models.VGGBackbone(stackwise_num_repeats=[1, 1], stackwise_num_filters=[8, 16], image_shape=shape)
+        task, preprocessor = models.VGGImageClassifier, models.VGGImageClassifierPreprocessor
+        return task(backbone=backbone, num_classes=classes, pooling_hidden_dim=16,
+                    preprocessor=preprocessor(image_converter=_converter(kind)))
+    else:
+        backbone = models.EfficientNetBackbone(
+            stackwise_width_coefficients=[1.0, 1.0], stackwise_depth_coefficients=[1.0, 1.0],
+            stackwise_kernel_sizes=[3, 3], stackwise_num_repeats=[1, 1], stackwise_input_filters=[8, 8],
+            stackwise_output_filters=[8, 16], stackwise_expansion_ratios=[1, 2],
+            stackwise_squeeze_and_excite_ratios=[0.25, 0.25], stackwise_strides=[1, 2],
+            stackwise_block_types=["v1", "v1"], stackwise_force_input_filters=[0, 0],
+            stackwise_nores_option=[False, False], num_features=32, input_shape=shape)
+        task, preprocessor = models.EfficientNetImageClassifier, models.EfficientNetImageClassifierPreprocessor
+    return task(backbone=backbone, num_classes=classes, preprocessor=preprocessor(image_converter=_converter(kind)))
+
+
+KINDS = ["resnet", "vgg", "efficientnet", "vit", "deit", "swin"]
+# What each lists among its target layers, and where its default lies.
+BLOCKS = {
+    "vit": ["vit_encoder/transformer_block_1/ln_1", "vit_encoder/transformer_block_1",
+            "vit_encoder/transformer_block_2/ln_1", "vit_encoder/transformer_block_2"],
+    "deit": ["deit_encoder/transformer_block_1/ln_1", "deit_encoder/transformer_block_2/ln_1"],
+    "swin": ["stage_0/blocks_0/norm1", "stage_1/blocks_0", "stage_2/blocks_1/norm1", "stage_2"],
+}
+DEFAULTS = {"vit": "vit_encoder/transformer_block_2/ln_1", "deit": "deit_encoder/transformer_block_2/ln_1",
+            "swin": "norm"}
+GRIDS = {"vit": "8x8 tokens + 1 class token, 16", "deit": "8x8 tokens + 2 extra tokens (class, distillation or "
+         "registers), 16", "swin": "4x4 tokens, 32"}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Each kind saved as a .keras file, as a user would."""
+    folder = tmp_path_factory.mktemp("hub")
+    paths = {}
+    for kind in KINDS:
+        paths[kind] = folder / f"{kind}.keras"
+        build(kind).save(paths[kind])
+    return paths
+
+
+def photo(seed=0):
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 48, 3), dtype=np.uint8))
+
+
+def _inner(name: str) -> str:
+    return name.split("/", 1)[1] if "/" in name else name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "efficientnet"])
+def test_loads_through_the_sandbox_and_in_process_lists_its_blocks_and_explains(saved, kind):
+    in_process = gradcam.load_model(saved[kind])
+    sandboxed = gradcam.load_model(saved[kind], sandbox=True)
+    for model in (in_process, sandboxed):
+        assert model.input_size == (SIZE, SIZE) and len(model.labels) == 3
+        assert model.preprocessing == "torch"  # the classifier's own converter: ImageNet mean and std
+        listed = {_inner(t.name): t for t in gradcam.target_layers(model)}
+        for block in BLOCKS.get(kind, []):
+            assert block in listed, (block, sorted(listed))
+            assert str(listed[block]).endswith(f"({listed[block].grid.describe(listed[block].shape[2])})")
+        default = gradcam.default_layer(model)
+        if kind in DEFAULTS:
+            assert _inner(default.name) == DEFAULTS[kind]
+            assert default.grid.describe(default.shape[2]) == GRIDS[kind]
+        else:  # a CNN: a feature map of its last stage, with a spatial layout
+            assert len(default.shape) == 3 and default.grid is None and default.shape[0] * default.shape[1] > 1
+        explanation = gradcam.explain(model, photo())
+        assert explanation.heatmap.shape == (40, 48) and np.isfinite(explanation.heatmap).all()
+        assert explanation.layer == default.name
+    # The sandbox rebuilt exactly the model in the file.
+    image = photo(1)
+    assert [p.logit for p in gradcam.predict(in_process, image)] == \
+        pytest.approx([p.logit for p in gradcam.predict(sandboxed, image)], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_an_efficientnet_keras_cannot_read_back_gets_a_sentence_and_explains_when_built(saved):
+    """Keras 3.15 with keras-hub 0.32 cannot load the .keras file of a KerasHub EfficientNet it
+    saved itself ("top_conv expected 1 variables"): our loaders say so in one sentence; the
+    same classifier, built in process, lists its stages and explains."""
+    import keras
+
+    with pytest.raises(ValueError):
+        keras.saving.load_model(saved["efficientnet"])  # Keras' own failure: when it is fixed, load it here too
+    for sandbox in (False, True):
+        with pytest.raises(gradcam.ModelLoadError) as refused:
+            gradcam.load_model(saved["efficientnet"], sandbox=sandbox)
+        assert str(refused.value).startswith("This model uses KerasHub layers, but Keras and the installed keras-hub")
+    from gradcam.zoo.own_models import checked_model
+
+    model = checked_model(build("efficientnet"), "efficientnet")
+    assert model.preprocessing == "torch"
+    default = gradcam.default_layer(model)
+    assert default.grid is None and default.shape[0] * default.shape[1] > 1
+    assert len(gradcam.stage_layers(model)) >= 2
+    assert np.isfinite(gradcam.explain(model, photo()).heatmap).all()
+
+
+@pytest.mark.slow
+def test_the_classifiers_own_preprocessor_is_used(saved):
+    """gradcam's prediction equals KerasHub's own predict(), which resizes and scales with the
+    classifier's preprocessor, on a photo already at the model's size."""
+    import keras
+
+    model = gradcam.load_model(saved["vit"])
+    hub_model = keras.saving.load_model(saved["vit"])
+    image = photo(2).resize((SIZE, SIZE))
+    theirs = hub_model.predict(np.asarray(image, np.float32)[None], verbose=0)[0]
+    ours = sorted(gradcam.predict(model, image, top=3), key=lambda p: p.index)
+    assert [p.logit for p in ours] == pytest.approx(theirs.tolist(), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_a_preset_folder_and_a_zip_of_it_load(tmp_path):
+    folder = tmp_path / "my_vit"
+    build("vit").save_to_preset(str(folder))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:  # zipped the way a person zips a folder: the folder inside
+        for file in folder.iterdir():
+            archive.write(file, f"my_vit/{file.name}")
+    for model in (gradcam.load_model(folder), gradcam.load_model(folder, sandbox=True),
+                  gradcam.load_model(buffer.getvalue(), sandbox=True, name="my_vit.zip")):
+        assert model.preprocessing == "torch" and model.input_size == (SIZE, SIZE)
+        assert _inner(gradcam.default_layer(model).name) == DEFAULTS["vit"]
+        assert np.isfinite(gradcam.explain(model, photo()).heatmap).all()
+
+
+def test_a_folder_that_is_no_preset_and_a_missing_keras_hub_each_get_a_sentence(tmp_path, saved, monkeypatch):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(gradcam.ModelLoadError) as refused:
+        gradcam.load_model(tmp_path)
+    assert str(refused.value).endswith("is not a model file (a folder, and not a KerasHub preset: it has no "
+                                       "model.weights.h5).")
+    from gradcam.intake import model_bytes
+
+    monkeypatch.setattr(model_bytes, "hub_installed", lambda: False)
+    with pytest.raises(gradcam.ModelLoadError) as refused:
+        gradcam.load_model(saved["vit"])
+    assert str(refused.value).startswith("This model uses KerasHub layers; install keras-hub")
+
+
+def test_a_preset_name_offline_is_one_sentence_and_never_downloads(monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network here")
+
+    monkeypatch.setattr(keras_hub.models.ImageClassifier, "from_preset", offline)
+    with pytest.raises(gradcam.ModelLoadError) as refused:
+        gradcam.load_model("vit_base_patch16_224_imagenet")
+    assert "without internet" in str(refused.value) and "\n" not in str(refused.value)
+    assert "vit_base_patch16_224_imagenet" in dict(gradcam.available_models())
+
+
+# --- a KerasHub ViT trained here on photos with a corner cue --------------------------
+
+WHERE = (0, 3)  # the cue's patch (row, column) on the 4x4 grid: the top right corner; transposed it lights (3, 0)
+
+
+@pytest.fixture(scope="module")
+def cue_vit(tmp_path_factory):
+    """A KerasHub ViT (3 blocks, class token) trained on tag_photos: class 1 carries a red
+    square on patch WHERE. Saved and loaded back through gradcam.load_model."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    backbone = keras_hub.models.ViTBackbone(image_shape=(SIZE, SIZE, 3), patch_size=8, num_layers=3, num_heads=2,
+                                            hidden_dim=32, mlp_dim=64, name="vit_backbone")
+    converter = keras_hub.layers.ViTImageConverter(image_size=(SIZE, SIZE), scale=1 / 255)
+    classifier = keras_hub.models.ViTImageClassifier(
+        backbone=backbone, num_classes=2,
+        preprocessor=keras_hub.models.ViTImageClassifierPreprocessor(image_converter=converter))
+    photos, labels = tag_photos(384, where=WHERE, seed=3)
+    classifier.compile(optimizer=keras.optimizers.Adam(3e-3),
+                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=[])
+    classifier.fit(photos * 255, labels, epochs=8, batch_size=32, verbose=0)
+    path = tmp_path_factory.mktemp("cue") / "cue_vit.keras"
+    classifier.save(path)
+    return gradcam.load_model(path, labels=["no cue", "cue"])
+
+
+@pytest.fixture(scope="module")
+def cued_photos():
+    photos, labels = tag_photos(16, where=WHERE, seed=11)
+    return [Image.fromarray((p * 255).round().astype(np.uint8)) for p in photos[labels == 1][:4]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", [None, "vit_backbone/vit_encoder/transformer_block_2"])  # and the middle block
+def test_a_trained_keras_hub_vit_points_at_its_cue(cue_vit, cued_photos, layer):
+    assert gradcam.default_layer(cue_vit).name == "vit_backbone/vit_encoder/transformer_block_3/ln_1"
+    for image in cued_photos:
+        assert gradcam.predict(cue_vit, image)[0].label == "cue"
+        explanation = gradcam.explain(cue_vit, image, target="cue", layer=layer)
+        assert explanation.raw.shape == (4, 4)
+        hottest = tuple(int(i) for i in np.unravel_index(np.argmax(explanation.raw), explanation.raw.shape))
+        assert hottest == WHERE  # (3, 0) if the grid were rebuilt column-major
+
+
+@pytest.mark.slow
+def test_rollout_on_a_keras_hub_vit_reads_its_encoders_attention(cue_vit, cued_photos):
+    explanation = gradcam.explain(cue_vit, cued_photos[0], target="cue", method="gradient-rollout")
+    assert explanation.raw.shape == (4, 4) and np.isfinite(explanation.raw).all()
+    assert tuple(int(i) for i in np.unravel_index(np.argmax(explanation.raw), (4, 4))) == WHERE
+
+
+@pytest.mark.slow
+def test_one_trace_per_model_and_layer(cue_vit, cued_photos):
+    """The interception happens while tracing: explaining another photo or class never retraces."""
+    from gradcam.engine import passes
+    from gradcam.engine.methods import method
+
+    gradcam.explain(cue_vit, cued_photos[0])
+    layer = gradcam.default_layer(cue_vit)
+    run = passes.cam_pass(cue_vit, layer, method("gradcam"), False)
+    traced = run.experimental_get_tracing_count()
+    for image in cued_photos[1:]:
+        gradcam.explain(cue_vit, image, target="no cue")
+    assert run.experimental_get_tracing_count() == traced
