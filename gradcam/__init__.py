@@ -22,6 +22,7 @@ The layers, bottom to top (each imports only those below it):
 This package never imports Streamlit; the dashboard is a thin layer over it.
 """
 
+from .concepts import DEFAULT_CONCEPTS, Concept, Concepts, find_concepts, shared_concepts
 from .engine.batched import explain_batch
 from .engine.cost import check_explanation
 from .engine.cam import (
@@ -51,6 +52,9 @@ __all__ = [
     "AuditCluster",
     "AuditPhoto",
     "COLORMAPS",
+    "Concept",
+    "Concepts",
+    "DEFAULT_CONCEPTS",
     "Curve",
     "DEFAULT_MODEL",
     "METHODS",
@@ -89,6 +93,7 @@ __all__ = [
     "explain_many",
     "explain_video",
     "faithfulness",
+    "find_concepts",
     "load_image",
     "load_image_safely",
     "load_video_safely",
@@ -100,6 +105,7 @@ __all__ = [
     "predict",
     "rank_methods",
     "sanity_check",
+    "shared_concepts",
     "small_photo_note",
     "stage_layers",
     "target_layers",

@@ -18,7 +18,6 @@ import streamlit as st
 from PIL import Image
 
 import gradcam
-from gradcam.concepts import DEFAULT_CONCEPTS, find_concepts
 from gradcam.engine import SCORECAM_DEFAULT_CHANNELS
 from dashboard.parts import class_picker, shared_state
 from dashboard.parts.heatmap_panel import score_text
@@ -77,7 +76,7 @@ def concept_maps(image_hash: str, model_key: str, layer: str, count: int,
                  _image: Image.Image, _model: gradcam.Model):
     """Deep Feature Factorization of the layer: ``count`` concepts, each with its map and votes."""
     engine_calls["concepts"] += 1
-    return find_concepts(_model, _image, n=count, layer=layer)
+    return gradcam.find_concepts(_model, _image, n=count, layer=layer)
 
 
 @st.cache_data(max_entries=64, max_size="32MB", show_spinner=False)
@@ -336,7 +335,7 @@ def page() -> None:
                         "into a few concepts (non-negative matrix factorisation; Collins et al., 2018): each is drawn "
                         "in its own colour where it is strongest, and sent on through the rest of the network to see "
                         "which classes it votes for.")
-            st.session_state.setdefault("compare_concepts", DEFAULT_CONCEPTS)
+            st.session_state.setdefault("compare_concepts", gradcam.DEFAULT_CONCEPTS)
             count = st.slider("Concepts", 2, 8, key="compare_concepts", on_change=keep, args=("compare_concepts",),
                               help="How many parts the layer's activations are split into.")
             with st.spinner("Factorising the layer's activations..."):
