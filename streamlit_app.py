@@ -9,7 +9,8 @@ pages/ next to this file would run a page without this router when a link opens 
 
 import streamlit as st
 
-from dashboard.pages import audit, batch, compare, explore, how_it_works, quiz, report, trust
+from dashboard.pages import audit, batch, compare, explore, how_it_works, live, quiz, report, trust
+from dashboard.parts.image_picker import FIRST_SAMPLE
 from dashboard.parts.page_menu import close_sidebar_after_page_change, page_links
 from dashboard.runtime.boot import boot, this_session_in_the_sandbox
 
@@ -22,9 +23,10 @@ PAGES = [
     st.Page(trust.page, title="Can I trust it?", icon=":material/verified:", url_path="Trust"),
     st.Page(quiz.page, title="Where will it look?", icon=":material/quiz:", url_path="Quiz"),
     st.Page(audit.page, title="Audit a dataset", icon=":material/fact_check:", url_path="Audit"),
+    st.Page(live.page, title="Live", icon=":material/videocam:", url_path="Live"),
 ]
 
-boot()
+boot(first_photo=FIRST_SAMPLE)  # the default model warms on the photo Explore opens on
 st.set_page_config(page_title="Grad-CAM Explorer", page_icon=":fire:", layout="wide")
 # Our own page list rather than Streamlit's: its links drop the address's query, so
 # every page change added an entry without the view (Back then showed the same page,

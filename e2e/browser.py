@@ -15,6 +15,15 @@ CHROMIUM_FLAGS = [
 ]
 
 
+def fake_camera(y4m) -> list[str]:
+    """Chromium flags for a camera that plays ``y4m`` (4:2:0) in a loop, allowed without asking.
+    Chromium hides its own address behind an mDNS name in WebRTC; aiortc on the server cannot
+    resolve those names, so the test shows the plain address (a real browser on another machine
+    reaches the server through the same host candidates on a local network)."""
+    return ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={y4m}", "--disable-features=WebRtcHideLocalIpsWithMdns"]
+
+
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -36,14 +45,14 @@ def browser_pages(count: int, width: int = 1400, height: int = 1000):
 
 
 @contextlib.contextmanager
-def browser_page(width: int = 1400, height: int = 1000, touch: bool = False):
+def browser_page(width: int = 1400, height: int = 1000, touch: bool = False, extra_args: tuple = ()):
     """Yield (page, console messages) in a fresh headless Chromium profile; ``touch``: a phone's
-    (a touch screen and a mobile viewport)."""
+    (a touch screen and a mobile viewport); ``extra_args``: more Chromium flags (a fake camera)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
         context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS,
+            profile, executable_path=chromium_path(), headless=True, args=[*CHROMIUM_FLAGS, *extra_args],
             viewport={"width": width, "height": height}, has_touch=touch, is_mobile=touch,
         )
         page = context.pages[0] if context.pages else context.new_page()

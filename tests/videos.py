@@ -119,3 +119,19 @@ def hours_long() -> bytes:
             packet.is_keyframe = i == 0
             out.mux(packet)
     return buffer.getvalue()
+
+
+def write_y4m(path, photos, size: tuple[int, int] = (640, 480), fps: int = 15, frames_each: int = 15) -> Path:
+    """A Y4M file for Chromium's fake camera (--use-file-for-fake-video-capture): each photo
+    held for ``frames_each`` frames. 4:2:0 with JPEG's full-range YCbCr (C420jpeg): Chromium
+    refuses a 4:4:4 file ("NotFoundError: Requested device not found")."""
+    width, height = size
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for picture in photos:
+            y, cb, cr = picture.convert("RGB").resize(size, Image.BICUBIC).convert("YCbCr").split()
+            half = (width // 2, height // 2)
+            planes = y.tobytes() + cb.resize(half, Image.BOX).tobytes() + cr.resize(half, Image.BOX).tobytes()
+            for _ in range(frames_each):
+                out.write(b"FRAME\n" + planes)
+    return Path(path)

@@ -32,6 +32,7 @@ SAMPLES = {  # file -> caption, in gallery order; the first is preselected
     "rocket.jpg": "Rocket launch",
     "astronaut.jpg": "Astronaut",
 }
+FIRST_SAMPLE = SAMPLES_DIR / next(iter(SAMPLES))  # the photo a first visit opens on
 
 
 # Uploads up to this size stay in the session as they came; larger ones as what is shown.
@@ -62,6 +63,12 @@ def _use(data: bytes, name: str, source: str) -> bool:
     st.session_state.update(image_data=data, image_name=name, image_hash=digest, image_source=source,
                             image_error=None)
     return True
+
+
+def use_photo(data: bytes, name: str) -> bool:
+    """Make a picture made on another page (a frozen camera frame, a moment of a video) the current
+    photo of every page, as if it had been uploaded; False (the picker then shows why) if it does not decode."""
+    return _use(data, name, source="elsewhere")
 
 
 def use_sample(file_name: str) -> None:

@@ -163,6 +163,9 @@ class LiveExplainer:
             except ValueError as error:  # bad choices for this model: one sentence, keep serving
                 self._error = str(error)
                 continue
+            except Exception as error:  # never let the thread die silently: the page says why, and goes on
+                self._error = f"This frame could not be explained ({type(error).__name__}: {error})."
+                continue
             with self._lock:
                 self._error = None
                 if settings == self._settings:  # not a frame of choices changed meanwhile

@@ -10,7 +10,7 @@ ROUTER = str(ROOT / "streamlit_app.py")
 
 # The URL path of each page (the router's st.Page url_path): module name -> path.
 URL_PATHS = {"explore": "Explore", "how_it_works": "How_it_works", "compare": "Compare", "report": "Report",
-             "batch": "Batch", "trust": "Trust", "quiz": "Quiz", "audit": "Audit"}
+             "batch": "Batch", "trust": "Trust", "quiz": "Quiz", "audit": "Audit", "live": "Live"}
 
 
 def page_app(name: str, default_timeout: float = 180) -> AppTest:

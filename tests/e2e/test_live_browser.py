@@ -1,0 +1,99 @@
+"""The Live page in Chromium with a fake camera playing the coffee photo: the overlay is on
+the stream, the top-5 names the cup, Freeze opens the frame on Explore; a video file is
+explained into an MP4 with its timeline."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from e2e.browser import OVERLAY, browser_page, exceptions_shown, fake_camera, target_label
+from e2e.server import ROOT, streamlit_server
+from tests.e2e.test_browser import SCREENSHOTS, require_chromium
+from videos import moving_cup, write_mp4, write_y4m
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# The stream's picture, shrunk in the page to 64 x 48 (all that the comparison needs).
+_VIDEO_PIXELS = """() => {
+  const video = document.querySelector('video');
+  if (!video || !video.videoWidth) return null;
+  const canvas = document.createElement('canvas');
+  canvas.width = 64; canvas.height = 48;
+  const context = canvas.getContext('2d');
+  context.drawImage(video, 0, 0, 64, 48);
+  return Array.from(context.getImageData(0, 0, 64, 48).data);
+}"""
+
+
+def stream_pixels(page) -> np.ndarray | None:
+    for frame in page.frames:
+        if "streamlit_webrtc" in frame.url:
+            data = frame.evaluate(_VIDEO_PIXELS)
+            if data:
+                return np.asarray(data, np.int16).reshape(48, 64, 4)[:, :, :3]
+    return None
+
+
+def test_the_camera_is_explained_live_and_freeze_opens_the_frame_on_explore(tmp_path):
+    require_chromium()
+    coffee = Image.open(ROOT / "samples" / "coffee.jpg")
+    camera = write_y4m(tmp_path / "coffee.y4m", [coffee])
+    plain = np.asarray(coffee.convert("RGB").resize((640, 480)).resize((64, 48), Image.BOX), np.int16)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    with streamlit_server() as url, browser_page(extra_args=fake_camera(camera)) as (page, console):
+        page.goto(url + "/Live")
+        stream = page.frame_locator("iframe[title*='webrtc']")
+        stream.get_by_role("button", name=re.compile("start the camera", re.I)).click(timeout=240_000)
+        # The top-5 of the frames names the cup, refreshed while the camera runs.
+        page.get_by_text("espresso:").first.wait_for(timeout=240_000)
+        page.get_by_text("frames explained a second").first.wait_for(timeout=60_000)
+        print(page.get_by_text("frames explained a second").first.inner_text())  # the readout, into the log
+        # The overlay is on the stream: the picture differs from the camera's where the map is.
+        deadline, changed = time.monotonic() + 120, 0.0
+        while time.monotonic() < deadline and changed < 15:
+            pixels = stream_pixels(page)
+            changed = float(np.abs(pixels - plain).mean()) if pixels is not None else 0.0
+            time.sleep(1)
+        assert changed >= 15, changed
+        page.screenshot(path=str(SCREENSHOTS / "live-camera-1400.png"))
+        page.set_viewport_size({"width": 390, "height": 844})
+        time.sleep(2)
+        page.screenshot(path=str(SCREENSHOTS / "live-camera-390.png"), full_page=True)
+        page.set_viewport_size({"width": 1400, "height": 1000})
+
+        page.get_by_role("button", name="Freeze").click()
+        # Explore, with the frozen frame as its photo (as if uploaded) and its own explanation of it.
+        page.get_by_role("heading", name="Why did the model say that?").wait_for(timeout=120_000)
+        page.locator(OVERLAY).first.wait_for(timeout=120_000)
+        assert "espresso" in target_label(page)  # the frozen cup, not the cat sample Explore starts with
+        page.screenshot(path=str(SCREENSHOTS / "live-freeze-explore-1400.png"))
+        assert not exceptions_shown(page)
+
+
+def test_a_video_file_is_explained_into_an_mp4_with_its_timeline(tmp_path):
+    require_chromium()
+    frames, _ = moving_cup(frames=12)
+    clip = write_mp4(tmp_path / "cup.mp4", frames, fps=6)
+    with streamlit_server() as url, browser_page() as (page, console):
+        page.goto(url + "/Live")
+        page.get_by_text("Video file", exact=True).click(timeout=240_000)
+        page.get_by_text("A video (MP4, WebM or MOV").wait_for(timeout=240_000)
+        page.locator("[data-testid='stFileUploader'] input[type='file']").first.set_input_files(str(clip))
+        page.get_by_role("button", name="Explain the video").click(timeout=120_000)
+        page.get_by_role("button", name="Download the MP4").wait_for(timeout=300_000)
+        assert page.locator("video").count() >= 1
+        page.get_by_text("The top-1 class over time").wait_for()
+        page.get_by_text("explained (chosen from the measured speed)").first.wait_for()
+        print(page.get_by_text("explained (chosen from the measured speed)").first.inner_text())
+        page.screenshot(path=str(SCREENSHOTS / "live-video-1400.png"), full_page=True)
+        page.set_viewport_size({"width": 390, "height": 844})
+        time.sleep(2)
+        page.screenshot(path=str(SCREENSHOTS / "live-video-390.png"), full_page=True)
+        assert not exceptions_shown(page)
