@@ -104,7 +104,9 @@ class Method:
     @property
     def progress_unit(self) -> str:
         """What a slow method's progress counts: Occlusion covers patch positions, the others
-        mask or switch off channels (feature maps)."""
+        mask or switch off channels (feature maps); RefineCAM and SESS run their base method's passes."""
+        if self.kind == "combined":
+            return "passes"
         return "patch positions" if self.perturbs == "patches" else "channels"
 
     @property
