@@ -15,8 +15,8 @@ LAYER_FREE = [key for key, m in gradcam.METHODS.items() if m.layer_free]
 
 
 def test_the_registry_knows_which_methods_ignore_the_class_and_which_use_no_layer():
-    assert set(CLASS_AGNOSTIC) == {"eigencam", "attention-rollout"}
-    assert set(LAYER_FREE) == {"occlusion", "guided-backprop", "attention-rollout", "gradient-rollout"}
+    assert set(CLASS_AGNOSTIC) == {"eigencam", "fem", "kpca-cam", "randomcam", "attention-rollout"}
+    assert set(LAYER_FREE) == {"occlusion", "guided-backprop", "fullgrad", "attention-rollout", "gradient-rollout"}
 
 
 @pytest.mark.parametrize("method", CLASS_AGNOSTIC)
