@@ -10,6 +10,7 @@ pages/ next to this file would run a page without this router when a link opens 
 import streamlit as st
 
 from dashboard.pages import audit, batch, compare, explore, how_it_works, live, quiz, report, trust
+from dashboard.parts.image_picker import FIRST_SAMPLE
 from dashboard.parts.page_menu import close_sidebar_after_page_change, page_links
 from dashboard.runtime.boot import boot, this_session_in_the_sandbox
 
@@ -25,7 +26,7 @@ PAGES = [
     st.Page(live.page, title="Live", icon=":material/videocam:", url_path="Live"),
 ]
 
-boot()
+boot(first_photo=FIRST_SAMPLE)  # the default model warms on the photo Explore opens on
 st.set_page_config(page_title="Grad-CAM Explorer", page_icon=":fire:", layout="wide")
 # Our own page list rather than Streamlit's: its links drop the address's query, so
 # every page change added an entry without the view (Back then showed the same page,

@@ -34,7 +34,7 @@ def _patched(image):
 
 def measure(rounds: int = 15, photos: int = PHOTOS, compare_rounds: int = 3) -> dict:
     import gradcam
-    from gradcam.audit.compare import compare
+    from gradcam.audit.compare import compare_models
     from gradcam.audit.correction import correct
     from bench.ray import generate
     from bench.timing import median_ms
@@ -54,7 +54,7 @@ def measure(rounds: int = 15, photos: int = PHOTOS, compare_rounds: int = 3) -> 
                             rounds)
         del images
         timed = median_ms({"one audit": lambda: gradcam.audit(model, folder, explain="predicted"),
-                           "comparison": lambda: compare(model, fix.model, folder, explain="predicted")},
+                           "comparison": lambda: compare_models(model, fix.model, folder, explain="predicted")},
                           compare_rounds)
     return {"forward_ms": forward, "audit_ms": timed, "correction_seconds": correction_seconds, "photos": photos}
 

@@ -27,7 +27,7 @@ def streamlit_server(page: str = "streamlit_app.py", timeout: float = 90.0, env:
     ``env``: extra environment variables (e.g. an empty GRADCAM_CACHE_DIR for a cold start);
     ``backend``: the explanation service's URL for GRADCAM_BACKEND (None: in-process)."""
     port = free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "GRADCAM_WARM_START": "1", **(env or {})}  # as users run it
     env.pop("GRADCAM_BACKEND", None)
     if backend:
         env["GRADCAM_BACKEND"] = backend

@@ -30,6 +30,7 @@ from gradcam.engine.model import PREPROCESSING  # noqa: E402
 from gradcam.engine.targets import target_index  # noqa: E402
 from gradcam.intake.digest import sha256  # noqa: E402
 from gradcam.intake.images import SUPPORTED_FORMATS  # noqa: E402
+from gradcam.intake.text import counted  # noqa: E402
 from gradcam.report.rows import ROW_COLUMNS, error_row, explanation_row, rows_csv  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -162,13 +163,18 @@ def _warn_small_photo(name: str, image, model) -> None:
         print(f"warning: {name}: {note}", file=sys.stderr)
 
 
-def _note_no_evidence(name: str, explanation) -> None:
+def _note_no_evidence(name: str, explanation, say=None) -> None:
+    """``say``: how a line reaches the terminal (a progress bar's own write, so the line is not
+    drawn into the bar); stderr by default."""
     if explanation.no_positive_evidence:
-        print(
-            f"note: {name}: nothing in layer {explanation.layer} speaks for {explanation.label}, "
-            "so the heatmap is empty; try another layer or class.",
-            file=sys.stderr,
-        )
+        (say or _say)(f"note: {name}: nothing in layer {explanation.layer} speaks for {explanation.label}, "
+                      "so the heatmap is empty; try another layer or class.")
+
+
+def _say(line: str) -> None:
+    """One line on stderr, on a line of its own: a ``_Progress`` line still open is ended first."""
+    _Progress.end_open_line()
+    print(line, file=sys.stderr)
 
 
 def _save(image: Image.Image, path: Path) -> None:
@@ -349,29 +355,9 @@ def _explain_folder(args, folder: Path) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     rows = []
-    progress = tqdm(total=len(files), desc="Explaining", unit="image", file=sys.stderr)
-    # Through the batched engine, a chunk at a time: one compiled call per chunk, and
-    # memory bounded by the chunk's pixels, whatever the photos' sizes.
-    pending, pixels = [], 0
-    for file, name in zip(files, _overlay_names(files)):
-        try:
-            image = gradcam.load_image(file)
-        except ValueError as error:  # a broken image must not stop the others
-            rows.append({**error_row(error, file=file.name, layer=layer.name, method=args.method), "overlay": None})
-            tqdm.write(f"error: {file.name}: {error}", file=sys.stderr)
-            progress.update()
-            continue
-        if (note := gradcam.small_photo_note(image.size, model)) is not None:
-            tqdm.write(f"warning: {file.name}: {note}", file=sys.stderr)
-        rows.append(None)  # filled in by _explain_chunk
-        pending.append((file, name, len(rows) - 1, image))
-        pixels += image.width * image.height
-        if len(pending) == FOLDER_CHUNK or pixels >= FOLDER_CHUNK_PIXELS:
-            _explain_chunk(args, model, pending, rows, layer, target, options, out_dir, progress)
-            pending, pixels = [], 0
-    if pending:
-        _explain_chunk(args, model, pending, rows, layer, target, options, out_dir, progress)
-    progress.close()
+    # Closed however the loop ends: an error raised in it is then printed below the bar, not into it.
+    with tqdm(total=len(files), desc="Explaining", unit="image", file=sys.stderr) as progress:
+        _explain_files(args, model, files, rows, layer, target, options, out_dir, progress)
 
     summary = out_dir / "summary.csv"
     summary.write_text(rows_csv(rows, SUMMARY_COLUMNS), encoding="utf-8", newline="")
@@ -381,8 +367,33 @@ def _explain_folder(args, folder: Path) -> int:
         print(json.dumps({"model": model.name, "output": str(out_dir), "summary": str(summary), "images": rows},
                          indent=2))
     else:
-        print(f"Explained {done} of {len(rows)} images into {out_dir} (summary: {summary}).")
+        print(f"Explained {done} of {counted(len(rows), 'image')} into {out_dir} (summary: {summary}).")
     return EXIT_OK if done else EXIT_FAILED
+
+
+def _explain_files(args, model, files, rows: list, layer, target, options: dict, out_dir: Path, progress) -> None:
+    """Every photo of a folder explained under one progress bar; its lines are written through the bar."""
+    # Through the batched engine, a chunk at a time: one compiled call per chunk, and
+    # memory bounded by the chunk's pixels, whatever the photos' sizes.
+    pending, pixels = [], 0
+    for file, name in zip(files, _overlay_names(files)):
+        try:
+            image = gradcam.load_image(file)
+        except ValueError as error:  # a broken image must not stop the others
+            rows.append({**error_row(error, file=file.name, layer=layer.name, method=args.method), "overlay": None})
+            progress.write(f"error: {file.name}: {error}", file=sys.stderr)
+            progress.update()
+            continue
+        if (note := gradcam.small_photo_note(image.size, model)) is not None:
+            progress.write(f"warning: {file.name}: {note}", file=sys.stderr)
+        rows.append(None)  # filled in by _explain_chunk
+        pending.append((file, name, len(rows) - 1, image))
+        pixels += image.width * image.height
+        if len(pending) == FOLDER_CHUNK or pixels >= FOLDER_CHUNK_PIXELS:
+            _explain_chunk(args, model, pending, rows, layer, target, options, out_dir, progress)
+            pending, pixels = [], 0
+    if pending:
+        _explain_chunk(args, model, pending, rows, layer, target, options, out_dir, progress)
 
 
 def cmd_video(args) -> int:
@@ -461,11 +472,27 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
+DEFAULT_AUDIT_REPORT = "audit.html"
+
+
+def _audit_report_path(out: str | None) -> str:
+    """--out as given, else audit.html in the current folder: an earlier audit's report there is
+    not replaced without a word (say --out audit.html to replace it), and that is said before the
+    audit, which may take an hour, not after."""
+    if out:
+        return out
+    if Path(DEFAULT_AUDIT_REPORT).exists():
+        raise BadInput(f"{DEFAULT_AUDIT_REPORT} already exists here (an earlier audit's report?); name the report "
+                       f"with --out, or say --out {DEFAULT_AUDIT_REPORT} to replace it.")
+    return DEFAULT_AUDIT_REPORT
+
+
 def cmd_audit(args) -> int:
     """Audit a dataset for shortcuts: an HTML report (and CSV, JSON) of SpRAy's clusters per class."""
     from gradcam.report.audit_report import audit_csv, audit_html
     from gradcam.audit.sources import is_parquet
 
+    args.out = _audit_report_path(args.out)
     source = Path(args.source)
     if not source.exists():
         raise BadInput(f"{args.source} does not exist.")
@@ -544,7 +571,7 @@ def _writable_output(path: Path, flag: str, inputs: list[Path]) -> Path:
 
 def _audit_compare(args, model, source: Path) -> int:
     """``audit --compare OTHER``: both models audited on the same photos, side by side."""
-    from gradcam.audit.compare import compare
+    from gradcam.audit.compare import compare_models
     from gradcam.audit.sources import is_parquet
     from gradcam.report.audit_report import comparison_html
 
@@ -558,8 +585,9 @@ def _audit_compare(args, model, source: Path) -> int:
         raise BadInput(f"The two models name different classes ({len(model.labels)} and {len(other.labels)}); "
                        "a comparison needs the same classes.")
     progress = _Progress("Explaining") if not args.json and sys.stderr.isatty() else None
-    result = compare(model, other, str(source), masks=args.masks, first_layer=args.layer, method=args.method,
-                     explain=args.explain, progress=None if progress is None else progress.set)
+    result = compare_models(model, other, str(source), masks=args.masks, first_layer=args.layer,
+                            method=args.method, explain=args.explain,
+                            progress=None if progress is None else progress.set)
     if progress is not None:
         progress.close()
     out = Path(args.out)
@@ -587,14 +615,24 @@ def _share(value) -> str:
 class _Progress:
     """``done/total photos`` on one terminal line (only when stderr is a terminal)."""
 
+    _open = False  # a progress line is on the terminal, not yet ended by a newline
+
     def __init__(self, what: str, unit: str = "photos"):
         self.what, self.unit = what, unit
 
     def set(self, done: int, total: int) -> None:
         print(f"\r{self.what} {done}/{total} {self.unit}", end="", file=sys.stderr, flush=True)
+        _Progress._open = True
 
     def close(self) -> None:
-        print(file=sys.stderr)
+        self.end_open_line()
+
+    @staticmethod
+    def end_open_line() -> None:
+        """End the progress line, so what follows (an error, a note) starts a line of its own."""
+        if _Progress._open:
+            print(file=sys.stderr)
+            _Progress._open = False
 
 
 FOLDER_CHUNK = 32  # photos per batched engine call at most (the largest bucket)
@@ -610,7 +648,7 @@ def _explain_chunk(args, model, pending, rows: list, layer, target, options: dic
     for (file, name, index, image), many in zip(pending, explained):
         explanation = many[0]
         _save(gradcam.overlay(image, explanation.heatmap, args.alpha, args.colormap), out_dir / name)
-        _note_no_evidence(file.name, explanation)
+        _note_no_evidence(file.name, explanation, say=lambda line: progress.write(line, file=sys.stderr))
         rows[index] = {**explanation_row(explanation, file=file.name, sha256=sha256(file.read_bytes())),
                        "overlay": str(out_dir / name)}
         progress.update()
@@ -732,8 +770,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", choices=("label", "predicted"), default="label",
                    help="the class each map explains: the true label where the folders give it, or the "
                         "top-1 class (default: %(default)s)")
-    p.add_argument("--out", "-o", default="audit.html", metavar="FILE.html",
-                   help="the HTML report (default: %(default)s)")
+    p.add_argument("--out", "-o", metavar="FILE.html",
+                   help=f"the HTML report (default: {DEFAULT_AUDIT_REPORT} here, never replaced: a report you "
+                        "name with --out is)")
     p.add_argument("--csv", metavar="FILE.csv", help="also write one row per photo")
     p.add_argument("--no-model", action="store_true",
                    help="with a Parquet SOURCE: cluster its maps without loading a model (no reliance test)")
@@ -756,10 +795,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except ValueError as error:  # BadInput, InvalidImageError, ModelLoadError, the engine's ValueErrors
-        print(f"error: {_one_line(error)}", file=sys.stderr)
+        _say(f"error: {_one_line(error)}")
     except OSError as error:  # e.g. an output folder that cannot be created
         where = f" {error.filename}" if error.filename else ""
-        print(f"error: Cannot write{where}: {error.strerror or _one_line(error)}.", file=sys.stderr)
+        _say(f"error: Cannot write{where}: {error.strerror or _one_line(error)}.")
     except KeyboardInterrupt:
         return 130
     return EXIT_BAD_INPUT

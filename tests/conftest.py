@@ -4,6 +4,9 @@ Helpers that tests call themselves live in tests/helpers.py."""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# AppTest runs the app in this process: no background warm-up of the default model (dashboard.runtime.boot),
+# so each test's engine-call counts are its own. The browser tests' real servers warm up (e2e/server.py).
+os.environ.setdefault("GRADCAM_WARM_START", "0")
 
 import numpy as np
 import pytest

@@ -374,3 +374,68 @@ def test_explain_folder_equals_each_image_alone(capsys, cat_jpg, coffee_png, tmp
         # Maps equal to 1e-5 can fall on either side of a colormap step: at most one
         # step (a few levels) on a few pixels.
         assert difference.max() <= 4 and (difference > 1).mean() < 0.001
+
+
+# --- lines said during a progress bar, and reports not replaced (issue 32, item 13) -------
+
+
+def as_a_terminal_shows_it(stream: str) -> list[str]:
+    """Each line as a terminal leaves it: what follows the last carriage return."""
+    return [line.rsplit("\r", 1)[-1] for line in stream.split("\n")]
+
+
+def test_folder_mode_writes_errors_and_notes_on_lines_of_their_own(capsys, cat_jpg, tiny_model, broken_jpg,
+                                                                    tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "cat.jpg").write_bytes(cat_jpg.read_bytes())
+    (folder / "broken.jpg").write_bytes(broken_jpg.read_bytes())
+    code, _, err = run(capsys, "explain", folder, "--model", tiny_model / "tiny.keras", "--labels",
+                       tiny_model / "labels.txt", "--target", "no")
+    assert code == 0 and "Explaining" in err
+    shown = as_a_terminal_shows_it(err)
+    assert any(line.startswith("error: broken.jpg: ") for line in shown), shown
+    assert any(line.startswith("note: cat.jpg: nothing in layer features speaks for no") for line in shown), shown
+    assert not any("Explaining" in line and ("error:" in line or "note:" in line) for line in shown), shown
+
+
+def test_an_error_after_a_progress_line_starts_a_line_of_its_own(capsys):
+    from gradcam.cli import _Progress, _say
+
+    progress = _Progress("Explaining")
+    progress.set(3, 40)
+    _say("error: the disk is full")
+    assert capsys.readouterr().err == "\rExplaining 3/40 photos\nerror: the disk is full\n"
+    _say("error: once more")  # no progress line open: no blank line
+    assert capsys.readouterr().err == "error: once more\n"
+
+
+def test_audit_does_not_replace_an_earlier_report_without_a_word(capsys, tmp_path, monkeypatch, photos):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "audit.html").write_text("last week's audit")
+    # Refused before anything is loaded: the model named here does not even exist.
+    code, out, err = run(capsys, "audit", photos, "--model", tmp_path / "no-such-model.keras")
+    assert code == 2 and out == ""
+    assert err == ("error: audit.html already exists here (an earlier audit's report?); name the report with "
+                   "--out, or say --out audit.html to replace it.\n")
+    assert (tmp_path / "audit.html").read_text() == "last week's audit"
+
+
+def test_models_says_keras_weights_not_on_disk_are_fetched_on_first_use(capsys, monkeypatch, tmp_path):
+    """Issue 32, item 14: "weights downloaded (528 MB)" read as if they were on disk."""
+    from gradcam.zoo import catalog
+
+    monkeypatch.setattr(catalog, "keras_weights_path", lambda name: tmp_path / f"{name}.weights.h5")
+    (tmp_path / "ResNet50.weights.h5").write_bytes(b"stands in for the cached file")
+    _, out, _ = run(capsys, "models")
+    vgg = next(line for line in out.splitlines() if "VGG16" in line)
+    resnet = next(line for line in out.splitlines() if "ResNet50" in line)
+    assert "weights fetched on first use (528 MB)" in vgg and "downloaded" not in vgg
+    assert "weights cached" in resnet
+
+
+def test_counts_read_as_sentences_say_them():
+    from gradcam.intake.text import counted
+
+    assert [counted(1, "photo"), counted(3, "photo"), counted(1200, "photo"), counted(0, "class", "classes")] == [
+        "1 photo", "3 photos", "1,200 photos", "0 classes"]

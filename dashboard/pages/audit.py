@@ -14,7 +14,7 @@ import streamlit as st
 
 import gradcam
 from dashboard.parts import shared_state
-from dashboard.pages import audit_results
+from dashboard.pages import audit_fix, audit_results
 from dashboard.pages.audit_results import DEMO, MINE, SOURCES
 from dashboard.parts.layer_labels import layer_option
 from dashboard.parts.model_picker import builtin_models, load_builtin
@@ -109,16 +109,19 @@ def page() -> None:
     picked_photo = st.session_state.get(audit_results.VIEW, {}).get("audit_photo")
     picked_class = None
     if audit is not None:
-        if audit.flagged:  # the headline; each flagged cluster's reason follows with its pictures
+        if audit.flagged or audit.flagged_classes:  # the headline; each finding's reason follows with its pictures
             st.error(md(audit.headline()))  # the reason stands beside the cluster's mosaic below
+        elif audit.untested:  # never an all-clear for what was not tested
+            st.warning(md(audit.headline()))
         else:
             st.success(md(audit.summary()))
         audit_results.problems(audit)
 
         st.header("Flagged clusters")
         if not audit.flagged:
-            st.markdown("No cluster of maps sits on one small region that the score depends on: nothing here looks like "
-                        "a shortcut.")
+            st.markdown("No cluster of maps sits on one small region that the model depends on"
+                        + (" (among what was tested: see below)." if audit.untested else
+                           ": nothing here looks like a small-patch shortcut."))
         for cluster in audit.flagged:
             st.subheader(f"'{md(cluster.label)}', cluster {cluster.number + 1}")  # above its mosaic, on a phone too
             picture, words = st.columns([1, 1.2])
@@ -138,8 +141,19 @@ def page() -> None:
                 details = [f"{len(cluster.members)} photos", f"{100 * cluster.consistency:.0f}% of their map inside "
                            f"the region", f"the region is {100 * cluster.area:.0f}% of the photo"]
                 if cluster.off_object is not None:
-                    details.append(f"{100 * cluster.off_object:.0f}% of it off the objects")
+                    details.append(f"in {100 * cluster.off_object:.0f}% of them the map peaks off the object")
+                if cluster.infill:
+                    details.append(f"strongest drop with the region {audit_results.INFILL_WORDS[cluster.infill]}")
                 st.caption(" · ".join(details))
+            if cluster.recipients:
+                st.markdown(f"**Transplant:** pasted into {cluster.recipients} photos of other classes, the region "
+                            f"made {cluster.flips} of them '{md(cluster.label)}' (a region of the same size from "
+                            f"elsewhere: {cluster.random_flips}).")
+            audit_results.before_after(cluster.examples)
+        for cls in audit.flagged_classes:
+            st.subheader(f"'{md(cls.label)}': the answer follows the background")
+            st.error(md(cls.reason))
+            audit_results.before_after(cls.background.examples if cls.background else [])
 
         st.header("Classes")
         st.dataframe(audit_results.class_table(audit), hide_index=True, width="stretch",
@@ -153,9 +167,18 @@ def page() -> None:
                         with st.container(width=260, gap="xsmall"):
                             st.image(cluster_picture(audit, cluster, columns=3), width="stretch")
                             st.caption(("**Flagged.** " if cluster.flagged else "") + md(cluster.reason))
+                if cls.reason and not cls.flagged:  # the background or colour swap
+                    st.caption(md(cls.reason))
+                    test = cls.background or cls.colours
+                    audit_results.before_after(test.examples if test else [])
                 outliers = [p.path for p in audit.outliers if p.label == cls.label]
                 if outliers:
                     st.caption("Far from every cluster: " + ", ".join(md(p) for p in outliers))
+
+        if audit.untested:
+            st.header("What was not tested")
+            for sentence in audit.untested:
+                st.warning(md(sentence))
 
         st.header("Every map, side by side")
         labels = [cls.label for cls in audit.classes]
@@ -195,6 +218,12 @@ def page() -> None:
                     if shown is not None:
                         st.image(shown, width="stretch", caption=f"{md(photo.path)}: '{md(photo.label)}' "
                                  f"{100 * (photo.probability or 0):.0f}%{truth}, {where}")
+
+        # Find and prove above; here the fix of a finding, the re-audit and another model side by
+        # side (dashboard/pages/audit_fix.py).
+        audit_fix.section(audit_results.job_key(request, model_key, layer, method), request, model, audit,
+                          other_models={**own, **{k: None for k in builtin_models()}}, model_key=model_key,
+                          layer=layer, method=method)
 
         st.header("Downloads")
         html_box, csv_box, json_box = st.columns(3)

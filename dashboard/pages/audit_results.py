@@ -117,6 +117,24 @@ def cluster_of(audit: gradcam.Audit, photo: gradcam.AuditPhoto) -> gradcam.Audit
 # --- numbers as people read them ----------------------------------------------------
 
 
+INFILL_WORDS = {"blur": "blurred", "mean": "filled with the photo's mean colour",
+                "other classes": "filled with the same region of other classes' photos"}
+
+
+def before_after(examples) -> None:
+    """Edited photos, each before and after with the model's answer (the transplant, the
+    background or colour swap): side by side on a wide screen, stacked on a phone."""
+    if not examples:
+        return
+    with st.container(horizontal=True, gap="small"):
+        for example in examples:
+            with st.container(width=230, gap="xsmall"):
+                with st.container(horizontal=True, gap="xsmall"):
+                    st.image(example.before, width=110, caption=f"before: '{md(example.before_answer)}'")
+                    st.image(example.after, width=110, caption=f"after: '{md(example.after_answer)}'")
+                st.caption(md(example.caption))
+
+
 def share(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.0f}%"
 

@@ -28,7 +28,7 @@ from dashboard.pages import explore
 from dashboard.parts import method_picker, model_picker, shared_state
 from dashboard.parts.image_picker import use_photo
 from dashboard.parts.layer_labels import layer_option
-from dashboard.parts.shared_state import DEFAULTS, choose
+from dashboard.parts.shared_state import choose
 from dashboard.runtime.long_jobs import is_done, long_job, stop_long_job
 from dashboard.safe_text import md
 from gradcam.intake import VIDEO_FORMATS, sha256
@@ -58,24 +58,43 @@ def _open_on_explore(data: bytes, name: str) -> None:
         st.switch_page(EXPLORE)
 
 
+def _shared(own_key: str, shared_key: str) -> None:
+    """A Live widget's value made the shared choice (Explore shows it too). Widgets are their
+    page's own in Streamlit (a key on two pages is two widgets), so Live keeps its own keys."""
+    choose(shared_key, st.session_state[own_key])
+
+
 def _controls(model_key: str, model: gradcam.Model):
-    """Explore's own pickers (the same keys, so a choice here is a choice there), and the class."""
-    keep = shared_state.remember
+    """Explore's choices (model, layer, method, opacity, colormap: changing one here changes it
+    there) and the class: each frame's top-1 or one class for every frame."""
+    c = shared_state.choices()
     layers = {t.name: t for t in gradcam.target_layers(model)}
-    if st.session_state.get("layer_for") != model_key or st.session_state.get("layer") not in layers:
-        choose("layer_for", model_key)
-        choose("layer", gradcam.default_layer(model).name)
-    layer = st.sidebar.selectbox("Layer", list(layers), key="layer", on_change=keep, args=("layer",),
+    layer_now = c.layer if c.model_key == model_key and c.layer in layers else gradcam.default_layer(model).name
+    for own, value in (("live_layer", layer_now), ("live_method", c.method), ("live_opacity", c.opacity),
+                       ("live_colormap", c.colormap)):
+        if st.session_state.get(own) != value:
+            st.session_state[own] = value  # follow what was chosen elsewhere (or here, through choose)
+    if st.session_state["live_layer"] not in layers:
+        st.session_state["live_layer"] = layer_now
+
+    def keep(own: str, shared: str) -> None:
+        _shared(own, shared)
+        if shared == "layer":
+            choose("layer_for", model_key)
+
+    layer = st.sidebar.selectbox("Layer", list(layers), key="live_layer", on_change=keep, args=("live_layer", "layer"),
                                  format_func=lambda name: layer_option(layers[name]))
-    method = st.sidebar.selectbox("Method", list(gradcam.METHODS), key="method", on_change=keep, args=("method",),
+    method = st.sidebar.selectbox("Method", list(gradcam.METHODS), key="live_method", on_change=keep,
+                                  args=("live_method", "method"),
                                   format_func=lambda name: gradcam.METHODS[name].display_name,
                                   help=method_picker.HELP)
     classes = [TOP1, *model.labels]
     target = st.sidebar.selectbox("Class", classes, key="live_class",
                                   help="Each frame's own top-1, or one class for every frame.")
-    opacity = st.sidebar.slider("Opacity", 0.0, 1.0, step=0.05, key="opacity", on_change=keep, args=("opacity",))
-    colormap = st.sidebar.selectbox("Colormap", gradcam.COLORMAPS, key="colormap", on_change=keep,
-                                    args=("colormap",))
+    opacity = st.sidebar.slider("Opacity", 0.0, 1.0, step=0.05, key="live_opacity", on_change=keep,
+                                args=("live_opacity", "opacity"))
+    colormap = st.sidebar.selectbox("Colormap", gradcam.COLORMAPS, key="live_colormap", on_change=keep,
+                                    args=("live_colormap", "colormap"))
     return layer, method, None if target == TOP1 else target, opacity, colormap
 
 
@@ -222,8 +241,6 @@ def _timeline(done: dict, name: str) -> None:
 def page() -> None:
     shared_state.read_url()
     shared_state.restore()
-    for key, default in DEFAULTS.items():
-        st.session_state.setdefault(key, default)
     with st.sidebar:
         st.header("Grad-CAM Explorer")
         picked = model_picker.model_controls(on_change=shared_state.remember)
@@ -242,4 +259,3 @@ def page() -> None:
         _video(model_key, model, *chosen)
     else:
         _camera(model_key, model, *chosen)
-    shared_state.remember()

@@ -32,6 +32,7 @@ SAMPLES = {  # file -> caption, in gallery order; the first is preselected
     "rocket.jpg": "Rocket launch",
     "astronaut.jpg": "Astronaut",
 }
+FIRST_SAMPLE = SAMPLES_DIR / next(iter(SAMPLES))  # the photo a first visit opens on
 
 
 # Uploads up to this size stay in the session as they came; larger ones as what is shown.

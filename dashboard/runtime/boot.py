@@ -2,24 +2,39 @@
 
 Nothing here runs on import: ``streamlit_app.py`` calls ``boot()`` at the top of
 every run, and everything after the first call returns at once.
+
+The first visitor should not wait for the default model: boot() loads it and explains
+the first sample with it in a background thread, into the very caches Explore reads,
+while the page draws the photo and the pickers. (Streamlit runs no app code before the
+first session's first run, so that run is the earliest moment.) GRADCAM_WARM_START=0
+turns it off: the AppTest suite does, so a test's engine-call counts are its own.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
+from pathlib import Path
 
-from gradcam.intake import image_pool, model_pool, sandbox_session
+import gradcam
+from gradcam.intake import image_pool, model_pool, sandbox_session, sha256
 
+from . import explanation_cache, model_cache
 from .streamlit_patches import keep_keras_state_between_reruns, keep_superseded_files_briefly
+
+log = logging.getLogger(__name__)
+DEFAULT_METHOD = "gradcam"  # Explore's first method (dashboard.parts.shared_state.DEFAULTS)
 
 _booted = False
 _lock = threading.Lock()
 
 
-def boot() -> None:
-    """Patch Streamlit (Keras state kept between reruns, superseded files kept briefly)
-    and start the image sandbox's workers, so the first upload does not wait for a
-    worker to boot. Idempotent and cheap after the first call."""
+def boot(first_photo: Path | None = None) -> None:
+    """Patch Streamlit (Keras state kept between reruns, superseded files kept briefly),
+    start the image sandbox's workers, so the first upload does not wait for a worker to
+    boot, and warm the default model on ``first_photo`` (the photo Explore opens on) in
+    the background. Idempotent and cheap after the first call."""
     global _booted
     if _booted:
         return
@@ -29,7 +44,25 @@ def boot() -> None:
         keep_keras_state_between_reruns()
         keep_superseded_files_briefly()
         image_pool().start()
+        if first_photo is not None and os.environ.get("GRADCAM_WARM_START", "1").strip() != "0":
+            threading.Thread(target=warm_default_model, args=(first_photo,), name="gradcam-warm-start",
+                             daemon=True).start()
         _booted = True
+
+
+def warm_default_model(photo: Path) -> None:
+    """Load the default model and explain ``photo`` with its default layer and method, through
+    the caches the pages use: the first view then finds its model loaded and its maps made
+    (a visitor who asks meanwhile waits for the same computation, never a second one)."""
+    try:
+        data = photo.read_bytes()
+        image_hash = sha256(data)
+        model = model_cache.builtin_model(gradcam.DEFAULT_MODEL)
+        image = explanation_cache.display_image(image_hash, data)
+        layer = gradcam.default_layer(model).name
+        explanation_cache.explain_top5(image_hash, gradcam.DEFAULT_MODEL, layer, DEFAULT_METHOD, image, model)
+    except Exception:  # a warm-up that fails costs only the head start: the page loads as before
+        log.exception("warming the default model failed")
 
 
 def start_model_sandbox() -> None:

@@ -86,7 +86,8 @@ def explain_top5(image_hash: str, model_key: str, layer: str, method: str,
         return _top5(gradcam.explain_many(model, image, layer=layer, method=method, top=5, progress=progress,
                                           stop=stop, **engine_options(method)))
 
-    return long_job(("top5", image_hash, model_key, layer, method), run, _long_title(method), "channels")
+    return long_job(("top5", image_hash, model_key, layer, method), run, _long_title(method),
+                    gradcam.METHODS[method].progress_unit)
 
 
 def explain_class(image_hash: str, model_key: str, layer: str, method: str, target: int,
@@ -102,7 +103,8 @@ def explain_class(image_hash: str, model_key: str, layer: str, method: str, targ
         return gradcam.explain(model, image, target=target, layer=layer, method=method, progress=progress,
                                stop=stop, **engine_options(method))
 
-    return long_job(("class", image_hash, model_key, layer, method, target), run, _long_title(method), "channels")
+    return long_job(("class", image_hash, model_key, layer, method, target), run, _long_title(method),
+                    gradcam.METHODS[method].progress_unit)
 
 
 @st.cache_data(max_entries=256, max_size="128MB", show_spinner=False)
@@ -131,4 +133,5 @@ def explain_timed(image_hash: str, model_key: str, layer: str, method: str, targ
                                       stop=stop, **engine_options(method))
         return explanation, time.perf_counter() - start
 
-    return long_job(("timed", image_hash, model_key, layer, method, target), run, _long_title(method), "channels")
+    return long_job(("timed", image_hash, model_key, layer, method, target), run, _long_title(method),
+                    gradcam.METHODS[method].progress_unit)

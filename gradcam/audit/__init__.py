@@ -13,11 +13,11 @@ sub-package to its parent again), so reach the modules with
 ``gradcam.audit.spray`` does not work.
 """
 
-from .compare import Comparison, before_and_after, compare, side_by_side
+from .compare import Comparison, before_and_after, compare_models, side_by_side
 from .correction import Correction, correct, correct_finding
 from .counterfactuals import CounterfactualSet, counterfactual_sets
 from .dataset_audit import Audit, AuditClass, AuditCluster, AuditPhoto, audit
 
 __all__ = ["Audit", "AuditClass", "AuditCluster", "AuditPhoto", "Comparison", "Correction", "CounterfactualSet",
-           "audit", "before_and_after", "compare", "correct", "correct_finding", "counterfactual_sets",
+           "audit", "before_and_after", "compare_models", "correct", "correct_finding", "counterfactual_sets",
            "side_by_side"]

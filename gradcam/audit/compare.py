@@ -151,7 +151,7 @@ def side_by_side(first: Audit, second: Audit, counterfactuals: Sequence[Counterf
                       counterfactual=list(zip(found_a, found_b)))
 
 
-def compare(first_model, second_model, source, *, counterfactuals: Sequence[CounterfactualSet] | None = None,
+def compare_models(first_model, second_model, source, *, counterfactuals: Sequence[CounterfactualSet] | None = None,
             masks=None,
             first_layer=None, second_layer=None, method: str = "gradcam", explain: str = "label",
             progress: Callable[[int, int], object] | None = None, stop=None) -> Comparison:

@@ -26,7 +26,7 @@ from ..intake.archives import MAX_ARCHIVE_BYTES, batch_sources
 from ..intake.files import FileRefused, read_regular_file
 from ..intake.images import EXPLAIN_MAX_SIDE, MAX_FILE_BYTES, ORIGINAL_SIZE, SUPPORTED_FORMATS, downscaled, load_image
 from ..intake.sandbox import load_image_safely
-from ..intake.text import megabytes, valid_text
+from ..intake.text import counted, megabytes, valid_text
 
 MAX_PARQUET_FILE_BYTES = 256 * 1024 * 1024  # one file of the Ray job's dataset, read whole (50,000 rows of 7 x 7 maps: ~15 MB)
 MAX_MASKS_CSV_BYTES = 16 * 1024 * 1024  # a boxes CSV (a million short lines took minutes and GBs as boxes)
@@ -169,7 +169,7 @@ def _uploads(uploads: list[tuple[str, bytes]], model_labels) -> Source:
                for name, s in zip(shown, unpacked.sources)]
     if not entries:
         raise ValueError(" ".join(problems) or "The upload holds no images.")
-    title = zips[0] if len(zips) == 1 and len(uploads) == 1 else f"{len(entries)} photos"
+    title = zips[0] if len(zips) == 1 and len(uploads) == 1 else counted(len(entries), "photo")
     return Source(entries, title, problems + folder_problems)
 
 
@@ -187,7 +187,7 @@ def _photo_list(items: list, model_labels) -> Source:
             raise ValueError(f"Item {number} of the list is not a path, an image or bytes.")
     if not entries:
         raise ValueError("The list of photos is empty.")
-    return Source(entries, f"{len(entries)} photos", [])
+    return Source(entries, counted(len(entries), "photo"), [])
 
 
 def _local_file(path: Path, limit: int) -> bytes:

@@ -77,6 +77,12 @@ class Method:
                 or self.perturbs == "patches")
 
     @property
+    def progress_unit(self) -> str:
+        """What a slow method's progress counts: Occlusion covers patch positions, the others
+        mask or switch off channels (feature maps)."""
+        return "patch positions" if self.perturbs == "patches" else "channels"
+
+    @property
     def works_on(self) -> str:
         """What a layer-free method's map is made from, for labels: "input pixels" or "attention layers"."""
         return "attention layers" if self.kind == "attention" else "input pixels"
@@ -242,6 +248,13 @@ def occlusion_starts(size: int, window: int, stride: int) -> list[int]:
     if starts[-1] != size - window:
         starts.append(size - window)
     return starts
+
+
+def occlusion_grid(height: int, width: int, window: int | None = None, stride: int | None = None) -> tuple:
+    """(rows, columns, window, stride): the grid of patch positions Occlusion scores on an
+    input of height x width (its map has one value per position, spread over the pixels)."""
+    window, stride = occlusion_window(height, width, window, stride)
+    return len(occlusion_starts(height, window, stride)), len(occlusion_starts(width, window, stride)), window, stride
 
 
 def occlusion_positions(height: int, width: int, window: int, stride: int) -> list[tuple[int, int]]:

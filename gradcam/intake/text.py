@@ -22,3 +22,8 @@ def valid_text(text: str) -> str:
 def megabytes(n: int) -> str:
     """A byte count as people read it in a sentence: "12 MB"."""
     return f"{n / (1024 * 1024):,.0f} MB"
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count and its noun as a sentence says it: "1 photo", "3 photos", "1,200 photos"."""
+    return f"{count:,} {noun if count == 1 else (plural or noun + 's')}"

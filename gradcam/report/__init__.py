@@ -5,7 +5,9 @@ from .content import (
     MAX_EMBEDDED_SIDE, WHAT_IT_DOES_NOT_SHOW, WHAT_IT_SHOWS, ReportItem, file_stem, library_versions,
     predictions_heading, resolution_fact, score_text, token_grid_of,
 )
-from .audit_report import audit_csv, audit_html, cluster_picture, mean_map_image, region_overlay
+from .audit_report import (
+    audit_csv, audit_html, cluster_picture, comparison_html, map_tile, mean_map_image, region_overlay,
+)
 from .batch import (
     FAITHFULNESS_ORDERS, FAITHFULNESS_STEPS, SORT_ORDERS, auc_caption, batch_report_items, explain_records,
     overlays_zip, predictions_csv, select,
@@ -15,7 +17,7 @@ from .html import report_html
 from .pdf import report_pdf
 
 __all__ = ["FAITHFULNESS_ORDERS", "FAITHFULNESS_STEPS", "SORT_ORDERS", "audit_csv", "audit_html", "auc_caption",
-           "batch_report_items", "cluster_picture", "curves_picture", "explain_records", "increase_text",
+           "comparison_html", "map_tile", "batch_report_items", "cluster_picture", "curves_picture", "explain_records", "increase_text",
            "mean_map_image", "overlays_zip", "predictions_csv", "region_overlay", "sanity_picture", "select",
            "trust_lines", "trust_sentences",
            "MAX_EMBEDDED_SIDE", "WHAT_IT_DOES_NOT_SHOW", "WHAT_IT_SHOWS", "ReportItem", "file_stem",

@@ -206,6 +206,22 @@ def method_paper(method: str) -> str:
     return METHODS[method].paper if method in METHODS else "unknown"
 
 
+def map_grid(method: str, raw_shape: tuple) -> str:
+    """The grid a map was computed on, for captions ("7 x 7 cells", "224 x 224 input pixels"):
+    Occlusion's map is drawn at the input's pixels but holds one value per patch position
+    (default window and stride), so it names those."""
+    height, width = raw_shape[:2]
+    entry = METHODS.get(method)
+    if entry is not None and entry.perturbs == "patches":
+        from ..engine.methods import occlusion_grid
+
+        rows, columns, window, stride = occlusion_grid(height, width)
+        return f"{rows} x {columns} patch positions (a {window} px patch every {stride} px)"
+    if entry is not None and entry.resolution == "pixels":
+        return f"{height} x {width} input pixels"
+    return f"{height} x {width} cells"
+
+
 def resolution_fact(item: "ReportItem", short: bool = False) -> str:
     """What grid the map was computed on and so the smallest thing it can point at,
     from the registry: a layer's cells, a token layer's patches, or the input's pixels.
@@ -220,13 +236,15 @@ def resolution_fact(item: "ReportItem", short: bool = False) -> str:
     if short:
         if grid:
             return grid + (" (extra tokens left out)" if "+" in grid else "")
-        pixels = method is not None and method.resolution == "pixels"
-        return f"{height} x {width} " + ("input pixels" if pixels else "cells")
+        return map_grid(item.method, (height, width))
     if method is None or method.resolution == "layer":
         if grid:
             return (f"{grid} of layer {item.layer}, extra tokens left out: the map cannot point at anything "
                     "smaller than one patch")
         return f"{height} x {width} cells of layer {item.layer}: the map cannot point at anything smaller than one cell"
+    if method.perturbs == "patches":
+        return (f"{map_grid(item.method, (height, width))}, each pixel the mean over the patches that covered it: "
+                "no layer is involved, and the map cannot point at anything much smaller than one patch")
     if method.layer_free:
         return (f"{height} x {width} input pixels: computed from the gradient at the pixels, so no layer is "
                 "involved; fine edges, but hardly specific to the class")
@@ -405,7 +423,7 @@ _CURVE_STYLES = (("This map", "#1f5fa8", "-"), ("Random maps", "#7fb3e0", "--"),
 
 def _figure_image(figure) -> Image.Image:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", pad_inches=0.06)  # no title cut off
     buffer.seek(0)
     return Image.open(buffer).convert("RGB")
 
@@ -413,6 +431,11 @@ def _figure_image(figure) -> Image.Image:
 def curves_picture(scores) -> Image.Image:
     """The deletion and insertion curves of a ``gradcam.Faithfulness`` side by side, each with random maps
     and the centred blob, as the Trust page draws them."""
+    return _figure_image(curves_figure(scores))
+
+
+def curves_figure(scores):
+    """The matplotlib figure of ``curves_picture``, each plot's legend under it."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7.2, 2.6))
@@ -429,9 +452,10 @@ def curves_picture(scores) -> Image.Image:
         axes.set_xlabel("share of pixels " + ("deleted" if column == 0 else "inserted"), fontsize=8)
         axes.set_ylabel("probability" if column == 0 else "", fontsize=8)
         axes.tick_params(labelsize=7)
-        axes.legend(fontsize=6.5, loc="upper right" if column == 0 else "lower right", frameon=False)
+        # Under the plot, not on it: inside, the legend sat on curves that run anywhere from 0 to 1.
+        axes.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=1, frameon=False)
     figure.tight_layout()
-    return _figure_image(figure)
+    return figure
 
 
 def sanity_picture(photo: Image.Image, check, columns: int = 7, side: int = 120) -> Image.Image:

@@ -55,6 +55,14 @@ tr.explained .bar{background:#d62728}
 a{color:#1f5fa8}
 footer{color:#555;font-size:.9rem;margin-top:24px}
 @media print{body{max-width:none;padding:0}.figures{flex-wrap:nowrap}}
+@media (max-width:600px){
+ body{padding:16px 12px 32px}
+ h1{font-size:1.5rem}
+ th,td.num,th.num{white-space:normal}
+ th,td{padding:4px 6px 4px 0}
+ figure,.facts>table{flex-basis:100%}
+ table{display:block;max-width:100%;overflow-x:auto}
+}
 """
 
 

@@ -21,7 +21,8 @@ from .content import (
 # --- the PDF report -----------------------------------------------------------------
 
 _A4 = (8.27, 11.69)  # inches, portrait
-_SUMMARY_ROWS = 30  # items listed on the summary page; each item has its own page anyway
+_FOOTER_TOP = 0.065  # the software footer of the first page stays below this (a share of the page's height)
+_TRUST_COLUMNS = (("this map", 0.58), ("random maps", 0.70), ("centred blob", 0.84))
 
 
 def _no_ligatures() -> dict:
@@ -75,7 +76,10 @@ def _colour_scale_axes(figure, rect, colormap: str) -> None:
                 color="#555555")
 
 
-def _summary_page(items, title, model_name, weights_sha256, when, probabilities, problems):
+def _summary_pages(items, title, model_name, weights_sha256, when, probabilities, problems, first_pages):
+    """The title page, and the contents as long as they run: every item listed with the page it starts
+    on (``first_pages``), the contents continuing onto further pages, the software footer of the first
+    page never under the text (its flow stops above it)."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=_A4)
@@ -85,32 +89,29 @@ def _summary_page(items, title, model_name, weights_sha256, when, probabilities,
              f"Weights SHA-256: {weights_sha256 or 'not computed'}",
              f"{len(items)} explanation(s)" + (f", {len(problems)} not explained" if problems else "")]
     _plain_text(figure, 0.07, y - 0.012, "\n".join(lines), fontsize=8.5, va="top", linespacing=1.6)
-
-    y -= 0.105
-    if items:
-        _plain_text(figure, 0.07, y, "Contents", fontsize=12, weight="bold", va="top")
-        y -= 0.025
-        for n, item in enumerate(items[:_SUMMARY_ROWS], 1):
-            row = (f"{n:>3}. {item.image_name[:48]}  -  {item.label[:40]}  "
-                   f"{score_text(item.probability, probabilities)}  ({method_name(item.method)}, page {n + 1})")
-            _plain_text(figure, 0.08, y, row, fontsize=7.5, va="top", family="monospace")
-            y -= 0.0155
-        if len(items) > _SUMMARY_ROWS:
-            _plain_text(figure, 0.08, y, f"... and {len(items) - _SUMMARY_ROWS} more, one page each.",
-                        fontsize=7.5, va="top")
-            y -= 0.0155
-    y -= 0.02
-    _plain_text(figure, 0.07, y, "What Grad-CAM shows, and what it does not show", fontsize=12, weight="bold",
-                va="top")
-    y -= 0.03
-    for paragraph in (WHAT_IT_SHOWS, *WHAT_IT_DOES_NOT_SHOW):
-        text = _wrapped(paragraph, 105)
-        _plain_text(figure, 0.07, y, text, fontsize=8, va="top", linespacing=1.4)
-        y -= 0.0145 * (text.count("\n") + 1) + 0.008
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
     _plain_text(figure, 0.07, 0.035, _wrapped("Software: " + versions, 120), fontsize=7, color="#555555",
                 va="bottom")
-    return figure
+
+    flow = _Flow(figure, y - 0.105, "Contents (continued)", bottom=_FOOTER_TOP)
+    if items:
+        flow.heading("Contents", keep=0.0155 * 2, fontsize=12)
+        for n, (item, page) in enumerate(zip(items, first_pages), 1):
+            row = (f"{n:>3}. {item.image_name[:48]}  -  {item.label[:40]}  "
+                   f"{score_text(item.probability, probabilities)}  ({method_name(item.method)}, page {page})")
+            flow.row([(0.08, row, {"family": "monospace"})], fontsize=7.5, height=0.0155)
+        flow.gap(0.012)
+    flow.heading("What Grad-CAM shows, and what it does not show", keep=0.04, fontsize=12)
+    for paragraph in (WHAT_IT_SHOWS, *WHAT_IT_DOES_NOT_SHOW):
+        flow.paragraph(paragraph, x=0.07, width=105, fontsize=8)
+        flow.gap(0.005)
+    return flow.figures
+
+
+def _summary_page(items, title, model_name, weights_sha256, when, probabilities, problems):
+    """The first page of the summary alone (the contents' page numbers left unknown)."""
+    return _summary_pages(items, title, model_name, weights_sha256, when, probabilities, problems,
+                          first_pages=["?"] * len(items))[0]
 
 
 def _item_page(number, item: ReportItem, model_name, weights_sha256, probabilities):
@@ -166,15 +167,17 @@ def _item_page(number, item: ReportItem, model_name, weights_sha256, probabiliti
         flow.paragraph(no_evidence_notice(item.method, item.label), fontsize=9,
                        color="#b35c00")
     flow.gap(0.015)
-    flow.paragraph("Can this map be trusted?", x=0.07, fontsize=11, weight="bold")
-    if item.faithfulness:
-        flow.row([(x, heading, {"color": "#555555"}) for heading, x in
-                  (("this map", 0.58), ("random maps", 0.70), ("centred blob", 0.84))])
-        for title, values in trust_lines(item):
-            flow.row([(0.08, _wrapped(title, 62, 1), {})] + [(x, value, {}) for value, x in
-                                                           zip(values, (0.58, 0.70, 0.84))])
+    rows = [[(0.08, _wrapped(title, 62, 1), {})] + [(x, value, {}) for value, (_, x) in zip(values, _TRUST_COLUMNS)]
+            for title, values in trust_lines(item)] if item.faithfulness else []
+    pictures = list(item.evidence)
+    # The heading, the scores and the first chart (the curves of those scores) on one page when they fit one.
+    together = 0.03 + (0.02 * (len(rows) + 1) + 0.008 if rows else 0) + \
+        (flow.picture_height(pictures[0][1]) + 0.03 if pictures else 0)
+    flow.heading("Can this map be trusted?", keep=together if together < 0.85 else 0.06)
+    if rows:
+        flow.table([(x, heading, {"color": "#555555"}) for heading, x in _TRUST_COLUMNS], rows)
         flow.gap(0.008)
-    for caption, picture in item.evidence:
+    for caption, picture in pictures:
         flow.picture(picture, caption)
     for heading, sentence in trust_sentences(item):
         flow.paragraph(f"{heading}: {sentence}")
@@ -188,21 +191,48 @@ class _Flow:
 
     BOTTOM = 0.05  # the lowest a line may start, as a share of the page's height
 
-    def __init__(self, figure, y: float, continued: str):
+    def __init__(self, figure, y: float, continued: str, bottom: float = BOTTOM):
+        """``bottom``: how low the first page's text may go (above a footer); later pages go to BOTTOM."""
         self.figures, self.figure, self.y, self.continued = [figure], figure, y, continued
+        self.bottom = bottom
+        self.repeat = None  # a table's header, drawn again at the top of each page the table runs onto
 
-    def _room(self, height: float) -> None:
+    def _room(self, height: float) -> bool:
+        """Start a new page unless ``height`` fits above the bottom; True when it started one."""
         from matplotlib.figure import Figure
 
-        if self.y - height >= self.BOTTOM:
-            return
+        if self.y - height >= self.bottom:
+            return False
         self.figure = Figure(figsize=_A4)
         self.figures.append(self.figure)
+        self.bottom = self.BOTTOM
         self.y = _block(self.figure, 0.07, 0.962, self.continued, fontsize=10, width=96, max_lines=2,
-                        weight="bold", color="#555555") - 0.02
+                        weight="bold", color="#555555") - 0.012
+        if self.repeat is not None:
+            self.row(self.repeat)
+        return True
 
     def gap(self, height: float) -> None:
         self.y -= height
+
+    def heading(self, text: str, keep: float, fontsize: float = 11) -> None:
+        """A section's title, kept with the first ``keep`` of what follows it: never alone at the foot of
+        a page with its content overleaf."""
+        step = fontsize * 1.3 / 72 / _A4[1]
+        self._room(step + 0.003 + keep)
+        _plain_text(self.figure, 0.07, self.y, text, va="top", fontsize=fontsize, weight="bold")
+        self.y -= step + 0.003
+
+    def table(self, header, rows, height: float = 0.02) -> None:
+        """Rows of cells under ``header``; a page break inside the table repeats the header."""
+        self._room(2 * height)
+        self.row(header, height=height)
+        self.repeat = header
+        try:
+            for cells in rows:
+                self.row(cells, height=height)
+        finally:
+            self.repeat = None
 
     def row(self, cells, fontsize: float = 8.5, height: float = 0.02) -> None:
         """One line of cells (x, text, text options) side by side."""
@@ -211,10 +241,15 @@ class _Flow:
             _plain_text(self.figure, x, self.y, text, va="top", **{"fontsize": fontsize, **options})
         self.y -= height
 
+    @staticmethod
+    def picture_height(image, width: float = 0.86) -> float:
+        """The share of the page's height an image ``width`` of the page wide takes."""
+        return width * _A4[0] * image.height / image.width / _A4[1]
+
     def picture(self, image, caption: str, width: float = 0.86) -> None:
         """An image ``width`` of the page wide (kept whole: onto the next page when it does not fit), its
         caption under it."""
-        height = width * _A4[0] * image.height / image.width / _A4[1]
+        height = self.picture_height(image, width)
         self._room(height + 0.03)
         axes = self.figure.add_axes((0.07, self.y - height, width, height))
         axes.imshow(np.asarray(image))
@@ -257,9 +292,17 @@ def report_pdf(items: Sequence[ReportItem], *, title: str = "Grad-CAM report", m
     buffer = io.BytesIO()
     # Figure objects, not pyplot: no global state, so concurrent sessions cannot mix pages.
     metadata = {"Title": title, "Creator": "Grad-CAM Explorer", "CreationDate": created}
+    item_pages = [_item_page(number, item, model_name, weights_sha256, probabilities)
+                  for number, item in enumerate(items, 1)]
+    # The contents name each item's first page, which follows the contents' own pages: lay them out
+    # once to count those (their length does not depend on the numbers), then with the numbers.
+    summary_args = (items, title, model_name, weights_sha256, when, probabilities, problems)
+    front = len(_summary_pages(*summary_args, first_pages=[0] * len(items)))
+    first_pages = list(np.cumsum([front + 1] + [len(pages) for pages in item_pages[:-1]])) if items else []
     with PdfPages(buffer, metadata=metadata) as pdf:
-        pdf.savefig(_summary_page(items, title, model_name, weights_sha256, when, probabilities, problems))
-        for number, item in enumerate(items, 1):
-            for page in _item_page(number, item, model_name, weights_sha256, probabilities):
+        for page in _summary_pages(*summary_args, first_pages=[int(p) for p in first_pages]):
+            pdf.savefig(page)
+        for pages in item_pages:
+            for page in pages:
                 pdf.savefig(page)
     return buffer.getvalue()

@@ -64,7 +64,8 @@ def available_models() -> list[tuple[str, str]]:
         models.append((name, f"ImageNet-1k, {size} px, works offline"))
     models.append((clever_hans.NAME, clever_hans.DESCRIPTION))
     for name, app in _APPLICATIONS.items():
-        where = "weights downloaded" if not keras_weights_path(name).exists() else "weights cached"
+        # Not on disk yet: say that Keras fetches them on first use, not that they were downloaded.
+        where = "weights cached" if keras_weights_path(name).exists() else "weights fetched on first use"
         models.append((name, f"ImageNet-1k, {app.input_size} px, {where} ({app.download_mb} MB)"))
     if hub.installed():
         for name, (size, download_mb) in hub.PRESETS.items():

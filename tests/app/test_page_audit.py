@@ -101,3 +101,37 @@ def test_an_uploaded_zip_with_masks_is_audited_through_the_upload_path_and_flagg
     run(at)
     assert "1 cluster looks like a shortcut" in at.error[0].value and "off the object" in at.error[1].value
     assert at.query_params["audit_photos"] == "mine" and "audit_photo" not in at.query_params
+
+
+def test_the_demo_shows_the_transplant_and_the_background_swap_as_pictures_with_answers():
+    at = opened()
+    transplant = next(m.value for m in at.markdown if m.value.startswith("**Transplant:**"))
+    assert "photos of other classes, the region made" in transplant and "'disc'" in transplant
+    assert any("strongest drop with the region" in c.value for c in at.caption)
+    # The class whose backgrounds make other objects 'disc': its subheader, its sentence in red.
+    assert "'disc': the answer follows the background" in [s.value for s in at.subheader]
+    assert any(e.value.replace("\\", "").startswith("Background swap: 'disc' objects") for e in at.error)
+    # Before/after pictures, each with the model's answer.
+    captions = [caption.replace("\\", "") for image in at.image for caption in image.captions]
+    befores = [c for c in captions if c.startswith("before: '")]
+    afters = [c for c in captions if c.startswith("after: '")]
+    assert len(befores) == len(afters) >= 6 and "after: 'disc'" in afters
+    assert "What was not tested" not in [h.value for h in at.header]  # with masks, everything was
+
+
+def test_without_masks_the_page_says_what_was_not_tested_and_gives_no_all_clear():
+    at = opened()
+    at.radio(key="audit_source").set_value("mine")
+    run(at)
+    at.selectbox(key="audit_model").set_value("Clever Hans demo")
+    at.file_uploader(key="audit_zip").set_value(
+        [("shapes.zip", zipped(clever_hans.PHOTOS, "*/*.jpg"), "application/zip")])
+    run(at)
+    at.button(key="audit_go").click()
+    run(at)
+    assert not at.success  # no green box: backgrounds were not tested
+    assert "nothing tested looks like a shortcut" in at.warning[0].value
+    headers = [h.value for h in at.header]
+    assert headers.index("Classes") < headers.index("What was not tested")
+    assert any("need object masks or boxes" in w.value for w in at.warning)
+    assert any("Colour swap" in c.value for c in at.caption), [c.value[:60] for c in at.caption]

@@ -14,4 +14,23 @@ def test_a_link_with_mode_video_opens_the_video_mode():
     assert at.session_state["live_mode"] == "video"
     assert any("Every N-th frame is explained" in c.value for c in at.caption)
     assert at.selectbox(key="live_class").value == "Top-1 of each frame"
-    assert at.selectbox(key="method").value == "gradcam"  # Explore's own choice, shared
+    assert at.selectbox(key="live_method").value == "gradcam"  # Explore's own choice, shared
+
+
+def test_live_shows_explores_choices_and_a_change_on_live_shows_on_explore():
+    # Widgets belong to their page in Streamlit: Live keeps its own keys and shares the choices
+    # (sharing Explore's keys reset the opacity to 0 and the layer to the first one).
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.pages import ROUTER, switch_to
+
+    at = run(AppTest.from_file(ROUTER, default_timeout=240))
+    assert (at.slider(key="opacity").value, at.selectbox(key="layer").value) == (0.4, "top_activation")
+    at.session_state["live_mode"] = "video"
+    run(switch_to(at, "live"))
+    assert not at.exception
+    assert (at.slider(key="live_opacity").value, at.selectbox(key="live_layer").value) == (0.4, "top_activation")
+    at.slider(key="live_opacity").set_value(0.7)
+    run(at)
+    run(switch_to(at, "explore"))
+    assert (at.slider(key="opacity").value, at.selectbox(key="layer").value) == (0.7, "top_activation")

@@ -287,7 +287,7 @@ def test_bad_input_is_one_sentence():
 
 @pytest.fixture(scope="module")
 def before_after(tag):
-    from gradcam.audit.compare import compare
+    from gradcam.audit.compare import compare_models
     from gradcam.audit.counterfactuals import CounterfactualSet
 
     model, root, _, _, fix = tag
@@ -295,7 +295,7 @@ def before_after(tag):
     blues = [tagged_photo(np.random.default_rng(8000 + k), None, False)[0] for k in range(12)]
     sets = [CounterfactualSet("tag removed", [c for c, _ in fresh], ["red"] * 12),
             CounterfactualSet("tag transplanted", [_with_tag(b, t) for b, (_, t) in zip(blues, fresh)], ["blue"] * 12)]
-    return compare(model, fix.model, root, counterfactuals=sets, second_layer=fix.projection_layer)
+    return compare_models(model, fix.model, root, counterfactuals=sets, second_layer=fix.projection_layer)
 
 
 @pytest.mark.slow

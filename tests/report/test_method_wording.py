@@ -86,3 +86,19 @@ def test_the_pdf_report_says_the_same(lite0, agnostic_and_layerless):
     text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
     assert "Eigen-CAM shows what the layer responds to most, whatever the class" in text
     assert "none (Guided Backpropagation works on the input pixels)" in text
+
+
+def test_occlusion_counts_patch_positions_and_names_its_grid():
+    """Issue 32, item 10: "96 of 169 channels" and "224 x 224 cells" for Occlusion's 13 x 13 positions."""
+    from gradcam.report.content import map_grid
+
+    assert gradcam.METHODS["occlusion"].progress_unit == "patch positions"
+    assert gradcam.METHODS["scorecam"].progress_unit == "channels"
+    assert map_grid("occlusion", (224, 224)) == "13 x 13 patch positions (a 32 px patch every 16 px)"
+    assert map_grid("gradcam", (7, 7)) == "7 x 7 cells"
+    assert map_grid("guided-backprop", (224, 224)) == "224 x 224 input pixels"
+    item = report.ReportItem(image=None, image_name="cat.jpg", image_sha256="0" * 64, overlay=None, target=0,
+                             label="cat", probability=0.5, predictions=(), layer="input pixels",
+                             layer_resolution=(224, 224), method="occlusion")
+    assert report.resolution_fact(item).startswith("13 x 13 patch positions") and "cells" not in \
+        report.resolution_fact(item)
