@@ -154,10 +154,11 @@ def class_table(audit: gradcam.Audit) -> pd.DataFrame:
             "Flagged": sum(c.flagged for c in cls.clusters),
         })
     table = pd.DataFrame(rows)
+    # errors="ignore": an audit in which no photo could be read has no class, so no columns at all.
     if not audit.masks:
-        table = table.drop(columns=["Mass on object", "Pointing game"])
+        table = table.drop(columns=["Mass on object", "Pointing game"], errors="ignore")
     if all(cls.accuracy is None for cls in audit.classes):
-        table = table.drop(columns=["Accuracy"])
+        table = table.drop(columns=["Accuracy"], errors="ignore")
     return table
 
 
