@@ -194,3 +194,106 @@ def report(results: list[dict], agreement: dict[str, float] | None, out=sys.stdo
         met_all &= met
         print(f"  lowest {worst:.3f}  target >= 0.9  {'met' if met else 'MISSED'}", file=out)
     return met_all
+
+
+# --- pytorch-grad-cam 1.5.7's newer methods against their floors ------------------------
+
+NEWER_ONE_PASS = ("fem", "kpca-cam", "shapleycam", "finercam", "seg-eigencam", "randomcam", "fullgrad")
+NEWER_SESS_SCALES = 3  # 9 windows: SESS's shape without its 127 passes per round
+NEWER_REFINE_FROM = "block10_add"  # RefineCAM from a middle layer of Lite0: three layers multiplied
+NEWER_CONCEPTS = 5
+
+
+def measure_newer(image: Image.Image, rounds: int, slow_rounds: int = 3) -> dict:
+    """Lite0's last layer: each newer method, and the floors it cannot go below, in one run."""
+    import tensorflow as tf
+
+    import gradcam
+    from gradcam.concepts import factorize, find_concepts
+    from gradcam.engine.cam import compute_prepared
+    from gradcam.engine.combined import refine_layers, sess_windows
+    from gradcam.engine.graph import resolve_layer, run_capturing_many
+    from gradcam.engine.methods import METHODS, kpca_features
+    from gradcam.engine.passes import activations_pass, batch_forward_pass, head as logits_head
+
+    model = gradcam.load_model(gradcam.DEFAULT_MODEL)
+    last = gradcam.default_layer(model)
+    target = gradcam.predict(model, image)[0].index
+    x = model.prepare(image)
+    features = activations_pass(model, last.name)(x).numpy()
+    head = logits_head(model)
+    height, width = model.input_size
+
+    @tf.function(input_signature=[tf.TensorSpec((1, height, width, model.channels), tf.float32)], autograph=False)
+    def input_gradient(x_):
+        with tf.GradientTape() as tape:
+            tape.watch(x_)
+            logits = tf.reshape(run_capturing_many(model.keras, x_, [], head=head)[1], (-1,))
+            score = logits[target]
+        return tape.gradient(score, x_)
+
+    fast = {"forward pass": lambda: gradcam.predict(model, image),
+            "gradient to the input (FullGrad's floor)": lambda: input_gradient(x)}
+    for key in NEWER_ONE_PASS:
+        fast[METHODS[key].display_name] = functools.partial(gradcam.explain, model, image, target=target, method=key)
+    fast["KernelPCA of the activations"] = lambda: kpca_features(features[0])
+    fast[f"NMF of the activations, {NEWER_CONCEPTS} concepts"] = lambda: factorize(features, NEWER_CONCEPTS)
+    fast[f"concepts (DFF), {NEWER_CONCEPTS}"] = lambda: find_concepts(model, image, NEWER_CONCEPTS)
+    times = median_ms(fast, rounds)
+
+    layers = [t.name for t in refine_layers(model, resolve_layer(model, NEWER_REFINE_FROM))]
+    windows = sess_windows(height, width, NEWER_SESS_SCALES)
+    patches = []
+    for scaled_height, scaled_width, y, x0 in windows:
+        big = tf.image.resize(x, (scaled_height, scaled_width), method="bilinear", antialias=True).numpy()
+        patches.append(np.ascontiguousarray(big[:, y:y + height, x0:x0 + width]))
+    scorer = batch_forward_pass(model)
+    slow = {
+        f"RefineCAM from {NEWER_REFINE_FROM}": lambda: gradcam.explain(model, image, target=target,
+                                                                       layer=NEWER_REFINE_FROM, method="refinecam"),
+        f"its parts: Grad-CAM++ at {len(layers)} layers": lambda: [
+            gradcam.explain(model, image, target=target, layer=name, method="gradcam++") for name in layers],
+        f"SESS, {NEWER_SESS_SCALES} scales": lambda: gradcam.explain(model, image, target=target, method="sess",
+                                                                     scales=NEWER_SESS_SCALES),
+        f"its parts: {len(windows) + 1} Grad-CAM passes, windows scored": lambda: [
+            scorer(np.concatenate(patches)),
+            *(compute_prepared(model, p, [target], None, "gradcam") for p in [x, *patches])],
+    }
+    times.update(median_ms(slow, slow_rounds))
+    return {"model": model.name, "last layer": last.name, "ms": times, "refine layers": layers,
+            "sess windows": len(windows)}
+
+
+def report_newer(result: dict, out=sys.stdout) -> bool:
+    """Ratios against each floor: gradient methods <= 1.3x a forward pass at the last layer;
+    KPCA-CAM and concepts <= 1.3x one forward pass plus their factorisation; FullGrad <= 1.3x
+    the gradient to the input; RefineCAM and SESS <= 1.3x the sum of their parts."""
+    from gradcam.engine.methods import METHODS
+
+    times = result["ms"]
+    forward = times["forward pass"]
+    met_all = True
+
+    def check(what: str, ratio: float, limit: float = 1.3) -> None:
+        nonlocal met_all
+        met = ratio <= limit
+        met_all &= met
+        print(f"  {what:<60} {ratio:7.2f}x  target <= {limit}x  {'met' if met else 'MISSED'}", file=out)
+
+    print(f"\nNewer methods, {result['model']} (last layer {result['last layer']})", file=out)
+    for name, ms in times.items():
+        print(f"  {name:<52} {ms:10.1f} ms  {ms / forward:7.2f}x forward", file=out)
+    for key in NEWER_ONE_PASS:
+        method = METHODS[key]
+        if method.kind in ("gradient", "activation") and method.from_features is None:
+            check(f"{method.display_name} / forward pass", times[method.display_name] / forward)
+    check("KPCA-CAM / (forward pass + KernelPCA)",
+          times["KPCA-CAM"] / (forward + times["KernelPCA of the activations"]))
+    nmf = f"NMF of the activations, {NEWER_CONCEPTS} concepts"
+    check(f"concepts / (forward pass + NMF)", times[f"concepts (DFF), {NEWER_CONCEPTS}"] / (forward + times[nmf]))
+    check("FullGrad / gradient to the input", times["FullGrad"] / times["gradient to the input (FullGrad's floor)"])
+    names = list(times)
+    refine, refine_parts, sess, sess_parts = names[-4:]
+    check("RefineCAM / its parts", times[refine] / times[refine_parts])
+    check("SESS / its parts", times[sess] / times[sess_parts])
+    return met_all

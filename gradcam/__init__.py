@@ -13,6 +13,7 @@ The layers, bottom to top (each imports only those below it):
 - ``engine``: the ``Model`` type, the graph runner, the compiled passes, the methods;
 - ``zoo``: where models come from: the offline EfficientNet-Lite, Keras applications, own files;
 - ``trust``: is one map faithful, does it pass the sanity check;
+- ``concepts``: Deep Feature Factorization, the parts the model sees (over ``engine``);
 - ``audit``: the dataset audit (``gradcam.audit`` is its function; its modules are
   reached with ``from gradcam.audit.spray import spray``);
 - ``report``: HTML and PDF reports, many photos' records and CSV;
@@ -21,11 +22,12 @@ The layers, bottom to top (each imports only those below it):
 This package never imports Streamlit; the dashboard is a thin layer over it.
 """
 
+from .concepts import DEFAULT_CONCEPTS, Concept, Concepts, find_concepts, shared_concepts
 from .engine.batched import explain_batch
 from .engine.cost import check_explanation
 from .engine.cam import (
     ExplanationStopped, Explanation, Prediction, explain, explain_contrast, explain_counterfactual, explain_layers,
-    explain_many, predict,
+    explain_many, planned_passes, predict,
 )
 from .engine.graph import TargetLayer, default_layer, stage_layers, target_layers
 from .engine.methods import METHODS, methods_for
@@ -40,6 +42,7 @@ from .intake.sandbox import load_image_safely, load_video_safely, sandbox_sessio
 from .intake.video import Video
 from .audit import Audit, AuditClass, AuditCluster, AuditPhoto, audit
 from .trust.faithfulness import Curve, Faithfulness, MethodScore, faithfulness, rank_methods
+from .trust.metrics import METRICS, Metric
 from .trust.sanity import SanityCheck, SanityStep, sanity_check
 from .zoo.catalog import DEFAULT_MODEL, available_models, load_model
 
@@ -49,9 +52,14 @@ __all__ = [
     "AuditCluster",
     "AuditPhoto",
     "COLORMAPS",
+    "Concept",
+    "Concepts",
+    "DEFAULT_CONCEPTS",
     "Curve",
     "DEFAULT_MODEL",
     "METHODS",
+    "METRICS",
+    "Metric",
     "Explanation",
     "Faithfulness",
     "MethodScore",
@@ -85,6 +93,7 @@ __all__ = [
     "explain_many",
     "explain_video",
     "faithfulness",
+    "find_concepts",
     "load_image",
     "load_image_safely",
     "load_video_safely",
@@ -92,9 +101,11 @@ __all__ = [
     "load_model",
     "methods_for",
     "overlay",
+    "planned_passes",
     "predict",
     "rank_methods",
     "sanity_check",
+    "shared_concepts",
     "small_photo_note",
     "stage_layers",
     "target_layers",

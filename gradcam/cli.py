@@ -31,6 +31,7 @@ from gradcam.engine.targets import target_index  # noqa: E402
 from gradcam.intake.digest import sha256  # noqa: E402
 from gradcam.intake.images import SUPPORTED_FORMATS  # noqa: E402
 from gradcam.intake.text import counted  # noqa: E402
+from gradcam.trust.metrics import METRICS  # noqa: E402
 from gradcam.report.rows import ROW_COLUMNS, error_row, explanation_row, rows_csv  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -128,7 +129,11 @@ def _method_options(args) -> dict:
     chosen = gradcam.METHODS[args.method]
     if args.channels is not None and not chosen.channel_budget:
         raise BadInput("--channels is a budget for Score-CAM only.")
+    if getattr(args, "scales", None) is not None and chosen.fuses != "windows":
+        raise BadInput("--scales is for SESS only.")
     options = {"smooth": args.smooth, "max_channels": args.channels}
+    if getattr(args, "scales", None) is not None:
+        options["scales"] = args.scales
     patch = {name: value for name, value in (("window", args.window), ("stride", args.stride), ("fill", args.fill))
              if value is not None}
     if patch and chosen.perturbs != "patches":
@@ -144,7 +149,8 @@ def _channel_progress(method: str, enabled: bool):
         return
     from tqdm import tqdm
 
-    unit = "position" if gradcam.METHODS[method].perturbs == "patches" else "channel"
+    chosen = gradcam.METHODS[method]
+    unit = "position" if chosen.perturbs == "patches" else "pass" if chosen.kind == "combined" else "channel"
     with tqdm(desc=_method_name(method), unit=unit, file=sys.stderr, leave=False) as bar:
         def advance(done: int, total: int) -> None:
             bar.total = total
@@ -215,10 +221,22 @@ def cmd_methods(args) -> int:
         if not method.class_specific:
             notes.append("same map for every class")
         if method.slow:
-            notes.append("slow: one forward pass per channel")
+            notes.append("slow: many passes, with a progress bar")
+        if method.ignores_layer:
+            notes.append("ignores --layer")
         extra = f" ({'; '.join(notes)})" if notes else ""
         print(f"{key:<{width}}  {method.display_name}: {method.description}{extra}")
         print(f"{'':<{width}}  {method.paper}")
+    return EXIT_OK
+
+
+def cmd_metrics(args) -> int:
+    """Every score 'check' prints, from the metrics registry: what it is, what higher means, its baseline."""
+    width = max(len(key) for key in METRICS)
+    for key, metric in METRICS.items():
+        print(f"{key:<{width}}  {metric.title}: {metric.computed}")
+        print(f"{'':<{width}}  baseline: {metric.random_baseline}")
+        print(f"{'':<{width}}  {metric.paper}")
     return EXIT_OK
 
 
@@ -428,6 +446,56 @@ def cmd_video(args) -> int:
     return EXIT_OK
 
 
+def cmd_concepts(args) -> int:
+    """Deep Feature Factorization: the parts the model sees in a photo, each in its colour and
+    with the classes it votes for; for a folder, the concepts its photos share (one group per
+    sub-folder when it has sub-folders of images, else the folder)."""
+    from gradcam.concepts import MAX_PHOTOS, find_concepts, shared_concepts
+
+    source = Path(args.image)
+    model = _load_model(args)
+    if source.is_dir():
+        groups = {sub.name: sorted(f for f in sub.iterdir() if _is_image_file(f))
+                  for sub in sorted(source.iterdir()) if sub.is_dir()}
+        groups = {name: files for name, files in groups.items() if files}
+        if not groups:
+            groups = {source.resolve().name: sorted(f for f in source.iterdir() if _is_image_file(f))}
+        if not any(groups.values()):
+            raise BadInput(f"The folder {source} has no images ({', '.join(SUPPORTED_FORMATS)}).")
+        too_many = next((name for name, files in groups.items() if len(files) > MAX_PHOTOS), None)
+        if too_many is not None:
+            raise BadInput(f"{too_many} has {len(groups[too_many])} photos; concepts are shared over at most "
+                           f"{MAX_PHOTOS} at once.")
+        found = {name: shared_concepts(model, [gradcam.load_image(f) for f in files], args.concepts, args.layer)
+                 for name, files in groups.items()}
+        if args.json:
+            print(json.dumps({name: [{"concept": c.number + 1, "present_in": c.present_in(), "photos": len(c.shares),
+                                      "supports": [{"class": k, "label": label, "probability": p}
+                                                   for k, label, p in c.supports]} for c in concepts]
+                              for name, concepts in found.items()}, indent=2))
+            return EXIT_OK
+        for name, concepts in found.items():
+            print(f"{name} ({len(groups[name])} photos):")
+            for c in concepts:
+                votes = ", ".join(f"{label.split(',')[0]} {p:.2f}" for _, label, p in c.supports)
+                print(f"  concept {c.number + 1}: in {c.present_in()} of {len(c.shares)} photos; votes {votes}")
+        return EXIT_OK
+    image = gradcam.load_image(args.image)
+    _warn_small_photo(source.name, image, model)
+    found = find_concepts(model, image, args.concepts, args.layer)
+    out = Path(args.out) if args.out else Path(f"{source.stem}-concepts.png")
+    _save(found.picture(image, alpha=args.alpha), out)
+    if args.json:
+        print(json.dumps({"model": model.name, "image": args.image, "layer": found.layer, "picture": str(out),
+                          "concepts": found.summary()}, indent=2))
+        return EXIT_OK
+    print(f"{found.layer}: {len(found.concepts)} concepts, drawn in {out}")
+    for c in found.concepts:
+        votes = ", ".join(f"{label.split(',')[0]} {p:.2f}" for _, label, p in c.supports)
+        print(f"  #{'%02x%02x%02x' % c.colour} concept {c.number + 1}: {c.shares[0]:.0%} of the photo; votes {votes}")
+    return EXIT_OK
+
+
 def cmd_check(args) -> int:
     """Faithfulness scores (and the sanity check with --sanity) for one map."""
     image = gradcam.load_image(args.image)
@@ -451,17 +519,13 @@ def cmd_check(args) -> int:
         return EXIT_OK
     print(f"{explanation.label} (class {explanation.target}, {scores.probability:.1%}), layer {explanation.layer}, "
           f"{_method_name(explanation.method)}")
-    rows = [("deletion AUC (lower is better)", "deletion_auc", "{:.3f}"),
-            ("insertion AUC (higher is better)", "insertion_auc", "{:.3f}"),
-            ("ROAD combined (higher is better)", "road_combined", "{:.3f}"),
-            ("Average Drop % (lower is better)", "average_drop", "{:.1f}"),
-            ("Increase in Confidence", "increase_in_confidence", "{:.2f}")]
     columns = [scores.summary(), scores.random.summary(), scores.blob.summary()]
-    print(f"{'':34}{'this map':>10}{'random maps':>13}{'centred blob':>14}")
-    for title, key, form in rows:
+    print(f"{'':36}{'this map':>10}{'random maps':>13}{'centred blob':>14}")
+    for key, metric in METRICS.items():  # every score the registry holds, in its order
         if columns[0][key] is None:
             continue
-        print(f"{title:34}" + "".join(f"{form.format(c[key]):>{w}}" for c, w in zip(columns, (10, 13, 14))))
+        print(f"{metric.title:36}" + "".join(f"{metric.form.format(c[key]) if c[key] is not None else '-':>{w}}"
+                                              for c, w in zip(columns, (10, 13, 14))))
     print(scores.verdict)
     if check is not None:
         print(f"Sanity check ({len(check.steps)} stages randomized from the top; rank correlation and SSIM with the "
@@ -688,6 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("methods", help="list the CAM methods, with their papers")
     p.set_defaults(run=cmd_methods)
 
+    p = commands.add_parser("metrics", help="list the scores 'check' prints, with their papers and baselines")
+    p.set_defaults(run=cmd_metrics)
+
     p = commands.add_parser("layers", help="list the layers Grad-CAM can look at")
     _add_model_options(p, positional=True)
     p.set_defaults(run=cmd_layers)
@@ -715,6 +782,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=_positive_int, metavar="PX",
                    help="Occlusion only: the step between patches (default: half the window)")
     p.add_argument("--fill", choices=BASELINES, help="Occlusion only: what covers the patch (default: blur)")
+    p.add_argument("--scales", type=_positive_int, metavar="N",
+                   help="SESS only: how many scales of the photo to slide windows over (default: 12)")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity, 0..1 (default: %(default)s)")
     p.add_argument("--colormap", default="jet", help=f"one of {', '.join(gradcam.COLORMAPS)} (default: %(default)s)")
     p.add_argument("--out", "-o", metavar="PATH",
@@ -757,6 +826,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sanity", action="store_true", help="also run the sanity check (randomizes a copy of the model)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_check)
+
+    p = commands.add_parser("concepts", help="the parts the model sees (Deep Feature Factorization), each with "
+                                             "the classes it votes for; for a folder, the concepts its photos share")
+    p.add_argument("image", metavar="IMAGE|FOLDER")
+    _add_model_options(p)
+    p.add_argument("--layer", "-l", help="layer to factorise (default: the last feature map; see 'layers')")
+    p.add_argument("--concepts", "-k", type=_positive_int, default=5, metavar="K",
+                   help="how many concepts, 1 to 12 (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=0.6, help="tint strength, 0..1 (default: %(default)s)")
+    p.add_argument("--out", "-o", metavar="PATH", help="the picture (default: <image stem>-concepts.png here)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a summary")
+    p.set_defaults(run=cmd_concepts)
 
     p = commands.add_parser("audit", help="audit a dataset for shortcuts: SpRAy clusters of its maps, per class")
     p.add_argument("source", metavar="SOURCE",

@@ -52,6 +52,22 @@ def test_the_methods_table_is_the_registry():
         assert rows[key] == [method.display_name, method.kind, method.paper], key
 
 
+def test_the_metrics_table_is_the_registry():
+    from gradcam.trust.metrics import METRICS
+
+    text = (ROOT / "docs" / "trust.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        if line.startswith("| `") and len(cells) == 6:
+            rows[cells[0].strip("`")] = cells[1:]
+    assert list(rows) == list(METRICS)  # every score, in the registry's order
+    for key, metric in METRICS.items():
+        name, higher, paper, computed, baseline = rows[key]
+        assert name == metric.display_name and higher.split()[0] == metric.higher, key
+        assert paper == metric.paper and computed == metric.computed and baseline == metric.random_baseline, key
+
+
 @pytest.mark.slow
 def test_the_readmes_library_example_runs_as_printed(tmp_path, monkeypatch):
     (block,) = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)

@@ -31,14 +31,17 @@ from dashboard.runtime.call_counts import engine_calls
 from dashboard.runtime import explanation_cache
 
 
-MODES = {"layers": "Layers", "classes": "Classes", "methods": "Methods", "models": "Models"}  # URL value -> tab
+MODES = {"layers": "Layers", "classes": "Classes", "methods": "Methods", "models": "Models",
+         "concepts": "Concepts"}  # URL value -> tab
 STRIP_SIDE = 640  # pixels: a strip shows several maps at a time, so overlays are composed at this size
 PER_ROW = 4  # maps in one row of a strip before it wraps (six across were too small to read)
 MAX_LAYERS = 12  # a strip stays readable, and one pass over a dozen layers stays quick
 LIST_SEPARATOR = ","  # layer and model names in the URL: Keras and our model names never contain one
 # This page's widgets. Streamlit forgets a widget's value in any run that does not draw
 # it (another page, or a closed tab here), so a copy is kept and put back.
-KEPT = ("compare_tab", "compare_target", "compare_other", "compare_layers", "compare_models")
+KEPT = ("compare_tab", "compare_target", "compare_other", "compare_layers", "compare_models", "compare_concepts")
+# The method that sets its own contrast (the class against its nearest classes), from the registry.
+FINER = next(key for key, m in gradcam.METHODS.items() if m.target_score is not None)
 # This page's own link keys, beside the shared ones: Compare's class and opacity are its
 # own, so a Compare link gives the recipient's Explore and Report the sender's, not these.
 WANTED = ("compare_class", "other", "layers", "models")
@@ -58,6 +61,22 @@ def contrast_map(image_hash: str, model_key: str, layer: str, method: str, targe
                  _image: Image.Image, _model: gradcam.Model) -> gradcam.Explanation:
     engine_calls["explain_contrast"] += 1
     return gradcam.explain_contrast(_model, _image, target=target, other=other, layer=layer, method=method)
+
+
+@st.cache_data(max_entries=64, max_size="32MB", show_spinner=False)
+def finer_map(image_hash: str, model_key: str, layer: str, target: int,
+              _image: Image.Image, _model: gradcam.Model) -> gradcam.Explanation:
+    """Finer-CAM: the class against its three nearest classes, weighted by their probabilities."""
+    engine_calls["explain_finer"] += 1
+    return gradcam.explain(_model, _image, target=target, layer=layer, method=FINER)
+
+
+@st.cache_data(max_entries=16, max_size="32MB", show_spinner=False)
+def concept_maps(image_hash: str, model_key: str, layer: str, count: int,
+                 _image: Image.Image, _model: gradcam.Model):
+    """Deep Feature Factorization of the layer: ``count`` concepts, each with its map and votes."""
+    engine_calls["concepts"] += 1
+    return gradcam.find_concepts(_model, _image, n=count, layer=layer)
 
 
 @st.cache_data(max_entries=64, max_size="32MB", show_spinner=False)
@@ -204,8 +223,8 @@ def page() -> None:
     colormap = c.colormap
     label = md(model.labels[target])
 
-    layers_tab, classes_tab, methods_tab, models_tab = st.tabs(list(MODES.values()), key="compare_tab",
-                                                               on_change=keep, args=("compare_tab",))
+    layers_tab, classes_tab, methods_tab, models_tab, concepts_tab = st.tabs(
+        list(MODES.values()), key="compare_tab", on_change=keep, args=("compare_tab",))
     link = {}  # this tab's own choices, for the URL
 
     if layers_tab.open:
@@ -297,6 +316,44 @@ def page() -> None:
                                              "sees raises the class's score, so the map is empty. An earlier layer "
                                              "on the Explore page may show some.")
 
+            if len(model.labels) > 3:  # Finer-CAM: the contrast with the three look-alikes the model itself finds
+                with st.container(), drawn_alone("The Finer-CAM map"):
+                    finer_text, finer_column = st.columns([2, 1.4])
+                    with finer_text:
+                        st.markdown(f"#### {label} rather than its look-alikes")
+                        st.markdown(f"{gradcam.METHODS[FINER].display_name}: Grad-CAM of **{label}** against the three "
+                                    "classes whose scores are nearest to it, weighted by their probabilities (Zhang et "
+                                    "al., 2025): what tells it apart from the classes the model finds most alike.")
+                    with st.spinner("Explaining..."):
+                        finer = finer_map(c.image.sha256, c.model_key, c.layer, target, photo, model)
+                    show_map(finer_column, finer, f"**{md(model.labels[target])}** rather than its look-alikes", small,
+                             opacity, colormap)
+
+    if concepts_tab.open:
+        with concepts_tab, drawn_alone("The Concepts tab"):
+            st.markdown("What parts does the model see? Deep Feature Factorization splits this layer's activations "
+                        "into a few concepts (non-negative matrix factorisation; Collins et al., 2018): each is drawn "
+                        "in its own colour where it is strongest, and sent on through the rest of the network to see "
+                        "which classes it votes for.")
+            st.session_state.setdefault("compare_concepts", gradcam.DEFAULT_CONCEPTS)
+            count = st.slider("Concepts", 2, 8, key="compare_concepts", on_change=keep, args=("compare_concepts",),
+                              help="How many parts the layer's activations are split into.")
+            with st.spinner("Factorising the layer's activations..."):
+                found = concept_maps(c.image.sha256, c.model_key, c.layer, count, photo, model)
+            left, right = st.columns([1.3, 1])
+            left.image(found.picture(small, alpha=0.6), caption=f"{len(found.concepts)} concepts at {found.layer}",
+                       width="stretch")
+            with right:
+                for concept in found.concepts:
+                    votes = ", ".join(f"{md(name.split(',')[0])} {p:.0%}" for _, name, p in concept.supports)
+                    st.markdown(f"**The {concept.colour_name} concept** · {concept.shares[0]:.0%} of the photo · "
+                                f"votes {votes}")
+            per_row = min(max(len(found.concepts), 3), PER_ROW)  # each concept alone, as the strips lay out maps
+            for start in range(0, len(found.concepts), per_row):
+                for column, concept in zip(st.columns(per_row), found.concepts[start:start + per_row]):
+                    column.image(found.picture(small, alpha=0.8, only=concept.number), width="stretch",
+                                 caption=f"**The {concept.colour_name} concept** alone")
+
     if methods_tab.open:
         with methods_tab, drawn_alone("The Methods tab"):
             st.markdown(f"The same class, **{label}**, at the same layer, by every method: how much of \"the heatmap\" "
@@ -316,6 +373,8 @@ def page() -> None:
                 tags = [f"{seconds * 1000:,.0f} ms", where]
                 if not record.class_specific:
                     tags.append("class-agnostic")
+                if record.ignores_layer:
+                    tags.append("ignores the layer")
                 maps.append((shown, f"**{record.display_name}** · " + " · ".join(tags)))
             strip(maps, small, opacity, colormap)
 

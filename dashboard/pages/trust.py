@@ -46,6 +46,16 @@ def narrow_table(rows: dict[str, list], columns: list[str]) -> None:
     st.table(pd.DataFrame(rows, index=columns).T)
 
 
+def metric_text(metric: gradcam.Metric, value, who: str) -> str:
+    """One registry score as the tables print it: yes/no for Increase in Confidence, else its number."""
+    if value is None:
+        return "not run"
+    if metric.higher == "yes":
+        return increase_text(value, who)
+    digits = len(metric.form.format(0.0).split(".")[-1])
+    return metric.form.format(shown_number(value, digits))
+
+
 def name_of(method: str) -> str:
     return gradcam.METHODS[method].display_name
 
@@ -169,13 +179,10 @@ def page() -> None:
         scores = faithfulness_scores()
         st.subheader("The scores, each next to the same score for random maps and a centred blob")
         every = (scores, scores.random, scores.blob)
-        narrow_table({
-            "Deletion AUC (lower is better)": [f"{shown_number(s.deletion.auc):.3f}" for s in every],
-            "Insertion AUC (higher is better)": [f"{shown_number(s.insertion.auc):.3f}" for s in every],
-            "Average Drop % (lower is better)": [f"{shown_number(s.average_drop, 1):.1f}" for s in every],
-            "Increase in Confidence (yes or no)": [increase_text(s.increase_in_confidence, who)
-                                                   for s, who in zip(every, ("map", "random", "blob"))],
-        }, list(ROWS))
+        # Every score of the metrics registry that this table's run computed (ROAD's below).
+        narrow_table({metric.title: [metric_text(metric, s.value(key), who)
+                                     for s, who in zip(every, ("map", "random", "blob"))]
+                      for key, metric in gradcam.METRICS.items() if scores.value(key) is not None}, list(ROWS))
         st.caption(
             f"Random maps: the mean of {RANDOM_SEEDS} maps of random values at the layer's "
             "resolution. Centred blob: a map that only says *the middle*, hard to beat on well-framed photos. Average "
@@ -195,8 +202,11 @@ def page() -> None:
         with st.spinner("ROAD: imputing removed pixels (18 sparse solves per map)..."):
             roads = trust_scores.road(*key, photo, c.model, shown)
         every = (roads.road, roads.random.road, roads.blob.road)
+        arcc = gradcam.METRICS["arcc"]
+        scored = (roads, roads.random, roads.blob)
         narrow_table({
             "ROAD combined (higher is better)": [f"{shown_number(r.combined):.3f}" for r in every],
+            **({arcc.title: [metric_text(arcc, s.arcc, "map") for s in scored]} if roads.arcc is not None else {}),
             "most relevant removed first (mean change)": [f"{shown_number(r.most_relevant_first.mean()):.3f}"
                                                           for r in every],
             "least relevant removed first (mean change)": [f"{shown_number(r.least_relevant_first.mean()):.3f}"

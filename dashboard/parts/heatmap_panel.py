@@ -132,7 +132,7 @@ def show(photo: Image.Image, heatmap: np.ndarray, class_map: gradcam.Explanation
                 f"model's score for this class most, by {method_name}.")
 
     downloads = st.columns(3)
-    stem = record_json["image"]["name"].rsplit(".", 1)[0][:60] or "image"
+    stem = report.file_stem(record_json["image"]["name"])  # cut and cleaned: never "... final_v3 (-gradcam.json"
     downloads[0].download_button("Overlay (PNG)", lambda: _png(overlaid), file_name=f"{stem}-gradcam.png",
                                  mime="image/png", on_click="ignore", width="stretch")
     downloads[1].download_button("Heatmap (.npy)", lambda: _npy(heatmap), file_name=f"{stem}-heatmap.npy",

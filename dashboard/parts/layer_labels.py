@@ -3,12 +3,15 @@ sidebar or under a small thumbnail."""
 
 from __future__ import annotations
 
+import re
+
 import gradcam
 from gradcam.engine import SEPARATOR
 
 from dashboard.safe_text import md
 
 ZERO_WIDTH_SPACE = "\u200b"
+NUMBERED_BLOCK = re.compile(r"(block|blocks|stage)_\d+$")  # a numbered block or stage that holds the layer
 
 
 def layer_option(layer: gradcam.TargetLayer) -> str:
@@ -16,6 +19,9 @@ def layer_option(layer: gradcam.TargetLayer) -> str:
     it sits in, so a box that cuts long text cuts the path, not the name
     ("out_relu  (3x3x1280) · in mobilenetv2_1.00_96")."""
     *outer, own = layer.name.split(SEPARATOR)
+    if outer and NUMBERED_BLOCK.search(outer[-1]):
+        # Inside a transformer block (KerasHub: "transformer_block_12/ln_1"): "ln_1" alone says nothing.
+        own = outer.pop() + SEPARATOR + own
     height, width, channels = layer.shape
     # A transformer's token layer names its patch grid: "block11_norm1  (14x14 tokens + 1 class token, 768)".
     size = layer.grid.describe(channels) if layer.grid is not None else f"{height}x{width}x{channels}"

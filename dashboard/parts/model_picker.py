@@ -49,11 +49,13 @@ class Picked:
 
 def _own_model_files() -> tuple | None:
     start_model_sandbox()
-    model_file = st.file_uploader("Keras model (.keras or .h5)", type=["keras", "h5"], key="model_upload")
+    model_file = st.file_uploader("Keras model (.keras or .h5, or a KerasHub preset folder as .zip)",
+                                  type=["keras", "h5", "zip"], key="model_upload")
     labels_file = st.file_uploader("Class names (optional: one per line, or JSON)", type=["txt", "json"],
                                    key="labels_upload")
     preprocessing = st.selectbox("Pixel scaling the model expects", [AUTO, *PREPROCESSING], key="preprocessing",
-                                 help="automatic: none if the model has its own Rescaling layer, else 0..1")
+                                 help="automatic: a KerasHub classifier's own scaling; else none if the model "
+                                      "has its own Rescaling layer, else 0..1")
     if model_file is None:
         # Streamlit empties an uploader when its page is left; the model it loaded stays in
         # use (load() keeps it), so say which one instead of asking for a file again.
@@ -63,7 +65,7 @@ def _own_model_files() -> tuple | None:
             st.success(f"In use: your model **{md(own[in_use].name)}**, uploaded earlier in this session. "
                        "Upload another file to replace it.")
         else:
-            st.info("Upload a .keras or .h5 file to explain your own model.")
+            st.info("Upload a .keras or .h5 file, or a KerasHub preset folder as a .zip, to explain your own model.")
         return None
     model_bytes = model_file.getvalue()
     labels_bytes = labels_file.getvalue() if labels_file is not None else None

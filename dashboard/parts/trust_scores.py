@@ -63,7 +63,7 @@ def scores(image_hash: str, model_key: str, layer: str, method: str, target: int
     engine_calls["faithfulness"] += 1
     heatmap, cells = _shown
     return gradcam.faithfulness(_model, _image, heatmap, target=target, resolution=cells, steps=STEPS,
-                                baseline=baseline, road=False)
+                                baseline=baseline, road=False, method=method, layer=layer)
 
 
 @st.cache_data(max_entries=64, max_size="16MB", show_spinner=False)
@@ -74,6 +74,7 @@ def road(image_hash: str, model_key: str, layer: str, method: str, target: int,
     engine_calls["road"] += 1
     heatmap, cells = _shown
     return gradcam.faithfulness(_model, _image, heatmap, target=target, resolution=cells, steps=2, road=True,
+                                method=method, layer=layer,
                                 seeds=1)
 
 

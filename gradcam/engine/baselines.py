@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .model import PREPROCESSING
+from .model import preprocessing_function
 
 BASELINES = ("blur", "mean", "black")
 BLUR_SHARE = 0.05  # the blur baseline's Gaussian radius as a share of the input's longer side
@@ -33,7 +33,7 @@ def network_pixels(model, image: Image.Image) -> np.ndarray:
 
 
 def prepared_pixels(model, pixels: np.ndarray) -> np.ndarray:
-    return PREPROCESSING[model.preprocessing](pixels.astype(np.float32)).astype(np.float32)
+    return preprocessing_function(model.preprocessing)(pixels.astype(np.float32)).astype(np.float32)
 
 
 def baseline_pixels(pixels: np.ndarray, baseline: str) -> np.ndarray:

@@ -61,7 +61,6 @@ def photos_per_call(model, method, targets: int) -> int:
     return max(fitting, default=BUCKETS[0])
 
 
-BATCHED_KINDS = ("gradient", "activation")
 
 
 def _compiled(model, layer, method, bucket: int, count: int, own_top: bool):
@@ -146,7 +145,7 @@ def explain_batch(model, images: Sequence, targets=None, layer=None, method: str
     chosen = method_entry(method)
     images = [cam.as_image(image) for image in images]
     indices = _per_photo_targets(model, targets, len(images))
-    if chosen.kind not in BATCHED_KINDS or any(options.values()):
+    if not chosen.one_pass or any(options.values()):
         # Photo by photo (see the module's note), with the same answers.
         return [explain_many(model, image, None if indices is None else indices[i], layer, method, top, **options)
                 for i, image in enumerate(images)]

@@ -29,7 +29,11 @@ from PIL import Image
 from ..intake.images import load_image
 from .cost import check_explanation
 from .graph import output_activation, resolve_layer, stage_layers
-from .passes import attention_pass, cam_pass, forward_pass, guided_pass, layers_pass, occlusion_pass, scores_pass
+from .passes import (
+    attention_pass, batch_forward_pass, cam_pass, forward_pass, fullgrad_pass, guided_pass, layers_pass,
+    occlusion_pass, scores_pass,
+)
+from . import combined
 from .tokens import NO_GRADIENT
 from .baselines import BASELINES, baseline_pixels, network_pixels, prepared_pixels
 from .methods import (
@@ -160,6 +164,7 @@ class Options:
     stride: int | None = None  # Occlusion: the step between patches (default: half a window)
     fill: str = "blur"  # Occlusion: what covers the patch, one of the baselines (blur, mean, black)
     fill_input: np.ndarray | None = None  # Occlusion: the prepared baseline photo (1, H, W, C), made by ``compute``
+    scales: int | None = None  # SESS: how many scales (default combined.SESS_SCALES, as the reference)
 
 
 def _occlusion_pass(model, method: Method, x, rows, top, options: Options, offset: int = 0,
@@ -224,6 +229,29 @@ def _perturbation_pass(model, layer, method: Method, x, rows, top, options: Opti
             "features": features if keep_tensors else None}
 
 
+def _combined_pass(model, x, rows, top, layer, method: Method, options: Options, offset: int = 0,
+                   total: int | None = None) -> dict:
+    """RefineCAM and SESS (``combined.py``): the base method's pass, run many times."""
+    base = METHODS[method.combines]
+
+    def run_base(x_, rows_, top_, layer_):
+        return _one_pass(model, np.ascontiguousarray(x_, np.float32), rows_, top_, layer_, base, Options(), False)
+
+    planned = combined.planned_passes(model, method, layer, options.scales)
+    progress = options.progress
+    if progress is not None:
+        def progress(done, _, report=options.progress):
+            report(offset + done, planned if total is None else total)
+    try:
+        if method.fuses == "layers":
+            return combined.refinecam(run_base, model, x, rows, top, layer, progress, options.stop)
+        return combined.sess(run_base, batch_forward_pass(model), lambda row: to_probabilities(model, row), model, x,
+                             rows, top, layer, combined.SESS_SCALES if options.scales is None else options.scales,
+                             progress, options.stop)
+    except combined.Stopped:
+        raise ExplanationStopped(f"{method.display_name} was stopped early.") from None
+
+
 def _one_pass(model, x, rows, top, layer, method: Method, options: Options, keep_tensors: bool,
               offset: int = 0, total: int | None = None) -> dict:
     """Every array the method needs, from its compiled pass(es) on the prepared input x."""
@@ -231,6 +259,18 @@ def _one_pass(model, x, rows, top, layer, method: Method, options: Options, keep
         return _occlusion_pass(model, method, x, rows, top, options, offset, total)
     if method.kind == "perturbation":
         return _perturbation_pass(model, layer, method, x, rows, top, options, keep_tensors, offset, total)
+    if method.kind == "combined":
+        return _combined_pass(model, x, rows, top, layer, method, options, offset, total)
+    if method.kind == "full-gradient":
+        return {key: value.numpy() for key, value in fullgrad_pass(model)(x, rows, np.int32(top)).items()}
+    if method.from_features is not None:  # KPCA-CAM: scikit-learn on the captured activations
+        out = {key: value.numpy() for key, value in cam_pass(model, layer, method, True)(x, rows, np.int32(top)).items()}
+        before_relu, weights = method.from_features(out["features"])
+        count = len(out["rows"])
+        out.update(before_relu=np.repeat(before_relu, count, axis=0), weights=np.repeat(weights, count, axis=0))
+        if not keep_tensors:
+            del out["features"]
+        return out
     if method.kind == "pixel-gradient":
         out = guided_pass(model, None if method.layer_free else layer, method)(x, rows, np.int32(top))
     elif method.kind == "attention":
@@ -286,6 +326,9 @@ def _check_cost(model, method: Method, layer, rows, top: int, options: Options) 
 
 
 def _channels_done_per_pass(model, layer, method: Method, options: Options) -> int:
+    """The steps one pass of the method reports progress over (0: it reports none)."""
+    if method.kind == "combined":
+        return combined.planned_passes(model, method, layer, options.scales)
     if method.kind != "perturbation":
         return 0
     if method.perturbs == "patches":
@@ -362,6 +405,21 @@ def _layer_name(model, layer, method: str) -> str:
 # --- public API -----------------------------------------------------------------
 
 
+def planned_passes(model, method: str, layer=None, *, scales: int | None = None, max_channels: int | None = None,
+                   window: int | None = None, stride: int | None = None) -> int:
+    """How many compiled passes one explanation with ``method`` will run, told before it
+    runs (what a page shows up front): 1 for one-pass methods; RefineCAM one per layer;
+    SESS its first pass, its windows and their scoring batches; the perturbation methods
+    their batches. ``progress(done, total)`` counts the same steps for the slow ones."""
+    chosen = _method(method)
+    options = Options(scales=scales, max_channels=max_channels, window=window, stride=stride)
+    steps = _channels_done_per_pass(model, None if chosen.kind == "attention" else resolve_layer(model, layer), chosen,
+                                    options)
+    if chosen.kind == "perturbation":
+        return 1 + -(-steps // PERTURBATION_BATCH)
+    return max(steps, 1)
+
+
 def predict(model, image, top: int = 5) -> list[Prediction]:
     """The model's ``top`` classes for ``image``, most likely first."""
     image = as_image(image)
@@ -372,7 +430,7 @@ def predict(model, image, top: int = 5) -> list[Prediction]:
 def explain_many(model, image, targets: Sequence | None = None, layer=None, method: str = "gradcam",
                  top: int = 5, *, smooth: bool = False, max_channels: int | None = None,
                  progress: Callable[[int, int], object] | None = None, stop=None, window: int | None = None,
-                 stride: int | None = None, fill: str = "blur") -> list[Explanation]:
+                 stride: int | None = None, fill: str = "blur", scales: int | None = None) -> list[Explanation]:
     """Maps for several classes from one pass: ``targets`` (indices or labels), or
     the model's own ``top`` classes when targets is None.
 
@@ -382,13 +440,14 @@ def explain_many(model, image, targets: Sequence | None = None, layer=None, meth
     called after each batch of a perturbation method; setting ``stop`` (a
     ``threading.Event``) ends it early with ``ExplanationStopped``. Occlusion:
     ``window`` and ``stride`` in pixels of the network's input (default sized to
-    it) and ``fill``, the baseline that covers the patch (blur, mean, black).
+    it) and ``fill``, the baseline that covers the patch (blur, mean, black). SESS:
+    ``scales``, how many (default 12, as pytorch-grad-cam).
     """
     _method(method)
     image = as_image(image)
     indices = None if targets is None else [target_index(model, t) for t in targets]
     options = Options(max_channels=max_channels, progress=progress, stop=stop, smooth=smooth, window=window,
-                      stride=stride, fill=fill)
+                      stride=stride, fill=fill, scales=scales)
     tensors = compute(model, image, indices, layer, method, top=top, options=options)
     predictions = top_predictions(model, tensors.logits, tensors.probabilities, 5)
     name = _layer_name(model, layer, method)
@@ -406,6 +465,9 @@ def explain(model, image, target=None, layer=None, method: str = "gradcam", **op
 def _needs_a_class(method: str, what: str) -> None:
     if not _method(method).class_specific:
         raise ValueError(f"{METHODS[method].display_name} gives the same map for every class, so it has no {what}.")
+    if METHODS[method].target_score is not None:
+        raise ValueError(f"{METHODS[method].display_name} already sets its own target (the class against its nearest "
+                         f"classes), so it has no {what}.")
 
 
 def explain_contrast(model, image, target, other, layer=None, method: str = "gradcam", **options) -> Explanation:
@@ -448,7 +510,7 @@ def explain_layers(model, image, layers=None, target=None, method: str = "gradca
                          "so it has no map per layer.")
     image = as_image(image)
     chosen = stage_layers(model) if layers is None else [resolve_layer(model, layer) for layer in layers]
-    if chosen_method.make_map is None or chosen_method.kind == "pixel-gradient" or options.get("smooth"):
+    if not chosen_method.one_pass or options.get("smooth"):
         index = target if target is not None else predict(model, image, top=1)[0].index
         return [explain(model, image, index, t.name, method, **options) for t in chosen]
     names = tuple(t.name for t in chosen)

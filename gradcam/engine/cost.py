@@ -22,7 +22,11 @@ and by what the method keeps (its ``kind``):
 - perturbation: the first pass (as activation), then batches of B perturbed
   copies through the network without a tape: B x 3 M;
 - pixel-gradient: two taped passes down to the pixels (guided and, for Guided
-  Grad-CAM, the ordinary one): 2 (S + 2 K M).
+  Grad-CAM, the ordinary one): 2 (S + 2 K M);
+- second-order gradient (ShapleyCAM): twice the gradient estimate;
+- full-gradient (FullGrad): every layer's gradient for each target: S (1 + K);
+- combined (RefineCAM, SESS): one base pass at a time, or SESS's batch of B
+  windows scored without a tape, whichever is larger.
 
 Against the 1x1-convolution model (top-5 Grad-CAM) the estimate is 1.7x the
 review's 106 MB per filter at 2048 px, and 3.4x what was measured here at 1024 px
@@ -143,6 +147,13 @@ def explanation_bytes(model, method, targets: int, photos: int = 1, batch: int |
     targets = max(int(targets), 1)
     if method.kind == "gradient":
         floats = total + 2 * targets * found.largest_layer
+        if method.second_order:  # the Hessian-vector product runs the backward pass once more, taped
+            floats *= 2
+    elif method.kind == "combined":  # one base pass at a time, and SESS's windows scored in batches
+        copies = PERTURBATION_BATCH if batch is None else max(int(batch), 1)
+        floats = max(total + 2 * targets * found.largest_layer, copies * LIVE_FORWARD_TENSORS * largest)
+    elif method.kind == "full-gradient":  # every layer's gradient, per target, kept at once
+        floats = total * (1 + targets)
     elif method.kind == "activation":
         floats = (LIVE_FORWARD_TENSORS + 1) * largest
     elif method.kind == "perturbation":

@@ -14,6 +14,16 @@ reports and the benchmark. A method is one of four kinds, and the pipeline in
   with the guided backpropagation rule at every ReLU-like activation.
 - ``attention``: from every attention layer's scores (and their gradients), for
   transformers: attention rollout (``rollout.py``), on the patch grid.
+- ``full-gradient``: FullGrad, from the gradients at the input and at every layer
+  with a bias, whatever layer is chosen (``passes.fullgrad_pass``).
+- ``combined``: a meta-method that runs another method several times and fuses
+  the maps (RefineCAM over layers, SESS over scales and windows; ``combined.py``).
+
+Some gradient methods ask the pass for more than (A, G): ``second_order``
+(ShapleyCAM: the Hessian-vector product H.A from a nested tape) or their own
+``target_score`` (FinerCAM: the class against its nearest classes, not a row
+over the logits). KPCA-CAM's ``from_features`` runs on NumPy after the pass
+(scikit-learn's KernelPCA).
 
 Where pytorch-grad-cam 1.5 (the field's reference library) has a method, the
 formula here is the one it computes; the docstrings say where they differ.
@@ -65,6 +75,13 @@ class Method:
     # model's weights (fails the sanity check), the paper and what it found; "" when
     # no such result is known. Pages mark it wherever the method is recommended.
     known_sanity_failure: str = ""
+    # Inside the pass, the scores from (logits, target rows) when they are not rows @ logits (FinerCAM).
+    target_score: Callable | None = None
+    second_order: bool = False  # make_map(A, G, H.A): the pass adds a Hessian-vector product (ShapleyCAM)
+    from_features: Callable | None = None  # activation kind on NumPy: A (h, w, k) -> (map (1, h, w), weights (1, k))
+    combines: str = ""  # combined kind: the registry key of the method it runs several times
+    fuses: str = ""  # combined kind: "layers" (RefineCAM) or "windows" (SESS), what it runs the method over
+    ignores_layer: bool = False  # the map is built from every layer at once (FullGrad): the layer picker does nothing
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -72,23 +89,35 @@ class Method:
 
     @property
     def layer_free(self) -> bool:
-        """The map does not depend on the layer (Guided Backpropagation, Occlusion, attention rollout)."""
+        """The map does not depend on the layer (Guided Backpropagation, Occlusion, attention rollout,
+        FullGrad)."""
         return (self.kind == "attention" or (self.kind == "pixel-gradient" and self.make_map is None)
-                or self.perturbs == "patches")
+                or self.perturbs == "patches" or self.ignores_layer)
+
+    @property
+    def one_pass(self) -> bool:
+        """The map follows from (A, G) of one ordinary pass at one layer: the methods that the
+        batched engine and the one-backward-pass layer strip can run."""
+        return (self.kind in ("gradient", "activation") and self.make_map is not None
+                and self.target_score is None and not self.second_order)
 
     @property
     def progress_unit(self) -> str:
         """What a slow method's progress counts: Occlusion covers patch positions, the others
-        mask or switch off channels (feature maps)."""
+        mask or switch off channels (feature maps); RefineCAM and SESS run their base method's passes."""
+        if self.kind == "combined":
+            return "passes"
         return "patch positions" if self.perturbs == "patches" else "channels"
 
     @property
     def works_on(self) -> str:
         """What a layer-free method's map is made from, for labels: "input pixels" or "attention layers"."""
+        if self.kind == "full-gradient":
+            return "input pixels and every bias"
         return "attention layers" if self.kind == "attention" else "input pixels"
 
 
-KINDS = ("gradient", "activation", "perturbation", "pixel-gradient", "attention")
+KINDS = ("gradient", "activation", "perturbation", "pixel-gradient", "attention", "full-gradient", "combined")
 
 
 # --- channel weights from gradients ---------------------------------------------
@@ -163,6 +192,19 @@ def layercam_map(features, grads):
 # --- principal components -------------------------------------------------------
 
 
+def _projection(values):
+    """(n, h, w, k) -> ((n, h*w) projections on the first principal component of the
+    values centred per channel, (n, k) that component), as pytorch-grad-cam's
+    get_2d_projection; the SVD leaves the sign arbitrary."""
+    import tensorflow as tf
+
+    shape = tf.shape(values)
+    flat = tf.reshape(values, (shape[0], shape[1] * shape[2], shape[3]))
+    centred = flat - tf.reduce_mean(flat, axis=1, keepdims=True)
+    _, _, v = tf.linalg.svd(centred, full_matrices=False)  # v: (n, k, r)
+    return tf.einsum("npk,nk->np", centred, v[:, :, 0]), v[:, :, 0]
+
+
 def first_component(values):
     """(n, h, w, k) -> (n, h, w): the values, centred per channel, projected on
     their first principal component, as pytorch-grad-cam's get_2d_projection.
@@ -176,15 +218,11 @@ def first_component(values):
     """
     import tensorflow as tf
 
-    shape = tf.shape(values)
-    flat = tf.reshape(values, (shape[0], shape[1] * shape[2], shape[3]))
-    centred = flat - tf.reduce_mean(flat, axis=1, keepdims=True)
-    _, _, v = tf.linalg.svd(centred, full_matrices=False)  # v: (n, k, r)
-    projection = tf.einsum("npk,nk->np", centred, v[:, :, 0])
+    projection, component = _projection(values)
     positive = tf.reduce_sum(tf.square(tf.nn.relu(projection)), axis=1)
     negative = tf.reduce_sum(tf.square(tf.nn.relu(-projection)), axis=1)
     sign = tf.where(negative > positive, -1.0, 1.0)  # (n,)
-    return tf.reshape(projection * sign[:, None], shape[:3]), v[:, :, 0] * sign[:, None]
+    return tf.reshape(projection * sign[:, None], tf.shape(values)[:3]), component * sign[:, None]
 
 
 def eigencam_map(features, grads):
@@ -197,6 +235,101 @@ def eigengradcam_map(features, grads):
     """Eigen-Grad-CAM (pytorch-grad-cam's EigenGradCAM): the first principal
     component of G * A, so class-specific."""
     return first_component(grads * features[None])
+
+
+def seg_eigencam_map(features, grads):
+    """Seg-Eigen-CAM (Chung & Ying 2025), as pytorch-grad-cam's SegEigenCAM: the
+    first principal component of |G| * A, flipped when |min| > |max| (the paper's
+    Eq. 13; Eigen-CAM here compares the two sides' energy instead)."""
+    import tensorflow as tf
+
+    values = tf.abs(grads) * features[None]
+    projection, component = _projection(values)
+    flip = tf.abs(tf.reduce_min(projection, axis=1)) > tf.abs(tf.reduce_max(projection, axis=1))
+    sign = tf.where(flip, -1.0, 1.0)
+    return tf.reshape(projection * sign[:, None], tf.shape(values)[:3]), component * sign[:, None]
+
+
+# --- more channel weights: FEM, ShapleyCAM, RandomCAM, KPCA-CAM --------------------
+
+FEM_SIGMAS = 2.0  # pytorch-grad-cam's FEM default k: a position counts when above mean + 2 std
+
+
+def fem_map(features, grads):
+    """FEM (Fuad et al. 2020), as pytorch-grad-cam's FEM: a channel's weight is the
+    share of its positions above its mean + 2 standard deviations (population std),
+    no gradients, the same map for every class. Xplique's FEM weights by the channel's
+    mean instead: this is the reference's."""
+    import tensorflow as tf
+
+    mean = tf.reduce_mean(features, axis=(0, 1))
+    std = tf.math.reduce_std(features, axis=(0, 1))
+    above = tf.cast(features > mean + FEM_SIGMAS * std, features.dtype)
+    weights = tf.reduce_mean(above, axis=(0, 1))[None]  # (1, k)
+    return _weighted_sum(features, weights)
+
+
+def shapleycam_map(features, grads, hessian_times_activations):
+    """ShapleyCAM (Cai 2025, CAMs as Shapley Value-based Explainers), as
+    pytorch-grad-cam's ShapleyCAM: w_k = the spatial mean of G_k - 1/2 (H A)_k, with
+    H A the Hessian of the score times the activations (a Hessian-vector product).
+    Where the score is linear in the layer (global average pooling, then a dense
+    logit) H A = 0 and this is Grad-CAM."""
+    import tensorflow as tf
+
+    return _weighted_sum(features, tf.reduce_mean(grads - 0.5 * hessian_times_activations, axis=(1, 2)))
+
+
+def randomcam_map(features, grads):
+    """RandomCAM (pytorch-grad-cam's RandomCAM): channels weighted by numbers drawn
+    uniformly from [-1, 1] on every call: the floor a real method must beat."""
+    import tensorflow as tf
+
+    return _weighted_sum(features, tf.random.uniform((1, tf.shape(features)[-1]), -1.0, 1.0))
+
+
+KPCA_KERNEL = "sigmoid"  # pytorch-grad-cam's KPCA_CAM default; scikit-learn's gamma None = 1 / channels, coef0 1
+
+
+def kpca_features(features: np.ndarray):
+    """KPCA-CAM (Karmani et al. 2024), as pytorch-grad-cam's KPCA_CAM: scikit-learn's
+    KernelPCA (one component, sigmoid kernel, gamma 1 / channels, coef0 1) fitted on
+    the activations centred per channel; each position's projection is the map. Its
+    sign is the one scikit-learn's svd_flip gives (the reference does not correct it).
+    features (h, w, k) float32 -> ((1, h, w), (1, 0)): kernel components have no
+    channel weights."""
+    from sklearn.decomposition import KernelPCA
+
+    height, width, channels = features.shape
+    flat = np.nan_to_num(features.reshape(-1, channels).astype(np.float32))
+    centred = flat - flat.mean(axis=0)
+    projection = KernelPCA(n_components=1, kernel=KPCA_KERNEL).fit_transform(centred)
+    return projection.reshape(1, height, width).astype(np.float32), np.zeros((1, 0), np.float32)
+
+
+# --- FinerCAM's target: the class against its nearest classes ----------------------
+
+FINER_COMPARED = 3  # pytorch-grad-cam's FinerCAM default comparison_categories [1, 2, 3]
+FINER_ALPHA = 1.0
+
+
+def finer_scores(logits, rows):
+    """FinerCAM (Zhang et al. 2025), as pytorch-grad-cam's FinerWeightedTarget: for
+    the class c of each row, the three classes whose logits are nearest to y_c, and
+    S = sum_j p_j (y_c - alpha y_j) / (sum_j p_j + 1e-9) with p = softmax(logits),
+    differentiated through p as well (the reference does not detach it).
+    logits (C,), rows (K, C) -> (K,)."""
+    import tensorflow as tf
+
+    main = tf.argmax(rows, axis=1, output_type=tf.int32)  # (K,)
+    y_c = tf.gather(logits, main)  # (K,)
+    distance = tf.abs(logits[None, :] - y_c[:, None])  # (K, C)
+    # The class itself is at distance 0: drop it, keep the next three.
+    nearest = tf.math.top_k(-distance + tf.one_hot(main, tf.shape(logits)[0]) * -1e30, k=FINER_COMPARED).indices
+    probabilities = tf.nn.softmax(logits)
+    p = tf.gather(probabilities, nearest)  # (K, 3)
+    y_j = tf.gather(logits, nearest)
+    return tf.reduce_sum(p * (y_c[:, None] - FINER_ALPHA * y_j), axis=1) / (tf.reduce_sum(p, axis=1) + 1e-9)
 
 
 # --- perturbation methods: channel weights from scores --------------------------
@@ -353,6 +486,50 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            kind="pixel-gradient", needs_gradients=True, resolution="pixels",
            description="Grad-CAM times Guided Backpropagation: where (Grad-CAM) and which pixels (guided), at "
            "pixel resolution.", make_map=gradcam_map, known_sanity_failure=_ADEBAYO),
+    Method(name="fem", display_name="FEM", paper="Fuad et al. 2020, Features Understanding in 3D CNNs for "
+           "Actions Recognition in Video", kind="activation", needs_gradients=False, class_specific=False,
+           description="Each feature map weighted by the share of its positions that stand out (above mean + 2 "
+           "std): no gradients, the same map for every class.", make_map=fem_map),
+    Method(name="kpca-cam", display_name="KPCA-CAM",
+           paper="Karmani et al. 2024, KPCA-CAM: Visual Explainability of Deep Computer Vision Models using "
+           "Kernel PCA", kind="activation", needs_gradients=False, class_specific=False,
+           description="Eigen-CAM with a kernel: the first kernel principal component (sigmoid kernel) of the "
+           "activations. No gradients, the same map for every class.", from_features=kpca_features),
+    Method(name="shapleycam", display_name="ShapleyCAM",
+           paper="Cai 2025, CAMs as Shapley Value-based Explainers", kind="gradient", needs_gradients=True,
+           description="Grad-CAM corrected by the curvature of the score (a Hessian-vector product): the same as "
+           "Grad-CAM where the score is linear in the layer.", make_map=shapleycam_map, second_order=True),
+    Method(name="finercam", display_name="Finer-CAM",
+           paper="Zhang et al. 2025, Finer-CAM: Spotting the Difference Reveals Finer Details for Visual "
+           "Explanation", kind="gradient", needs_gradients=True,
+           description="Grad-CAM of the class against its three nearest classes (weighted by their "
+           "probabilities): what tells it apart from the look-alikes.", make_map=gradcam_map,
+           target_score=finer_scores),
+    Method(name="seg-eigencam", display_name="Seg-Eigen-CAM",
+           paper="Chung & Ying 2025, Seg-Eigen-CAM: Eigen-Value-Based Visual Explanations for Semantic "
+           "Segmentation Models", kind="gradient", needs_gradients=True,
+           description="The first principal component of |gradient| times activation, its sign set so the "
+           "strongest side is positive: Eigen-CAM made class-specific.", make_map=seg_eigencam_map),
+    Method(name="fullgrad", display_name="FullGrad",
+           paper="Srinivas & Fleuret 2019, Full-Gradient Representation for Neural Network Visualization",
+           kind="full-gradient", needs_gradients=True, resolution="pixels", ignores_layer=True,
+           description="The input times its gradient plus every bias times its gradient, each normalised and "
+           "summed: all layers at once, so the layer picker does nothing."),
+    Method(name="refinecam", display_name="RefineCAM",
+           paper="Domeniconi et al. 2026, How to Evaluate and Refine your CAM", kind="combined",
+           needs_gradients=True, resolution="pixels", combines="gradcam++", fuses="layers", slow=True,
+           description="Grad-CAM++ at the chosen layer times Grad-CAM++ at every later stage: the early layer's "
+           "detail, denoised by the deeper layers. One pass per layer."),
+    Method(name="sess", display_name="SESS",
+           paper="Tursun et al. 2022, SESS: Saliency Enhancing with Scaling and Sliding", kind="combined",
+           needs_gradients=True, resolution="pixels", combines="gradcam", fuses="windows", slow=True,
+           description="Grad-CAM of windows slid over the photo at twelve scales, each weighted by how sure the "
+           "model is of the class in it, then averaged and blurred: robust to size and to several objects. "
+           "About a hundred passes."),
+    Method(name="randomcam", display_name="RandomCAM", paper="pytorch-grad-cam's RandomCAM (Gildenblat et al.)",
+           kind="activation", needs_gradients=False, class_specific=False,
+           description="Feature maps weighted by random numbers in [-1, 1], new on every run: the floor any "
+           "method must beat.", make_map=randomcam_map),
     Method(name="attention-rollout", display_name="Attention rollout",
            paper="Abnar & Zuidema 2020, Quantifying Attention Flow in Transformers", kind="attention",
            needs_gradients=False, class_specific=False,

@@ -32,18 +32,26 @@ PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+# A model's own scaling (a KerasHub classifier's image converter), registered by name on first
+# use: kept apart from PREPROCESSING, the names a person may choose from.
+_OWN_PREPROCESSING: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
 _affine_lock = threading.Lock()
 
 
 def affine_preprocessing(scale: tuple[float, ...], offset: tuple[float, ...]) -> str:
-    """The PREPROCESSING name of x * scale + offset on 0..255 pixels, per channel (a
-    KerasHub classifier's own image converter), registered on first use."""
+    """The name of x * scale + offset on 0..255 pixels, per channel (a KerasHub classifier's
+    own image converter), registered on first use; ``preprocessing_function`` finds it."""
     name = "x*(" + ",".join(f"{s:.6g}" for s in scale) + ")+(" + ",".join(f"{o:.6g}" for o in offset) + ")"
     with _affine_lock:
-        if name not in PREPROCESSING:
+        if name not in _OWN_PREPROCESSING:
             factor, shift = np.asarray(scale, np.float32), np.asarray(offset, np.float32)
-            PREPROCESSING[name] = lambda x: x * factor + shift
+            _OWN_PREPROCESSING[name] = lambda x: x * factor + shift
     return name
+
+
+def preprocessing_function(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """What a preprocessing name does to float32 RGB in 0..255: a PREPROCESSING entry or a model's own."""
+    return PREPROCESSING[name] if name in PREPROCESSING else _OWN_PREPROCESSING[name]
 
 
 # Compiled functions kept per model, least recently used dropped first: each new (layer,
@@ -115,7 +123,7 @@ class Model:
         mode = "L" if self.channels == 1 else "RGB"
         resized = image.convert(mode).resize((width, height), Image.BICUBIC)
         x = np.asarray(resized, np.float32).reshape(1, height, width, self.channels)
-        return PREPROCESSING[self.preprocessing](x).astype(np.float32)
+        return preprocessing_function(self.preprocessing)(x).astype(np.float32)
 
 
 def sha256_of_weights(model: Model) -> str:

@@ -13,10 +13,14 @@ which captures a layer's activations on the way to the logits.
 - ``layers_pass``: one class's maps at several layers from one backward pass;
 - ``attention_pass``: attention rollout, from every attention layer's scores.
 - ``occlusion_pass``: the logits of a batch of copies with patches covered (Occlusion);
-- ``activations_pass``: one layer's activations for any batch (the audit's correction).
+- ``activations_pass``: one layer's activations for any batch (the audit's correction);
+- ``fullgrad_pass``: FullGrad, from the gradients at the input and at every bias;
+- ``substituted_logits_pass``: the logits with a layer's output replaced (concepts' directions).
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..errors import ExplanationTooCostly
 from .graph import TargetLayer, attention_inputs, logits_head, run_capturing, run_capturing_many
@@ -104,21 +108,39 @@ def _build(model, layer: TargetLayer, method: Method, keep_tensors: bool, head):
         autograph=False,  # no Python control flow on tensors here; skipping the conversion halves the trace
     )
     def run(x, target_rows, top):
+        # ShapleyCAM differentiates the gradients once more: an outer tape records the inner one's work.
+        outer = tf.GradientTape(watch_accessed_variables=False) if method.second_order else None
+        if outer is not None:
+            outer.__enter__()
         with tf.GradientTape(watch_accessed_variables=False) as tape:
-            watch = tape.watch if method.needs_gradients else None
-            features, logits = run_capturing(keras_model, x, layer.name, on_capture=watch, head=head)
+            def watch(tensor):
+                tape.watch(tensor)
+                if outer is not None:
+                    outer.watch(tensor)
+
+            features, logits = run_capturing(keras_model, x, layer.name,
+                                             on_capture=watch if method.needs_gradients else None, head=head)
             logits = tf.reshape(logits, (-1,))
             rows = _choose_rows(logits, target_rows, top, classes)
-            scores = tf.linalg.matvec(rows, logits)
+            scores = (method.target_score(logits, rows) if method.target_score is not None
+                      else tf.linalg.matvec(rows, logits))
         # ZERO, not None, where nothing flows (a transformer's last patch tokens): the check below says so.
         grads = tape.jacobian(scores, features, unconnected_gradients=tf.UnconnectedGradients.ZERO)[:, 0] \
             if method.needs_gradients else None  # (K, h, w, k)
+        hessian_times_activations = None
+        if outer is not None:
+            # H.A per target: the gradient of <G_k, A> with A held fixed as the vector.
+            products = tf.reduce_sum(grads * tf.stop_gradient(features), axis=(1, 2, 3))  # (K,)
+            outer.__exit__(None, None, None)
+            hessian_times_activations = outer.jacobian(
+                products, features, unconnected_gradients=tf.UnconnectedGradients.ZERO)[:, 0]
         features = features[0]
         out = {"logits": logits, "rows": rows, "features": features}
         if layer.grid is not None and grads is not None:
             out["gradient_reached"] = tf.reduce_any(tf.not_equal(grads, 0.0))
         if method.make_map is not None:
-            before_relu, weights = method.make_map(features, grads)
+            before_relu, weights = (method.make_map(features, grads, hessian_times_activations)
+                                    if method.second_order else method.make_map(features, grads))
             if not method.class_specific:  # one map, the same for every target
                 count = tf.shape(rows)[0]
                 before_relu = tf.repeat(before_relu, count, axis=0)
@@ -126,7 +148,7 @@ def _build(model, layer: TargetLayer, method: Method, keep_tensors: bool, head):
             out.update(weights=weights, before_relu=before_relu)
         if keep_tensors and grads is not None:
             out["gradients"] = grads
-        if not keep_tensors and method.kind != "perturbation":
+        if not keep_tensors and method.kind != "perturbation" and method.from_features is None:
             del out["features"]
         return out
 
@@ -295,6 +317,27 @@ def activations_pass(model, layer_name: str):
     return cached(model, ("activations", layer_name), build)
 
 
+def substituted_logits_pass(model, layer: TargetLayer):
+    """The logits when the layer's output is replaced by each of a batch of activations
+    (b, h, w, k) and the rest of the network runs from there (Deep Feature Factorization's
+    concept directions, in ``gradcam.concepts``). ``x`` feeds whatever joins later from
+    before the layer (a skip connection)."""
+    import tensorflow as tf
+
+    def build(head):
+        classes = len(model.labels)
+        grid = tf.TensorSpec((None, *[d for d in layer.shape]), tf.float32)
+
+        @tf.function(input_signature=[input_spec(model), grid], autograph=False)
+        def run(x, features):
+            _, logits = run_capturing_many(model.keras, x, [], head=head, substitute={layer.name: features})
+            return tf.reshape(logits, (tf.shape(features)[0], classes))
+
+        return run
+
+    return cached(model, ("substituted", layer.name), build)
+
+
 def attention_pass(model, method: Method):
     """Attention rollout (``rollout.py``): every attention layer's scores from one
     forward pass, and for the gradient-weighted variant their gradients from one
@@ -368,3 +411,94 @@ def occlusion_pass(model):
         return run
 
     return cached(model, "occlusion", build)
+
+
+# --- FullGrad --------------------------------------------------------------------
+
+BIAS_LAYERS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "BatchNormalization")
+
+
+def bias_layers(keras_model) -> list[tuple[str, object]]:
+    """(path, layer) of every layer whose 4-D output has a bias added, as pytorch-grad-cam's
+    FullGrad picks its Conv2d and BatchNorm2d layers (a Keras depthwise or separable
+    convolution is a grouped Conv2d there)."""
+    from .graph import walk_layers
+
+    found = []
+    for path, layer in walk_layers(keras_model):
+        if type(layer).__name__ not in BIAS_LAYERS:
+            continue
+        shape = getattr(getattr(layer, "output", None), "shape", None)
+        if shape is None or len(shape) != 4:
+            continue
+        if type(layer).__name__ == "BatchNormalization" or getattr(layer, "use_bias", False):
+            found.append((path, layer))
+    return found
+
+
+def effective_bias(layer) -> np.ndarray:
+    """The bias a layer adds to its output: a convolution's own; a BatchNormalization's
+    beta - moving_mean * gamma / sqrt(moving_variance + epsilon) in inference (its
+    epsilon, 1e-3 by default in Keras; PyTorch's is 1e-5), as FullGrad's authors fold it."""
+    if type(layer).__name__ != "BatchNormalization":
+        return np.asarray(layer.bias.numpy(), np.float64)
+    mean = np.asarray(layer.moving_mean.numpy(), np.float64)
+    variance = np.asarray(layer.moving_variance.numpy(), np.float64)
+    gamma = np.asarray(layer.gamma.numpy(), np.float64) if layer.scale else np.ones_like(mean)
+    beta = np.asarray(layer.beta.numpy(), np.float64) if layer.center else np.zeros_like(mean)
+    return beta - mean * gamma / np.sqrt(variance + layer.epsilon)
+
+
+def _scaled_per_channel(values):
+    """pytorch-grad-cam's scale_cam_image per (target, channel): minus the minimum over
+    the positions, over 1e-7 + the maximum that leaves. values (K, h, w, c)."""
+    import tensorflow as tf
+
+    shifted = values - tf.reduce_min(values, axis=(1, 2), keepdims=True)
+    return shifted / (1e-7 + tf.reduce_max(shifted, axis=(1, 2), keepdims=True))
+
+
+def fullgrad_pass(model):
+    """FullGrad (Srinivas & Fleuret 2019), as pytorch-grad-cam's FullGrad: for each
+    target, |x * dS/dx| scaled per colour channel, plus, for every layer with a bias,
+    |b * dS/d(output)| scaled per channel, summed over channels and upsampled
+    (bilinear) to the input; all summed, then scaled to [0, 1] (minus the minimum,
+    over the maximum). The chosen layer plays no part. One taped pass."""
+    import tensorflow as tf
+
+    def build(head):
+        classes = len(model.labels)
+        keras_model = model.keras
+        height, width = model.input_size
+        layers = bias_layers(keras_model)
+        names = [path for path, _ in layers]
+        biases = [tf.constant(effective_bias(layer), tf.float32) for _, layer in layers]
+
+        @tf.function(input_signature=explain_signature(model), reduce_retracing=True, autograph=False)
+        def run(x, target_rows, top):
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)
+                outputs, logits = run_capturing_many(keras_model, x, names, tape.watch, head)
+                logits = tf.reshape(logits, (-1,))
+                rows = _choose_rows(logits, target_rows, top, classes)
+                scores = tf.linalg.matvec(rows, logits)
+            grads = tape.jacobian(scores, [x, *outputs], unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            total = tf.reduce_sum(_scaled_per_channel(tf.abs(grads[0][:, 0] * x[0])), axis=-1)  # (K, H, W)
+            # Upsampling is linear: layers of one resolution are summed first and upsampled once.
+            by_grid: dict = {}
+            for bias, gradient in zip(biases, grads[1:]):
+                per_layer = tf.reduce_sum(_scaled_per_channel(tf.abs(bias * gradient[:, 0])), axis=-1)
+                grid = tuple(per_layer.shape[1:])
+                if None in grid:  # a size known only when run: upsampled on its own
+                    grid = ("unknown", len(by_grid))
+                by_grid[grid] = per_layer if grid not in by_grid else by_grid[grid] + per_layer
+            for summed in by_grid.values():
+                total += tf.image.resize(summed[..., None], (height, width), method="bilinear")[..., 0]
+            shifted = total - tf.reduce_min(total, axis=(1, 2), keepdims=True)
+            before_relu = shifted / (1e-7 + tf.reduce_max(shifted, axis=(1, 2), keepdims=True))
+            return {"logits": logits, "rows": rows, "before_relu": before_relu,
+                    "weights": tf.zeros((tf.shape(rows)[0], 0))}
+
+        return run
+
+    return cached(model, ("fullgrad",), build)

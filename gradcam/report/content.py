@@ -31,6 +31,7 @@ from ..engine.cam import METHODS, Explanation, Prediction
 from ..engine.model import sha256_of_weights
 from ..trust.faithfulness import MASKED_PHOTO_SCORES
 from ..engine.overlay import colorize, overlay
+from ..trust.metrics import METRICS
 
 # Embedded photos are downscaled to this many pixels on their long side (JPEG):
 # a 50-photo report stays a few megabytes instead of hundreds.
@@ -338,12 +339,9 @@ def increase_text(value: float, who: str) -> str:
     return f"{value:.0%} of maps" if who == "random" else ("yes" if value > 0.5 else "no")
 
 
-TRUST_ROWS = (("Deletion AUC (lower is better)", "deletion_auc", _number("{:.3f}")),
-              ("Insertion AUC (higher is better)", "insertion_auc", _number("{:.3f}")),
-              ("ROAD combined (higher is better)", "road_combined", _number("{:.3f}")),
-              ("Average Drop % (lower is better)", "average_drop", _number("{:.1f}")),
-              ("Increase in Confidence (yes or no)", "increase_in_confidence",
-               increase_text))
+# One row per metric of the registry (gradcam.trust.metrics): its title, its key, how a value is shown.
+TRUST_ROWS = tuple((metric.title, key, increase_text if metric.higher == "yes" else _number(metric.form))
+                   for key, metric in METRICS.items())
 
 
 def trust_lines(item: ReportItem) -> list[tuple[str, list[str]]]:
@@ -351,8 +349,8 @@ def trust_lines(item: ReportItem) -> list[tuple[str, list[str]]]:
     numbers = item.faithfulness
     if not numbers:
         return []
-    return [(title, [shown(numbers[who][key], who) for who in ("map", "random", "blob")])
-            for title, key, shown in TRUST_ROWS if numbers["map"][key] is not None]
+    return [(title, [shown(numbers[who].get(key), who) for who in ("map", "random", "blob")])
+            for title, key, shown in TRUST_ROWS if numbers["map"].get(key) is not None]
 
 
 def how_scored(numbers: dict) -> str:

@@ -18,6 +18,14 @@ here test the claim by changing the network's input where the map points:
 - **Average Drop % and Increase in Confidence** (Chattopadhyay et al.,
   "Grad-CAM++", WACV 2018): the target's probability on the photo multiplied by
   the map, against the photo's own.
+- **Complexity, Coherency and ARCC** (Domeniconi et al. 2026, pytorch-grad-cam's
+  ``metrics/arcc.py``): how much of the photo the map lights up; whether the
+  method, run again on the photo times its map, draws the same map; and the
+  harmonic mean of Coherency, 1 - Complexity and ROAD (see ``metrics.py``).
+
+Every score is one entry of the metrics registry (``metrics.METRICS``): what it
+is called, its paper, what higher means and its baseline; the Trust page, the
+report and the CLI print whatever the registry holds.
 
 No score stands alone: every one is also computed for random maps of the same
 resolution (the mean over several seeds) and for a centred blob (a map that
@@ -51,6 +59,7 @@ from ..engine.graph import default_layer
 from ..engine.cost import check_forward_batch
 from ..engine.passes import batch_forward_pass
 from ..engine.targets import target_index
+from .metrics import METRICS, arcc, coherency, complexity, road_for_arcc, scaled_to_unit
 
 ROAD_PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 ROAD_NOISE = 0.01  # pytorch-grad-cam's NoisyLinearImputer default, absolute, in the network's input units
@@ -83,12 +92,21 @@ class Scores:
     road: Road | None  # None when not asked for (it costs 18 sparse solves per map)
     average_drop: float  # percent: max(0, p - p_masked) / p * 100; lower is better
     increase_in_confidence: float  # share of maps (0 or 1 for one map, a mean for random maps) with p_masked > p
+    complexity: float | None = None  # mean of the map scaled to [0, 1]; lower is simpler
+    coherency: float | None = None  # (Pearson(map of the photo times the map, map) + 1) / 2; None: not run
+    arcc: float | None = None  # harmonic mean of coherency, 1 - complexity, ROAD'; None without both
+
+    def value(self, key: str) -> float | None:
+        """One metric's number (a key of ``metrics.METRICS``); None when it was not computed."""
+        if key in ("deletion_auc", "insertion_auc"):
+            return getattr(self, key.removesuffix("_auc")).auc
+        if key == "road_combined":
+            return None if self.road is None else self.road.combined
+        return getattr(self, key)
 
     def summary(self) -> dict:
-        """The numbers alone (no curves), for JSON, CSV and reports."""
-        return {"deletion_auc": self.deletion.auc, "insertion_auc": self.insertion.auc,
-                "road_combined": None if self.road is None else self.road.combined,
-                "average_drop": self.average_drop, "increase_in_confidence": self.increase_in_confidence}
+        """The numbers alone (no curves), one per metric of the registry, for JSON, CSV and reports."""
+        return {key: self.value(key) for key in METRICS}
 
 
 @dataclass(frozen=True)
@@ -255,13 +273,25 @@ def road(model, x: np.ndarray, saliency: np.ndarray, target: int, percentiles=RO
     return Road(tuple(percentiles), morf, lerf, float((lerf.mean() - morf.mean()) / 2))
 
 
-def _scores(model, pixels, baseline, saliency, target, steps, p_photo, p_baseline, with_road, seed=0) -> Scores:
+def _scores(model, pixels, baseline, saliency, target, steps, p_photo, p_baseline, with_road, seed=0,
+            remake=None) -> Scores:
+    """Every score of one map (``saliency`` at the network's input size). ``remake(x)``, when
+    given, runs the map's method on a prepared input and returns its map at that size (Coherency)."""
     deletion, insertion = _curves(model, pixels, baseline, ranks(saliency, seed), target, steps, p_photo, p_baseline)
     scaled = saliency / saliency.max() if saliency.max() > 0 else saliency
     p_masked = probabilities(model, prepared_pixels(model, pixels * scaled[..., None])[None], target)[0]
     drop = max(0.0, p_photo - p_masked) / p_photo * 100.0 if p_photo > 0 else 0.0
     found = road(model, prepared_pixels(model, pixels), scaled, target, seed=seed) if with_road else None
-    return Scores(deletion, insertion, found, float(drop), float(p_masked > p_photo))
+    unit = scaled_to_unit(saliency)  # the reference's grayscale CAM: minus its minimum, over its maximum
+    simple = complexity(unit)
+    coherent = together = None
+    if remake is not None:
+        # The prepared input times the map, as pytorch-grad-cam's Coherency multiplies its input tensor.
+        coherent = coherency(unit, remake(prepared_pixels(model, pixels)[None] * unit[None, :, :, None]))
+        if found is not None:
+            together = arcc(coherent, simple, road_for_arcc(found.most_relevant_first, found.least_relevant_first,
+                                                            found.percentiles))
+    return Scores(deletion, insertion, found, float(drop), float(p_masked > p_photo), simple, coherent, together)
 
 
 def _mean_scores(all_scores: list[Scores]) -> Scores:
@@ -269,9 +299,14 @@ def _mean_scores(all_scores: list[Scores]) -> Scores:
         scores = np.mean([c.scores for c in curves], axis=0)
         return Curve(curves[0].fractions, scores, float(np.mean([c.auc for c in curves])))
 
+    def mean(key):
+        values = [getattr(s, key) for s in all_scores if getattr(s, key) is not None]
+        return float(np.mean(values)) if values else None
+
     return Scores(mean_curve([s.deletion for s in all_scores]), mean_curve([s.insertion for s in all_scores]),
                   all_scores[0].road, float(np.mean([s.average_drop for s in all_scores])),
-                  float(np.mean([s.increase_in_confidence for s in all_scores])))
+                  float(np.mean([s.increase_in_confidence for s in all_scores])), mean("complexity"),
+                  mean("coherency"), mean("arcc"))
 
 
 # The probability "does not move" when every input a test made (the photo, the
@@ -400,9 +435,27 @@ def _map_and_target(model, image: Image.Image, explanation_or_map, target, resol
     return heatmap, tuple(cells[:2]), index
 
 
-def _score_map(model, setup: _Setup, saliency, steps, road, seed=0) -> Scores:
+def _score_map(model, setup: _Setup, saliency, steps, road, seed=0, remake=None) -> Scores:
     return _scores(model, setup.pixels, setup.fill, saliency, setup.target, steps, setup.p_photo, setup.p_baseline,
-                   road, seed)
+                   road, seed, remake)
+
+
+def _remaker(model, method: str, layer, target: int):
+    """x (1, H, W, C) prepared -> ``method``'s map of ``target`` on x at ``layer``, at the
+    network's input size and scaled to [0, 1] as pytorch-grad-cam's BaseCAM returns it."""
+    from ..engine.cam import compute_prepared
+    from ..engine.combined import base_map_at_input
+    from ..engine.methods import method as method_named
+
+    chosen = method_named(method)
+    layer = None if chosen.layer_free else layer
+    height, width = model.input_size
+
+    def remake(x: np.ndarray) -> np.ndarray:
+        before = compute_prepared(model, np.ascontiguousarray(x, np.float32), [target], layer, method).before_relu
+        return base_map_at_input(before, height, width)[0]
+
+    return remake
 
 
 def deletion_insertion(model, image, explanation_or_map, *, target=None, steps: int = 50,
@@ -418,7 +471,8 @@ def deletion_insertion(model, image, explanation_or_map, *, target=None, steps: 
 
 
 def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 50, baseline: str = "blur",
-                 road: bool = True, seeds: int = RANDOM_SEEDS, resolution=None) -> Faithfulness:
+                 road: bool = True, seeds: int = RANDOM_SEEDS, resolution=None,
+                 coherency: bool | None = None, method: str | None = None, layer=None) -> Faithfulness:
     """How faithful a map is to ``model`` on ``image``, next to random maps and a blob.
 
     ``explanation_or_map``: an Explanation (its class is the target), or any
@@ -430,20 +484,36 @@ def faithfulness(model, image, explanation_or_map, *, target=None, steps: int = 
     ``resolution`` (h, w), else the default layer's); their ROAD is the first
     seed's (one map's 18 solves, not three). The verdict weighs random maps and
     the blob, and says when the test cannot judge (see ``judge``).
+
+    Complexity is computed for every map. Coherency (and so ARCC, which also
+    needs ROAD) runs the explanation's method again on the photo times each map
+    (this map, each random map, the blob): ``coherency`` None does so for the
+    methods that are not slow, True always, False never; a bare map has no method,
+    so no Coherency, unless ``method`` (and ``layer``) say which made it.
     """
     image = as_image(image)
     _check_steps(steps)
     heatmap, cells, index = _map_and_target(model, image, explanation_or_map, target, resolution)
     setup = _setup(model, image, index, baseline)
     height, width = model.input_size
-    mine = _score_map(model, setup, map_at_input(heatmap, height, width), steps, road)
-    randoms = [_score_map(model, setup, random_map(cells, height, width, seed), steps, road and seed == 0, seed)
+    remake = None
+    if isinstance(explanation_or_map, Explanation):
+        method, layer = explanation_or_map.method, explanation_or_map.layer
+    if method is not None:
+        from ..engine.methods import method as method_named
+
+        if coherency or (coherency is None and not method_named(method).slow):
+            remake = _remaker(model, method, layer, index)
+    mine = _score_map(model, setup, map_at_input(heatmap, height, width), steps, road, remake=remake)
+    randoms = [_score_map(model, setup, random_map(cells, height, width, seed), steps, road and seed == 0, seed,
+                          remake if seed == 0 else None)  # the random maps' Coherency: the first seed's, like ROAD
                for seed in range(max(1, int(seeds)))]
-    blob = _score_map(model, setup, centred_blob(height, width), steps, road)
+    blob = _score_map(model, setup, centred_blob(height, width), steps, road, remake=remake)
     random = _mean_scores(randoms)
     label = model.labels[index]
     judgement, sentence = judge(mine, random, blob, label, empty=not float(heatmap.max()) > 0)
     return Faithfulness(mine.deletion, mine.insertion, mine.road, mine.average_drop, mine.increase_in_confidence,
+                        mine.complexity, mine.coherency, mine.arcc,
                         random=random, blob=blob, target=index, label=label, probability=setup.p_photo,
                         baseline=baseline, steps=steps, judgement=judgement, verdict=sentence)
 

@@ -91,7 +91,7 @@ def test_the_classes_tab_shows_the_top5_a_contrast_and_a_counterfactual(page):
     open_tab(page, "Classes")
     top5 = gradcam.explain_many(model(), photo(page), top=5)
     shown = captions(page)
-    assert len(shown) == 7
+    assert len(shown) == 8
     assert [c.split("**")[1] for c in shown[:5]] == [md(e.label) for e in top5]
     first, second = top5[0].label, top5[1].label
     assert shown[5].startswith(f"**{md(first)} rather than {md(second)}**")
@@ -103,10 +103,39 @@ def test_the_classes_tab_shows_the_top5_a_contrast_and_a_counterfactual(page):
     assert against.no_positive_evidence == any("speaks against" in notice.value for notice in page.info)
     assert against.no_positive_evidence == shown[6].endswith("no positive evidence")
 
+    # Finer-CAM beside the contrast: the class against its three nearest, the engine's own map.
+    assert shown[7] == f"**{md(first)}** rather than its look-alikes"
+    assert cached_calls()["explain_finer"] == 1
+
     page.selectbox(key="compare_other").set_value(top5[2].target)
     run(page)
     assert captions(page)[5].startswith(f"**{md(first)} rather than {md(top5[2].label)}**")
     assert page.query_params["other"] == str(top5[2].target)
+
+
+def cached_calls():
+    from dashboard.runtime.call_counts import engine_calls
+
+    return engine_calls
+
+
+def test_the_concepts_tab_draws_each_concept_in_its_colour_with_its_votes(page):
+    open_tab(page, "Concepts")
+    from gradcam.concepts import find_concepts
+
+    found = find_concepts(model(), photo(page), n=page.slider(key="compare_concepts").value)
+    shown = captions(page)
+    assert shown[0] == f"{len(found.concepts)} concepts at {found.layer}"
+    assert shown[1:] == [f"**The {c.colour_name} concept** alone" for c in found.concepts]
+    lines = [m.value for m in page.markdown if m.value.startswith("**The ")]
+    for concept, line in zip(found.concepts, lines):
+        assert line.startswith(f"**The {concept.colour_name} concept** · ")
+        assert concept.supports[0][1].split(",")[0] in line  # the class it votes for most
+    assert page.query_params["compare"] == "concepts"
+    before = cached_calls()["concepts"]
+    page.slider(key="compare_concepts").set_value(3)
+    run(page)
+    assert len(captions(page)) == 4 and cached_calls()["concepts"] == before + 1
 
 
 def test_the_methods_tab_shows_every_method_with_its_time(page):
@@ -115,7 +144,9 @@ def test_the_methods_tab_shows_every_method_with_its_time(page):
     assert [c.split("**")[1] for c in shown] == [gradcam.METHODS[k].display_name for k in ON_A_CNN]
     by_method = dict(zip(ON_A_CNN, shown))
     assert all(" ms · " in caption for caption in shown)  # each with the time it took
-    assert [k for k, c in by_method.items() if "class-agnostic" in c] == ["eigencam"]
+    assert [k for k, c in by_method.items() if "class-agnostic" in c] == [
+        k for k in ON_A_CNN if not gradcam.METHODS[k].class_specific]  # Eigen-CAM, FEM, KPCA-CAM, RandomCAM
+    assert [k for k, c in by_method.items() if "ignores the layer" in c] == ["fullgrad"]
     assert by_method["guided-backprop"].endswith("224 x 224 input pixels")
     assert by_method["guided-gradcam"].endswith("224 x 224 input pixels")  # its grid, like Guided Backpropagation's
     assert by_method["gradcam"].endswith("7 x 7 cells")

@@ -15,7 +15,8 @@ from helpers import nested_lite0
 from gradcam.engine.methods import METHODS, SCORECAM_DEFAULT_CHANNELS
 from gradcam.engine.model import Model
 
-GRADIENT_METHODS = [key for key, m in METHODS.items() if m.kind == "gradient"]
+# Finer-CAM differentiates its own target, not the class's logit: test_methods_newer.py checks it.
+GRADIENT_METHODS = [key for key, m in METHODS.items() if m.kind == "gradient" and m.target_score is None]
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -72,6 +73,11 @@ def reference_map(method, A, G):
         return projection(A)
     if method == "eigengradcam":
         return projection(G * A)
+    if method == "shapleycam":  # Lite0 is piecewise linear after any layer: the Hessian term H A is zero
+        return (A * G.mean(axis=(0, 1))).sum(-1)
+    if method == "seg-eigencam":
+        p = projection(np.abs(G) * A)  # energy rule; the |min| > |max| rule may flip it back
+        return -p if abs(p.min()) > abs(p.max()) else p
     raise AssertionError(method)
 
 
@@ -329,22 +335,32 @@ CHEAP = {"max_channels": 8}  # Score-CAM's options in tests that are about somet
 CHEAP_PATCHES = {"window": 112, "stride": 56}  # Occlusion's: 9 positions instead of 169
 
 
+CHEAP_SCALES = {"scales": 1}  # SESS's: one window instead of 122
+
+
 def options_for(method):
-    return CHEAP if method == "scorecam" else CHEAP_PATCHES if method == "occlusion" else {}
+    return {"scorecam": CHEAP, "occlusion": CHEAP_PATCHES, "sess": CHEAP_SCALES}.get(method, {})
 
 
 def test_registry_records_say_what_each_method_is():
     assert list(METHODS) == ["gradcam", "gradcam++", "xgradcam", "hirescam", "gradcam-elementwise", "layercam",
                              "eigencam", "eigengradcam", "scorecam", "ablationcam", "occlusion",
-                             "guided-backprop", "guided-gradcam", "attention-rollout", "gradient-rollout"]
+                             "guided-backprop", "guided-gradcam", "fem", "kpca-cam", "shapleycam", "finercam",
+                             "seg-eigencam", "fullgrad", "refinecam", "sess", "randomcam",
+                             "attention-rollout", "gradient-rollout"]
     assert gradcam.METHODS is METHODS
     for key, record in METHODS.items():
         assert record.name == key and record.display_name
-        assert record.paper and record.description and record.kind in ("gradient", "activation", "perturbation",
-                                                                          "pixel-gradient", "attention")
-    assert [k for k, m in METHODS.items() if not m.class_specific] == ["eigencam", "attention-rollout"]
+        assert record.paper and record.description and record.kind in (
+            "gradient", "activation", "perturbation", "pixel-gradient", "attention", "full-gradient", "combined")
+    assert [k for k, m in METHODS.items() if not m.class_specific] == ["eigencam", "fem", "kpca-cam", "randomcam",
+                                                                       "attention-rollout"]
     assert {k for k, m in METHODS.items() if not m.needs_gradients} == {"eigencam", "scorecam", "ablationcam",
-                                                                        "occlusion", "attention-rollout"}
+                                                                        "occlusion", "fem", "kpca-cam", "randomcam",
+                                                                        "attention-rollout"}
+    assert [k for k, m in METHODS.items() if m.layer_free] == ["occlusion", "guided-backprop", "fullgrad",
+                                                                "attention-rollout", "gradient-rollout"]
+    assert {m.combines for m in METHODS.values() if m.kind == "combined"} <= set(METHODS)
 
 
 def test_no_method_retraces_for_a_new_photo_or_class(lite0, cat, coffee):

@@ -15,8 +15,8 @@ LAYER_FREE = [key for key, m in gradcam.METHODS.items() if m.layer_free]
 
 
 def test_the_registry_knows_which_methods_ignore_the_class_and_which_use_no_layer():
-    assert set(CLASS_AGNOSTIC) == {"eigencam", "attention-rollout"}
-    assert set(LAYER_FREE) == {"occlusion", "guided-backprop", "attention-rollout", "gradient-rollout"}
+    assert set(CLASS_AGNOSTIC) == {"eigencam", "fem", "kpca-cam", "randomcam", "attention-rollout"}
+    assert set(LAYER_FREE) == {"occlusion", "guided-backprop", "fullgrad", "attention-rollout", "gradient-rollout"}
 
 
 @pytest.mark.parametrize("method", CLASS_AGNOSTIC)
@@ -102,3 +102,12 @@ def test_occlusion_counts_patch_positions_and_names_its_grid():
                              layer_resolution=(224, 224), method="occlusion")
     assert report.resolution_fact(item).startswith("13 x 13 patch positions") and "cells" not in \
         report.resolution_fact(item)
+
+
+def test_a_long_photo_name_gives_a_clean_download_name():
+    """Issue 32, item 12: "... final_v3 (-gradcam.json" from a name cut at 60 characters mid-bracket."""
+    name = "Holiday 2026 - the coffee place by the harbour, second morning, final_v3 (edited by Sam).jpg"
+    stem = report.file_stem(name)
+    assert len(stem) <= 60 and not stem.endswith(("(", "-", ".", " ")) and " " not in stem and "(" not in stem
+    assert stem.startswith("Holiday-2026") and "coffee-place-by-the-harbour" in stem
+    assert report.file_stem("cat.jpg") == "cat"

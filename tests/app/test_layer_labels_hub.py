@@ -1,0 +1,18 @@
+"""The layer picker's text for blocks inside KerasHub's custom layers: the block's name
+stays with its sub-layer ("transformer_block_2/ln_1"), the rest of the path follows."""
+
+import pytest
+
+import gradcam
+from dashboard.parts.layer_labels import layer_option
+from helpers import own_model
+
+
+def test_a_keras_hub_blocks_input_norm_is_named_with_its_block():
+    keras_hub = pytest.importorskip("keras_hub")
+    backbone = keras_hub.models.ViTBackbone(image_shape=(32, 32, 3), patch_size=4, num_layers=2, num_heads=2,
+                                            hidden_dim=16, mlp_dim=32, name="vit_backbone")
+    model = own_model(keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=3), ["a", "b", "c"])
+    shown = [layer_option(t) for t in gradcam.target_layers(model)]
+    assert "transformer_block_2/ln_1  (8x8 tokens + 1 class token, 16) · in vit_backbone/vit_encoder" in shown
+    assert "vit_encoder  (8x8 tokens + 1 class token, 16) · in vit_backbone" in shown  # no block around it

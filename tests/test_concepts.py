@@ -1,0 +1,104 @@
+"""Deep Feature Factorization: a planted two-object photo gives two concepts, each on
+its object and each voting for its object's class; across several photos the shared
+concept comes first; the factorisation is pytorch-grad-cam's dff."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import gradcam
+from gradcam.concepts import factorize, find_concepts, shared_concepts
+
+CAT_CLASSES = {"Egyptian cat", "tabby, tabby cat", "tiger cat"}
+COFFEE_CLASSES = {"espresso", "coffeepot", "cup", "coffee mug", "teapot"}
+
+
+def two_objects(cat, coffee, cat_at, coffee_at):
+    """A white 448 px square with the cat photo in one quadrant and the espresso in another."""
+    canvas = Image.new("RGB", (448, 448), "white")
+    canvas.paste(cat.resize((224, 224)), cat_at)
+    canvas.paste(coffee.resize((224, 224)), coffee_at)
+    return canvas
+
+
+def share_in(heat, corner):
+    x, y = corner
+    return float(heat[y:y + 224, x:x + 224].sum() / heat.sum())
+
+
+@pytest.mark.parametrize("cat_at, coffee_at", [((0, 0), (224, 224)), ((0, 224), (224, 0))])
+def test_two_planted_objects_give_two_concepts_each_on_its_object(lite0, cat, coffee, cat_at, coffee_at):
+    photo = two_objects(cat, coffee, cat_at, coffee_at)
+    found = find_concepts(lite0, photo, n=2, top_classes=5)
+    assert found.layer == "top_activation" and len(found.concepts) == 2
+    heats = [c.heatmap(0, photo.size) for c in found.concepts]
+    on_cat = max(range(2), key=lambda k: share_in(heats[k], cat_at))
+    on_coffee = 1 - on_cat
+    assert share_in(heats[on_cat], cat_at) > 0.75
+    assert share_in(heats[on_coffee], coffee_at) > 0.75
+    # Each concept's direction, through the classifier, votes for its own object.
+    assert found.concepts[on_cat].supports[0][1] in CAT_CLASSES
+    assert {label for _, label, _ in found.concepts[on_coffee].supports} & COFFEE_CLASSES
+    # The picture tints each object in its own concept's colour.
+    picture = np.asarray(found.picture(photo, alpha=1.0), np.float64)
+    for k, corner in ((on_cat, cat_at), (on_coffee, coffee_at)):
+        x, y = corner
+        middle = picture[y + 80:y + 144, x + 80:x + 144].reshape(-1, 3).mean(axis=0)
+        others = [np.abs(middle - c.colour).sum() for c in found.concepts]
+        assert int(np.argmin(others)) == k
+
+
+def test_the_factorisation_is_pytorch_grad_cams_dff():
+    """W H approximates the activations shifted per channel to start at zero, W gets the
+    shift back, H is the maps; the same seed gives the same answer."""
+    rng = np.random.default_rng(0)
+    parts = rng.uniform(0, 1, (2, 6))  # two planted channel patterns
+    where = np.zeros((2, 4, 4))
+    where[0, :, :2], where[1, :, 2:] = 1.0, 1.0
+    activations = (np.einsum("kc,khw->hwc", parts, where) - 0.3)[None]  # (1, 4, 4, 6), negative values too
+    directions, maps = factorize(activations, 2)
+    shift = activations.reshape(-1, 6).min(axis=0)
+    rebuilt = np.einsum("ck,pkhw->phwc", directions - shift[:, None], maps)
+    assert np.allclose(rebuilt, activations - shift, atol=0.02)
+    again = factorize(activations, 2)
+    assert np.array_equal(again[0], directions) and np.array_equal(again[1], maps)
+    left = [maps[0, k, :, :2].sum() / maps[0, k].sum() for k in range(2)]
+    assert sorted(left) == pytest.approx([0.0, 1.0], abs=0.02)  # each concept on one planted half
+
+
+def test_across_photos_the_concept_they_share_comes_first(lite0, cat, coffee):
+    side = cat.resize((224, 224))
+    photos = [side, side.transpose(Image.FLIP_LEFT_RIGHT), cat.crop((50, 0, 400, 300)), coffee]
+    concepts = shared_concepts(lite0, photos, n=2)
+    first = concepts[0]
+    assert first.present_in() >= 3 and len(first.shares) == 4
+    assert first.supports[0][1] in CAT_CLASSES
+    assert first.shares[3] < 0.5  # the espresso photo is mostly the other concept
+
+
+@pytest.mark.parametrize("kwargs, sentence", [
+    (dict(n=0), "The number of concepts is a whole number from 1 to 12; got 0."),
+    (dict(n=True), "The number of concepts is a whole number from 1 to 12; got True."),
+    (dict(n=3, layer="block10_add"), None),
+])
+def test_bad_requests_get_one_sentence(lite0, cat, kwargs, sentence):
+    if sentence is None:  # a valid request at an early layer still works
+        assert len(find_concepts(lite0, cat, **kwargs).concepts) == 3
+        return
+    with pytest.raises(ValueError) as raised:
+        find_concepts(lite0, cat, **kwargs)
+    assert str(raised.value) == sentence
+    with pytest.raises(ValueError, match="at least one photo"):
+        find_concepts(lite0, [], n=2)
+
+
+def test_one_concept_can_be_drawn_alone_in_its_named_colour(lite0, cat, coffee):
+    photo = two_objects(cat, coffee, (0, 0), (224, 224))
+    found = find_concepts(lite0, photo, n=2)
+    assert [c.colour_name for c in found.concepts] == ["blue", "orange"]
+    pixels = np.asarray(photo, np.float64)
+    orange = np.asarray(found.picture(photo, alpha=1.0, only=1), np.float64) - pixels
+    blue = np.asarray(found.picture(photo, alpha=1.0, only=0), np.float64) - pixels
+    # Tinted orange alone, the photo gets redder and less blue; tinted blue alone, the opposite.
+    assert orange[..., 0].mean() > 5 and orange[..., 2].mean() < -5
+    assert blue[..., 0].mean() < -5 and blue[..., 2].mean() > 5
