@@ -8,6 +8,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # so each test's engine-call counts are its own. The browser tests' real servers warm up (e2e/server.py).
 os.environ.setdefault("GRADCAM_WARM_START", "0")
 
+# AppTest imports the dashboard into this process, often after a test loaded TensorFlow, and the
+# Live page's SRTP binding segfaults when it loads after TensorFlow (dashboard/__init__.py): load it
+# first, before any test module imports gradcam.
+try:
+    import pylibsrtp  # noqa: F401
+except ImportError:
+    pass
+
 import numpy as np
 import pytest
 from PIL import Image
