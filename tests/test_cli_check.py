@@ -43,7 +43,8 @@ def test_text_shows_the_table_the_verdict_and_the_sanity_check(capsys, coffee_pn
     lines = out.splitlines()
     assert lines[0].startswith("espresso (class 967, ") and lines[0].endswith("layer top_activation, Grad-CAM")
     assert lines[1].split() == ["this", "map", "random", "maps", "centred", "blob"]
-    assert lines[2].startswith("deletion AUC (lower is better)") and len(lines[2].split()[-3:]) == 3
+    # The metrics registry's title, the same in the CLI and the reports.
+    assert lines[2].startswith("Deletion AUC (lower is better)") and len(lines[2].split()[-3:]) == 3
     assert not any(line.startswith("ROAD") for line in lines)  # --no-road
     assert any(line.startswith("Better than random") for line in lines)
     assert any(line.strip().startswith("random down to predictions") for line in lines)

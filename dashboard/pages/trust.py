@@ -91,7 +91,8 @@ def sanity_strip(check: gradcam.SanityCheck, photo) -> None:
     if not check.judged:
         st.info(check.verdict)
         return
-    (st.success if check.passed else st.error)(check.verdict)
+    # Draws that disagree are no pass and no proof of failure either: a warning, not an error.
+    {"passed": st.success, "not settled": st.warning}.get(check.outcome, st.error)(check.verdict)
     st.caption(how_judged(check))
 
 

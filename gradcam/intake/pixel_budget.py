@@ -36,10 +36,15 @@ class PixelLedger:
     """Pixels one session decoded within the last WINDOW_SECONDS."""
 
     def __init__(self, limit: int | None = None, clock: Callable[[], float] = time.monotonic):
-        self.limit = MAX_SESSION_PIXELS if limit is None else limit
+        self._limit = limit  # None: the module's MAX_SESSION_PIXELS as it is when asked, not when made
         self._clock = clock
         self._charged: list[tuple[float, int]] = []  # (when, pixels)
         self._lock = threading.Lock()
+
+    @property
+    def limit(self) -> int:
+        # A session's ledger outlives a change of the limit (an operator's, or a test's): read it each time.
+        return MAX_SESSION_PIXELS if self._limit is None else self._limit
 
     def used(self) -> int:
         with self._lock:

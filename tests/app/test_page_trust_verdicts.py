@@ -75,7 +75,9 @@ def test_a_link_opens_the_page_with_its_baseline_ranking_and_sanity_check_shown(
     shown = with_model("own:wide", model, link=link)  # a new session opening the link: no clicks
     assert shown.segmented_control(key="trust_baseline").value == "black"
     assert len(shown.table) == 3  # scores, ROAD and the ranking
-    assert any(box.value.startswith(("Passed", "Failed")) for box in [*shown.success, *shown.error])
+    # The verdict is shown (three random draws: this untrained model's may disagree, "Not settled", a warning).
+    assert any(box.value.startswith(("Passed", "Failed", "Not settled"))
+               for box in [*shown.success, *shown.error, *shown.warning])
     ranked = shown.table[2].value
     marks = dict(zip(ranked["method"], ranked["sanity check"]))
     assert marks["➜ Grad-CAM"] in ("passed here", "FAILED here")  # this session's own result, from the link
