@@ -136,7 +136,10 @@ def test_a_cold_start_shows_the_page_at_once_and_choices_survive_pages_and_histo
     - Back and Forward go through the photos picked, and Back from a page goes to the page before."""
     require_chromium()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with streamlit_server(env={"GRADCAM_CACHE_DIR": str(tmp_path)}) as url, browser_page() as (page, console):
+    # No warm-up: boot()'s background thread can finish the first map before the page draws, so the
+    # waiting state this test looks at may never show (a full run saw only the overlay). Cold means cold here.
+    with streamlit_server(env={"GRADCAM_CACHE_DIR": str(tmp_path), "GRADCAM_WARM_START": "0"}) as url, \
+            browser_page() as (page, console):
         page.goto(url)
         waiting = page.get_by_text("the heatmap appears here once EfficientNet-Lite0 is ready")
         waiting.first.wait_for(timeout=120_000)  # the photo, with its caption, while Lite0 converts
