@@ -9,12 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GRADCAM_WARM_START", "0")
 
 # AppTest imports the dashboard into this process, often after a test loaded TensorFlow, and the
-# Live page's SRTP binding segfaults when it loads after TensorFlow (dashboard/__init__.py): load it
-# first, before any test module imports gradcam.
-try:
-    import pylibsrtp  # noqa: F401
-except ImportError:
-    pass
+# Live page's SRTP binding segfaults when it loads after TensorFlow: the dashboard package loads it
+# (dashboard/__init__.py, the one place), so it is imported here, before any test module imports gradcam.
+import dashboard  # noqa: E402,F401
 
 import numpy as np
 import pytest
