@@ -227,17 +227,9 @@ def read_url() -> None:
         choose("target", target)
         choose("target_for", (current_image().sha256, model_key) if target is not None else None)
     if "method" in changes:  # checked against what the model can run in choices() (and by Explore's engine)
-        known = now.get("method") is None or now.get("method") in gradcam.METHODS
-        choose("method", now.get("method") if now.get("method") in gradcam.METHODS else DEFAULTS["method"])
-        if not known:
-            refuse_link_value(f"The link names the method \"{shown_text(now.get('method'))}\", which this "
-                              f"dashboard does not have: using {gradcam.METHODS[DEFAULTS['method']].display_name}.")
+        _choose_named("method", now.get("method"), gradcam.METHODS, gradcam.METHODS[DEFAULTS["method"]].display_name)
     if "colormap" in changes:
-        known = now.get("colormap") is None or now.get("colormap") in gradcam.COLORMAPS
-        choose("colormap", now.get("colormap") if now.get("colormap") in gradcam.COLORMAPS else DEFAULTS["colormap"])
-        if not known:
-            refuse_link_value(f"The link names the colormap \"{shown_text(now.get('colormap'))}\", which this "
-                              f"dashboard does not have: using {DEFAULTS['colormap']}.")
+        _choose_named("colormap", now.get("colormap"), gradcam.COLORMAPS, DEFAULTS["colormap"])
     if "opacity" in changes:
         try:
             opacity = float(now.get("opacity", DEFAULTS["opacity"]))
@@ -247,6 +239,14 @@ def read_url() -> None:
             refuse_link_value(f"The link's opacity \"{shown_text(now.get('opacity'))}\" is not a number from 0 to "
                               f"1: using {DEFAULTS['opacity']:.2f}.")
         choose("opacity", round(opacity / 0.05) * 0.05 if 0.0 <= opacity <= 1.0 else DEFAULTS["opacity"])
+
+
+def _choose_named(key: str, name, known, default_shown: str) -> None:
+    """A link's ``name`` for ``key`` when the dashboard has it (in ``known``); else the default, with a sentence."""
+    choose(key, name if name in known else DEFAULTS[key])
+    if name is not None and name not in known:
+        refuse_link_value(f"The link names the {key} \"{shown_text(name)}\", which this dashboard does not have: "
+                          f"using {default_shown}.")
 
 
 def url_changes() -> dict:
