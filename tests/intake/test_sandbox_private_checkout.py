@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-# What the copied suite needs: the package, the tests' helpers and one sandbox test module.
-COPIED = ["pyproject.toml", "gradcam", "samples", "tests/__init__.py", "tests/conftest.py", "tests/helpers.py",
+# What the copied suite needs: the package, the tests' helpers and one sandbox test module, and the
+# dashboard's package file (the tests' conftest imports it first: it loads the SRTP binding before TensorFlow).
+COPIED = ["pyproject.toml", "gradcam", "samples", "dashboard/__init__.py", "tests/__init__.py", "tests/conftest.py", "tests/helpers.py",
           "tests/sandbox_helpers.py", "tests/intake/__init__.py", "tests/intake/test_sandbox_isolation.py"]
 
 
