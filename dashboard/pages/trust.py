@@ -21,6 +21,8 @@ from dashboard.parts.link_numbers import link_number
 from dashboard.parts.sections import drawn_alone
 from dashboard.parts.shared_state import choices
 from dashboard.parts.stepper import current_step, stepper
+from gradcam import report
+from gradcam.engine import strongest_colour
 from gradcam.report import increase_text
 from gradcam.trust import BETTER, CANNOT_JUDGE, RANDOM_SEEDS, how_judged, judged_step, ranked
 
@@ -102,15 +104,23 @@ def page() -> None:
     c = choices()
     photo = c.image.image
     st.title("Can I trust this map?")
+    chosen = gradcam.METHODS[c.method]
+    # "layer top_activation" only for a method that uses one (Occlusion covers the photo itself).
     st.markdown(
         f"A heatmap is a claim: *these regions are why the model said this class*. Two standard tests check the claim "
-        f"for **{md(c.image.name)}**, **{md(c.model.name)}**, layer {md(c.layer)}, **{name_of(c.method)}**. "
-        "Change the photo, model, layer, class or method on the Explore page."
+        f"for **{md(c.image.name)}**: **{name_of(c.method)}** of **{md(c.model.name)}** "
+        f"{md(report.layer_phrase(c.method, c.layer))}. Change the photo, model, layer, class or method on the "
+        "Explore page."
     )
 
     with st.spinner("Explaining..."):
         top1 = gradcam.predict(c.model, photo, top=1)[0].index
     target = c.target if c.target is not None else top1
+    if not chosen.class_specific:  # its map makes no claim about the class: say so before scoring it against one
+        label = f"**{md(c.model.labels[target])}**"
+        colour = strongest_colour("jet")  # this page's overlays are drawn in overlay()'s default colormap
+        st.info(f"{report.what_the_colours_mean(c.method, colour, label)} The tests below still score it against "
+                f"{label}: how well a map that ignores the class happens to point at what the model uses for it.")
     key = (c.image.sha256, c.model_key, c.layer, c.method, target)
     # A link opens the page as it was handed on: the baseline, the ranking and sanity checks already shown, and a
     # presenter's section.
