@@ -127,8 +127,9 @@ def show(photo: Image.Image, heatmap: np.ndarray, class_map: gradcam.Explanation
                  alt="Grad-CAM overlay")  # the alt text is what the browser test finds, whatever the method
     with side:
         st.image(photo, caption="Original", width="stretch")
-        height, width = class_map.raw.shape
-        st.image(colorize(heatmap, colormap), caption=f"Heatmap alone ({height} x {width} cells, upsampled)",
+        # The grid the map really holds: a layer's cells, the input's pixels or Occlusion's patch positions.
+        st.image(colorize(heatmap, colormap),
+                 caption=f"Heatmap alone ({report.map_grid(method, class_map.raw.shape)}, enlarged to the photo)",
                  width="stretch")
         st.image(colour_scale(colormap), width="stretch")
         low, high = st.columns(2)
@@ -148,14 +149,18 @@ def show(photo: Image.Image, heatmap: np.ndarray, class_map: gradcam.Explanation
                                  mime="application/json", on_click="ignore", width="stretch")
 
 
-def honesty_note(layer_shape: tuple) -> None:
-    height, width = layer_shape
+def honesty_note(layer_shape: tuple, method: str = "gradcam") -> None:
+    chosen = gradcam.METHODS[method]
+    grid = report.map_grid(method, layer_shape)  # Occlusion's 13 x 13 patch positions, not its 224 x 224 pixels
+    what = ""  # other methods: the sentence under the map says what their colours mean
+    if chosen.class_specific and not chosen.layer_free:
+        what = ("It shows where the chosen layer's features **raised the score** of the class, weighted by how much "
+                "the score depends on each feature map. ")
     with st.expander("What this heatmap shows, and what it does not"):
         st.markdown(
             f"""
-- It shows where the chosen layer's features **raised the score** of the class, weighted by
-  how much the score depends on each feature map. It is computed on a {height} x {width} grid and
-  smoothed up to the photo, so it cannot point at anything smaller than one cell.
+- {what}It is computed on {grid} and smoothed up to the photo, so it cannot point at
+  anything smaller than one of those; the soft edges are interpolation, not detail.
 - It is **not** proof of what the model "looks at": it shows correlation inside the network,
   not cause. A region that is not highlighted may still matter through other layers.
 - Later layers give coarser, more class-specific maps; earlier layers give sharper maps that

@@ -21,7 +21,7 @@ def note(method: str) -> str:
         parts.append(f"Here it uses the {SCORECAM_DEFAULT_CHANNELS} feature maps with the largest variance (Faster "
                      f"{chosen.display_name}), which agree closely with all of them; the library and CLI use every one.")
     elif chosen.slow:
-        parts.append("It takes a while: a progress bar counts the feature maps done.")
+        parts.append(f"It takes a while: a progress bar counts the {chosen.progress_unit} done.")  # Occlusion: patch positions
     if chosen.kind == "pixel-gradient":
         parts.append("Shown at the network's input resolution, pixel by pixel.")
     if chosen.kind == "attention":

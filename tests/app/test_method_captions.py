@@ -50,6 +50,7 @@ def test_a_gradient_method_says_why_the_class():
     sentence = under_the_map(at)
     assert sentence.startswith("Why **") and "? The dark red regions raised the score most for **" in sentence
     assert sentence.endswith(", by Grad-CAM."), sentence
+    assert any(c.startswith("Heatmap alone (7 x 7 cells") for c in captions(at)), captions(at)
 
 
 @pytest.mark.parametrize("method", CLASS_AGNOSTIC)
@@ -76,7 +77,20 @@ def test_a_method_without_a_layer_says_what_its_map_is_made_of(method):
         assert "? The dark red regions raised the score most for **" in sentence and sentence.endswith(", by FullGrad.")
     else:  # Guided Backpropagation
         assert "pixels are where the gradient of **" in sentence and "(Guided Backpropagation: no layer)" in sentence
+    assert any(c.startswith("Heatmap alone (224 x 224 input pixels") for c in captions(at)), captions(at)
     assert not any("at layer" in text or "at this layer" in text for text in said(at))
+
+
+def test_occlusion_names_its_patch_positions_not_pixels_as_cells():
+    at = opened("explore", {"method": "occlusion"})
+    sentence = under_the_map(at)
+    assert "are where covering the photo lowered the probability of **" in sentence
+    assert "(Occlusion: no layer, the photo itself is covered patch by patch)" in sentence
+    grid = "13 x 13 patch positions (a 32 px patch every 16 px)"
+    assert any(c.startswith(f"Heatmap alone ({grid}") for c in captions(at)), captions(at)
+    assert any(f"It is computed on {grid}" in text for text in said(at))  # the expander says the same grid
+    assert not any("224 x 224" in text for text in [*said(at), *captions(at)])
+    assert any("a progress bar counts the patch positions done" in text for text in said(at))  # the method's note
 
 
 # The Trust page in presenter mode on its last section (the sanity check, run only on a click): its header
