@@ -24,7 +24,7 @@ from dashboard.parts.stepper import current_step, stepper
 from gradcam import report
 from gradcam.engine import strongest_colour
 from gradcam.report import increase_text
-from gradcam.trust import BETTER, CANNOT_JUDGE, RANDOM_SEEDS, how_judged, judged_step, ranked
+from gradcam.trust import BETTER, CANNOT_JUDGE, MASKED_PHOTO_SCORES, RANDOM_SEEDS, how_judged, judged_step, ranked
 
 
 GUIDED = next((key for key, m in gradcam.METHODS.items() if m.known_sanity_failure and m.layer_free), None)
@@ -196,11 +196,10 @@ def page() -> None:
                       for key, metric in gradcam.METRICS.items() if scores.value(key) is not None}, list(ROWS))
         st.caption(
             f"Random maps: the mean of {RANDOM_SEEDS} maps of random values at the layer's "
-            "resolution. Centred blob: a map that only says *the middle*, hard to beat on well-framed photos. Average "
-            "Drop and Increase in Confidence score the photo multiplied by the map: how much of the class's probability "
-            "the highlighted part alone keeps, and whether it even raises it (Chattopadhyay et al., Grad-CAM++, WACV "
-            "2018)."
+            "resolution. Centred blob: a map that only says *the middle*, hard to beat on well-framed photos."
         )
+        # Beside the two scores a random map can win, what they reward (the reports' words).
+        st.caption(f"{MASKED_PHOTO_SCORES} (Chattopadhyay et al., Grad-CAM++, WACV 2018.)")
 
 
     def section_road() -> None:
