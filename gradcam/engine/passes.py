@@ -15,7 +15,8 @@ which captures a layer's activations on the way to the logits.
 - ``occlusion_pass``: the logits of a batch of copies with patches covered (Occlusion);
 - ``activations_pass``: one layer's activations for any batch (the audit's correction);
 - ``fullgrad_pass``: FullGrad, from the gradients at the input and at every bias;
-- ``substituted_logits_pass``: the logits with a layer's output replaced (concepts' directions).
+- ``substituted_logits_pass``: the logits with a layer's output replaced (concepts' directions);
+  ``direction_logits`` skips it where the layer feeds a pooled classifier.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ExplanationTooCostly
-from .graph import TargetLayer, attention_inputs, logits_head, run_capturing, run_capturing_many
+from .graph import TargetLayer, attention_inputs, logits_head, pooled_head, run_capturing, run_capturing_many
 from .methods import Method
 
 MAX_LAYER_SETS = 8  # layer combinations kept per model (see layers_pass)
@@ -336,6 +337,46 @@ def substituted_logits_pass(model, layer: TargetLayer):
         return run
 
     return cached(model, ("substituted", layer.name), build)
+
+
+def direction_logits(model, layer: TargetLayer, x, directions: np.ndarray) -> np.ndarray:
+    """The logits (n, classes) when the layer's output is each of ``directions`` (n, channels)
+    at every position and the rest of the network runs from there. Where the layer feeds
+    a global pooling and a classifier (``graph.pooled_head``: every last layer of a usual
+    CNN), the directions go through that classifier alone, as pytorch-grad-cam's DFF passes
+    its concept embeddings through the classifier: no second pass over the photo. Anywhere
+    else the substituted pass runs the rest of the network (``x`` feeds whatever joins it
+    from before the layer)."""
+    directions = np.asarray(directions, np.float32)
+    chain = model.compiled_pass(("pooled head", layer.name), lambda: pooled_head(model.keras, layer.name) or ())
+    if not chain:
+        tiled = np.broadcast_to(directions[:, None, None, :], (len(directions), *layer.shape)).copy()
+        return np.asarray(substituted_logits_pass(model, layer)(x, tiled), np.float64)
+    run = cached(model, ("pooled classifier", layer.name),
+                 lambda head_: _pooled_classifier(chain, head_, directions.shape[1]))
+    return np.asarray(run(directions), np.float64).reshape(len(directions), -1)
+
+
+def _pooled_classifier(chain: list, logits_head_, channels: int):
+    """The layers of ``pooled_head`` run on channel vectors, compiled (eager Keras calls
+    cost more than the arithmetic); the final layer's logits stand-in replaces it."""
+    import tensorflow as tf
+
+    final, stand_in = logits_head_ or (None, None)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, channels), tf.float32)], autograph=False)
+    def run(directions):
+        values = directions[:, None, None, :]  # a 1 x 1 grid: the pooling gives each vector back
+        for op in chain:
+            if op is final:
+                values = stand_in(values)
+            elif getattr(op, "_call_has_training_arg", False):
+                values = op(values, training=False)
+            else:
+                values = op(values)
+        return values
+
+    return run
 
 
 def attention_pass(model, method: Method):
