@@ -131,7 +131,7 @@ def test_at_the_last_layer_the_votes_are_the_classifier_applied_to_each_directio
     directions = np.stack([c.direction for c in found.concepts]).astype(np.float64)
     kernel, bias = (w.astype(np.float64) for w in lite0.keras.get_layer("predictions").get_weights())
     by_hand = directions @ kernel + bias  # the logits; the model's softmax comes after
-    got = direction_logits(lite0, resolve_layer(lite0, "top_activation"), None, directions.astype(np.float32))
+    got = direction_logits(lite0, resolve_layer(lite0, "top_activation"), lite0.prepare(cat), directions)
     assert np.allclose(got, by_hand, rtol=1e-4, atol=1e-4)
     # The same as running the rest of the network on the direction placed at every position.
     assert np.allclose(got, substituted(lite0, "top_activation", cat, directions), rtol=1e-4, atol=1e-4)
@@ -149,7 +149,7 @@ def test_a_nested_base_under_a_head_of_its_own_is_a_pooled_classifier_too(lite0,
     nested, _ = nested_lite0(lite0)
     assert pooled_head(nested.keras, "pretrained/top_activation") is not None
     directions = np.abs(np.random.default_rng(2).normal(0, 1, (4, 1280))).astype(np.float32)
-    got = direction_logits(nested, resolve_layer(nested, "pretrained/top_activation"), None, directions)
+    got = direction_logits(nested, resolve_layer(nested, "pretrained/top_activation"), nested.prepare(cat), directions)
     assert got.shape == (4, 3)
     assert np.allclose(got, substituted(nested, "pretrained/top_activation", cat, directions), rtol=1e-4, atol=1e-4)
 

@@ -344,28 +344,29 @@ def direction_logits(model, layer: TargetLayer, x, directions: np.ndarray) -> np
     at every position and the rest of the network runs from there. Where the layer feeds
     a global pooling and a classifier (``graph.pooled_head``: every last layer of a usual
     CNN), the directions go through that classifier alone, as pytorch-grad-cam's DFF passes
-    its concept embeddings through the classifier: no second pass over the photo. Anywhere
-    else the substituted pass runs the rest of the network (``x`` feeds whatever joins it
-    from before the layer)."""
-    directions = np.asarray(directions, np.float32)
-    chain = model.compiled_pass(("pooled head", layer.name), lambda: pooled_head(model.keras, layer.name) or ())
-    if not chain:
-        tiled = np.broadcast_to(directions[:, None, None, :], (len(directions), *layer.shape)).copy()
-        return np.asarray(substituted_logits_pass(model, layer)(x, tiled), np.float64)
-    run = cached(model, ("pooled classifier", layer.name),
-                 lambda head_: _pooled_classifier(chain, head_, directions.shape[1]))
-    return np.asarray(run(directions), np.float64).reshape(len(directions), -1)
+    its concept embeddings through the classifier. Anywhere else the substituted pass runs
+    the rest of the network (``x`` feeds whatever joins it from before the layer)."""
+    run = cached(model, ("directions", layer.name), lambda head_: _directions_run(model, layer, head_))
+    return np.asarray(run(x, np.asarray(directions, np.float32)), np.float64).reshape(len(directions), -1)
 
 
-def _pooled_classifier(chain: list, logits_head_, channels: int):
-    """The layers of ``pooled_head`` run on channel vectors, compiled (eager Keras calls
-    cost more than the arithmetic); the final layer's logits stand-in replaces it."""
+def _directions_run(model, layer: TargetLayer, logits_head_):
+    """run(x, directions) for ``direction_logits``: the pooled classifier compiled alone
+    when the layer feeds one (one stored function either way)."""
     import tensorflow as tf
 
+    chain = pooled_head(model.keras, layer.name)
+    if not chain:
+        def substituted(x, directions):
+            tiled = np.broadcast_to(directions[:, None, None, :], (len(directions), *layer.shape)).copy()
+            return substituted_logits_pass(model, layer)(x, tiled)
+
+        return substituted
     final, stand_in = logits_head_ or (None, None)
 
-    @tf.function(input_signature=[tf.TensorSpec((None, channels), tf.float32)], autograph=False)
-    def run(directions):
+    @tf.function(input_signature=[input_spec(model), tf.TensorSpec((None, layer.shape[-1]), tf.float32)],
+                 autograph=False)
+    def classifier(x, directions):  # x: nothing before the layer joins the classifier
         values = directions[:, None, None, :]  # a 1 x 1 grid: the pooling gives each vector back
         for op in chain:
             if op is final:
@@ -376,7 +377,7 @@ def _pooled_classifier(chain: list, logits_head_, channels: int):
                 values = op(values)
         return values
 
-    return run
+    return classifier
 
 
 def attention_pass(model, method: Method):
