@@ -178,6 +178,15 @@ PHONE_WIDTH = 640
 _WIDE, _NARROW = "audit_classes_wide", "audit_classes_narrow"  # the two layouts' container keys (CSS classes)
 
 
+def card_fact(name: str, value) -> str:
+    """One figure of a class's card: counts before their noun ("24 photos", "1 flagged" in bold),
+    shares after theirs ("accuracy 92%")."""
+    if isinstance(value, str):
+        return f"{name.lower()} {value}"
+    noun = name.lower()[:-1] if value == 1 and name.endswith("s") else name.lower()
+    return f"**{value} {noun}**" if name == "Flagged" and value else f"{value} {noun}"
+
+
 def classes_overview(rows: list[dict]) -> None:
     """The class rows: a sortable table on a wide screen, one card per class on a phone (a CSS width
     rule picks one: the server cannot know the screen's width)."""
@@ -188,12 +197,11 @@ def classes_overview(rows: list[dict]) -> None:
                      row_height=56)
     with st.container(key=_NARROW, gap="small"):
         for row in rows:
-            with st.container(border=True, horizontal=True, gap="small", vertical_alignment="center"):
+            with st.container(border=True, horizontal=True, wrap=False, gap="small", vertical_alignment="center"):
                 st.image(row["Mean map"], width=64)
-                facts = [f"**{md(str(row['Class']))}**"]
-                facts += [f"{name.lower()} **{value}**" if name == "Flagged" and value else f"{name.lower()} {value}"
-                          for name, value in row.items() if name not in ("Class", "Mean map") and value != ""]
-                st.markdown("  \n".join([facts[0], " · ".join(facts[1:])]))
+                st.markdown(f"**{md(str(row['Class']))}**  \n" + " · ".join(
+                    card_fact(name, value) for name, value in row.items() if name not in ("Class", "Mean map")
+                    and value != ""))
 
 
 def drop_text(cluster: gradcam.AuditCluster) -> tuple[str, str]:
