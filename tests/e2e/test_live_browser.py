@@ -1,5 +1,6 @@
 """The Live page in Chromium with a fake camera playing the coffee photo: the overlay is on
-the stream, the top-5 names the cup, Freeze opens the frame on Explore; a video file is
+the stream, the top-5 names the cup, Freeze opens the frame on Explore; without a camera, one
+sentence and a link to the video mode; a video file is
 explained into an MP4 with its timeline."""
 
 from __future__ import annotations
@@ -96,4 +97,30 @@ def test_a_video_file_is_explained_into_an_mp4_with_its_timeline(tmp_path):
         page.set_viewport_size({"width": 390, "height": 844})
         time.sleep(2)
         page.screenshot(path=str(SCREENSHOTS / "live-video-390.png"), full_page=True)
+        assert not exceptions_shown(page)
+
+
+def test_without_a_camera_the_page_says_so_in_one_sentence_and_links_to_the_video_mode():
+    require_chromium()
+    # No fake camera: this headless Chromium has none (the fake UI answers any prompt, so nothing waits on a
+    # person). classroom.test is this server by another name, an http:// page that is not localhost: where a
+    # phone opening the laptop's address lands, and where browsers give no page a camera.
+    flags = ["--use-fake-ui-for-media-stream", "--host-resolver-rules=MAP classroom.test 127.0.0.1"]
+    with streamlit_server() as url, browser_page(extra_args=flags) as (page, console):
+        page.goto(url + "/Live")
+        page.get_by_text("No camera was found on this device: a video file can be explained instead.").wait_for(
+            timeout=240_000)
+        assert page.locator("iframe[title*='webrtc']").count() == 0  # no Start button that could only fail
+        page.screenshot(path=str(SCREENSHOTS / "live-no-camera-1400.png"))
+        page.set_viewport_size({"width": 390, "height": 844})
+        time.sleep(2)
+        page.screenshot(path=str(SCREENSHOTS / "live-no-camera-390.png"), full_page=True)
+        page.get_by_role("link", name="Explain a video file instead").click()
+        page.get_by_text("A video (MP4, WebM or MOV").wait_for(timeout=60_000)
+        assert len(page.context.pages) == 1  # the same tab, so the same session and choices
+        assert not exceptions_shown(page)
+
+        page.goto(url.replace("127.0.0.1", "classroom.test") + "/Live")
+        page.get_by_text("Browsers open a camera only on an https:// page or on localhost").wait_for(timeout=240_000)
+        assert page.get_by_role("link", name="Explain a video file instead").count() == 1
         assert not exceptions_shown(page)
