@@ -134,6 +134,57 @@ def test_loads_through_the_sandbox_and_in_process_lists_its_blocks_and_explains(
 
 
 @pytest.mark.slow
+def test_only_keras_hub_files_pay_for_keras_hub_in_the_sandbox(saved, tmp_path, monkeypatch):
+    """Issue 28, item 1: the plain model worker never imports keras_hub (a plain upload does not
+    wait for it); it reads a file's config with the archive's bounded checks and sends a KerasHub
+    file (a .keras file, a zipped preset folder) on to the KerasHub worker, which reads it."""
+    import importlib.util
+
+    import keras
+    import sandbox_helpers
+
+    from gradcam.intake import model_bytes, sandbox
+
+    keras.utils.set_random_seed(0)
+    cnn = keras.Sequential([keras.Input((24, 24, 3)), keras.layers.Conv2D(4, 3, activation="relu"),
+                            keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    plain_files = []
+    for name in ("cnn.keras", "cnn.h5"):
+        cnn.save(tmp_path / name)
+        plain_files.append((tmp_path / name).read_bytes())
+    build("vit").save_to_preset(str(tmp_path / "preset"))
+    from gradcam.intake.presets import preset_folder_bytes
+
+    hub_files = [saved["vit"].read_bytes(), saved["swin"].read_bytes(), preset_folder_bytes(tmp_path / "preset")]
+    plain = sandbox.Pool("model", 1, sandbox.MODEL_BUDGET, gradcam.ModelLoadError)
+    hub = sandbox.Pool("hub", 1, sandbox.MODEL_BUDGET, gradcam.ModelLoadError)
+    try:
+        for data in plain_files:
+            assert plain.run(sandbox_helpers.model_read_and_keras_hub, data) == \
+                {"needs_hub": False, "read": True, "keras_hub": False}
+        for data in hub_files:
+            assert plain.run(sandbox_helpers.model_read_and_keras_hub, data) == \
+                {"needs_hub": True, "read": False, "keras_hub": False}
+            assert hub.run(sandbox_helpers.model_read_and_keras_hub, data, True) == \
+                {"needs_hub": False, "read": True, "keras_hub": True}
+    finally:
+        plain.close()
+        hub.close()
+    # Through the public entry point, the KerasHub file is read by the KerasHub worker.
+    model = gradcam.load_model(saved["vit"], sandbox=True)
+    assert _inner(gradcam.default_layer(model).name) == DEFAULTS["vit"]
+    assert [w.process.poll() for w in sandbox.hub_pool()._all] == [None]
+    # A server without keras-hub: the plain worker's answer becomes the sentence, nothing else starts.
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "keras_hub" else real_find_spec(name, *args))
+    with pytest.raises(gradcam.ModelLoadError) as refused:
+        gradcam.load_model(saved["deit"], sandbox=True)
+    assert str(refused.value) == model_bytes.HUB_MISSING == \
+        "This model uses KerasHub layers; install keras-hub (pip install keras-hub) to load it."
+
+
+@pytest.mark.slow
 def test_an_efficientnet_keras_cannot_read_back_gets_a_sentence_and_explains_when_built(saved):
     """Keras 3.15 with keras-hub 0.32 cannot load the .keras file of a KerasHub EfficientNet it
     saved itself ("top_conv expected 1 variables"): our loaders say so in one sentence; the
