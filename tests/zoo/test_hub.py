@@ -9,6 +9,7 @@ weights, nothing downloaded) and saved as a user would (``model.save``,
 
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -259,6 +260,36 @@ def test_a_preset_name_offline_is_one_sentence_and_never_downloads(monkeypatch):
         gradcam.load_model("vit_base_patch16_224_imagenet")
     assert "without internet" in str(refused.value) and "\n" not in str(refused.value)
     assert "vit_base_patch16_224_imagenet" in dict(gradcam.available_models())
+
+
+def test_presets_say_fetched_on_first_use_until_keras_hubs_cache_holds_them(monkeypatch, tmp_path):
+    """Issue 28, item 4: "downloaded by KerasHub (530 MB)" read as if it were on disk. The cached
+    file is put where kagglehub itself looks (its own cache functions), complete mark included."""
+    from kagglehub import cache
+    from kagglehub.handle import parse_model_handle
+    from keras_hub.src.utils.preset_utils import BUILTIN_PRESETS
+
+    from gradcam.zoo import hub
+
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path))
+    described = dict(gradcam.available_models())
+    for name, (_, download_mb) in hub.PRESETS.items():
+        assert described[name].endswith(f"weights fetched on first use ({download_mb} MB)"), described[name]
+        assert "downloaded" not in described[name]
+        assert hub._HANDLES[name] == BUILTIN_PRESETS[name]["kaggle_handle"]  # KerasHub's own, as installed
+    handle = parse_model_handle(BUILTIN_PRESETS["vgg_16_imagenet"]["kaggle_handle"].removeprefix("kaggle://"))
+    kagglehub = cache.Cache()
+    weights = Path(cache.get_cached_path(handle, "model.weights.h5"))
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"stands in for the fetched weights")
+    # A file without kagglehub's mark is a download that did not finish: kagglehub fetches it again.
+    assert kagglehub.load_from_cache(handle, "model.weights.h5") is None
+    assert "weights fetched on first use (530 MB)" in dict(gradcam.available_models())["vgg_16_imagenet"]
+    kagglehub.mark_as_complete(handle, "model.weights.h5")  # what kagglehub does once the download finished
+    assert kagglehub.load_from_cache(handle, "model.weights.h5") == str(weights)
+    described = dict(gradcam.available_models())
+    assert described["vgg_16_imagenet"].endswith("weights cached (530 MB)")
+    assert "fetched on first use" in described["resnet_50_imagenet"]
 
 
 # --- a KerasHub ViT trained here on photos with a corner cue --------------------------
