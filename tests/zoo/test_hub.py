@@ -292,6 +292,67 @@ def test_presets_say_fetched_on_first_use_until_keras_hubs_cache_holds_them(monk
     assert "fetched on first use" in described["resnet_50_imagenet"]
 
 
+def _guided_rule(y):
+    """The guided backpropagation rule at a unit's output y, written out: the gradient passes
+    only where it is positive and the unit is active."""
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def rule(value):
+        def backward(upstream):
+            return upstream * tf.cast(tf.logical_and(upstream > 0, value > 0), upstream.dtype)
+
+        return tf.identity(value), backward
+
+    return rule(y)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["vit", "deit", "swin"])
+def test_guided_backprop_reaches_the_activations_inside_keras_hub_blocks(saved, kind):
+    """Issue 28, item 3: the guided rule applies at every GELU inside KerasHub's blocks (ViT's and
+    DeiT's MLP Dense layers; Swin's MLP, which calls GELU as a function it keeps). Checked against
+    the plain gradient of a second copy of the model whose every GELU is followed by the rule."""
+    import json
+
+    import keras
+    import tensorflow as tf
+
+    model = gradcam.load_model(saved[kind])
+    before = json.dumps(keras.saving.serialize_keras_object(model.keras))
+    image = photo(3)
+    x = tf.constant(model.prepare(image))
+
+    def gradient(network):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logit = network(x, training=False)[0, 1]
+        return tape.gradient(logit, x)[0].numpy()
+
+    reference = keras.saving.load_model(saved[kind])  # its own layers: the model explained stays untouched
+    plain = gradient(reference)
+    ruled = 0
+    for layer in reference._flatten_layers():
+        activation = getattr(layer, "activation", None)
+        if isinstance(layer, keras.layers.Layer) and getattr(activation, "__name__", "") in ("gelu", "relu"):
+            layer.activation = lambda z, f=activation: _guided_rule(f(z))
+            ruled += 1
+        function = getattr(layer, "act_layer", None)
+        if getattr(function, "__name__", "") == "gelu":
+            layer.act_layer = lambda z, f=function: _guided_rule(f(z))
+            ruled += 1
+    assert ruled >= 2  # one GELU per block at least
+    expected = gradient(reference)
+    got = gradcam.explain(model, image, target=1, method="guided-backprop").pixels
+    scale = np.abs(expected).max()
+    assert got.shape == expected.shape == (SIZE, SIZE, 3)
+    assert np.allclose(got, expected, atol=1e-4 * scale), np.abs(got - expected).max() / scale
+    assert not np.allclose(plain, expected, atol=1e-2 * scale)  # the rule inside the blocks mattered
+    assert json.dumps(keras.saving.serialize_keras_object(model.keras)) == before  # still saved as it was
+    ours = sorted(gradcam.predict(model, image, top=3), key=lambda p: p.index)
+    assert [p.logit for p in ours] == pytest.approx(reference(x, training=False)[0].numpy().tolist(), abs=1e-5)
+
+
 # --- a KerasHub ViT trained here on photos with a corner cue --------------------------
 
 WHERE = (0, 3)  # the cue's patch (row, column) on the 4x4 grid: the top right corner; transposed it lights (3, 0)
