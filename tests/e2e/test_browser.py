@@ -29,6 +29,10 @@ new MutationObserver(() => {
 """ % WAITING
 
 
+_ALL_PICTURES_SHOWN = """() => [...document.querySelectorAll("[data-testid='stMainBlockContainer'] img")]
+    .every((image) => image.complete && image.naturalWidth > 0)"""
+
+
 def require_chromium():
     if chromium_path() is None:
         if os.environ.get("CI"):
@@ -143,7 +147,8 @@ def compare_heading(page) -> str:
 
 def test_a_cold_start_shows_the_page_at_once_and_choices_survive_pages_and_history(tmp_path):
     """One session on a cold server (an empty conversion cache):
-    - the first visit shows the title, the photo and a spinner before the model is ready;
+    - the first visit shows the title, the photo, the sample thumbnails and a spinner before the
+      model is ready, all sent with the page (inline pictures: nothing waits on a second request);
     - a layer picked while "Explaining..." still shows, then Compare clicked at once: Compare
       shows that layer, and so does Explore afterwards (the newest choice wins);
     - Back and Forward go through the photos picked, and Back from a page goes to the page before."""
@@ -158,6 +163,12 @@ def test_a_cold_start_shows_the_page_at_once_and_choices_survive_pages_and_histo
         waiting.first.wait_for(timeout=120_000)  # the photo, with its caption, while Lite0 converts
         assert page.get_by_text("Why did the model say that?").count() == 1
         assert page.locator(OVERLAY).count() == 0
+        assert page.locator("[data-testid='stExpanderIconSpinner']").count() == 1  # drawn before the photo
+        pictures = page.locator("[data-testid='stMainBlockContainer'] img")
+        assert pictures.count() == 6  # five thumbnails and the photo
+        assert all(source.startswith("data:image/jpeg;base64,") for source in pictures.evaluate_all(
+            "(images) => images.map((image) => image.src)"))
+        page.wait_for_function(_ALL_PICTURES_SHOWN, timeout=10_000)  # decoded in the page, no request
         page.screenshot(path=str(SCREENSHOTS / "explore-cold-start.png"))
         page.wait_for_selector(OVERLAY, timeout=180_000)
         wait_until_idle(page, timeout=120)
