@@ -156,8 +156,7 @@ def page() -> None:
             audit_results.before_after(cls.background.examples if cls.background else [])
 
         st.header("Classes")
-        st.dataframe(audit_results.class_table(audit), hide_index=True, width="stretch",
-                     column_config=audit_results.class_table_config(), row_height=56)
+        audit_results.classes_overview(audit_results.class_rows(audit))
         for cls in audit.classes:
             flagged = sum(k.flagged for k in cls.clusters)
             title = f"{cls.label}: {cls.count} photos, {len(cls.clusters)} cluster{'s' if len(cls.clusters) != 1 else ''}"

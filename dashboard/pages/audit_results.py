@@ -139,31 +139,69 @@ def share(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.0f}%"
 
 
-def class_table(audit: gradcam.Audit) -> pd.DataFrame:
-    """One row per class: its count, accuracy, mean map (a picture), mass on object, clusters."""
+def class_rows(audit: gradcam.Audit) -> list[dict]:
+    """One row per class: its count, accuracy, mean map (a picture), mass on object, clusters. A
+    measure no class has (no masks: no mass on object; no true labels: no accuracy) is left out."""
     rows = []
     for cls in audit.classes:
         rows.append({
             "Class": cls.label,
             "Photos": cls.count,
             "Accuracy": share(cls.accuracy),
-            "Mean map": png_data_uri(mean_map_image(cls.mean_map, 64)),
+            "Mean map": mean_map_image(cls.mean_map, 64),
             "Mass on object": share(cls.mass_on_object),
             "Pointing game": share(cls.pointing_rate),
             "Clusters": len(cls.clusters),
             "Flagged": sum(c.flagged for c in cls.clusters),
         })
-    table = pd.DataFrame(rows)
-    # errors="ignore": an audit in which no photo could be read has no class, so no columns at all.
+    left_out = set()
     if not audit.masks:
-        table = table.drop(columns=["Mass on object", "Pointing game"], errors="ignore")
+        left_out |= {"Mass on object", "Pointing game"}
     if all(cls.accuracy is None for cls in audit.classes):
-        table = table.drop(columns=["Accuracy"], errors="ignore")
-    return table
+        left_out.add("Accuracy")
+    return [{name: value for name, value in row.items() if name not in left_out} for row in rows]
+
+
+def class_table(rows: list[dict]) -> pd.DataFrame:
+    """The class rows as a table (the mean maps as data URIs, which an image column shows)."""
+    return pd.DataFrame([{**row, "Mean map": png_data_uri(row["Mean map"])} for row in rows])
 
 
 def class_table_config() -> dict:
     return {"Mean map": st.column_config.ImageColumn("Mean map", help="Where the class's maps sit, on average")}
+
+
+# Below this width a page is a phone's: eight columns did not fit (the table was cut after "Mass on
+# object", its sideways scroll invisible), so the rows are drawn as cards there instead. 640 px is
+# where Streamlit itself stacks columns.
+PHONE_WIDTH = 640
+_WIDE, _NARROW = "audit_classes_wide", "audit_classes_narrow"  # the two layouts' container keys (CSS classes)
+
+
+def card_fact(name: str, value) -> str:
+    """One figure of a class's card: counts before their noun ("24 photos", "1 flagged" in bold),
+    shares after theirs ("accuracy 92%")."""
+    if isinstance(value, str):
+        return f"{name.lower()} {value}"
+    noun = name.lower()[:-1] if value == 1 and name.endswith("s") else name.lower()
+    return f"**{value} {noun}**" if name == "Flagged" and value else f"{value} {noun}"
+
+
+def classes_overview(rows: list[dict]) -> None:
+    """The class rows: a sortable table on a wide screen, one card per class on a phone (a CSS width
+    rule picks one: the server cannot know the screen's width)."""
+    st.html(f"<style>@media (max-width: {PHONE_WIDTH}px) {{ .st-key-{_WIDE} {{ display: none; }} }}"
+            f"@media (min-width: {PHONE_WIDTH + 1}px) {{ .st-key-{_NARROW} {{ display: none; }} }}</style>")
+    with st.container(key=_WIDE):
+        st.dataframe(class_table(rows), hide_index=True, width="stretch", column_config=class_table_config(),
+                     row_height=56)
+    with st.container(key=_NARROW, gap="small"):
+        for row in rows:
+            with st.container(border=True, horizontal=True, wrap=False, gap="small", vertical_alignment="center"):
+                st.image(row["Mean map"], width=64)
+                st.markdown(f"**{md(str(row['Class']))}**  \n" + " · ".join(
+                    card_fact(name, value) for name, value in row.items() if name not in ("Class", "Mean map")
+                    and value != ""))
 
 
 def drop_text(cluster: gradcam.AuditCluster) -> tuple[str, str]:

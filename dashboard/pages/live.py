@@ -45,6 +45,8 @@ CAMERA = {"video": {"facingMode": {"ideal": "environment"}, "width": {"ideal": 6
 NO_CAMERA = ("No camera could be opened here (none is present, or the browser was not allowed to use it): "
              "explain a video file instead (Video file, above).")
 VIDEO_LINK = "No camera? [Explain a video file instead](?mode=video)."
+# Said on the page: Freeze opens the frame on Explore, whose map should be the one seen here.
+SHARED = "Model, layer, method, opacity and colormap are Explore's: a change here changes them there too."
 
 
 def _frame_png(frame) -> bytes:
@@ -62,6 +64,17 @@ def _shared(own_key: str, shared_key: str) -> None:
     """A Live widget's value made the shared choice (Explore shows it too). Widgets are their
     page's own in Streamlit (a key on two pages is two widgets), so Live keeps its own keys."""
     choose(shared_key, st.session_state[own_key])
+
+
+def _model_chosen(own_key: str) -> None:
+    _shared(own_key, "model_choice")
+
+
+def _follow_the_shared_model() -> None:
+    """The Model box shows the model chosen on Explore (or by a link) until it is changed here."""
+    wanted = st.session_state.get("chosen", {}).get("model_choice")
+    if wanted is not None and st.session_state.get("live_model") != wanted:
+        st.session_state["live_model"] = wanted
 
 
 def _controls(model_key: str, model: gradcam.Model):
@@ -241,9 +254,11 @@ def _timeline(done: dict, name: str) -> None:
 def page() -> None:
     shared_state.read_url()
     shared_state.restore()
+    _follow_the_shared_model()
     with st.sidebar:
         st.header("Grad-CAM Explorer")
-        picked = model_picker.model_controls(on_change=shared_state.remember)
+        st.caption(SHARED)
+        picked = model_picker.model_controls(on_change=_model_chosen, key="live_model")
     st.title("Live")
     modes = {"camera": "Camera", "video": "Video file"}
     wanted = st.query_params.get("mode")

@@ -5,7 +5,8 @@ crosshair (two sliders: they work with a finger and in AppTest) to where they th
 the model looks, then reveals the map with their guess on it and a plain verdict
 (gradcam.trust.pointing judges it). Rounds go over the sample photos, and the last
 one asks the Clever Hans demo (the model that cheats) about a disc; ROUNDS is a
-plain list, so a new photo or model is one more line. The round travels
+plain list, so a new photo or model is one more line. After the last round an end
+screen gives the score, what it means, and Play again (a new score). The round travels
 in the link (``round``), so a class can start on the same photo.
 """
 
@@ -37,10 +38,12 @@ ROUNDS = [
     # The model that cheats (see the Audit page): the disc is plain to see, but where does it look?
     (CLEVER_HANS_PHOTOS / "disc" / "disc-01.jpg", "disc", CLEVER_HANS),
 ]
-HINTS = {CLEVER_HANS: " It was trained on photos where every disc came from one photographer."}
+# Said before the guess: what the model is, never where it looks (naming the photographer gave the tag away).
+HINTS = {CLEVER_HANS: " It is another model, trained to tell discs, squares and triangles apart."}
 # What a round teaches once its map is shown.
 LESSONS = {CLEVER_HANS: "It looks at the photographer's copyright tag, not at the disc: it learned a shortcut. "
                              "The **Audit a dataset** page catches it across all 72 of its photos."}
+END = len(ROUNDS)  # the round number of the end screen, after the last round
 SMALL = 480  # a photo smaller than this on its longer side is enlarged, so the mark can be placed with a finger
 
 
@@ -60,6 +63,61 @@ def crosshair(photo: Image.Image, x: float, y: float, colour=(230, 40, 40)) -> I
     return shown
 
 
+def fresh_tally() -> dict:
+    return {"played": 0, "hits": 0, "scored": set(), "hit_rounds": set()}
+
+
+def play_again() -> None:
+    """Back to round 1 with a new score and every guess back in the middle (a button's callback)."""
+    st.session_state["quiz_round"] = 0
+    st.session_state["quiz_tally"] = fresh_tally()
+    for key in [k for k in st.session_state if k.startswith(("quiz_x_", "quiz_y_"))]:
+        del st.session_state[key]
+    st.session_state.pop("quiz_revealed", None)
+    st.session_state.pop("quiz_guess", None)
+
+
+def what_it_means(tally: dict) -> str:
+    """The score in one sentence, and what it says about guessing where a model looks."""
+    played, hits = tally["played"], tally["hits"]
+    if played == 0:
+        return ("No round was revealed, so there is nothing to score: press **Reveal the map** in a round to see where "
+                "the model looked.")
+    skipped = len(ROUNDS) - played
+    score = f"Your guess landed inside the map's strongest region in **{hits} of {played}** rounds" + (
+        f" you revealed ({skipped} skipped without revealing)." if skipped else ".")
+    share = hits / played
+    if share >= 0.8:
+        meaning = "Where you would look is mostly where these models look."
+    elif share >= 0.4:
+        meaning = ("These models often look where a person would, but not always: a map is worth checking, not "
+                   "assuming.")
+    else:
+        meaning = ("These models often look where a person would not expect: that is what explanations are for. A "
+                   "right answer does not mean the model looked at the right thing.")
+    last = len(ROUNDS) - 1
+    if last in tally["scored"]:
+        # The cheating model's round is the lesson either way: say which way it went.
+        meaning += (" In the last round you found the Clever Hans model's shortcut: it looks at the copyright tag."
+                    if last in tally.get("hit_rounds", ()) else
+                    " In the last round the model looked at a copyright tag, not at the disc: it was right for the "
+                    "wrong reason, and only the map showed it.")
+    return f"{score} {meaning}"
+
+
+def end_screen(c) -> None:
+    """After the last round: the score, what it means, and Play again."""
+    tally = st.session_state.get("quiz_tally") or fresh_tally()
+    st.subheader("The end")
+    st.markdown(what_it_means(tally))
+    st.caption("A guess counts when it lands where the map is at least half of its peak (the pointing game). Each "
+               "round counts once, at its first reveal.")
+    st.button("Play again", key="quiz_again", type="primary", on_click=play_again,
+              help="Back to round 1 with a new score.")
+    top1 = gradcam.predict(c.model, c.image.image, top=1)[0].index
+    shared_state.write_url(c, top1, {"round": None})
+
+
 def page() -> None:
     """The Where will it look? page: guess where the model looks, then see."""
     st.set_page_config(page_title="Where will it look? - Grad-CAM Explorer", page_icon=":fire:", layout="wide")
@@ -67,13 +125,17 @@ def page() -> None:
     changes = shared_state.url_changes()
     if "round" in changes:
         try:
-            st.session_state["quiz_round"] = int(changes["round"] or 1) - 1
+            linked = int(changes["round"] or 1) - 1
         except ValueError:
-            st.session_state["quiz_round"] = 0
-    number = st.session_state.get("quiz_round", 0) % len(ROUNDS)
-    tally = st.session_state.setdefault("quiz_tally", {"played": 0, "hits": 0, "scored": set()})
+            linked = 0
+        st.session_state["quiz_round"] = linked if 0 <= linked < len(ROUNDS) else 0  # no such round: the first
+    number = min(max(int(st.session_state.get("quiz_round", 0)), 0), END)
+    tally = st.session_state.setdefault("quiz_tally", fresh_tally())
 
     st.title("Where will it look?")
+    if number == END:
+        end_screen(c)
+        return
     photo_path, asked, model_name = ROUNDS[number]
     data = photo_path.read_bytes()
     photo = explanation_cache.display_image(sha256(data), data)
@@ -94,8 +156,10 @@ def page() -> None:
             st.session_state["quiz_revealed"] = number
             st.session_state["quiz_guess"] = (x, y)  # the guess as it was when the map was asked for
             st.rerun()  # again, so the guess's sliders are drawn fixed
-        if st.button("Next round", key="quiz_next", width="stretch"):
-            st.session_state["quiz_round"] = number + 1
+        last = number == len(ROUNDS) - 1
+        if st.button("See your score" if last else "Next round", key="quiz_next", width="stretch",
+                     type="primary" if last and revealed else "secondary"):
+            st.session_state["quiz_round"] = number + 1  # after the last round: END, the end screen
             st.session_state.pop("quiz_revealed", None)
             st.rerun()
 
@@ -115,6 +179,8 @@ def page() -> None:
                 tally["scored"].add(number)
                 tally["played"] += 1
                 tally["hits"] += verdict.hit
+                if verdict.hit:
+                    tally.setdefault("hit_rounds", set()).add(number)
             away = f"{100 * verdict.distance:.0f}% of the photo's diagonal from the strongest point"
             with controls:
                 if verdict.hit:

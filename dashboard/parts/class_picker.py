@@ -10,8 +10,6 @@ search box drawn above it.
 
 from __future__ import annotations
 
-import streamlit as st
-
 SEARCH_ABOVE = 1000  # classes: ImageNet-1k's pickers keep every class (the browser's own type-to-search)
 SHOWN_MATCHES = 50
 

@@ -123,11 +123,14 @@ def is_loaded(picked: Picked) -> bool:
     return model_cache.is_loaded(picked.choice)
 
 
-def model_controls(on_change=None) -> Picked:
-    """Draw the model choice (and an own model's files); nothing is loaded yet."""
+def model_controls(on_change=None, key: str = "model_choice") -> Picked:
+    """Draw the model choice (and an own model's files); nothing is loaded yet. ``key``: the
+    Model box's widget key (Explore's by default; a widget belongs to its page in Streamlit,
+    so another page that draws the box gives its own and shares the choice in ``on_change``,
+    which is called with the key)."""
     described = builtin_models()
-    choice = st.selectbox("Model", [*described, UPLOAD], key="model_choice", on_change=on_change,
-                          args=("model_choice",) if on_change else None)
+    choice = st.selectbox("Model", [*described, UPLOAD], key=key, on_change=on_change,
+                          args=(key,) if on_change else None)
     if choice in described:
         st.caption(described[choice])
     own = _own_model_files() if choice == UPLOAD else None

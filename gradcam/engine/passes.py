@@ -15,7 +15,8 @@ which captures a layer's activations on the way to the logits.
 - ``occlusion_pass``: the logits of a batch of copies with patches covered (Occlusion);
 - ``activations_pass``: one layer's activations for any batch (the audit's correction);
 - ``fullgrad_pass``: FullGrad, from the gradients at the input and at every bias;
-- ``substituted_logits_pass``: the logits with a layer's output replaced (concepts' directions).
+- ``substituted_logits_pass``: the logits with a layer's output replaced (concepts' directions);
+  ``direction_logits`` skips it where the layer feeds a pooled classifier.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ExplanationTooCostly
-from .graph import TargetLayer, attention_inputs, logits_head, run_capturing, run_capturing_many
+from .graph import TargetLayer, attention_inputs, logits_head, pooled_head, run_capturing, run_capturing_many
 from .methods import Method
 
 MAX_LAYER_SETS = 8  # layer combinations kept per model (see layers_pass)
@@ -336,6 +337,47 @@ def substituted_logits_pass(model, layer: TargetLayer):
         return run
 
     return cached(model, ("substituted", layer.name), build)
+
+
+def direction_logits(model, layer: TargetLayer, x, directions: np.ndarray) -> np.ndarray:
+    """The logits (n, classes) when the layer's output is each of ``directions`` (n, channels)
+    at every position and the rest of the network runs from there. Where the layer feeds
+    a global pooling and a classifier (``graph.pooled_head``: every last layer of a usual
+    CNN), the directions go through that classifier alone, as pytorch-grad-cam's DFF passes
+    its concept embeddings through the classifier. Anywhere else the substituted pass runs
+    the rest of the network (``x`` feeds whatever joins it from before the layer)."""
+    run = cached(model, ("directions", layer.name), lambda head_: _directions_run(model, layer, head_))
+    return np.asarray(run(x, np.asarray(directions, np.float32)), np.float64).reshape(len(directions), -1)
+
+
+def _directions_run(model, layer: TargetLayer, logits_head_):
+    """run(x, directions) for ``direction_logits``: the pooled classifier compiled alone
+    when the layer feeds one (one stored function either way)."""
+    import tensorflow as tf
+
+    chain = pooled_head(model.keras, layer.name)
+    if not chain:
+        def substituted(x, directions):
+            tiled = np.broadcast_to(directions[:, None, None, :], (len(directions), *layer.shape)).copy()
+            return substituted_logits_pass(model, layer)(x, tiled)
+
+        return substituted
+    final, stand_in = logits_head_ or (None, None)
+
+    @tf.function(input_signature=[input_spec(model), tf.TensorSpec((None, layer.shape[-1]), tf.float32)],
+                 autograph=False)
+    def classifier(x, directions):  # x: nothing before the layer joins the classifier
+        values = directions[:, None, None, :]  # a 1 x 1 grid: the pooling gives each vector back
+        for op in chain:
+            if op is final:
+                values = stand_in(values)
+            elif getattr(op, "_call_has_training_arg", False):
+                values = op(values, training=False)
+            else:
+                values = op(values)
+        return values
+
+    return classifier
 
 
 def attention_pass(model, method: Method):

@@ -135,3 +135,18 @@ def test_without_masks_the_page_says_what_was_not_tested_and_gives_no_all_clear(
     assert headers.index("Classes") < headers.index("What was not tested")
     assert any("need object masks or boxes" in w.value for w in at.warning)
     assert any("Colour swap" in c.value for c in at.caption), [c.value[:60] for c in at.caption]
+
+
+def test_on_a_phone_each_class_is_a_card_with_the_tables_figures():
+    """Below 640 px the class table is drawn as cards (a CSS rule shows one of the two): the same figures."""
+    at = opened()
+    cards = {m.value.split("**")[1]: m.value for m in at.markdown if m.value.startswith("**") and " photos · " in m.value}
+    table = at.dataframe[0].value
+    assert list(cards) == list(table["Class"]) == ["disc", "square", "triangle"]
+    for _, row in table.iterrows():
+        card = cards[row["Class"]]
+        assert f"{row['Photos']} photos" in card and f"accuracy {row['Accuracy']}" in card
+        assert f"mass on object {row['Mass on object']}" in card and f"pointing game {row['Pointing game']}" in card
+        assert f"{row['Clusters']} cluster" in card
+    assert "**1 flagged**" in cards["disc"] and "0 flagged" in cards["square"]
+    assert any(".st-key-audit_classes_wide" in h.value and "max-width: 640px" in h.value for h in at.get("html"))

@@ -2,6 +2,8 @@
 video mode with Explore's pickers and the class picker. The camera stream needs a browser
 (WebRTC): tests/e2e/test_live_browser.py."""
 
+import pytest
+
 from tests.app.pages import page_app
 from tests.app.test_app import run
 
@@ -34,3 +36,34 @@ def test_live_shows_explores_choices_and_a_change_on_live_shows_on_explore():
     run(at)
     run(switch_to(at, "explore"))
     assert (at.slider(key="opacity").value, at.selectbox(key="layer").value) == (0.7, "top_activation")
+
+
+@pytest.mark.slow
+def test_the_model_is_shared_with_explore_through_lives_own_widget_and_the_page_says_so():
+    # Sharing is the design (Freeze opens the frame on Explore, whose map should be the one seen
+    # on Live), but through Live's own widget key: a key on two pages is two widgets.
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.pages.live import SHARED
+    from tests.app.pages import ROUTER, switch_to
+
+    at = run(AppTest.from_file(ROUTER, default_timeout=240))
+    at.selectbox(key="model_choice").set_value("EfficientNet-Lite1")
+    run(at)
+    at.session_state["live_mode"] = "video"
+    run(switch_to(at, "live"))
+    assert not at.exception
+    assert [box.key for box in at.sidebar.selectbox if box.label == "Model"] == ["live_model"]
+    assert at.selectbox(key="live_model").value == "EfficientNet-Lite1"  # Explore's choice, shown here
+    assert at.session_state["model_key"] == "EfficientNet-Lite1"
+    assert SHARED in [caption.value for caption in at.sidebar.caption]
+    at.selectbox(key="live_model").set_value("EfficientNet-Lite0")
+    run(at)
+    assert at.session_state["model_key"] == "EfficientNet-Lite0"
+    run(switch_to(at, "explore"))
+    assert not at.exception
+    assert at.selectbox(key="model_choice").value == "EfficientNet-Lite0"  # changed on Live, said there
+    at.selectbox(key="model_choice").set_value("EfficientNet-Lite1")
+    run(at)
+    run(switch_to(at, "live"))
+    assert at.selectbox(key="live_model").value == "EfficientNet-Lite1"  # and Live follows Explore again
