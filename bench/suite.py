@@ -425,7 +425,7 @@ def main(argv=None) -> int:
         print("\nall targets met" if met else "\nsome targets missed")
         return 0
     if args.newer_methods:
-        from gradcam.bench import methods as bench_methods
+        from bench import methods as bench_methods
 
         met = bench_methods.report_newer(bench_methods.measure_newer(sample_photo("cat.jpg"), args.rounds))
         print(machine_line())  # the load again, after the slow rows

@@ -11,9 +11,10 @@ initialisation, seed 0) into K concepts:
   [0, 1] and upsampled to the photo.
 
 Each concept's direction goes on through the rest of the network (the layer's output
-replaced by that direction at every position, as a classifier applied to the concept
-embeddings in the reference), and the classes whose probabilities it raises most are
-what the concept supports: "this part is the ears, it votes tabby". Across several
+replaced by that direction at every position); where the layer feeds a global pooling
+and a classifier, that is the classifier applied to the direction, as the reference
+applies its classifier to the concept embeddings, and no second pass runs. The
+classes whose probabilities it raises most are what the concept supports: "this part is the ears, it votes tabby". Across several
 photos of one class, the factorisation is shared, so a concept that appears in most
 photos is one the class is seen by.
 
@@ -33,7 +34,7 @@ from .engine.cam import as_image, to_probabilities
 from .engine.cost import check_explanation
 from .engine.graph import resolve_layer
 from .engine.methods import method as method_named
-from .engine.passes import activations_pass, substituted_logits_pass
+from .engine.passes import activations_pass, direction_logits
 
 DEFAULT_CONCEPTS = 5  # pytorch-grad-cam's run_dff_on_image default n_components
 MAX_CONCEPTS = 12  # distinct colours; more concepts than this are hard to tell apart in one picture
@@ -168,10 +169,8 @@ def find_concepts(model, images: Sequence | object, n: int = DEFAULT_CONCEPTS, l
     directions, maps = factorize(activations, n)
     mass = maps.sum(axis=(2, 3))  # (photos, n)
     shares = mass / np.where(mass.sum(axis=1, keepdims=True) > 0, mass.sum(axis=1, keepdims=True), 1.0)
-    x = prepared[0]  # feeds whatever joins after the layer from before it (none at a last layer)
-    tiled = np.broadcast_to(directions.T[:, None, None, :].astype(np.float32),
-                            (n, *activations.shape[1:])).copy()  # each direction at every position
-    logits = np.asarray(substituted_logits_pass(model, target)(x, tiled), np.float64).reshape(n, -1)
+    # prepared[0] feeds whatever joins the rest of the network from before the layer (none at a last layer).
+    logits = direction_logits(model, target, prepared[0], directions.T)
     top = max(1, min(int(top_classes), len(model.labels)))
     concepts = []
     for k in range(n):
@@ -184,9 +183,13 @@ def find_concepts(model, images: Sequence | object, n: int = DEFAULT_CONCEPTS, l
     return Concepts(layer=target.name, concepts=concepts, photos=len(photos))
 
 
+def _most_present_first(concepts: list[Concept]) -> list[Concept]:
+    return sorted(concepts, key=lambda c: (-c.present_in(), -float(np.mean(c.shares))))
+
+
 def shared_concepts(model, images: Sequence, n: int = DEFAULT_CONCEPTS, layer=None,
                     top_classes: int = 3) -> list[Concept]:
     """The concepts of several photos of one class, factorised together, those present
     in most photos first (see ``Concept.present_in``)."""
-    found = find_concepts(model, list(images), n, layer, top_classes)
-    return sorted(found.concepts, key=lambda c: (-c.present_in(), -float(np.mean(c.shares))))
+    return _most_present_first(find_concepts(model, list(images), n, layer, top_classes).concepts)
+

@@ -102,3 +102,80 @@ def test_one_concept_can_be_drawn_alone_in_its_named_colour(lite0, cat, coffee):
     # Tinted orange alone, the photo gets redder and less blue; tinted blue alone, the opposite.
     assert orange[..., 0].mean() > 5 and orange[..., 2].mean() < -5
     assert blue[..., 0].mean() < -5 and blue[..., 2].mean() > 5
+
+
+# --- the concepts' votes: the classifier applied to each direction, no second pass ------------
+
+
+def substituted(model, layer_name, photo, directions):
+    """Each direction at every position of the layer, the rest of the network run from
+    there: what a concept's direction feeds, whatever the network after the layer is."""
+    from gradcam.engine.graph import resolve_layer
+    from gradcam.engine.passes import substituted_logits_pass
+
+    target = resolve_layer(model, layer_name)
+    tiled = np.broadcast_to(directions[:, None, None, :], (len(directions), *target.shape)).astype(np.float32)
+    return np.asarray(substituted_logits_pass(model, target)(model.prepare(photo), tiled), np.float64)
+
+
+def test_at_the_last_layer_the_votes_are_the_classifier_applied_to_each_direction(lite0, cat):
+    """pytorch-grad-cam's DFF passes the concept embeddings through the classifier: at
+    Lite0's last layer that is the dense layer's kernel and bias, written out here."""
+    from gradcam.engine.graph import pooled_head, resolve_layer
+    from gradcam.engine.passes import direction_logits
+
+    chain = pooled_head(lite0.keras, "top_activation")
+    assert [type(layer).__name__ for layer in chain][0] == "GlobalAveragePooling2D"
+    assert chain[-1].name == "predictions"
+    found = find_concepts(lite0, cat, n=3, top_classes=3)
+    directions = np.stack([c.direction for c in found.concepts]).astype(np.float64)
+    kernel, bias = (w.astype(np.float64) for w in lite0.keras.get_layer("predictions").get_weights())
+    by_hand = directions @ kernel + bias  # the logits; the model's softmax comes after
+    got = direction_logits(lite0, resolve_layer(lite0, "top_activation"), lite0.prepare(cat), directions)
+    assert np.allclose(got, by_hand, rtol=1e-4, atol=1e-4)
+    # The same as running the rest of the network on the direction placed at every position.
+    assert np.allclose(got, substituted(lite0, "top_activation", cat, directions), rtol=1e-4, atol=1e-4)
+    for concept, logits in zip(found.concepts, by_hand):
+        probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        assert [k for k, _, _ in concept.supports] == list(np.argsort(-probabilities)[:3])
+        assert concept.supports[0][2] == pytest.approx(probabilities.max(), rel=1e-4)
+
+
+def test_a_nested_base_under_a_head_of_its_own_is_a_pooled_classifier_too(lite0, cat):
+    from gradcam.engine.graph import pooled_head, resolve_layer
+    from gradcam.engine.passes import direction_logits
+    from helpers import nested_lite0
+
+    nested, _ = nested_lite0(lite0)
+    assert pooled_head(nested.keras, "pretrained/top_activation") is not None
+    directions = np.abs(np.random.default_rng(2).normal(0, 1, (4, 1280))).astype(np.float32)
+    got = direction_logits(nested, resolve_layer(nested, "pretrained/top_activation"), nested.prepare(cat), directions)
+    assert got.shape == (4, 3)
+    assert np.allclose(got, substituted(nested, "pretrained/top_activation", cat, directions), rtol=1e-4, atol=1e-4)
+
+
+def test_where_more_network_follows_the_rest_of_it_runs(lite0, cat):
+    """An earlier layer, a flattening head and a head joined by a second branch are not a
+    pooled classifier: the votes come from running the network on from the layer."""
+    import keras
+
+    from gradcam.engine.graph import pooled_head
+    from helpers import own_model
+
+    assert pooled_head(lite0.keras, "block10_add") is None
+    inputs = keras.Input((16, 16, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="features")(inputs)
+    flat = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(features)))
+    assert pooled_head(flat, "features") is None
+    side = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(3, 3, name="side")(inputs))
+    joined = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(features), side])
+    branched = keras.Model(inputs, keras.layers.Dense(2)(joined))
+    assert pooled_head(branched, "features") is None
+    # Concepts still come out there, voting through the substituted pass.
+    wrapped = own_model(branched, ["a", "b"])
+    photo = Image.fromarray(np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    found = find_concepts(wrapped, photo, n=2, layer="features", top_classes=2)
+    directions = np.stack([c.direction for c in found.concepts]).astype(np.float64)
+    logits = substituted(wrapped, "features", photo, directions)
+    for concept, row in zip(found.concepts, logits):
+        assert concept.supports[0][0] == int(np.argmax(row))

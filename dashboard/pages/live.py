@@ -26,6 +26,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 import gradcam
 from dashboard.pages import explore
 from dashboard.parts import method_picker, model_picker, shared_state
+from dashboard.parts.camera_probe import camera_state
 from dashboard.parts.image_picker import use_photo
 from dashboard.parts.layer_labels import layer_option
 from dashboard.parts.shared_state import choose
@@ -44,9 +45,16 @@ CAMERA = {"video": {"facingMode": {"ideal": "environment"}, "width": {"ideal": 6
           "audio": False}
 NO_CAMERA = ("No camera could be opened here (none is present, or the browser was not allowed to use it): "
              "explain a video file instead (Video file, above).")
-VIDEO_LINK = "No camera? [Explain a video file instead](?mode=video)."
 # Said on the page: Freeze opens the frame on Explore, whose map should be the one seen here.
 SHARED = "Model, layer, method, opacity and colormap are Explore's: a change here changes them there too."
+# What the browser said before the camera is offered (camera_probe): one sentence, then the video mode's link.
+WITHOUT_CAMERA = {
+    "none": "No camera was found on this device: a video file can be explained instead.",
+    "refused": "This browser is not allowed to use the camera here (its site settings, or an earlier answer): "
+               "a video file can be explained instead.",
+    "insecure": "Browsers open a camera only on an https:// page or on localhost, and this page is neither: "
+                "a video file can be explained instead.",
+}
 
 
 def _frame_png(frame) -> bytes:
@@ -122,7 +130,18 @@ def _explainer(model_key: str, model: gradcam.Model) -> gradcam.LiveExplainer:
     return held[1]
 
 
+def _link_to_the_video_mode(label: str) -> None:
+    # A page link, not a Markdown one: Markdown links open a new tab, a new session without this one's choices.
+    st.page_link(st.Page(page, title="Live", url_path="Live"), label=label, icon=":material/movie:",
+                 query_params={"mode": "video"})
+
+
 def _camera(model_key, model, layer, method, target, opacity, colormap) -> None:
+    camera = camera_state()
+    if camera in WITHOUT_CAMERA:
+        st.info(WITHOUT_CAMERA[camera], icon=":material/videocam_off:")
+        _link_to_the_video_mode("Explain a video file instead")
+        return
     raw = st.toggle("Raw map of each frame", key="live_raw",
                     help="Off: the map is averaged over frames (an exponential average), so it does not flicker "
                          "on a steady scene. On: each frame's own map.")
@@ -157,7 +176,7 @@ def _camera(model_key, model, layer, method, target, opacity, colormap) -> None:
                                  translations={"start": "Start the camera", "stop": "Stop",
                                                "device_not_available": NO_CAMERA, "device_access_denied": NO_CAMERA,
                                                "media_api_not_available": NO_CAMERA})
-        st.caption(VIDEO_LINK)
+        _link_to_the_video_mode("No camera? Explain a video file instead")
     with right:
         if st.button("Freeze", icon=":material/pause:", type="primary",
                      help="Keep this frame and open it on Explore, as if it had been uploaded."):

@@ -10,12 +10,14 @@ building ``keras.Model(model.inputs, inner_layer.output)``, which fails with
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Callable, Iterator, NamedTuple
 
 from . import inner
 from .tokens import TokenGrid, cannot_infer, from_grid, infer_grid, is_attention, to_grid
 
 SEPARATOR = "/"
+_LISTED_TARGETS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # Keras model -> its target layers
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
 
 
@@ -90,7 +92,12 @@ def target_layers(model) -> list[TargetLayer]:
     """Every layer with a 4-D (feature map) output, and every token layer (a
     (tokens, dim) output whose patch grid can be told, see tokens.py), in model
     order. The default target is ``default_layer(model)``."""
-    return _targets(model.keras)
+    # A built model's layers never change: listed once per Keras model, as every explanation
+    # resolves its layer through this walk (milliseconds on a hundred layers).
+    listed = _LISTED_TARGETS.get(model.keras)
+    if listed is None:
+        listed = _LISTED_TARGETS[model.keras] = tuple(_targets(model.keras))
+    return list(listed)
 
 
 def _model_input_size(keras_model):
@@ -572,6 +579,47 @@ def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None 
     if missing:
         raise ValueError(f'Layer "{missing[0]}" was not reached when running the model.')
     return [captured[name] for name in layer_names], logits
+
+
+# After a global pooling, layers that act on each photo's pooled vector alone.
+_GLOBAL_POOLS = frozenset({"GlobalAveragePooling2D", "GlobalMaxPooling2D"})
+_VECTOR_LAYERS = frozenset({"Dense", "Dropout", "Activation", "Softmax", "ReLU", "Flatten", "Identity"})
+
+
+def _producer(op):
+    """The layer whose output feeds ``op`` (a nested model's final layer when its output does),
+    or None when ``op`` has several inputs or was called several times."""
+    try:
+        tensor = op.input
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(tensor, (list, tuple, dict)):
+        return None
+    source = getattr(getattr(tensor, "_keras_history", None), "operation", None)
+    while source is not None and _is_nested_model(source):
+        source = _graph(source).outputs[0]._keras_history.operation
+    return source
+
+
+def pooled_head(keras_model, layer_path: str) -> list | None:
+    """The layers from the feature layer at ``layer_path`` to the model's scores when they
+    are one global pooling followed only by layers that act on the pooled vector (Dense,
+    Dropout, activations), each fed by the one before: a classifier that a channel vector
+    can go through directly, since pooling a vector repeated at every position gives the
+    vector back. None when anything else follows (a convolution, a skip connection, a
+    second branch): then only running the rest of the network says what the layer feeds."""
+    order = [(path, layer) for path, layer in walk_layers(keras_model) if type(layer).__name__ != "InputLayer"]
+    paths = [path for path, _ in order]
+    if layer_path not in paths:
+        return None
+    start = paths.index(layer_path)
+    chain = [layer for _, layer in order[start + 1:]]
+    if not chain or type(chain[0]).__name__ not in _GLOBAL_POOLS \
+            or any(type(layer).__name__ not in _VECTOR_LAYERS for layer in chain[1:]):
+        return None
+    if any(_producer(op) is not fed_by for op, fed_by in zip(chain, [order[start][1], *chain[:-1]])):
+        return None
+    return chain if _final_layer(keras_model) is chain[-1] else None
 
 
 def stage_layers(model) -> list[TargetLayer]:

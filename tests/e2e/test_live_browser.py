@@ -1,9 +1,12 @@
 """The Live page in Chromium with a fake camera playing the coffee photo: the overlay is on
-the stream, the top-5 names the cup, Freeze opens the frame on Explore; a video file is
-explained into an MP4 with its timeline."""
+the stream, the top-5 names the cup, Freeze opens the frame on Explore; without a camera, one
+sentence and a link to the video mode; a video file is explained into an MP4 with its timeline,
+and a click on a moment of the timeline opens that frame on Explore."""
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import time
 from pathlib import Path
@@ -77,6 +80,23 @@ def test_the_camera_is_explained_live_and_freeze_opens_the_frame_on_explore(tmp_
         assert not exceptions_shown(page)
 
 
+def timeline_points(chart) -> list[tuple[float, float]]:
+    """The centres of the timeline's dots, left to right, in page pixels. The chart is drawn on a
+    canvas (no element per dot), so they are found in its picture: the coloured blobs left of the
+    legend (which sits right of the plot), in a chart of grey axes and text on white."""
+    from scipy import ndimage
+
+    box = chart.bounding_box()
+    pixels = np.asarray(Image.open(io.BytesIO(chart.screenshot())).convert("RGB"), np.int16)
+    coloured = (pixels.max(axis=2) - pixels.min(axis=2)) > 40
+    blobs, count = ndimage.label(coloured)
+    centres = [(x, y) for y, x in ndimage.center_of_mass(coloured, blobs, range(1, count + 1))]
+    sizes = ndimage.sum(coloured, blobs, range(1, count + 1))
+    dots = sorted(c for c, size in zip(centres, sizes) if size >= 20)
+    scale = pixels.shape[1] / box["width"]  # the screenshot's pixels per page pixel
+    return [(box["x"] + x / scale, box["y"] + y / scale) for x, y in dots]
+
+
 def test_a_video_file_is_explained_into_an_mp4_with_its_timeline(tmp_path):
     require_chromium()
     frames, _ = moving_cup(frames=12)
@@ -96,4 +116,48 @@ def test_a_video_file_is_explained_into_an_mp4_with_its_timeline(tmp_path):
         page.set_viewport_size({"width": 390, "height": 844})
         time.sleep(2)
         page.screenshot(path=str(SCREENSHOTS / "live-video-390.png"), full_page=True)
+        assert not exceptions_shown(page)
+
+        # A click on a moment of the timeline opens that frame on Explore: the second dot is the
+        # second frame (1/6 s at 6 frames a second), the one Explore's record then names.
+        page.set_viewport_size({"width": 1400, "height": 1000})
+        chart = page.locator("[data-testid='stVegaLiteChart']").first
+        chart.scroll_into_view_if_needed()
+        time.sleep(2)
+        points = timeline_points(chart)
+        assert len(points) >= 12, points  # a dot a frame (and the legend's)
+        page.mouse.click(*points[1])
+        page.get_by_role("heading", name="Why did the model say that?").wait_for(timeout=120_000)
+        page.locator(OVERLAY).first.wait_for(timeout=120_000)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Record (JSON)").click()
+        record = json.loads(Path(download.value.path()).read_text())
+        assert record["image"]["name"] == "cup.mp4 at 0.2 s.jpg", record["image"]
+        page.screenshot(path=str(SCREENSHOTS / "live-timeline-explore-1400.png"))
+        assert not exceptions_shown(page)
+
+
+def test_without_a_camera_the_page_says_so_in_one_sentence_and_links_to_the_video_mode():
+    require_chromium()
+    # No fake camera: this headless Chromium has none (the fake UI answers any prompt, so nothing waits on a
+    # person). classroom.test is this server by another name, an http:// page that is not localhost: where a
+    # phone opening the laptop's address lands, and where browsers give no page a camera.
+    flags = ["--use-fake-ui-for-media-stream", "--host-resolver-rules=MAP classroom.test 127.0.0.1"]
+    with streamlit_server() as url, browser_page(extra_args=flags) as (page, console):
+        page.goto(url + "/Live")
+        page.get_by_text("No camera was found on this device: a video file can be explained instead.").wait_for(
+            timeout=240_000)
+        assert page.locator("iframe[title*='webrtc']").count() == 0  # no Start button that could only fail
+        page.screenshot(path=str(SCREENSHOTS / "live-no-camera-1400.png"))
+        page.set_viewport_size({"width": 390, "height": 844})
+        time.sleep(2)
+        page.screenshot(path=str(SCREENSHOTS / "live-no-camera-390.png"), full_page=True)
+        page.get_by_role("link", name="Explain a video file instead").click()
+        page.get_by_text("A video (MP4, WebM or MOV").wait_for(timeout=60_000)
+        assert len(page.context.pages) == 1  # the same tab, so the same session and choices
+        assert not exceptions_shown(page)
+
+        page.goto(url.replace("127.0.0.1", "classroom.test") + "/Live")
+        page.get_by_text("Browsers open a camera only on an https:// page or on localhost").wait_for(timeout=240_000)
+        assert page.get_by_role("link", name="Explain a video file instead").count() == 1
         assert not exceptions_shown(page)
