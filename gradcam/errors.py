@@ -9,6 +9,12 @@ class InvalidImageError(ValueError):
     """The bytes or file given as an image cannot be used as one."""
 
 
+class PixelBudgetExceeded(InvalidImageError):
+    """The photo was refused by the session's pixel budget (``intake.pixel_budget``), not for
+    anything in it: the same photo is read later, or in another session. A result that
+    holds such a refusal belongs to that session and that hour, so it is never shared."""
+
+
 class ModelLoadError(ValueError):
     """A model (or its labels file) cannot be loaded or cannot be explained."""
 

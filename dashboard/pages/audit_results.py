@@ -71,13 +71,16 @@ def job_key(request: Request, model_key: str, layer: str, method: str) -> tuple:
 
 def run(request: Request, model_key: str, model: gradcam.Model, layer: str, method: str) -> gradcam.Audit:
     """The audit, made once per (photos, masks, model, layer, method) for every session, under a
-    progress bar over the photos. Raises ValueError (one sentence) for photos it cannot read at all."""
+    progress bar over the photos; an audit in which this session's pixel budget refused a photo
+    is kept for this session alone (another session, or this one in an hour, may read them all).
+    Raises ValueError (one sentence) for photos it cannot read at all."""
 
     def job(progress, stop):
         return gradcam.audit(model, request.source, masks=request.masks, layer=layer, method=method,
                              progress=progress, stop=stop)
 
-    return long_jobs.long_job(job_key(request, model_key, layer, method), job, "Auditing", "photos")
+    return long_jobs.long_job(job_key(request, model_key, layer, method), job, "Auditing", "photos",
+                              shared=lambda audit: not audit.budget_refused)
 
 
 def pick_methods(model: gradcam.Model) -> list[str]:

@@ -21,6 +21,7 @@ from .refusals import refusals_said
 
 KEPT_RESULTS = 64
 _RUNNING = "_long_job_stop"  # session key: the Event that stops this session's running job
+_OWN = "_long_job_own"  # session key: (key, result) of this session's latest result that is not shared
 
 
 @st.cache_resource(show_spinner=False)
@@ -28,15 +29,26 @@ def _results() -> tuple[OrderedDict, threading.Lock]:
     return OrderedDict(), threading.Lock()
 
 
-def long_job(key: tuple, run: Callable, title: str, unit: str) -> object:
+def _own(key: tuple) -> tuple[bool, object]:
+    own = st.session_state.get(_OWN)
+    return (True, own[1]) if own is not None and own[0] == key else (False, None)
+
+
+def long_job(key: tuple, run: Callable, title: str, unit: str, shared: Callable[[object], bool] | None = None
+             ) -> object:
     """A long job's result, made once for every session: ``run(progress, stop)`` runs
     under a progress bar ("title: done of total unit"), and a newer job of this
-    session, or ``stop_long_job``, stops it."""
+    session, or ``stop_long_job``, stops it. ``shared(result)`` False: the result is
+    this session's alone (it holds what only this session was refused, say), kept for
+    it (the latest one) but never served to another session."""
     results, lock = _results()
     with lock:
         if key in results:
             results.move_to_end(key)
             return results[key]
+    mine, value = _own(key)
+    if mine:
+        return value
     # A newer request of this session supersedes an older one still running.
     previous = st.session_state.get(_RUNNING)
     if previous is not None:
@@ -53,6 +65,9 @@ def long_job(key: tuple, run: Callable, title: str, unit: str) -> object:
             value = run(progress, stop)
     finally:
         bar.empty()
+    if shared is not None and not shared(value):
+        st.session_state[_OWN] = (key, value)
+        return value
     with lock:
         results[key] = value
         while len(results) > KEPT_RESULTS:
@@ -64,14 +79,18 @@ def kept_result(key: tuple) -> object | None:
     """``long_job(key, ...)``'s result if it is kept (made by any session), else None; never runs it."""
     results, lock = _results()
     with lock:
-        return results.get(key)
+        if key in results:
+            return results[key]
+    return _own(key)[1]
 
 
 def is_done(key: tuple) -> bool:
     """Whether ``long_job(key, ...)`` would return at once (its result is kept)."""
     results, lock = _results()
     with lock:
-        return key in results
+        if key in results:
+            return True
+    return _own(key)[0]
 
 
 def stop_long_job() -> None:

@@ -51,6 +51,7 @@ from ..engine.baselines import map_at_input
 from ..engine.batched import explain_batch
 from ..engine.cam import ExplanationStopped
 from ..engine.graph import resolve_layer
+from ..errors import PixelBudgetExceeded
 from .evidence import (ColourTest, Example, PatchTest, SwapTest, background_test, box_pixels, colour_test, patch_test,
                        random_boxes, reliance_test)
 from .sources import Entry, Source, mask_at, photo_size, read_masks, read_source, relative_key
@@ -156,6 +157,7 @@ class Audit:
     masks: bool
     problems: list[str]
     untested: list[str] = field(default_factory=list)  # what the audit could not test, and why
+    budget_refused: int = 0  # photos the session's pixel budget refused (then or in the evidence tests)
 
     @property
     def flagged(self) -> list[AuditCluster]:
@@ -282,6 +284,8 @@ class _Row:
     look: np.ndarray | None = None  # (LOOK_SIDE, LOOK_SIDE, 3) in 0..1
     mask: np.ndarray | None = None  # the object at the photo's size
     error: str = ""
+    refused: str = ""  # the session's pixel budget refused a read of it or of its mask (the sentence)
+    refused_in_tests: bool = False  # ... when the evidence tests read it again
 
 
 def _thumbnail(image: Image.Image) -> bytes:
@@ -315,6 +319,8 @@ def _keep_photo(row: _Row, image: Image.Image, masks: dict, problems: list) -> N
             row.mask = mask_at(found() if callable(found) else found, image.size, photo_size(image))
         except ValueError as error:
             problems.append(f"The mask of {row.entry.path} cannot be used: {error}")
+            if isinstance(error, PixelBudgetExceeded):
+                row.refused = " ".join(str(error).split())
 
 
 def _explain_rows(model, rows: list[_Row], layer, method, explain, masks, progress, stop, problems) -> None:
@@ -330,6 +336,8 @@ def _explain_rows(model, rows: list[_Row], layer, method, explain, masks, progre
                 images[i] = row.entry.read()
             except ValueError as error:  # InvalidImageError and the sandbox's sentences
                 row.error = " ".join(str(error).split()) or "This photo cannot be read."
+                if isinstance(error, PixelBudgetExceeded):
+                    row.refused = row.error
                 continue
             _keep_photo(row, images[i], masks, problems)
         known = [i for i in images if explain == "label" and chunk[i].entry.true_label is not None]
@@ -547,6 +555,8 @@ def _read(rows: list[_Row]) -> list[tuple[_Row, Image.Image]]:
     for row in rows:
         try:
             out.append((row, row.entry.read()))
+        except PixelBudgetExceeded as error:  # the evidence tests go on with fewer photos: say so
+            row.refused, row.refused_in_tests = " ".join(str(error).split()), True
         except ValueError:
             continue
     return out
@@ -778,6 +788,11 @@ def audit(model, source, *, labels: dict | None = None, masks=None, layer=None, 
             correct=None if truth is None or row.predicted is None else row.predicted == truth, map=row.map,
             cluster=cluster, outlier=outlier, xy=xy, mass_on_object=mass, pointing_hit=hit, size=row.size,
             thumbnail=row.thumbnail, error=row.error))
+    refused_later = [r for r in rows if r.refused_in_tests and not r.error]
+    if refused_later:
+        problems.append(f"{len(refused_later)} photo{'s' if len(refused_later) != 1 else ''} could not be read again "
+                        f"for the evidence tests, which ran without {'them' if len(refused_later) != 1 else 'it'}: "
+                        f"{refused_later[0].refused}")
     untested = []
     if model is None:
         untested.append("Without a model nothing was tested: the clusters show where the maps agree, which proves "
@@ -789,4 +804,4 @@ def audit(model, source, *, labels: dict | None = None, masks=None, layer=None, 
                         "patch); only the background swap, with masks, tests them.")
     return Audit(photos=photos, classes=classes, model="" if model is None else model.name, layer=layer_name,
                  method=method_name, explain=explain, source=read.name, masks=bool(mask_of), problems=problems,
-                 untested=untested)
+                 untested=untested, budget_refused=sum(bool(r.refused) for r in rows))

@@ -56,7 +56,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from ..errors import InvalidImageError, InvalidVideoError, ModelLoadError
+from ..errors import InvalidImageError, InvalidVideoError, ModelLoadError, PixelBudgetExceeded
 from .pixel_budget import session_ledger
 from .text import valid_text
 
@@ -721,11 +721,11 @@ def load_image_safely(data, max_side: int | None = None) -> Image.Image:
     ledger = None if session is None else session_ledger(session)
     allowance = None if ledger is None else ledger.allowance()
     if allowance == 0:
-        raise InvalidImageError(ledger.refusal())
+        raise PixelBudgetExceeded(ledger.refusal())
     result = image_pool().run(decoded_image, raw, max_side, allowance)
     if "over_allowance" in result:
         width, height = result["over_allowance"]
-        raise InvalidImageError(ledger.refusal(int(width) * int(height)))
+        raise PixelBudgetExceeded(ledger.refusal(int(width) * int(height)))
     if ledger is not None and isinstance(result.get("size"), tuple):
         width, height = result["size"]
         ledger.charge(int(width) * int(height))

@@ -61,3 +61,54 @@ def test_huge_pngs_on_the_audit_page_count_against_the_session_and_another_sessi
     # Another session (AppTest gives every test one session id: the library's own key here) is served.
     with gradcam.sandbox_session("another visitor"):
         assert gradcam.load_image_safely(png_declaring(7000), max_side=1024).size == (1024, 1024)
+
+
+def audited_by(visitor: str, archive: bytes, press: bool = True) -> AppTest:
+    """The Audit page in the sandbox session named ``visitor`` (AppTest gives every app one session id,
+    so the visitor is chosen here), the zip uploaded and, with ``press``, the Audit button pressed."""
+    at = AppTest.from_string("import streamlit as st\n"
+                             "import gradcam\n"
+                             "from dashboard.runtime.boot import boot\n"
+                             "boot()\n"
+                             "from dashboard.pages.audit import page\n"
+                             "with gradcam.sandbox_session(st.session_state['visitor']):\n"
+                             "    page()\n", default_timeout=300)
+    at.session_state["visitor"] = visitor
+    run(at)
+    at.radio(key="audit_source").set_value("mine")
+    run(at)
+    at.selectbox(key="audit_model").set_value("Clever Hans demo")
+    at.file_uploader(key="audit_zip").set_value([("photos.zip", archive, "application/zip")])
+    run(at)
+    if press:
+        at.button(key="audit_go").click()
+        run(at)
+    return at
+
+
+def warnings(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+@pytest.mark.slow
+def test_an_audit_the_budget_refused_stays_with_its_session_and_another_session_audits_the_same_zip_whole(
+        monkeypatch):
+    monkeypatch.setattr(pixel_budget, "MAX_SESSION_PIXELS", 60_000_000)
+    archive = zip_of({f"disc/{k}.png": png_declaring(3000, (7 * k + 3, 180, 60)) for k in range(3)})
+    with gradcam.sandbox_session("first visitor"):  # this visitor decoded 49 megapixels elsewhere first
+        gradcam.load_image_safely(png_declaring(7000, (9, 9, 9)), max_side=1024)
+    first = audited_by("first visitor", archive)
+    assert "2 photos could not be audited:" in warnings(first)
+    run(first)  # another run of the same session (a click on the chart): its own audit, not redone
+    assert "2 photos could not be audited:" in warnings(first)
+    assert "audit_go" not in [b.key for b in first.button]
+    # Another visitor, the same zip and model: the refusals were the first visitor's, so it is audited
+    # again (the button is there to press) and every photo is read.
+    second = audited_by("second visitor", archive)
+    assert not any("could not be audited" in w for w in warnings(second))
+    table = next(d.value for d in second.dataframe if "Photos" in d.value.columns)
+    assert list(table["Photos"]) == [3]
+    # That whole audit is shared: a third visitor sees it at once, without pressing Audit.
+    third = audited_by("third visitor", archive, press=False)
+    assert "audit_go" not in [b.key for b in third.button]
+    assert list(next(d.value for d in third.dataframe if "Photos" in d.value.columns)["Photos"]) == [3]

@@ -211,8 +211,11 @@ def test_a_session_that_decoded_its_pixels_gets_one_sentence_per_photo_and_other
     assert [p.error == "" for p in result.photos] == [True, False, False]
     assert result.photos[1].error.startswith("This session has decoded 49 megapixels of photos in the last 60 "
                                              "minutes; this photo's 49 megapixels would pass the limit")
+    assert result.budget_refused == 2  # the dashboard keeps such an audit for its session alone
     with gradcam.sandbox_session("audit-budget-other"):
         assert not gradcam.audit(tiny_model, ("huge.zip", huge), layer="last_conv").photos[0].error
+    with gradcam.sandbox_session("audit-budget-small"):  # nothing refused: nothing counted
+        assert gradcam.audit(tiny_model, [("red/a.png", png_declaring(64))], layer="last_conv").budget_refused == 0
 
 
 def test_masks_given_as_boxes_in_the_photos_own_pixels_land_where_they_say(tiny_model):
