@@ -289,3 +289,21 @@ def test_the_words_follow_the_colormap_and_the_method(app):
     assert not any("red regions" in m.value for m in app.markdown)
     assert any("yellow regions" in m.value and "by Grad-CAM++." in m.value for m in app.markdown)
     assert overlay_caption(app).startswith("Grad-CAM++ overlay")
+
+
+def test_a_picture_sent_inline_is_the_photo_at_a_bounded_size():
+    """The first visit's photo and the gallery's thumbnails travel inside the page's message as
+    data: URLs: each decodes to the same picture, no larger than the place it is shown needs."""
+    import base64
+
+    from dashboard.parts.image_picker import INLINE_SIDE, SAMPLES_DIR, inline_picture
+
+    cat = Image.open(SAMPLES_DIR / "cat.jpg").convert("RGB")
+    wide = cat.resize((1600, 1000))  # another size and shape than the sample's own
+    for photo, expected in ((wide, (INLINE_SIDE, 600)), (cat.resize((300, 200)), (300, 200))):
+        url = inline_picture(photo)
+        assert url.startswith("data:image/jpeg;base64,")
+        shown = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        assert shown.size == expected
+        difference = np.abs(np.asarray(shown, np.float32) - np.asarray(photo.resize(expected), np.float32))
+        assert difference.mean() < 4  # the same picture, give or take JPEG
