@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 import gradcam
-from dashboard.parts import shared_state
+from dashboard.parts import method_picker, shared_state
 from dashboard.safe_text import md
 from dashboard.parts.shared_state import choices
 from gradcam import report
@@ -105,6 +105,9 @@ def page() -> None:
         f"Explain many photos at once, each for its own top-1 class, with **{md(c.model.name)}**, layer "
         f"{md(c.layer)} and {gradcam.METHODS[c.method].display_name} (chosen on the Explore page)."
     )
+    passes = method_picker.passes_note(c.model, c.method, c.layer)
+    if passes:
+        st.caption(f"{passes}, for every photo.")
 
     uploads = st.file_uploader(
         "Upload images or a .zip", accept_multiple_files=True, type=[*SUPPORTED_FORMATS, "zip"], key="batch_upload",

@@ -105,7 +105,7 @@ def _controls(model_key: str, model: gradcam.Model):
                                  format_func=lambda name: layer_option(layers[name]))
     method = st.sidebar.selectbox("Method", list(gradcam.METHODS), key="live_method", on_change=keep,
                                   args=("live_method", "method"),
-                                  format_func=lambda name: gradcam.METHODS[name].display_name,
+                                  format_func=method_picker.option_label(model, layer),
                                   help=method_picker.HELP)
     classes = [TOP1, *model.labels]
     target = st.sidebar.selectbox("Class", classes, key="live_class",
