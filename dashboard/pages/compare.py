@@ -209,7 +209,9 @@ def page() -> None:
         st.session_state["compare_target"] = shared_class if linked is None else linked
     st.session_state.setdefault("compare_opacity", c.opacity)
     mode = st.session_state.get("compare_tab", "Layers")
-    pick_class, pick_opacity = st.columns([3, 1])
+    # The Models tab has no class to pick: a sentence says so where the picker stands on the other tabs, level with
+    # the slider, instead of a blank gap beside it.
+    pick_class, pick_opacity = st.columns([3, 1], vertical_alignment="center" if mode == "Models" else "top")
     query = ""  # a model with many classes: the class search's text (see dashboard.class_picker)
     if mode != "Models":  # each model explains its own top-1 there: a class picker would do nothing
         query = class_picker.search(pick_class, "compare_target", model.labels)
@@ -219,6 +221,7 @@ def page() -> None:
                                       help="The class whose maps are compared (top-5 first, then every class).")
     else:
         target = st.session_state["compare_target"]
+        pick_class.markdown("No class to pick on this tab: each model explains its own top-1 class.")
     opacity = pick_opacity.slider("Opacity", 0.0, 1.0, step=0.05, key="compare_opacity")
     colormap = c.colormap
     label = md(model.labels[target])
@@ -393,8 +396,7 @@ def page() -> None:
             st.session_state["compare_models"] = [n for n in st.session_state.get("compare_models", default) if n in names]
             picked = st.multiselect("Models", names, key="compare_models", on_change=keep, args=("compare_models",),
                                     help="Keras applications download their weights on first use.")
-            st.markdown("The same photo through each model: its own top-1 class and map, at its own last feature "
-                        "layer.")
+            st.markdown("The same photo through each model: its map at its own last feature layer.")
             if not picked:
                 st.info("Pick at least one model.")
             columns = st.columns(min(max(len(picked), 3), PER_ROW))
@@ -412,10 +414,12 @@ def page() -> None:
                         st.error(f"{md(name)} could not be loaded or explained.")
                         continue
                     best = result.predictions[0]
+                    # The layer starts a line of its own: a narrow column breaks the line before the name, not
+                    # inside it ("top_ activation"), unless the name alone is wider than the column.
                     show_map(st, result.maps[best.index],
-                             f"**{md(name)}**: {md(best.label)} ({score_text(other_model, best.probability)}) · "
-                             f"{breakable(layer)}, {result.layer_shape[0]} x {result.layer_shape[1]}", small, opacity,
-                             colormap)
+                             f"**{md(name)}**: {md(best.label)} ({score_text(other_model, best.probability)})  \n"
+                             f"{breakable(layer)}, {result.layer_shape[0]}\u00a0x\u00a0{result.layer_shape[1]}", small,
+                             opacity, colormap)
             if picked != default:
                 link["models"] = LIST_SEPARATOR.join(picked)
 

@@ -11,7 +11,7 @@ import gradcam
 from dashboard.parts import class_picker, heatmap_panel, method_picker, model_picker, shared_state, what_if_panel
 from dashboard.parts.heatmap_panel import score_text
 from dashboard.parts.image_picker import inline_picture, pick_image
-from dashboard.parts.layer_labels import layer_option
+from dashboard.parts.layer_labels import layer_option, whole_option
 from dashboard.safe_text import md
 from dashboard.parts.shared_state import DEFAULTS, Choices, choose
 from dashboard.runtime import explanation_cache
@@ -75,6 +75,8 @@ def page() -> None:
     layer = layer_slot.selectbox("Layer", list(layers), key="layer", on_change=keep, args=("layer",),
                                  format_func=lambda name: layer_option(layers[name]),
                                  help="Later layers: coarser, more class-specific maps. The default is the last one.")
+    if (whole := whole_option(layers[layer])) is not None:  # the box cut it: the whole name, grid and path under it
+        layer_slot.caption(whole)
     method_picker.show_passes(passes_slot, model, method, layer)
 
     try:

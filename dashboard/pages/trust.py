@@ -17,6 +17,7 @@ import gradcam
 from dashboard.parts import trust_scores
 from dashboard.safe_text import md
 from dashboard.parts import shared_state
+from dashboard.parts.layer_labels import breakable
 from dashboard.parts.link_numbers import link_number
 from dashboard.parts.sections import drawn_alone
 from dashboard.parts.shared_state import choices
@@ -80,8 +81,8 @@ def sanity_strip(check: gradcam.SanityCheck, photo) -> None:
     """The map as the network is randomized from the top down, a similarity under each."""
     shown = [("Trained model", check.original_heatmap, "the original")]
     judged = judged_step(check.steps) if check.steps else -1
-    # A zero-width space after each underscore: a narrow caption breaks a layer's name there, not mid-word.
-    shown += [(f"random down to {md(step.randomized_down_to).replace(chr(92) + '_', chr(92) + '_' + chr(0x200B))}",
+    # breakable: a narrow caption breaks a layer's name at an underscore, not mid-word.
+    shown += [(f"random down to {breakable(step.randomized_down_to)}",
                step.heatmap,
                f"rank correlation {step.rank_correlation:.2f} · SSIM {step.ssim:.2f}"
                + ("  \n**judged here**" if n == judged else "")) for n, step in enumerate(check.steps)]

@@ -11,6 +11,9 @@ from gradcam.engine import SEPARATOR
 from dashboard.safe_text import md
 
 ZERO_WIDTH_SPACE = "\u200b"
+# What the sidebar's select box shows of an option before it cuts it ("transformer_block_12/ln_1  (14x"), measured
+# in Chromium at the sidebar's default width (the same at 1400 and 390 px).
+SIDEBAR_BOX_FITS = 30
 NUMBERED_BLOCK = re.compile(r"(block|blocks|stage)_\d+$")  # a numbered block or stage that holds the layer
 
 
@@ -31,6 +34,15 @@ def layer_option(layer: gradcam.TargetLayer) -> str:
     return text + (f" · in {SEPARATOR.join(outer)}" if outer else "")
 
 
-def breakable(name: str) -> str:
-    """A layer name as Markdown that wraps at its underscores and slashes, never mid-word."""
-    return md(name).replace("\\_", "\\_" + ZERO_WIDTH_SPACE).replace("/", "/" + ZERO_WIDTH_SPACE)
+def whole_option(layer: gradcam.TargetLayer) -> str | None:
+    """The layer's whole option text as Markdown that wraps, to show under a box that cuts it (a transformer block's
+    sub-layer with its token grid and path), or None when the box shows it all. It wraps at spaces and between the
+    parts of a path, never inside a part ("vit_ encoder"): each part fits the sidebar's width."""
+    text = layer_option(layer)
+    return breakable(text, underscores=False) if len(text) > SIDEBAR_BOX_FITS else None
+
+
+def breakable(name: str, underscores: bool = True) -> str:
+    """A layer name as Markdown that wraps at its slashes (and underscores), never mid-word."""
+    text = md(name).replace("/", "/" + ZERO_WIDTH_SPACE)
+    return text.replace("\\_", "\\_" + ZERO_WIDTH_SPACE) if underscores else text

@@ -161,6 +161,11 @@ def test_the_models_tab_shows_each_models_own_top1_and_keeps_going_past_a_failur
     for caption, name in zip(shown, ["EfficientNet-Lite0", "EfficientNet-Lite1"]):
         top1 = gradcam.predict(model(name), photo(page), top=1)[0]
         assert caption.startswith(f"**{md(name)}**: {md(top1.label)} (")
+        # The layer starts its own line, so a narrow column breaks before the name, not inside it (issue 32).
+        assert f")  \n{breakable(gradcam.default_layer(model(name)).name)}, " in caption, caption
+    # Where the class picker stands on the other tabs, a sentence rather than a blank gap (issue 32, item 14).
+    assert "No class to pick on this tab: each model explains its own top-1 class." in [m.value for m in page.markdown]
+    assert "compare_target" not in [box.key for box in page.selectbox]
 
     # A Keras application whose weights cannot be downloaded: its sentence, and the others stay.
     from keras.src.backend import config

@@ -7,6 +7,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from dashboard.parts.model_picker import UPLOAD
+from dashboard.safe_text import md
 from tests.app.pages import switch_to
 from gradcam.zoo.vit import train_tag_vit
 
@@ -38,6 +39,8 @@ def test_an_uploaded_vit_is_explained_on_its_patch_grid(tmp_path):
     layer = at.selectbox(key="layer")
     assert layer.value == "block1_norm1"  # the last block's input norm, not its output
     assert layer.format_func(layer.value) == "block1_norm1  (4x4 tokens + 1 class token, 32)"
+    # The sidebar's box cuts an option this long: the whole of it is under the box (issue 32, item 14).
+    assert md("block1_norm1  (4x4 tokens + 1 class token, 32)") in [c.value for c in at.sidebar.caption]
     assert overlay_shown(at)
 
     at.selectbox(key="method").set_value("attention-rollout")
