@@ -388,6 +388,9 @@ def main(argv=None) -> int:
     parser.add_argument("--vit", action="store_true", help="only the transformer rows (Grad-CAM and rollout on a ViT)")
     parser.add_argument("--hub", action="store_true",
                         help="only the KerasHub rows (Grad-CAM on a KerasHub ViT and ResNet; needs keras-hub)")
+    parser.add_argument("--uploads", action="store_true",
+                        help="only the upload rows: a plain Keras and a KerasHub file read in the sandbox, before and "
+                             "after the KerasHub worker of its own (needs keras-hub; boots a dozen workers: minutes)")
     parser.add_argument("--what-if-only", action="store_true", help="only what_if against predict")
     parser.add_argument("--video-only", action="store_true",
                         help="only video's rows: explain_video against explain_batch, and Live fed 30 frames/s")
@@ -405,6 +408,12 @@ def main(argv=None) -> int:
         met = bench_hub.report(bench_hub.measure(args.rounds))
         print(machine_line())
         print("\nall targets met" if met else "\nsome targets missed")
+        return 0
+    if args.uploads:
+        from bench import uploads as bench_uploads
+
+        bench_uploads.report(bench_uploads.measure(max(1, min(args.rounds, 3))))
+        print(machine_line())  # the load again: these rows take minutes
         return 0
     if args.what_if_only:
         import gradcam

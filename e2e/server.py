@@ -1,4 +1,5 @@
-"""Start `streamlit run streamlit_app.py` on a free loopback port, and stop it."""
+"""Start the dashboard (`streamlit run explorer.py`, as the README does) on a free loopback
+port, and stop it; read what it printed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LOG = ROOT / ".streamlit-e2e.log"  # the server's console, one server at a time
 
 
 def free_port() -> int:
@@ -21,9 +23,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(page: str = "streamlit_app.py", timeout: float = 90.0, env: dict | None = None,
+def streamlit_server(page: str = "explorer.py", timeout: float = 90.0, env: dict | None = None,
                      backend: str | None = None):
     """Yield the base URL of a fresh dashboard server; always stop it afterwards.
+    ``page``: what `streamlit run` runs: explorer.py (the README's command: the default model
+    warms as the server starts) or streamlit_app.py (the router alone: it warms on the first visit);
     ``env``: extra environment variables (e.g. an empty GRADCAM_CACHE_DIR for a cold start);
     ``backend``: the explanation service's URL for GRADCAM_BACKEND (None: in-process)."""
     port = free_port()
@@ -36,7 +40,7 @@ def streamlit_server(page: str = "streamlit_app.py", timeout: float = 90.0, env:
         "--server.port", str(port), "--server.address", "127.0.0.1",
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]
-    log = open(ROOT / ".streamlit-e2e.log", "wb")
+    log = open(LOG, "wb")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -61,6 +65,15 @@ def streamlit_server(page: str = "streamlit_app.py", timeout: float = 90.0, env:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def wait_for_output(text: str, timeout: float) -> None:
+    """Wait until the running server has printed ``text`` on its console."""
+    deadline = time.monotonic() + timeout
+    while text not in LOG.read_text(encoding="utf-8", errors="replace"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the server did not print {text!r} in {timeout:.0f} s; see {LOG.name}")
+        time.sleep(0.3)
 
 
 # Serve gives its HTTP proxy 5 s to start and 10 s to answer a health check, then

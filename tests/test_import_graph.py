@@ -197,8 +197,10 @@ def test_a_layered_package_passes_and_underscore_names_are_caught(tmp_path):
 
 # --- the whole house: the library below, the dashboard's wing above it ----------------------------
 
-# The dashboard's layers, bottom to top (docs/layout.md states this order); streamlit_app.py sits on top.
+# The dashboard's layers, bottom to top (docs/layout.md states this order); streamlit_app.py sits on top,
+# beside explorer.py (the server that serves it: st.App with a start-up hook).
 DASHBOARD_LAYERS = ("safe_text", "runtime", "parts", "pages")
+ENTRY_POINTS = ("streamlit_app", "explorer")
 
 
 def dashboard_layer_of(module: str) -> str | None:
@@ -207,8 +209,8 @@ def dashboard_layer_of(module: str) -> str | None:
 
 
 def ui_files() -> dict[str, Path]:
-    """Dotted name -> file for every module of the UI: the dashboard package and the entry point."""
-    return {**module_names(ROOT / "dashboard"), "streamlit_app": ROOT / "streamlit_app.py"}
+    """Dotted name -> file for every module of the UI: the dashboard package and the entry points."""
+    return {**module_names(ROOT / "dashboard"), **{name: ROOT / f"{name}.py" for name in ENTRY_POINTS}}
 
 
 def imports_everywhere(files: dict[str, Path]):
@@ -221,7 +223,7 @@ def imports_everywhere(files: dict[str, Path]):
 
 def test_the_library_never_imports_streamlit_or_the_dashboard():
     found = [(m, line, source) for m, source, _, line in imports_everywhere(module_names(ROOT / "gradcam"))
-             if source and source.split(".")[0] in ("streamlit", "dashboard", "streamlit_app")]
+             if source and source.split(".")[0] in ("streamlit", "dashboard", *ENTRY_POINTS)]
     assert found == [], "\n".join(f"{m} (line {line}) imports {source}" for m, line, source in found)
 
 
@@ -251,13 +253,14 @@ def test_the_dashboard_is_layered_and_has_no_import_circle():
               if dashboard_layer_of(module) and dashboard_layer_of(target)
               and DASHBOARD_LAYERS.index(dashboard_layer_of(target)) > DASHBOARD_LAYERS.index(dashboard_layer_of(module))]
     assert upward == [], "\n".join(f"{m} imports {t}, a layer above it" for m, t in sorted(upward))
-    nobody_imports_the_router = [m for m, source, _, _ in imports_everywhere(ui_files()) if source == "streamlit_app"]
-    assert nobody_imports_the_router == []
+    nobody_imports_an_entry_point = [m for m, source, _, _ in imports_everywhere(ui_files()) if source in ENTRY_POINTS]
+    assert nobody_imports_an_entry_point == []
 
 
 def test_importing_the_dashboard_starts_nothing():
     """boot() is explicit: no module of the wing calls a function at import time (module-level
-    code is definitions, constants and decorators), except the router, which is the app."""
+    code is definitions, constants and decorators), except the router, which is the app
+    (explorer.py calls boot() in its start-up hook, not on import)."""
     for module, path in ui_files().items():
         if module == "streamlit_app":
             continue

@@ -5,10 +5,12 @@ dashboard.runtime caches it, so moving the opacity slider, changing the colormap
 or switching among the top-5 classes never runs the model again.
 """
 
+import contextlib
+
 import gradcam
 from dashboard.parts import class_picker, heatmap_panel, method_picker, model_picker, shared_state, what_if_panel
 from dashboard.parts.heatmap_panel import score_text
-from dashboard.parts.image_picker import pick_image
+from dashboard.parts.image_picker import inline_picture, pick_image
 from dashboard.parts.layer_labels import layer_option
 from dashboard.safe_text import md
 from dashboard.parts.shared_state import DEFAULTS, Choices, choose
@@ -36,6 +38,7 @@ def page() -> None:
                               format_func=lambda name: gradcam.METHODS[name].display_name,
                               help=method_picker.HELP)
         method_picker.describe(method)
+        passes_slot = st.empty()  # SESS's and RefineCAM's pass count: it needs the model
         target_slot = st.container()  # needs the model's predictions
         opacity = st.slider("Opacity", 0.0, 1.0, step=0.05, key="opacity", on_change=keep, args=("opacity",))
         colormap = st.selectbox("Colormap", gradcam.COLORMAPS, key="colormap", on_change=keep, args=("colormap",))
@@ -45,11 +48,21 @@ def page() -> None:
 
     status = st.empty()  # the spinner, where the result will appear
     waiting = st.empty()  # the photo itself, while a model loads for the first time
+    box = None  # a built-in model's first load: the spinner drawn at once, until the first map
     if not model_picker.is_loaded(picked):
-        waiting.image(current.image, caption=f"{md(current.name)}: the heatmap appears here once "
-                                             f"{md(picked.name)} is ready.", width=480)
+        # All of it in the page's own message: the photo inline, and a status box rather than
+        # st.spinner, which shows only after half a second, from a thread that waits its turn
+        # while the interpreter loads the model. So a first visit shows photo and spinner at once.
+        with waiting.container():
+            if picked.choice != model_picker.UPLOAD:
+                box = st.status(f"Loading {md(picked.name)}...", state="running")
+            with st.container(width=480):  # st.image(width=480) itself overflows a phone's 390 px screen
+                st.image(inline_picture(current.image), width="stretch",
+                         caption=f"{md(current.name)}: the heatmap appears here once {md(picked.name)} is ready.")
     with status.container():
-        model_key, model = model_picker.load(picked)
+        model_key, model = model_picker.load(picked, spinner=box is None)
+    if box is not None:
+        box.update(label="Explaining...")
 
     layers = {t.name: t for t in gradcam.target_layers(model)}
     if st.session_state.get("layer_for") == model_key and st.session_state.get("layer") not in (None, *layers):
@@ -62,9 +75,10 @@ def page() -> None:
     layer = layer_slot.selectbox("Layer", list(layers), key="layer", on_change=keep, args=("layer",),
                                  format_func=lambda name: layer_option(layers[name]),
                                  help="Later layers: coarser, more class-specific maps. The default is the last one.")
+    method_picker.show_passes(passes_slot, model, method, layer)
 
     try:
-        with status.container(), st.spinner("Explaining..."):
+        with status.container(), st.spinner("Explaining...") if box is None else contextlib.nullcontext():
             explained = explanation_cache.explain_top5(current.sha256, model_key, layer, method, current.image, model)
     except ValueError as refused:  # the engine's one sentence: e.g. a transformer layer no gradient reaches
         waiting.empty()
@@ -114,7 +128,7 @@ def page() -> None:
         st.radio("Explain prediction", list(top5), key="target_pick",
                  format_func=lambda i: f"{md(model.labels[i])}  ({score_text(model, top5[i])})",  # shown as Markdown
                  on_change=lambda: choose("target", st.session_state["target_pick"]))
-    heatmap_panel.honesty_note(explained.layer_shape)
+    heatmap_panel.honesty_note(explained.layer_shape, method)
 
     cover = what_if_panel.show(current, model_key, model, layer, method, target, class_map, opacity=opacity,
                                colormap=colormap)

@@ -9,6 +9,8 @@ decodes to the very pixels the cache held, should the cache evict them.
 
 from __future__ import annotations
 
+import base64
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,10 +95,29 @@ def _removed(widget_key: str) -> None:
         use_sample(st.session_state.get("last_sample") or next(iter(SAMPLES)))
 
 
+INLINE_SIDE = 960  # pixels: sharp where a photo is shown inline (480 px wide, on a 2x screen)
+
+
+def inline_picture(image: Image.Image, max_side: int = INLINE_SIDE) -> str:
+    """The picture as a data: URL, which st.image shows from the page's own message. A picture
+    handed over as a file is fetched by the browser in a request of its own, which waits while the
+    server's interpreter is busy (importing TensorFlow, loading a model, a first map): on a first
+    visit, the photo and the sample thumbnails stood as empty grey boxes for seconds."""
+    picture = image.convert("RGB")
+    if max(picture.size) > max_side:
+        picture = picture.copy()
+        picture.thumbnail((max_side, max_side), Image.LANCZOS)
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 @st.cache_resource(show_spinner=False)
-def _thumbnail(file_name: str) -> Image.Image:
-    # One shape for every sample, so the gallery's buttons line up.
-    return ImageOps.fit(Image.open(SAMPLES_DIR / file_name).convert("RGB"), (320, 220), Image.LANCZOS)
+def _thumbnail(file_name: str) -> str:
+    # One shape for every sample, so the gallery's buttons line up; inline, so the gallery
+    # shows with the page (repeated, the same message is sent as a reference to the first).
+    return inline_picture(ImageOps.fit(Image.open(SAMPLES_DIR / file_name).convert("RGB"), (320, 220),
+                                       Image.LANCZOS))
 
 
 GALLERY_ITEM_WIDTH = 110  # pixels: five in a row on a desktop, three to a row on a 390-pixel phone

@@ -11,6 +11,7 @@ session only while it is in use (keep_only_the_model_in_use).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import streamlit as st
@@ -97,17 +98,18 @@ def _download_with_progress(name: str) -> None:
         bar.empty()
 
 
-def load_builtin(name: str) -> gradcam.Model:
+def load_builtin(name: str, spinner: bool = True) -> gradcam.Model:
     """A built-in model, its weights downloaded with a progress bar on first use.
     A model that failed to load is not tried again in this session: offline, every
     attempt waits for the network to fail (seconds per model, on every rerun), and
-    the answer would be the same sentence, which it raises again."""
+    the answer would be the same sentence, which it raises again. ``spinner=False``:
+    the page shows its own (Explore, on a first visit)."""
     failed = st.session_state.setdefault("failed_models", {})
     if name in failed:
         raise gradcam.ModelLoadError(failed[name])
     try:
         _download_with_progress(name)
-        with st.spinner(f"Loading {name}..."):
+        with st.spinner(f"Loading {name}...") if spinner else contextlib.nullcontext():
             return model_cache.builtin_model(name)
     except gradcam.ModelLoadError as error:
         failed[name] = str(error)
@@ -135,12 +137,13 @@ def model_controls(on_change=None, key: str = "model_choice") -> Picked:
     return Picked(choice, own, st.container())
 
 
-def load(picked: Picked) -> tuple[str, gradcam.Model]:
+def load(picked: Picked, spinner: bool = True) -> tuple[str, gradcam.Model]:
     """Load what the controls ask for; return (model key, model). A model that fails says so
-    in one sentence under the controls, and the last model that worked stays in use."""
+    in one sentence under the controls, and the last model that worked stays in use.
+    ``spinner=False``: the page shows its own while a built-in model loads."""
     try:
         if picked.choice != UPLOAD:
-            picked_model = (picked.choice, load_builtin(picked.choice))
+            picked_model = (picked.choice, load_builtin(picked.choice, spinner))
         elif picked.own is not None:
             key, model_bytes, labels_bytes, scaling = picked.own
             with st.spinner("Loading your model..."):

@@ -5,9 +5,12 @@ every run, and everything after the first call returns at once.
 
 The first visitor should not wait for the default model: boot() loads it and explains
 the first sample with it in a background thread, into the very caches Explore reads,
-while the page draws the photo and the pickers. (Streamlit runs no app code before the
-first session's first run, so that run is the earliest moment.) GRADCAM_WARM_START=0
-turns it off: the AppTest suite does, so a test's engine-call counts are its own.
+while the page draws the photo and the pickers. explorer.py (the README's
+`streamlit run explorer.py`) calls boot() as the server starts; with
+`streamlit run streamlit_app.py` the first session's first run is the earliest moment
+(Streamlit runs no app code before it). When the warm-up is done it says so on the
+server's console. GRADCAM_WARM_START=0 turns it off: the AppTest suite does, so a
+test's engine-call counts are its own.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import gradcam
@@ -25,6 +29,7 @@ from .streamlit_patches import keep_keras_state_between_reruns, keep_superseded_
 
 log = logging.getLogger(__name__)
 DEFAULT_METHOD = "gradcam"  # Explore's first method (dashboard.parts.shared_state.DEFAULTS)
+READY = "The default model is ready"  # the warm-up's line on the server's console
 
 _booted = False
 _lock = threading.Lock()
@@ -54,6 +59,7 @@ def warm_default_model(photo: Path) -> None:
     """Load the default model and explain ``photo`` with its default layer and method, through
     the caches the pages use: the first view then finds its model loaded and its maps made
     (a visitor who asks meanwhile waits for the same computation, never a second one)."""
+    started = time.monotonic()
     try:
         data = photo.read_bytes()
         image_hash = sha256(data)
@@ -63,6 +69,11 @@ def warm_default_model(photo: Path) -> None:
         explanation_cache.explain_top5(image_hash, gradcam.DEFAULT_MODEL, layer, DEFAULT_METHOD, image, model)
     except Exception:  # a warm-up that fails costs only the head start: the page loads as before
         log.exception("warming the default model failed")
+        return
+    # On the console beside Streamlit's own lines (whoever started the server sees when the
+    # first visit is instant; the browser test waits for this line).
+    print(f"  {READY} ({gradcam.DEFAULT_MODEL} loaded and {photo.name} explained in "
+          f"{time.monotonic() - started:.1f} s)", flush=True)
 
 
 def start_model_sandbox() -> None:

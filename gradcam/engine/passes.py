@@ -500,6 +500,23 @@ def _scaled_per_channel(values):
     return shifted / (1e-7 + tf.reduce_max(shifted, axis=(1, 2), keepdims=True))
 
 
+def _bias_term(bias, gradient):
+    """sum over channels of _scaled_per_channel(|bias * gradient|), (K, h, w, c) -> (K, h, w),
+    in fewer passes over the gradient (most of FullGrad's time past the backward pass):
+    |b g| = |b| |g|, so its minimum and maximum per channel are |b| times |g|'s, and the
+    scaled channels are summed by one weighted sum instead of being divided one by one."""
+    import tensorflow as tf
+
+    magnitude = tf.abs(gradient)
+    low = tf.reduce_min(magnitude, axis=(1, 2))  # (K, c)
+    high = tf.reduce_max(magnitude, axis=(1, 2))
+    scale = tf.abs(bias)
+    weight = scale / (1e-7 + scale * (high - low))  # (K, c): each channel's 1 / (1e-7 + its range), times |b|
+    # Subtracting the minimum before weighting, not after: a channel whose gradient is the
+    # same at every position gets a huge weight, and (x - low) w keeps it at 0 exactly.
+    return tf.einsum("khwc,kc->khw", magnitude - low[:, None, None, :], weight)
+
+
 def fullgrad_pass(model):
     """FullGrad (Srinivas & Fleuret 2019), as pytorch-grad-cam's FullGrad: for each
     target, |x * dS/dx| scaled per colour channel, plus, for every layer with a bias,
@@ -529,7 +546,7 @@ def fullgrad_pass(model):
             # Upsampling is linear: layers of one resolution are summed first and upsampled once.
             by_grid: dict = {}
             for bias, gradient in zip(biases, grads[1:]):
-                per_layer = tf.reduce_sum(_scaled_per_channel(tf.abs(bias * gradient[:, 0])), axis=-1)
+                per_layer = _bias_term(bias, gradient[:, 0])
                 grid = tuple(per_layer.shape[1:])
                 if None in grid:  # a size known only when run: upsampled on its own
                     grid = ("unknown", len(by_grid))

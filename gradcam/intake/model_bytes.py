@@ -33,9 +33,9 @@ HUB_UNREADABLE = ("This model uses KerasHub layers, but Keras and the installed 
 def _register_token_layers() -> None:
     # The project's own layers (class token, position embedding, the audit's correction)
     # are known to Keras by name, so safe mode loads a model that uses them (gradcam/layers.py).
+    # KerasHub's classes are registered only for a config that names them (_check_hub): importing
+    # keras_hub costs seconds that a plain Keras model never pays.
     from .. import layers  # noqa: F401
-
-    hub_installed()
 
 
 def hub_installed() -> bool:
@@ -88,6 +88,7 @@ def _load_from_bytes(data: bytes):
 
 
 def _check_hub(config) -> None:
+    """Import KerasHub (registering its classes) when ``config`` names them; its sentence where it is missing."""
     if uses_hub(config) and not hub_installed():
         raise ModelLoadError(HUB_MISSING)
 

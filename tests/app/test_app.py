@@ -212,6 +212,26 @@ def test_the_method_picker_explains_each_method_and_runs_score_cam_on_its_budget
     assert not app.exception
 
 
+def test_sess_and_refinecam_say_their_pass_count_under_the_picker_before_they_run(app):
+    """SESS's 127 on Lite0 (from the part that writes the caption: its 127 passes are too slow
+    for AppTest); on the page, RefineCAM's count follows the layer, said before it runs."""
+    from dashboard.parts import method_picker
+    from dashboard.runtime import model_cache
+
+    model = model_cache.builtin_model("EfficientNet-Lite0")
+    assert method_picker.passes_note(model, "sess", "top_activation") == (
+        "SESS runs 127 passes on this model, each about one Grad-CAM pass")
+    assert method_picker.passes_note(model, "gradcam", "top_activation") is None
+    app.selectbox(key="layer").set_value("block10_add")
+    app.selectbox(key="method").set_value("refinecam")
+    run(app)
+    assert any("RefineCAM runs 3 passes on this model from this layer, each about one Grad-CAM++ pass; "
+               "a progress bar counts them." in c.value for c in app.caption)
+    app.selectbox(key="method").set_value("gradcam")
+    run(app)
+    assert not any(" passes on this model" in c.value for c in app.caption)
+
+
 # --- what a few-class, regression or tiny input looks like -----------------------------
 
 
@@ -289,3 +309,21 @@ def test_the_words_follow_the_colormap_and_the_method(app):
     assert not any("red regions" in m.value for m in app.markdown)
     assert any("yellow regions" in m.value and "by Grad-CAM++." in m.value for m in app.markdown)
     assert overlay_caption(app).startswith("Grad-CAM++ overlay")
+
+
+def test_a_picture_sent_inline_is_the_photo_at_a_bounded_size():
+    """The first visit's photo and the gallery's thumbnails travel inside the page's message as
+    data: URLs: each decodes to the same picture, no larger than the place it is shown needs."""
+    import base64
+
+    from dashboard.parts.image_picker import INLINE_SIDE, SAMPLES_DIR, inline_picture
+
+    cat = Image.open(SAMPLES_DIR / "cat.jpg").convert("RGB")
+    wide = cat.resize((1600, 1000))  # another size and shape than the sample's own
+    for photo, expected in ((wide, (INLINE_SIDE, 600)), (cat.resize((300, 200)), (300, 200))):
+        url = inline_picture(photo)
+        assert url.startswith("data:image/jpeg;base64,")
+        shown = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        assert shown.size == expected
+        difference = np.abs(np.asarray(shown, np.float32) - np.asarray(photo.resize(expected), np.float32))
+        assert difference.mean() < 4  # the same picture, give or take JPEG

@@ -1,19 +1,36 @@
 """One real browser session on the real server: what only a browser shows."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
+from dashboard.runtime.boot import READY
 from e2e.browser import (
     OVERLAY, browser_page, chromium_path, exceptions_shown, open_explorer, press_on_slider, target_label, timed,
     upload_photo, wait_until_idle,
 )
-from e2e.server import streamlit_server
+from e2e.server import streamlit_server, wait_for_output
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+WAITING = "the heatmap appears here once EfficientNet-Lite0 is ready"
+
+# Installed before the page's own scripts: every text the page ever shows is checked as it
+# changes, so a state that came and went between two looks of the test is still seen.
+_RECORD_WAITING = """
+window.__waitingSeen = false;
+new MutationObserver(() => {
+  if (document.body && document.body.textContent.includes(%r)) window.__waitingSeen = true;
+}).observe(document, {subtree: true, childList: true, characterData: true});
+""" % WAITING
+
+
+_ALL_PICTURES_SHOWN = """() => [...document.querySelectorAll("[data-testid='stMainBlockContainer'] img")]
+    .every((image) => image.complete && image.naturalWidth > 0)"""
 
 
 def require_chromium():
@@ -130,7 +147,8 @@ def compare_heading(page) -> str:
 
 def test_a_cold_start_shows_the_page_at_once_and_choices_survive_pages_and_history(tmp_path):
     """One session on a cold server (an empty conversion cache):
-    - the first visit shows the title, the photo and a spinner before the model is ready;
+    - the first visit shows the title, the photo, the sample thumbnails and a spinner before the
+      model is ready, all sent with the page (inline pictures: nothing waits on a second request);
     - a layer picked while "Explaining..." still shows, then Compare clicked at once: Compare
       shows that layer, and so does Explore afterwards (the newest choice wins);
     - Back and Forward go through the photos picked, and Back from a page goes to the page before."""
@@ -141,10 +159,16 @@ def test_a_cold_start_shows_the_page_at_once_and_choices_survive_pages_and_histo
     with streamlit_server(env={"GRADCAM_CACHE_DIR": str(tmp_path), "GRADCAM_WARM_START": "0"}) as url, \
             browser_page() as (page, console):
         page.goto(url)
-        waiting = page.get_by_text("the heatmap appears here once EfficientNet-Lite0 is ready")
+        waiting = page.get_by_text(WAITING)
         waiting.first.wait_for(timeout=120_000)  # the photo, with its caption, while Lite0 converts
         assert page.get_by_text("Why did the model say that?").count() == 1
         assert page.locator(OVERLAY).count() == 0
+        assert page.locator("[data-testid='stExpanderIconSpinner']").count() == 1  # drawn before the photo
+        pictures = page.locator("[data-testid='stMainBlockContainer'] img")
+        assert pictures.count() == 6  # five thumbnails and the photo
+        assert all(source.startswith("data:image/jpeg;base64,") for source in pictures.evaluate_all(
+            "(images) => images.map((image) => image.src)"))
+        page.wait_for_function(_ALL_PICTURES_SHOWN, timeout=10_000)  # decoded in the page, no request
         page.screenshot(path=str(SCREENSHOTS / "explore-cold-start.png"))
         page.wait_for_selector(OVERLAY, timeout=180_000)
         wait_until_idle(page, timeout=120)
@@ -192,6 +216,31 @@ def test_a_cold_start_shows_the_page_at_once_and_choices_survive_pages_and_histo
         assert exceptions_shown(page) == []
         errors = [text for kind, text in console if kind in ("error", "pageerror")]
         assert errors == []
+
+
+def test_the_first_visitor_finds_the_default_model_converted_and_the_first_map_made(tmp_path):
+    """The README's command on an empty conversion cache: the server converts EfficientNet-Lite0
+    and explains the first sample before anyone visits (its console says so, and the converted
+    file is older than the visit), and the first visitor's page never waits for the model: it
+    never shows the photo captioned "the heatmap appears here once ... is ready", which the
+    page draws whenever the model is not loaded yet (with `streamlit run streamlit_app.py` the
+    first visitor pays the conversion: the console line never comes before a visit)."""
+    require_chromium()
+    with streamlit_server(env={"GRADCAM_CACHE_DIR": str(tmp_path)}) as url:
+        wait_for_output(READY, timeout=400)  # no browser has connected yet
+        converted = [path.stat().st_mtime for path in tmp_path.rglob("*") if path.is_file()]
+        visit = time.time()
+        assert converted and max(converted) < visit
+        with browser_page() as (page, console):
+            page.add_init_script(_RECORD_WAITING)
+            page.goto(url)
+            page.wait_for_selector(OVERLAY, timeout=120_000)
+            wait_until_idle(page, timeout=120)
+            assert page.evaluate("window.__waitingSeen") is False
+            assert target_label(page).split("  (")[0] in ("Egyptian cat", "tabby", "tiger cat")
+            assert [path.stat().st_mtime for path in tmp_path.rglob("*") if path.is_file()] == converted
+            assert exceptions_shown(page) == []
+            assert [text for kind, text in console if kind in ("error", "pageerror")] == []
 
 
 SIDEBAR_OPEN = "[data-testid=stSidebarCollapseButton] button[aria-expanded=true]"

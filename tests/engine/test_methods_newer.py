@@ -258,6 +258,27 @@ def test_fullgrad_sums_the_input_term_and_every_bias_term(with_batchnorm):
     assert np.allclose(gradcam.explain(wrapped, photo, target=1, layer="first", method="fullgrad").raw, got.raw)
 
 
+def test_fullgrads_bias_term_is_each_channel_scaled_then_summed_even_a_flat_channel():
+    """The pass sums |b g| scaled per channel by a weighted sum; written out here channel by
+    channel, with a channel whose gradient is the same everywhere (it feeds a global pooling)
+    and a zero bias: both must give 0, not the noise of a huge weight."""
+    from gradcam.engine.passes import _bias_term
+
+    rng = np.random.default_rng(4)
+    gradient = rng.normal(0, 1e-3, (2, 5, 6, 4))
+    gradient[:, :, :, 1] = 3e-4  # flat
+    bias = np.array([0.5, -2.0, 0.0, 1e-3])
+
+    def scaled(m):
+        m = m - m.min()
+        return m / (1e-7 + m.max())
+
+    expected = np.stack([sum(scaled(np.abs(bias[c] * gradient[k, :, :, c])) for c in range(4)) for k in range(2)])
+    got = _bias_term(tf.constant(bias, tf.float32), tf.constant(gradient, tf.float32)).numpy()
+    assert np.allclose(got, expected, atol=1e-5)
+    assert np.abs(expected).max() > 1
+
+
 def test_fullgrad_on_lite0_sits_on_the_cat(lite0, cat):
     heat = gradcam.explain(lite0, cat, target=285, method="fullgrad").heatmap
     h, w = heat.shape
