@@ -174,11 +174,13 @@ def class_table_config() -> dict:
     return {"Mean map": st.column_config.ImageColumn("Mean map", help="Where the class's maps sit, on average")}
 
 
-# Below this width a page is a phone's: eight columns did not fit (the table was cut after "Mass on
-# object", its sideways scroll invisible), so the rows are drawn as cards there instead. 640 px is
-# where Streamlit itself stacks columns.
-PHONE_WIDTH = 640
-_WIDE, _NARROW = "audit_classes_wide", "audit_classes_narrow"  # the two layouts' container keys (CSS classes)
+# Below 640 px a page is a phone's: eight columns did not fit (the table was cut after "Mass on object",
+# its sideways scroll invisible), so the rows are drawn as cards there instead (640 px is where Streamlit
+# itself stacks columns). The rule names the two layouts' containers by their keys (Streamlit's
+# st-key-<key> classes); our own constant text, the only HTML the pages send (tests/app/test_nothing_kept.py).
+_WIDE, _NARROW = "audit_classes_wide", "audit_classes_narrow"
+ONE_LAYOUT_BY_WIDTH = ("<style>@media (max-width: 640px) { .st-key-audit_classes_wide { display: none; } }"
+                       "@media (min-width: 641px) { .st-key-audit_classes_narrow { display: none; } }</style>")
 
 
 def card_fact(name: str, value) -> str:
@@ -193,8 +195,7 @@ def card_fact(name: str, value) -> str:
 def classes_overview(rows: list[dict]) -> None:
     """The class rows: a sortable table on a wide screen, one card per class on a phone (a CSS width
     rule picks one: the server cannot know the screen's width)."""
-    st.html(f"<style>@media (max-width: {PHONE_WIDTH}px) {{ .st-key-{_WIDE} {{ display: none; }} }}"
-            f"@media (min-width: {PHONE_WIDTH + 1}px) {{ .st-key-{_NARROW} {{ display: none; }} }}</style>")
+    st.html(ONE_LAYOUT_BY_WIDTH)
     with st.container(key=_WIDE):
         st.dataframe(class_table(rows), hide_index=True, width="stretch", column_config=class_table_config(),
                      row_height=56)
