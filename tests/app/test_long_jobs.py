@@ -30,7 +30,7 @@ if clicks.button("Run the sanity check", key="kept"):
 
 
 def test_a_kept_click_survives_the_reset_a_cut_short_run_makes_and_counts_once():
-    at = run(AppTest.from_string(PAGE))
+    at = run(AppTest.from_string(PAGE, default_timeout=120))
     at.button(key="kept").click()
     run(at)
     assert [m.value for m in at.markdown][:1] == ["the sanity check runs"]
@@ -49,7 +49,7 @@ st.write(f"plain: {st.button('Plain', key='plain')}")
 
 def test_streamlits_own_button_read_after_that_reset_is_lost():
     """The failure the kept click mends: Streamlit's own button, read after the reset, says not clicked."""
-    at = run(AppTest.from_string(PLAIN))
+    at = run(AppTest.from_string(PLAIN, default_timeout=120))
     at.button(key="plain").click()
     run(at)
     assert [m.value for m in at.markdown] == ["plain: False"]
@@ -63,7 +63,7 @@ st.button("Run the sanity check", key="kept", on_click=clicks._note, args=("kept
 st.write(clicks.waiting_note() or "nothing queued")
 clicks.forget_unanswered()
 """
-    at = run(AppTest.from_string(script))
+    at = run(AppTest.from_string(script, default_timeout=120))
     at.button(key="kept").click()
     run(at)
     note = at.markdown[0].value
@@ -100,7 +100,7 @@ def counting(progress, stop):
 def test_a_second_run_asking_while_the_job_runs_waits_for_it_and_does_not_start_it_again():
     started.clear()
     release.clear()
-    first, second = AppTest.from_string(WAITING, default_timeout=60), AppTest.from_string(WAITING, default_timeout=60)
+    first, second = AppTest.from_string(WAITING, default_timeout=120), AppTest.from_string(WAITING, default_timeout=120)
     runs = [threading.Thread(target=at.run) for at in (first, second)]
     runs[0].start()
     deadline = time.monotonic() + 30
