@@ -31,6 +31,8 @@ PER_PAGE = 48  # thumbnails drawn per rerun: a 500-photo set stays quick to brow
 
 CHUNK = 8  # photos per batched engine call (and per step of the progress bar)
 PENDING = "batch_pending"  # session key: the set asked for by Explain all and not yet stored, and how many files
+CONCEPT_PHOTOS = 6  # thumbnails per shared concept
+CONCEPT_THUMBNAIL = 140  # px wide
 
 
 @st.cache_data(max_entries=250, max_size="96MB", show_spinner=False)
@@ -47,6 +49,46 @@ def explained(image_hashes: tuple, model_key: str, layer: str, method: str, opac
 @st.cache_data(max_entries=16, max_size="1MB", show_spinner=False)
 def weights_fingerprint(model_key: str, _model: gradcam.Model) -> str:
     return sha256_of_weights(_model)  # tens of milliseconds: once per model
+
+
+@st.cache_data(max_entries=8, max_size="32MB", show_spinner=False)
+def shared_concepts(image_hashes: tuple, model_key: str, layer: str, count: int, _records: list[dict],
+                    _model: gradcam.Model) -> list[gradcam.ConceptStrip]:
+    # Keyed by the photos' content and the choices; the strips hold small thumbnails only.
+    return report.shared_concepts_of(_model, _records, count, layer=layer, per_concept=CONCEPT_PHOTOS)
+
+
+def concepts_section(shown: list[dict], c) -> None:
+    """The concepts the photos shown share: one strip of thumbnails per concept, with its votes."""
+    st.subheader("Concepts these photos share")
+    st.markdown("What parts does the model see across these photos? Deep Feature Factorization splits the layer's "
+                "activations of all the photos shown above into a few concepts (non-negative matrix factorisation; "
+                "Collins et al., 2018), those present in most photos first; each comes with the photos it is "
+                "strongest in, tinted by it alone, and the classes it votes for. Pick one class above to see what "
+                "that class is seen by.")
+    count_box, go_box = st.columns([2, 1], vertical_alignment="bottom")
+    st.session_state.setdefault("batch_concepts", gradcam.DEFAULT_CONCEPTS)
+    count = count_box.slider("Concepts", 2, 8, key="batch_concepts", help="How many parts the activations are split into.")
+    wanted = (tuple(r["sha256"] for r in shown), c.model_key, c.layer, count)
+    if go_box.button("Find shared concepts", key="batch_concepts_go", width="stretch", disabled=not shown):
+        st.session_state["batch_concepts_for"] = wanted
+    if st.session_state.get("batch_concepts_for") != wanted:
+        st.caption(f"One forward pass per photo shown ({len(shown)}), on their thumbnails, with {md(c.model.name)} "
+                   f"at {md(c.layer)}; then the factorisation.")
+        return
+    try:
+        with st.spinner("Factorising the photos' activations..."):
+            strips = shared_concepts(*wanted, shown, c.model)
+    except (ValueError, gradcam.ExplanationTooCostly) as refused:
+        st.error(md(str(refused)))
+        return
+    for strip in strips:
+        concept = strip.concept
+        votes = ", ".join(f"{md(name.split(',')[0])} {p:.0%}" for _, name, p in concept.supports)
+        st.markdown(f"**The {concept.colour_name} concept** · in {concept.present_in()} of {len(shown)} photos · "
+                    f"votes {votes}")
+        # A list of images flows and wraps: a row on a wide screen, two or three a line on a phone.
+        st.image(strip.pictures, width=CONCEPT_THUMBNAIL, caption=[md(shown[i]["file"]) for i in strip.photos])
 
 
 def page() -> None:
@@ -206,6 +248,9 @@ def page() -> None:
                 auc = f"  \n{report.auc_caption(record)}" if record.get("faithfulness") else ""
                 column.image(record["overlay_jpeg"],
                              caption=f"{md(record['label'])} ({score}) · {md(record['file'])}{auc}", width="stretch")
+
+    if good:
+        concepts_section(shown, c)
 
     st.subheader("Downloads")
     originals = {s.name: s.read for s in unpacked.sources}  # the uploads still in the uploader, read only on click

@@ -128,7 +128,7 @@ def page() -> None:
         st.radio("Explain prediction", list(top5), key="target_pick",
                  format_func=lambda i: f"{md(model.labels[i])}  ({score_text(model, top5[i])})",  # shown as Markdown
                  on_change=lambda: choose("target", st.session_state["target_pick"]))
-    heatmap_panel.honesty_note(explained.layer_shape)
+    heatmap_panel.honesty_note(explained.layer_shape, method)
 
     cover = what_if_panel.show(current, model_key, model, layer, method, target, class_map, opacity=opacity,
                                colormap=colormap)

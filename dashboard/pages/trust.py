@@ -22,8 +22,10 @@ from dashboard.parts.sections import drawn_alone
 from dashboard.parts.shared_state import choices
 from dashboard.parts.stepper import current_step, stepper
 from dashboard.runtime import clicks
+from gradcam import report
+from gradcam.engine import strongest_colour
 from gradcam.report import increase_text
-from gradcam.trust import BETTER, CANNOT_JUDGE, RANDOM_SEEDS, how_judged, judged_step, ranked
+from gradcam.trust import BETTER, CANNOT_JUDGE, MASKED_PHOTO_SCORES, RANDOM_SEEDS, how_judged, judged_step, ranked
 
 
 GUIDED = next((key for key, m in gradcam.METHODS.items() if m.known_sanity_failure and m.layer_free), None)
@@ -103,15 +105,23 @@ def page() -> None:
     c = choices()
     photo = c.image.image
     st.title("Can I trust this map?")
+    chosen = gradcam.METHODS[c.method]
+    # "layer top_activation" only for a method that uses one (Occlusion covers the photo itself).
     st.markdown(
         f"A heatmap is a claim: *these regions are why the model said this class*. Two standard tests check the claim "
-        f"for **{md(c.image.name)}**, **{md(c.model.name)}**, layer {md(c.layer)}, **{name_of(c.method)}**. "
-        "Change the photo, model, layer, class or method on the Explore page."
+        f"for **{md(c.image.name)}**: **{name_of(c.method)}** of **{md(c.model.name)}** "
+        f"{md(report.layer_phrase(c.method, c.layer))}. Change the photo, model, layer, class or method on the "
+        "Explore page."
     )
 
     with st.spinner("Explaining..."):
         top1 = gradcam.predict(c.model, photo, top=1)[0].index
     target = c.target if c.target is not None else top1
+    if not chosen.class_specific:  # its map makes no claim about the class: say so before scoring it against one
+        label = f"**{md(c.model.labels[target])}**"
+        colour = strongest_colour("jet")  # this page's overlays are drawn in overlay()'s default colormap
+        st.info(f"{report.what_the_colours_mean(c.method, colour, label)} The tests below still score it against "
+                f"{label}: how well a map that ignores the class happens to point at what the model uses for it.")
     key = (c.image.sha256, c.model_key, c.layer, c.method, target)
     # A link opens the page as it was handed on: the baseline, the ranking and sanity checks already shown, and a
     # presenter's section.
@@ -187,11 +197,10 @@ def page() -> None:
                       for key, metric in gradcam.METRICS.items() if scores.value(key) is not None}, list(ROWS))
         st.caption(
             f"Random maps: the mean of {RANDOM_SEEDS} maps of random values at the layer's "
-            "resolution. Centred blob: a map that only says *the middle*, hard to beat on well-framed photos. Average "
-            "Drop and Increase in Confidence score the photo multiplied by the map: how much of the class's probability "
-            "the highlighted part alone keeps, and whether it even raises it (Chattopadhyay et al., Grad-CAM++, WACV "
-            "2018)."
+            "resolution. Centred blob: a map that only says *the middle*, hard to beat on well-framed photos."
         )
+        # Beside the two scores a random map can win, what they reward (the reports' words).
+        st.caption(f"{MASKED_PHOTO_SCORES} (Chattopadhyay et al., Grad-CAM++, WACV 2018.)")
 
 
     def section_road() -> None:
