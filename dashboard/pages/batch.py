@@ -70,7 +70,8 @@ def concepts_section(shown: list[dict], c) -> None:
     st.session_state.setdefault("batch_concepts", gradcam.DEFAULT_CONCEPTS)
     count = count_box.slider("Concepts", 2, 8, key="batch_concepts", help="How many parts the activations are split into.")
     wanted = (tuple(r["sha256"] for r in shown), c.model_key, c.layer, count)
-    if go_box.button("Find shared concepts", key="batch_concepts_go", width="stretch", disabled=not shown):
+    # A kept click: the set's explanation above can hold this run up (dashboard/runtime/clicks.py).
+    if clicks.button("Find shared concepts", key="batch_concepts_go", where=go_box, width="stretch", disabled=not shown):
         st.session_state["batch_concepts_for"] = wanted
     if st.session_state.get("batch_concepts_for") != wanted:
         st.caption(f"One forward pass per photo shown ({len(shown)}), on their thumbnails, with {md(c.model.name)} "
