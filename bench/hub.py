@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
-from bench.timing import median_ms as _median_ms
+from bench.timing import against_forward
 
 TARGETS = {"KerasHub ViT-Ti/16 shape (224 px, 12 blocks)": 1.5, "KerasHub ResNet-18 shape (224 px)": 1.3}
 
@@ -38,21 +36,14 @@ def _models():
 
 
 def measure(rounds: int) -> list[dict]:
-    from gradcam.engine.cam import compute_prepared
     from gradcam.engine.graph import default_layer
-    from gradcam.engine.passes import forward_pass
     from gradcam.zoo.own_models import checked_model
 
     rows = []
     for name, keras_model in _models().items():
         model = checked_model(keras_model, name, labels=[str(i) for i in range(10)], preprocessing="0..1")
-        x = np.random.default_rng(0).uniform(0, 1, (1, 224, 224, 3)).astype(np.float32)
-        forward = forward_pass(model)
-        times = _median_ms({
-            "forward": lambda: forward(x).numpy(),
-            "gradcam": lambda: compute_prepared(model, x, method="gradcam"),
-        }, rounds)
-        rows.append({"model": name, "layer": default_layer(model).name, **{f"{k}_ms": v for k, v in times.items()}})
+        rows.append({"model": name, "layer": default_layer(model).name,
+                     **against_forward(model, {"gradcam": "gradcam"}, rounds)})
     return rows
 
 

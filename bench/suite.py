@@ -369,9 +369,13 @@ def main(argv=None) -> int:
                              "and the audit's photos/s against explain_batch's on --audit-photos photos")
     parser.add_argument("--audit-photos", type=int, default=128, metavar="N",
                         help="photos for the audit's throughput row (default 128; 0 skips it)")
-    parser.add_argument("--audit-benchmark", choices=("developed", "held-out", "all"),
+    parser.add_argument("--audit-benchmark", choices=("developed", "held-out", "all", "outside", "outside-held-out",
+                                                      "patches"),
                         help="only the shortcut benchmark's table (gradcam/audit/benchmark.py; trains a tiny CNN "
                              "per case: minutes)")
+    parser.add_argument("--audit-worst", action="store_true",
+                        help="only the audit's worst case: the patch tests forced onto every cluster of 4+ photos, "
+                             "against explain_batch's photos/s (--audit-photos photos)")
     parser.add_argument("--fix", action="store_true",
                         help="only the audit fix's rows: the corrected model's forward pass against the original's, "
                              "the comparison audit against one audit")
@@ -388,6 +392,9 @@ def main(argv=None) -> int:
     parser.add_argument("--vit", action="store_true", help="only the transformer rows (Grad-CAM and rollout on a ViT)")
     parser.add_argument("--hub", action="store_true",
                         help="only the KerasHub rows (Grad-CAM on a KerasHub ViT and ResNet; needs keras-hub)")
+    parser.add_argument("--uploads", action="store_true",
+                        help="only the upload rows: a plain Keras and a KerasHub file read in the sandbox, before and "
+                             "after the KerasHub worker of its own (needs keras-hub; boots a dozen workers: minutes)")
     parser.add_argument("--what-if-only", action="store_true", help="only what_if against predict")
     parser.add_argument("--video-only", action="store_true",
                         help="only video's rows: explain_video against explain_batch, and Live fed 30 frames/s")
@@ -405,6 +412,12 @@ def main(argv=None) -> int:
         met = bench_hub.report(bench_hub.measure(args.rounds))
         print(machine_line())
         print("\nall targets met" if met else "\nsome targets missed")
+        return 0
+    if args.uploads:
+        from bench import uploads as bench_uploads
+
+        bench_uploads.report(bench_uploads.measure(max(1, min(args.rounds, 3))))
+        print(machine_line())  # the load again: these rows take minutes
         return 0
     if args.what_if_only:
         import gradcam
@@ -440,6 +453,10 @@ def main(argv=None) -> int:
         from bench.audit import benchmark_main
 
         return benchmark_main(args.audit_benchmark)
+    if args.audit_worst:
+        from bench.audit import worst_case
+
+        return worst_case(args.audit_photos)
     if args.audit:
         from bench.audit import main as audit_main
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
-from bench.timing import median_ms as _median_ms
+from bench.timing import against_forward
 
 TARGET_RATIO = 1.3  # Grad-CAM / forward, as for CNNs
 SHAPES = {
@@ -26,9 +24,7 @@ SHAPES = {
 def measure(rounds: int) -> list[dict]:
     import keras
 
-    from gradcam.engine.cam import compute_prepared
     from gradcam.engine.model import Model
-    from gradcam.engine.passes import forward_pass
     from gradcam.zoo.vit import build_vit
 
     rows = []
@@ -36,15 +32,8 @@ def measure(rounds: int) -> list[dict]:
         keras.utils.set_random_seed(0)
         model = Model(name=name, keras=build_vit(classes=10, **shape), input_size=shape["input_size"],
                       labels=[str(i) for i in range(10)], preprocessing="0..1")
-        x = np.random.default_rng(0).uniform(0, 1, (1, *shape["input_size"], 3)).astype(np.float32)
-        forward = forward_pass(model)
-        times = _median_ms({
-            "forward": lambda: forward(x).numpy(),
-            "gradcam": lambda: compute_prepared(model, x, method="gradcam"),
-            "rollout": lambda: compute_prepared(model, x, method="attention-rollout"),
-            "gradient-rollout": lambda: compute_prepared(model, x, method="gradient-rollout"),
-        }, rounds)
-        rows.append({"model": name, **{f"{k}_ms": v for k, v in times.items()}})
+        rows.append({"model": name, **against_forward(model, {
+            "gradcam": "gradcam", "rollout": "attention-rollout", "gradient-rollout": "gradient-rollout"}, rounds)})
     return rows
 
 

@@ -76,3 +76,14 @@ def who(data: bytes, path: str):
     except PermissionError:
         readable = False
     return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "reads": readable}
+
+
+def model_read_and_keras_hub(data: bytes, hub: bool = False):
+    """The model worker's own task on ``data``, then whether this worker has imported keras_hub."""
+    import sys
+
+    from gradcam.intake.sandbox import verified_model
+
+    reply = verified_model(data, hub)
+    return {"needs_hub": reply.get("needs_hub") is True, "read": "config" in reply,
+            "keras_hub": "keras_hub" in sys.modules}

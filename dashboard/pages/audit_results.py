@@ -83,6 +83,12 @@ def run(request: Request, model_key: str, model: gradcam.Model, layer: str, meth
                               shared=lambda audit: not audit.budget_refused)
 
 
+def stop(key: tuple) -> None:
+    """The Stop button's callback: the audit of ``key`` stops, and stays stopped (the demo does not restart itself)."""
+    long_jobs.stop_long_job()
+    st.session_state[STOP] = key
+
+
 def pick_methods(model: gradcam.Model) -> list[str]:
     """The methods offered: every one that applies, but those that run many passes per photo."""
     return [key for key in gradcam.methods_for(model) if not gradcam.METHODS[key].slow]
@@ -174,11 +180,13 @@ def class_table_config() -> dict:
     return {"Mean map": st.column_config.ImageColumn("Mean map", help="Where the class's maps sit, on average")}
 
 
-# Below this width a page is a phone's: eight columns did not fit (the table was cut after "Mass on
-# object", its sideways scroll invisible), so the rows are drawn as cards there instead. 640 px is
-# where Streamlit itself stacks columns.
-PHONE_WIDTH = 640
-_WIDE, _NARROW = "audit_classes_wide", "audit_classes_narrow"  # the two layouts' container keys (CSS classes)
+# Below 640 px a page is a phone's: eight columns did not fit (the table was cut after "Mass on object",
+# its sideways scroll invisible), so the rows are drawn as cards there instead (640 px is where Streamlit
+# itself stacks columns). The rule names the two layouts' containers by their keys (Streamlit's
+# st-key-<key> classes); our own constant text, the only HTML the pages send (tests/app/test_nothing_kept.py).
+_WIDE, _NARROW = "audit_classes_wide", "audit_classes_narrow"
+ONE_LAYOUT_BY_WIDTH = ("<style>@media (max-width: 640px) { .st-key-audit_classes_wide { display: none; } }"
+                       "@media (min-width: 641px) { .st-key-audit_classes_narrow { display: none; } }</style>")
 
 
 def card_fact(name: str, value) -> str:
@@ -193,8 +201,7 @@ def card_fact(name: str, value) -> str:
 def classes_overview(rows: list[dict]) -> None:
     """The class rows: a sortable table on a wide screen, one card per class on a phone (a CSS width
     rule picks one: the server cannot know the screen's width)."""
-    st.html(f"<style>@media (max-width: {PHONE_WIDTH}px) {{ .st-key-{_WIDE} {{ display: none; }} }}"
-            f"@media (min-width: {PHONE_WIDTH + 1}px) {{ .st-key-{_NARROW} {{ display: none; }} }}</style>")
+    st.html(ONE_LAYOUT_BY_WIDTH)
     with st.container(key=_WIDE):
         st.dataframe(class_table(rows), hide_index=True, width="stretch", column_config=class_table_config(),
                      row_height=56)

@@ -19,7 +19,7 @@ from PIL import Image
 
 import gradcam
 from gradcam.engine import SCORECAM_DEFAULT_CHANNELS
-from dashboard.parts import class_picker, shared_state
+from dashboard.parts import class_picker, method_picker, shared_state
 from dashboard.parts.heatmap_panel import score_text
 from dashboard.parts.layer_labels import breakable, layer_option
 from dashboard.parts.model_picker import load_builtin
@@ -371,6 +371,9 @@ def page() -> None:
                 where = (record.works_on if record.kind == "attention"
                          else f"{grid} input pixels" if record.resolution == "pixels" else f"{grid} cells")
                 tags = [f"{seconds * 1000:,.0f} ms", where]
+                passes = method_picker.planned_passes(model, method, c.layer)
+                if passes is not None:
+                    tags.append(method_picker.passes_text(passes))
                 if not record.class_specific:
                     tags.append("class-agnostic")
                 if record.ignores_layer:

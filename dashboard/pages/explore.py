@@ -38,6 +38,7 @@ def page() -> None:
                               format_func=lambda name: gradcam.METHODS[name].display_name,
                               help=method_picker.HELP)
         method_picker.describe(method)
+        passes_slot = st.empty()  # SESS's and RefineCAM's pass count: it needs the model
         target_slot = st.container()  # needs the model's predictions
         opacity = st.slider("Opacity", 0.0, 1.0, step=0.05, key="opacity", on_change=keep, args=("opacity",))
         colormap = st.selectbox("Colormap", gradcam.COLORMAPS, key="colormap", on_change=keep, args=("colormap",))
@@ -74,6 +75,7 @@ def page() -> None:
     layer = layer_slot.selectbox("Layer", list(layers), key="layer", on_change=keep, args=("layer",),
                                  format_func=lambda name: layer_option(layers[name]),
                                  help="Later layers: coarser, more class-specific maps. The default is the last one.")
+    method_picker.show_passes(passes_slot, model, method, layer)
 
     try:
         with status.container(), st.spinner("Explaining...") if box is None else contextlib.nullcontext():
@@ -126,7 +128,7 @@ def page() -> None:
         st.radio("Explain prediction", list(top5), key="target_pick",
                  format_func=lambda i: f"{md(model.labels[i])}  ({score_text(model, top5[i])})",  # shown as Markdown
                  on_change=lambda: choose("target", st.session_state["target_pick"]))
-    heatmap_panel.honesty_note(explained.layer_shape)
+    heatmap_panel.honesty_note(explained.layer_shape, method)
 
     cover = what_if_panel.show(current, model_key, model, layer, method, target, class_map, opacity=opacity,
                                colormap=colormap)

@@ -30,16 +30,14 @@ from dashboard.parts.camera_probe import camera_state
 from dashboard.parts.image_picker import use_photo
 from dashboard.parts.layer_labels import layer_option
 from dashboard.parts.shared_state import choose
-from dashboard.runtime.long_jobs import is_done, long_job, stop_long_job
+from dashboard.runtime import clicks, ice_servers
+from dashboard.runtime.long_jobs import is_done, is_running, long_job, stop_long_job
 from dashboard.safe_text import md
 from gradcam.intake import VIDEO_FORMATS, sha256
 
 EXPLORE = st.Page(explore.page, title="Explore", url_path="Explore")  # what Freeze opens (pages match by url_path)
 TOP1 = "Top-1 of each frame"
 READOUT_SECONDS = 0.3  # how often the top-5 and the readout refresh
-# Host candidates only: a classroom's laptop or a school network needs no STUN server, and nothing
-# leaves the machine. streamlit-webrtc's default would ask Google's STUN server.
-RTC = {"iceServers": []}
 # The rear camera on phones (the one that sees what the person points at); any camera elsewhere.
 CAMERA = {"video": {"facingMode": {"ideal": "environment"}, "width": {"ideal": 640}, "height": {"ideal": 480}},
           "audio": False}
@@ -107,7 +105,7 @@ def _controls(model_key: str, model: gradcam.Model):
                                  format_func=lambda name: layer_option(layers[name]))
     method = st.sidebar.selectbox("Method", list(gradcam.METHODS), key="live_method", on_change=keep,
                                   args=("live_method", "method"),
-                                  format_func=lambda name: gradcam.METHODS[name].display_name,
+                                  format_func=method_picker.option_label(model, layer),
                                   help=method_picker.HELP)
     classes = [TOP1, *model.labels]
     target = st.sidebar.selectbox("Class", classes, key="live_class",
@@ -168,9 +166,13 @@ def _camera(model_key, model, layer, method, target, opacity, colormap) -> None:
         drawn = explainer.draw(rgb, look["alpha"], look["colormap"], raw=look["raw"])
         return av.VideoFrame.from_ndarray(drawn, format="rgb24")
 
+    # No STUN or TURN server unless the operator names some (GRADCAM_ICE_SERVERS): nothing leaves the machine.
+    rtc, malformed = ice_servers.rtc_configuration()
+    if malformed:
+        st.warning(md(malformed))
     left, right = st.columns([3, 2])
     with left:
-        stream = webrtc_streamer(key="live-camera", mode=WebRtcMode.SENDRECV, rtc_configuration=RTC,
+        stream = webrtc_streamer(key="live-camera", mode=WebRtcMode.SENDRECV, rtc_configuration=rtc,
                                  media_stream_constraints=CAMERA, video_frame_callback=explain_and_draw,
                                  async_processing=True,
                                  translations={"start": "Start the camera", "stop": "Stop",
@@ -213,9 +215,11 @@ def _video(model_key, model, layer, method, target, opacity, colormap) -> None:
     data = upload.getvalue()
     key = ("video", sha256(data), model_key, layer, method, target, opacity, colormap)
     go, stop = st.columns(2)
-    if stop.button("Stop", icon=":material/stop:", key="live_video_stop"):
-        stop_long_job()
-    if not go.button("Explain the video", type="primary", key="live_video_go") and not is_done(key):
+    # Stop is a callback and Explain a kept click: either, clicked while the video is explained, outlives
+    # the run it cuts short (dashboard/runtime/clicks.py); a run started meanwhile waits for the job.
+    stop.button("Stop", icon=":material/stop:", key="live_video_stop", on_click=stop_long_job)
+    if not (clicks.button("Explain the video", key="live_video_go", where=go, type="primary")
+            or is_done(key) or is_running(key)):
         return
 
     def run(progress, stop_event):

@@ -16,7 +16,7 @@ from dashboard.parts.heatmap_panel import score_text
 from dashboard.safe_text import md
 from dashboard.parts.shared_state import choices
 from gradcam import report
-from gradcam.engine import sha256_of_weights
+from gradcam.engine import sha256_of_weights, strongest_colour
 from gradcam.report import resolution_fact, trust_lines, trust_sentences
 from dashboard.runtime import explanation_cache
 
@@ -69,7 +69,8 @@ def page() -> None:
 
     st.title("Report")
     st.markdown(
-        f"A file to hand on: **{md(c.image.name)}** explained by **{md(c.model.name)}** at layer {md(c.layer)}. "
+        f"A file to hand on: **{md(c.image.name)}** explained by **{md(c.model.name)}** "
+        f"{md(report.layer_phrase(c.method, c.layer))}. "  # no "at layer" for Occlusion and the like
         "The HTML file embeds every image, needs no network and runs no code; the PDF has the same content. "
         "Change the photo, model, layer or class on the Explore page."
     )
@@ -147,9 +148,12 @@ def page() -> None:
     for number, entry in enumerate(items, 1):
         st.markdown(f"#### {number}. {md(entry.label)}, {gradcam.METHODS[entry.method].display_name}")
         if entry.no_positive_evidence:
-            st.warning(f"No positive evidence for **{md(entry.label)}** at this layer: the map in the report is empty.")
+            st.warning(report.no_evidence_notice(entry.method, f"**{md(entry.label)}**"))
         picture, predictions, facts = st.columns([1.4, 1, 1.3])
-        picture.image(entry.overlay, caption=f"Overlay, opacity {entry.opacity:.2f}, {entry.colormap}", width="stretch")
+        # The figure's caption as the report prints it: what the colours mean for this method.
+        colours = report.what_the_colours_mean(entry.method, strongest_colour(entry.colormap), f"**{md(entry.label)}**")
+        picture.image(entry.overlay, caption=f"Overlay, opacity {entry.opacity:.2f}, {entry.colormap}. {colours}",
+                      width="stretch")
         # Dataframes show cells as plain text: labels and file names are data, never Markdown.
         predictions.dataframe(
             pd.DataFrame({"class": [p.label for p in entry.predictions],
@@ -157,11 +161,12 @@ def page() -> None:
                           "explained": ["yes" if p.index == entry.target else "" for p in entry.predictions]}),
             hide_index=True, width="stretch",
         )
+        values = [entry.image_name, f"{entry.label} (class {entry.target})", score_text(c.model, entry.probability),
+                  gradcam.METHODS[entry.method].display_name, report.layer_fact(entry.method, entry.layer),
+                  resolution_fact(entry, short=True), c.model.name]
         facts.dataframe(
             pd.DataFrame({"": ["Image", "Explained class", "Probability", "Method", "Layer", "Resolution", "Model"],
-                          "value": [entry.image_name, f"{entry.label} (class {entry.target})",
-                                    score_text(c.model, entry.probability), gradcam.METHODS[entry.method].display_name,
-                                    entry.layer, resolution_fact(entry, short=True), c.model.name]}),
+                          "value": values}),
             hide_index=True, width="stretch",
         )
         # What the report says about trust, word for word (the same sentences the HTML and PDF carry).

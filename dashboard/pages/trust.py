@@ -21,8 +21,11 @@ from dashboard.parts.link_numbers import link_number
 from dashboard.parts.sections import drawn_alone
 from dashboard.parts.shared_state import choices
 from dashboard.parts.stepper import current_step, stepper
+from dashboard.runtime import clicks
+from gradcam import report
+from gradcam.engine import strongest_colour
 from gradcam.report import increase_text
-from gradcam.trust import BETTER, CANNOT_JUDGE, RANDOM_SEEDS, how_judged, judged_step, ranked
+from gradcam.trust import BETTER, CANNOT_JUDGE, MASKED_PHOTO_SCORES, RANDOM_SEEDS, how_judged, judged_step, ranked
 
 
 GUIDED = next((key for key, m in gradcam.METHODS.items() if m.known_sanity_failure and m.layer_free), None)
@@ -102,15 +105,23 @@ def page() -> None:
     c = choices()
     photo = c.image.image
     st.title("Can I trust this map?")
+    chosen = gradcam.METHODS[c.method]
+    # "layer top_activation" only for a method that uses one (Occlusion covers the photo itself).
     st.markdown(
         f"A heatmap is a claim: *these regions are why the model said this class*. Two standard tests check the claim "
-        f"for **{md(c.image.name)}**, **{md(c.model.name)}**, layer {md(c.layer)}, **{name_of(c.method)}**. "
-        "Change the photo, model, layer, class or method on the Explore page."
+        f"for **{md(c.image.name)}**: **{name_of(c.method)}** of **{md(c.model.name)}** "
+        f"{md(report.layer_phrase(c.method, c.layer))}. Change the photo, model, layer, class or method on the "
+        "Explore page."
     )
 
     with st.spinner("Explaining..."):
         top1 = gradcam.predict(c.model, photo, top=1)[0].index
     target = c.target if c.target is not None else top1
+    if not chosen.class_specific:  # its map makes no claim about the class: say so before scoring it against one
+        label = f"**{md(c.model.labels[target])}**"
+        colour = strongest_colour("jet")  # this page's overlays are drawn in overlay()'s default colormap
+        st.info(f"{report.what_the_colours_mean(c.method, colour, label)} The tests below still score it against "
+                f"{label}: how well a map that ignores the class happens to point at what the model uses for it.")
     key = (c.image.sha256, c.model_key, c.layer, c.method, target)
     # A link opens the page as it was handed on: the baseline, the ranking and sanity checks already shown, and a
     # presenter's section.
@@ -186,11 +197,10 @@ def page() -> None:
                       for key, metric in gradcam.METRICS.items() if scores.value(key) is not None}, list(ROWS))
         st.caption(
             f"Random maps: the mean of {RANDOM_SEEDS} maps of random values at the layer's "
-            "resolution. Centred blob: a map that only says *the middle*, hard to beat on well-framed photos. Average "
-            "Drop and Increase in Confidence score the photo multiplied by the map: how much of the class's probability "
-            "the highlighted part alone keeps, and whether it even raises it (Chattopadhyay et al., Grad-CAM++, WACV "
-            "2018)."
+            "resolution. Centred blob: a map that only says *the middle*, hard to beat on well-framed photos."
         )
+        # Beside the two scores a random map can win, what they reward (the reports' words).
+        st.caption(f"{MASKED_PHOTO_SCORES} (Chattopadhyay et al., Grad-CAM++, WACV 2018.)")
 
 
     def section_road() -> None:
@@ -224,18 +234,19 @@ def page() -> None:
                    "than guessing on this photo. It does **not** say whether a map depends on the model: a method can "
                    "point at the right pixels and still fail the sanity check below, so the last column says what is "
                    "known (Adebayo et al., NeurIPS 2018) or what this session's sanity check found.")
-        if not (st.button("Rank every method", key="trust_rank") or st.session_state.get("trust_ranked") == rank_key):
+        if not (clicks.button("Rank every method", key="trust_rank") or st.session_state.get("trust_ranked") == rank_key):
             return
         st.session_state["trust_ranked"] = rank_key
         methods = gradcam.methods_for(c.model)
         bar = st.progress(0.0, text="Scoring each method...")
         rows = []
         for done, method in enumerate(methods):
-            bar.progress(done / (len(methods) + 1), text=f"Scoring {name_of(method)} ({done + 1} of {len(methods)})...")
+            bar.progress(done / (len(methods) + 1),
+                         text=f"Scoring {name_of(method)} ({done + 1} of {len(methods)})..." + clicks.waiting_note())
             method_map = trust_scores.shown_map(c.image.sha256, c.model_key, c.layer, method, target, photo, c.model)
             rows.append(trust_scores.method_score(c.image.sha256, c.model_key, c.layer, method, target, baseline, trust_scores.STEPS,
                                            photo, c.model, method_map))
-        bar.progress(len(methods) / (len(methods) + 1), text="Scoring random maps...")
+        bar.progress(len(methods) / (len(methods) + 1), text="Scoring random maps..." + clicks.waiting_note())
         rows = ranked([*rows, trust_scores.random_score(c.image.sha256, c.model_key, c.layer, target, baseline, trust_scores.STEPS,
                                                  photo, c.model)])
         bar.empty()
@@ -270,7 +281,7 @@ def page() -> None:
             "shows the photo's edges whatever the model (Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS "
             "2018). It runs on a copy of the model; nobody else's explanations are affected."
         )
-        if not (st.button("Run the sanity check", key="trust_sanity", type="primary")
+        if not (clicks.button("Run the sanity check", key="trust_sanity", type="primary")
                 or st.session_state.get("trust_sanity_for") == key):
             return
         st.session_state["trust_sanity_for"] = key
@@ -281,7 +292,7 @@ def page() -> None:
         sanity_strip(check, photo)
         if GUIDED is None or c.method == GUIDED:
             return
-        if st.button(f"Compare with {name_of(GUIDED)}, a method known to fail", key="trust_guided") or \
+        if clicks.button(f"Compare with {name_of(GUIDED)}, a method known to fail", key="trust_guided") or \
                 st.session_state.get("trust_guided_for") == key:
             st.session_state["trust_guided_for"] = key
             with st.spinner(f"The same test for {name_of(GUIDED)}..."):

@@ -100,19 +100,26 @@ def record(model_name: str, layer: str, method: str, class_map: gradcam.Explanat
     }
 
 
+def what_the_colours_mean(class_map: gradcam.Explanation, model: gradcam.Model, method: str, colormap: str) -> str:
+    """The sentence under the overlay (Markdown), in the library's words (the reports say the same).
+    "Why espresso?" only where the method reads the class: Eigen-CAM's map is the same for every class."""
+    label = f"**{md(class_map.label)}**"
+    sentence = report.what_the_colours_mean(method, strongest_colour(colormap), label)
+    if not gradcam.METHODS[method].class_specific:
+        return sentence
+    return f"Why {label} ({score_text(model, class_map.probability)})? {sentence}"
+
+
 def show(photo: Image.Image, heatmap: np.ndarray, class_map: gradcam.Explanation, explained: Explained, *, opacity: float,
          colormap: str, record_json: dict, model: gradcam.Model, method: str = "gradcam") -> None:
     overlaid = gradcam.overlay(photo, heatmap, opacity, colormap)
-    height, width = class_map.raw.shape
-    title = f"**{md(class_map.label)}** ({score_text(model, class_map.probability)})"
     method_name = gradcam.METHODS[method].display_name
     if (note := gradcam.small_photo_note(photo.size, model)) is not None:
         st.warning(md(note))  # it names the model, which may be an own file's name
     if class_map.no_positive_evidence:
-        st.warning(
-            f"No positive evidence for {title} at this layer: nothing the layer sees raises this "
-            "class's score, so the heatmap is empty. Try another layer or class."
-        )
+        # "at this layer" only where there is one (the library's sentence, as in the reports).
+        st.warning(f"{report.no_evidence_notice(method, f'**{md(class_map.label)}**')} Try another "
+                   f"{'class' if gradcam.METHODS[method].layer_free else 'layer or class'}.")
 
     big, side = st.columns([3, 1.3])
     with big:
@@ -120,7 +127,9 @@ def show(photo: Image.Image, heatmap: np.ndarray, class_map: gradcam.Explanation
                  alt="Grad-CAM overlay")  # the alt text is what the browser test finds, whatever the method
     with side:
         st.image(photo, caption="Original", width="stretch")
-        st.image(colorize(heatmap, colormap), caption=f"Heatmap alone ({height} x {width} cells, upsampled)",
+        # The grid the map really holds: a layer's cells, the input's pixels or Occlusion's patch positions.
+        st.image(colorize(heatmap, colormap),
+                 caption=f"Heatmap alone ({report.map_grid(method, class_map.raw.shape)}, enlarged to the photo)",
                  width="stretch")
         st.image(colour_scale(colormap), width="stretch")
         low, high = st.columns(2)
@@ -128,8 +137,7 @@ def show(photo: Image.Image, heatmap: np.ndarray, class_map: gradcam.Explanation
         high.markdown("<div style='text-align:right;font-size:0.8rem;color:gray'>strongest</div>",
                       unsafe_allow_html=True)  # our own fixed text; user text never goes through HTML
 
-    st.markdown(f"Why {title}? The {strongest_colour(colormap)} regions (the right end of the scale) raised the "
-                f"model's score for this class most, by {method_name}.")
+    st.markdown(what_the_colours_mean(class_map, model, method, colormap))
 
     downloads = st.columns(3)
     stem = report.file_stem(record_json["image"]["name"])  # cut and cleaned: never "... final_v3 (-gradcam.json"
@@ -141,14 +149,18 @@ def show(photo: Image.Image, heatmap: np.ndarray, class_map: gradcam.Explanation
                                  mime="application/json", on_click="ignore", width="stretch")
 
 
-def honesty_note(layer_shape: tuple) -> None:
-    height, width = layer_shape
+def honesty_note(layer_shape: tuple, method: str = "gradcam") -> None:
+    chosen = gradcam.METHODS[method]
+    grid = report.map_grid(method, layer_shape)  # Occlusion's 13 x 13 patch positions, not its 224 x 224 pixels
+    what = ""  # other methods: the sentence under the map says what their colours mean
+    if chosen.class_specific and not chosen.layer_free:
+        what = ("It shows where the chosen layer's features **raised the score** of the class, weighted by how much "
+                "the score depends on each feature map. ")
     with st.expander("What this heatmap shows, and what it does not"):
         st.markdown(
             f"""
-- It shows where the chosen layer's features **raised the score** of the class, weighted by
-  how much the score depends on each feature map. It is computed on a {height} x {width} grid and
-  smoothed up to the photo, so it cannot point at anything smaller than one cell.
+- {what}It is computed on {grid} and smoothed up to the photo, so it cannot point at
+  anything smaller than one of those; the soft edges are interpolation, not detail.
 - It is **not** proof of what the model "looks at": it shows correlation inside the network,
   not cause. A region that is not highlighted may still matter through other layers.
 - Later layers give coarser, more class-specific maps; earlier layers give sharper maps that

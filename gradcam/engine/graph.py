@@ -144,6 +144,16 @@ def _containers(keras_model) -> list[tuple[str, object]]:
     return [(path, layer) for path, layer in walk_layers(keras_model) if inner.is_container(layer)]
 
 
+def vectorized_jacobians(keras_model) -> bool:
+    """Whether the passes may differentiate several targets at once with TensorFlow's vectorised
+    Jacobian (pfor). Not for a model with custom layers that call sub-layers of their own
+    (KerasHub's transformers): with TensorFlow 2.21, pfor over a KerasHub ViT's backward pass
+    segfaults the whole process (seen with three targets at once: Explore's top 5 took the
+    dashboard's server down). There the targets are differentiated one after another (a while
+    loop inside the same compiled pass): slower by about the number of targets, never a crash."""
+    return not _containers(keras_model)
+
+
 def inner_layers(keras_model) -> list:
     """What runs inside the model's custom layers (``inner.Inner`` records, call order);
     empty for a model made of Keras layers only, or one whose input size is not fixed."""
@@ -473,6 +483,22 @@ def _attention_hooks(container, attention: list) -> dict:
     return found
 
 
+def _guided_hooks(container) -> dict:
+    """Hooks that apply the guided rule inside ``container`` (KerasHub's transformer blocks): at
+    the output of every ReLU-like Keras layer in it (ViT's and DeiT's MLP Dense with GELU) and of
+    every ReLU-like function a custom layer keeps and calls itself (Swin's MLP ``act_layer``)."""
+    def guided_call(original, *args, **kwargs):
+        return guided_output(original(*args, **kwargs))
+
+    found = {}
+    for _, layer in inner.sub_layers(container, container.name):
+        if type(layer).__module__.startswith("keras.") and is_relu_like(layer):
+            found[layer] = guided_call
+        for attribute in inner.function_attributes(layer, RELU_LIKE):
+            found[(layer, attribute)] = guided_call
+    return found
+
+
 def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None = None, head=None, *,
                        substitute: dict | None = None, guided: bool = False, attention: list | None = None):
     """Run ``keras_model`` on ``x`` once; return ([each named layer's output], logits).
@@ -486,7 +512,8 @@ def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None 
     outputs: the rest of the network runs from there (Ablation-CAM feeds a batch
     of ablated activations this way; the layers before it, no longer needed, are
     pruned from the compiled graph). ``guided`` replaces the backward pass of
-    every ReLU-like activation by the guided rule. Neither changes the model.
+    every ReLU-like activation by the guided rule, inside custom layers too
+    (``_guided_hooks``). Neither changes what the model computes.
 
     A token layer's output (n, tokens, dim) is captured as its patch grid
     (n, h, w, dim) (``tokens.to_grid``), and the sequence rebuilt from that grid
@@ -532,6 +559,9 @@ def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None 
                 found[sub] = inner.capture_hook(lambda out, full=full: keep(full, out))
         if attention is not None:
             found.update(_attention_hooks(op, attention))
+        if guided:
+            for sub, hook in _guided_hooks(op).items():
+                found.setdefault(sub, hook)  # a captured sub-layer keeps its capture (never both in one pass)
         call = _in_inference_mode(op)
 
         def run_inside(*args, **kwargs):
@@ -555,9 +585,10 @@ def run_capturing_many(keras_model, x, layer_names, on_capture: Callable | None 
             if attention is not None and is_attention(op):
                 return _with_attention_scores(op, attention)
             if not _is_nested_model(op) and inner.is_container(op) and (
-                    op.name in below or (attention is not None and inner_attention_layers(op))):
+                    op.name in below or guided or (attention is not None and inner_attention_layers(op))):
                 return inside(op, path, [p[1:] for p in paths if len(p) > 1 and p[0] == op.name])
-            if _is_nested_model(op) and (op.name in below or (final is not None and _contains(op, final))
+            # Guided: the rule applies inside a nested model too (a base network's ReLUs, a KerasHub backbone's blocks).
+            if _is_nested_model(op) and (op.name in below or guided or (final is not None and _contains(op, final))
                                          or (attention is not None and has_attention(op))):
                 inner_paths = [p[1:] for p in paths if len(p) > 1 and p[0] == op.name]
                 return lambda inputs_, *args, **kwargs: run(op, inputs_, inner_paths, path + SEPARATOR)

@@ -22,7 +22,9 @@ sub-layers too, but its query/key/value projections are no feature maps).
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
+import types
 import weakref
 from typing import Callable, NamedTuple
 
@@ -88,14 +90,55 @@ def _wrap(layer) -> None:
     object.__setattr__(layer, "_gradcam_intercepted", True)
 
 
+def _wrap_function(layer, attribute: str) -> None:
+    """Make the function ``layer`` keeps as ``attribute`` (and calls in its ``call``) consult this
+    thread's hooks; once per layer and attribute. ``functools.wraps`` keeps its name and module,
+    so Keras still serialises it as the function it was (``"gelu"``)."""
+    marks = layer.__dict__.setdefault("_gradcam_intercepted_functions", set())
+    if attribute in marks:
+        return
+    original = getattr(layer, attribute)
+    key = (id(layer), attribute)
+
+    @functools.wraps(original)
+    def function(*args, **kwargs):
+        hook = getattr(_hooks, "active", {}).get(key)
+        return original(*args, **kwargs) if hook is None else hook(original, *args, **kwargs)
+
+    object.__setattr__(layer, attribute, function)
+    marks.add(attribute)
+
+
+def function_attributes(layer, names: frozenset) -> list[str]:
+    """The attributes of a custom layer that hold a function named in ``names`` (KerasHub's Swin
+    MLP keeps GELU as ``act_layer`` and calls it between its two Dense layers). A Keras layer's
+    own activation is part of its output, hooked with the layer itself: not listed here."""
+    if type(layer).__module__.startswith("keras."):
+        return []
+    found = []
+    for attribute, value in vars(layer).items():
+        value = getattr(value, "__wrapped__", value)  # already intercepted: the function inside
+        if isinstance(value, types.FunctionType) and value.__name__ in names:
+            found.append(attribute)
+    return found
+
+
 @contextlib.contextmanager
 def hooks(found: dict):
     """Inside this block, this thread's calls of each layer in ``found`` ({layer: hook}) go
-    through ``hook(original_call, *args, **kwargs)``; other threads see the plain layer."""
+    through ``hook(original_call, *args, **kwargs)``; other threads see the plain layer. A key
+    ``(layer, attribute)`` hooks the function the layer keeps in that attribute instead."""
     previous = getattr(_hooks, "active", {})
-    for layer in found:
-        _wrap(layer)
-    _hooks.active = {**previous, **{id(layer): hook for layer, hook in found.items()}}
+    active = {}
+    for key, hook in found.items():
+        if isinstance(key, tuple):
+            layer, attribute = key
+            _wrap_function(layer, attribute)
+            active[(id(layer), attribute)] = hook
+        else:
+            _wrap(key)
+            active[id(key)] = hook
+    _hooks.active = {**previous, **active}
     try:
         yield
     finally:

@@ -82,6 +82,7 @@ class Method:
     combines: str = ""  # combined kind: the registry key of the method it runs several times
     fuses: str = ""  # combined kind: "layers" (RefineCAM) or "windows" (SESS), what it runs the method over
     ignores_layer: bool = False  # the map is built from every layer at once (FullGrad): the layer picker does nothing
+    random_weights: bool = False  # channels weighted at random (RandomCAM): a floor to beat, its map means nothing
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -529,7 +530,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method(name="randomcam", display_name="RandomCAM", paper="pytorch-grad-cam's RandomCAM (Gildenblat et al.)",
            kind="activation", needs_gradients=False, class_specific=False,
            description="Feature maps weighted by random numbers in [-1, 1], new on every run: the floor any "
-           "method must beat.", make_map=randomcam_map),
+           "method must beat.", make_map=randomcam_map, random_weights=True),
     Method(name="attention-rollout", display_name="Attention rollout",
            paper="Abnar & Zuidema 2020, Quantifying Attention Flow in Transformers", kind="attention",
            needs_gradients=False, class_specific=False,

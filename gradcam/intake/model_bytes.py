@@ -24,6 +24,11 @@ def keras_model_from_bytes(data: bytes):
 
 
 HUB_MISSING = "This model uses KerasHub layers; install keras-hub (pip install keras-hub) to load it."
+# keras-hub 0.32's EfficientNetBackbone.get_config leaves num_features out (like stackwise_nores_option, keras-hub
+# issue 3072), so Keras rebuilds the default 1280-channel top_conv and the saved weights do not fit it.
+EFFICIENTNET_UNREADABLE = ("This KerasHub EfficientNet cannot be loaded from its file: keras-hub does not save the "
+                           "backbone's num_features setting, so only EfficientNets with the default (1280) can be "
+                           "rebuilt from a file.")
 # Also what Keras 3.15 with keras-hub 0.32 says of a KerasHub EfficientNet it saved itself (Keras cannot
 # read that file back either: tests/zoo/test_hub.py).
 HUB_UNREADABLE = ("This model uses KerasHub layers, but Keras and the installed keras-hub cannot rebuild it from "
@@ -33,9 +38,9 @@ HUB_UNREADABLE = ("This model uses KerasHub layers, but Keras and the installed 
 def _register_token_layers() -> None:
     # The project's own layers (class token, position embedding, the audit's correction)
     # are known to Keras by name, so safe mode loads a model that uses them (gradcam/layers.py).
+    # KerasHub's classes are registered only for a config that names them (_check_hub): importing
+    # keras_hub costs seconds that a plain Keras model never pays.
     from .. import layers  # noqa: F401
-
-    hub_installed()
 
 
 def hub_installed() -> bool:
@@ -70,6 +75,9 @@ def _load_from_bytes(data: bytes):
             raise
         except Exception as error:
             if uses_hub(config):
+                text = config.decode("utf-8", "replace") if isinstance(config, bytes) else str(config)
+                if '"EfficientNetBackbone"' in text and '"num_features"' not in text:
+                    raise ModelLoadError(EFFICIENTNET_UNREADABLE) from error
                 raise ModelLoadError(HUB_UNREADABLE) from error
             raise
     if data[:8] == b"\x89HDF\r\n\x1a\n":
@@ -88,6 +96,7 @@ def _load_from_bytes(data: bytes):
 
 
 def _check_hub(config) -> None:
+    """Import KerasHub (registering its classes) when ``config`` names them; its sentence where it is missing."""
     if uses_hub(config) and not hub_installed():
         raise ModelLoadError(HUB_MISSING)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import ModelLoadError
 from . import model_budget
-from .model_bytes import HUB_MISSING, hub_installed, whole_model
+from .model_bytes import HUB_MISSING, hub_installed, uses_hub, whole_model
 from .text import valid_text
 
 PRESET_FILES = ("config.json", "model.weights.h5")  # what every preset folder holds
@@ -67,6 +67,29 @@ def is_preset_archive(data: bytes) -> bool:
         return False
     flat = {name.split("/")[-1] for name in names}
     return "model.weights.h5" in flat and ("task.json" in flat or "preprocessor.json" in flat)
+
+
+def needs_hub(data: bytes) -> bool:
+    """True when a model file's bytes need KerasHub: a zipped preset folder, or a ``.keras``
+    or ``.h5`` file whose config names KerasHub classes. Read with the load's own bounded
+    checks (``check_archive``: entry count and declared sizes before the config is read);
+    a file that fails them is no KerasHub file here, and its load says what is wrong."""
+    if is_preset_archive(data):
+        return True
+    try:
+        if data[:4] == b"PK\x03\x04":
+            return uses_hub(model_budget.check_archive(data))
+        if data[:8] == b"\x89HDF\r\n\x1a\n":
+            import h5py
+
+            with h5py.File(io.BytesIO(data), "r") as h5:
+                config = h5.attrs.get("model_config")
+                return config is not None and uses_hub(config)
+    except (ModelLoadError, MemoryError):
+        raise
+    except Exception:
+        return False
+    return False
 
 
 def preset_from_archive(data: bytes):

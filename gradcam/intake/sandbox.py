@@ -6,7 +6,9 @@ gigabytes. In the one process every dashboard session shares, any of these takes
 everyone down. So uploads are read here instead:
 
 - A small pool of worker processes per kind of file, started once and reused:
-  images (Pillow and NumPy only, two workers) and models (Keras, one worker).
+  images (Pillow and NumPy only, two workers), models (Keras, one worker) and
+  KerasHub models (Keras and keras_hub, one worker, started by the first file that
+  needs it: importing keras_hub costs seconds that a plain Keras upload never pays).
 - Each worker is a fresh interpreter, never a fork: forking a process that has
   TensorFlow loaded copies its locks mid-use without its threads. (It is
   started with ``subprocess`` rather than ``multiprocessing``'s "spawn", which
@@ -83,7 +85,7 @@ MODEL_BUDGET = Budget(memory_mb=4096, cpu_seconds=60, wall_seconds=180)
 VIDEO_BUDGET = Budget(memory_mb=1536, cpu_seconds=60, wall_seconds=180)
 # The most a reply may hold: a 50-megapixel RGB image; the weights of MAX_PARAMETERS in float32;
 # a video's frames (gradcam.intake.video.reply_bytes_most).
-REPLY_BYTES = {"image": 200 * 2**20, "model": 1300 * 2**20, "video": 740 * 2**20}
+REPLY_BYTES = {"image": 200 * 2**20, "model": 1300 * 2**20, "hub": 1300 * 2**20, "video": 740 * 2**20}
 # Starting a worker is not the file's fault: importing TensorFlow takes 3-15 s on a busy machine.
 BOOT_SECONDS = 180
 # How long a caller waits for a free worker before it is told so (a hostile model may hold the
@@ -150,7 +152,7 @@ def _preload(kind: str) -> None:
     from . import images
 
     Image.init()
-    if kind == "model":
+    if kind in ("model", "hub"):
         import keras
 
         from . import model_bytes  # noqa: F401
@@ -165,15 +167,16 @@ def _preload(kind: str) -> None:
         import tempfile
 
         from .model_bytes import keras_model_from_bytes
-
-        from .model_bytes import hub_installed
+        from .presets import needs_hub
 
         with tempfile.TemporaryDirectory() as folder:
             for name in ("tiny.keras", "tiny.h5"):
                 tiny.save(os.path.join(folder, name))
                 with open(os.path.join(folder, name), "rb") as saved:
-                    keras_model_from_bytes(saved.read())
-            if hub_installed():  # imported now (it registers KerasHub's classes), and one of its models read once
+                    data = saved.read()
+                    needs_hub(data)  # what a plain worker asks of every file first
+                    keras_model_from_bytes(data)
+            if kind == "hub":  # keras_hub imported now (it registers KerasHub's classes), one of its models read once
                 _read_tiny_hub_model(os.path.join(folder, "tiny_hub.keras"))
         keras.backend.clear_session()
     elif kind == "video":
@@ -198,11 +201,11 @@ def _read_tiny_hub_model(path: str) -> None:
     classifier = keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=2, preprocessor=preprocessor)
     classifier.save(path)
     with open(path, "rb") as saved:
-        verified_model(saved.read())
+        verified_model(saved.read(), True)
     from .presets import preset_folder_bytes
 
     classifier.save_to_preset(path + ".preset")
-    verified_model(preset_folder_bytes(path + ".preset"))
+    verified_model(preset_folder_bytes(path + ".preset"), True)
 
 
 def _import_task_modules(modules: list[str]) -> None:
@@ -319,15 +322,19 @@ def decoded_image(data: bytes, max_side: int | None, allowance: int | None = Non
     return {"pixels": np.asarray(image, np.uint8), "size": size}
 
 
-def verified_model(data: bytes) -> dict:
+def verified_model(data: bytes, hub: bool = False) -> dict:
     """The model loaded the usual way (budgets, safe mode), returned as Keras' own
     re-serialised config and its weights as arrays: what the parent needs to rebuild it
-    without ever parsing the file itself."""
+    without ever parsing the file itself. A worker without keras_hub (``hub`` False)
+    answers ``{"needs_hub": True}`` for a file that uses KerasHub, without loading it:
+    the parent sends it on to the KerasHub worker."""
     import keras
 
     from .model_bytes import keras_model_from_bytes
-    from .presets import is_preset_archive, preset_from_archive
+    from .presets import is_preset_archive, needs_hub, preset_from_archive
 
+    if not hub and needs_hub(data):
+        return {"needs_hub": True}
     try:
         model = preset_from_archive(data) if is_preset_archive(data) else keras_model_from_bytes(data)
         config = json.dumps(keras.saving.serialize_keras_object(model))
@@ -407,7 +414,8 @@ def _note_once(note: str) -> None:
 
 
 # Where each kind's own tasks live (decoded_image and verified_model here, decoded_video in video.py).
-_PRODUCT_TASKS = {"image": (__name__,), "model": (__name__,), "video": (__name__, f"{__package__}.video")}
+_PRODUCT_TASKS = {"image": (__name__,), "model": (__name__,), "hub": (__name__,),
+                  "video": (__name__, f"{__package__}.video")}
 
 
 class _Worker:
@@ -704,6 +712,14 @@ def model_pool() -> Pool:
         return _pools["model"]
 
 
+def hub_pool() -> Pool:
+    """The KerasHub model worker: only files that use KerasHub come here (``verified_model_file``)."""
+    with _pools_lock:
+        if "hub" not in _pools:
+            _pools["hub"] = Pool("hub", 1, MODEL_BUDGET, ModelLoadError)
+        return _pools["hub"]
+
+
 def load_image_safely(data, max_side: int | None = None) -> Image.Image:
     """``load_image`` in a sandboxed worker: the same RGB image (or InvalidImageError), but a
     file that crashes, hangs or exhausts the decoder costs a sentence, not the process.
@@ -776,8 +792,19 @@ def model_memory_mb(file_bytes: int) -> int:
 
 
 def verified_model_file(data: bytes) -> tuple[str, list[np.ndarray]]:
-    """A model file read in the sandbox: (Keras' config JSON, weights), or ModelLoadError."""
-    result = model_pool().run(verified_model, data, memory_mb=model_memory_mb(len(data)))
+    """A model file read in the sandbox: (Keras' config JSON, weights), or ModelLoadError.
+    The plain model worker looks first; a file that uses KerasHub goes on to the KerasHub
+    worker (booted by the first such file), so only those files pay for importing keras_hub."""
+    memory_mb = model_memory_mb(len(data))
+    result = model_pool().run(verified_model, data, memory_mb=memory_mb)
+    if isinstance(result, dict) and result.get("needs_hub") is True:
+        import importlib.util
+
+        from .model_bytes import HUB_MISSING
+
+        if importlib.util.find_spec("keras_hub") is None:
+            raise ModelLoadError(HUB_MISSING)
+        result = hub_pool().run(verified_model, data, True, memory_mb=memory_mb)
     config, weights = result.get("config"), result.get("weights")
     if not isinstance(config, str) or not isinstance(weights, list) \
             or not all(isinstance(w, np.ndarray) for w in weights):

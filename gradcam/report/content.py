@@ -161,7 +161,11 @@ def what_the_colours_mean(method: str, colour: str, label: str) -> str:
     entry = METHODS.get(method)
     name = method_name(method)
     if entry is not None and not entry.class_specific:
-        if entry.kind == "attention":
+        if entry.random_weights:  # RandomCAM: no claim about the layer either
+            shown = (f"{name} weights the layer's feature maps by random numbers, new on every run, whatever the "
+                     f"class: the {colour} regions say nothing about what the layer sees; it is the floor any method "
+                     "must beat.")
+        elif entry.kind == "attention":
             shown = (f"{name} shows where the attention flows most, whatever the class: the {colour} patches pass "
                      "the most attention to the class token.")
         else:

@@ -69,7 +69,9 @@ def available_models() -> list[tuple[str, str]]:
         models.append((name, f"ImageNet-1k, {app.input_size} px, {where} ({app.download_mb} MB)"))
     if hub.installed():
         for name, (size, download_mb) in hub.PRESETS.items():
-            models.append((name, f"KerasHub preset, ImageNet-1k, {size} px, downloaded by KerasHub ({download_mb} MB)"))
+            # As for Keras' weights: nothing is said to be downloaded before KerasHub has fetched it.
+            where = "weights cached" if hub.preset_cached(name) else "weights fetched on first use"
+            models.append((name, f"KerasHub preset, ImageNet-1k, {size} px, {where} ({download_mb} MB)"))
     return models
 
 

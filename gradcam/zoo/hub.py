@@ -5,7 +5,8 @@ preprocessor inside the model (``classifier.preprocessor.image_converter``: an i
 size, a scale and an offset, per channel or not): it is read here, so the person picks
 nothing. A *preset folder* is what ``classifier.save_to_preset(folder)`` writes
 (``config.json``, ``model.weights.h5``, ``task.json``, ``preprocessor.json`` ...); a
-preset *name* is KerasHub's own catalogue, which downloads on first use.
+preset *name* is KerasHub's own catalogue, fetched on first use (``preset_cached`` says
+whether it already was).
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ PRESETS = {
     "deit_base_distilled_patch16_224_imagenet": (224, 330),
     "swin_tiny_patch4_window7_224": (224, 110),
 }
+# Where KerasHub 0.32 fetches each preset from (its presets' "kaggle_handle"); with keras_hub already
+# imported, its own registry is read instead, so a newer version's handle is the one checked.
+_HANDLES = {
+    "resnet_50_imagenet": "kaggle://keras/resnetv1/keras/resnet_50_imagenet/3",
+    "vgg_16_imagenet": "kaggle://keras/vgg/keras/vgg_16_imagenet/3",
+    "efficientnet_b0_ra_imagenet": "kaggle://keras/efficientnet/keras/efficientnet_b0_ra_imagenet/2",
+    "vit_base_patch16_224_imagenet": "kaggle://keras/vit/keras/vit_base_patch16_224_imagenet/4",
+    "deit_base_distilled_patch16_224_imagenet":
+        "kaggle://keras/deit/keras/deit_base_distilled_patch16_224_imagenet/1",
+    "swin_tiny_patch4_window7_224": "kaggle://keras/swin-transformer/keras/swin_tiny_patch4_window7_224/1",
+}
 _TOLERANCE = 1e-4
 
 
@@ -33,6 +45,29 @@ def installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("keras_hub") is not None
+
+
+def _handle(name: str) -> str:
+    import sys
+
+    utils = sys.modules.get("keras_hub.src.utils.preset_utils")  # never imported here: that takes seconds
+    known = getattr(utils, "BUILTIN_PRESETS", {}).get(name, {}).get("kaggle_handle") if utils else None
+    return known if isinstance(known, str) else _HANDLES[name]
+
+
+def preset_cached(name: str) -> bool:
+    """True when KerasHub has already fetched the preset's weights: kagglehub keeps each file of
+    a model under $KAGGLEHUB_CACHE (default ~/.cache/kagglehub)/models/<owner>/<model>/<framework>/
+    <variation>/<version>/ and marks it complete in .../<variation>/.complete/<version>/<file>.complete
+    once the download finished (a half-downloaded file has no mark)."""
+    import os
+    from pathlib import Path
+
+    owner, model, framework, variation, version = _handle(name).removeprefix("kaggle://").split("/")
+    cache = Path(os.environ.get("KAGGLEHUB_CACHE") or Path.home() / ".cache" / "kagglehub")
+    folder = cache / "models" / owner / model / framework / variation
+    weights = "model.weights.h5"
+    return (folder / version / weights).is_file() and (folder / ".complete" / version / f"{weights}.complete").is_file()
 
 
 def image_converter(keras_model):

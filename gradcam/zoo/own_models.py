@@ -77,7 +77,7 @@ def own_model(source, labels, preprocessing, sandbox: bool = False, name: str | 
 
 
 def preset_name_model(name: str) -> Model:
-    """A KerasHub preset by name (downloaded by KerasHub on first use), checked like a file."""
+    """A KerasHub preset by name (fetched by KerasHub on first use), checked like a file."""
     return _checked_model(preset_model(name), name, None, None)
 
 

@@ -212,6 +212,26 @@ def test_the_method_picker_explains_each_method_and_runs_score_cam_on_its_budget
     assert not app.exception
 
 
+def test_sess_and_refinecam_say_their_pass_count_under_the_picker_before_they_run(app):
+    """SESS's 127 on Lite0 (from the part that writes the caption: its 127 passes are too slow
+    for AppTest); on the page, RefineCAM's count follows the layer, said before it runs."""
+    from dashboard.parts import method_picker
+    from dashboard.runtime import model_cache
+
+    model = model_cache.builtin_model("EfficientNet-Lite0")
+    assert method_picker.passes_note(model, "sess", "top_activation") == (
+        "SESS runs 127 passes on this model, each about one Grad-CAM pass")
+    assert method_picker.passes_note(model, "gradcam", "top_activation") is None
+    app.selectbox(key="layer").set_value("block10_add")
+    app.selectbox(key="method").set_value("refinecam")
+    run(app)
+    assert any("RefineCAM runs 3 passes on this model from this layer, each about one Grad-CAM++ pass; "
+               "a progress bar counts them." in c.value for c in app.caption)
+    app.selectbox(key="method").set_value("gradcam")
+    run(app)
+    assert not any(" passes on this model" in c.value for c in app.caption)
+
+
 # --- what a few-class, regression or tiny input looks like -----------------------------
 
 

@@ -67,3 +67,19 @@ def test_the_model_is_shared_with_explore_through_lives_own_widget_and_the_page_
     run(at)
     run(switch_to(at, "live"))
     assert at.selectbox(key="live_model").value == "EfficientNet-Lite1"  # and Live follows Explore again
+
+
+def test_the_method_picker_says_how_many_passes_sess_and_refinecam_run_here():
+    """Before anything runs: SESS's 127 passes on Lite0 (224 px), RefineCAM's one per layer
+    from the chosen one on (one at the last layer); other methods show their name alone."""
+    at = page_app("live")
+    at.query_params["mode"] = "video"
+    run(at)
+    options = at.selectbox(key="live_method").options
+    assert "SESS (127 passes on this model)" in options
+    assert "RefineCAM (1 pass on this model)" in options  # the last layer: nothing later to refine with
+    assert "Grad-CAM" in options and "Score-CAM" in options
+    at.selectbox(key="live_layer").set_value("block10_add")
+    run(at)
+    refine = next(o for o in at.selectbox(key="live_method").options if o.startswith("RefineCAM"))
+    assert refine == "RefineCAM (3 passes on this model)"

@@ -86,6 +86,18 @@ def test_the_page_shows_the_verdict_the_curves_and_the_scores_with_their_random_
         assert any(paper in caption.value for caption in page.caption)
 
 
+def test_the_scores_a_random_map_wins_say_why_beside_the_table(page):
+    """Issue 32, item 5: on the cat, random maps lose less probability than Grad-CAM's map (Average Drop), which
+    looks like random maps win; the sentence under the table says what these scores reward."""
+    scores = shown_scores(page)
+    assert scores.random.average_drop < scores.average_drop  # what a reader sees in the table: random "wins"
+    beside = [c.value for c in page.caption if c.value.startswith("Average Drop and Increase in Confidence score")]
+    assert len(beside) == 1, [c.value for c in page.caption]
+    assert "Both reward a map that keeps the photo in view, not one that points precisely" in beside[0]
+    assert "a random map can win on these two; read them next to deletion and insertion" in beside[0]
+    assert "Chattopadhyay et al." in beside[0]
+
+
 def test_nothing_is_computed_twice(page):
     before = dict(engine_calls)
     run(page)

@@ -45,6 +45,10 @@ def test_an_uploaded_vit_is_explained_on_its_patch_grid(tmp_path):
     assert not at.error, [e.value for e in at.error]
     assert overlay_shown(at)
     assert any("attention layer" in c.value for c in at.caption)  # the picker's note: the layer does not apply
+    # Rollout ignores the class: the sentence under the map says where attention flows, never "Why <class>?".
+    assert any(m.value.startswith("Attention rollout shows where the attention flows most, whatever the class")
+               for m in at.markdown)
+    assert not any(m.value.startswith("Why ") for m in at.markdown)
 
     # the last block's output: one sentence, and the page goes on
     at.selectbox(key="method").set_value("gradcam")

@@ -59,6 +59,26 @@ def test_contenders_are_timed_in_interleaved_rounds_after_their_warm_up():
     assert set(times) == {"a", "b"} and all(ms >= 0 for ms in times.values())
 
 
+def test_rows_against_the_forward_pass_time_each_method_beside_it(monkeypatch):
+    """bench/vit.py and bench/hub.py share one helper: the forward pass and each method, on one
+    photo at the model's size, interleaved; the methods really run (their maps are computed)."""
+    from bench import timing
+    from gradcam.engine import cam
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((12, 16, 3))
+    features = keras.layers.Conv2D(4, 3, activation="relu", name="features")(inputs)
+    model = gradcam.Model(name="tiny", keras=keras.Model(inputs, keras.layers.Dense(2)(
+        keras.layers.GlobalAveragePooling2D()(features))), input_size=(12, 16), labels=["a", "b"], preprocessing="0..1")
+    seen = []
+    real = cam.compute_prepared
+    monkeypatch.setattr(cam, "compute_prepared",
+                        lambda m, x, **kw: seen.append((x.shape, kw["method"])) or real(m, x, **kw))
+    row = timing.against_forward(model, {"gradcam": "gradcam", "plusplus": "gradcam++"}, rounds=2)
+    assert set(row) == {"forward_ms", "gradcam_ms", "plusplus_ms"} and all(ms > 0 for ms in row.values())
+    assert seen == [((1, 12, 16, 3), "gradcam"), ((1, 12, 16, 3), "gradcam++")] * 3  # a warm-up, then 2 rounds
+
+
 def test_the_engine_and_the_tutorials_way_raise_no_keras_warning(lite0):
     """Explaining and predicting, for a plain and a nested model, run under
     warnings-as-errors: Keras' "inputs structure" warning (or any other) fails."""

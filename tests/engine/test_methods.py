@@ -263,6 +263,34 @@ def test_guided_backprop_differs_from_the_gradient_exactly_where_the_rule_applie
     assert np.allclose(tape.gradient(score, tensor).numpy()[0, :, :, 0], plain, atol=1e-6)
 
 
+def test_guided_backprop_applies_its_rule_inside_a_nested_model():
+    """A base network nested in a model (transfer learning): the guided rule reaches its ReLUs as
+    it does in the same layers wired flat (until issue 28's item 3 it stopped at the nested model,
+    and gave the plain gradient there)."""
+    keras.utils.set_random_seed(4)
+    image_in = keras.Input((8, 8, 3))
+    first = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="first")
+    second = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="second")
+    pool, dense = keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, name="score")
+    base = keras.Model(image_in, second(first(image_in)), name="base")
+    outer_in = keras.Input((8, 8, 3))
+    nested = keras.Model(outer_in, dense(pool(base(outer_in))))
+    flat_in = keras.Input((8, 8, 3))
+    flat = keras.Model(flat_in, dense(pool(second(first(flat_in)))))  # the very same layers and weights
+    image = Image.fromarray(np.random.default_rng(4).integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    maps = {}
+    for name, network in (("nested", nested), ("flat", flat)):
+        wrapped = Model(name=name, keras=network, input_size=(8, 8), labels=["a", "b", "c"], preprocessing="0..1")
+        maps[name] = gradcam.explain(wrapped, image, target=2, method="guided-backprop").pixels
+    x = tf.constant(np.asarray(image, np.float32)[None] / 255)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        score = flat(x)[0, 2]
+    plain = tape.gradient(score, x)[0].numpy()
+    assert np.allclose(maps["nested"], maps["flat"], atol=1e-6)
+    assert not np.allclose(maps["flat"], plain, atol=1e-4)  # the rule changed something here
+
+
 def test_guided_gradcam_is_gradcam_upsampled_times_guided_backprop(lite0, cat):
     guided = gradcam.explain(lite0, cat, target=285, method="guided-backprop")
     combined = gradcam.explain(lite0, cat, target=285, method="guided-gradcam")

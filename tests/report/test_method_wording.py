@@ -27,6 +27,12 @@ def test_a_class_agnostic_map_says_it_is_the_same_for_every_class(method):
     assert "raised" not in sentence  # no claim about a class's score
 
 
+def test_random_cam_claims_nothing_about_the_layer_or_the_class():
+    sentence = what_the_colours_mean("randomcam", "dark red", "espresso")
+    assert sentence.startswith("RandomCAM weights the layer's feature maps by random numbers, new on every run")
+    assert "regions say nothing about what the layer sees" in sentence and "most active" not in sentence
+
+
 def test_eigen_cam_says_what_the_layer_responds_to_most():
     assert what_the_colours_mean("eigencam", "yellow", "tabby").startswith(
         "Eigen-CAM shows what the layer responds to most, whatever the class: the yellow regions are where the "
