@@ -13,6 +13,7 @@ from dashboard.pages import audit, batch, compare, explore, how_it_works, live, 
 from dashboard.parts.image_picker import FIRST_SAMPLE
 from dashboard.parts.page_menu import close_sidebar_after_page_change, page_links
 from dashboard.runtime.boot import boot, this_session_in_the_sandbox
+from dashboard.runtime.clicks import forget_unanswered
 
 PAGES = [
     st.Page(explore.page, title="Explore", icon=":material/search:", url_path="Explore", default=True),
@@ -42,3 +43,4 @@ try:
         page.run()
 finally:
     page_links(menu, PAGES)
+forget_unanswered()  # only a run that went to its end: a click its page did not draw is dropped

@@ -369,9 +369,13 @@ def main(argv=None) -> int:
                              "and the audit's photos/s against explain_batch's on --audit-photos photos")
     parser.add_argument("--audit-photos", type=int, default=128, metavar="N",
                         help="photos for the audit's throughput row (default 128; 0 skips it)")
-    parser.add_argument("--audit-benchmark", choices=("developed", "held-out", "all"),
+    parser.add_argument("--audit-benchmark", choices=("developed", "held-out", "all", "outside", "outside-held-out",
+                                                      "patches"),
                         help="only the shortcut benchmark's table (gradcam/audit/benchmark.py; trains a tiny CNN "
                              "per case: minutes)")
+    parser.add_argument("--audit-worst", action="store_true",
+                        help="only the audit's worst case: the patch tests forced onto every cluster of 4+ photos, "
+                             "against explain_batch's photos/s (--audit-photos photos)")
     parser.add_argument("--fix", action="store_true",
                         help="only the audit fix's rows: the corrected model's forward pass against the original's, "
                              "the comparison audit against one audit")
@@ -449,6 +453,10 @@ def main(argv=None) -> int:
         from bench.audit import benchmark_main
 
         return benchmark_main(args.audit_benchmark)
+    if args.audit_worst:
+        from bench.audit import worst_case
+
+        return worst_case(args.audit_photos)
     if args.audit:
         from bench.audit import main as audit_main
 

@@ -22,7 +22,7 @@ The layers, bottom to top (each imports only those below it):
 This package never imports Streamlit; the dashboard is a thin layer over it.
 """
 
-from .concepts import DEFAULT_CONCEPTS, Concept, Concepts, find_concepts, shared_concepts
+from .concepts import DEFAULT_CONCEPTS, Concept, Concepts, ConceptStrip, concept_strips, find_concepts, shared_concepts
 from .engine.batched import explain_batch
 from .engine.cost import check_explanation
 from .engine.cam import (
@@ -54,6 +54,7 @@ __all__ = [
     "COLORMAPS",
     "Concept",
     "Concepts",
+    "ConceptStrip",
     "DEFAULT_CONCEPTS",
     "Curve",
     "DEFAULT_MODEL",
@@ -84,6 +85,7 @@ __all__ = [
     "audit",
     "available_models",
     "check_explanation",
+    "concept_strips",
     "default_layer",
     "explain",
     "explain_batch",

@@ -193,3 +193,28 @@ def shared_concepts(model, images: Sequence, n: int = DEFAULT_CONCEPTS, layer=No
     in most photos first (see ``Concept.present_in``)."""
     return _most_present_first(find_concepts(model, list(images), n, layer, top_classes).concepts)
 
+
+@dataclass(frozen=True)
+class ConceptStrip:
+    """One concept shared across photos, and the photos where it holds the most of their
+    concept mass, each tinted by that concept alone: what a strip of thumbnails shows."""
+
+    concept: Concept
+    photos: list[int]  # indices into the photos given, the concept's largest share first
+    pictures: list[Image.Image] = field(repr=False)
+
+
+def concept_strips(model, images: Sequence, n: int = DEFAULT_CONCEPTS, layer=None, per_concept: int = 6,
+                   top_classes: int = 3, alpha: float = 0.7) -> list[ConceptStrip]:
+    """``shared_concepts`` with, for each concept, up to ``per_concept`` of the photos it
+    is present in (at least PRESENT of their concept mass; the single strongest photo when
+    it is present in none), strongest first, each drawn with that concept alone."""
+    photos = [as_image(image) for image in images]
+    found = find_concepts(model, photos, n, layer, top_classes)
+    strips = []
+    for concept in _most_present_first(found.concepts):
+        ranked = sorted(range(found.photos), key=lambda i: -concept.shares[i])
+        chosen = [i for i in ranked if concept.shares[i] >= PRESENT][:max(1, int(per_concept))] or ranked[:1]
+        strips.append(ConceptStrip(concept, chosen, [found.picture(photos[i], photo=i, alpha=alpha,
+                                                                   only=concept.number) for i in chosen]))
+    return strips

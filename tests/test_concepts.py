@@ -179,3 +179,45 @@ def test_where_more_network_follows_the_rest_of_it_runs(lite0, cat):
     logits = substituted(wrapped, "features", photo, directions)
     for concept, row in zip(found.concepts, logits):
         assert concept.supports[0][0] == int(np.argmax(row))
+
+
+def test_concept_strips_show_each_shared_concept_on_the_photos_it_is_strongest_in(lite0, cat, coffee):
+    from gradcam.concepts import concept_strips
+
+    side = cat.resize((224, 224))
+    photos = [coffee, side, side.transpose(Image.FLIP_LEFT_RIGHT), cat.crop((50, 0, 400, 300))]
+    strips = concept_strips(lite0, photos, n=2, per_concept=3)
+    assert len(strips) == 2
+    on_cat = next(s for s in strips if s.concept.supports[0][1] in CAT_CLASSES)
+    on_cup = next(s for s in strips if s is not on_cat)
+    assert 0 not in on_cat.photos and len(on_cat.photos) == 3  # the three cat photos, the espresso left out
+    assert on_cup.photos[0] == 0 and {label for _, label, _ in on_cup.concept.supports} & COFFEE_CLASSES
+    for strip in strips:
+        shares = [strip.concept.shares[i] for i in strip.photos]
+        assert shares == sorted(shares, reverse=True)
+        assert len(strip.pictures) == len(strip.photos)
+        for i, picture in zip(strip.photos, strip.pictures):
+            assert picture.size == photos[i].size
+            assert np.abs(np.asarray(picture, float) - np.asarray(photos[i].convert("RGB"), float)).mean() > 3
+
+
+def test_a_batchs_shared_concepts_are_found_on_its_thumbnails_and_name_its_records(lite0, cat, coffee):
+    import io
+
+    from gradcam.report import shared_concepts_of
+
+    def record(image):
+        buffer = io.BytesIO()
+        image.convert("RGB").resize((320, 213)).save(buffer, "JPEG")
+        return {"error": None, "photo_jpeg": buffer.getvalue()}
+
+    records = [record(cat), {"error": "This image could not be explained.", "photo_jpeg": b""}, record(coffee),
+               record(cat.transpose(Image.FLIP_LEFT_RIGHT))]
+    strips = shared_concepts_of(lite0, records, 2)
+    assert sorted({i for s in strips for i in s.photos}) == [0, 2, 3]  # indices into the records given
+    on_cat = next(s for s in strips if s.concept.supports[0][1] in CAT_CLASSES)
+    assert set(on_cat.photos) >= {0, 3}
+    with pytest.raises(ValueError, match="nothing to find concepts in"):
+        shared_concepts_of(lite0, records[1:2], 2)
+    with pytest.raises(ValueError, match="at most 64 photos"):
+        shared_concepts_of(lite0, records[:1] * 65, 2)

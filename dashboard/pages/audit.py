@@ -21,7 +21,7 @@ from dashboard.parts.model_picker import builtin_models, load_builtin
 from dashboard.safe_text import md
 from dashboard.parts.shared_state import choices
 from gradcam.report import audit_csv, audit_html, cluster_picture
-from dashboard.runtime import long_jobs
+from dashboard.runtime import clicks, long_jobs
 
 
 def page() -> None:
@@ -84,15 +84,16 @@ def page() -> None:
         buttons = st.empty()  # a finished audit needs neither button: emptied once it is done
         if not long_jobs.is_done(key):
             go, stop = buttons.container().columns([1, 1])
-            pressed = go.button("Audit", key="audit_go", type="primary", width="stretch")
-            stop.button("Stop", key="audit_stop", width="stretch", on_click=long_jobs.stop_long_job,
+            pressed = clicks.button("Audit", key="audit_go", where=go, type="primary", width="stretch")
+            # A callback, not the button's value: a Stop clicked while the audit runs must outlive the run it cuts short.
+            stop.button("Stop", key="audit_stop", width="stretch", on_click=audit_results.stop, args=(key,),
                         help="Stop the audit that is running; nothing of it is kept.")
-        if st.session_state.get("audit_stop"):
-            st.session_state[audit_results.STOP] = key
-        elif pressed:
+        if pressed:
             st.session_state.pop(audit_results.STOP, None)
-        # The demo runs by itself (seconds); an upload waits for the button, and a stopped run stays stopped.
-        wanted = long_jobs.is_done(key) or pressed or (source == DEMO and st.session_state.get(audit_results.STOP) != key)
+        # The demo runs by itself (seconds); an upload waits for the button (or for its audit already running,
+        # when a click meanwhile started this run), and a stopped run stays stopped.
+        wanted = long_jobs.is_done(key) or pressed or long_jobs.is_running(key) or (
+            source == DEMO and st.session_state.get(audit_results.STOP) != key)
         if st.session_state.get(audit_results.STOP) == key and not long_jobs.is_done(key):
             st.info("Stopped. Press **Audit** to start again.")
         elif wanted:

@@ -83,6 +83,12 @@ def run(request: Request, model_key: str, model: gradcam.Model, layer: str, meth
                               shared=lambda audit: not audit.budget_refused)
 
 
+def stop(key: tuple) -> None:
+    """The Stop button's callback: the audit of ``key`` stops, and stays stopped (the demo does not restart itself)."""
+    long_jobs.stop_long_job()
+    st.session_state[STOP] = key
+
+
 def pick_methods(model: gradcam.Model) -> list[str]:
     """The methods offered: every one that applies, but those that run many passes per photo."""
     return [key for key in gradcam.methods_for(model) if not gradcam.METHODS[key].slow]

@@ -22,7 +22,7 @@ from gradcam.engine import sha256_of_weights
 from gradcam.intake import MAX_ARCHIVE_BYTES, MAX_ARCHIVE_MEMBERS, SUPPORTED_FORMATS, BatchSource, InflationLedger, batch_sources
 from gradcam.intake import sha256
 from gradcam.intake import DISPLAY_MAX_SIDE
-from dashboard.runtime import explanation_cache
+from dashboard.runtime import clicks, explanation_cache
 
 
 PER_ROW = 4
@@ -30,6 +30,9 @@ PER_PAGE = 48  # thumbnails drawn per rerun: a 500-photo set stays quick to brow
 
 
 CHUNK = 8  # photos per batched engine call (and per step of the progress bar)
+PENDING = "batch_pending"  # session key: the set asked for by Explain all and not yet stored, and how many files
+CONCEPT_PHOTOS = 6  # thumbnails per shared concept
+CONCEPT_THUMBNAIL = 140  # px wide
 
 
 @st.cache_data(max_entries=250, max_size="96MB", show_spinner=False)
@@ -48,6 +51,47 @@ def weights_fingerprint(model_key: str, _model: gradcam.Model) -> str:
     return sha256_of_weights(_model)  # tens of milliseconds: once per model
 
 
+@st.cache_data(max_entries=8, max_size="32MB", show_spinner=False)
+def shared_concepts(image_hashes: tuple, model_key: str, layer: str, count: int, _records: list[dict],
+                    _model: gradcam.Model) -> list[gradcam.ConceptStrip]:
+    # Keyed by the photos' content and the choices; the strips hold small thumbnails only.
+    return report.shared_concepts_of(_model, _records, count, layer=layer, per_concept=CONCEPT_PHOTOS)
+
+
+def concepts_section(shown: list[dict], c) -> None:
+    """The concepts the photos shown share: one strip of thumbnails per concept, with its votes."""
+    st.subheader("Concepts these photos share")
+    st.markdown("What parts does the model see across these photos? Deep Feature Factorization splits the layer's "
+                "activations of all the photos shown above into a few concepts (non-negative matrix factorisation; "
+                "Collins et al., 2018), those present in most photos first; each comes with the photos it is "
+                "strongest in, tinted by it alone, and the classes it votes for. Pick one class above to see what "
+                "that class is seen by.")
+    count_box, go_box = st.columns([2, 1], vertical_alignment="bottom")
+    st.session_state.setdefault("batch_concepts", gradcam.DEFAULT_CONCEPTS)
+    count = count_box.slider("Concepts", 2, 8, key="batch_concepts", help="How many parts the activations are split into.")
+    wanted = (tuple(r["sha256"] for r in shown), c.model_key, c.layer, count)
+    # A kept click: the set's explanation above can hold this run up (dashboard/runtime/clicks.py).
+    if clicks.button("Find shared concepts", key="batch_concepts_go", where=go_box, width="stretch", disabled=not shown):
+        st.session_state["batch_concepts_for"] = wanted
+    if st.session_state.get("batch_concepts_for") != wanted:
+        st.caption(f"One forward pass per photo shown ({len(shown)}), on their thumbnails, with {md(c.model.name)} "
+                   f"at {md(c.layer)}; then the factorisation.")
+        return
+    try:
+        with st.spinner("Factorising the photos' activations..."):
+            strips = shared_concepts(*wanted, shown, c.model)
+    except (ValueError, gradcam.ExplanationTooCostly) as refused:
+        st.error(md(str(refused)))
+        return
+    for strip in strips:
+        concept = strip.concept
+        votes = ", ".join(f"{md(name.split(',')[0])} {p:.0%}" for _, name, p in concept.supports)
+        st.markdown(f"**The {concept.colour_name} concept** · in {concept.present_in()} of {len(shown)} photos · "
+                    f"votes {votes}")
+        # A list of images flows and wraps: a row on a wide screen, two or three a line on a phone.
+        st.image(strip.pictures, width=CONCEPT_THUMBNAIL, caption=[md(shown[i]["file"]) for i in strip.photos])
+
+
 def page() -> None:
     """The Batch page: many photos explained at once, a contact sheet and downloads."""
     st.set_page_config(page_title="Batch", page_icon=":card_index_dividers:", layout="wide")
@@ -61,7 +105,8 @@ def page() -> None:
         bar = st.progress(0.0, text="Starting...")
         for start in range(0, len(sources), CHUNK):
             chunk = sources[start:start + CHUNK]
-            bar.progress(start / len(sources), text=f"Explaining {start + 1} to {start + len(chunk)} of {len(sources)}")
+            bar.progress(start / len(sources),
+                         text=f"Explaining {start + 1} to {start + len(chunk)} of {len(sources)}" + clicks.waiting_note())
             datas, digests, unread = [], [], {}
             for source in chunk:
                 try:
@@ -75,6 +120,7 @@ def page() -> None:
                 records = explained(tuple(digests), c.model_key, c.layer, c.method, c.opacity, c.colormap, with_auc, datas,
                                     c.model)
             except gradcam.ExplanationTooCostly as error:  # the same for every chunk: said once, before any pass
+                st.session_state.pop(PENDING, None)
                 bar.empty()
                 st.error(md(str(error)))
                 return
@@ -88,6 +134,7 @@ def page() -> None:
                 digest, record = next(done)
                 results.append({"file": source.name, "sha256": digest, "error": None, **record})
         bar.empty()
+        st.session_state.pop(PENDING, None)
         st.session_state["batch_results"] = results
         st.session_state["batch_settings"] = {"model_key": c.model_key, "model": c.model.name, "layer": c.layer,
                                               "method": c.method, "opacity": c.opacity, "colormap": c.colormap,
@@ -125,14 +172,25 @@ def page() -> None:
         "Add deletion and insertion AUC per photo", key="batch_faithfulness",
         help=f"How faithful each map is, next to a random map's ({report.FAITHFULNESS_STEPS} steps each way): about "
              "120 more forward passes per photo, so several times slower. In the contact sheet and the CSV.")
-    if st.button("Explain all", key="batch_explain", type="primary", disabled=not unpacked.sources):
+    # The set as asked for: the files and every choice its records depend on.
+    request = (tuple((s.name, s.size) for s in unpacked.sources), c.model_key, c.layer, c.method, c.opacity,
+               c.colormap, with_auc)
+    if clicks.button("Explain all", key="batch_explain", type="primary", disabled=not unpacked.sources):
         # What a session may unpack is bounded over its runs (an hour's worth), not only per run.
         allowed, problem = st.session_state.setdefault("batch_inflated", InflationLedger()).charge(
             unpacked.sources)
         if problem:
             st.error(md(problem))
         if allowed:
-            explain_all(allowed)
+            st.session_state[PENDING] = (request, len(allowed))
+    # Until its records are stored, the set asked for is explained in every run: a click meanwhile starts a
+    # new run and cuts the old one short, and this run goes on (the chunks done are cached). A set whose
+    # files or choices changed since is dropped: the person asked for something else.
+    pending = st.session_state.get(PENDING)
+    if pending is not None and pending[0] != request:
+        st.session_state.pop(PENDING)
+    elif pending is not None:
+        explain_all(unpacked.sources[:pending[1]])
 
     results = st.session_state.get("batch_results")
     if not results:
@@ -191,6 +249,9 @@ def page() -> None:
                 auc = f"  \n{report.auc_caption(record)}" if record.get("faithfulness") else ""
                 column.image(record["overlay_jpeg"],
                              caption=f"{md(record['label'])} ({score}) · {md(record['file'])}{auc}", width="stretch")
+
+    if good:
+        concepts_section(shown, c)
 
     st.subheader("Downloads")
     originals = {s.name: s.read for s in unpacked.sources}  # the uploads still in the uploader, read only on click

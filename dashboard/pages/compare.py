@@ -376,7 +376,7 @@ def page() -> None:
                 tags = [f"{seconds * 1000:,.0f} ms", where]
                 passes = method_picker.planned_passes(model, method, c.layer)
                 if passes is not None:
-                    tags.append(f"{passes} passes")
+                    tags.append(method_picker.passes_text(passes))
                 if not record.class_specific:
                     tags.append("class-agnostic")
                 if record.ignores_layer:

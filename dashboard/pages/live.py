@@ -30,8 +30,8 @@ from dashboard.parts.camera_probe import camera_state
 from dashboard.parts.image_picker import use_photo
 from dashboard.parts.layer_labels import layer_option
 from dashboard.parts.shared_state import choose
-from dashboard.runtime import ice_servers
-from dashboard.runtime.long_jobs import is_done, long_job, stop_long_job
+from dashboard.runtime import clicks, ice_servers
+from dashboard.runtime.long_jobs import is_done, is_running, long_job, stop_long_job
 from dashboard.safe_text import md
 from gradcam.intake import VIDEO_FORMATS, sha256
 
@@ -215,9 +215,11 @@ def _video(model_key, model, layer, method, target, opacity, colormap) -> None:
     data = upload.getvalue()
     key = ("video", sha256(data), model_key, layer, method, target, opacity, colormap)
     go, stop = st.columns(2)
-    if stop.button("Stop", icon=":material/stop:", key="live_video_stop"):
-        stop_long_job()
-    if not go.button("Explain the video", type="primary", key="live_video_go") and not is_done(key):
+    # Stop is a callback and Explain a kept click: either, clicked while the video is explained, outlives
+    # the run it cuts short (dashboard/runtime/clicks.py); a run started meanwhile waits for the job.
+    stop.button("Stop", icon=":material/stop:", key="live_video_stop", on_click=stop_long_job)
+    if not (clicks.button("Explain the video", key="live_video_go", where=go, type="primary")
+            or is_done(key) or is_running(key)):
         return
 
     def run(progress, stop_event):

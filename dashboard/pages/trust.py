@@ -22,6 +22,7 @@ from dashboard.parts.link_numbers import link_number
 from dashboard.parts.sections import drawn_alone
 from dashboard.parts.shared_state import choices
 from dashboard.parts.stepper import current_step, stepper
+from dashboard.runtime import clicks
 from gradcam import report
 from gradcam.engine import strongest_colour
 from gradcam.report import increase_text
@@ -234,18 +235,19 @@ def page() -> None:
                    "than guessing on this photo. It does **not** say whether a map depends on the model: a method can "
                    "point at the right pixels and still fail the sanity check below, so the last column says what is "
                    "known (Adebayo et al., NeurIPS 2018) or what this session's sanity check found.")
-        if not (st.button("Rank every method", key="trust_rank") or st.session_state.get("trust_ranked") == rank_key):
+        if not (clicks.button("Rank every method", key="trust_rank") or st.session_state.get("trust_ranked") == rank_key):
             return
         st.session_state["trust_ranked"] = rank_key
         methods = gradcam.methods_for(c.model)
         bar = st.progress(0.0, text="Scoring each method...")
         rows = []
         for done, method in enumerate(methods):
-            bar.progress(done / (len(methods) + 1), text=f"Scoring {name_of(method)} ({done + 1} of {len(methods)})...")
+            bar.progress(done / (len(methods) + 1),
+                         text=f"Scoring {name_of(method)} ({done + 1} of {len(methods)})..." + clicks.waiting_note())
             method_map = trust_scores.shown_map(c.image.sha256, c.model_key, c.layer, method, target, photo, c.model)
             rows.append(trust_scores.method_score(c.image.sha256, c.model_key, c.layer, method, target, baseline, trust_scores.STEPS,
                                            photo, c.model, method_map))
-        bar.progress(len(methods) / (len(methods) + 1), text="Scoring random maps...")
+        bar.progress(len(methods) / (len(methods) + 1), text="Scoring random maps..." + clicks.waiting_note())
         rows = ranked([*rows, trust_scores.random_score(c.image.sha256, c.model_key, c.layer, target, baseline, trust_scores.STEPS,
                                                  photo, c.model)])
         bar.empty()
@@ -280,7 +282,7 @@ def page() -> None:
             "shows the photo's edges whatever the model (Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS "
             "2018). It runs on a copy of the model; nobody else's explanations are affected."
         )
-        if not (st.button("Run the sanity check", key="trust_sanity", type="primary")
+        if not (clicks.button("Run the sanity check", key="trust_sanity", type="primary")
                 or st.session_state.get("trust_sanity_for") == key):
             return
         st.session_state["trust_sanity_for"] = key
@@ -291,7 +293,7 @@ def page() -> None:
         sanity_strip(check, photo)
         if GUIDED is None or c.method == GUIDED:
             return
-        if st.button(f"Compare with {name_of(GUIDED)}, a method known to fail", key="trust_guided") or \
+        if clicks.button(f"Compare with {name_of(GUIDED)}, a method known to fail", key="trust_guided") or \
                 st.session_state.get("trust_guided_for") == key:
             st.session_state["trust_guided_for"] = key
             with st.spinner(f"The same test for {name_of(GUIDED)}..."):

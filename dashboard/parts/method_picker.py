@@ -46,7 +46,8 @@ def planned_passes(model: gradcam.Model, method: str, layer: str) -> int | None:
         return None
 
 
-def _passes(count: int) -> str:
+def passes_text(count: int) -> str:
+    """"1 pass", "127 passes"."""
     return f"{count} pass" if count == 1 else f"{count} passes"
 
 
@@ -55,7 +56,7 @@ def option_label(model: gradcam.Model, layer: str):
     def label(method: str) -> str:
         count = planned_passes(model, method, layer)
         name = gradcam.METHODS[method].display_name
-        return name if count is None else f"{name} ({_passes(count)} on this model)"
+        return name if count is None else f"{name} ({passes_text(count)} on this model)"
 
     return label
 
@@ -68,7 +69,7 @@ def passes_note(model: gradcam.Model, method: str, layer: str) -> str | None:
     chosen = gradcam.METHODS[method]
     base = gradcam.METHODS[chosen.combines].display_name
     where = " from this layer" if chosen.fuses == "layers" else ""
-    return f"{chosen.display_name} runs {_passes(count)} on this model{where}, each about one {base} pass"
+    return f"{chosen.display_name} runs {passes_text(count)} on this model{where}, each about one {base} pass"
 
 
 def show_passes(slot, model: gradcam.Model, method: str, layer: str) -> None:

@@ -25,7 +25,10 @@ The steps:
    - what is in the region is not the object: with masks, in at least OFF_OBJECT of
      the members the map's strongest point, at the photo's own size, lies off the
      photo's own object; without masks, the region looks alike in the members while
-     the rest of the photos differ (``sameness`` >= SAMENESS): a tag, a watermark.
+     the rest of the photos differ (``sameness`` >= SAMENESS), or, where the region as a
+     whole differs (a tag's ink on a background that varies), its pixels that are the same
+     in every member, transplanted alone, turn other classes' photos (``core_passes``):
+     a tag, a watermark.
      Objects placed anywhere and centred objects are not flagged: a shortcut is the
      same thing at the same place;
 6. per class, with masks, the background swap (``background_verdict``): flagged when
@@ -52,8 +55,8 @@ from ..engine.batched import explain_batch
 from ..engine.cam import ExplanationStopped
 from ..engine.graph import resolve_layer
 from ..errors import PixelBudgetExceeded
-from .evidence import (ColourTest, Example, PatchTest, SwapTest, background_test, box_pixels, colour_test, patch_test,
-                       random_boxes, reliance_test)
+from .evidence import (ColourTest, CoreTest, Example, PatchTest, SwapTest, background_test, box_pixels, colour_test,
+                       core_test, patch_test, random_boxes, reliance_test)
 from .sources import Entry, Source, mask_at, photo_size, read_masks, read_source, relative_key
 from .spray import Region, spray
 
@@ -126,6 +129,7 @@ class AuditCluster:
     flips: int | None = None  # of them, now answered this class
     random_flips: int | None = None  # the same with a random box pasted
     examples: list = field(default_factory=list, repr=False)  # evidence.Example: the transplant, before/after
+    core: CoreTest | None = None  # without masks: the region's alike pixels transplanted alone
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,9 @@ class Audit:
                     "reason": c.reason, "infill": c.infill,
                     "drops": {name: [number(a), number(b)] for name, (a, b) in c.drops.items()},
                     "recipients": c.recipients, "flips": c.flips, "random_flips": c.random_flips,
+                    "core": None if c.core is None else {
+                        "share": number(c.core.share), "recipients": c.core.recipients, "flips": c.core.flips,
+                        "random_flips": c.core.random_flips},
                 } for c in cls.clusters],
             } for cls in self.classes],
             "photos": [{
@@ -461,18 +468,34 @@ def transplant_passes(recipients: int, flips: int | None, random_flips: int | No
             and (flips - (random_flips or 0)) / recipients >= FLIP_GAP)
 
 
+def core_passes(core: CoreTest) -> bool:
+    """Without masks: the pixels that are the same in every member, pasted alone into other
+    classes' photos, turn far more of them than the same shape of pixels from elsewhere
+    (the transplant's rule, on the alike pixels only)."""
+    return transplant_passes(core.recipients, core.flips, core.random_flips)
+
+
 def verdict(label: str, members: int, count: int, area: float, place: str, reliance, random_reliance, before, after,
             sameness, variety, off_object, *, drops: dict | None = None, recipients: int = 0, flips: int | None = None,
-            random_flips: int | None = None) -> _Verdict:
+            random_flips: int | None = None, core: CoreTest | None = None) -> _Verdict:
     """The flag rule of the module's docstring, and its sentence. ``drops``: infill ->
     (drop, random drop); without it, ``reliance`` and ``random_reliance`` are one
-    infill's (the blur's)."""
+    infill's (the blur's). ``core``: without masks, the region's alike pixels
+    transplanted alone (``core_passes``)."""
     start = f"In {members} of {count} '{label}' photos the map sits"
     if members < MIN_MEMBERS:
         return _Verdict(False, f"{start} at the {place}: too few photos to call it a pattern.", 0.0)
     if reliance is None and drops:
         infill = max(drops, key=lambda name: drops[name][0])
         reliance, random_reliance = drops[infill]
+    if area > SMALL_AREA and core is not None and core_passes(core) and core.share * area <= SMALL_AREA \
+            and variety >= VARIETY:
+        gap = (core.flips - core.random_flips) / core.recipients
+        return _Verdict(True, f"{start} on {area:.0%} of the photo around the {place}, and the pixels in it that are "
+                              f"the same in all these photos ({core.share * area:.0%} of the photo), pasted alone into "
+                              f"{core.recipients} photos of other classes, made {core.flips} of them '{label}' (the "
+                              f"same shape of pixels from elsewhere: {core.random_flips}).",
+                        gap * (1.0 - core.share * area))
     if area > SMALL_AREA:
         return _Verdict(False, f"{start} on {area:.0%} of the photo around the {place}: not a small patch"
                                + ("." if reliance is None else f" (removing it changes '{label}' by {_two(reliance)}, "
@@ -489,7 +512,9 @@ def verdict(label: str, members: int, count: int, area: float, place: str, relia
     removed = removal_passes(reliance, random_reliance)
     moved = transplant_passes(recipients, flips, random_flips)
     gap = max(reliance - random_reliance, ((flips or 0) - (random_flips or 0)) / recipients if recipients else 0.0)
-    evidence = off_object if off_object is not None else (sameness or 0.0)
+    alike = core is not None and core_passes(core)
+    evidence = off_object if off_object is not None else max(
+        sameness or 0.0, (core.flips - core.random_flips) / core.recipients if alike else 0.0)
     suspicion = max(0.0, gap) * (1.0 - area) * evidence
     words = INFILL_WORDS.get(infill, infill)
     pasted = ("" if not recipients else
@@ -511,6 +536,11 @@ def verdict(label: str, members: int, count: int, area: float, place: str, relia
                             suspicion, infill)
         return _Verdict(True, f"{start} on the same small patch at the {place}, off the object, and {change}.",
                         suspicion, infill)
+    if sameness < SAMENESS and alike:
+        return _Verdict(True, f"{start} on the same small patch at the {place}, and {change}; the pixels of it that "
+                              f"are the same in all these photos ({core.share:.0%} of it), pasted alone into "
+                              f"{core.recipients} photos of other classes, made {core.flips} of them '{label}' (the "
+                              f"same shape of pixels from elsewhere: {core.random_flips}).", suspicion, infill)
     if sameness < SAMENESS:
         return _Verdict(False, f"{start} on a patch at the {place} that differs from photo to photo, like an object "
                                f"placed there, and {change}.", suspicion, infill)
@@ -660,6 +690,7 @@ def _class_result(model, label: str, rows: list[_Row], members_of: list[int], ha
             else None
         sameness, variety = sameness_of(looks, box) if looks is not None and len(looks) > 1 else (None, 0.0)
         test: PatchTest | None = None
+        core: CoreTest | None = None  # a large region's alike-pixel transplant (without masks)
         # The patch tests only where a shortcut is possible (a small region, enough photos),
         # on at most TESTED members and as many photos of other classes: they are the
         # audit's costly part, and a large region is no small patch whatever they give
@@ -670,21 +701,36 @@ def _class_result(model, label: str, rows: list[_Row], members_of: list[int], ha
                 known = [r.probability for r, _ in read]
                 given = None if any(k is None for k in known) else known
                 recipients = _read(_others(rows, label, TESTED))
+                # Without masks, a region whose pixels differ as a whole may still hold a cue that is
+                # the same in every photo (a tag's ink, with varying background around it): its
+                # alike pixels are transplanted alone too (2 passes per recipient more).
+                alike = not have_masks and (sameness is None or sameness < SAMENESS)
                 test = patch_test(model, label, int(read[0][0].target), [image for _, image in read],
-                                  [(image, r.predicted) for r, image in recipients], region, given, layer)
+                                  [(image, r.predicted) for r, image in recipients], region, given, layer, core=alike)
                 if looks is None:  # a Parquet source: the photos were read only now
                     looks = np.stack([_look(image) for _, image in read])
                     sameness, variety = sameness_of(looks, box) if len(looks) > 1 else (None, 0.0)
                 for r, image in read:
                     if r.thumbnail is None:
                         r.thumbnail, r.size = _thumbnail(image), image.size
+        elif model is not None and not have_masks and len(indices) >= MIN_MEMBERS and variety >= VARIETY:
+            # A region too large to be a patch, and no masks for the background swap: maps can
+            # spread over much of the photo around a small cue (a from-scratch MobileNetV2's
+            # did, over 38% around a 10 px tag). Only its alike pixels are transplanted (2
+            # passes per photo of other classes), the test a cue that is the same everywhere fails.
+            read = [(r, image) for r, image in _read(tested) if r.target is not None]
+            if read:
+                recipients = _read(_others(rows, label, TESTED))
+                core = core_test(model, label, int(read[0][0].target), [image for _, image in read],
+                                 [(image, r.predicted) for r, image in recipients], region, layer)
         off = _off_object(member_rows) if have_masks else None
         judged = verdict(label, len(indices), count, region.area, _place(box),
                          None if test is None else test.reliance, None if test is None else test.random_reliance,
                          None if test is None else test.before, None, sameness, variety, off,
                          drops=None if test is None else test.drops, recipients=0 if test is None else test.recipients,
                          flips=None if test is None else test.flips,
-                         random_flips=None if test is None else test.random_flips)
+                         random_flips=None if test is None else test.random_flips,
+                         core=core if test is None else test.core)
         reliance = random_reliance = after = None
         if test is not None:
             reliance, random_reliance = test.drops[judged.infill]
@@ -698,7 +744,7 @@ def _class_result(model, label: str, rows: list[_Row], members_of: list[int], ha
             reason=judged.reason, infill=judged.infill if test is not None else None,
             drops={} if test is None else dict(test.drops), recipients=0 if test is None else test.recipients,
             flips=None if test is None else test.flips, random_flips=None if test is None else test.random_flips,
-            examples=[] if test is None else list(test.examples)))
+            examples=[] if test is None else list(test.examples), core=core if test is None else test.core))
     if len(maps):
         from .spray import normalised
 
@@ -801,7 +847,8 @@ def audit(model, source, *, labels: dict | None = None, masks=None, layer=None, 
         untested.append(NOT_TESTED_WITHOUT_MASKS)
     if model is not None and any(c.area > SMALL_AREA for cls in classes for c in cls.clusters) and not mask_of:
         untested.append(f"Clusters on more than {SMALL_AREA:.0%} of the photo got no patch test (they are no small "
-                        "patch); only the background swap, with masks, tests them.")
+                        "patch), only the transplant of their pixels that are the same in every photo; the background "
+                        "swap, with masks, tests them.")
     return Audit(photos=photos, classes=classes, model="" if model is None else model.name, layer=layer_name,
                  method=method_name, explain=explain, source=read.name, masks=bool(mask_of), problems=problems,
                  untested=untested, budget_refused=sum(bool(r.refused) for r in rows))

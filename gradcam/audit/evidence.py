@@ -37,6 +37,11 @@ from ..engine.batched import explain_batch
 from .spray import Region
 
 INFILLS = ("blur", "mean", "other classes")
+# A pixel of the region is "the same in every member" when it varies across them at most this
+# share of how much the photos vary outside the region (a tag's or a watermark's ink, not the
+# background around it, which varies as the rest of the photo does).
+CORE = 0.5
+MIN_CORE_PIXELS = 4
 EXAMPLES = 3  # before/after pictures kept per test
 EXAMPLE_SIDE = 96  # their side in pixels (JPEG)
 
@@ -61,6 +66,7 @@ class PatchTest:
     flips: int  # of them, now answered this class
     random_flips: int  # the same with a random box of the members pasted instead
     examples: list = field(default_factory=list, repr=False)
+    core: "CoreTest | None" = None  # the region's alike pixels transplanted alone (when asked)
 
     @property
     def infill(self) -> str:
@@ -74,6 +80,19 @@ class PatchTest:
     @property
     def random_reliance(self) -> float:
         return self.drops[self.infill][1]
+
+
+@dataclass(frozen=True)
+class CoreTest:
+    """The transplant of the region's *alike* pixels alone: those that vary across the members
+    at most CORE times as much as the photos vary outside the region. A tag or a watermark is
+    the same in every photo while the background around it is not; the model's objects, placed
+    there, differ. The control pastes the same shape of pixels from elsewhere in the members."""
+
+    share: float  # the alike pixels' share of the region
+    recipients: int
+    flips: int  # other classes' photos now answered this class
+    random_flips: int  # the same shape from a random place of the members, pasted at that place
 
 
 @dataclass(frozen=True)
@@ -211,12 +230,81 @@ def reliance_test(model, images: list[Image.Image], targets: list[int], region: 
         float((original - other).mean())
 
 
+def alike_pixels(member_pixels: list[np.ndarray], box: tuple[int, int, int, int]) -> np.ndarray:
+    """(height, width) bool: the pixels of ``box`` (row0, col0, row1, col1) that vary across the
+    members (network-size pixels) at most CORE times the mean spread outside the box."""
+    stack = np.stack([np.asarray(p, np.float32) for p in member_pixels])
+    spread = stack.std(axis=0).mean(axis=-1)
+    inside = np.zeros(spread.shape, bool)
+    r0, c0, r1, c1 = box
+    inside[r0:r1, c0:c1] = True
+    if len(member_pixels) < 2 or inside.all():
+        return np.zeros(spread.shape, bool)
+    variety = float(spread[~inside].mean())
+    return inside & (spread <= CORE * variety) if variety > 0 else np.zeros(spread.shape, bool)
+
+
+def _core_edits(model, member_pixels: list[np.ndarray], recipients: list[np.ndarray], region: Region
+                ) -> tuple[np.ndarray | None, list[np.ndarray]]:
+    """(the region's alike pixels, the edited recipients: for recipient j, member j's alike
+    pixels pasted in, then the same shape moved to a random box's place, taken from member j
+    there and pasted there); (None, []) without recipients or with fewer than MIN_CORE_PIXELS."""
+    height, width = model.input_size
+    r0, c0, r1, c1 = box_pixels(region.box, height, width)
+    if not recipients:
+        return None, []
+    alike = alike_pixels(member_pixels, (r0, c0, r1, c1))
+    if alike.sum() < MIN_CORE_PIXELS:
+        return None, []
+    edits = []
+    rows, cols = np.nonzero(alike)
+    for j, (pixels, place) in enumerate(zip(recipients, random_boxes(region, len(recipients), seed=2))):
+        source = member_pixels[j % len(member_pixels)]
+        copy = pixels.copy()
+        copy[alike] = source[alike]
+        edits.append(copy)
+        m0, m1, _, _ = box_pixels(place, height, width)
+        moved_rows, moved_cols = rows - r0 + m0, cols - c0 + m1
+        keep = (moved_rows >= 0) & (moved_rows < height) & (moved_cols >= 0) & (moved_cols < width)
+        shifted = np.zeros_like(alike)
+        shifted[moved_rows[keep], moved_cols[keep]] = True
+        copy = pixels.copy()
+        copy[shifted] = source[shifted]
+        edits.append(copy)
+    return alike, edits
+
+
+def _core_result(alike: np.ndarray, box: tuple[int, int, int, int], said: list[str], label: str) -> CoreTest:
+    r0, c0, r1, c1 = box
+    count = len(said) // 2
+    return CoreTest(share=float(alike.sum() / max(1, (r1 - r0) * (c1 - c0))), recipients=count,
+                    flips=int(sum(said[2 * j] == label for j in range(count))),
+                    random_flips=int(sum(said[2 * j + 1] == label for j in range(count))))
+
+
+def core_test(model, label: str, target: int, members: list[Image.Image], others: list[tuple[Image.Image, str]],
+              region: Region, layer=None) -> CoreTest | None:
+    """The alike-pixel transplant alone (``CoreTest``), for a region too large to be a patch
+    itself: the maps may spread over much of the photo around a small cue that is the same in
+    every photo. None when the region has no alike pixels (or there is no photo to paste into)."""
+    member_pixels = [_bytes(network_pixels(model, image)) for image in members]
+    recipients = [_bytes(network_pixels(model, image)) for image, answer in others if answer != label]
+    alike, edits = _core_edits(model, member_pixels, recipients, region)
+    if alike is None:
+        return None
+    _, said = answers(model, edits, target, layer)
+    height, width = model.input_size
+    return _core_result(alike, box_pixels(region.box, height, width), said, label)
+
+
 def patch_test(model, label: str, target: int, members: list[Image.Image], others: list[tuple[Image.Image, str]],
-               region: Region, before=None, layer=None) -> PatchTest:
+               region: Region, before=None, layer=None, core: bool = False) -> PatchTest:
     """The region's reliance under every infill, against a box of the same size
     elsewhere, and the transplant into ``others`` (photos of other classes with the
     model's answer to each; those already answered ``label`` are left out).
-    ``before``: the members' probabilities when already known (their explanations')."""
+    ``before``: the members' probabilities when already known (their explanations').
+    ``core``: also transplant the region's alike pixels alone (``CoreTest``): the test
+    of "the same thing in every photo" where no masks say what the object is."""
     height, width = model.input_size
     box = region.box
     r0, c0, r1, c1 = box_pixels(box, height, width)
@@ -248,7 +336,8 @@ def patch_test(model, label: str, target: int, members: list[Image.Image], other
             copy = pixels.copy()
             copy[b0:b2, b1:b3] = source[b0:b2, b1:b3]
             pasted.append(copy)
-    batch = (member_pixels if before is None else []) + edited + pasted
+    alike, cored = _core_edits(model, member_pixels, [p for p, _ in recipients], region) if core else (None, [])
+    batch = (member_pixels if before is None else []) + edited + pasted + cored
     probabilities, top = answers(model, batch, target, layer)
     if before is None:
         original = probabilities[:len(member_pixels)]
@@ -258,14 +347,17 @@ def patch_test(model, label: str, target: int, members: list[Image.Image], other
     per_member = probabilities[:len(edited)].reshape(len(member_pixels), len(infills), 2)
     drops = {name: (float((original - per_member[:, k, 0]).mean()), float((original - per_member[:, k, 1]).mean()))
              for k, name in enumerate(infills)}
-    answered = top[len(edited):]
+    answered = top[len(edited):len(edited) + len(pasted)]
     flips = sum(answered[2 * j] == label for j in range(len(recipients)))
     random_flips = sum(answered[2 * j + 1] == label for j in range(len(recipients)))
+    alike_result = None if alike is None else _core_result(alike, (r0, c0, r1, c1),
+                                                           top[len(edited) + len(pasted):], label)
     examples = [Example(f"a '{answer}' photo with the patch of a '{label}' photo pasted in", _jpeg(pixels),
                         _jpeg(pasted[2 * j]), answer, answered[2 * j])
                 for j, (pixels, answer) in enumerate(recipients[:EXAMPLES])]
     return PatchTest(before=float(original.mean()), drops=drops, tested=len(member_pixels),
-                     recipients=len(recipients), flips=int(flips), random_flips=int(random_flips), examples=examples)
+                     recipients=len(recipients), flips=int(flips), random_flips=int(random_flips), examples=examples,
+                     core=alike_result)
 
 
 # --- the background swap (masks) --------------------------------------------------------

@@ -33,7 +33,7 @@ import numpy as np
 from . import cam
 from .cam import explain_many
 from .cost import check_explanation, memory_budget_bytes
-from .graph import resolve_layer, run_capturing
+from .graph import resolve_layer, run_capturing, vectorized_jacobians
 from .methods import method as method_entry
 from .passes import cached
 
@@ -77,6 +77,7 @@ def _build(model, layer, method, bucket: int, count: int, own_top: bool, head):
     height, width = model.input_size
     classes = len(model.labels)
     keras_model = model.keras
+    pfor = vectorized_jacobians(keras_model)  # not for KerasHub's transformers: see graph.vectorized_jacobians
 
     @tf.function(
         input_signature=[
@@ -99,7 +100,7 @@ def _build(model, layer, method, bucket: int, count: int, own_top: bool, head):
         elif count == 1:  # one backward pass, no vectorised Jacobian machinery
             grads = tape.gradient(per_target, features)[tf.newaxis]
         else:
-            grads = tape.jacobian(per_target, features)  # (K, B, h, w, k)
+            grads = tape.jacobian(per_target, features, experimental_use_pfor=pfor)  # (K, B, h, w, k)
         # The method as cam.py applies it, photo by photo (the batch size is static):
         # the very same operations, so the maps equal explain_many's.
         maps, weights = [], []

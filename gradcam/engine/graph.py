@@ -144,6 +144,16 @@ def _containers(keras_model) -> list[tuple[str, object]]:
     return [(path, layer) for path, layer in walk_layers(keras_model) if inner.is_container(layer)]
 
 
+def vectorized_jacobians(keras_model) -> bool:
+    """Whether the passes may differentiate several targets at once with TensorFlow's vectorised
+    Jacobian (pfor). Not for a model with custom layers that call sub-layers of their own
+    (KerasHub's transformers): with TensorFlow 2.21, pfor over a KerasHub ViT's backward pass
+    segfaults the whole process (seen with three targets at once: Explore's top 5 took the
+    dashboard's server down). There the targets are differentiated one after another (a while
+    loop inside the same compiled pass): slower by about the number of targets, never a crash."""
+    return not _containers(keras_model)
+
+
 def inner_layers(keras_model) -> list:
     """What runs inside the model's custom layers (``inner.Inner`` records, call order);
     empty for a model made of Keras layers only, or one whose input size is not fixed."""

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ExplanationTooCostly
-from .graph import TargetLayer, attention_inputs, logits_head, pooled_head, run_capturing, run_capturing_many
+from .graph import (TargetLayer, attention_inputs, logits_head, pooled_head, run_capturing, run_capturing_many,
+                    vectorized_jacobians)
 from .methods import Method
 
 MAX_LAYER_SETS = 8  # layer combinations kept per model (see layers_pass)
@@ -102,6 +103,7 @@ def _build(model, layer: TargetLayer, method: Method, keep_tensors: bool, head):
 
     classes = len(model.labels)
     keras_model = model.keras
+    pfor = vectorized_jacobians(keras_model)  # not for KerasHub's transformers: see graph.vectorized_jacobians
 
     @tf.function(
         input_signature=explain_signature(model),
@@ -126,7 +128,8 @@ def _build(model, layer: TargetLayer, method: Method, keep_tensors: bool, head):
             scores = (method.target_score(logits, rows) if method.target_score is not None
                       else tf.linalg.matvec(rows, logits))
         # ZERO, not None, where nothing flows (a transformer's last patch tokens): the check below says so.
-        grads = tape.jacobian(scores, features, unconnected_gradients=tf.UnconnectedGradients.ZERO)[:, 0] \
+        grads = tape.jacobian(scores, features, unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                               experimental_use_pfor=pfor)[:, 0] \
             if method.needs_gradients else None  # (K, h, w, k)
         hessian_times_activations = None
         if outer is not None:
@@ -134,7 +137,8 @@ def _build(model, layer: TargetLayer, method: Method, keep_tensors: bool, head):
             products = tf.reduce_sum(grads * tf.stop_gradient(features), axis=(1, 2, 3))  # (K,)
             outer.__exit__(None, None, None)
             hessian_times_activations = outer.jacobian(
-                products, features, unconnected_gradients=tf.UnconnectedGradients.ZERO)[:, 0]
+                products, features, unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                experimental_use_pfor=pfor)[:, 0]
         features = features[0]
         out = {"logits": logits, "rows": rows, "features": features}
         if layer.grid is not None and grads is not None:
@@ -164,6 +168,7 @@ def guided_pass(model, layer: TargetLayer | None, method: Method):
     def build(head):
         classes = len(model.labels)
         keras_model = model.keras
+        pfor = vectorized_jacobians(keras_model)  # not for KerasHub's transformers: see graph.vectorized_jacobians
         height, width = model.input_size
 
         @tf.function(
@@ -179,7 +184,7 @@ def guided_pass(model, layer: TargetLayer | None, method: Method):
                     logits = tf.reshape(logits, (-1,))
                     rows = _choose_rows(logits, target_rows, top, classes)
                     scores = tf.linalg.matvec(rows, logits)
-                grads = tape.jacobian(scores, features)[:, 0]
+                grads = tape.jacobian(scores, features, experimental_use_pfor=pfor)[:, 0]
                 cam, weights = method.make_map(features[0], grads)
                 cam = tf.image.resize(tf.nn.relu(cam)[..., None], (height, width), method="bilinear")  # (K, H, W, 1)
                 out["weights"] = weights
@@ -192,7 +197,7 @@ def guided_pass(model, layer: TargetLayer | None, method: Method):
                     logits = guided_logits
                     rows = _choose_rows(logits, target_rows, top, classes)
                 scores = tf.linalg.matvec(rows, guided_logits)
-            pixels = tape.jacobian(scores, x)[:, 0]  # (K, H, W, channels)
+            pixels = tape.jacobian(scores, x, experimental_use_pfor=pfor)[:, 0]  # (K, H, W, channels)
             if layer is not None:
                 pixels = pixels * cam
             else:
@@ -396,6 +401,7 @@ def attention_pass(model, method: Method):
     def build(head):
         classes = len(model.labels)
         keras_model = model.keras
+        pfor = vectorized_jacobians(keras_model)  # not for KerasHub's transformers: see graph.vectorized_jacobians
 
         @tf.function(
             input_signature=explain_signature(model),
@@ -411,7 +417,8 @@ def attention_pass(model, method: Method):
                 logits = tf.reshape(logits, (-1,))
                 rows = _choose_rows(logits, target_rows, top, classes)
                 scores = tf.linalg.matvec(rows, logits)
-            grads = tape.jacobian(scores, list(attentions), unconnected_gradients=tf.UnconnectedGradients.ZERO) \
+            grads = tape.jacobian(scores, list(attentions), unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                                  experimental_use_pfor=pfor) \
                 if method.needs_gradients else None  # [(K, 1, heads, T, T)] per block
             before_relu, weights = method.make_map(attentions, grads, grid)
             if not method.class_specific:
@@ -528,6 +535,7 @@ def fullgrad_pass(model):
     def build(head):
         classes = len(model.labels)
         keras_model = model.keras
+        pfor = vectorized_jacobians(keras_model)  # not for KerasHub's transformers: see graph.vectorized_jacobians
         height, width = model.input_size
         layers = bias_layers(keras_model)
         names = [path for path, _ in layers]
@@ -541,7 +549,8 @@ def fullgrad_pass(model):
                 logits = tf.reshape(logits, (-1,))
                 rows = _choose_rows(logits, target_rows, top, classes)
                 scores = tf.linalg.matvec(rows, logits)
-            grads = tape.jacobian(scores, [x, *outputs], unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            grads = tape.jacobian(scores, [x, *outputs], unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                                  experimental_use_pfor=pfor)
             total = tf.reduce_sum(_scaled_per_channel(tf.abs(grads[0][:, 0] * x[0])), axis=-1)  # (K, H, W)
             # Upsampling is linear: layers of one resolution are summed first and upsampled once.
             by_grid: dict = {}

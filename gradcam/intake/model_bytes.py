@@ -24,6 +24,11 @@ def keras_model_from_bytes(data: bytes):
 
 
 HUB_MISSING = "This model uses KerasHub layers; install keras-hub (pip install keras-hub) to load it."
+# keras-hub 0.32's EfficientNetBackbone.get_config leaves num_features out (like stackwise_nores_option, keras-hub
+# issue 3072), so Keras rebuilds the default 1280-channel top_conv and the saved weights do not fit it.
+EFFICIENTNET_UNREADABLE = ("This KerasHub EfficientNet cannot be loaded from its file: keras-hub does not save the "
+                           "backbone's num_features setting, so only EfficientNets with the default (1280) can be "
+                           "rebuilt from a file.")
 # Also what Keras 3.15 with keras-hub 0.32 says of a KerasHub EfficientNet it saved itself (Keras cannot
 # read that file back either: tests/zoo/test_hub.py).
 HUB_UNREADABLE = ("This model uses KerasHub layers, but Keras and the installed keras-hub cannot rebuild it from "
@@ -70,6 +75,9 @@ def _load_from_bytes(data: bytes):
             raise
         except Exception as error:
             if uses_hub(config):
+                text = config.decode("utf-8", "replace") if isinstance(config, bytes) else str(config)
+                if '"EfficientNetBackbone"' in text and '"num_features"' not in text:
+                    raise ModelLoadError(EFFICIENTNET_UNREADABLE) from error
                 raise ModelLoadError(HUB_UNREADABLE) from error
             raise
     if data[:8] == b"\x89HDF\r\n\x1a\n":

@@ -11,14 +11,14 @@ from .audit_report import (
 )
 from .batch import (
     FAITHFULNESS_ORDERS, FAITHFULNESS_STEPS, SORT_ORDERS, auc_caption, batch_report_items, explain_records,
-    overlays_zip, predictions_csv, select,
+    overlays_zip, predictions_csv, select, shared_concepts_of,
 )
 from .content import curves_picture, increase_text, sanity_picture, trust_lines, trust_sentences
 from .html import report_html
 from .pdf import report_pdf
 
 __all__ = ["FAITHFULNESS_ORDERS", "FAITHFULNESS_STEPS", "SORT_ORDERS", "audit_csv", "audit_html", "auc_caption",
-           "comparison_html", "map_tile", "batch_report_items", "cluster_picture", "curves_picture", "explain_records", "increase_text",
+           "comparison_html", "map_tile", "batch_report_items", "cluster_picture", "curves_picture", "explain_records", "increase_text", "shared_concepts_of",
            "mean_map_image", "overlays_zip", "predictions_csv", "region_overlay", "sanity_picture", "select",
            "trust_lines", "trust_sentences",
            "MAX_EMBEDDED_SIDE", "WHAT_IT_DOES_NOT_SHOW", "WHAT_IT_SHOWS", "ReportItem", "file_stem",

@@ -9,6 +9,7 @@ This module never imports Streamlit.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import zipfile
@@ -91,6 +92,25 @@ def explain_records(model, datas: Sequence[bytes], *, layer=None, method: str = 
             "faithfulness": _scores(model, image, explanation) if faithfulness else None,
         }
     return records
+
+
+def shared_concepts_of(model, records: Sequence[dict], n: int, *, layer=None, per_concept: int = 6):
+    """The concepts the explained photos share (``gradcam.concept_strips``), found on the
+    records' own thumbnails (THUMBNAIL_SIDE px, more than the network's input): no upload
+    is read or decoded again, so the pixel budget and the memory stay the batch's. At most
+    ``concepts.MAX_PHOTOS`` records; records with an error are skipped (each strip's
+    ``photos`` are indices into ``records`` as given)."""
+    from ..concepts import MAX_PHOTOS, concept_strips
+
+    usable = [i for i, r in enumerate(records) if not r.get("error") and r.get("photo_jpeg")]
+    if not usable:
+        raise ValueError("No photo of this set was explained, so there is nothing to find concepts in.")
+    if len(usable) > MAX_PHOTOS:
+        raise ValueError(f"Concepts are found over at most {MAX_PHOTOS} photos at once; this selection has "
+                         f"{len(usable)}: pick fewer classes or a higher confidence.")
+    photos = [Image.open(io.BytesIO(records[i]["photo_jpeg"])).convert("RGB") for i in usable]
+    strips = concept_strips(model, photos, n, layer, per_concept=per_concept)
+    return [dataclasses.replace(strip, photos=[usable[i] for i in strip.photos]) for strip in strips]
 
 
 def _scores(model, image, explanation) -> dict:

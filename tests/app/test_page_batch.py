@@ -195,3 +195,62 @@ def test_a_hostile_archive_gives_one_sentence(archive):
     run(at)
     assert len(at.error) == 1 and at.error[0].value.startswith("bomb\\.zip ")
     assert at.button(key="batch_explain").disabled
+
+
+# --- concepts shared across the set --------------------------------------------------------
+
+CATS = {"Egyptian cat", "tabby", "tiger cat"}
+COFFEE = {"espresso", "cup", "coffee mug", "coffeepot", "teapot"}
+
+
+def flipped(name: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(photo(name))).transpose(Image.FLIP_LEFT_RIGHT).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def cropped(name: str, box) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(photo(name))).crop(box).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def concept_lines(at: AppTest) -> list[str]:
+    return [re.sub(r"\\(.)", r"\1", m.value) for m in at.markdown if " concept** · in " in m.value]
+
+
+@pytest.mark.slow
+def test_concepts_shared_across_the_set_each_with_its_photos_and_votes():
+    at = run(page_app(PAGE, default_timeout=240))
+    at.file_uploader(key="batch_upload").set_value([
+        ("cat-1.jpg", photo("chelsea"), "image/jpeg"), ("cat-2.jpg", flipped("chelsea"), "image/jpeg"),
+        ("cat-3.jpg", cropped("chelsea", (50, 0, 400, 300)), "image/jpeg"),
+        ("cup-1.jpg", photo("coffee"), "image/jpeg"), ("cup-2.jpg", flipped("coffee"), "image/jpeg")])
+    run(at)
+    at.button(key="batch_explain").click()
+    run(at)
+    assert "Concepts these photos share" in [h.value for h in at.subheader]
+    assert any("One forward pass per photo shown (5)" in c.value for c in at.caption)  # nothing ran yet
+    assert not concept_lines(at)
+    at.slider(key="batch_concepts").set_value(2)
+    run(at)
+    at.button(key="batch_concepts_go").click()
+    run(at)
+    assert not at.error
+    lines = concept_lines(at)
+    assert len(lines) == 2
+    strips = [image for image in at.image if image.captions and all(c.endswith(".jpg") for c in image.captions)
+              and not any(" · " in c for c in image.captions)]
+    assert len(strips) == 2
+    by_line = dict(zip(lines, ([c.replace("\\", "") for c in s.captions] for s in strips)))
+    cat_line = next(line for line in lines if line.split("votes ")[1].split(" ")[0] in {"Egyptian", "tabby", "tiger"})
+    cup_line = next(line for line in lines if line is not cat_line)
+    # The cat concept's strip starts with cat photos; the cup's with cup photos and votes for a coffee class.
+    assert by_line[cat_line][0].startswith("cat-") and by_line[cup_line][0].startswith("cup-")
+    assert set(by_line[cat_line]) >= {"cat-1.jpg", "cat-2.jpg"}
+    assert any(name.split(" ")[0] in {"espresso", "cup", "coffee", "coffeepot", "teapot"}
+               for name in cup_line.split("votes ")[1].split(", "))
+    # Narrowing the set to one class asks again before anything runs.
+    at.multiselect(key="batch_classes").set_value(["espresso"])
+    run(at)
+    assert not concept_lines(at) and any("One forward pass per photo shown (2)" in c.value for c in at.caption)

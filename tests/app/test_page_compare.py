@@ -150,6 +150,8 @@ def test_the_methods_tab_shows_every_method_with_its_time(page):
     assert by_method["guided-backprop"].endswith("224 x 224 input pixels")
     assert by_method["guided-gradcam"].endswith("224 x 224 input pixels")  # its grid, like Guided Backpropagation's
     assert by_method["gradcam"].endswith("7 x 7 cells")
+    # The methods that run another one many times say how many passes they ran here.
+    assert by_method["sess"].endswith(" · 127 passes") and by_method["refinecam"].endswith(" · 1 pass")
     assert page.query_params["compare"] == "methods"
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from gradcam.audit import benchmark
-from gradcam.audit.benchmark import DEVELOPED, HELD_OUT, KINDS, LABELS, Case, photos, run_case
+from gradcam.audit.benchmark import (DEVELOPED, HELD_OUT, KINDS, LABELS, OUTSIDE, OUTSIDE_HELD_OUT, Case, photos,
+                                     run_case)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -76,6 +77,10 @@ def test_bad_parameters_are_one_sentence():
         Case("frame", 8)
     with pytest.raises(ValueError, match="Unknown place 'middle'"):
         Case("corner tag", place="middle")
+    with pytest.raises(ValueError, match="Unknown model 'resnet'; choose one of: tiny cnn, keras mobilenetv2, "):
+        Case("corner tag", model="resnet")
+    with pytest.raises(ValueError, match="The keras mobilenetv2 model needs photos of 32 pixels or more"):
+        Case("corner tag", 16, model="keras mobilenetv2")
 
 
 def test_the_held_out_cases_differ_from_the_developed_ones_in_size_contrast_place_and_colour():
@@ -111,8 +116,11 @@ def test_quick_a_corner_tag_at_32_px_is_caught_and_its_control_is_not_flagged(co
 
 
 def _matrix():
-    if os.environ.get("GRADCAM_AUDIT_BENCHMARK") == "all":
-        return DEVELOPED + HELD_OUT
+    which = os.environ.get("GRADCAM_AUDIT_BENCHMARK")
+    if which == "all":
+        return DEVELOPED + HELD_OUT + OUTSIDE + OUTSIDE_HELD_OUT
+    if which == "outside":  # models built with Keras' and KerasHub's own code
+        return OUTSIDE + OUTSIDE_HELD_OUT
     return [c for c in DEVELOPED if c.side == 32 and c.kind != "corner tag"]  # the quick test has the corner tag
 
 
@@ -120,6 +128,19 @@ def _matrix():
 @pytest.mark.parametrize("case", _matrix(), ids=lambda c: c.name.replace(" ", "-"))
 def test_the_benchmark_case(case):
     _check(run_case(case))
+
+
+@pytest.mark.slow
+def test_a_corner_tag_learned_by_a_keras_hub_resnet_is_caught_and_its_control_is_not():
+    """A model nobody here wrote: KerasHub's own ResNetBackbone, ResNetImageClassifier and
+    preprocessor, trained with KerasHub's fit (a minute or two; Keras' MobileNetV2, a few minutes
+    a case, is in the matrix: GRADCAM_AUDIT_BENCHMARK=outside)."""
+    pytest.importorskip("keras_hub")
+    cheat = run_case(Case("corner tag", 64, model="keras_hub resnet"), train=200, epochs=10)
+    clean = run_case(Case("corner tag", 64, shortcut=False, model="keras_hub resnet"), train=200, epochs=10)
+    _check(cheat)
+    _check(clean)
+    assert "patch" in cheat.how and cheat.flagged_without_masks and clean.flagged_without_masks is False
 
 
 def test_the_table_counts_recall_on_shortcuts_and_false_flags_on_controls():
@@ -130,3 +151,11 @@ def test_the_table_counts_recall_on_shortcuts_and_false_flags_on_controls():
     unlearned = benchmark.Result(Case("frame", 64), False, "", None, 0.55, 0.45)
     lines = benchmark.table([result, control, missed, unlearned]).splitlines()
     assert lines[1].split() == ["frame", "1", "of", "2", "0", "of", "1", "1", "32,", "48,", "64"]
+    # Several model kinds: a section each; the patch kinds' audit without masks in its own column.
+    tag = benchmark.Result(Case("corner tag", 64, model="keras_hub resnet"), True, "patch", False, 1.0, 0.0)
+    tag_control = benchmark.Result(Case("corner tag", 64, shortcut=False, model="keras_hub resnet"), False, "",
+                                   False, 1.0, 1.0)
+    lines = benchmark.table([result, tag, tag_control]).splitlines()
+    assert lines[1] == "tiny cnn:" and lines[3] == "keras_hub resnet:"
+    assert lines[4].split() == ["corner", "tag", "1", "of", "1", "0", "of", "1", "0", "64", "|", "0", "of", "1,", "0",
+                                "of", "1"]

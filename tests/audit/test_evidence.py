@@ -9,9 +9,10 @@ from PIL import Image
 from helpers import own_model
 
 from gradcam.audit.dataset_audit import (
-    FLIP_GAP, MIN_RECIPIENTS, RELIANCE_GAP, RELIANCE_RATIO, SWAP_GAP, background_verdict, removal_passes,
+    FLIP_GAP, MIN_RECIPIENTS, RELIANCE_GAP, RELIANCE_RATIO, SWAP_GAP, background_verdict, core_passes, removal_passes,
     transplant_passes, verdict)
-from gradcam.audit.evidence import SwapTest, background_test, colour_test, patch_test, with_colours
+from gradcam.audit.evidence import (CORE, CoreTest, SwapTest, alike_pixels, background_test, colour_test, core_test,
+                                    patch_test, with_colours)
 from gradcam.audit.spray import Region
 
 SIDE = 64
@@ -137,6 +138,91 @@ def test_the_background_rule_written_out():
         assert reason.startswith("Background swap: 'disc' objects pasted on other classes' backgrounds")
         assert "0.05 of their mass on the object, which covers 0.10 of the photo (other classes' maps: 0.60)" in reason
 
+
+
+def test_without_masks_the_alike_pixels_of_a_region_that_differs_are_transplanted_alone(tag_model):
+    """The tag in a region three times its size whose background differs from photo to photo:
+    the region as a whole is not "the same" (its sameness is low), but its pixels that are the
+    same in every member are exactly the tag's, and pasted alone they make 'box' photos 'disc'."""
+    members = tagged_photos(1, 8, tagged=True)
+    others = [(image, "box") for image in tagged_photos(2, 8, tagged=False)]
+    region = Region(0, 0, 3, 3, 8, 8)  # the top left 24 x 24 pixels: the tag (12 x 12) and a wide rim
+    pixels = [np.asarray(image) for image in members]
+    alike = alike_pixels(pixels, (0, 0, 24, 24))
+    assert alike[2:14, 2:14].all()  # every pixel of the tag: the same white in all eight
+    # The rim varies like the rest of the photos (grey levels 100-150): at most a few of its 432
+    # pixels vary less than half as much by chance.
+    assert alike.sum() - 144 <= 25 and not alike[24:].any() and not alike[:, 24:].any()
+    # Written out: a pixel is alike when its spread across the members (mean over channels) is at
+    # most CORE times the mean spread outside the box.
+    spread = np.stack(pixels).astype(np.float32).std(axis=0).mean(axis=-1)
+    outside = np.ones((SIDE, SIDE), bool)
+    outside[:24, :24] = False
+    assert CORE == 0.5 and (alike[:24, :24] == (spread[:24, :24] <= 0.5 * spread[outside].mean())).all()
+    test = patch_test(tag_model, "disc", 0, members, others, region, core=True)
+    assert test.core.share == pytest.approx(alike.sum() / 576)
+    # Pasted alone, the alike pixels turn all 8 'box' photos; the same shape of pixels from another
+    # place of the members (grey background), pasted at that place, none.
+    assert (test.core.recipients, test.core.flips, test.core.random_flips) == (8, 8, 0) and core_passes(test.core)
+    sameness = 0.2  # the region differs as a whole (below SAMENESS): before, this was not flagged
+    judged = verdict("disc", 8, 8, 0.14, "top left", None, None, test.before, None, sameness, 0.1, None,
+                     drops=test.drops, recipients=test.recipients, flips=test.flips, random_flips=test.random_flips,
+                     core=test.core)
+    assert judged.flagged
+    assert (f"the pixels of it that are the same in all these photos ({test.core.share:.0%} of it), pasted alone "
+            "into 8 photos of other classes, made 8 of them 'disc' (the same shape of pixels from elsewhere: 0)"
+            in judged.reason)
+    assert not patch_test(tag_model, "disc", 0, members, others, region).core  # only when asked
+
+
+def test_alike_pixels_the_model_ignores_do_not_flag_a_region():
+    """The same black square in every member's bottom right corner, which the tag reader never
+    looks at: alike pixels, but pasted alone they turn no photo, so a region there whose maps
+    agree and whose removal seemed to matter is still not flagged without masks."""
+    model = tag_reader()
+    members = []
+    for image in tagged_photos(3, 8, tagged=True):
+        pixels = np.asarray(image).copy()
+        pixels[50:60, 50:60] = 0
+        members.append(Image.fromarray(pixels))
+    others = [(image, "box") for image in tagged_photos(4, 8, tagged=False)]
+    test = patch_test(model, "disc", 0, members, others, Region(5, 5, 8, 8, 8, 8), core=True)
+    assert test.core.share >= 100 / 576 and (test.core.flips, test.core.random_flips) == (0, 0)
+    assert not core_passes(test.core)
+    strong = dict(drops={"mean": (0.9, 0.0)}, recipients=8, flips=8, random_flips=0)  # as if the region mattered
+    judged = verdict("disc", 8, 8, 0.14, "bottom right", None, None, 1.0, None, 0.2, 0.1, None, core=test.core,
+                     **strong)
+    assert not judged.flagged and "differs from photo to photo" in judged.reason
+
+
+def test_a_large_region_is_flagged_without_masks_only_by_its_alike_pixels(tag_model):
+    """Maps spread over 56% of the photo around a 12 px tag (as a from-scratch MobileNetV2's did):
+    no patch test, but its alike pixels alone (the tag, 4% of the photo) turn the other classes."""
+    members = tagged_photos(1, 8, tagged=True)
+    others = [(image, "box") for image in tagged_photos(2, 8, tagged=False)]
+    region = Region(0, 0, 6, 6, 8, 8)  # 48 x 48 pixels of 64 x 64: 56%
+    core = core_test(tag_model, "disc", 0, members, others, region)
+    assert (core.recipients, core.flips, core.random_flips) == (8, 8, 0)
+    assert core.share * region.area <= 0.2  # the alike pixels: the tag and a few by chance
+    judged = verdict("disc", 8, 8, region.area, "top left", None, None, None, None, 0.1, 0.1, None, core=core)
+    assert judged.flagged and "on 56% of the photo around the top left, and the pixels in it that are the same in " \
+        "all these photos" in judged.reason and "made 8 of them 'disc' (the same shape of pixels from elsewhere: 0)" \
+        in judged.reason
+    # Not without that evidence: no alike pixels that turn anything, photos that look alike, or
+    # alike pixels that cover more than a small patch of the photo.
+    for failing in (CoreTest(core.share, 8, 2, 0), CoreTest(0.5, 8, 8, 0)):
+        assert not verdict("disc", 8, 8, region.area, "top left", None, None, None, None, 0.1, 0.1, None,
+                           core=failing).flagged
+    assert not verdict("disc", 8, 8, region.area, "top left", None, None, None, None, 0.1, 0.01, None,
+                       core=core).flagged
+    assert not verdict("disc", 8, 8, region.area, "top left", None, None, None, None, 0.1, 0.1, None).flagged
+
+
+def test_the_core_rule_written_out():
+    # The transplant's rule on the alike pixels: at least FLIP_GAP more of at least MIN_RECIPIENTS.
+    for recipients, flips, random_flips in [(16, 12, 0), (16, 8, 0), (16, 9, 2), (3, 3, 0)]:
+        core = CoreTest(0.3, recipients, flips, random_flips)
+        assert core_passes(core) == (recipients >= 4 and (flips - random_flips) / recipients >= 0.5)
 
 # --- the background swap, on a model that reads the background and one that reads the object ---
 
