@@ -91,7 +91,10 @@ def page() -> None:
     top1 = explained.predictions[0].index
     target = st.session_state.get("target")
     valid = isinstance(target, int) and 0 <= target < len(model.labels)
-    if st.session_state.get("target_for") == (current.sha256, model_key) and not valid:
+    # Only a link's class is refused aloud: a selectbox whose options changed (another model's
+    # classes) can hand back its old label as text, which is no link's doing.
+    if st.session_state.get("target_for") == (current.sha256, model_key) and not valid \
+            and "target" in shared_state.url_changes():
         shared_state.refuse_link_value(f"The link asks for class {shared_state.shown_text(target)}, and "
                                        f"{md(model.name)} has {len(model.labels)} classes (0 to "
                                        f"{len(model.labels) - 1}): showing its top class.")

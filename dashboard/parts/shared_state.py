@@ -131,8 +131,9 @@ def choices() -> Choices:
         choose("layer", None)
         choose("layer_for", None)
     if chosen.get("target_for") == (image.sha256, model_key) and target is None:
-        refuse_link_value(f"The link asks for class {shown_text(chosen.get('target'))}, and {md(model.name)} has "
-                          f"{len(model.labels)} classes (0 to {len(model.labels) - 1}): showing its top class.")
+        if "target" in url_changes():  # not a class box whose options changed under it (another model's)
+            refuse_link_value(f"The link asks for class {shown_text(chosen.get('target'))}, and {md(model.name)} "
+                              f"has {len(model.labels)} classes (0 to {len(model.labels) - 1}): showing its top class.")
         choose("target", None)
         choose("target_for", None)
     method = method_for(model, chosen.get("method"))

@@ -275,6 +275,8 @@ def upload_model(at: AppTest, name: str, data: bytes, labels: bytes | None = Non
 def test_an_own_three_class_model_is_called_by_its_file_name_and_shows_its_top3(app, tmp_path, offered):
     upload_model(app, "flowers-v3.keras", own_model_bytes(tmp_path, 3, "softmax"), b"rose\ntulip\ndaisy\n")
     assert not app.error
+    # The class the default model showed (Egyptian cat) is no link's: nothing is "refused".
+    assert not [w.value for w in app.warning if "The link" in w.value]
     assert "Top-3 predictions" in [h.value for h in app.subheader]
     assert sorted(top5_labels(app)) == ["daisy", "rose", "tulip"]
     record = json.loads(offered["cat-gradcam.json"])

@@ -68,6 +68,8 @@ def explore_with_the_vit(page, url: str, vit_file: Path, phone: bool, shot: str)
     assert block_name_fits(page)
     assert page.locator(OVERLAY).count() == 1
     assert exceptions_shown(page) == [] and page.locator("[data-testid='stAlert']", has_text="cannot").count() == 0
+    # The cat's class under Lite0 is no link's: the new model's top class, without a "The link asks ..." warning.
+    assert page.locator("[data-testid='stAlert']", has_text="The link").count() == 0
     page.screenshot(path=str(SCREENSHOTS / f"{shot}.png"))
     if phone:  # the result under the sidebar
         page.locator("[data-testid='stSidebarCollapseButton'] button").first.click()
