@@ -95,9 +95,7 @@ def page() -> None:
     # classes) can hand back its old label as text, which is no link's doing.
     if st.session_state.get("target_for") == (current.sha256, model_key) and not valid \
             and "target" in shared_state.url_changes():
-        shared_state.refuse_link_value(f"The link asks for class {shared_state.shown_text(target)}, and "
-                                       f"{md(model.name)} has {len(model.labels)} classes (0 to "
-                                       f"{len(model.labels) - 1}): showing its top class.")
+        shared_state.refuse_link_class(target, model)
     shared_state.say_link_refusals()
     if st.session_state.get("target_for") != (current.sha256, model_key) or not valid:
         choose("target_for", (current.sha256, model_key))

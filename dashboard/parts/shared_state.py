@@ -132,8 +132,7 @@ def choices() -> Choices:
         choose("layer_for", None)
     if chosen.get("target_for") == (image.sha256, model_key) and target is None:
         if "target" in url_changes():  # not a class box whose options changed under it (another model's)
-            refuse_link_value(f"The link asks for class {shown_text(chosen.get('target'))}, and {md(model.name)} "
-                              f"has {len(model.labels)} classes (0 to {len(model.labels) - 1}): showing its top class.")
+            refuse_link_class(chosen.get("target"), model)
         choose("target", None)
         choose("target_for", None)
     method = method_for(model, chosen.get("method"))
@@ -172,6 +171,12 @@ def shown_text(value, longest: int = 60) -> str:
 def refuse_link_value(sentence: str) -> None:
     """Note that a value read from the link was refused (said once, by say_link_refusals)."""
     st.session_state.setdefault(_REFUSED, []).append(sentence)
+
+
+def refuse_link_class(value, model: gradcam.Model) -> None:
+    """The link's class ``value`` is not one of ``model``'s: the top class is shown instead."""
+    refuse_link_value(f"The link asks for class {shown_text(value)}, and {md(model.name)} has {len(model.labels)} "
+                      f"classes (0 to {len(model.labels) - 1}): showing its top class.")
 
 
 def say_link_refusals() -> None:
