@@ -79,9 +79,12 @@ def keras_weights_path(name: str) -> Path:
     """Where Keras keeps (or would download) an application's ImageNet weights:
     Keras' own idea of its home ($KERAS_HOME read at import, or ~/.keras, or
     /tmp/.keras when the home folder is not writable)."""
-    config = sys.modules.get("keras.src.backend.config")
-    if config is not None:
-        home = config.keras_home()
+    # Another thread may be importing Keras this very moment (the dashboard warms the default
+    # model while the first page lists the models): its config module is then in sys.modules
+    # but not yet filled in, so ask for the function, not the module.
+    keras_home = getattr(sys.modules.get("keras.src.backend.config"), "keras_home", None)
+    if keras_home is not None:
+        home = keras_home()
     else:  # Keras' own rule, without importing Keras (which imports TensorFlow: seconds)
         base = os.path.expanduser("~")
         base = base if os.access(base, os.W_OK) else "/tmp"

@@ -86,3 +86,16 @@ def test_a_damaged_weights_file_is_named_with_what_to_do(keras_home, weights_ser
     models.download_weights("MobileNetV2")  # the stand-in bytes are no real weights file
     with pytest.raises(gradcam.ModelLoadError, match="cannot be read; delete it and try again"):
         gradcam.load_model("MobileNetV2")
+
+
+def test_the_weights_path_while_another_thread_is_importing_keras(monkeypatch, tmp_path):
+    """The dashboard warms the default model (importing Keras) while the first page lists the
+    models: Keras' config module is then in sys.modules half made. Seen in a real cold start:
+    "partially initialized module 'keras.src.backend.config' has no attribute 'keras_home'"
+    stopped the first page. The path then follows Keras' own rule, read without Keras."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "keras.src.backend.config", types.ModuleType("keras.src.backend.config"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert models.keras_weights_path("ResNet50") == tmp_path / "models" / models._APPLICATIONS["ResNet50"].weights_file
