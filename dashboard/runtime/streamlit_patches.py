@@ -42,8 +42,11 @@ def keep_keras_state_between_reruns() -> None:
         return
 
     def clean_problem_modules_but_keras() -> None:
-        if "matplotlib.pyplot" in sys.modules:
-            sys.modules["matplotlib.pyplot"].close("all")
+        # Keras imports pyplot: the warm-up may be importing it while a page's run ends,
+        # and a half-made module has no close() yet.
+        close = getattr(sys.modules.get("matplotlib.pyplot"), "close", None)
+        if close is not None:
+            close("all")
 
     clean_problem_modules_but_keras.keeps_keras = True
     script_runner._clean_problem_modules = clean_problem_modules_but_keras

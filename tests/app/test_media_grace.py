@@ -46,3 +46,22 @@ def test_a_file_outlives_at_least_one_extra_run_however_long_the_run(monkeypatch
     clock[0] += media_grace.GRACE_SECONDS
     manager.remove_orphaned_files()
     assert manager.read_file(download_id) is None
+
+
+def test_a_run_that_ends_while_keras_imports_pyplot_ends_cleanly(monkeypatch):
+    """After every run Streamlit closes pyplot's figures (our patch keeps Keras' state). On a
+    cold start the warm-up imports Keras, which imports pyplot, while the first page's run ends:
+    the module is then in sys.modules half made, without close() yet."""
+    import sys
+    import types
+
+    from streamlit.runtime.scriptrunner import script_runner
+
+    media_grace.keep_keras_state_between_reruns()
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", types.ModuleType("matplotlib.pyplot"))
+    script_runner._clean_problem_modules()  # no AttributeError
+
+    closed = []
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", types.SimpleNamespace(close=closed.append))
+    script_runner._clean_problem_modules()
+    assert closed == ["all"]
