@@ -15,6 +15,7 @@ from dashboard.parts.layer_labels import layer_option, whole_option
 from dashboard.safe_text import md
 from dashboard.parts.shared_state import DEFAULTS, Choices, choose
 from dashboard.runtime import explanation_cache
+from dashboard.runtime.boot import first_view_drawn
 
 import streamlit as st
 
@@ -59,6 +60,7 @@ def page() -> None:
             with st.container(width=480):  # st.image(width=480) itself overflows a phone's 390 px screen
                 st.image(inline_picture(current.image), width="stretch",
                          caption=f"{md(current.name)}: the heatmap appears here once {md(picked.name)} is ready.")
+    first_view_drawn()  # photo and pickers are drawn: a cold start's warm-up may take the interpreter
     with status.container():
         model_key, model = model_picker.load(picked, spinner=box is None)
     if box is not None:
