@@ -7,8 +7,9 @@ from the end of the stroke (the pointer let go) to the new top-5 in the page.
 ``--what-if-only`` times the stroke alone. ``--cold-start`` times a fresh server: from
 `streamlit run explorer.py` (the README's command) and, side by side, from `streamlit run
 streamlit_app.py` to the first photo and to the first overlay in a browser that opens the
-app as soon as the server answers, each also as a ratio to a new Python process that
-imports, loads and explains.
+app as soon as the server answers, and for a visitor who opens it 10 s after the command,
+from opening to the overlay; each also as a ratio to a new Python process that imports,
+loads and explains.
 """
 
 from __future__ import annotations
@@ -107,7 +108,12 @@ FIRST_PHOTO = "-> first photo shown"
 # run. That process is the floor of the first overlay: its work (TensorFlow's import is ~4 s of
 # its ~5.6 s on 2 CPUs, quiet) runs under one interpreter lock whichever thread does it, and the
 # page must first draw its photo. The issue's 5 s is below that floor here.
+LATE_VISITOR = "visitor at 10 s -> overlay after opening"
+LATE_ARRIVAL = 10.0  # seconds after the command: a person who read the address and typed it
 COLD_TARGETS = {FIRST_PHOTO: 0.6, COLD_START: 1.6}
+# A late visitor is what explorer.py's head start is for (the plain router starts only when they
+# come): their wait with explorer.py as a ratio to theirs with the router alone.
+HEAD_START_TARGET = 0.3
 # The two ways to start the dashboard, timed side by side: the README's (the default model
 # warms as the server starts) and the router alone (it warms when the first visitor arrives).
 COMMANDS = {"streamlit run explorer.py": "explorer.py", "streamlit run streamlit_app.py": "streamlit_app.py"}
@@ -123,13 +129,14 @@ def measure_cold_start(rounds: int) -> tuple[dict[str, dict[str, list[float]]], 
     start after the first), a browser already open, the page asked for as soon as the
     server answers its health check; seconds from launching the command to the first photo
     (a sample's thumbnail or the photo itself) and to the first Grad-CAM overlay, both
-    loaded in the page. In the same round, a new Python process imports gradcam, loads the
+    loaded in the page; then a new server again, opened 10 s after its command: seconds from
+    opening to the overlay. In the same round, a new Python process imports gradcam, loads the
     model and explains a photo (bench.suite's row): the work the browser's figures carry."""
     from bench.suite import cold_first_explanation
 
     import gradcam
 
-    times = {command: {FIRST_PHOTO: [], COLD_START: []} for command in COMMANDS}
+    times = {command: {FIRST_PHOTO: [], COLD_START: [], LATE_VISITOR: []} for command in COMMANDS}
     process = []
     with browser_page() as (page, _):
         for round_number in range(rounds):
@@ -143,6 +150,14 @@ def measure_cold_start(rounds: int) -> tuple[dict[str, dict[str, list[float]]], 
                     times[command][FIRST_PHOTO].append(time.monotonic() - started)
                     page.wait_for_function(_IMAGE_SHOWN, arg=OVERLAY, timeout=180_000, polling=20)
                     times[command][COLD_START].append(time.monotonic() - started)
+                page.goto("about:blank")
+                started = time.monotonic()
+                with streamlit_server(COMMANDS[command], timeout=180) as url:
+                    time.sleep(max(0.0, started + LATE_ARRIVAL - time.monotonic()))
+                    opened = time.monotonic()
+                    page.goto(url)
+                    page.wait_for_function(_IMAGE_SHOWN, arg=OVERLAY, timeout=180_000, polling=20)
+                    times[command][LATE_VISITOR].append(time.monotonic() - opened)
                 page.goto("about:blank")
             process.append(cold_first_explanation(gradcam.DEFAULT_MODEL, 1)["from process start"])
     return times, process
@@ -161,10 +176,15 @@ def report_cold_start(rounds: int) -> None:
     print(f"  {PROCESS:<52} median {baseline * 1000:7.0f} ms  worst {max(process) * 1000:7.0f} ms")
     for command, rows in times.items():
         for name, values in rows.items():
-            ratio, target = statistics.median(values) / baseline, COLD_TARGETS[name]
-            print(f"  {command + ' ' + name:<52} median {statistics.median(values) * 1000:7.0f} ms  "
-                  f"worst {max(values) * 1000:7.0f} ms  {ratio:5.2f}x the new process  "
-                  f"target <= {target:.1f}x  {'met' if ratio <= target else 'MISSED'}")
+            line = f"  {command + ' ' + name:<52} median {statistics.median(values) * 1000:7.0f} ms  " \
+                   f"worst {max(values) * 1000:7.0f} ms"
+            if name in COLD_TARGETS:
+                ratio, target = statistics.median(values) / baseline, COLD_TARGETS[name]
+                line += f"  {ratio:5.2f}x the new process  target <= {target:.1f}x  {'met' if ratio <= target else 'MISSED'}"
+            print(line)
+    head_start, plain = (statistics.median(times[command][LATE_VISITOR]) for command in COMMANDS)
+    print(f"  {'a late visitor waits, explorer.py against streamlit_app.py':<52} {head_start / plain:5.2f}x  "
+          f"target <= {HEAD_START_TARGET:.1f}x  {'met' if head_start / plain <= HEAD_START_TARGET else 'MISSED'}")
     print(machine_line())
 
 

@@ -25,7 +25,7 @@ import gradcam
 from gradcam.intake import image_pool, model_pool, sandbox_session, sha256
 
 from . import explanation_cache, model_cache
-from .streamlit_patches import keep_keras_state_between_reruns, keep_superseded_files_briefly
+from .streamlit_patches import keep_keras_state_between_reruns, keep_superseded_files_briefly, settle_the_direct_run_check
 
 log = logging.getLogger(__name__)
 DEFAULT_METHOD = "gradcam"  # Explore's first method (dashboard.parts.shared_state.DEFAULTS)
@@ -72,6 +72,7 @@ def boot(first_photo: Path | None = None) -> None:
             return
         keep_keras_state_between_reruns()
         keep_superseded_files_briefly()
+        settle_the_direct_run_check()
         image_pool().start()
         if first_photo is not None and os.environ.get("GRADCAM_WARM_START", "1").strip() != "0":
             threading.Thread(target=warm_default_model, args=(first_photo,), name="gradcam-warm-start",
@@ -92,6 +93,7 @@ def warm_default_model(photo: Path) -> None:
         image = explanation_cache.display_image(image_hash, data)
         layer = gradcam.default_layer(model).name
         explanation_cache.explain_top5(image_hash, gradcam.DEFAULT_MODEL, layer, DEFAULT_METHOD, image, model)
+        import altair  # noqa: F401  Explore's top-5 chart: ~0.3 s of a first page's imports otherwise
     except Exception:  # a warm-up that fails costs only the head start: the page loads as before
         log.exception("warming the default model failed")
         return

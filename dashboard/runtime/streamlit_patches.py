@@ -85,3 +85,16 @@ def keep_superseded_files_briefly() -> None:
 
     remove_orphaned_files.keeps_files = True
     MediaFileManager.remove_orphaned_files = remove_orphaned_files
+
+
+def settle_the_direct_run_check() -> None:
+    """Streamlit checks once, at the first element a page draws, whether it runs under
+    `streamlit run`, with inspect.stack(), which finds every frame's module by walking all of
+    sys.modules: with TensorFlow's thousands of modules loaded, that was ~0.4 s of a first
+    page's time (py-spy, a visitor arriving after the warm-up). Run here, before TensorFlow
+    is imported, it takes milliseconds; it prints nothing under `streamlit run`."""
+    try:
+        from streamlit.delta_generator import _maybe_print_use_warning
+    except ImportError:
+        return
+    _maybe_print_use_warning()

@@ -45,3 +45,15 @@ def test_a_running_page_draws_its_first_view_before_the_warm_up_imports(fresh_ev
 def test_a_page_that_never_says_it_drew_holds_the_warm_up_only_so_long(fresh_events, monkeypatch):
     monkeypatch.setattr(boot, "FIRST_VIEW_WAIT", 0.5)
     assert 0.5 <= held_for(boot.page_running) < 2.0
+
+
+def test_streamlit_checks_how_it_runs_at_boot_not_at_the_first_page(monkeypatch):
+    """That check walks every loaded module (TensorFlow's thousands: ~0.4 s of a first page);
+    boot() makes it before the warm-up imports TensorFlow, so no page pays for it."""
+    from streamlit import delta_generator
+
+    from dashboard.runtime.streamlit_patches import settle_the_direct_run_check
+
+    monkeypatch.setattr(delta_generator, "_use_warning_has_been_displayed", False)
+    settle_the_direct_run_check()
+    assert delta_generator._use_warning_has_been_displayed
