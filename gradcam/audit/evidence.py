@@ -42,6 +42,10 @@ INFILLS = ("blur", "mean", "other classes")
 # background around it, which varies as the rest of the photo does).
 CORE = 0.5
 MIN_CORE_PIXELS = 4
+# A large region's alike-pixel transplant (``core_test``) pastes into this many photos first, and
+# into the rest only if one of them turned. A cue the model follows turns most photos (13-16 of
+# 16 in the shortcut benchmark): at a rate of 0.8 it turns none of 4 once in 625 audits.
+FIRST_RECIPIENTS = 4
 EXAMPLES = 3  # before/after pictures kept per test
 EXAMPLE_SIDE = 96  # their side in pixels (JPEG)
 
@@ -286,13 +290,20 @@ def core_test(model, label: str, target: int, members: list[Image.Image], others
               region: Region, layer=None) -> CoreTest | None:
     """The alike-pixel transplant alone (``CoreTest``), for a region too large to be a patch
     itself: the maps may spread over much of the photo around a small cue that is the same in
-    every photo. None when the region has no alike pixels (or there is no photo to paste into)."""
+    every photo. None when the region has no alike pixels (or there is no photo to paste into).
+    Pasted into FIRST_RECIPIENTS photos first, into the others only if one of those turned."""
     member_pixels = [_bytes(network_pixels(model, image)) for image in members]
     recipients = [_bytes(network_pixels(model, image)) for image, answer in others if answer != label]
     alike, edits = _core_edits(model, member_pixels, recipients, region)
     if alike is None:
         return None
-    _, said = answers(model, edits, target, layer)
+    # In two steps: most large regions hold no cue (on the bench's 128 photos, 10 clusters' alike
+    # pixels turned 0-3 of 16 photos, the same as the random shape), and this test was 3.6 s of
+    # the audit's 6.4 s. The rest are pasted only when one of the first photos turned.
+    first = 2 * FIRST_RECIPIENTS
+    _, said = answers(model, edits[:first], target, layer)
+    if any(answer == label for answer in said[0:first:2]) and len(edits) > first:
+        said = said + answers(model, edits[first:], target, layer)[1]
     height, width = model.input_size
     return _core_result(alike, box_pixels(region.box, height, width), said, label)
 

@@ -296,3 +296,21 @@ def test_the_colour_swap_moves_each_channel_to_the_other_class_and_reports_what_
     cool = np.stack([np.asarray(image, np.float32) for image, _, _ in swap_photos(8, 4, False, None)])
     test = colour_test(reader, "disc", 0, warm, [("box", cool.mean(axis=(0, 1, 2)), cool.std(axis=(1, 2)).mean(0))])
     assert (test.tested, test.followed, test.changed) == (4, 1.0, 1.0)
+
+
+def test_a_large_region_whose_alike_pixels_turn_none_of_the_first_photos_stops_there():
+    """The large region's alike-pixel transplant pastes into FIRST_RECIPIENTS photos first: a
+    black square the tag reader never looks at turns none of them, so no more are pasted (and
+    the region is not flagged: four photos, none turned)."""
+    from gradcam.audit.evidence import FIRST_RECIPIENTS
+
+    model = tag_reader()
+    members = []
+    for image in tagged_photos(3, 8, tagged=True):
+        pixels = np.asarray(image).copy()
+        pixels[50:60, 50:60] = 0
+        members.append(Image.fromarray(pixels))
+    others = [(image, "box") for image in tagged_photos(4, 8, tagged=False)]
+    core = core_test(model, "disc", 0, members, others, Region(3, 3, 8, 8, 8, 8))
+    assert (core.recipients, core.flips, core.random_flips) == (FIRST_RECIPIENTS, 0, 0)
+    assert not core_passes(core)
