@@ -314,3 +314,27 @@ def test_a_large_region_whose_alike_pixels_turn_none_of_the_first_photos_stops_t
     core = core_test(model, "disc", 0, members, others, Region(3, 3, 8, 8, 8, 8))
     assert (core.recipients, core.flips, core.random_flips) == (FIRST_RECIPIENTS, 0, 0)
     assert not core_passes(core)
+
+
+def test_the_alike_pixels_are_transplanted_only_where_the_maps_look():
+    """A large region's alike-pixel transplant runs only when the members' mean map is at least
+    as strong on the alike pixels as on the region around them. The tag reader's alike pixels
+    are its tag (top left): a map strongest there runs the test, which flags it; a map strongest
+    in the region's far corner does not (pixels alike by chance, in photos that share content,
+    sit anywhere in the region)."""
+    from gradcam.audit.evidence import looked_at
+
+    members = tagged_photos(1, 8, tagged=True)
+    others = [(image, "box") for image in tagged_photos(2, 8, tagged=False)]
+    region = Region(0, 0, 6, 6, 8, 8)
+    on_the_tag, far_from_it = np.zeros((8, 8), np.float32), np.zeros((8, 8), np.float32)
+    on_the_tag[0:2, 0:2] = 1.0
+    far_from_it[4:6, 4:6] = 1.0
+    core = core_test(tag_reader(), "disc", 0, members, others, region, mean_map=on_the_tag)
+    assert core is not None and (core.flips, core.random_flips) == (8, 0) and core_passes(core)
+    assert core_test(tag_reader(), "disc", 0, members, others, region, mean_map=far_from_it) is None
+
+    # The rule itself, written out: mean of the upsampled map on the alike pixels >= on the box.
+    alike = np.zeros((64, 64), bool)
+    alike[2:6, 2:6] = True
+    assert looked_at(on_the_tag, alike, (0, 0, 48, 48)) and not looked_at(far_from_it, alike, (0, 0, 48, 48))
