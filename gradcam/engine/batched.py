@@ -34,7 +34,7 @@ from . import cam
 from .cam import explain_many
 from .cost import check_explanation, memory_budget_bytes
 from .graph import resolve_layer, run_capturing, vectorized_jacobians
-from .methods import method as method_entry
+from .methods import Method, method as method_entry
 from .passes import cached
 
 BUCKETS = (1, 4, 8, 16, 32)  # batch sizes that get a compiled function; larger sets are split into 32s
@@ -159,12 +159,13 @@ def explain_batch(model, images: Sequence, targets=None, layer=None, method: str
     for count, bucket in chunk_sizes(len(images), most):
         chunk = images[start:start + count]
         chunk_targets = None if indices is None else indices[start:start + count]
-        results.extend(_explain_chunk(model, chunk, chunk_targets, target_layer, method, top, bucket))
+        results.extend(_explain_chunk(model, chunk, chunk_targets, target_layer, chosen, top, bucket))
         start += count
     return results
 
 
-def _explain_chunk(model, images, indices, layer, method, top, bucket) -> list[list[cam.Explanation]]:
+def _explain_chunk(model, images, indices, layer, method: Method, top, bucket) -> list[list[cam.Explanation]]:
+    """One compiled call for up to ``bucket`` photos, with the method and layer explain_batch resolved."""
     height, width = model.input_size
     x = np.zeros((bucket, height, width, model.channels), np.float32)  # blank padding photos
     for b, image in enumerate(images):
@@ -176,7 +177,7 @@ def _explain_chunk(model, images, indices, layer, method, top, bucket) -> list[l
         # Photos with fewer targets keep all-zero rows: a zero score, a discarded map.
         for b, photo_targets in enumerate(indices):
             rows[b, np.arange(len(photo_targets)), photo_targets] = 1.0
-    out = _compiled(model, layer, method_entry(method), bucket, count, indices is None)(x, rows)
+    out = _compiled(model, layer, method, bucket, count, indices is None)(x, rows)
     logits_all = out["logits"].numpy().astype(np.float64)
     chosen_all = out["rows"].numpy().argmax(axis=2)
     weights_all = out["weights"].numpy()
@@ -190,6 +191,6 @@ def _explain_chunk(model, images, indices, layer, method, top, bucket) -> list[l
                                  features=None, gradients=None, channel_weights=weights_all[b, :asked],
                                  before_relu=maps_all[b, :asked])
         predictions = cam.top_predictions(model, logits, tensors.probabilities, 5)
-        results.append([cam.explanation_of(model, image, tensors, k, index, model.labels[index], layer.name, method,
-                                         predictions) for k, index in enumerate(chosen)])
+        results.append([cam.explanation_of(image, tensors, k, index, model.labels[index], layer.name, method,
+                                           predictions) for k, index in enumerate(chosen)])
     return results

@@ -28,7 +28,7 @@ from PIL import Image
 
 from ..intake.images import load_image
 from .cost import check_explanation
-from .graph import output_activation, resolve_layer, stage_layers
+from .graph import TargetLayer, output_activation, resolve_layer, stage_layers
 from .passes import (
     attention_pass, batch_forward_pass, cam_pass, forward_pass, fullgrad_pass, guided_pass, layers_pass,
     occlusion_pass, scores_pass,
@@ -341,20 +341,51 @@ def _channels_done_per_pass(model, layer, method: Method, options: Options) -> i
     return channels
 
 
-def compute_prepared(model, x: np.ndarray, targets=None, layer=None, method: str = "gradcam", *, top: int = 1,
-                     keep_tensors: bool = False, options: Options | None = None) -> CamTensors:
-    """The pipeline on an input already prepared for the model (1, H, W, C): maps
-    for ``targets`` (rows over the classes, or class indices), or for the model's
-    own ``top`` classes when targets is None."""
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """One call's choices, resolved once and passed down the pipeline: the method's registry
+    entry, the layer, the rows over the classes and the options. The public functions make it
+    (``plan``) and hand it on; nothing below them looks a method, a layer or a target up again."""
+
+    method: Method
+    layer: TargetLayer | None  # None for attention methods: they read every block, not one layer
+    rows: np.ndarray  # (K, classes): one row per map; empty when the model's own ``top`` classes are asked
+    top: int  # how many of the model's own classes (0 when rows are given)
+    options: Options
+
+    @property
+    def layer_name(self) -> str:
+        """The layer the explanations name: what a layer-free method works on (the input pixels, ...)."""
+        return self.method.works_on if self.method.layer_free else self.layer.name
+
+
+def plan(model, targets=None, layer=None, method: str = "gradcam", *, top: int = 1,
+         options: Options | None = None) -> Plan:
+    """Resolve what one explanation call will run, before any photo is prepared: the method
+    (an unknown one is one sentence), the layer, the targets (rows over the classes, or class
+    indices; None: the model's own ``top`` classes), and the memory check, which refuses a
+    pass over the budget (ExplanationTooCostly) before it runs."""
     chosen = _method(method)
     options = options or Options()
-    target_layer = None if chosen.kind == "attention" else resolve_layer(model, layer)
+    if chosen.kind == "attention":
+        if layer is not None:
+            resolve_layer(model, layer)  # a layer named must exist, though the method reads every block
+        target_layer = None
+    else:
+        target_layer = resolve_layer(model, layer)
     rows, top = target_rows(model, targets, top)
     _check_cost(model, chosen, target_layer, rows, top, options)
-    if options.smooth:
-        out = _smoothed_pass(model, x, rows, top, target_layer, chosen, options)
+    if chosen.perturbs == "patches" and options.fill not in BASELINES:
+        raise ValueError(f'Unknown fill "{options.fill}"; choose one of: {", ".join(BASELINES)}.')
+    return Plan(chosen, target_layer, rows, top, options)
+
+
+def _computed_prepared(model, x: np.ndarray, planned: Plan, keep_tensors: bool) -> CamTensors:
+    if planned.options.smooth:
+        out = _smoothed_pass(model, x, planned.rows, planned.top, planned.layer, planned.method, planned.options)
     else:
-        out = _one_pass(model, x, rows, top, target_layer, chosen, options, keep_tensors)
+        out = _one_pass(model, x, planned.rows, planned.top, planned.layer, planned.method, planned.options,
+                        keep_tensors)
     logits = out["logits"].astype(np.float64)
     return CamTensors(
         logits=logits,
@@ -368,38 +399,41 @@ def compute_prepared(model, x: np.ndarray, targets=None, layer=None, method: str
     )
 
 
+def _computed(model, image: Image.Image, planned: Plan, keep_tensors: bool) -> CamTensors:
+    if planned.method.perturbs == "patches":  # Occlusion covers patches with the photo's own baseline
+        fill = baseline_pixels(network_pixels(model, image), planned.options.fill)
+        planned = replace(planned, options=replace(planned.options, fill_input=prepared_pixels(model, fill[None])))
+    return _computed_prepared(model, model.prepare(image), planned, keep_tensors)
+
+
+def compute_prepared(model, x: np.ndarray, targets=None, layer=None, method: str = "gradcam", *, top: int = 1,
+                     keep_tensors: bool = False, options: Options | None = None) -> CamTensors:
+    """The pipeline on an input already prepared for the model (1, H, W, C): maps
+    for ``targets`` (rows over the classes, or class indices), or for the model's
+    own ``top`` classes when targets is None."""
+    return _computed_prepared(model, x, plan(model, targets, layer, method, top=top, options=options), keep_tensors)
+
+
 def compute(model, image, targets=None, layer=None, method: str = "gradcam", *, top: int = 1,
             keep_tensors: bool = False, options: Options | None = None) -> CamTensors:
-    """One explanation's tensors for ``image`` (see ``compute_prepared``)."""
-    chosen = _method(method)  # an unknown method fails before the image is prepared, and so does a costly one
-    rows, count = target_rows(model, targets, top)
-    _check_cost(model, chosen, resolve_layer(model, layer), rows, count, options or Options())
-    image = as_image(image)
-    if chosen.perturbs == "patches":
-        options = options or Options()
-        if options.fill not in BASELINES:
-            raise ValueError(f'Unknown fill "{options.fill}"; choose one of: {", ".join(BASELINES)}.')
-        fill = baseline_pixels(network_pixels(model, image), options.fill)
-        options = replace(options, fill_input=prepared_pixels(model, fill[None]))
-    return compute_prepared(model, model.prepare(image), targets, layer, method, top=top,
-                            keep_tensors=keep_tensors, options=options)
+    """One explanation's tensors for ``image`` (see ``compute_prepared``). An unknown method,
+    layer or class, and a costly pass, fail before the image is prepared."""
+    planned = plan(model, targets, layer, method, top=top, options=options)
+    return _computed(model, as_image(image), planned, keep_tensors)
 
 
-def explanation_of(model, image, tensors: CamTensors, k: int, index, label, layer, method, predictions):
+def explanation_of(image, tensors: CamTensors, k: int, index, label, layer: str, chosen: Method,
+                   predictions) -> Explanation:
+    """The Explanation of the ``k``-th map in ``tensors`` (class ``index``, called ``label``), made
+    with ``chosen`` at ``layer`` (its name), on ``image``: its heatmap at the image's own size."""
     before = tensors.before_relu[k].astype(np.float32)
     raw = np.maximum(before, 0.0)
-    heatmap_, empty = upsample(raw, image.size, spiky=_method(method).kind == "pixel-gradient")
+    heatmap_, empty = upsample(raw, image.size, spiky=chosen.kind == "pixel-gradient")
     pixels = None if tensors.pixels is None else tensors.pixels[k].astype(np.float32)
     return Explanation(heatmap=heatmap_, raw=raw, target=int(index), label=label,
-                       probability=float(tensors.probabilities[index]), layer=layer, method=method,
+                       probability=float(tensors.probabilities[index]), layer=layer, method=chosen.name,
                        predictions=predictions, no_positive_evidence=empty, channel_weights=tensors.channel_weights[k],
                        before_relu=before, pixels=pixels)
-
-
-def _layer_name(model, layer, method: str) -> str:
-    """The layer an explanation names: the input for Guided Backpropagation."""
-    chosen = _method(method)
-    return chosen.works_on if chosen.layer_free else resolve_layer(model, layer).name
 
 
 # --- public API -----------------------------------------------------------------
@@ -443,16 +477,15 @@ def explain_many(model, image, targets: Sequence | None = None, layer=None, meth
     it) and ``fill``, the baseline that covers the patch (blur, mean, black). SESS:
     ``scales``, how many (default 12, as pytorch-grad-cam).
     """
-    _method(method)
-    image = as_image(image)
     indices = None if targets is None else [target_index(model, t) for t in targets]
     options = Options(max_channels=max_channels, progress=progress, stop=stop, smooth=smooth, window=window,
                       stride=stride, fill=fill, scales=scales)
-    tensors = compute(model, image, indices, layer, method, top=top, options=options)
+    planned = plan(model, indices, layer, method, top=top, options=options)
+    image = as_image(image)
+    tensors = _computed(model, image, planned, keep_tensors=False)
     predictions = top_predictions(model, tensors.logits, tensors.probabilities, 5)
-    name = _layer_name(model, layer, method)
-    return [explanation_of(model, image, tensors, k, index, model.labels[index], name, method, predictions)
-            for k, index in enumerate(tensors.targets)]
+    return [explanation_of(image, tensors, k, index, model.labels[index], planned.layer_name, planned.method,
+                         predictions) for k, index in enumerate(tensors.targets)]
 
 
 def explain(model, image, target=None, layer=None, method: str = "gradcam", **options) -> Explanation:
@@ -462,42 +495,45 @@ def explain(model, image, target=None, layer=None, method: str = "gradcam", **op
     return explain_many(model, image, None if target is None else [target], layer, method, top=1, **options)[0]
 
 
-def _needs_a_class(method: str, what: str) -> None:
-    if not _method(method).class_specific:
-        raise ValueError(f"{METHODS[method].display_name} gives the same map for every class, so it has no {what}.")
-    if METHODS[method].target_score is not None:
-        raise ValueError(f"{METHODS[method].display_name} already sets its own target (the class against its nearest "
+def _needs_a_class(chosen: Method, what: str) -> None:
+    if not chosen.class_specific:
+        raise ValueError(f"{chosen.display_name} gives the same map for every class, so it has no {what}.")
+    if chosen.target_score is not None:
+        raise ValueError(f"{chosen.display_name} already sets its own target (the class against its nearest "
                          f"classes), so it has no {what}.")
 
 
 def explain_contrast(model, image, target, other, layer=None, method: str = "gradcam", **options) -> Explanation:
     """Why ``target`` rather than ``other``: the map of the difference of their two
     logits, i.e. the evidence that separates them (Selvaraju et al. 2017)."""
-    _needs_a_class(method, "contrastive map")
-    image = as_image(image)
     a, b = target_index(model, target), target_index(model, other)
     row = np.zeros((1, len(model.labels)), np.float32)
     row[0, a], row[0, b] = 1.0, -1.0
-    tensors = compute(model, image, row, layer, method, options=Options(**options))
+    planned = plan(model, row, layer, method, options=Options(**options))
+    _needs_a_class(planned.method, "contrastive map")
+    image = as_image(image)
+    tensors = _computed(model, image, planned, keep_tensors=False)
     predictions = top_predictions(model, tensors.logits, tensors.probabilities, 5)
-    return explanation_of(model, image, tensors, 0, a, f"{model.labels[a]} rather than {model.labels[b]}",
-                        _layer_name(model, layer, method), method, predictions)
+    return explanation_of(image, tensors, 0, a, f"{model.labels[a]} rather than {model.labels[b]}",
+                        planned.layer_name, planned.method, predictions)
 
 
 def explain_counterfactual(model, image, target=None, layer=None, method: str = "gradcam", **options) -> Explanation:
     """What speaks against ``target``: the method with negated gradients, the
     regions whose removal would raise the class's score (Selvaraju et al. 2017)."""
-    _needs_a_class(method, "counterfactual map")
-    if not _method(method).needs_gradients:
-        raise ValueError(f"A counterfactual map negates gradients, and {METHODS[method].display_name} uses none.")
+    chosen = _method(method)  # checked before the photo, which the top class needs, is decoded
+    _needs_a_class(chosen, "counterfactual map")
+    if not chosen.needs_gradients:
+        raise ValueError(f"A counterfactual map negates gradients, and {chosen.display_name} uses none.")
     image = as_image(image)
     index = predict(model, image, top=1)[0].index if target is None else target_index(model, target)
     row = np.zeros((1, len(model.labels)), np.float32)
     row[0, index] = -1.0
-    tensors = compute(model, image, row, layer, method, options=Options(**options))
+    planned = plan(model, row, layer, method, options=Options(**options))
+    tensors = _computed(model, image, planned, keep_tensors=False)
     predictions = top_predictions(model, tensors.logits, tensors.probabilities, 5)
-    return explanation_of(model, image, tensors, 0, index, f"against {model.labels[index]}",
-                        _layer_name(model, layer, method), method, predictions)
+    return explanation_of(image, tensors, 0, index, f"against {model.labels[index]}", planned.layer_name,
+                        planned.method, predictions)
 
 
 def explain_layers(model, image, layers=None, target=None, method: str = "gradcam", **options) -> list[Explanation]:
@@ -526,5 +562,5 @@ def explain_layers(model, image, layers=None, target=None, method: str = "gradca
     out = []
     for name, m, w in zip(names, maps, weights):
         one = CamTensors(**{**tensors.__dict__, "channel_weights": w.numpy()[None], "before_relu": m.numpy()[None]})
-        out.append(explanation_of(model, image, one, 0, picked, model.labels[picked], name, method, predictions))
+        out.append(explanation_of(image, one, 0, picked, model.labels[picked], name, chosen_method, predictions))
     return out
