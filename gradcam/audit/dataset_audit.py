@@ -722,8 +722,7 @@ def _class_result(model, label: str, rows: list[_Row], members_of: list[int], ha
             if read:
                 recipients = _read(_others(rows, label, TESTED))
                 core = core_test(model, label, int(read[0][0].target), [image for _, image in read],
-                                 [(image, r.predicted) for r, image in recipients], region, layer,
-                                 mean_map=found.mean_map)
+                                 [(image, r.predicted) for r, image in recipients], region, layer)
         off = _off_object(member_rows) if have_masks else None
         judged = verdict(label, len(indices), count, region.area, _place(box),
                          None if test is None else test.reliance, None if test is None else test.random_reliance,

@@ -43,7 +43,7 @@ INFILLS = ("blur", "mean", "other classes")
 CORE = 0.5
 MIN_CORE_PIXELS = 4
 # A large region's alike-pixel transplant (``core_test``) pastes into this many photos first, and
-# into the rest only if one of them turned. A cue the model follows turns most photos (13-16 of
+# runs its control and the rest only if one of them turned. A cue the model follows turns most photos (13-16 of
 # 16 in the shortcut benchmark): at a rate of 0.8 it turns none of 4 once in 625 audits.
 FIRST_RECIPIENTS = 4
 EXAMPLES = 3  # before/after pictures kept per test
@@ -96,7 +96,8 @@ class CoreTest:
     share: float  # the alike pixels' share of the region
     recipients: int
     flips: int  # other classes' photos now answered this class
-    random_flips: int  # the same shape from a random place of the members, pasted at that place
+    random_flips: int | None  # the same shape from a random place of the members, pasted at that place
+    #                           (None: not run, since no photo turned with the alike pixels pasted)
 
 
 @dataclass(frozen=True)
@@ -288,41 +289,47 @@ def _core_result(alike: np.ndarray, box: tuple[int, int, int, int], said: list[s
                     random_flips=int(sum(said[2 * j + 1] == label for j in range(count))))
 
 
-def looked_at(mean_map: np.ndarray, alike: np.ndarray, box: tuple[int, int, int, int]) -> bool:
-    """Whether the members' mean map (any grid, upsampled to the alike pixels' size) is at least
-    as strong on the alike pixels as on the whole box (row0, col0, row1, col1) around them. A
-    cue the model reads sits where its maps are strong (a from-scratch MobileNetV2's spread
-    around its tag); pixels that are alike by chance, in photos that share content, sit anywhere."""
-    height, width = alike.shape
-    weights = np.asarray(Image.fromarray(np.asarray(mean_map, np.float32)).resize((width, height), Image.BILINEAR))
-    r0, c0, r1, c1 = box
-    return bool(weights[alike].mean() >= weights[r0:r1, c0:c1].mean())
+def grown(region: Region) -> Region:
+    """The region with one more cell of the map's grid on every side (within the grid)."""
+    return Region(max(0, region.row0 - 1), max(0, region.col0 - 1), min(region.rows, region.row1 + 1),
+                  min(region.cols, region.col1 + 1), region.rows, region.cols)
 
 
 def core_test(model, label: str, target: int, members: list[Image.Image], others: list[tuple[Image.Image, str]],
-              region: Region, layer=None, mean_map: np.ndarray | None = None) -> CoreTest | None:
+              region: Region, layer=None) -> CoreTest | None:
     """The alike-pixel transplant alone (``CoreTest``), for a region too large to be a patch
     itself: the maps may spread over much of the photo around a small cue that is the same in
-    every photo. None when the region has no alike pixels (or there is no photo to paste into),
-    or when the members' ``mean_map`` is weaker on them than on the region (``looked_at``).
-    Pasted into FIRST_RECIPIENTS photos first, into the others only if one of those turned."""
+    every photo. None when there are no alike pixels (or no photo to paste into).
+
+    The alike pixels are looked for in the region grown by one cell of the map's grid: a coarse
+    map's region can end beside its cue (a from-scratch MobileNetV2's, at 96 px, ended a cell
+    short of its bottom-right tag, which pasted alone then made 16 of 16 photos of the other
+    class its own). They are pasted alone into FIRST_RECIPIENTS photos first, without the
+    control; only if one of those turned, the control is run for them and both for the rest
+    (``random_flips`` is None when no pasted photo turned: the control was not needed)."""
     member_pixels = [_bytes(network_pixels(model, image)) for image in members]
     recipients = [image for image, answer in others if answer != label]
     first = [_bytes(network_pixels(model, image)) for image in recipients[:FIRST_RECIPIENTS]]
-    alike, edits = _core_edits(model, member_pixels, first, region, total=len(recipients))
-    height, width = model.input_size
-    if alike is None or (mean_map is not None and not looked_at(mean_map, alike,
-                                                                box_pixels(region.box, height, width))):
+    wide = grown(region)
+    alike, edits = _core_edits(model, member_pixels, first, wide, total=len(recipients))
+    if alike is None:
         return None
-    # In two steps: most large regions hold no cue (on the bench's 128 photos, 10 clusters' alike
-    # pixels turned 0-3 of 16 photos, the same as the random shape), and this test was 3.6 s of
-    # the audit's 6.4 s. The rest are read and pasted only when one of the first photos turned.
-    _, said = answers(model, edits, target, layer)
-    if any(answer == label for answer in said[0::2]) and len(recipients) > len(first):
+    height, width = model.input_size
+    box = box_pixels(region.box, height, width)  # the share is of the region itself, as the verdict reads it
+    # Most large regions hold no cue (on the bench's 128 photos, 10 clusters' alike pixels turned
+    # 0-3 of 16 photos, as the random shape did), and the whole test was 3.6 s of the audit's 6.4 s.
+    _, pasted = answers(model, edits[0::2], target, layer)
+    if not any(answer == label for answer in pasted):
+        r0, c0, r1, c1 = box
+        return CoreTest(share=float(alike.sum() / max(1, (r1 - r0) * (c1 - c0))), recipients=len(first), flips=0,
+                        random_flips=None)
+    _, controls = answers(model, edits[1::2], target, layer)
+    said = [answer for pair in zip(pasted, controls) for answer in pair]
+    if len(recipients) > len(first):
         rest = [_bytes(network_pixels(model, image)) for image in recipients[len(first):]]
-        _, more = _core_edits(model, member_pixels, rest, region, first=len(first), total=len(recipients))
+        _, more = _core_edits(model, member_pixels, rest, wide, first=len(first), total=len(recipients))
         said = said + answers(model, more, target, layer)[1]
-    return _core_result(alike, box_pixels(region.box, height, width), said, label)
+    return _core_result(alike, box, said, label)
 
 
 def patch_test(model, label: str, target: int, members: list[Image.Image], others: list[tuple[Image.Image, str]],
