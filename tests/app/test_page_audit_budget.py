@@ -48,6 +48,10 @@ def audited(archive: bytes, at: AppTest | None = None) -> AppTest:
 @pytest.mark.slow
 def test_huge_pngs_on_the_audit_page_count_against_the_session_and_another_session_is_served(monkeypatch):
     monkeypatch.setattr(pixel_budget, "MAX_SESSION_PIXELS", 60_000_000)
+    # A fresh hour for every session: AppTest gives all its apps one session id, so the pixels
+    # earlier tests in this process decoded counted here (all three photos were refused when
+    # tests/app ran in one process).
+    monkeypatch.setattr(pixel_budget, "_ledgers", type(pixel_budget._ledgers)())
     first = audited(zip_of({f"disc/{k}.png": png_declaring(7000, (10 * k, 200, 40)) for k in range(3)}))
     assert "2 photos could not be audited:" in [w.value for w in first.warning]
     why = next(list(d.value["why"]) for d in first.dataframe if "why" in d.value.columns)
