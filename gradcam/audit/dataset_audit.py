@@ -491,10 +491,11 @@ def verdict(label: str, members: int, count: int, area: float, place: str, relia
     if area > SMALL_AREA and core is not None and core_passes(core) and core.share * area <= SMALL_AREA \
             and variety >= VARIETY:
         gap = (core.flips - core.random_flips) / core.recipients
-        return _Verdict(True, f"{start} on {area:.0%} of the photo around the {place}, and the pixels in it that are "
-                              f"the same in all these photos ({core.share * area:.0%} of the photo), pasted alone into "
-                              f"{core.recipients} photos of other classes, made {core.flips} of them '{label}' (the "
-                              f"same shape of pixels from elsewhere: {core.random_flips}).",
+        return _Verdict(True, f"{start} on {area:.0%} of the photo around the {place}, and the pixels in and "
+                              f"around it that are the same in all these photos ({core.share * area:.0%} of the "
+                              f"photo), pasted alone into {core.recipients} photos of other classes, made "
+                              f"{core.flips} of them '{label}' (the same shape of pixels from elsewhere: "
+                              f"{core.random_flips}).",
                         gap * (1.0 - core.share * area))
     if area > SMALL_AREA:
         return _Verdict(False, f"{start} on {area:.0%} of the photo around the {place}: not a small patch"

@@ -235,9 +235,11 @@ def reliance_test(model, images: list[Image.Image], targets: list[int], region: 
         float((original - other).mean())
 
 
-def alike_pixels(member_pixels: list[np.ndarray], box: tuple[int, int, int, int]) -> np.ndarray:
-    """(height, width) bool: the pixels of ``box`` (row0, col0, row1, col1) that vary across the
-    members (network-size pixels) at most CORE times the mean spread outside the box."""
+def alike_pixels(member_pixels: list[np.ndarray], box: tuple[int, int, int, int],
+                 search: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """(height, width) bool: the pixels of ``search`` (row0, col0, row1, col1; default ``box``)
+    that vary across the members (network-size pixels) at most CORE times the mean spread
+    outside ``box``."""
     stack = np.stack([np.asarray(p, np.float32) for p in member_pixels])
     spread = stack.std(axis=0).mean(axis=-1)
     inside = np.zeros(spread.shape, bool)
@@ -246,20 +248,29 @@ def alike_pixels(member_pixels: list[np.ndarray], box: tuple[int, int, int, int]
     if len(member_pixels) < 2 or inside.all():
         return np.zeros(spread.shape, bool)
     variety = float(spread[~inside].mean())
-    return inside & (spread <= CORE * variety) if variety > 0 else np.zeros(spread.shape, bool)
+    candidates = inside
+    if search is not None:
+        candidates = np.zeros(spread.shape, bool)
+        s0, s1, s2, s3 = search
+        candidates[s0:s2, s1:s3] = True
+    return candidates & (spread <= CORE * variety) if variety > 0 else np.zeros(spread.shape, bool)
 
 
 def _core_edits(model, member_pixels: list[np.ndarray], recipients: list[np.ndarray], region: Region,
-                first: int = 0, total: int | None = None) -> tuple[np.ndarray | None, list[np.ndarray]]:
+                first: int = 0, total: int | None = None, search: Region | None = None
+                ) -> tuple[np.ndarray | None, list[np.ndarray]]:
     """(the region's alike pixels, the edited recipients: for recipient j, member j's alike
     pixels pasted in, then the same shape moved to a random box's place, taken from member j
     there and pasted there); (None, []) without recipients or with fewer than MIN_CORE_PIXELS.
-    ``first``, ``total``: these recipients are numbers first.. of ``total`` (a later slice)."""
+    ``first``, ``total``: these recipients are numbers first.. of ``total`` (a later slice).
+    ``search``: where alike pixels are looked for (default the region; the photos' variety is
+    always measured outside the region)."""
     height, width = model.input_size
     r0, c0, r1, c1 = box_pixels(region.box, height, width)
     if not recipients:
         return None, []
-    alike = alike_pixels(member_pixels, (r0, c0, r1, c1))
+    alike = alike_pixels(member_pixels, (r0, c0, r1, c1),
+                         None if search is None else box_pixels(search.box, height, width))
     if alike.sum() < MIN_CORE_PIXELS:
         return None, []
     edits = []
@@ -301,17 +312,18 @@ def core_test(model, label: str, target: int, members: list[Image.Image], others
     itself: the maps may spread over much of the photo around a small cue that is the same in
     every photo. None when there are no alike pixels (or no photo to paste into).
 
-    The alike pixels are looked for in the region grown by one cell of the map's grid: a coarse
-    map's region can end beside its cue (a from-scratch MobileNetV2's, at 96 px, ended a cell
-    short of its bottom-right tag, which pasted alone then made 16 of 16 photos of the other
-    class its own). They are pasted alone into FIRST_RECIPIENTS photos first, without the
-    control; only if one of those turned, the control is run for them and both for the rest
+    The alike pixels are looked for in the region grown by one cell of the map's grid (the
+    photos' variety still measured outside the region itself): a coarse map's region can end
+    beside its cue (a from-scratch MobileNetV2's, at 96 px, ended a cell short of its
+    bottom-right tag, which pasted alone then made 16 of 16 photos of the other class its own;
+    at 64 px its 4 x 4 grid's region grown by a cell was the whole photo). They are pasted
+    alone into FIRST_RECIPIENTS photos first, without the control; only if one of those
+    turned, the control is run for them and both for the rest
     (``random_flips`` is None when no pasted photo turned: the control was not needed)."""
     member_pixels = [_bytes(network_pixels(model, image)) for image in members]
     recipients = [image for image, answer in others if answer != label]
     first = [_bytes(network_pixels(model, image)) for image in recipients[:FIRST_RECIPIENTS]]
-    wide = grown(region)
-    alike, edits = _core_edits(model, member_pixels, first, wide, total=len(recipients))
+    alike, edits = _core_edits(model, member_pixels, first, region, total=len(recipients), search=grown(region))
     if alike is None:
         return None
     height, width = model.input_size
@@ -327,7 +339,8 @@ def core_test(model, label: str, target: int, members: list[Image.Image], others
     said = [answer for pair in zip(pasted, controls) for answer in pair]
     if len(recipients) > len(first):
         rest = [_bytes(network_pixels(model, image)) for image in recipients[len(first):]]
-        _, more = _core_edits(model, member_pixels, rest, wide, first=len(first), total=len(recipients))
+        _, more = _core_edits(model, member_pixels, rest, region, first=len(first), total=len(recipients),
+                              search=grown(region))
         said = said + answers(model, more, target, layer)[1]
     return _core_result(alike, box, said, label)
 

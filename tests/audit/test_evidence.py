@@ -205,9 +205,9 @@ def test_a_large_region_is_flagged_without_masks_only_by_its_alike_pixels(tag_mo
     assert (core.recipients, core.flips, core.random_flips) == (8, 8, 0)
     assert core.share * region.area <= 0.2  # the alike pixels: the tag and a few by chance
     judged = verdict("disc", 8, 8, region.area, "top left", None, None, None, None, 0.1, 0.1, None, core=core)
-    assert judged.flagged and "on 56% of the photo around the top left, and the pixels in it that are the same in " \
-        "all these photos" in judged.reason and "made 8 of them 'disc' (the same shape of pixels from elsewhere: 0)" \
-        in judged.reason
+    assert judged.flagged and "on 56% of the photo around the top left, and the pixels in and around it that " \
+        "are the same in all these photos" in judged.reason \
+        and "made 8 of them 'disc' (the same shape of pixels from elsewhere: 0)" in judged.reason
     # Not without that evidence: no alike pixels that turn anything, photos that look alike, or
     # alike pixels that cover more than a small patch of the photo.
     for failing in (CoreTest(core.share, 8, 2, 0), CoreTest(0.5, 8, 8, 0)):
