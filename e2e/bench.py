@@ -180,7 +180,8 @@ def report_cold_start(rounds: int) -> None:
                    f"worst {max(values) * 1000:7.0f} ms"
             if name in COLD_TARGETS:
                 ratio, target = statistics.median(values) / baseline, COLD_TARGETS[name]
-                line += f"  {ratio:5.2f}x the new process  target <= {target:.1f}x  {'met' if ratio <= target else 'MISSED'}"
+                line += f"  {ratio:5.2f}x the new process  target <= {target:.1f}x  " \
+                        f"{'met' if ratio <= target else 'MISSED'}"
             print(line)
     head_start, plain = (statistics.median(times[command][LATE_VISITOR]) for command in COMMANDS)
     print(f"  {'a late visitor waits, explorer.py against streamlit_app.py':<52} {head_start / plain:5.2f}x  "

@@ -25,7 +25,8 @@ import gradcam
 from gradcam.intake import image_pool, model_pool, sandbox_session, sha256
 
 from . import explanation_cache, model_cache
-from .streamlit_patches import keep_keras_state_between_reruns, keep_superseded_files_briefly, settle_the_direct_run_check
+from .streamlit_patches import (keep_keras_state_between_reruns, keep_superseded_files_briefly,
+                                settle_the_direct_run_check)
 
 log = logging.getLogger(__name__)
 DEFAULT_METHOD = "gradcam"  # Explore's first method (dashboard.parts.shared_state.DEFAULTS)
@@ -58,6 +59,7 @@ def first_view_drawn() -> None:
 def _let_the_first_view_draw() -> None:
     if _page_running.wait(ARRIVAL_WAIT):
         _first_view.wait(FIRST_VIEW_WAIT)
+
 
 def boot(first_photo: Path | None = None) -> None:
     """Patch Streamlit (Keras state kept between reruns, superseded files kept briefly),

@@ -42,9 +42,10 @@ INFILLS = ("blur", "mean", "other classes")
 # background around it, which varies as the rest of the photo does).
 CORE = 0.5
 MIN_CORE_PIXELS = 4
-# A large region's alike-pixel transplant (``core_test``) pastes into this many photos first, and
-# runs its control and the rest only if one of them turned. A cue the model follows turns most photos (13-16 of
-# 16 in the shortcut benchmark): at a rate of 0.8 it turns none of 4 once in 625 audits.
+# A large region's alike-pixel transplant (``core_test``) pastes into this many photos first,
+# and runs its control and the rest only if one of them turned. A cue the model follows turns
+# most photos (13-16 of 16 in the shortcut benchmark): at a rate of 0.8 it turns none of 4 once
+# in 625 audits.
 FIRST_RECIPIENTS = 4
 EXAMPLES = 3  # before/after pictures kept per test
 EXAMPLE_SIDE = 96  # their side in pixels (JPEG)
@@ -256,23 +257,24 @@ def alike_pixels(member_pixels: list[np.ndarray], box: tuple[int, int, int, int]
     return candidates & (spread <= CORE * variety) if variety > 0 else np.zeros(spread.shape, bool)
 
 
-def _core_edits(model, member_pixels: list[np.ndarray], recipients: list[np.ndarray], region: Region,
-                first: int = 0, total: int | None = None, search: Region | None = None
-                ) -> tuple[np.ndarray | None, list[np.ndarray]]:
-    """(the region's alike pixels, the edited recipients: for recipient j, member j's alike
-    pixels pasted in, then the same shape moved to a random box's place, taken from member j
-    there and pasted there); (None, []) without recipients or with fewer than MIN_CORE_PIXELS.
-    ``first``, ``total``: these recipients are numbers first.. of ``total`` (a later slice).
-    ``search``: where alike pixels are looked for (default the region; the photos' variety is
-    always measured outside the region)."""
+def _core_alike(model, member_pixels: list[np.ndarray], region: Region, search: Region | None = None
+                ) -> np.ndarray | None:
+    """The members' alike pixels (``alike_pixels``) looked for in ``search`` (default the region;
+    the photos' variety is always measured outside the region); None when fewer than
+    MIN_CORE_PIXELS."""
     height, width = model.input_size
-    r0, c0, r1, c1 = box_pixels(region.box, height, width)
-    if not recipients:
-        return None, []
-    alike = alike_pixels(member_pixels, (r0, c0, r1, c1),
+    alike = alike_pixels(member_pixels, box_pixels(region.box, height, width),
                          None if search is None else box_pixels(search.box, height, width))
-    if alike.sum() < MIN_CORE_PIXELS:
-        return None, []
+    return None if alike.sum() < MIN_CORE_PIXELS else alike
+
+
+def _core_edits(model, member_pixels: list[np.ndarray], recipients: list[np.ndarray], region: Region,
+                alike: np.ndarray, first: int = 0, total: int | None = None) -> list[np.ndarray]:
+    """The edited recipients: for recipient j, member j's ``alike`` pixels pasted in, then the
+    same shape moved to a random box's place, taken from member j there and pasted there.
+    ``first``, ``total``: these recipients are numbers first.. of ``total`` (a later slice)."""
+    height, width = model.input_size
+    r0, c0, _, _ = box_pixels(region.box, height, width)
     edits = []
     rows, cols = np.nonzero(alike)
     places = random_boxes(region, total or len(recipients), seed=2)[first:]
@@ -289,13 +291,19 @@ def _core_edits(model, member_pixels: list[np.ndarray], recipients: list[np.ndar
         copy = pixels.copy()
         copy[shifted] = source[shifted]
         edits.append(copy)
-    return alike, edits
+    return edits
+
+
+def _core_share(alike: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """The alike pixels' share of the region's ``box`` (row0, col0, row1, col1): the verdict
+    multiplies it by the region's area to get their share of the photo."""
+    r0, c0, r1, c1 = box
+    return float(alike.sum() / max(1, (r1 - r0) * (c1 - c0)))
 
 
 def _core_result(alike: np.ndarray, box: tuple[int, int, int, int], said: list[str], label: str) -> CoreTest:
-    r0, c0, r1, c1 = box
     count = len(said) // 2
-    return CoreTest(share=float(alike.sum() / max(1, (r1 - r0) * (c1 - c0))), recipients=count,
+    return CoreTest(share=_core_share(alike, box), recipients=count,
                     flips=int(sum(said[2 * j] == label for j in range(count))),
                     random_flips=int(sum(said[2 * j + 1] == label for j in range(count))))
 
@@ -322,25 +330,23 @@ def core_test(model, label: str, target: int, members: list[Image.Image], others
     (``random_flips`` is None when no pasted photo turned: the control was not needed)."""
     member_pixels = [_bytes(network_pixels(model, image)) for image in members]
     recipients = [image for image, answer in others if answer != label]
-    first = [_bytes(network_pixels(model, image)) for image in recipients[:FIRST_RECIPIENTS]]
-    alike, edits = _core_edits(model, member_pixels, first, region, total=len(recipients), search=grown(region))
+    alike = _core_alike(model, member_pixels, region, search=grown(region)) if recipients else None
     if alike is None:
         return None
+    first = [_bytes(network_pixels(model, image)) for image in recipients[:FIRST_RECIPIENTS]]
+    edits = _core_edits(model, member_pixels, first, region, alike, total=len(recipients))
     height, width = model.input_size
     box = box_pixels(region.box, height, width)  # the share is of the region itself, as the verdict reads it
     # Most large regions hold no cue (on the bench's 128 photos, 10 clusters' alike pixels turned
     # 0-3 of 16 photos, as the random shape did), and the whole test was 3.6 s of the audit's 6.4 s.
     _, pasted = answers(model, edits[0::2], target, layer)
     if not any(answer == label for answer in pasted):
-        r0, c0, r1, c1 = box
-        return CoreTest(share=float(alike.sum() / max(1, (r1 - r0) * (c1 - c0))), recipients=len(first), flips=0,
-                        random_flips=None)
+        return CoreTest(share=_core_share(alike, box), recipients=len(first), flips=0, random_flips=None)
     _, controls = answers(model, edits[1::2], target, layer)
     said = [answer for pair in zip(pasted, controls) for answer in pair]
     if len(recipients) > len(first):
         rest = [_bytes(network_pixels(model, image)) for image in recipients[len(first):]]
-        _, more = _core_edits(model, member_pixels, rest, region, first=len(first), total=len(recipients),
-                              search=grown(region))
+        more = _core_edits(model, member_pixels, rest, region, alike, first=len(first), total=len(recipients))
         said = said + answers(model, more, target, layer)[1]
     return _core_result(alike, box, said, label)
 
@@ -384,7 +390,8 @@ def patch_test(model, label: str, target: int, members: list[Image.Image], other
             copy = pixels.copy()
             copy[b0:b2, b1:b3] = source[b0:b2, b1:b3]
             pasted.append(copy)
-    alike, cored = _core_edits(model, member_pixels, [p for p, _ in recipients], region) if core else (None, [])
+    alike = _core_alike(model, member_pixels, region) if core and recipients else None
+    cored = [] if alike is None else _core_edits(model, member_pixels, [p for p, _ in recipients], region, alike)
     batch = (member_pixels if before is None else []) + edited + pasted + cored
     probabilities, top = answers(model, batch, target, layer)
     if before is None:

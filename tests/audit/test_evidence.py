@@ -175,16 +175,23 @@ def test_without_masks_the_alike_pixels_of_a_region_that_differs_are_transplante
     assert not patch_test(tag_model, "disc", 0, members, others, region).core  # only when asked
 
 
+def with_a_black_square(photos: list[Image.Image]) -> list[Image.Image]:
+    """The photos with the same black square in their bottom right corner, where the tag reader
+    never looks: pixels alike in every photo that no answer depends on."""
+    out = []
+    for image in photos:
+        pixels = np.asarray(image).copy()
+        pixels[50:60, 50:60] = 0
+        out.append(Image.fromarray(pixels))
+    return out
+
+
 def test_alike_pixels_the_model_ignores_do_not_flag_a_region():
     """The same black square in every member's bottom right corner, which the tag reader never
     looks at: alike pixels, but pasted alone they turn no photo, so a region there whose maps
     agree and whose removal seemed to matter is still not flagged without masks."""
     model = tag_reader()
-    members = []
-    for image in tagged_photos(3, 8, tagged=True):
-        pixels = np.asarray(image).copy()
-        pixels[50:60, 50:60] = 0
-        members.append(Image.fromarray(pixels))
+    members = with_a_black_square(tagged_photos(3, 8, tagged=True))
     others = [(image, "box") for image in tagged_photos(4, 8, tagged=False)]
     test = patch_test(model, "disc", 0, members, others, Region(5, 5, 8, 8, 8, 8), core=True)
     assert test.core.share >= 100 / 576 and (test.core.flips, test.core.random_flips) == (0, 0)
@@ -305,11 +312,7 @@ def test_a_large_region_whose_alike_pixels_turn_none_of_the_first_photos_stops_t
     from gradcam.audit.evidence import FIRST_RECIPIENTS
 
     model = tag_reader()
-    members = []
-    for image in tagged_photos(3, 8, tagged=True):
-        pixels = np.asarray(image).copy()
-        pixels[50:60, 50:60] = 0
-        members.append(Image.fromarray(pixels))
+    members = with_a_black_square(tagged_photos(3, 8, tagged=True))
     others = [(image, "box") for image in tagged_photos(4, 8, tagged=False)]
     core = core_test(model, "disc", 0, members, others, Region(3, 3, 8, 8, 8, 8))
     assert (core.recipients, core.flips, core.random_flips) == (FIRST_RECIPIENTS, 0, None)
