@@ -105,19 +105,35 @@ def timed(page, action, timeout: float = 60.0) -> float:
     return overlay_shown_after(page, timeout)
 
 
-
-
 def open_explorer(page, url: str, timeout: float = 120.0) -> None:
     page.goto(url)
     page.wait_for_selector(OVERLAY, timeout=timeout * 1000)
     wait_until_idle(page)
 
 
-def wait_until_idle(page, timeout: float = 60.0) -> None:
-    """Wait until Streamlit has finished its rerun (its status widget disappears)."""
+def wait_until_idle(page, timeout: float = 60.0, settle_ms: int = 300) -> None:
+    """Wait until Streamlit has finished its rerun and the page has drawn it: the app's own
+    script state (the frontend's ``data-test-script-state``) says not running, its status widget
+    is gone, and the page's elements have not changed in number for ``settle_ms``. The widget
+    alone was not enough: a run served from the cache ends before the widget shows, and the
+    Audit page's pictures were drawn 0.2 s after the state said not running (0.6 s after the
+    text above them)."""
     page.wait_for_timeout(150)
+    page.evaluate("() => { window.__idleCount = -1; window.__idleSince = 0; }")
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout * 1000
+        """settle => {
+            const app = document.querySelector('[data-testid="stApp"]');
+            const state = app && app.getAttribute('data-test-script-state');
+            const idle = (state === 'notRunning' || state === 'compilationError')
+                && !document.querySelector('[data-testid="stStatusWidget"]');
+            const count = document.querySelectorAll('[data-testid]').length;
+            if (!idle || count !== window.__idleCount) {
+                window.__idleCount = idle ? count : -1;
+                window.__idleSince = performance.now();
+                return false;
+            }
+            return performance.now() - window.__idleSince >= settle;
+        }""", arg=settle_ms, timeout=timeout * 1000, polling=50,
     )
 
 
