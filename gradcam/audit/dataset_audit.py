@@ -74,6 +74,11 @@ OFF_OBJECT = 0.5  # with masks: in at least half of the members the map's peak l
 FLIP_GAP = 0.5  # transplant: the region turns at least this share more photos than a random box does ...
 MIN_RECIPIENTS = 4  # ... of at least this many photos of other classes
 SWAPPED = 8  # photos per class (and of other classes) in the background and colour swaps
+# The photos at the network's input size (8-bit) kept from the explaining pass for the evidence
+# tests, up to this many bytes per audit (640 photos at 224 x 224): the tests read the same
+# members and photos of other classes cluster after cluster, and decoding and resizing them
+# again was an eighth of the audit's time on the bench's 128 photos. Photos past it are read again.
+KEPT_PIXELS_BYTES = 96 * 2 ** 20
 SWAP_GAP = 0.5  # background swap: the answer follows the background in at least this share beyond the control
 NOT_TESTED_WITHOUT_MASKS = ("Backgrounds, frames, textures and colour casts were not tested: they need object masks "
                             "or boxes (masks=...).")
@@ -293,6 +298,7 @@ class _Row:
     error: str = ""
     refused: str = ""  # the session's pixel budget refused a read of it or of its mask (the sentence)
     refused_in_tests: bool = False  # ... when the evidence tests read it again
+    pixels: np.ndarray | None = field(default=None, repr=False)  # at the network's input size, 8-bit (or None)
 
 
 def _thumbnail(image: Image.Image) -> bytes:
@@ -330,23 +336,36 @@ def _keep_photo(row: _Row, image: Image.Image, masks: dict, problems: list) -> N
                 row.refused = " ".join(str(error).split())
 
 
+def _network_image(model, image: Image.Image) -> Image.Image:
+    """The photo as the network sees it (``model.prepare``'s resize): explaining it gives the same
+    input, and the evidence tests' own resize of it (``network_pixels``) is a copy."""
+    height, width = model.input_size
+    return image.convert("L" if model.channels == 1 else "RGB").resize((width, height), Image.BICUBIC)
+
+
 def _explain_rows(model, rows: list[_Row], layer, method, explain, masks, progress, stop, problems) -> None:
     """Decode and explain the photos CHUNK at a time (each decoded photo is dropped
-    after its chunk: memory stays bounded whatever the source's size)."""
+    after its chunk: memory stays bounded whatever the source's size; the network-size
+    copies kept for the evidence tests stop at KEPT_PIXELS_BYTES)."""
     total = len(rows)
+    kept = 0
     for start in range(0, total, CHUNK):
         _check_stop(stop)
         chunk = rows[start:start + CHUNK]
         images: dict[int, Image.Image] = {}
         for i, row in enumerate(chunk):
             try:
-                images[i] = row.entry.read()
+                decoded = row.entry.read()
             except ValueError as error:  # InvalidImageError and the sandbox's sentences
                 row.error = " ".join(str(error).split()) or "This photo cannot be read."
                 if isinstance(error, PixelBudgetExceeded):
                     row.refused = row.error
                 continue
-            _keep_photo(row, images[i], masks, problems)
+            _keep_photo(row, decoded, masks, problems)
+            images[i] = _network_image(model, decoded)
+            if kept + images[i].width * images[i].height * len(images[i].getbands()) <= KEPT_PIXELS_BYTES:
+                row.pixels = np.asarray(images[i])
+                kept += row.pixels.nbytes
         known = [i for i in images if explain == "label" and chunk[i].entry.true_label is not None]
         unknown = [i for i in images if i not in known]
         for group, targets in ((known, [[chunk[i].entry.true_label] for i in known]), (unknown, None)):
@@ -582,8 +601,13 @@ def colour_sentence(label: str, test: ColourTest) -> str:
 
 
 def _read(rows: list[_Row]) -> list[tuple[_Row, Image.Image]]:
+    """The rows' photos for the evidence tests: the network-size copy where one was kept, else
+    decoded again (a refusal of the session's pixel budget is noted on the row)."""
     out = []
     for row in rows:
+        if row.pixels is not None:
+            out.append((row, Image.fromarray(row.pixels)))
+            continue
         try:
             out.append((row, row.entry.read()))
         except PixelBudgetExceeded as error:  # the evidence tests go on with fewer photos: say so
@@ -609,7 +633,7 @@ def _others(rows: list[_Row], label: str, count: int, need_mask: bool = False) -
     return out[:count]
 
 
-def _class_tests(model, label: str, rows: list[_Row], in_class: list[_Row], have_masks: bool, layer,
+def _class_tests(model, label: str, rows: list[_Row], in_class: list[_Row], have_masks: bool,
                  masses: dict[str, list[float]], stop) -> dict:
     """The class-level tests: with masks the background swap, without them the colour swap."""
     found: dict = {"object_share": None, "background": None, "colours": None, "flagged": False, "reason": ""}
@@ -631,7 +655,7 @@ def _class_tests(model, label: str, rows: list[_Row], in_class: list[_Row], have
         if len(own_read) < MIN_MEMBERS or not others_read:
             return found
         swap = background_test(model, label, int(own[0].target), [(i, r.mask, r.predicted) for r, i in own_read],
-                               [(i, r.mask, r.predicted) for r, i in others_read], layer)
+                               [(i, r.mask, r.predicted) for r, i in others_read])
         mine = masses.get(label) or []
         theirs = [m for name, values in masses.items() if name != label for m in values]
         found["background"] = swap
@@ -653,13 +677,12 @@ def _class_tests(model, label: str, rows: list[_Row], in_class: list[_Row], have
     # reported, never flagged (without masks a colour cue and the objects' colour look alike).
     sample = _read(usable[:int(np.clip(np.ceil(len(usable) / 4), MIN_MEMBERS, SWAPPED))])
     if sample:
-        test = colour_test(model, label, int(sample[0][0].target), [(i, r.predicted) for r, i in sample], donors,
-                           layer)
+        test = colour_test(model, label, int(sample[0][0].target), [(i, r.predicted) for r, i in sample], donors)
         found["colours"], found["reason"] = test, colour_sentence(label, test)
     return found
 
 
-def _class_result(model, label: str, rows: list[_Row], members_of: list[int], have_masks: bool, stop, layer=None,
+def _class_result(model, label: str, rows: list[_Row], members_of: list[int], have_masks: bool, stop,
                   masses: dict | None = None) -> tuple[AuditClass, dict[int, tuple[int | None, bool, tuple | None]]]:
     """SpRAy over one class's maps, each cluster's evidence and verdict, the class's swaps."""
     in_class = [rows[i] for i in members_of]
@@ -707,7 +730,7 @@ def _class_result(model, label: str, rows: list[_Row], members_of: list[int], ha
                 # alike pixels are transplanted alone too (2 passes per recipient more).
                 alike = not have_masks and (sameness is None or sameness < SAMENESS)
                 test = patch_test(model, label, int(read[0][0].target), [image for _, image in read],
-                                  [(image, r.predicted) for r, image in recipients], region, given, layer, core=alike)
+                                  [(image, r.predicted) for r, image in recipients], region, given, core=alike)
                 if looks is None:  # a Parquet source: the photos were read only now
                     looks = np.stack([_look(image) for _, image in read])
                     sameness, variety = sameness_of(looks, box) if len(looks) > 1 else (None, 0.0)
@@ -723,7 +746,7 @@ def _class_result(model, label: str, rows: list[_Row], members_of: list[int], ha
             if read:
                 recipients = _read(_others(rows, label, TESTED))
                 core = core_test(model, label, int(read[0][0].target), [image for _, image in read],
-                                 [(image, r.predicted) for r, image in recipients], region, layer)
+                                 [(image, r.predicted) for r, image in recipients], region)
         off = _off_object(member_rows) if have_masks else None
         judged = verdict(label, len(indices), count, region.area, _place(box),
                          None if test is None else test.reliance, None if test is None else test.random_reliance,
@@ -757,7 +780,7 @@ def _class_result(model, label: str, rows: list[_Row], members_of: list[int], ha
     scores = [object_scores(r.map, r.mask) for r in in_class if r.mask is not None and r.map is not None]
     masses_here = [s[0] for s in scores if s[0] is not None]
     hits = [s[1] for s in scores if s[1] is not None]
-    tests = _class_tests(model, label, rows, in_class, have_masks, layer, masses or {}, stop)
+    tests = _class_tests(model, label, rows, in_class, have_masks, masses or {}, stop)
     return AuditClass(label=label, count=count, accuracy=accuracy, mean_map=mean_map,
                       mass_on_object=float(np.mean(masses_here)) if masses_here else None,
                       pointing_rate=float(np.mean(hits)) if hits else None, clusters=clusters,
@@ -818,10 +841,9 @@ def audit(model, source, *, labels: dict | None = None, masks=None, layer=None, 
             mass, _ = object_scores(row.map, row.mask)
             if mass is not None:
                 masses.setdefault(row.label, []).append(mass)
-    test_layer = None if read.precomputed else layer_name
     classes, placed = [], {}
     for label, members_of in sorted(by_class.items(), key=lambda item: (-len(item[1]), item[0])):
-        cls, assignments = _class_result(model, label, rows, members_of, bool(mask_of), stop, test_layer, masses)
+        cls, assignments = _class_result(model, label, rows, members_of, bool(mask_of), stop, masses)
         classes.append(cls)
         placed.update(assignments)
     photos = []
