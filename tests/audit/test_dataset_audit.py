@@ -304,3 +304,22 @@ def test_the_report_and_the_cli_show_the_new_evidence(shortcut, honest, tmp_path
     assert "  flagged: In " in out and "pasted into" in out and "(filled with" in out
     assert "  not tested: Backgrounds, frames, textures and colour casts were not tested" in out
     assert "  red: Colour swap:" in out or "  blue: Colour swap:" in out
+
+
+def test_the_evidence_tests_reuse_the_explained_photos_and_find_the_same(shortcut, monkeypatch):
+    """The evidence tests take the photos the explaining pass already decoded and resized: each
+    photo file is decoded once, and the audit is the same, figure for figure, as when nothing is
+    kept (every test then decodes its photos again)."""
+    from gradcam.audit import dataset_audit, sources
+
+    model, folder, _, _ = shortcut
+    decoded = []
+    real = sources.load_image
+    monkeypatch.setattr(sources, "load_image", lambda path, *a, **k: decoded.append(str(path)) or real(path, *a, **k))
+    kept = gradcam.audit(model, folder)
+    assert kept.flagged and len(decoded) == len(set(decoded)) == len(kept.photos)
+    decoded.clear()
+    monkeypatch.setattr(dataset_audit, "KEPT_PIXELS_BYTES", 0)
+    read_again = gradcam.audit(model, folder)
+    assert len(decoded) > len(read_again.photos)  # the tests decoded members and other photos again
+    assert read_again.to_json() == kept.to_json()

@@ -333,3 +333,43 @@ def test_the_alike_pixels_are_looked_for_one_cell_beyond_a_large_region():
     judged = verdict("disc", 8, 8, region.area, "top left", None, None, None, None, 0.1, 0.1, None, core=core)
     assert judged.flagged
 
+
+
+def test_the_edited_photos_get_the_answers_their_explanations_would_give(tag_model):
+    """The evidence answers edited photos with a forward pass (no map): each photo's probability
+    and top class are the ones explain_batch gives it, for any number of photos (5 and 21 are
+    no bucket's size)."""
+    import gradcam
+    from gradcam.audit.evidence import answers
+
+    photos = tagged_photos(7, 11, tagged=True) + tagged_photos(8, 10, tagged=False)
+    pixels = [np.asarray(photo, np.uint8) for photo in photos]
+    for count in (5, 21):
+        probabilities, top = answers(tag_model, pixels[-count:], 0)
+        explained = gradcam.explain_batch(tag_model, photos[-count:], [0])
+        assert top == [many[0].predictions[0].label for many in explained]
+        assert np.allclose(probabilities, [many[0].probability for many in explained], atol=1e-5)
+    assert top.count("disc") == 11 and top.count("box") == 10
+
+
+def test_the_answers_run_in_smaller_batches_under_a_low_memory_budget_and_refuse_past_it(tag_model, monkeypatch):
+    from gradcam import ExplanationTooCostly
+    from gradcam.audit import evidence
+    from gradcam.engine import cost
+
+    pixels = [np.asarray(photo, np.uint8) for photo in tagged_photos(9, 9, tagged=True)]
+    sizes = []
+    run = evidence.batch_forward_pass(tag_model)
+    monkeypatch.setattr(evidence, "batch_forward_pass", lambda model: lambda x: sizes.append(len(x)) or run(x))
+    per_photo = cost.forward_batch_bytes(tag_model, 1)  # the budget is in MB: this model needs far less
+
+    def budget(photos: float) -> None:
+        for module in (evidence, cost):
+            monkeypatch.setattr(module, "memory_budget_bytes", lambda: int(per_photo * photos))
+
+    budget(3)  # three photos fit, four do not
+    assert evidence.answers(tag_model, pixels, 0)[1] == ["disc"] * 9
+    assert sizes == [3, 3, 3]
+    budget(0.5)
+    with pytest.raises(ExplanationTooCostly, match="would need about"):
+        evidence.answers(tag_model, pixels, 0)
