@@ -193,8 +193,7 @@ def page() -> None:
 
 
     st.title("Compare")
-    st.caption(f"{md(c.image.name)} · model {md(model.name)} · layer {md(c.layer)} · "
-               f"{gradcam.METHODS[c.method].display_name}. Change these on the Explore page.")
+    st.caption(shared_state.choices_line(c, model))
 
     # The class: Explore's choice, else the top-1 (a new photo, model or choice there resets it).
     shared_class = c.target if c.target is not None else top1

@@ -161,8 +161,7 @@ def page() -> None:
     top5_scores = {p.index: p.probability for p in top5}
 
     st.title("How Grad-CAM works")
-    st.caption(f"{md(c.image.name)} · model {md(model.name)} · layer {md(c.layer)} · "
-               f"{gradcam.METHODS[c.method].display_name}. Change these on the Explore page.")
+    st.caption(shared_state.choices_line(c, model))
 
     # The class: the one chosen on Explore, else the model's top-1 (a new photo or model resets it).
     shared_class = c.target if c.target is not None else top5[0].index

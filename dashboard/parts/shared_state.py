@@ -30,6 +30,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import gradcam
+from gradcam import report
 
 from .link_numbers import link_number
 from .image_picker import SAMPLES, CurrentImage, current_image, current_sample, use_sample
@@ -140,6 +141,13 @@ def choices() -> Choices:
     opacity = float(chosen.get("opacity", DEFAULTS["opacity"]))
     say_link_refusals()
     return Choices(image, model_key, model, layer, target, method, opacity, colormap)
+
+
+def choices_line(c: Choices, model: gradcam.Model) -> str:
+    """The line under a page's title that names what Explore chose (Compare and How it works):
+    "at layer X", or what a layer-free method works on instead (Guided Backpropagation has no layer)."""
+    return (f"{md(c.image.name)} · model {md(model.name)} · {md(report.layer_phrase(c.method, c.layer))} · "
+            f"{gradcam.METHODS[c.method].display_name}. Change these on the Explore page.")
 
 
 def method_for(model: gradcam.Model, method: str | None) -> str:

@@ -172,7 +172,7 @@ def test_the_lesson_report_and_batch_open_on_a_links_view_and_write_their_own():
     shared = {"sample": "coffee.jpg", "layer": "block10_add", "method": "gradcam++"}
     lesson = app("how_it_works", link={**shared, "step": "3"})
     assert lesson.session_state["lesson_step"] == 3
-    assert lesson.caption[0].value.startswith("coffee\\.jpg · model EfficientNet\\-Lite0 · layer block10\\_add")
+    assert lesson.caption[0].value.startswith("coffee\\.jpg · model EfficientNet\\-Lite0 · at layer block10\\_add")
     assert dict(lesson.query_params) == {**shared, "step": "3"}
     lesson.button(key="lesson_next").click()
     run(lesson)

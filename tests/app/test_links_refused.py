@@ -51,6 +51,9 @@ def test_every_page_opens_with_a_layerless_method_in_its_link(page, method):
 def test_compare_layers_tab_says_why_a_layerless_method_has_no_strip_and_shows_the_defaults():
     at = opened("compare", {"method": "guided-backprop"})  # Layers is the default tab
     said = texts(at)
+    for shown in (at, opened("how_it_works", {"method": "guided-backprop"})):  # the line under the title
+        heading = shown.caption[0].value  # names what the method works on, never a layer it does not use
+        assert "on the input pixels, no layer · Guided Backpropagation" in heading and "at layer" not in heading, heading
     assert "Guided Backpropagation works on the input pixels, not on one layer" in said, said
     assert "this strip shows Grad-CAM's maps" in said
     strip = [caption for image in at.image for caption in image.captions]

@@ -123,7 +123,7 @@ def test_a_shared_link_opens_compare_through_the_app_and_its_view_carries_on():
         page.goto(url + link)
         page.wait_for_selector("[data-testid='stImage']", timeout=120_000)
         wait_until_idle(page, timeout=120)
-        heading = "cat-and-coffee.jpg · model EfficientNet-Lite1 · layer block10_add"
+        heading = "cat-and-coffee.jpg · model EfficientNet-Lite1 · at layer block10_add"
         page.get_by_text(heading).first.wait_for(timeout=60_000)
         assert page.get_by_role("tab", name="Classes", selected=True).count() == 1
         page.get_by_role("link", name="How Grad-CAM works").first.click()  # only the app's own sidebar has it
@@ -209,7 +209,7 @@ def test_a_cold_start_shows_the_page_at_once_and_choices_survive_pages_and_histo
         assert "espresso" in target_label(page)
 
         page.get_by_role("link", name="Compare").first.click()  # one history entry, holding the view
-        assert compare_heading(page).startswith("coffee.jpg · model EfficientNet-Lite0 · layer block0_project_conv")
+        assert compare_heading(page).startswith("coffee.jpg · model EfficientNet-Lite0 · at layer block0_project_conv")
         wait_until_idle(page, timeout=120)
         assert "/Compare?" in page.url and "sample=coffee.jpg" in page.url
         page.go_back()  # to Explore, not to a second Compare entry
