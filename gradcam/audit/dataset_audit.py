@@ -337,13 +337,6 @@ def _keep_photo(row: _Row, image: Image.Image, masks: dict, problems: list) -> N
                 row.refused = " ".join(str(error).split())
 
 
-def _network_image(model, image: Image.Image) -> Image.Image:
-    """The photo as the network sees it (``model.prepare``'s resize): explaining it gives the same
-    input, and the evidence tests' own resize of it (``network_pixels``) is a copy."""
-    height, width = model.input_size
-    return image.convert("L" if model.channels == 1 else "RGB").resize((width, height), Image.BICUBIC)
-
-
 def _explain_rows(model, rows: list[_Row], layer, method, explain, masks, progress, stop, problems) -> None:
     """Decode and explain the photos CHUNK at a time (each decoded photo is dropped
     after its chunk: memory stays bounded whatever the source's size; the network-size
@@ -363,10 +356,12 @@ def _explain_rows(model, rows: list[_Row], layer, method, explain, masks, progre
                     row.refused = row.error
                 continue
             _keep_photo(row, decoded, masks, problems)
-            images[i] = _network_image(model, decoded)
-            if kept + images[i].width * images[i].height * len(images[i].getbands()) <= KEPT_PIXELS_BYTES:
-                row.pixels = np.asarray(images[i])
-                kept += row.pixels.nbytes
+            # Explaining the network-size photo gives the same input (its resize is then a copy),
+            # and so does the evidence tests' own resize of it (``network_pixels``).
+            images[i] = model.network_image(decoded)
+            pixels = np.asarray(images[i])
+            if kept + pixels.nbytes <= KEPT_PIXELS_BYTES:
+                row.pixels, kept = pixels, kept + pixels.nbytes
         known = [i for i in images if explain == "label" and chunk[i].entry.true_label is not None]
         unknown = [i for i in images if i not in known]
         for group, targets in ((known, [[chunk[i].entry.true_label] for i in known]), (unknown, None)):

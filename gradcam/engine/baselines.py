@@ -27,9 +27,7 @@ BLUR_SHARE = 0.05  # the blur baseline's Gaussian radius as a share of the input
 def network_pixels(model, image: Image.Image) -> np.ndarray:
     """The photo at the network's input size, RGB 0..255, as ``model.prepare`` sees it."""
     height, width = model.input_size
-    mode = "L" if model.channels == 1 else "RGB"
-    return np.asarray(image.convert(mode).resize((width, height), Image.BICUBIC), np.float32).reshape(
-        height, width, model.channels)
+    return np.asarray(model.network_image(image), np.float32).reshape(height, width, model.channels)
 
 
 def prepared_pixels(model, pixels: np.ndarray) -> np.ndarray:

@@ -116,13 +116,16 @@ class Model:
 
         return not (len(self.labels) == 1 and output_activation(self.keras) == "linear")
 
-    def prepare(self, image: Image.Image) -> np.ndarray:
-        """The network's input for ``image``: the whole frame resized (never cropped),
-        so the heatmap covers every pixel the person sees."""
+    def network_image(self, image: Image.Image) -> Image.Image:
+        """``image`` as the network sees it: the whole frame resized to the input size (never
+        cropped, so the heatmap covers every pixel the person sees), in the network's colours."""
         height, width = self.input_size
-        mode = "L" if self.channels == 1 else "RGB"
-        resized = image.convert(mode).resize((width, height), Image.BICUBIC)
-        x = np.asarray(resized, np.float32).reshape(1, height, width, self.channels)
+        return image.convert("L" if self.channels == 1 else "RGB").resize((width, height), Image.BICUBIC)
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """The network's input for ``image`` (``network_image``, preprocessed)."""
+        height, width = self.input_size
+        x = np.asarray(self.network_image(image), np.float32).reshape(1, height, width, self.channels)
         return preprocessing_function(self.preprocessing)(x).astype(np.float32)
 
 
